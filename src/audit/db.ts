@@ -1,0 +1,185 @@
+/**
+ * berth's database: one SQLite file (node:sqlite) holding history and bookkeeping
+ * (the audit log, sync runs), never a copy of the live state (DESIGN §1, §6).
+ * Several berth processes (a `serve` and a CLI `sync`) may open the same file.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
+
+/** How long a connection waits for another process's write lock before failing (ms). */
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Schema migrations, applied in order; migration i brings `PRAGMA user_version` from i to i + 1.
+ * Append new migrations at the end; never edit one that has shipped.
+ */
+export const migrations: readonly string[] = [
+  // 1: the audit log and sync runs
+  `
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    repo TEXT,
+    commitSha TEXT,
+    commitAuthor TEXT,
+    commitEmail TEXT,
+    commitMessage TEXT,
+    stack TEXT,
+    service TEXT,
+    host TEXT,
+    containerBefore TEXT,
+    containerAfter TEXT,
+    "trigger" TEXT,
+    actor TEXT NOT NULL,
+    diff TEXT,
+    outcome TEXT NOT NULL,
+    message TEXT,
+    syncId INTEGER,
+    prevHash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX audit_stack ON audit (stack, id);
+  CREATE INDEX audit_host ON audit (host, id);
+  CREATE INDEX audit_commit ON audit (commitSha, id);
+  CREATE INDEX audit_kind ON audit (kind, id);
+  CREATE INDEX audit_time ON audit (time);
+  -- append-only: stops accidental edits (verify() catches deliberate ones)
+  CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+  CREATE TABLE syncs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    commitSha TEXT NOT NULL,
+    "trigger" TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    startedAt TEXT NOT NULL,
+    finishedAt TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('running', 'succeeded', 'failed')),
+    error TEXT,
+    plan TEXT,
+    diff TEXT
+  ) STRICT;
+  CREATE INDEX syncs_stack ON syncs (stack, id);
+  CREATE INDEX syncs_commit ON syncs (commitSha, id);
+  `,
+];
+
+/**
+ * Opens (creating it and its folder if needed) berth's database at `file`, in WAL mode with a
+ * busy timeout so that several processes can share it, and brings its schema up to date.
+ */
+export function openDatabase(file: string): DatabaseSync {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw new Error(`cannot open the database ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA synchronous = NORMAL'); // safe with WAL: a power cut loses at most the last commits
+    migrate(db, file);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+function migrate(db: DatabaseSync, file: string): void {
+  const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  if (version() === migrations.length) return;
+  // Re-read the version under the write lock: another process may have migrated meanwhile.
+  immediate(db, () => {
+    const from = version();
+    if (from > migrations.length) {
+      throw new Error(
+        `the database ${file} has schema version ${from}, newer than this berth knows (${migrations.length}); upgrade berth`,
+      );
+    }
+    for (let v = from; v < migrations.length; v++) {
+      db.exec(migrations[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    }
+  });
+}
+
+/**
+ * Runs `fn` inside a `BEGIN IMMEDIATE` transaction (taking the write lock up front, so that a
+ * read-then-write cannot race another process), committing on return and rolling back on throw.
+ * Inside an already open transaction it just runs `fn`.
+ */
+export function immediate<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * A SQL condition matching `column` against a full commit SHA or a prefix of at least 4 hex
+ * characters; throws a clear Error for anything else.
+ */
+export function commitCondition(column: string, commit: string): { sql: string; param: string } {
+  const sha = commit.trim().toLowerCase();
+  if (!/^[0-9a-f]{4,64}$/.test(sha)) {
+    throw new Error(`invalid commit "${commit}": give a full SHA or a prefix of at least 4 hex characters`);
+  }
+  // GLOB is case-sensitive and the prefix holds no wildcards (hex only), so this is an exact prefix match.
+  return { sql: `${column} GLOB ?`, param: `${sha}*` };
+}
+
+/** A page of rows, newest first; `nextCursor` is set when older rows remain (pass it back as `cursor`). */
+export interface Page<R> {
+  rows: R[];
+  nextCursor?: number;
+}
+
+/**
+ * Reads one page of `table`, newest (highest id) first: rows matching all `where` conditions
+ * with id < `cursor`; `limit` defaults to 100 and is capped at 1000.
+ */
+export function readPage<R>(
+  db: DatabaseSync,
+  table: string,
+  where: string[],
+  params: SQLInputValue[],
+  page: { limit?: number; cursor?: number },
+  toRow: (r: Record<string, SQLOutputValue>) => R,
+): Page<R> {
+  const limit = page.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`invalid limit ${limit}: give a whole number from 1 to 1000`);
+  const conditions = [...where];
+  const values = [...params];
+  if (page.cursor !== undefined) {
+    if (!Number.isInteger(page.cursor) || page.cursor < 1) throw new Error(`invalid cursor ${page.cursor}: give the nextCursor of the previous page`);
+    conditions.push('id < ?');
+    values.push(page.cursor);
+  }
+  const n = Math.min(limit, 1000);
+  const sql = `SELECT * FROM ${table} ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+  const found = db.prepare(sql).all(...values, n + 1); // one more than asked: are there older rows?
+  const rows = found.slice(0, n);
+  const result: Page<R> = { rows: rows.map(toRow) };
+  if (found.length > n) result.nextCursor = rows[n - 1]!.id as number;
+  return result;
+}
+
+/** Copies a row, dropping NULL (and undefined) columns: absent optional fields. */
+export function withoutNulls(r: Record<string, SQLOutputValue>): Record<string, SQLOutputValue> {
+  return Object.fromEntries(Object.entries(r).filter(([, v]) => v != null));
+}

@@ -1,0 +1,129 @@
+/**
+ * Bookkeeping of sync runs: what was planned and how it ended. History only, never a copy of the
+ * live state (DESIGN §1).
+ */
+import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
+import { commitCondition, readPage, withoutNulls } from './db.ts';
+import type { Page } from './db.ts';
+import type { Trigger } from './log.ts';
+
+export type SyncOutcome = 'running' | 'succeeded' | 'failed';
+
+/** One sync run of one stack at one commit; optional fields are absent when not recorded. */
+export interface SyncRecord {
+  id: number;
+  repo: string;
+  stack: string;
+  commitSha: string;
+  trigger: Trigger;
+  actor: string;
+  /** ISO 8601, UTC, milliseconds */
+  startedAt: string;
+  finishedAt?: string;
+  outcome: SyncOutcome;
+  error?: string;
+  /** the plan, as JSON */
+  plan?: unknown;
+  /** a unified diff of what the plan changes */
+  diff?: string;
+}
+
+export interface SyncStart {
+  repo: string;
+  stack: string;
+  commitSha: string;
+  trigger: Trigger;
+  actor: string;
+  plan?: unknown;
+  diff?: string;
+}
+
+export interface SyncFinish {
+  outcome: 'succeeded' | 'failed';
+  error?: string;
+  /** replaces the plan recorded at start, when given */
+  plan?: unknown;
+  /** replaces the diff recorded at start, when given */
+  diff?: string;
+}
+
+export interface SyncFilter {
+  stack?: string;
+  /** a full SHA or a prefix of at least 4 hex characters */
+  commit?: string;
+  /** default 100, at most 1000 */
+  limit?: number;
+  /** rows with id < cursor (the nextCursor of the previous page) */
+  cursor?: number;
+}
+
+function toRecord(r: Record<string, SQLOutputValue>): SyncRecord {
+  const rec = withoutNulls(r) as unknown as SyncRecord & { plan?: string };
+  return rec.plan === undefined ? rec : { ...rec, plan: JSON.parse(rec.plan) };
+}
+
+const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+
+/** Sync runs in a database opened with openDatabase(). */
+export class SyncStore {
+  readonly #db: DatabaseSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** Records a sync run as started (outcome 'running') and returns it. */
+  start(s: SyncStart): SyncRecord {
+    const { lastInsertRowid } = this.#db
+      .prepare(
+        `INSERT INTO syncs (repo, stack, commitSha, "trigger", actor, startedAt, outcome, plan, diff)
+         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+      )
+      .run(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null);
+    return this.get(Number(lastInsertRowid))!;
+  }
+
+  /** Records how a running sync ended; throws if it is unknown or already finished. */
+  finish(id: number, f: SyncFinish): void {
+    const { changes } = this.#db
+      .prepare(
+        `UPDATE syncs SET finishedAt = ?, outcome = ?, error = ?, plan = coalesce(?, plan), diff = coalesce(?, diff)
+         WHERE id = ? AND outcome = 'running'`,
+      )
+      .run(new Date().toISOString(), f.outcome, f.error ?? null, json(f.plan), f.diff ?? null, id);
+    if (changes === 0) {
+      const found = this.get(id);
+      throw new Error(found ? `sync ${id} has already finished (${found.outcome})` : `there is no sync ${id}`);
+    }
+  }
+
+  /** One sync run by id. */
+  get(id: number): SyncRecord | undefined {
+    const r = this.#db.prepare('SELECT * FROM syncs WHERE id = ?').get(id);
+    return r && toRecord(r);
+  }
+
+  /** Sync runs matching the filters, newest first, one page at a time. */
+  list(f: SyncFilter = {}): Page<SyncRecord> {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (f.stack !== undefined) {
+      where.push('stack = ?');
+      params.push(f.stack);
+    }
+    if (f.commit !== undefined) {
+      const c = commitCondition('commitSha', f.commit);
+      where.push(c.sql);
+      params.push(c.param);
+    }
+    return readPage(this.#db, 'syncs', where, params, f, toRecord);
+  }
+
+  /** The stack's sync run that succeeded last (by finishing time), if any. */
+  lastSucceeded(stack: string): SyncRecord | undefined {
+    const r = this.#db
+      .prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'succeeded' ORDER BY finishedAt DESC, id DESC LIMIT 1`)
+      .get(stack);
+    return r && toRecord(r);
+  }
+}

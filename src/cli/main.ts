@@ -1,0 +1,217 @@
+/**
+ * The `berth` command (commander). Commands print results on stdout and logs on stderr.
+ * Exit codes: 0 fine, 1 the thing checked failed (invalid manifests, a failed sync, a broken audit
+ * chain, differences found by `diff`), 2 berth could not do its job (bad config, unreachable repo).
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, resolveConfig, type BerthConfig } from '../config.ts';
+import { createLogger } from '../log.ts';
+import { renderSnapshot, formatError } from '../render/index.ts';
+import { Engine, type RepoPass } from '../engine/engine.ts';
+import { startPolling } from '../engine/poller.ts';
+import { seedExamplesRepo } from '../source/seed.ts';
+import { openDatabase } from '../audit/db.ts';
+import { AuditLog } from '../audit/log.ts';
+import { formatAuditTable, parseSince } from '../audit/format.ts';
+import { buildServer, parseListen } from '../server/server.ts';
+
+const EXAMPLES = resolve(import.meta.dirname, '../../examples');
+
+/** An error that ends the command with a message and an exit code, without a stack trace. */
+class Exit extends Error {
+  readonly code: number;
+  constructor(message: string, code: number) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const program = new Command('berth')
+  .description('GitOps for plain Docker hosts: Compose files in Git, converged on your hosts.')
+  .addOption(new Option('-c, --config <file>', 'engine config (default: $BERTH_CONFIG, ./berth.config.yaml, else the embedded default)'))
+  .showHelpAfterError();
+
+program
+  .command('validate')
+  .description('check a checkout offline: berth.yaml and the Compose files (errors as file:line:col: message)')
+  .argument('[dir]', 'the folder holding berth.yaml or the stacks', '.')
+  .action((dir: string) => {
+    const result = renderSnapshot(readFolder(dir));
+    const errors = [...result.errors, ...result.stacks.flatMap((s) => (s.ok ? [] : s.errors))];
+    for (const e of errors) console.log(formatError(e));
+    if (errors.length > 0) throw new Exit(`${errors.length} error(s)`, 1);
+    const services = result.stacks.reduce((n, s) => n + (s.ok ? s.stack.services.length : 0), 0);
+    console.log(`ok: ${result.stacks.length} stack(s), ${services} service(s)`);
+  });
+
+program
+  .command('diff')
+  .description('the plan against the live hosts, as a unified diff; changes nothing (exit 1 when there are differences)')
+  .option('-s, --stack <name>', 'only this stack')
+  .action(async (opts: { stack?: string }) => {
+    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: 'cli', stack: opts.stack, dryRun: true }), 'warn');
+    let differs = false;
+    for (const pass of passes) {
+      console.log(passHeader(pass));
+      for (const s of pass.stacks) {
+        if (s.status === 'planned') {
+          differs = true;
+          console.log(s.diff);
+        } else if (s.status === 'unchanged') console.log(`# ${s.stack}: in sync`);
+        else console.log(`# ${s.stack}: ${s.status}\n${indent(s.errors ?? [])}`);
+      }
+    }
+    failOnErrors(passes);
+    if (differs) throw new Exit('', 1);
+  });
+
+program
+  .command('sync')
+  .description('one reconciliation pass now, without a server: fetch, render, diff and apply')
+  .option('-s, --stack <name>', 'only this stack')
+  .action(async (opts: { stack?: string }) => {
+    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: 'cli', stack: opts.stack }), 'info');
+    for (const pass of passes) {
+      console.log(passHeader(pass));
+      for (const s of pass.stacks) {
+        const changes = s.plan?.actions.filter((a) => a.kind !== 'keep').length ?? 0;
+        console.log(`  ${s.stack}: ${s.status}${s.status === 'synced' ? ` (${changes} container change(s))` : ''}`);
+        if (s.errors) console.log(indent(s.errors, '    '));
+      }
+    }
+    failOnErrors(passes);
+    if (passes.some((p) => p.stacks.some((s) => s.status === 'failed' || s.status === 'invalid'))) throw new Exit('', 1);
+  });
+
+program
+  .command('serve')
+  .description('run the engine: a pass at start, then every repo on its poll schedule; HTTP on `listen`')
+  .action(async () => {
+    const config = await loadConfig();
+    const log = createLogger();
+    const engine = new Engine(config, log);
+    let ready = false;
+    const app = buildServer({ ready: () => ready }, log);
+    const { host, port } = parseListen(config.listen);
+    await app.listen({ host, port });
+    log.info({ config: config.source, hosts: config.hosts.map((h) => h.name), repos: config.repos.map((r) => r.name) }, `berth serving on http://${config.listen}`);
+    if (config.source === '(embedded default)') {
+      log.info(`embedded default: edit the Compose files in ${config.repos[0].url}, commit there, and berth converges within ${config.repos[0].poll}`);
+    }
+    await engine.syncAll({ trigger: 'startup' });
+    ready = true;
+    const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
+    await new Promise<void>((done) => {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => done());
+    });
+    log.info('stopping');
+    stop();
+    await app.close();
+    await Promise.all(config.repos.map((r) => engine.syncRepo(r.name, { trigger: 'poll', dryRun: true }).catch(() => undefined)));
+    engine.close();
+  });
+
+const audit = program
+  .command('audit')
+  .description('the audit log, newest first')
+  .option('-s, --stack <name>', 'only this stack')
+  .option('--commit <sha>', 'only this commit (a prefix of 4+ characters works)')
+  .option('--since <time>', 'only rows since a time (ISO) or that long ago (30m, 2h, 7d)')
+  .option('--limit <n>', 'at most this many rows', '100')
+  .option('--json', 'JSON lines, with every field (diffs included)')
+  .action(async (opts: { stack?: string; commit?: string; since?: string; limit: string; json?: boolean }) => {
+    const log = await openAudit();
+    let since: Date | undefined;
+    try {
+      since = opts.since ? parseSince(opts.since) : undefined;
+    } catch (err) {
+      throw new Exit((err as Error).message, 2);
+    }
+    const { rows } = log.query({ stack: opts.stack, commit: opts.commit, since, limit: Number(opts.limit) });
+    if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
+    else console.log(rows.length ? formatAuditTable(rows) : 'no audit rows match');
+  });
+
+audit
+  .command('verify')
+  .description('check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise)')
+  .action(async () => {
+    const result = (await openAudit()).verify();
+    if (result.ok) console.log(`ok: ${result.rows} row(s), chain intact`);
+    else throw new Exit(`audit log broken at row ${result.badRow}: ${result.reason} (${result.rows} row(s) checked)`, 1);
+  });
+
+async function loadConfig(): Promise<BerthConfig> {
+  const config = resolveConfig(program.opts<{ config?: string }>().config);
+  if (config.source === '(embedded default)') await seedExamplesRepo(config.repos[0].url, EXAMPLES);
+  return config;
+}
+
+async function openAudit(): Promise<AuditLog> {
+  const config = await loadConfig();
+  return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
+}
+
+async function withEngine<T>(fn: (engine: Engine) => Promise<T>, level: string): Promise<T> {
+  const config = await loadConfig();
+  const engine = new Engine(config, createLogger(process.env.BERTH_LOG_LEVEL ?? level));
+  try {
+    return await fn(engine);
+  } finally {
+    engine.close();
+  }
+}
+
+function passHeader(p: RepoPass): string {
+  const c = p.commit;
+  return `repo ${p.repo}${c ? ` @ ${c.sha.slice(0, 7)} ${c.message.split('\n')[0]} (${c.author})` : ''}`;
+}
+
+/** A repo that could not be read or whose berth.yaml is broken makes the command fail. */
+function failOnErrors(passes: RepoPass[]): void {
+  const broken = passes.filter((p) => p.error);
+  if (broken.length === 0) return;
+  const unreadable = broken.some((p) => !p.commit);
+  throw new Exit(broken.map((p) => `repo ${p.repo}: ${p.error}`).join('\n'), unreadable ? 2 : 1);
+}
+
+function indent(lines: string[], pad = '  '): string {
+  return lines.map((l) => l.split('\n').map((x) => pad + x).join('\n')).join('\n');
+}
+
+/** A folder on disk as a snapshot, for `validate` (no git needed). */
+function readFolder(dir: string) {
+  const root = resolve(dir);
+  try {
+    if (!statSync(root).isDirectory()) throw new Exit(`${dir} is not a folder`, 2);
+  } catch (err) {
+    if (err instanceof Exit) throw err;
+    throw new Exit(`cannot read ${dir}: no such folder`, 2);
+  }
+  const files = new Map<string, Uint8Array>();
+  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    const path = relative(root, join(entry.parentPath, entry.name)).split('\\').join('/');
+    if (!entry.isFile() || /(^|\/)(\.git|node_modules)\//.test(path)) continue;
+    files.set(path, readFileSync(join(root, path)));
+  }
+  const commit = { sha: '0'.repeat(40), author: '', email: '', message: '(working tree)', time: 0 };
+  return { repo: '(folder)', commit, files };
+}
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof Exit) {
+    if (err.message) console.error(err.message);
+    process.exitCode = err.code;
+  } else if (err instanceof ConfigError) {
+    console.error(`berth: ${err.message}`);
+    process.exitCode = 2;
+  } else {
+    console.error(`berth: ${(err as Error).message}`);
+    if (process.env.BERTH_DEBUG) console.error(err);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * The engine's own config, berth.config.yaml (DESIGN §3): hosts and their credentials, repos and
+ * their tokens, limits. Everything that must not live in the watched repos.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Ajv } from 'ajv';
+import cron from 'node-cron';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+
+export interface TlsConfig {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface HostConfig {
+  name: string;
+  /** unix:///var/run/docker.sock, tcp://h:2376 (with tls), ssh://user@h */
+  endpoint: string;
+  labels: Record<string, string>;
+  tls?: TlsConfig;
+}
+
+export interface RepoConfig {
+  name: string;
+  /** http(s) URL, or a local path to a git repo */
+  url: string;
+  branch: string;
+  path?: string;
+  auth?: { tokenFile?: string; username?: string };
+  /** an interval (30s, 3m, 1h) or a cron expression */
+  poll: string;
+  webhookSecretFile?: string;
+}
+
+export interface BerthConfig {
+  /** where the config came from, for messages; "(embedded default)" without a file */
+  source: string;
+  dataDir: string;
+  listen: string;
+  hosts: HostConfig[];
+  repos: RepoConfig[];
+  auth: { tokens: Array<{ name: string; role: 'viewer' | 'operator' | 'admin'; tokenFile: string }> };
+  /** how many hosts are reconciled at once */
+  hostConcurrency: number;
+}
+
+/** A config that cannot be used, with a message a person can act on (no stack trace). */
+export class ConfigError extends Error {}
+
+const NAME = '^[a-z0-9][a-z0-9_.-]*$';
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dataDir: { type: 'string', minLength: 1 },
+    listen: { type: 'string', pattern: '^[^:]*:[0-9]+$' },
+    hostConcurrency: { type: 'integer', minimum: 1 },
+    hosts: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'endpoint'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          endpoint: { type: 'string', pattern: '^(unix|tcp|ssh|http|https)://' },
+          labels: { type: 'object', additionalProperties: { type: 'string' } },
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['ca', 'cert', 'key'],
+            properties: { ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } },
+          },
+        },
+      },
+    },
+    repos: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'url'],
+        properties: {
+          name: { type: 'string', pattern: NAME },
+          url: { type: 'string', minLength: 1 },
+          branch: { type: 'string', minLength: 1 },
+          path: { type: 'string' },
+          poll: { type: 'string', minLength: 1 },
+          webhookSecretFile: { type: 'string' },
+          auth: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { tokenFile: { type: 'string' }, username: { type: 'string' } },
+          },
+        },
+      },
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        tokens: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'role', 'tokenFile'],
+            properties: {
+              name: { type: 'string' },
+              role: { enum: ['viewer', 'operator', 'admin'] },
+              tokenFile: { type: 'string' },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+/** Reads and checks a config file; every problem is reported as `file:line:col: message`. */
+export function loadConfig(file: string): BerthConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const where = (offset: number | undefined): string => {
+    if (offset === undefined) return `${file}`;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (!validate(raw)) {
+    const lines = (validate.errors ?? []).map((e) => {
+      const path = e.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+      const node = doc.getIn(path, true);
+      const at = isNode(node) ? node.range?.[0] : undefined;
+      const key = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
+      const extra = e.keyword === 'additionalProperties' ? ` '${String(e.params.additionalProperty)}'` : '';
+      return `${where(at)}: ${key}: ${e.message}${extra}`;
+    });
+    throw new ConfigError(lines.join('\n'));
+  }
+  const base = dirname(resolve(file));
+  return normalize(raw as RawConfig, base, file);
+}
+
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos'>> & {
+  hosts?: Array<Partial<HostConfig> & { name: string; endpoint: string }>;
+  repos?: Array<Partial<RepoConfig> & { name: string; url: string }>;
+};
+
+function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const hosts = (raw.hosts ?? []).map((h) => ({
+    name: h.name,
+    endpoint: h.endpoint,
+    labels: h.labels ?? {},
+    tls: h.tls && { ca: rel(h.tls.ca), cert: rel(h.tls.cert), key: rel(h.tls.key) },
+  }));
+  const repos = (raw.repos ?? []).map((r) => ({
+    name: r.name,
+    url: /^[a-z][a-z0-9+.-]*:\/\//i.test(r.url) ? r.url : rel(r.url),
+    branch: r.branch ?? 'main',
+    path: r.path,
+    poll: r.poll ?? '3m',
+    auth: r.auth && { ...r.auth, tokenFile: r.auth.tokenFile && rel(r.auth.tokenFile) },
+    webhookSecretFile: r.webhookSecretFile && rel(r.webhookSecretFile),
+  }));
+  for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
+    const seen = new Set<string>();
+    for (const item of list) {
+      if (seen.has(item.name)) throw new ConfigError(`${source}: ${what}: the name '${item.name}' is used twice`);
+      seen.add(item.name);
+    }
+  }
+  for (const r of repos) parsePoll(r.poll, `${source}: repos.${r.name}.poll`);
+  return {
+    source,
+    dataDir: rel(raw.dataDir ?? './data'),
+    listen: raw.listen ?? '127.0.0.1:8080',
+    hosts: hosts.length > 0 ? hosts : [localHost()],
+    repos,
+    auth: { tokens: (raw.auth?.tokens ?? []).map((t) => ({ ...t, tokenFile: rel(t.tokenFile) })) },
+    hostConcurrency: raw.hostConcurrency ?? 8,
+  };
+}
+
+function localHost(): HostConfig {
+  return { name: 'local', endpoint: 'unix:///var/run/docker.sock', labels: {} };
+}
+
+export type PollSchedule = { kind: 'interval'; ms: number } | { kind: 'cron'; expression: string };
+
+/** `30s`, `3m`, `1h` (also combined, `1h30m`) or a cron expression of 5 or 6 fields. */
+export function parsePoll(value: string, where = 'poll'): PollSchedule {
+  const interval = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value.trim());
+  if (interval && value.trim() !== '') {
+    const ms = ((Number(interval[1] ?? 0) * 60 + Number(interval[2] ?? 0)) * 60 + Number(interval[3] ?? 0)) * 1000;
+    if (ms < 1000) throw new ConfigError(`${where}: '${value}' is shorter than one second`);
+    return { kind: 'interval', ms };
+  }
+  if (cron.validate(value.trim())) return { kind: 'cron', expression: value.trim() };
+  throw new ConfigError(`${where}: '${value}' is neither an interval (30s, 3m, 1h) nor a cron expression`);
+}
+
+/**
+ * The embedded default: the local Docker socket as the one host and the bundled examples as the
+ * repo, seeded into a git repo under the data folder so that a newcomer can commit a change there
+ * and watch it converge.
+ */
+export function defaultConfig(dataDir = resolve('data')): BerthConfig {
+  return {
+    source: '(embedded default)',
+    dataDir,
+    listen: '127.0.0.1:8080',
+    hosts: [localHost()],
+    repos: [{ name: 'examples', url: resolve(dataDir, 'examples'), branch: 'main', poll: '5s' }],
+    auth: { tokens: [] },
+    hostConcurrency: 8,
+  };
+}
+
+/** The config named by --config or BERTH_CONFIG, else ./berth.config.yaml when present, else the embedded default. */
+export function resolveConfig(flag?: string): BerthConfig {
+  const file = flag ?? process.env.BERTH_CONFIG;
+  if (file) return loadConfig(file);
+  if (existsSync('berth.config.yaml')) return loadConfig('berth.config.yaml');
+  return defaultConfig();
+}
+
+/** Reads a secret file (token, webhook secret), trimmed. The message names the file, never the content. */
+export function readSecretFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`cannot read ${what} from ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Diff: desired containers against live ones -> a plan of create / replace / remove / keep.
+ * Pure: plain data in, plain data out. The same plan value is printed, applied and audited.
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { NetworkSpec, RenderedStack, VolumeSpec } from '../model.ts';
+import type { LiveContainer, LiveHost } from '../observe/live.ts';
+import type { DesiredContainer } from '../schedule/container.ts';
+
+interface Slot {
+  host: string;
+  service: string;
+  slot: number;
+}
+
+export type Action =
+  | (Slot & { kind: 'create'; desired: DesiredContainer; reason: string })
+  | (Slot & { kind: 'replace'; desired: DesiredContainer; live: LiveContainer; reason: string })
+  | (Slot & { kind: 'remove'; live: LiveContainer; reason: string })
+  | (Slot & { kind: 'keep'; live: LiveContainer });
+
+export interface StackPlan {
+  repo: string;
+  stack: string;
+  /** the commit the plan applies; absent when the stack is pruned (gone from Git) */
+  commit?: string;
+  networks: Array<{ host: string; spec: NetworkSpec }>;
+  volumes: Array<{ host: string; spec: VolumeSpec }>;
+  /** managed networks to remove once the stack's containers are gone (pruned stacks only) */
+  removeNetworks: Array<{ host: string; name: string }>;
+  /** removals of what is no longer wanted first, then the services in start order */
+  actions: Action[];
+  /** what live containers exist but are not removed because the stack does not prune */
+  unpruned: LiveContainer[];
+}
+
+export interface PlanInput {
+  repo: string;
+  /** null: the stack is gone from Git and everything of it goes (when prune) */
+  stack: RenderedStack | null;
+  stackName: string;
+  commit?: string;
+  desired: DesiredContainer[];
+  /** the live state of every target host (only this stack's objects are looked at) */
+  live: LiveHost[];
+  prune: boolean;
+}
+
+const key = (s: Slot) => `${s.host}/${s.service}/${s.slot}`;
+
+/** Works out what must happen for one stack to match Git. */
+export function planStack(input: PlanInput): StackPlan {
+  const { repo, stackName } = input;
+  const mine = (o: { repo: string; stack: string }) => o.repo === repo && o.stack === stackName;
+  const live = input.live.flatMap((h) => h.containers.filter(mine));
+  const byKey = new Map<string, LiveContainer[]>();
+  for (const c of live) byKey.set(key(c), [...(byKey.get(key(c)) ?? []), c]);
+
+  const removals: Action[] = [];
+  const updates: Action[] = [];
+  const desiredServices = new Set(input.desired.map((d) => d.service));
+  for (const d of input.desired) {
+    const slot = { host: d.host, service: d.service, slot: d.slot };
+    const candidates = byKey.get(key(d)) ?? [];
+    byKey.delete(key(d));
+    const matches = (c: LiveContainer) => c.specHash === d.specHash && c.state === 'running';
+    const best = candidates.find(matches) ?? candidates[0];
+    for (const extra of candidates.filter((c) => c !== best)) {
+      removals.push({ ...slot, kind: 'remove', live: extra, reason: 'duplicate of the same replica' });
+    }
+    if (!best) updates.push({ ...slot, kind: 'create', desired: d, reason: 'missing' });
+    else if (matches(best)) updates.push({ ...slot, kind: 'keep', live: best });
+    else {
+      const reason = best.specHash !== d.specHash ? 'spec changed' : `not running (${best.state})`;
+      updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
+    }
+  }
+  const unpruned: LiveContainer[] = [];
+  for (const c of [...byKey.values()].flat()) {
+    const slot = { host: c.host, service: c.service, slot: c.slot };
+    if (desiredServices.has(c.service)) {
+      removals.push({ ...slot, kind: 'remove', live: c, reason: 'replica no longer wanted here' });
+    } else if (input.prune) {
+      const reason = input.stack ? 'service removed from Git' : 'stack removed from Git';
+      removals.push({ ...slot, kind: 'remove', live: c, reason });
+    } else unpruned.push(c);
+  }
+
+  const networks: StackPlan['networks'] = [];
+  const volumes: StackPlan['volumes'] = [];
+  const removeNetworks: StackPlan['removeNetworks'] = [];
+  const hostsUsed = new Set(input.desired.map((d) => d.host));
+  for (const h of input.live) {
+    if (input.stack && hostsUsed.has(h.host)) {
+      const have = (list: Array<{ name: string }>, name: string) => list.some((o) => o.name === name);
+      for (const spec of input.stack.networks) {
+        if (!spec.external && !have(h.networks, spec.name)) networks.push({ host: h.host, spec });
+      }
+      for (const spec of input.stack.volumes) {
+        if (!spec.external && !have(h.volumes, spec.name)) volumes.push({ host: h.host, spec });
+      }
+    } else if (input.prune && !h.containers.some((c) => mine(c) && !removals.some((r) => r.kind === 'remove' && r.live.id === c.id))) {
+      for (const n of h.networks.filter(mine)) removeNetworks.push({ host: h.host, name: n.name });
+    }
+  }
+  const order = new Map(input.stack?.services.map((s, i) => [s.name, i]) ?? []);
+  updates.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0) || a.slot - b.slot);
+  return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned };
+}
+
+/** True when applying the plan would change anything on a host. */
+export function hasChanges(plan: StackPlan): boolean {
+  return (
+    plan.networks.length > 0 ||
+    plan.volumes.length > 0 ||
+    plan.removeNetworks.length > 0 ||
+    plan.actions.some((a) => a.kind !== 'keep')
+  );
+}
+
+/** One line per change: `replace web#1 on local: spec changed`. */
+export function describeAction(a: Action): string {
+  return `${a.kind} ${a.service}#${a.slot} on ${a.host}${a.kind === 'keep' ? '' : `: ${a.reason}`}`;
+}
+
+/**
+ * The plan as a unified diff, one section per changed service (live view against desired view),
+ * preceded by a summary of the actions. Secret-looking values are already masked in the views.
+ */
+export function planDiff(plan: StackPlan): string {
+  const changed = plan.actions.filter((a) => a.kind !== 'keep');
+  if (changed.length === 0 && !hasChanges(plan)) return '';
+  const lines = [
+    ...plan.networks.map((n) => `create network ${n.spec.name} on ${n.host}`),
+    ...plan.volumes.map((v) => `create volume ${v.spec.name} on ${v.host}`),
+    ...changed.map(describeAction),
+    ...plan.removeNetworks.map((n) => `remove network ${n.name} on ${n.host}`),
+  ];
+  const sections: string[] = [];
+  const seen = new Set<string>();
+  for (const a of changed) {
+    if (seen.has(a.service)) continue;
+    seen.add(a.service);
+    const liveView = a.kind === 'create' ? '' : (a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`);
+    const desiredView = a.kind === 'remove' ? '' : a.desired.view;
+    if (liveView === desiredView) continue;
+    const name = `${plan.stack}/${a.service}`;
+    const before = a.kind === 'create' ? 'absent' : `live, commit ${a.live.commit.slice(0, 7) || 'unknown'}`;
+    const after = a.kind === 'remove' ? 'absent' : `commit ${(plan.commit ?? '').slice(0, 7)}`;
+    const patch = createTwoFilesPatch(`a/${name}`, `b/${name}`, liveView, desiredView, before, after, { context: 3 });
+    sections.push(patch.split('\n').slice(1).join('\n'));
+  }
+  return `${lines.map((l) => `# ${l}`).join('\n')}\n${sections.join('')}`;
+}

@@ -1,0 +1,266 @@
+/**
+ * The engine: one reconciliation pass per repo, walking the data flow of DESIGN §1:
+ * source -> render -> schedule -> observe -> diff -> apply -> audit.
+ * It holds no copy of what runs: every pass reads the hosts again, so a restart at any moment
+ * (even mid-rollout) rebuilds everything it needs from the hosts and from Git.
+ */
+import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
+import type { Logger } from 'pino';
+import type { BerthConfig, RepoConfig } from '../config.ts';
+import { readSecretFile } from '../config.ts';
+import type { CommitInfo, RenderedStack, SourceError as ManifestError } from '../model.ts';
+import { GitSource } from '../source/git.ts';
+import { renderSnapshot, formatError } from '../render/index.ts';
+import { placeStack, PlacementError, type HostInfo } from '../schedule/place.ts';
+import { connect } from '../observe/docker.ts';
+import { observeHost, type LiveHost } from '../observe/live.ts';
+import { hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
+import { applyPlan, type StepEvent } from '../apply/execute.ts';
+import { DockerHost } from '../apply/docker-host.ts';
+import { openDatabase } from '../audit/db.ts';
+import { AuditLog, type AuditInput, type Trigger } from '../audit/log.ts';
+import { SyncStore } from '../audit/syncs.ts';
+import { mapLimit } from './limit.ts';
+
+export interface PassOptions {
+  trigger: Trigger;
+  /** who asked: a token's name, `cli`, or `berth` for the engine's own triggers */
+  actor?: string;
+  /** only this stack */
+  stack?: string;
+  /** work out the plans but change nothing and record nothing */
+  dryRun?: boolean;
+}
+
+export type StackStatus = 'unchanged' | 'synced' | 'failed' | 'invalid' | 'planned' | 'skipped';
+
+export interface StackOutcome {
+  stack: string;
+  status: StackStatus;
+  plan?: StackPlan;
+  diff?: string;
+  /** what went wrong, in words a person can act on */
+  errors?: string[];
+  syncId?: number;
+}
+
+export interface RepoPass {
+  repo: string;
+  commit?: CommitInfo;
+  /** a repo-wide failure: unreachable repo, broken berth.yaml, a host that cannot be read */
+  error?: string;
+  stacks: StackOutcome[];
+}
+
+export class Engine {
+  readonly config: BerthConfig;
+  readonly log: Logger;
+  readonly db: DatabaseSync;
+  readonly audit: AuditLog;
+  readonly syncs: SyncStore;
+  readonly hosts = new Map<string, DockerHost>();
+  private readonly sources = new Map<string, GitSource>();
+  private readonly lanes = new Map<string, { tail: Promise<unknown>; waiting?: Promise<RepoPass> }>();
+
+  constructor(config: BerthConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.db = openDatabase(join(config.dataDir, 'berth.db'));
+    this.audit = new AuditLog(this.db);
+    this.syncs = new SyncStore(this.db);
+    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
+    for (const r of config.repos) this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Every repo, in parallel (each repo's own passes never overlap). */
+  syncAll(opts: PassOptions): Promise<RepoPass[]> {
+    return Promise.all(this.config.repos.map((r) => this.syncRepo(r.name, opts)));
+  }
+
+  /**
+   * One pass over a repo. Never two at once for the same repo: a request that arrives while a pass
+   * runs waits for it, and all requests that arrive meanwhile share the one pass that follows.
+   */
+  syncRepo(repo: string, opts: PassOptions): Promise<RepoPass> {
+    if (opts.dryRun) return this.pass(repo, opts);
+    let lane = this.lanes.get(repo);
+    if (!lane) this.lanes.set(repo, (lane = { tail: Promise.resolve() }));
+    if (lane.waiting) return lane.waiting;
+    const l = lane;
+    const next = l.tail.then(() => {
+      l.waiting = undefined;
+      return this.pass(repo, opts);
+    });
+    l.waiting = next;
+    l.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  private async pass(repoName: string, opts: PassOptions): Promise<RepoPass> {
+    const source = this.sources.get(repoName);
+    if (!source) throw new Error(`unknown repo ${repoName}`);
+    const log = this.log.child({ repo: repoName });
+    let commit: CommitInfo;
+    let rendered;
+    try {
+      commit = await source.update();
+      rendered = renderSnapshot(await source.snapshot(commit.sha));
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot read the repo');
+      return { repo: repoName, error: (err as Error).message, stacks: [] };
+    }
+    const clog = log.child({ commit: commit.sha.slice(0, 7) });
+    const base: AuditInput = { kind: '', repo: repoName, commit, trigger: opts.trigger, actor: opts.actor ?? 'berth' };
+
+    if (rendered.errors.length > 0) {
+      const message = rendered.errors.map(formatError).join('\n');
+      clog.error({ errors: message }, 'berth.yaml is invalid: nothing changes');
+      if (!opts.dryRun) this.recordInvalid(base, undefined, rendered.errors);
+      return { repo: repoName, commit, error: message, stacks: [] };
+    }
+
+    const hostInfos: HostInfo[] = this.config.hosts.map((h) => ({ name: h.name, labels: h.labels }));
+    let live: LiveHost[];
+    try {
+      live = await mapLimit([...this.hosts.values()], this.config.hostConcurrency, (h) => observeHost(h.name, h.docker));
+    } catch (err) {
+      const message = `cannot list containers: ${(err as Error).message}`;
+      clog.error({ err: message }, 'observe failed: nothing changes');
+      return { repo: repoName, commit, error: message, stacks: [] };
+    }
+
+    const wanted = (name: string) => !opts.stack || opts.stack === name;
+    const outcomes: StackOutcome[] = [];
+    const inGit = new Set(rendered.stacks.map((s) => s.def.name));
+    const liveStacks = new Set(live.flatMap((h) => h.containers.filter((c) => c.repo === repoName).map((c) => c.stack)));
+    const work: Array<{ name: string; stack: RenderedStack | null; prune: boolean }> = [];
+    for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
+      if (!r.ok) {
+        const message = r.errors.map(formatError).join('\n');
+        clog.error({ stack: r.def.name, errors: message }, 'stack is invalid: its containers stay as they are');
+        if (!opts.dryRun) this.recordInvalid({ ...base, stack: r.def.name }, r.def.name, r.errors);
+        outcomes.push({ stack: r.def.name, status: 'invalid', errors: r.errors.map(formatError) });
+      } else work.push({ name: r.def.name, stack: r.stack, prune: r.stack.sync.prune });
+    }
+    for (const name of [...liveStacks].filter((s) => !inGit.has(s) && wanted(s)).sort()) {
+      work.push({ name, stack: null, prune: true });
+    }
+
+    for (const w of work) {
+      const slog = clog.child({ stack: w.name });
+      let plan: StackPlan;
+      try {
+        const desired = w.stack ? placeStack(repoName, w.stack, hostInfos, commit.sha) : [];
+        plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
+      } catch (err) {
+        if (!(err instanceof PlacementError)) throw err;
+        slog.error({ err: err.message }, 'cannot place the stack');
+        if (!opts.dryRun) this.audit.append({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
+        outcomes.push({ stack: w.name, status: 'failed', errors: [err.message] });
+        continue;
+      }
+      const diff = planDiff(plan);
+      const changes = hasChanges(plan);
+      if (opts.dryRun) {
+        outcomes.push({ stack: w.name, status: changes ? 'planned' : 'unchanged', plan, diff });
+        continue;
+      }
+      if (!changes && opts.trigger !== 'manual') {
+        outcomes.push({ stack: w.name, status: 'unchanged', plan });
+        continue;
+      }
+      outcomes.push(await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog));
+    }
+    return { repo: repoName, commit, stacks: outcomes };
+  }
+
+  /** Applies one stack's plan, recording the sync and each step in the audit log. */
+  private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger): Promise<StackOutcome> {
+    const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
+    const sync = this.syncs.start({
+      repo: plan.repo,
+      stack: plan.stack,
+      commitSha: base.commit?.sha ?? '',
+      trigger: base.trigger ?? 'manual',
+      actor: base.actor ?? 'berth',
+      plan: summarizePlan(plan),
+      diff,
+    });
+    const row = { ...base, syncId: sync.id };
+    this.audit.append({ ...row, kind: 'sync.started', diff, message: `${changes} container change(s)${stack ? '' : ', stack removed from Git'}` });
+    log.info({ changes }, 'sync started');
+    const serviceDiff = (service: string) =>
+      planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], actions: plan.actions.filter((a) => a.service === service) });
+    const onStep = (e: StepEvent) => {
+      if ('service' in e) {
+        this.audit.append({
+          ...row,
+          kind: e.kind,
+          service: e.service,
+          host: e.host,
+          containerBefore: e.containerBefore,
+          containerAfter: e.containerAfter,
+          diff: serviceDiff(e.service),
+          message: `${e.service}#${e.slot}: ${e.reason}`,
+        });
+        log.info({ host: e.host, service: e.service, slot: e.slot, before: e.containerBefore?.slice(0, 12), after: e.containerAfter?.slice(0, 12) }, e.kind);
+      } else {
+        this.audit.append({ ...row, kind: e.kind, host: e.host, message: e.name });
+        log.info({ host: e.host, name: e.name }, e.kind);
+      }
+    };
+    const result = await applyPlan(plan, stack, this.hosts, onStep);
+    if (result.ok) {
+      this.syncs.finish(sync.id, { outcome: 'succeeded' });
+      this.audit.append({ ...row, kind: 'sync.succeeded', message: `${changes} container change(s) applied` });
+      log.info('sync succeeded');
+      return { stack: plan.stack, status: changes || diff ? 'synced' : 'unchanged', plan, diff, syncId: sync.id };
+    }
+    this.syncs.finish(sync.id, { outcome: 'failed', error: result.error });
+    this.audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.failed?.service, host: result.failed?.host, message: result.error });
+    log.error({ err: result.error }, 'sync failed');
+    return { stack: plan.stack, status: 'failed', plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
+  }
+
+  /** Records an invalid manifest once per (repo, commit, stack): polling the same bad commit adds no rows. */
+  private recordInvalid(base: AuditInput, stack: string | undefined, errors: ManifestError[]): void {
+    const seen = this.audit
+      .query({ kind: 'manifest.invalid', commit: base.commit?.sha, stack, limit: 1000 })
+      .rows.some((r) => r.repo === base.repo && (r.stack ?? undefined) === stack);
+    if (seen) return;
+    this.audit.append({ ...base, kind: 'manifest.invalid', stack, outcome: 'error', message: errors.map(formatError).join('\n') });
+  }
+}
+
+function summarizePlan(plan: StackPlan) {
+  return {
+    networks: plan.networks.map((n) => ({ host: n.host, name: n.spec.name })),
+    volumes: plan.volumes.map((v) => ({ host: v.host, name: v.spec.name })),
+    removeNetworks: plan.removeNetworks,
+    actions: plan.actions.map((a) => ({
+      kind: a.kind,
+      host: a.host,
+      service: a.service,
+      slot: a.slot,
+      reason: a.kind === 'keep' ? undefined : a.reason,
+      container: a.kind === 'create' ? undefined : a.live.id,
+      specHash: a.kind === 'create' || a.kind === 'replace' ? a.desired.specHash : a.live.specHash,
+    })),
+  };
+}
+
+function repoRef(r: RepoConfig) {
+  return {
+    name: r.name,
+    url: r.url,
+    branch: r.branch,
+    path: r.path,
+    username: r.auth?.username,
+    token: r.auth?.tokenFile ? readSecretFile(r.auth.tokenFile, `the token of repo ${r.name}`) : undefined,
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Observe: what berth manages on a host, read back from container, network and volume labels.
+ * One list call per kind per host; the labels are the truth about what runs (DESIGN §1, §4).
+ */
+import type Dockerode from 'dockerode';
+import { LABEL } from '../model.ts';
+import { VIEW_LABEL } from '../schedule/container.ts';
+
+export interface LiveContainer {
+  id: string;
+  host: string;
+  name: string;
+  repo: string;
+  stack: string;
+  service: string;
+  slot: number;
+  specHash: string;
+  commit: string;
+  /** Docker's state: created, running, restarting, exited, paused, dead, removing */
+  state: string;
+  /** healthy | unhealthy | starting | undefined (no health check) */
+  health?: string;
+  image: string;
+  view?: string;
+}
+
+export interface LiveHost {
+  host: string;
+  containers: LiveContainer[];
+  /** berth-managed networks and volumes present on the host */
+  networks: LiveObject[];
+  volumes: LiveObject[];
+}
+
+export interface LiveObject {
+  name: string;
+  repo: string;
+  stack: string;
+}
+
+const managed = { label: [`${LABEL.managed}=true`] };
+
+/** Lists everything berth manages on one host (three list calls, whatever the number of containers). */
+export async function observeHost(host: string, docker: Dockerode): Promise<LiveHost> {
+  const [containers, networks, volumes] = await Promise.all([
+    docker.listContainers({ all: true, filters: managed }),
+    docker.listNetworks({ filters: managed }),
+    docker.listVolumes({ filters: managed }),
+  ]);
+  return {
+    host,
+    containers: containers.map((c) => toLive(host, c)),
+    networks: networks.map((n) => liveObject(n.Name, n.Labels)),
+    volumes: (volumes.Volumes ?? []).map((v) => liveObject(v.Name, v.Labels)),
+  };
+}
+
+function liveObject(name: string, labels: Record<string, string> | null | undefined): LiveObject {
+  return { name, repo: labels?.[LABEL.repo] ?? '', stack: labels?.[LABEL.stack] ?? '' };
+}
+
+function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
+  const l = c.Labels;
+  const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status)?.[1]?.replace('health: ', '');
+  return {
+    id: c.Id,
+    host,
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    repo: l[LABEL.repo] ?? '',
+    stack: l[LABEL.stack] ?? '',
+    service: l[LABEL.service] ?? '',
+    slot: Number(l[LABEL.slot] ?? 0),
+    specHash: l[LABEL.specHash] ?? '',
+    commit: l[LABEL.commit] ?? '',
+    state: c.State,
+    health,
+    image: c.Image,
+    view: l[VIEW_LABEL],
+  };
+}

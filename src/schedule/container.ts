@@ -1,0 +1,188 @@
+/**
+ * The container a placed replica should be: Docker's create options, a readable view of them for
+ * diffs, and the spec hash that decides whether a live container still matches (DESIGN §4, §5).
+ * Pure: no Docker, no I/O.
+ */
+import { createHash } from 'node:crypto';
+import type Dockerode from 'dockerode';
+import { stringify } from 'yaml';
+import { LABEL, type RenderedStack, type ServiceSpec } from '../model.ts';
+
+export interface DesiredContainer {
+  host: string;
+  stack: string;
+  service: string;
+  slot: number;
+  /** the container's name on the host: `<stack>-<service>-<slot>`, as Compose names them */
+  name: string;
+  specHash: string;
+  /** what changed is shown from this, never from raw values (secret-looking env values are masked) */
+  view: string;
+  create: Dockerode.ContainerCreateOptions;
+}
+
+/**
+ * The service's readable view rides along on each container, so that the diff of a change is made
+ * from the hosts (the truth) without re-reading old commits.
+ */
+export const VIEW_LABEL = 'berth.view';
+
+/** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
+const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
+
+export function maskEnv(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? `<masked sha256:${sha256(v).slice(0, 12)}>` : v]),
+  );
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** Stable JSON: object keys sorted, so equal specs hash equally. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+export function networkName(stack: RenderedStack, key: string): string {
+  return stack.networks.find((n) => n.key === key)?.name ?? `${stack.name}_${key}`;
+}
+
+export function volumeName(stack: RenderedStack, key: string): string {
+  return stack.volumes.find((v) => v.key === key)?.name ?? `${stack.name}_${key}`;
+}
+
+/** The labels that identify a berth container; `commit` is left out of the spec hash. */
+export function identityLabels(repo: string, stack: string, service: string, slot: number): Record<string, string> {
+  return {
+    [LABEL.managed]: 'true',
+    [LABEL.repo]: repo,
+    [LABEL.stack]: stack,
+    [LABEL.service]: service,
+    [LABEL.slot]: String(slot),
+    [LABEL.composeProject]: stack,
+    [LABEL.composeService]: service,
+    [LABEL.composeNumber]: String(slot),
+    [LABEL.composeOneoff]: 'False',
+  };
+}
+
+/**
+ * Builds the container for replica `slot` of `svc`. The spec hash covers everything that
+ * shapes the container (env values included, as a hash) and nothing that does not (the commit).
+ */
+export function desiredContainer(
+  repo: string,
+  stack: RenderedStack,
+  svc: ServiceSpec,
+  slot: number,
+  host: string,
+  commitSha: string,
+): DesiredContainer {
+  const ports = svc.ports.map((p) => ({ ...p, key: `${p.target}/${p.protocol}` }));
+  const exposed = Object.fromEntries(ports.map((p) => [p.key, {}]));
+  const bindings: Record<string, Array<{ HostIp?: string; HostPort?: string }>> = {};
+  for (const p of ports.filter((p) => p.published !== undefined)) {
+    (bindings[p.key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published });
+  }
+  const mounts = svc.volumes.map((m) => ({
+    Type: m.type,
+    Source: m.type === 'volume' && m.source ? volumeName(stack, m.source) : (m.source ?? ''),
+    Target: m.target,
+    ReadOnly: m.readOnly,
+  }));
+  const [firstNet, ...otherNets] = svc.networks;
+  const endpoint = (n: (typeof svc.networks)[number]) => ({
+    Aliases: [...new Set([svc.name, ...n.aliases])],
+  });
+  const restart = parseRestart(svc.restart);
+  const hc = svc.healthcheck;
+  const env = Object.entries(svc.environment).map(([k, v]) => `${k}=${v}`);
+
+  const shape: Dockerode.ContainerCreateOptions = {
+    Image: svc.image,
+    Cmd: svc.command,
+    Entrypoint: svc.entrypoint,
+    Env: env,
+    User: svc.user,
+    WorkingDir: svc.workingDir,
+    ExposedPorts: ports.length ? exposed : undefined,
+    StopSignal: svc.stopSignal,
+    StopTimeout: svc.stopGracePeriodSeconds,
+    Healthcheck: hc && {
+      Test: hc.test,
+      Interval: hc.intervalNs,
+      Timeout: hc.timeoutNs,
+      StartPeriod: hc.startPeriodNs,
+      Retries: hc.retries,
+    },
+    HostConfig: {
+      PortBindings: Object.keys(bindings).length ? bindings : undefined,
+      Mounts: mounts.length ? mounts : undefined,
+      RestartPolicy: restart,
+      NetworkMode: firstNet ? networkName(stack, firstNet.key) : undefined,
+    },
+    NetworkingConfig: firstNet ? { EndpointsConfig: { [networkName(stack, firstNet.key)]: endpoint(firstNet) } } : undefined,
+  };
+  const userLabels = svc.labels;
+  const view = serviceView(stack, svc);
+  const specHash = sha256(canonical({ shape, userLabels, extraNetworks: otherNets.map((n) => [networkName(stack, n.key), endpoint(n)]) })).slice(0, 16);
+  const labels = {
+    ...userLabels,
+    ...identityLabels(repo, stack.name, svc.name, slot),
+    [LABEL.specHash]: specHash,
+    [LABEL.commit]: commitSha,
+    [VIEW_LABEL]: view,
+  };
+  return {
+    host,
+    stack: stack.name,
+    service: svc.name,
+    slot,
+    name: `${stack.name}-${svc.name}-${slot}`,
+    specHash,
+    view,
+    create: { ...shape, Labels: labels },
+  };
+}
+
+/** Networks beyond the first are connected after create (Docker's create takes one endpoint). */
+export function extraNetworks(stack: RenderedStack, svc: ServiceSpec): Array<{ network: string; aliases: string[] }> {
+  return svc.networks.slice(1).map((n) => ({ network: networkName(stack, n.key), aliases: [...new Set([svc.name, ...n.aliases])] }));
+}
+
+function parseRestart(policy: string): { Name: string; MaximumRetryCount?: number } {
+  const [name, count] = policy.split(':');
+  if (name === 'on-failure') return { Name: name, MaximumRetryCount: count ? Number(count) : 0 };
+  return { Name: name === 'no' ? '' : (name ?? '') };
+}
+
+/** A readable YAML view of a service, the text that diffs are made of. Secret-looking env values masked. */
+export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
+  const view = {
+    image: svc.image,
+    command: svc.command,
+    entrypoint: svc.entrypoint,
+    environment: Object.keys(svc.environment).length ? maskEnv(svc.environment) : undefined,
+    ports: svc.ports.length
+      ? svc.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}/${p.protocol}`)
+      : undefined,
+    volumes: svc.volumes.length
+      ? svc.volumes.map((m) => `${m.type}:${m.type === 'volume' && m.source ? volumeName(stack, m.source) : (m.source ?? '')}:${m.target}${m.readOnly ? ':ro' : ''}`)
+      : undefined,
+    networks: svc.networks.map((n) => networkName(stack, n.key)),
+    labels: Object.keys(svc.labels).length ? svc.labels : undefined,
+    healthcheck: svc.healthcheck,
+    restart: svc.restart,
+    user: svc.user,
+    working_dir: svc.workingDir,
+    stop_signal: svc.stopSignal,
+    stop_grace_period: svc.stopGracePeriodSeconds,
+  };
+  return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
+}

@@ -1,0 +1,27 @@
+/**
+ * The HTTP surface of `berth serve` (fastify). For now: liveness and readiness; the API,
+ * webhooks, metrics and the dashboard register here as plugins.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+export interface ServerState {
+  /** true once the database is open and the first pass over every repo is done */
+  ready: () => boolean;
+}
+
+export function buildServer(state: ServerState, log: Logger): FastifyInstance {
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (state.ready()) return { status: 'ready' };
+    return reply.code(503).send({ status: 'starting' });
+  });
+  return app;
+}
+
+/** `host:port` as in the config's `listen`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i) || '127.0.0.1', port: Number(listen.slice(i + 1)) };
+}

@@ -1,0 +1,236 @@
+/**
+ * source: a watched repo's branch, fetched with isomorphic-git (DESIGN §1).
+ * Remote repos (http/https) are fetched into a bare cache repo; local repos (a path or file://
+ * URL) are read in place.
+ */
+import fs from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import git from 'isomorphic-git';
+import type { AuthCallback } from 'isomorphic-git';
+import http from 'isomorphic-git/http/node';
+import type { CommitInfo, Snapshot } from '../model.ts';
+
+/** A repo as configured: where it lives, which branch, which folder of it. */
+export interface RepoRef {
+  name: string;
+  url: string;
+  branch: string;
+  /** folder inside the repo ("deploy" or "deploy/"); absent: the whole repo */
+  path?: string;
+  token?: string;
+  username?: string;
+}
+
+/** A repo that cannot be read: the message names the repo, its URL (no credentials) and the branch; never the token. */
+export class SourceError extends Error {
+  override name = 'SourceError';
+}
+
+/** `url` without user name, password or token. */
+export function stripCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** One repo's branch: looks up, fetches and reads its commits. */
+export class GitSource {
+  readonly repo: RepoRef;
+  readonly #remote: boolean;
+  /** the git dir read from: the cache (remote repos) or the repo itself (local ones) */
+  #gitdir: string | undefined;
+  readonly #cacheDir: string;
+  /** update() calls run one at a time, so two never fetch into the cache together */
+  #updating: Promise<unknown> = Promise.resolve();
+
+  constructor(repo: RepoRef, cacheDir: string) {
+    this.repo = repo;
+    this.#cacheDir = cacheDir;
+    this.#remote = /^https?:\/\//i.test(repo.url);
+  }
+
+  /** One ref look-up on the remote (or the local repo): the branch's head SHA. */
+  async remoteHead(): Promise<string> {
+    const ref = `refs/heads/${this.repo.branch}`;
+    if (!this.#remote) {
+      const gitdir = await this.#localGitdir();
+      return this.#wrap(() => git.resolveRef({ fs, gitdir, ref }), `branch ${this.repo.branch} not found`);
+    }
+    const refs = await this.#wrap(() =>
+      // Protocol v1: the look-up is one GET of info/refs (v2 would add a POST to upload-pack).
+      git.listServerRefs({ http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: ref }),
+    );
+    const head = refs.find((r) => r.ref === ref);
+    if (!head) throw this.#error(`branch ${this.repo.branch} not found`);
+    return head.oid;
+  }
+
+  /** Makes sure the branch head is available locally and returns its commit. Costs one ref look-up, plus a fetch only when the head is new. */
+  update(): Promise<CommitInfo> {
+    const run = this.#updating.then(() => this.#update());
+    this.#updating = run.catch(() => {});
+    return run;
+  }
+
+  async #update(): Promise<CommitInfo> {
+    const head = await this.remoteHead();
+    if (!this.#remote) return this.commit(head);
+    const gitdir = await this.#cache();
+    let oid = head;
+    if (!(await hasCommit(gitdir, head))) {
+      const res = await this.#wrap(() =>
+        git.fetch({
+          fs, http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
+          ...this.#auth(),
+        }),
+      );
+      if (!res.fetchHead) throw this.#error(`branch ${this.repo.branch} not found`);
+      oid = res.fetchHead; // the branch may have moved since the look-up: what was fetched wins
+    }
+    await git.writeRef({ fs, gitdir, ref: `refs/heads/${this.repo.branch}`, value: oid, force: true });
+    return this.commit(oid);
+  }
+
+  /** The commit's metadata; `sha` may be abbreviated. */
+  async commit(sha: string): Promise<CommitInfo> {
+    const gitdir = await this.#dir();
+    const oid = await this.#expand(gitdir, sha);
+    const { commit } = await this.#wrap(() => git.readCommit({ fs, gitdir, oid }), `commit ${sha} not found`);
+    return toCommitInfo(oid, commit);
+  }
+
+  /** The files under the repo's `path` (or the root) at that commit, keys relative to that folder. */
+  async snapshot(sha: string): Promise<Snapshot> {
+    const gitdir = await this.#dir();
+    const oid = await this.#expand(gitdir, sha);
+    const commit = await this.commit(oid);
+    const folder = (this.repo.path ?? '').replace(/^\.?\/+|\/+$/g, '');
+    let tree: string;
+    try {
+      tree = (await git.readTree({ fs, gitdir, oid, filepath: folder || undefined })).oid;
+    } catch (err) {
+      if (['NotFoundError', 'ObjectTypeError'].includes((err as { code?: string }).code ?? '')) {
+        throw this.#error(`folder "${folder}" does not exist at commit ${oid.slice(0, 12)}`);
+      }
+      throw this.#error(`cannot read commit ${oid.slice(0, 12)}: ${this.#redact(err)}`);
+    }
+    const files = new Map<string, Uint8Array>();
+    const walk = async (treeOid: string, prefix: string): Promise<void> => {
+      const { tree: entries } = await git.readTree({ fs, gitdir, oid: treeOid });
+      await Promise.all(
+        entries.map(async (e) => {
+          const path = prefix + e.path;
+          if (e.type === 'tree') return walk(e.oid, `${path}/`);
+          if (e.type === 'blob') files.set(path, (await git.readBlob({ fs, gitdir, oid: e.oid })).blob);
+          // type 'commit' is a submodule: its files are not in this repo
+        }),
+      );
+    };
+    await walk(tree, '');
+    return { repo: this.repo.name, commit, files };
+  }
+
+  /** Commits on the branch, newest first (as last fetched by update() for a remote repo). */
+  async history(limit?: number): Promise<CommitInfo[]> {
+    const gitdir = await this.#dir();
+    const ref = `refs/heads/${this.repo.branch}`;
+    if (this.#remote && !(await git.resolveRef({ fs, gitdir, ref }).then(() => true, () => false))) await this.update();
+    const log = await this.#wrap(() => git.log({ fs, gitdir, ref, depth: limit }));
+    return log.map((e) => toCommitInfo(e.oid, e.commit));
+  }
+
+  /** The token as Basic auth: sent up front (one request per look-up, not a 401 and a retry), and as onAuth. */
+  #auth(): { headers: Record<string, string>; onAuth?: AuthCallback } {
+    const { token, username = 'oauth2' } = this.repo;
+    if (token === undefined) return { headers: {} };
+    const basic = Buffer.from(`${username}:${token}`).toString('base64');
+    return { headers: { Authorization: `Basic ${basic}` }, onAuth: () => ({ username, password: token }) };
+  }
+
+  #dir(): Promise<string> {
+    return this.#remote ? this.#cache() : this.#localGitdir();
+  }
+
+  async #cache(): Promise<string> {
+    if (!this.#gitdir) {
+      await git.init({ fs, dir: this.#cacheDir, bare: true, defaultBranch: this.repo.branch });
+      // fetch needs the remote's refspec; the URL is passed on each fetch, the one on disk carries no credentials
+      const url = stripCredentials(this.repo.url);
+      await git.addRemote({ fs, gitdir: this.#cacheDir, remote: 'origin', url, force: true });
+      this.#gitdir = this.#cacheDir;
+    }
+    return this.#gitdir;
+  }
+
+  /** The git dir of a local repo: `<path>/.git` for a work tree, the path itself for a bare repo. */
+  async #localGitdir(): Promise<string> {
+    if (this.#gitdir) return this.#gitdir;
+    const path = resolve(this.repo.url.startsWith('file:') ? fileURLToPath(this.repo.url) : this.repo.url);
+    const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
+    for (const gitdir of [join(path, '.git'), path]) {
+      if ((await isDir(join(gitdir, 'objects'))) && (await isDir(join(gitdir, 'refs')))) return (this.#gitdir = gitdir);
+    }
+    throw this.#error((await isDir(path)) ? 'not a git repository' : 'no such directory');
+  }
+
+  async #expand(gitdir: string, sha: string): Promise<string> {
+    if (/^[0-9a-f]{40}$/i.test(sha)) return sha.toLowerCase();
+    if (!/^[0-9a-f]{4,39}$/i.test(sha)) throw this.#error(`"${sha}" is not a commit SHA`);
+    return this.#wrap(() => git.expandOid({ fs, gitdir, oid: sha }), `commit ${sha} not found`);
+  }
+
+  /** Runs an isomorphic-git call, turning its errors into SourceErrors (`notFound`: the message for a NotFoundError). */
+  async #wrap<T>(fn: () => Promise<T>, notFound?: string): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.#translate(err, notFound);
+    }
+  }
+
+  #translate(err: unknown, notFound?: string): SourceError {
+    if (err instanceof SourceError) return err;
+    const e = err as { code?: string; data?: { statusCode?: number } };
+    const status = e.data?.statusCode;
+    if (e.code === 'HttpError' && (status === 401 || status === 403)) {
+      const hint = this.repo.token === undefined ? 'the server wants credentials, set a token for it' : 'check its token';
+      return new SourceError(`authentication failed for repo ${this.repo.name} (${stripCredentials(this.repo.url)}): ${hint}`);
+    }
+    if (e.code === 'HttpError' && status === 404) return this.#error('repository not found on the server (HTTP 404)');
+    if (e.code === 'NotFoundError') return this.#error(notFound ?? this.#redact(err));
+    const sys = (err as NodeJS.ErrnoException).code;
+    if (sys && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH)$/.test(sys)) {
+      return this.#error(`cannot reach the server: ${this.#redact(err)}`);
+    }
+    return this.#error(this.#redact(err));
+  }
+
+  #error(problem: string): SourceError {
+    const { name, url, branch } = this.repo;
+    return new SourceError(`repo ${name} (${stripCredentials(url)}, branch ${branch}): ${problem}`);
+  }
+
+  /** The error's message with credentials and the token taken out. */
+  #redact(err: unknown): string {
+    let msg = err instanceof Error ? err.message : String(err);
+    msg = msg.replace(/\b(https?:\/\/)[^/\s@]*@/gi, '$1');
+    if (this.repo.token) msg = msg.split(this.repo.token).join('***');
+    return msg;
+  }
+}
+
+function toCommitInfo(sha: string, c: { author: { name: string; email: string; timestamp: number }; message: string }): CommitInfo {
+  return { sha, author: c.author.name, email: c.author.email, message: c.message.replace(/\n+$/, ''), time: c.author.timestamp };
+}
+
+async function hasCommit(gitdir: string, oid: string): Promise<boolean> {
+  return git.readCommit({ fs, gitdir, oid }).then(() => true, () => false);
+}

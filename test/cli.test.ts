@@ -1,0 +1,148 @@
+// The berth command as a person runs it: exit codes, messages, and no stack traces.
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, writeConfig } from './harness/berth.ts';
+import { startGitServer, git, type GitServer } from './harness/git-server.ts';
+import { testDocker, uniqueName, removeContainers } from './harness/docker.ts';
+import { IMAGES } from './harness/images.ts';
+import { seedExamplesRepo } from '../src/source/seed.ts';
+import { GitSource } from '../src/source/git.ts';
+import { renderSnapshot } from '../src/render/index.ts';
+
+const EXAMPLES = resolve(import.meta.dirname, '../examples');
+let tmp: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'berth-cli-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const noStackTrace = (s: string) => expect(s).not.toMatch(/\n\s+at /);
+
+describe('berth validate', () => {
+  it('accepts the bundled examples', async () => {
+    const r = await runCli(['validate', EXAMPLES]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ok: 2 stack\(s\), 3 service\(s\)/);
+  });
+
+  it('reports each error as file:line:col: message and exits 1', async () => {
+    const dir = join(tmp, 'broken');
+    mkdirSync(join(dir, 'web'), { recursive: true });
+    mkdirSync(join(dir, 'db'), { recursive: true });
+    writeFileSync(join(dir, 'web/compose.yaml'), 'services:\n  web:\n    image: nginx\n    enviroment:\n      A: b\n');
+    writeFileSync(join(dir, 'db/compose.yaml'), 'services:\n  db:\n    image: postgres\n    build: .\n');
+    const r = await runCli(['validate', dir]);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^web\/compose\.yaml:4:5: .*enviroment.*environment/), expect.stringMatching(/^db\/compose\.yaml:4:5: .*build/)]),
+    );
+    noStackTrace(r.stderr);
+  });
+
+  it('says so when the folder does not exist', async () => {
+    const r = await runCli(['validate', join(tmp, 'nope')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no such folder');
+  });
+});
+
+describe('bad config and unreachable repos', () => {
+  it('a bad config file is a clear error naming file, line and key, exit 2', async () => {
+    const file = join(tmp, 'bad.yaml');
+    writeFileSync(file, 'hosts:\n  - name: local\n    endpoint: unix:///var/run/docker.sock\n    lables: { a: b }\n');
+    const r = await runCli(['--config', file, 'sync']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:2:`);
+    expect(r.stderr).toContain("lables");
+    noStackTrace(r.stderr);
+  });
+
+  it('broken YAML in the config points at the line', async () => {
+    const file = join(tmp, 'bad2.yaml');
+    writeFileSync(file, 'hosts: [\n');
+    const r = await runCli(['--config', file, 'diff']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: `));
+    noStackTrace(r.stderr);
+  });
+
+  it('an unreachable repo is a clear error and a non-zero exit', async () => {
+    const cfg = writeConfig([{ name: 'gone', url: 'http://127.0.0.1:9/nothing.git' }]);
+    try {
+      const r = await runCli(['--config', cfg.file, 'sync']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/repo gone.*127\.0\.0\.1:9/);
+      noStackTrace(r.stderr);
+    } finally {
+      cfg.cleanup();
+    }
+  });
+});
+
+describe('berth diff and sync against the test daemon', () => {
+  let server: GitServer;
+  beforeAll(async () => {
+    server = await startGitServer();
+  });
+  afterAll(async () => server?.close());
+
+  it('diff shows the plan and changes nothing; after a sync it is clean', async () => {
+    const docker = testDocker();
+    const stack = uniqueName('diff').replaceAll('-', '');
+    const repo = await server.createRepo(uniqueName('diffrepo'));
+    await repo.commit({ [`${stack}/compose.yaml`]: `services:\n  web:\n    image: ${IMAGES.webV1}\n    environment: { COLOR: blue }\n` });
+    const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
+    try {
+      const planned = await runCli(['--config', cfg.file, 'diff']);
+      expect(planned.code, planned.stderr).toBe(1);
+      expect(planned.stdout).toContain(`# create web#1 on test: missing`);
+      expect(planned.stdout).toContain(`+++ b/${stack}/web`);
+      expect(planned.stdout).toContain(`+  COLOR: blue`);
+      expect(await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).toEqual([]);
+
+      const synced = await runCli(['--config', cfg.file, 'sync']);
+      expect(synced.code, synced.stderr).toBe(0);
+      expect(synced.stdout).toContain(`${stack}: synced (1 container change(s))`);
+
+      const clean = await runCli(['--config', cfg.file, 'diff', '--stack', stack]);
+      expect(clean.code, clean.stdout).toBe(0);
+      expect(clean.stdout).toContain(`# ${stack}: in sync`);
+
+      const audit = await runCli(['--config', cfg.file, 'audit', '--stack', stack]);
+      expect(audit.code).toBe(0);
+      expect(audit.stdout).toContain('container.created');
+    } finally {
+      await removeContainers(docker, { 'berth.stack': stack });
+      cfg.cleanup();
+    }
+  });
+});
+
+describe('the embedded default', () => {
+  it('seeds the bundled examples as a git repo that renders and follows new commits', async () => {
+    const dir = join(tmp, 'examples-repo');
+    expect(await seedExamplesRepo(dir, EXAMPLES)).toBe(true);
+    expect(await seedExamplesRepo(dir, EXAMPLES)).toBe(false);
+    const source = new GitSource({ name: 'examples', url: dir, branch: 'main' }, join(tmp, 'cache'));
+    const first = await source.update();
+    const rendered = renderSnapshot(await source.snapshot(first.sha));
+    expect(rendered.errors).toEqual([]);
+    expect(rendered.stacks.map((s) => [s.def.name, s.ok])).toEqual([
+      ['hello', true],
+      ['pair', true],
+    ]);
+    // What the README tells a newcomer to do: edit, commit, and berth sees the new commit.
+    writeFileSync(join(dir, 'hello/compose.yaml'), 'services:\n  web:\n    image: berth-demo/web:v2\n');
+    await git(['-c', 'user.name=New Comer', '-c', 'user.email=new@example.com', 'commit', '-qam', 'hello v2'], dir);
+    const second = await source.update();
+    expect(second).toMatchObject({ author: 'New Comer', message: 'hello v2\n' });
+    const again = renderSnapshot(await source.snapshot(second.sha));
+    const hello = again.stacks.find((s) => s.def.name === 'hello');
+    expect(hello?.ok && hello.stack.services[0].image).toBe('berth-demo/web:v2');
+  });
+});

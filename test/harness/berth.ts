@@ -1,0 +1,67 @@
+// Helpers to run berth itself in tests: an engine config for the test daemon and git server, the
+// CLI as a real child process, and an in-process Engine.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { inject } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { Engine } from '../../src/engine/engine.ts';
+
+export const BERTH_BIN = resolve(import.meta.dirname, '../../bin/berth.js');
+
+export interface TestRepo {
+  name: string;
+  url: string;
+  token?: string;
+  poll?: string;
+}
+
+/** A temp folder with a berth.config.yaml for the shared test daemon and the given repos. */
+export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> = {}): { dir: string; file: string; dataDir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
+  const config = {
+    dataDir: join(dir, 'data'),
+    hosts: [{ name: 'test', endpoint: `unix://${inject('docker').socketPath}` }],
+    repos: repos.map((r) => {
+      if (r.token) writeFileSync(join(dir, `${r.name}.token`), r.token);
+      return { name: r.name, url: r.url, branch: 'main', poll: r.poll ?? '1h', ...(r.token ? { auth: { tokenFile: `${r.name}.token` } } : {}) };
+    }),
+    ...extra,
+  };
+  const file = join(dir, 'berth.config.yaml');
+  writeFileSync(file, stringify(config));
+  return { dir, file, dataDir: config.dataDir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** An engine in this process, logging nowhere (set BERTH_TEST_LOG=1 to see its logs). */
+export function testEngine(configFile: string): Engine {
+  const log = pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' });
+  return new Engine(loadConfig(configFile), log);
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `berth ARGS` as a child process on the Node running the tests (24+). */
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
+  const child = spawn(process.execPath, [BERTH_BIN, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, BERTH_LOG_JSON: '1', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolveDone) =>
+    child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })),
+  );
+  return Object.assign(done, { child });
+}

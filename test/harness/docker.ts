@@ -1,0 +1,53 @@
+// Helpers for test files that use the shared test daemon (see global-setup.ts).
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Dockerode from 'dockerode';
+import { inject } from 'vitest';
+
+/** A Docker client for the shared test daemon (its private unix socket). */
+export function testDocker(): Dockerode {
+  return new Dockerode({ socketPath: inject('docker').socketPath });
+}
+
+/** A name no other test (or test run) uses: test files share one daemon. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface WaitForOptions {
+  /** What is awaited, for the error on time-out ("web container to be healthy"). */
+  what: string;
+  timeoutMs?: number;
+  intervalMs?: number;
+}
+
+/**
+ * Calls fn until it returns a truthy value and returns that value. Errors thrown by fn count as
+ * "not yet"; on time-out the error names `what` and the last value or error seen.
+ */
+export async function waitFor<T>(fn: () => T | Promise<T>, { what, timeoutMs = 30_000, intervalMs = 200 }: WaitForOptions): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value as NonNullable<T>;
+      last = `last result: ${JSON.stringify(value)}`;
+    } catch (err) {
+      last = `last error: ${(err as Error).message}`;
+    }
+    if (Date.now() >= deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (${last}).`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Force-removes (with their anonymous volumes) all containers carrying every one of these labels. */
+export async function removeContainers(docker: Dockerode, filterLabels: Record<string, string>): Promise<void> {
+  const label = Object.entries(filterLabels).map(([k, v]) => `${k}=${v}`);
+  if (!label.length) throw new Error('removeContainers needs at least one label to filter on.');
+  const containers = await docker.listContainers({ all: true, filters: { label } });
+  await Promise.all(containers.map((c) =>
+    docker.getContainer(c.Id).remove({ force: true, v: true }).catch((err: { statusCode?: number }) => {
+      if (err.statusCode !== 404 && err.statusCode !== 409) throw err; // already gone / removal in progress
+    })));
+}

@@ -1,0 +1,274 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { GitSource, SourceError, stripCredentials } from '../src/source/git.ts';
+import type { RepoRef } from '../src/source/git.ts';
+import { git, startGitServer } from './harness/git-server.ts';
+import type { GitServer } from './harness/git-server.ts';
+
+const text = (files: Map<string, Uint8Array>) =>
+  Object.fromEntries([...files].map(([k, v]) => [k, Buffer.from(v).toString()]).sort(([a], [b]) => a.localeCompare(b)));
+
+/** Runs `fn`, expects a SourceError, returns its message. */
+async function sourceError(fn: () => Promise<unknown>): Promise<string> {
+  const err = await fn().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(SourceError);
+  return (err as Error).message;
+}
+
+let tmp: string;
+const cacheDir = (name: string) => join(tmp, 'cache', name);
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'berth-source-test-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('stripCredentials', () => {
+  it.each([
+    ['https://user:tok@git.example.com/org/x.git', 'https://git.example.com/org/x.git'],
+    ['https://tok@git.example.com/x.git', 'https://git.example.com/x.git'],
+    ['https://git.example.com/x.git', 'https://git.example.com/x.git'],
+    ['/srv/repos/x', '/srv/repos/x'],
+  ])('%s -> %s', (input, want) => {
+    expect(stripCredentials(input)).toBe(want);
+  });
+});
+
+describe('GitSource over smart HTTP', () => {
+  let server: GitServer;
+  beforeAll(async () => {
+    server = await startGitServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('fetches the pushed files and commit info, and fetches again only when the branch moved', async () => {
+    const remote = await server.createRepo('platform');
+    const author = { name: 'Ada Lovelace', email: 'ada@example.com' };
+    const first = await remote.commit(
+      { 'shop/compose.yaml': 'services: {}\n', 'README.md': 'hi\n' },
+      { author, message: 'Add shop\n\nWith a body.' },
+    );
+    const src = new GitSource({ name: 'platform', url: remote.url, branch: 'main' }, cacheDir('platform'));
+
+    expect(await src.remoteHead()).toBe(first);
+    const info = await src.update();
+    expect(info).toMatchObject({ sha: first, author: 'Ada Lovelace', email: 'ada@example.com', message: 'Add shop\n\nWith a body.' });
+    expect(Math.abs(info.time - Date.now() / 1000)).toBeLessThan(3600);
+    const snap = await src.snapshot(first);
+    expect(snap.repo).toBe('platform');
+    expect(snap.commit.sha).toBe(first);
+    expect(text(snap.files)).toEqual({ 'README.md': 'hi\n', 'shop/compose.yaml': 'services: {}\n' });
+
+    // Branch unmoved: one ref look-up, no fetch.
+    const before = server.requests('platform');
+    expect((await src.update()).sha).toBe(first);
+    const after = server.requests('platform');
+    expect(after.refs - before.refs).toBe(1);
+    expect(after['upload-pack'] - before['upload-pack']).toBe(0);
+
+    // A new push: update fetches, the snapshot shows the change and the deletion.
+    const second = await remote.commit({ 'shop/compose.yaml': 'services: { web: {} }\n', 'README.md': null }, { message: 'Change shop' });
+    const mid = server.requests('platform');
+    expect((await src.update()).sha).toBe(second);
+    expect(server.requests('platform')['upload-pack'] - mid['upload-pack']).toBe(1);
+    expect(text((await src.snapshot(second)).files)).toEqual({ 'shop/compose.yaml': 'services: { web: {} }\n' });
+    // The old commit stays readable (rollback).
+    expect(text((await src.snapshot(first)).files)['README.md']).toBe('hi\n');
+    expect((await src.commit(first.slice(0, 10))).sha).toBe(first);
+
+    expect((await src.history()).map((c) => [c.sha, c.message])).toEqual([
+      [second, 'Change shop'],
+      [first, 'Add shop\n\nWith a body.'],
+    ]);
+    expect((await src.history(1)).map((c) => c.sha)).toEqual([second]);
+  });
+
+  it('reuses the cache across instances (e.g. after a restart)', async () => {
+    const remote = await server.createRepo('restart');
+    const sha = await remote.commit({ 'a.yaml': 'a' });
+    const ref: RepoRef = { name: 'restart', url: remote.url, branch: 'main' };
+    await new GitSource(ref, cacheDir('restart')).update();
+    const before = server.requests('restart');
+    expect((await new GitSource(ref, cacheDir('restart')).update()).sha).toBe(sha);
+    expect(server.requests('restart')['upload-pack']).toBe(before['upload-pack']);
+  });
+
+  it('limits the snapshot to `path`, written with or without a trailing slash', async () => {
+    const remote = await server.createRepo('paths');
+    const sha = await remote.commit({ 'deploy/shop/compose.yaml': 'x', 'deploy/berth.yaml': 'y', 'src/app.ts': 'z' });
+    for (const path of ['deploy', 'deploy/']) {
+      const src = new GitSource({ name: 'paths', url: remote.url, branch: 'main', path }, cacheDir('paths'));
+      await src.update();
+      expect(text((await src.snapshot(sha)).files)).toEqual({ 'shop/compose.yaml': 'x', 'berth.yaml': 'y' });
+    }
+    const missing = new GitSource({ name: 'paths', url: remote.url, branch: 'main', path: 'nope' }, cacheDir('paths'));
+    expect(await sourceError(() => missing.snapshot(sha))).toMatch(/repo paths .*folder "nope" does not exist/);
+    const file = new GitSource({ name: 'paths', url: remote.url, branch: 'main', path: 'src/app.ts' }, cacheDir('paths'));
+    expect(await sourceError(() => file.snapshot(sha))).toMatch(/folder "src\/app.ts" does not exist/);
+  });
+
+  it('fetches another branch than main', async () => {
+    const remote = await server.createRepo('branches');
+    await remote.commit({ 'a.yaml': 'main' });
+    const prod = await remote.commit({ 'a.yaml': 'prod' }, { branch: 'prod' });
+    const src = new GitSource({ name: 'branches', url: remote.url, branch: 'prod' }, cacheDir('branches'));
+    expect((await src.update()).sha).toBe(prod);
+    expect(text((await src.snapshot(prod)).files)).toEqual({ 'a.yaml': 'prod' });
+  });
+
+  it('names the repo, URL and branch when the branch does not exist', async () => {
+    const remote = await server.createRepo('nobranch');
+    await remote.commit({ 'a.yaml': 'a' });
+    const src = new GitSource({ name: 'nobranch', url: remote.url, branch: 'mian' }, cacheDir('nobranch'));
+    const msg = await sourceError(() => src.update());
+    expect(msg).toContain('repo nobranch');
+    expect(msg).toContain(remote.url);
+    expect(msg).toContain('branch mian not found');
+  });
+
+  it('says so when the repo does not exist on the server', async () => {
+    const url = `${server.baseUrl}/missing.git`;
+    const msg = await sourceError(() => new GitSource({ name: 'missing', url, branch: 'main' }, cacheDir('missing')).update());
+    expect(msg).toMatch(/repo missing .*missing\.git.*branch main.*not found/);
+  });
+
+  it('names the repo, URL and branch when the server cannot be reached', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const url = `http://127.0.0.1:${port}/x.git`;
+    const src = new GitSource({ name: 'gone', url, branch: 'main' }, cacheDir('gone'));
+    const msg = await sourceError(() => src.update());
+    expect(msg).toContain(`repo gone (${url}, branch main): cannot reach the server`);
+  });
+});
+
+describe('GitSource with a token', () => {
+  const token = 'tok-9f8e7d6c5b4a';
+  let server: GitServer;
+  let url: string;
+  let sha: string;
+  beforeAll(async () => {
+    server = await startGitServer({ token });
+    const remote = await server.createRepo('private');
+    url = remote.url;
+    sha = await remote.commit({ 'compose.yaml': 'services: {}\n' });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('fetches with the token, sending it up front (one ref request per unmoved update)', async () => {
+    const src = new GitSource({ name: 'private', url, branch: 'main', token }, cacheDir('private-ok'));
+    expect((await src.update()).sha).toBe(sha);
+    expect(text((await src.snapshot(sha)).files)).toEqual({ 'compose.yaml': 'services: {}\n' });
+    const before = server.requests('private');
+    await src.update();
+    const after = server.requests('private');
+    expect(after.refs - before.refs).toBe(1);
+    expect(after['upload-pack']).toBe(before['upload-pack']);
+  });
+
+  it.each([
+    ['without a token', undefined],
+    ['with a wrong token', 'wrong-token-123'],
+  ])('fails clearly %s, and never shows the token', async (_label, given) => {
+    const src = new GitSource({ name: 'private', url, branch: 'main', token: given }, cacheDir('private-bad'));
+    const msg = await sourceError(() => src.update());
+    expect(msg).toMatch(new RegExp(`^authentication failed for repo private \\(${url.replace(/[.]/g, '\\.')}\\): `));
+    expect(msg).not.toContain(token);
+    if (given) expect(msg).not.toContain(given);
+  });
+
+  it('strips credentials written into the URL from its errors', async () => {
+    const withCreds = url.replace('http://', 'http://someone:wrong-secret@');
+    const src = new GitSource({ name: 'private', url: withCreds, branch: 'main' }, cacheDir('private-url'));
+    const msg = await sourceError(() => src.update());
+    expect(msg).toContain(url);
+    expect(msg).not.toContain('wrong-secret');
+  });
+});
+
+/** A work-tree repo made with the git CLI; `commit` writes files and commits them all. */
+async function workRepo(dir: string) {
+  await git(['init', '--quiet', dir]);
+  const commit = async (files: Record<string, string>, message: string) => {
+    for (const [f, c] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, f)), { recursive: true });
+      await writeFile(join(dir, f), c);
+    }
+    await git(['add', '-A'], dir);
+    await git(['-c', 'user.name=Local Dev', '-c', 'user.email=dev@example.com', 'commit', '--quiet', '-m', message], dir);
+    return git(['rev-parse', 'HEAD'], dir);
+  };
+  return { dir, commit };
+}
+
+describe('GitSource on a local repo', () => {
+  it('reads a work-tree repo in place, by path and by file:// URL, and sees later commits', async () => {
+    const { dir, commit: commitAll } = await workRepo(join(tmp, 'local-work'));
+    const first = await commitAll({ 'deploy/app/compose.yaml': 'v1', 'other.txt': 'o' }, 'one');
+
+    for (const url of [dir, pathToFileURL(dir).href]) {
+      const src = new GitSource({ name: 'local', url, branch: 'main', path: 'deploy' }, cacheDir('unused'));
+      expect(await src.update()).toMatchObject({ sha: first, author: 'Local Dev', email: 'dev@example.com', message: 'one' });
+      expect(text((await src.snapshot(first)).files)).toEqual({ 'app/compose.yaml': 'v1' });
+    }
+
+    const src = new GitSource({ name: 'local', url: dir, branch: 'main', path: 'deploy/' }, cacheDir('unused'));
+    await src.update();
+    const second = await commitAll({ 'deploy/app/compose.yaml': 'v2' }, 'two');
+    expect(await src.remoteHead()).toBe(second);
+    expect((await src.update()).sha).toBe(second);
+    expect(text((await src.snapshot(second)).files)).toEqual({ 'app/compose.yaml': 'v2' });
+    expect((await src.history()).map((c) => c.message)).toEqual(['two', 'one']);
+    // read in place: nothing was copied into the cache
+    await expect(stat(cacheDir('unused'))).rejects.toThrow();
+  });
+
+  it('reads a bare repo', async () => {
+    const work = await workRepo(join(tmp, 'for-bare'));
+    const sha = await work.commit({ 'compose.yaml': 'c' }, 'bare one');
+    const bare = join(tmp, 'local-bare.git');
+    await git(['clone', '--bare', '--quiet', work.dir, bare]);
+    const src = new GitSource({ name: 'bare', url: bare, branch: 'main' }, cacheDir('unused-bare'));
+    expect((await src.update()).sha).toBe(sha);
+    expect(text((await src.snapshot(sha)).files)).toEqual({ 'compose.yaml': 'c' });
+  });
+
+  it('names the repo, path and branch when the path or branch is missing', async () => {
+    const missing = join(tmp, 'does-not-exist');
+    const msg = await sourceError(() => new GitSource({ name: 'nope', url: missing, branch: 'main' }, cacheDir('x')).update());
+    expect(msg).toBe(`repo nope (${missing}, branch main): no such directory`);
+
+    const plain = join(tmp, 'plain-dir');
+    await mkdir(plain);
+    expect(await sourceError(() => new GitSource({ name: 'plain', url: plain, branch: 'main' }, cacheDir('x')).update())).toBe(
+      `repo plain (${plain}, branch main): not a git repository`,
+    );
+
+    const { dir, commit } = await workRepo(join(tmp, 'no-dev'));
+    await commit({ 'a.txt': 'a' }, 'on main only');
+    expect(await sourceError(() => new GitSource({ name: 'local', url: dir, branch: 'dev' }, cacheDir('x')).update())).toBe(
+      `repo local (${dir}, branch dev): branch dev not found`,
+    );
+  });
+
+  it('says when a commit is unknown', async () => {
+    const { dir, commit } = await workRepo(join(tmp, 'unknown-commit'));
+    await commit({ 'a.txt': 'a' }, 'one');
+    const src = new GitSource({ name: 'local', url: dir, branch: 'main' }, cacheDir('x'));
+    expect(await sourceError(() => src.commit('0'.repeat(40)))).toContain(`commit ${'0'.repeat(40)} not found`);
+  });
+});
