@@ -140,7 +140,7 @@ describe('the embedded default', () => {
     writeFileSync(join(dir, 'hello/compose.yaml'), 'services:\n  web:\n    image: berth-demo/web:v2\n');
     await git(['-c', 'user.name=New Comer', '-c', 'user.email=new@example.com', 'commit', '-qam', 'hello v2'], dir);
     const second = await source.update();
-    expect(second).toMatchObject({ author: 'New Comer', message: 'hello v2\n' });
+    expect(second).toMatchObject({ author: 'New Comer', message: 'hello v2' });
     const again = renderSnapshot(await source.snapshot(second.sha));
     const hello = again.stacks.find((s) => s.def.name === 'hello');
     expect(hello?.ok && hello.stack.services[0].image).toBe('berth-demo/web:v2');

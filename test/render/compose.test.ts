@@ -253,6 +253,12 @@ describe('refusals', () => {
       'app/compose.yaml:5:1: secrets: not supported by berth yet',
       'app/compose.yaml:7:1: configs: not supported by berth yet',
     ]],
+    ['unsupported keys of networks, volumes, env_file, ports', web('env_file: [{ path: a.env, format: raw }]\nports: [{ target: 80, app_protocol: http }]', 'networks:\n  n: { internal: true }\nvolumes:\n  v: { driver_opts: { type: nfs } }\n'), [
+      'app/compose.yaml:4:31: services.web.env_file[0].format: not supported by berth yet',
+      'app/compose.yaml:5:27: services.web.ports[0].app_protocol: not supported by berth yet',
+      'app/compose.yaml:7:8: networks.n.internal: not supported by berth yet',
+      'app/compose.yaml:9:8: volumes.v.driver_opts: not supported by berth yet',
+    ]],
     ['x-berth', web('x-berth: { schedule: "* * * * *" }'), ['app/compose.yaml:4:5: services.web.x-berth: not supported by berth yet']],
     ['a typo, with a suggestion', web('enviroment: { A: 1 }'), ["app/compose.yaml:4:5: services.web: unknown key 'enviroment' (did you mean 'environment'?)"]],
     ['a typo far from any key', web('flavour: vanilla'), ["app/compose.yaml:4:5: services.web: unknown key 'flavour'"]],
@@ -274,6 +280,7 @@ describe('refusals', () => {
     ['an empty image', web('').replace('image: nginx', 'image: ${IMG}'), ['app/compose.yaml:3:12: services.web.image: is empty (is a variable unset?)']],
     ['an undeclared network', web('networks: [front, back]', 'networks: { front: {} }\n'), ["app/compose.yaml:4:23: services.web.networks[1]: network 'back' is not declared under the top-level networks:"]],
     ['an undeclared network in map form', web('networks:\n  back: { aliases: [b] }'), ["app/compose.yaml:5:7: services.web.networks.back: network 'back' is not declared under the top-level networks:"]],
+    ['two mounts at one target', web('volumes: [/a:/data, /b:/data]'), ['app/compose.yaml:4:25: services.web.volumes[1]: another mount already uses the target /data']],
     ['an undeclared volume', web('volumes: [data:/data]'), ["app/compose.yaml:4:15: services.web.volumes[0]: volume 'data' is not declared under the top-level volumes:"]],
     ['depends_on an unknown service', web('depends_on: [dbb]', '  db:\n    image: pg\n'), ["app/compose.yaml:4:18: services.web.depends_on[0]: 'dbb' is not a service of this stack (did you mean 'db'?)"]],
     ['a depends_on cycle', 'services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: { a: { condition: service_started } }\n', [
@@ -300,6 +307,12 @@ describe('refusals', () => {
     ['an empty file', '', ['app/compose.yaml: must be a mapping']],
   ])('%s', (_, compose, expected) => {
     expect(one(compose)).toEqual(expected);
+  });
+
+  test('an error in a value merged in with << points into the anchor', () => {
+    expect(one('x-base: &base\n  restart: sometimes\nservices:\n  web:\n    <<: *base\n    image: x\n')).toEqual([
+      "app/compose.yaml:2:12: services.web.restart: 'sometimes' is not a restart policy (no, always, on-failure[:N], unless-stopped)",
+    ]);
   });
 
   test('an env_file with a syntax error is located in that file', () => {

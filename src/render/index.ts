@@ -1,0 +1,25 @@
+/**
+ * render: a snapshot of a repo (files at one commit) to the stacks it describes, fully rendered,
+ * or to errors located as `file:line:col: message`. Pure: no file system, Docker or network, and
+ * nothing from the process environment, so a commit renders the same wherever berth runs.
+ */
+import type { RenderResult, Snapshot, SourceError } from '../model.ts';
+import { listStacks } from './manifest.ts';
+import { renderStack } from './stack.ts';
+
+export { COMPOSE_NAMES, MANIFEST, STACK_NAME } from './manifest.ts';
+
+/**
+ * Renders every stack of a snapshot. Errors in the stack listing (berth.yaml, or folder
+ * discovery) are repo-wide and leave `stacks` empty; a stack's own errors stay in its entry and
+ * do not keep the other stacks from rendering.
+ */
+export function renderSnapshot(snapshot: Snapshot): RenderResult {
+  const { errors, stacks } = listStacks(snapshot.files);
+  return { errors, stacks: stacks.map((def) => renderStack(def, snapshot.files)) };
+}
+
+/** `file:line:col: message` (just `file: message` when the position is unknown). */
+export function formatError(e: SourceError): string {
+  return e.line > 0 ? `${e.file}:${e.line}:${e.col}: ${e.message}` : `${e.file}: ${e.message}`;
+}

@@ -1,0 +1,77 @@
+/**
+ * Merging a stack's Compose files in order, with Compose's rules: a later file's single values
+ * replace earlier ones (`command`, `entrypoint` and `healthcheck.test` as a whole), maps
+ * (`environment`, `labels`, `depends_on`, `networks`, healthcheck fields, top-level networks and
+ * volumes) merge key by key, `ports` and `env_file` append without duplicates, and `volumes`
+ * replace the mount at the same target.
+ */
+import type { PortSpec } from '../model.ts';
+import type { At } from './positions.ts';
+import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
+
+/** The stack's model: `models` merged in order (the first file's places win for where a thing is). */
+export function mergeModels(models: readonly ComposeModel[]): ComposeModel {
+  const out: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map() };
+  for (const m of models) {
+    mergeInto(out.services, m.services, mergeService);
+    mergeInto(out.networks, m.networks, mergeResource);
+    mergeInto(out.volumes, m.volumes, mergeResource);
+  }
+  return out;
+}
+
+function mergeInto<T>(into: Map<string, T>, from: Map<string, T>, merge: (a: T, b: T) => T): void {
+  for (const [key, value] of from) {
+    const base = into.get(key);
+    into.set(key, base === undefined ? value : merge(base, value));
+  }
+}
+
+const union = <K, V>(a: Map<K, V>, b: Map<K, V>) => new Map([...a, ...b]);
+
+/** Appends `over` to `base`; an entry with the same key replaces the earlier one in place. */
+function mergeBy<T>(base: At<T>[], over: At<T>[], key: (v: T) => string): At<T>[] {
+  const out = [...base];
+  for (const item of over) {
+    const i = out.findIndex((o) => key(o.value) === key(item.value));
+    if (i >= 0) out[i] = item;
+    else out.push(item);
+  }
+  return out;
+}
+
+const portKey = (p: PortSpec) => `${p.hostIp ?? ''}:${p.published ?? ''}:${p.target}/${p.protocol}`;
+
+function mergeService(base: ServicePart, over: ServicePart): ServicePart {
+  let networks = base.networks ?? over.networks;
+  if (base.networks && over.networks) {
+    networks = union(base.networks, over.networks);
+    for (const [key, entry] of over.networks) {
+      const before = base.networks.get(key)?.value ?? [];
+      networks.set(key, { ...entry, value: [...new Set([...before, ...entry.value])] });
+    }
+  }
+  return {
+    ...base,
+    ...definedFields(over),
+    name: base.name,
+    at: base.at,
+    environment: union(base.environment, over.environment),
+    envFiles: mergeBy(base.envFiles, over.envFiles, (e) => e.path),
+    ports: mergeBy(base.ports, over.ports, portKey),
+    volumes: mergeBy(base.volumes, over.volumes, (v) => v.target),
+    networks,
+    labels: union(base.labels, over.labels),
+    healthcheck: base.healthcheck || over.healthcheck ? { ...base.healthcheck, ...over.healthcheck } : undefined,
+    dependsOn: union(base.dependsOn, over.dependsOn),
+  };
+}
+
+function mergeResource(base: ResourcePart, over: ResourcePart): ResourcePart {
+  return { ...base, ...definedFields(over), key: base.key, at: base.at, labels: union(base.labels, over.labels) };
+}
+
+/** The fields of `o` that are set (so that spreading it does not erase earlier values). */
+function definedFields<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,355 @@
+/**
+ * One Compose file (interpolated, schema-valid, only honoured keys) to berth's partial model:
+ * every list and map in its canonical form, each entry with the place it was written, ready to
+ * be merged with the stack's other files.
+ */
+import { posix } from 'node:path';
+import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, SourceError } from '../model.ts';
+import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
+import { parseDuration, scalarText, shellSplit, toBool, toInt } from './values.ts';
+
+/** One file's view of one service. Absent fields were not set in this file. */
+export interface ServicePart {
+  name: string;
+  /** the service's key in the file */
+  at: Site;
+  image?: At<string>;
+  command?: string[];
+  entrypoint?: string[];
+  environment: Map<string, string>;
+  /** snapshot-relative paths */
+  envFiles: At<{ path: string; required: boolean }>[];
+  ports: At<PortSpec>[];
+  volumes: At<MountSpec>[];
+  /** network key -> aliases; undefined when the file does not list networks */
+  networks?: Map<string, At<string[]>>;
+  labels: Map<string, string>;
+  healthcheck?: Partial<HealthcheckSpec>;
+  restart?: string;
+  user?: string;
+  workingDir?: string;
+  stopGracePeriodSeconds?: number;
+  stopSignal?: string;
+  replicas?: number;
+  dependsOn: Map<string, At<DependsOn['condition']>>;
+}
+
+/** A top-level network or volume as one file declares it. */
+export interface ResourcePart {
+  key: string;
+  at: Site;
+  name?: string;
+  external?: boolean;
+  driver?: string;
+  labels: Map<string, string>;
+}
+
+/** What one Compose file (or, after merging, a stack's files) declares. */
+export interface ComposeModel {
+  services: Map<string, ServicePart>;
+  networks: Map<string, ResourcePart>;
+  volumes: Map<string, ResourcePart>;
+}
+
+type Obj = Record<string, unknown>;
+
+const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+const RESTART = /^(no|always|unless-stopped|on-failure(:\d+)?)$/;
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const PORT_RANGE = /^(\d+)(?:-(\d+))?$/;
+
+const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
+const entries = (v: unknown): [string, unknown][] => Object.entries(obj(v));
+
+/** Converts a validated Compose file into its partial model, with located errors for bad values. */
+export function normalizeFile(src: YamlSource, data: unknown, stack: string): { model: ComposeModel; errors: SourceError[] } {
+  const errors: SourceError[] = [];
+  const fail = (path: Path, message: string, key = false) => void errors.push(errorAt(src, path, message, { key }));
+  const top = obj(data);
+  if (top.name !== undefined && top.name !== stack) {
+    fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
+  }
+  const model: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map() };
+  for (const [name, body] of entries(top.services)) model.services.set(name, service(src, name, obj(body), fail));
+  for (const kind of ['networks', 'volumes'] as const) {
+    for (const [key, body] of entries(top[kind])) model[kind].set(key, resource(src, [kind, key], obj(body), fail));
+  }
+  return { model, errors };
+}
+
+type Fail = (path: Path, message: string, key?: boolean) => void;
+
+function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart {
+  const base: Path = ['services', name];
+  const p = (...rest: (string | number)[]): Path => [...base, ...rest];
+  const part: ServicePart = {
+    name,
+    at: siteOf(src, base, { key: true }),
+    environment: new Map(),
+    envFiles: [],
+    ports: [],
+    volumes: [],
+    labels: new Map(),
+    dependsOn: new Map(),
+  };
+  if (typeof s.image === 'string') {
+    if (s.image.trim() === '') fail(p('image'), 'is empty (is a variable unset?)');
+    else part.image = { value: s.image, at: siteOf(src, p('image')) };
+  }
+  for (const key of ['command', 'entrypoint'] as const) {
+    const v = s[key];
+    if (typeof v === 'string') {
+      const words = shellSplit(v);
+      if (words) part[key] = words;
+      else fail(p(key), 'a quote is never closed');
+    } else if (Array.isArray(v)) {
+      part[key] = v.map(String);
+    }
+  }
+  // a bare `KEY` would take its value from the process environment in Compose; berth never reads
+  // that (a commit renders the same everywhere), so such an entry sets nothing
+  for (const [k, v] of listOrDict(s.environment)) if (v !== null) part.environment.set(k, scalarText(v));
+  for (const [k, v] of listOrDict(s.labels)) part.labels.set(k, scalarText(v));
+  envFiles(src, s.env_file, p('env_file'), part, fail);
+  (Array.isArray(s.ports) ? s.ports : []).forEach((item, i) => {
+    const specs = port(item);
+    if (typeof specs === 'string') fail(p('ports', i), specs);
+    else for (const value of specs) part.ports.push({ value, at: siteOf(src, p('ports', i)) });
+  });
+  (Array.isArray(s.volumes) ? s.volumes : []).forEach((item, i) => {
+    const mount = typeof item === 'string' ? shortVolume(item) : longVolume(obj(item));
+    if (typeof mount === 'string') fail(p('volumes', i), mount);
+    else part.volumes.push({ value: mount, at: siteOf(src, p('volumes', i)) });
+  });
+  if (Array.isArray(s.networks)) {
+    part.networks = new Map(s.networks.map((key: string, i) => [key, { value: [], at: siteOf(src, p('networks', i)) }]));
+  } else if (s.networks !== undefined) {
+    part.networks = new Map(
+      entries(s.networks).map(([key, v]) => [key, { value: (obj(v).aliases as string[] | undefined) ?? [], at: siteOf(src, p('networks', key), { key: true }) }]),
+    );
+  }
+  if (s.healthcheck !== undefined) part.healthcheck = healthcheck(obj(s.healthcheck), p('healthcheck'), fail);
+  if (s.restart !== undefined) {
+    if (RESTART.test(String(s.restart))) part.restart = String(s.restart);
+    else fail(p('restart'), `'${String(s.restart)}' is not a restart policy (no, always, on-failure[:N], unless-stopped)`);
+  }
+  if (typeof s.user === 'string') part.user = s.user;
+  if (typeof s.working_dir === 'string') part.workingDir = s.working_dir;
+  if (typeof s.stop_signal === 'string') part.stopSignal = s.stop_signal;
+  if (s.stop_grace_period !== undefined) {
+    const ns = parseDuration(String(s.stop_grace_period));
+    if (ns === undefined) fail(p('stop_grace_period'), badDuration(s.stop_grace_period));
+    else part.stopGracePeriodSeconds = Math.trunc(ns / 1e9);
+  }
+  const deploy = obj(s.deploy);
+  if (deploy.mode !== undefined && deploy.mode !== 'replicated') {
+    fail(p('deploy', 'mode'), `'${scalarText(deploy.mode)}' is not supported by berth yet (only replicated)`);
+  }
+  if (deploy.replicas !== undefined) {
+    const n = toInt(deploy.replicas);
+    if (n === undefined || n < 0) fail(p('deploy', 'replicas'), `'${scalarText(deploy.replicas)}' is not a number of replicas`);
+    else part.replicas = n;
+  }
+  if (Array.isArray(s.depends_on)) {
+    s.depends_on.forEach((dep: string, i) => part.dependsOn.set(dep, { value: 'service_started', at: siteOf(src, p('depends_on', i)) }));
+  } else {
+    for (const [dep, v] of entries(s.depends_on)) {
+      const condition = obj(v).condition as DependsOn['condition'];
+      part.dependsOn.set(dep, { value: condition, at: siteOf(src, p('depends_on', dep), { key: true }) });
+    }
+  }
+  return part;
+}
+
+/** `environment` / `labels` as [key, value] pairs: a list of "K=V" ("K" alone gives null) or a map. */
+function listOrDict(v: unknown): [string, unknown][] {
+  if (!Array.isArray(v)) return entries(v);
+  return v.map((item: string) => {
+    const eq = item.indexOf('=');
+    return eq < 0 ? [item, null] : [item.slice(0, eq), item.slice(eq + 1)];
+  });
+}
+
+function envFiles(src: YamlSource, v: unknown, path: Path, part: ServicePart, fail: Fail): void {
+  if (v === undefined) return;
+  const items = Array.isArray(v) ? v : [v];
+  const dir = posix.dirname(src.file);
+  items.forEach((item: unknown, i) => {
+    const at = Array.isArray(v) ? [...path, i] : path;
+    const given = typeof item === 'string' ? item : String(obj(item).path);
+    const required = typeof item === 'string' ? true : toBool(obj(item).required ?? true);
+    const resolved = posix.normalize(posix.join(dir, given));
+    if (given.startsWith('/')) fail(at, `'${given}' must be a path relative to the compose file (berth reads it from the repository)`);
+    else if (resolved === '..' || resolved.startsWith('../')) fail(at, `'${given}' points outside the repository`);
+    else if (required === undefined) fail([...at, 'required'], 'must be true or false');
+    else part.envFiles.push({ value: { path: resolved, required }, at: siteOf(src, at) });
+  });
+}
+
+function healthcheck(h: Obj, path: Path, fail: Fail): Partial<HealthcheckSpec> {
+  const out: Partial<HealthcheckSpec> = {};
+  if (typeof h.test === 'string') out.test = ['CMD-SHELL', h.test];
+  else if (Array.isArray(h.test)) {
+    if (['CMD', 'CMD-SHELL', 'NONE'].includes(h.test[0])) out.test = h.test.map(String);
+    else fail([...path, 'test'], 'a list must start with CMD, CMD-SHELL or NONE');
+  }
+  const durations = [
+    ['interval', 'intervalNs'],
+    ['timeout', 'timeoutNs'],
+    ['start_period', 'startPeriodNs'],
+  ] as const;
+  for (const [key, field] of durations) {
+    if (h[key] === undefined) continue;
+    const ns = parseDuration(String(h[key]));
+    if (ns === undefined) fail([...path, key], badDuration(h[key]));
+    else out[field] = ns;
+  }
+  if (h.retries !== undefined) {
+    const n = toInt(h.retries);
+    if (n === undefined || n < 0) fail([...path, 'retries'], `'${scalarText(h.retries)}' is not a number of retries`);
+    else out.retries = n;
+  }
+  if (h.disable !== undefined) {
+    const off = toBool(h.disable);
+    if (off === undefined) fail([...path, 'disable'], 'must be true or false');
+    else if (off && h.test !== undefined) fail([...path, 'disable'], 'cannot be set together with test');
+    else if (off) out.test = ['NONE'];
+  }
+  return out;
+}
+
+function badDuration(v: unknown): string {
+  return `'${scalarText(v)}' is not a duration (like 30s, 1m30s or 500ms)`;
+}
+
+function resource(src: YamlSource, path: Path, r: Obj, fail: Fail): ResourcePart {
+  const part: ResourcePart = { key: String(path[1]), at: siteOf(src, path, { key: true }), labels: new Map() };
+  if (r.external !== undefined) {
+    const external = typeof r.external === 'object' ? true : toBool(r.external);
+    if (external === undefined) fail([...path, 'external'], 'must be true or false');
+    else part.external = external;
+  }
+  if (typeof r.name === 'string') part.name = r.name;
+  if (typeof r.driver === 'string') part.driver = r.driver;
+  for (const [k, v] of listOrDict(r.labels)) part.labels.set(k, scalarText(v));
+  return part;
+}
+
+/** A `ports:` entry (number, short string or long mapping) as port specs; a message if malformed. */
+export function port(item: unknown): PortSpec[] | string {
+  if (typeof item === 'number') return portRange(String(item)) ? [{ target: item, protocol: 'tcp' }] : `${item} is not a port number`;
+  if (typeof item === 'string') return shortPort(item);
+  const p = obj(item);
+  const target = toInt(p.target);
+  if (target === undefined || !portRange(String(target))) return 'target must be a port number';
+  const protocol = scalarText(p.protocol ?? 'tcp');
+  if (!isProtocol(protocol)) return `protocol must be tcp, udp or sctp, not '${protocol}'`;
+  if (p.mode !== undefined && p.mode !== 'host') {
+    return `mode '${scalarText(p.mode)}' is not supported by berth yet (ports are published on the host that runs each container)`;
+  }
+  const spec: PortSpec = { target, protocol };
+  if (p.published !== undefined && p.published !== '') {
+    const published = portRange(scalarText(p.published));
+    if (!published) return `published must be a port number or range, not '${scalarText(p.published)}'`;
+    spec.published = rangeText(published);
+  }
+  if (typeof p.host_ip === 'string' && p.host_ip !== '') spec.hostIp = p.host_ip;
+  return [spec];
+}
+
+function isProtocol(s: string): s is PortSpec['protocol'] {
+  return (PROTOCOLS as readonly string[]).includes(s);
+}
+
+function portRange(text: string): [number, number] | undefined {
+  const m = PORT_RANGE.exec(text);
+  if (!m) return undefined;
+  const lo = Number(m[1]);
+  const hi = Number(m[2] ?? m[1]);
+  return lo >= 1 && hi <= 65535 && lo <= hi ? [lo, hi] : undefined;
+}
+
+const rangeText = ([lo, hi]: [number, number]) => (lo === hi ? String(lo) : `${lo}-${hi}`);
+
+/** "[HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL]", ports or ranges; IPv6 host addresses in brackets. */
+function shortPort(text: string): PortSpec[] | string {
+  const bad = `'${text}' is not a port mapping ([HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL])`;
+  const [mapping, protocol = 'tcp', ...extra] = text.split('/');
+  if (extra.length > 0 || !isProtocol(protocol)) return bad;
+  let rest = mapping;
+  let hostIp: string | undefined;
+  if (rest.startsWith('[')) {
+    const end = rest.indexOf(']:');
+    if (end < 0) return bad;
+    hostIp = rest.slice(1, end);
+    rest = rest.slice(end + 2);
+  }
+  const parts = rest.split(':');
+  if (hostIp === undefined && parts.length > 2) hostIp = parts.splice(0, parts.length - 2).join(':');
+  if (parts.length > 2 || hostIp === '') return bad;
+  const target = portRange(parts[parts.length - 1]);
+  const published = parts.length === 2 && parts[0] !== '' ? portRange(parts[0]) : undefined;
+  if (!target || (parts.length === 2 && parts[0] !== '' && !published)) return bad;
+  const count = target[1] - target[0] + 1;
+  if (count > 1 && published && published[1] - published[0] + 1 !== count) {
+    return `'${text}': the host and container port ranges must be the same length`;
+  }
+  const specs: PortSpec[] = [];
+  for (let i = 0; i < count; i++) {
+    const spec: PortSpec = { target: target[0] + i, protocol };
+    if (published) spec.published = count > 1 ? String(published[0] + i) : rangeText(published);
+    if (hostIp !== undefined) spec.hostIp = hostIp;
+    specs.push(spec);
+  }
+  return specs;
+}
+
+const relativeBind = (source: string) =>
+  `'${source}' is a path relative to the compose file, but berth deploys to remote hosts: ` +
+  'use an absolute host path (like /srv/app/data) or a named volume declared under the top-level volumes:';
+
+function checkTarget(target: string): string | undefined {
+  return target.startsWith('/') ? undefined : `the mount target '${target}' must be an absolute path in the container`;
+}
+
+/** Where a volume's source points: an absolute bind, a named volume, or a message why neither. */
+function classifySource(source: string): Pick<MountSpec, 'type' | 'source'> | string {
+  if (source.startsWith('/')) return { type: 'bind', source };
+  if (source.startsWith('.') || source.startsWith('~')) return relativeBind(source);
+  if (VOLUME_NAME.test(source)) return { type: 'volume', source };
+  return `'${source}' is neither an absolute host path nor a volume name`;
+}
+
+/** "[SOURCE:]TARGET[:ro|rw]". */
+function shortVolume(text: string): MountSpec | string {
+  const parts = text.split(':');
+  if (parts.length > 3) return `'${text}' is not a volume (SOURCE:TARGET[:ro])`;
+  if (parts.length === 1) return checkTarget(text) ?? { type: 'volume', target: text, readOnly: false };
+  const [source, target, mode = ''] = parts;
+  const options = mode === '' ? [] : mode.split(',');
+  const unknown = options.find((o) => o !== 'ro' && o !== 'rw');
+  if (unknown !== undefined) return `mount option '${unknown}' is not supported by berth yet (only ro, rw)`;
+  const kind = classifySource(source);
+  if (typeof kind === 'string') return kind;
+  return checkTarget(target) ?? { ...kind, target, readOnly: options.includes('ro') };
+}
+
+function longVolume(v: Obj): MountSpec | string {
+  const type = scalarText(v.type);
+  if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') return `type '${type}' is not supported by berth yet (bind, volume, tmpfs)`;
+  if (typeof v.target !== 'string') return 'missing required key \'target\'';
+  const bad = checkTarget(v.target);
+  if (bad) return bad;
+  const readOnly = toBool(v.read_only ?? false);
+  if (readOnly === undefined) return 'read_only must be true or false';
+  const mount: MountSpec = { type, target: v.target, readOnly };
+  const source = typeof v.source === 'string' && v.source !== '' ? v.source : undefined;
+  if (type === 'tmpfs') return source === undefined ? mount : 'a tmpfs mount has no source';
+  if (source === undefined) return type === 'bind' ? 'a bind mount needs a source (an absolute host path)' : mount;
+  const kind = classifySource(source);
+  if (typeof kind === 'string') return kind;
+  if (kind.type !== type) {
+    return type === 'bind' ? `a bind mount needs an absolute host path, not '${source}'` : `'${source}' is not a volume name`;
+  }
+  return { ...mount, source };
+}

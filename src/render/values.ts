@@ -1,0 +1,86 @@
+/** Small value parsers shared by the Compose normaliser. */
+
+/**
+ * Splits a command string into words as a POSIX shell would, without expanding anything:
+ * whitespace separates words, 'single quotes' are literal, "double quotes" honour \" \\ \$ \`,
+ * a backslash outside quotes escapes the next character. Operators such as `&&`, `|` or `;` are
+ * ordinary characters (Compose runs the words directly, not through a shell).
+ * Returns undefined when a quote is never closed.
+ */
+export function shellSplit(text: string): string[] | undefined {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === "'") {
+      const end = text.indexOf("'", i + 1);
+      if (end < 0) return undefined;
+      word += text.slice(i + 1, end);
+      i = end;
+    } else if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') {
+        if (text[j] === '\\' && j + 1 < text.length && '"\\$`\n'.includes(text[j + 1])) {
+          if (text[j + 1] !== '\n') word += text[j + 1];
+          j += 2;
+        } else {
+          word += text[j++];
+        }
+      }
+      if (j >= text.length) return undefined;
+      i = j;
+    } else if (c === '\\') {
+      if (text[i + 1] === '\n') inWord = word !== '';
+      else word += text[i + 1] ?? '';
+      i++;
+    } else {
+      word += c;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
+}
+
+const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+
+/** A Go / Compose duration ("1m30s", "500ms", "1.5h", "0") in nanoseconds; undefined if malformed. */
+export function parseDuration(text: string): number | undefined {
+  if (text === '0') return 0;
+  if (text === '') return undefined;
+  let total = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < text.length) {
+    const m = DURATION_PART.exec(text);
+    if (!m) return undefined;
+    total += Number(m[1]) * UNIT_NS[m[2]];
+  }
+  return Math.round(total);
+}
+
+/** An integer given as a YAML number or (after interpolation) a string of digits. */
+export function toInt(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) ? value : undefined;
+  if (typeof value === 'string' && /^[+-]?\d+$/.test(value.trim())) return Number(value.trim());
+  return undefined;
+}
+
+/** A boolean given as YAML true/false or (after interpolation) the string "true"/"false". */
+export function toBool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
+  return undefined;
+}
+
+/** A scalar as text: strings as they are, numbers and booleans printed, null as "". */
+export function scalarText(value: unknown): string {
+  return value === null || value === undefined ? '' : String(value);
+}
