@@ -275,7 +275,7 @@ describe('an engine killed mid-plan', () => {
           seenAtKill = fresh;
         } else await new Promise((r) => setTimeout(r, 10));
       }
-      const killed = await run;
+      const killed = { ...(await run), pid: run.child.pid };
       expect(killed.signal).toBe('SIGKILL');
       // The kill came in the middle: not everything was replaced yet.
       expect(seenAtKill).toBeGreaterThan(0);
@@ -291,6 +291,12 @@ describe('an engine killed mid-plan', () => {
         expect(c.State).toBe('running');
         expect(c.Labels['berth.commit']).toBe(sha2);
       }
+      // The killed run's sync is settled as interrupted, in the audit log too.
+      const audit = await runCli(['--config', cfg.file, 'audit', '--stack', stack, '--json']);
+      const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; message?: string });
+      expect(rows.filter((r) => r.kind === 'sync.failed').map((r) => r.message)).toEqual([
+        expect.stringMatching(new RegExp(`of commit ${sha2.slice(0, 7)}: interrupted: the berth process that ran it \\(.*:${killed.pid}\\) stopped`)),
+      ]);
     } finally {
       await removeContainers(docker, { 'berth.stack': stack });
       cfg.cleanup();

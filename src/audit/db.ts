@@ -69,6 +69,8 @@ export const migrations: readonly string[] = [
   CREATE INDEX syncs_stack ON syncs (stack, id);
   CREATE INDEX syncs_commit ON syncs (commitSha, id);
   `,
+  // 2: which process runs a sync (`hostname:pid`), so that one left 'running' by a killed engine can be settled
+  `ALTER TABLE syncs ADD COLUMN owner TEXT;`,
 ];
 
 /**

@@ -2,6 +2,7 @@
  * Bookkeeping of sync runs: what was planned and how it ended. History only, never a copy of the
  * live state (DESIGN §1).
  */
+import { hostname } from 'node:os';
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { commitCondition, readPage, withoutNulls } from './db.ts';
 import type { Page } from './db.ts';
@@ -26,6 +27,8 @@ export interface SyncRecord {
   plan?: unknown;
   /** a unified diff of what the plan changes */
   diff?: string;
+  /** the process that runs it, `hostname:pid` */
+  owner?: string;
 }
 
 export interface SyncStart {
@@ -62,6 +65,22 @@ function toRecord(r: Record<string, SQLOutputValue>): SyncRecord {
   return rec.plan === undefined ? rec : { ...rec, plan: JSON.parse(rec.plan) };
 }
 
+/** This process, as recorded in `owner`. */
+const OWNER = `${hostname()}:${process.pid}`;
+
+/** False only when the owner is a process of this machine that no longer exists. */
+function ownerAlive(owner: string | undefined): boolean {
+  const m = /^(.*):(\d+)$/.exec(owner ?? '');
+  if (!m) return false; // no owner recorded: nothing can still be running it
+  if (m[1] !== hostname()) return true; // another machine's: cannot tell, so leave it
+  try {
+    process.kill(Number(m[2]), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 /** Sync runs in a database opened with openDatabase(). */
@@ -76,10 +95,10 @@ export class SyncStore {
   start(s: SyncStart): SyncRecord {
     const { lastInsertRowid } = this.#db
       .prepare(
-        `INSERT INTO syncs (repo, stack, commitSha, "trigger", actor, startedAt, outcome, plan, diff)
-         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+        `INSERT INTO syncs (repo, stack, commitSha, "trigger", actor, startedAt, outcome, plan, diff, owner)
+         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
       )
-      .run(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null);
+      .run(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null, OWNER);
     return this.get(Number(lastInsertRowid))!;
   }
 
@@ -95,6 +114,17 @@ export class SyncStore {
       const found = this.get(id);
       throw new Error(found ? `sync ${id} has already finished (${found.outcome})` : `there is no sync ${id}`);
     }
+  }
+
+  /**
+   * Marks as failed the stack's syncs left 'running' by a berth process on this machine that is
+   * gone (killed mid-plan), and returns them. Syncs of live processes, or of other machines, stay.
+   */
+  settleOrphans(stack: string): SyncRecord[] {
+    const running = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'running'`).all(stack).map(toRecord);
+    const orphans = running.filter((r) => r.owner !== OWNER && !ownerAlive(r.owner));
+    for (const r of orphans) this.finish(r.id, { outcome: 'failed', error: `interrupted: the berth process that ran it (${r.owner ?? 'unknown'}) stopped` });
+    return orphans.map((r) => this.get(r.id)!);
   }
 
   /** One sync run by id. */

@@ -109,7 +109,7 @@ program
     log.info('stopping');
     stop();
     await app.close();
-    await Promise.all(config.repos.map((r) => engine.syncRepo(r.name, { trigger: 'poll', dryRun: true }).catch(() => undefined)));
+    await engine.drain();
     engine.close();
   });
 

@@ -73,6 +73,11 @@ export class Engine {
     for (const r of config.repos) this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
   }
 
+  /** Resolves once every pass that is running or queued has ended. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.lanes.values()].map((l) => l.tail));
+  }
+
   close(): void {
     this.db.close();
   }
@@ -182,6 +187,10 @@ export class Engine {
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
   private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
+    for (const orphan of this.syncs.settleOrphans(plan.stack)) {
+      this.audit.append({ ...base, commit: undefined, kind: 'sync.failed', syncId: orphan.id, outcome: 'error', message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}` });
+      log.warn({ syncId: orphan.id }, orphan.error ?? 'interrupted sync');
+    }
     const sync = this.syncs.start({
       repo: plan.repo,
       stack: plan.stack,

@@ -2,7 +2,7 @@
  * The HTTP surface of `berth serve` (fastify). For now: liveness and readiness; the API,
  * webhooks, metrics and the dashboard register here as plugins.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 export interface ServerState {
@@ -11,7 +11,7 @@ export interface ServerState {
 }
 
 export function buildServer(state: ServerState, log: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true });
+  const app = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (state.ready()) return { status: 'ready' };
