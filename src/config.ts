@@ -29,6 +29,8 @@ export interface RepoConfig {
   branch: string;
   path?: string;
   auth?: { tokenFile?: string; username?: string };
+  /** PEM file of the CA to trust for an https:// url, besides the system's */
+  caFile?: string;
   /** an interval (30s, 3m, 1h) or a cron expression */
   poll: string;
   webhookSecretFile?: string;
@@ -90,6 +92,7 @@ const schema = {
           path: { type: 'string' },
           poll: { type: 'string', minLength: 1 },
           webhookSecretFile: { type: 'string' },
+          caFile: { type: 'string' },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -177,6 +180,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     poll: r.poll ?? '3m',
     auth: r.auth && { ...r.auth, tokenFile: r.auth.tokenFile && rel(r.auth.tokenFile) },
     webhookSecretFile: r.webhookSecretFile && rel(r.webhookSecretFile),
+    caFile: r.caFile && rel(r.caFile),
   }));
   for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
     const seen = new Set<string>();

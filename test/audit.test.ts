@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
@@ -369,7 +369,15 @@ describe('SyncStore', () => {
     const store = new SyncStore(open());
     const plan = { actions: [{ op: 'replace', service: 'web', slot: 1 }], note: null };
     const started = store.start({ ...base, plan, diff: '-a\n+b\n' });
-    expect(started).toEqual({ id: 1, ...base, startedAt: expect.stringMatching(/Z$/), outcome: 'running', plan, diff: '-a\n+b\n' });
+    expect(started).toEqual({
+      id: 1,
+      ...base,
+      startedAt: expect.stringMatching(/Z$/),
+      outcome: 'running',
+      plan,
+      diff: '-a\n+b\n',
+      owner: `${hostname()}:${process.pid}`,
+    });
     expect(store.get(1)).toEqual(started);
 
     store.finish(1, { outcome: 'failed', error: 'web slot 1 unhealthy' });
@@ -383,6 +391,31 @@ describe('SyncStore', () => {
     expect(store.get(second.id)).toMatchObject({ outcome: 'succeeded', plan: { actions: [] }, diff: '' });
     expect(store.get(second.id)).not.toHaveProperty('error');
     expect(store.get(99)).toBeUndefined();
+  });
+
+  it('settles the syncs left running by a process of this machine that is gone, and only those', () => {
+    const db = open();
+    const store = new SyncStore(db);
+    const owners = {
+      dead: `${hostname()}:${2 ** 22 + 12345}`, // above Linux's pid_max default: no such process
+      alive: `${hostname()}:${process.ppid}`,
+      elsewhere: 'another-machine:1',
+      mine: `${hostname()}:${process.pid}`,
+    };
+    const ids: Record<string, number> = {};
+    for (const [who, owner] of Object.entries(owners)) {
+      ids[who] = store.start({ ...base, stack: 'shop' }).id;
+      db.prepare('UPDATE syncs SET owner = ? WHERE id = ?').run(owner, ids[who]);
+    }
+    const other = store.start({ ...base, stack: 'other' }).id;
+    db.prepare('UPDATE syncs SET owner = ? WHERE id = ?').run(owners.dead, other);
+
+    const settled = store.settleOrphans('shop');
+    expect(settled.map((r) => r.id)).toEqual([ids.dead]);
+    expect(settled[0]).toMatchObject({ outcome: 'failed', error: `interrupted: the berth process that ran it (${owners.dead}) stopped` });
+    for (const who of ['alive', 'elsewhere', 'mine']) expect(store.get(ids[who])!.outcome).toBe('running');
+    expect(store.get(other)!.outcome).toBe('running');
+    expect(store.settleOrphans('shop')).toEqual([]);
   });
 
   it('refuses to finish an unknown or finished sync', () => {

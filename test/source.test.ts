@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +9,7 @@ import { GitSource, SourceError, stripCredentials } from '../src/source/git.ts';
 import type { RepoRef } from '../src/source/git.ts';
 import { git, startGitServer } from './harness/git-server.ts';
 import type { GitServer } from './harness/git-server.ts';
+import { makeCerts, type TestCerts } from './harness/tls.ts';
 
 const text = (files: Map<string, Uint8Array>) =>
   Object.fromEntries([...files].map(([k, v]) => [k, Buffer.from(v).toString()]).sort(([a], [b]) => a.localeCompare(b)));
@@ -154,6 +155,21 @@ describe('GitSource over smart HTTP', () => {
   });
 });
 
+  it('gives up on a server that accepts the connection but never answers', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/x.git`;
+    try {
+      const src = new GitSource({ name: 'mute', url, branch: 'main', timeoutMs: 300 }, cacheDir('mute'));
+      const msg = await sourceError(() => src.update());
+      expect(msg).toContain(`repo mute (${url}, branch main): the server did not answer within 0.3 s`);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+
 describe('GitSource with a token', () => {
   const token = 'tok-9f8e7d6c5b4a';
   let server: GitServer;
@@ -270,5 +286,33 @@ describe('GitSource on a local repo', () => {
     await commit({ 'a.txt': 'a' }, 'one');
     const src = new GitSource({ name: 'local', url: dir, branch: 'main' }, cacheDir('x'));
     expect(await sourceError(() => src.commit('0'.repeat(40)))).toContain(`commit ${'0'.repeat(40)} not found`);
+  });
+});
+
+describe('GitSource over HTTPS', () => {
+  let server: GitServer;
+  let certs: TestCerts;
+  const token = 'https-token-7c1d';
+  beforeAll(async () => {
+    certs = await makeCerts(join(tmp, 'certs'));
+    server = await startGitServer({ token, tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca } });
+  });
+  afterAll(async () => server?.close());
+
+  it('fetches from a server whose CA it is given, with the token', async () => {
+    const remote = await server.createRepo('secure');
+    const sha = await remote.commit({ 'compose.yaml': 'services: {}\n' }, { message: 'over TLS' });
+    expect(remote.url).toMatch(/^https:\/\//);
+    const src = new GitSource({ name: 'secure', url: remote.url, branch: 'main', token, ca: await readFile(certs.ca) }, cacheDir('secure'));
+    expect(await src.update()).toMatchObject({ sha, message: 'over TLS' });
+    expect([...(await src.snapshot(sha)).files.keys()]).toEqual(['compose.yaml']);
+  });
+
+  it('refuses a server whose certificate it cannot verify', async () => {
+    const remote = await server.createRepo('untrusted');
+    await remote.commit({ 'a.yaml': 'a' });
+    const msg = await sourceError(() => new GitSource({ name: 'untrusted', url: remote.url, branch: 'main', token }, cacheDir('untrusted')).update());
+    expect(msg).toMatch(/repo untrusted \(https:\/\/127\.0\.0\.1:\d+\/untrusted\.git, branch main\): .*certificate/i);
+    expect(msg).not.toContain(token);
   });
 });

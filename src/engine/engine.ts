@@ -9,7 +9,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import type { BerthConfig, RepoConfig } from '../config.ts';
 import { readSecretFile } from '../config.ts';
-import type { CommitInfo, RenderedStack, SourceError as ManifestError } from '../model.ts';
+import type { CommitInfo, RenderedStack, RenderResult, SourceError as ManifestError } from '../model.ts';
 import { GitSource } from '../source/git.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
 import { placeStack, PlacementError, type HostInfo } from '../schedule/place.ts';
@@ -62,6 +62,8 @@ export class Engine {
   readonly hosts = new Map<string, DockerHost>();
   private readonly sources = new Map<string, GitSource>();
   private readonly lanes = new Map<string, { tail: Promise<unknown>; waiting?: Promise<RepoPass> }>();
+  /** the last commit rendered per repo: a poll of an unmoved branch reads and renders nothing again */
+  private readonly rendered = new Map<string, { sha: string; result: RenderResult }>();
 
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
@@ -111,10 +113,16 @@ export class Engine {
     if (!source) throw new Error(`unknown repo ${repoName}`);
     const log = this.log.child({ repo: repoName });
     let commit: CommitInfo;
-    let rendered;
+    let rendered: RenderResult;
     try {
       commit = await source.update();
-      rendered = renderSnapshot(await source.snapshot(commit.sha));
+      const last = this.rendered.get(repoName);
+      if (last?.sha === commit.sha) rendered = last.result;
+      else {
+        log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
+        rendered = renderSnapshot(await source.snapshot(commit.sha));
+        this.rendered.set(repoName, { sha: commit.sha, result: rendered });
+      }
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot read the repo');
       return { repo: repoName, error: (err as Error).message, stacks: [] };
@@ -271,5 +279,6 @@ function repoRef(r: RepoConfig) {
     path: r.path,
     username: r.auth?.username,
     token: r.auth?.tokenFile ? readSecretFile(r.auth.tokenFile, `the token of repo ${r.name}`) : undefined,
+    ca: r.caFile ? readSecretFile(r.caFile, `the CA of repo ${r.name}`) : undefined,
   };
 }

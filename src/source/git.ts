@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import https from 'node:https';
+import tls from 'node:tls';
 import git from 'isomorphic-git';
-import type { AuthCallback } from 'isomorphic-git';
-import http from 'isomorphic-git/http/node';
+import type { AuthCallback, HttpClient } from 'isomorphic-git';
+import nodeHttp from 'isomorphic-git/http/node';
 import type { CommitInfo, Snapshot } from '../model.ts';
 
 /** A repo as configured: where it lives, which branch, which folder of it. */
@@ -21,6 +23,10 @@ export interface RepoRef {
   path?: string;
   token?: string;
   username?: string;
+  /** how long one HTTP request (a ref look-up, a whole fetch) may take; default 120 s */
+  timeoutMs?: number;
+  /** PEM certificate(s) to trust for an https:// server, besides the system's (a forge with a private CA) */
+  ca?: string | Buffer;
 }
 
 /** A repo that cannot be read: the message names the repo, its URL (no credentials) and the branch; never the token. */
@@ -45,6 +51,8 @@ export function stripCredentials(url: string): string {
 export class GitSource {
   readonly repo: RepoRef;
   readonly #remote: boolean;
+  /** isomorphic-git's node client, with every request bounded in time: a server that never answers cannot hold a repo's passes forever */
+  readonly #http: HttpClient;
   /** the git dir read from: the cache (remote repos) or the repo itself (local ones) */
   #gitdir: string | undefined;
   readonly #cacheDir: string;
@@ -55,6 +63,9 @@ export class GitSource {
     this.repo = repo;
     this.#cacheDir = cacheDir;
     this.#remote = /^https?:\/\//i.test(repo.url);
+    const timeout = repo.timeoutMs ?? 120_000;
+    const agent = repo.ca ? new https.Agent({ ca: [...tls.rootCertificates, repo.ca.toString()] }) : undefined;
+    this.#http = { request: (req) => nodeHttp.request({ ...req, agent: req.agent ?? agent, signal: req.signal ?? AbortSignal.timeout(timeout) }) };
   }
 
   /** One ref look-up on the remote (or the local repo): the branch's head SHA. */
@@ -66,7 +77,7 @@ export class GitSource {
     }
     const refs = await this.#wrap(() =>
       // Protocol v1: the look-up is one GET of info/refs (v2 would add a POST to upload-pack).
-      git.listServerRefs({ http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: ref }),
+      git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: ref }),
     );
     const head = refs.find((r) => r.ref === ref);
     if (!head) throw this.#error(`branch ${this.repo.branch} not found`);
@@ -88,7 +99,7 @@ export class GitSource {
     if (!(await hasCommit(gitdir, head))) {
       const res = await this.#wrap(() =>
         git.fetch({
-          fs, http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
+          fs, http: this.#http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
           ...this.#auth(),
         }),
       );
@@ -206,6 +217,7 @@ export class GitSource {
     }
     if (e.code === 'HttpError' && status === 404) return this.#error('repository not found on the server (HTTP 404)');
     if (e.code === 'NotFoundError') return this.#error(notFound ?? this.#redact(err));
+    if (['TimeoutError', 'AbortError'].includes((err as Error).name)) return this.#error(`the server did not answer within ${(this.repo.timeoutMs ?? 120_000) / 1000} s`);
     const sys = (err as NodeJS.ErrnoException).code;
     if (sys && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH)$/.test(sys)) {
       return this.#error(`cannot reach the server: ${this.#redact(err)}`);

@@ -5,9 +5,10 @@
  */
 import { spawn, execFile } from 'node:child_process';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, mkdir, rm, writeFile, unlink } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,8 +58,8 @@ const gitEnv = {
 };
 
 /** Runs the git CLI; returns trimmed stdout. */
-export async function git(args: string[], cwd?: string): Promise<string> {
-  const { stdout } = await execFileAsync('git', ['-c', 'init.defaultBranch=main', ...args], { cwd, env: gitEnv });
+export async function git(args: string[], cwd?: string, env: Record<string, string> = {}): Promise<string> {
+  const { stdout } = await execFileAsync('git', ['-c', 'init.defaultBranch=main', ...args], { cwd, env: { ...gitEnv, ...env } });
   return stdout.trim();
 }
 
@@ -68,8 +69,11 @@ const KIND_BY_SUFFIX: Array<[string, keyof RequestCounts]> = [
   ['/git-receive-pack', 'receive-pack'],
 ];
 
-/** Starts the server on a random loopback port. With `token`, every request needs Basic auth with that password. */
-export async function startGitServer(opts: { token?: string } = {}): Promise<GitServer> {
+/**
+ * Starts the server on a random loopback port. With `token`, every request needs Basic auth with
+ * that password. With `tls`, it speaks HTTPS with that certificate (`ca` signs it).
+ */
+export async function startGitServer(opts: { token?: string; tls?: { cert: string; key: string; ca: string } } = {}): Promise<GitServer> {
   const top = await mkdtemp(join(tmpdir(), 'berth-git-server-'));
   const root = join(top, 'repos'); // GIT_PROJECT_ROOT: only the bare repos are served
   await mkdir(root);
@@ -164,10 +168,14 @@ export async function startGitServer(opts: { token?: string } = {}): Promise<Git
     });
   };
 
-  const server = createServer(handle);
+  const tls = opts.tls;
+  const server = tls ? createHttpsServer({ cert: await readFile(tls.cert), key: await readFile(tls.key) }, handle) : createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const scheme = tls ? 'https' : 'http';
+  const baseUrl = `${scheme}://127.0.0.1:${port}`;
+  // the git CLI that pushes the test commits trusts the test CA (Debian's git, built with gnutls, takes it from the environment only)
+  const sslEnv: Record<string, string> = tls ? { GIT_SSL_CAINFO: tls.ca } : {};
   const pushAuth = opts.token !== undefined ? `test:${encodeURIComponent(opts.token)}@` : '';
 
   const createRepo = async (name: string): Promise<RemoteRepo> => {
@@ -176,7 +184,7 @@ export async function startGitServer(opts: { token?: string } = {}): Promise<Git
     await git(['init', '--bare', '--quiet', dir]);
     await git(['config', 'http.receivepack', 'true'], dir);
     const url = `${baseUrl}/${name}.git`;
-    const pushUrl = `http://${pushAuth}127.0.0.1:${port}/${name}.git`;
+    const pushUrl = `${scheme}://${pushAuth}127.0.0.1:${port}/${name}.git`;
     const work = join(top, 'work', name);
     await git(['init', '--quiet', work]);
 
@@ -188,7 +196,7 @@ export async function startGitServer(opts: { token?: string } = {}): Promise<Git
       // Start from the remote's branch if it exists, else from an empty tree.
       const exists = await head(branch).then(() => true, () => false);
       if (exists) {
-        await git(['-c', 'credential.helper=', 'fetch', '--quiet', pushUrl, `refs/heads/${branch}`], work);
+        await git(['-c', 'credential.helper=', 'fetch', '--quiet', pushUrl, `refs/heads/${branch}`], work, sslEnv);
         await git(['checkout', '--quiet', '--force', '-B', branch, 'FETCH_HEAD'], work);
       } else {
         await git(['checkout', '--quiet', '--orphan', `new-${branch}-${Date.now()}`], work);
@@ -209,7 +217,7 @@ export async function startGitServer(opts: { token?: string } = {}): Promise<Git
         ['-c', `user.name=${author.name}`, '-c', `user.email=${author.email}`, 'commit', '--quiet', '--allow-empty', '-m', o.message ?? 'test commit'],
         work,
       );
-      await git(['-c', 'credential.helper=', 'push', '--quiet', pushUrl, `HEAD:refs/heads/${branch}`], work);
+      await git(['-c', 'credential.helper=', 'push', '--quiet', pushUrl, `HEAD:refs/heads/${branch}`], work, sslEnv);
       return git(['rev-parse', 'HEAD'], work);
     };
 
