@@ -303,3 +303,61 @@ describe('an engine killed mid-plan', () => {
     }
   });
 });
+
+describe('what automatic triggers leave alone', () => {
+  it('a stack with sync.auto off is only reported out of sync, until someone syncs it', async () => {
+    const stack = uniqueName('manual').replaceAll('-', '');
+    const repo = await server.createRepo(uniqueName('autorepo'));
+    const cfg = writeConfig([{ name: repo.name, url: repo.url, token: TOKEN }]);
+    const engine = testEngine(cfg.file);
+    try {
+      await repo.commit({
+        'berth.yaml': `stacks:\n  - name: ${stack}\n    compose: c.yaml\n    sync: { auto: false }\n`,
+        'c.yaml': `services:\n  web:\n    image: ${IMAGES.webV1}\n`,
+      });
+      const polled = await engine.syncRepo(repo.name, { trigger: 'poll' });
+      expect(polled.stacks[0]).toMatchObject({ stack, status: 'outofsync' });
+      expect(polled.stacks[0].diff).toContain('# create web#1 on test: missing');
+      expect((await containersOf(stack)).size).toBe(0);
+      expect(engine.audit.query({ stack }).rows).toEqual([]);
+
+      const manual = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'ops' });
+      expect(manual.stacks[0].status).toBe('synced');
+      expect((await containersOf(stack)).size).toBe(1);
+      expect(engine.audit.query({ stack, kind: 'sync.started' }).rows[0]).toMatchObject({ trigger: 'manual', actor: 'ops' });
+    } finally {
+      engine.close();
+      await removeContainers(docker, { 'berth.stack': stack });
+      cfg.cleanup();
+    }
+  });
+
+  it('a failing apply is retried with back-off by polls, at once by hand', async () => {
+    const stack = uniqueName('nopull').replaceAll('-', '');
+    const repo = await server.createRepo(uniqueName('pullrepo'));
+    const cfg = writeConfig([{ name: repo.name, url: repo.url, token: TOKEN }]);
+    const engine = testEngine(cfg.file);
+    try {
+      // No registry is reachable from the test daemon: the image can be neither found nor pulled.
+      await repo.commit({ [`${stack}/compose.yaml`]: `services:\n  web:\n    image: berth-test/nowhere:1\n` });
+      const first = await engine.syncRepo(repo.name, { trigger: 'poll' });
+      expect(first.stacks[0].status).toBe('failed');
+      expect(first.stacks[0].errors?.[0]).toMatch(/create web#1 on test: missing failed: image berth-test\/nowhere:1 is not on host test and could not be pulled/);
+      const rows = () => engine.audit.query({ stack }).rows.map((r) => r.kind);
+      expect(rows()).toEqual(['sync.failed', 'network.created', 'sync.started']);
+
+      const second = await engine.syncRepo(repo.name, { trigger: 'poll' });
+      expect(second.stacks[0].status).toBe('outofsync');
+      expect(second.stacks[0].errors?.[0]).toMatch(/the last 1 attempt\(s\) failed; the next in \d+ s/);
+      expect(rows()).toHaveLength(3);
+
+      const byHand = await engine.syncRepo(repo.name, { trigger: 'manual' });
+      expect(byHand.stacks[0].status).toBe('failed');
+      expect(rows()).toEqual(['sync.failed', 'sync.started', 'sync.failed', 'network.created', 'sync.started']);
+    } finally {
+      engine.close();
+      await removeContainers(docker, { 'berth.stack': stack });
+      cfg.cleanup();
+    }
+  });
+});

@@ -33,7 +33,12 @@ export interface PassOptions {
   dryRun?: boolean;
 }
 
-export type StackStatus = 'unchanged' | 'synced' | 'failed' | 'invalid' | 'planned' | 'skipped';
+/**
+ * unchanged: nothing to do · synced: changes applied · failed: applying (or placing) failed ·
+ * invalid: its manifests are broken · planned: a dry run found changes · outofsync: changes
+ * found, but the stack's `sync.auto` is off, or its last failure is waiting out its back-off
+ */
+export type StackStatus = 'unchanged' | 'synced' | 'failed' | 'invalid' | 'planned' | 'outofsync';
 
 export interface StackOutcome {
   stack: string;
@@ -62,6 +67,8 @@ export class Engine {
   readonly hosts = new Map<string, DockerHost>();
   private readonly sources = new Map<string, GitSource>();
   private readonly lanes = new Map<string, { tail: Promise<unknown>; waiting?: Promise<RepoPass> }>();
+  /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
+  private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
   /** the last commit rendered per repo: a poll of an unmoved branch reads and renders nothing again */
   private readonly rendered = new Map<string, { sha: string; result: RenderResult }>();
 
@@ -173,21 +180,35 @@ export class Engine {
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
         slog.error({ err: err.message }, 'cannot place the stack');
-        if (!opts.dryRun) this.audit.append({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
+        if (!opts.dryRun) this.recordOnce({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
         outcomes.push({ stack: w.name, status: 'failed', errors: [err.message] });
         continue;
       }
       const diff = planDiff(plan);
       const changes = hasChanges(plan);
+      const manual = opts.trigger === 'manual';
       if (opts.dryRun) {
         outcomes.push({ stack: w.name, status: changes ? 'planned' : 'unchanged', plan, diff });
         continue;
       }
-      if (!changes && opts.trigger !== 'manual') {
+      if (!changes && !manual) {
         outcomes.push({ stack: w.name, status: 'unchanged', plan });
         continue;
       }
-      outcomes.push(await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog));
+      if (!manual && w.stack && !w.stack.sync.auto) {
+        slog.info('out of sync; auto-sync is off for this stack: sync it by hand');
+        outcomes.push({ stack: w.name, status: 'outofsync', plan, diff });
+        continue;
+      }
+      const wait = this.backoff.get(w.name);
+      if (!manual && wait?.commit === commit.sha && wait.until > Date.now()) {
+        const error = `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
+        outcomes.push({ stack: w.name, status: 'outofsync', plan, diff, errors: [error] });
+        continue;
+      }
+      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog);
+      this.noteOutcome(w.name, commit.sha, outcome.status === 'failed');
+      outcomes.push(outcome);
     }
     return { repo: repoName, commit, stacks: outcomes };
   }
@@ -244,13 +265,27 @@ export class Engine {
     return { stack: plan.stack, status: 'failed', plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
   }
 
-  /** Records an invalid manifest once per (repo, commit, stack): polling the same bad commit adds no rows. */
+  /** Failed applies are retried by automatic triggers after 10 s, 20 s, 40 s ... up to 10 min; a new commit or a success resets it. */
+  private noteOutcome(stack: string, commit: string, failed: boolean): void {
+    if (!failed) {
+      this.backoff.delete(stack);
+      return;
+    }
+    const prev = this.backoff.get(stack);
+    const failures = prev?.commit === commit ? prev.failures + 1 : 1;
+    this.backoff.set(stack, { commit, failures, until: Date.now() + Math.min(600_000, 10_000 * 2 ** (failures - 1)) });
+  }
+
   private recordInvalid(base: AuditInput, stack: string | undefined, errors: ManifestError[]): void {
+    this.recordOnce({ ...base, kind: 'manifest.invalid', stack, outcome: 'error', message: errors.map(formatError).join('\n') });
+  }
+
+  /** Appends the row unless the same kind, commit, stack and message is already recorded: polling the same bad commit adds no rows. */
+  private recordOnce(row: AuditInput): void {
     const seen = this.audit
-      .query({ kind: 'manifest.invalid', commit: base.commit?.sha, stack, limit: 1000 })
-      .rows.some((r) => r.repo === base.repo && (r.stack ?? undefined) === stack);
-    if (seen) return;
-    this.audit.append({ ...base, kind: 'manifest.invalid', stack, outcome: 'error', message: errors.map(formatError).join('\n') });
+      .query({ kind: row.kind, commit: row.commit?.sha, stack: row.stack, limit: 1000 })
+      .rows.some((r) => r.repo === row.repo && r.stack === row.stack && r.message === row.message);
+    if (!seen) this.audit.append(row);
   }
 }
 
