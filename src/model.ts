@@ -92,6 +92,46 @@ export interface DependsOn {
   condition: 'service_started' | 'service_healthy' | 'service_completed_successfully';
 }
 
+/** `deploy.update_config` / `deploy.rollback_config`, with Compose's (Swarm's) defaults applied. */
+export interface UpdateConfig {
+  /** replicas updated at once; 0 means all at once (default 1) */
+  parallelism: number;
+  /** pause between batches, ms (default 0) */
+  delayMs: number;
+  /** default 'pause' */
+  failureAction: 'pause' | 'rollback' | 'continue';
+  /** how long an updated replica must stay running (and healthy) to count as updated, ms (default 0) */
+  monitorMs: number;
+  /** the fraction of replicas that may fail before failure_action applies (default 0) */
+  maxFailureRatio: number;
+  /** default 'stop-first' */
+  order: 'stop-first' | 'start-first';
+}
+
+/** One `deploy.placement.constraints` entry: `node.hostname == web-1`, `node.labels.zone != a`. */
+export interface PlacementConstraint {
+  /** 'node.hostname' | 'node.id' (both the host's name in berth's config) | 'node.labels.<key>' */
+  field: string;
+  op: '==' | '!=';
+  value: string;
+}
+
+export interface Placement {
+  constraints: PlacementConstraint[];
+  /** at most this many replicas of the service on one host; absent: no cap */
+  maxReplicasPerNode?: number;
+  /** `spread: node.labels.<key>` preferences, in order */
+  spread: string[];
+}
+
+/** `deploy.resources.reservations` / `.limits`: CPUs as a fraction of cores, memory in bytes. */
+export interface Resources {
+  cpus?: number;
+  memoryBytes?: number;
+  /** limits only */
+  pids?: number;
+}
+
 /** One service of a stack, fully rendered: interpolated, merged, env_file read, defaults applied. */
 export interface ServiceSpec {
   name: string;
@@ -110,7 +150,16 @@ export interface ServiceSpec {
   workingDir?: string;
   stopGracePeriodSeconds?: number;
   stopSignal?: string;
+  /** `deploy.mode`: replicated (default) or global (one replica per eligible host) */
+  mode: 'replicated' | 'global';
+  /** `deploy.replicas` (default 1); 0 for global services */
   replicas: number;
+  placement: Placement;
+  reservations: Resources;
+  limits: Resources;
+  update: UpdateConfig;
+  /** `deploy.rollback_config`; Compose's defaults, not update_config's */
+  rollback: UpdateConfig;
   dependsOn: DependsOn[];
 }
 

@@ -6,7 +6,6 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { LABEL, type NetworkSpec, type VolumeSpec } from '../model.ts';
-import type { DesiredContainer } from '../schedule/container.ts';
 
 /** A Docker API error with the daemon's message, without the request details dockerode adds. */
 export class DockerError extends Error {
@@ -61,14 +60,25 @@ export class DockerHost {
     }
   }
 
+  /**
+   * Creates the stack network with a subnet of its own that Docker picked as free: a network with a
+   * user-configured subnet lets a container be reconnected with the same address, which is how a
+   * replica gains or loses the service's name without losing its open connections (start-first).
+   */
   async createNetwork(spec: NetworkSpec, repo: string, stack: string): Promise<string> {
+    const options = {
+      Name: spec.name,
+      Driver: spec.driver ?? 'bridge',
+      CheckDuplicate: true,
+      Labels: { ...spec.labels, ...ownerLabels(repo, stack), [LABEL.composeNetwork]: spec.key },
+    };
     try {
-      const net = await this.docker.createNetwork({
-        Name: spec.name,
-        Driver: spec.driver ?? 'bridge',
-        CheckDuplicate: true,
-        Labels: { ...spec.labels, ...ownerLabels(repo, stack), [LABEL.composeNetwork]: spec.key },
-      });
+      const probe = await this.docker.createNetwork(options);
+      const ipam = (await probe.inspect()).IPAM as { Config?: Array<{ Subnet?: string; Gateway?: string }> } | undefined;
+      const config = ipam?.Config?.filter((c) => c.Subnet) ?? [];
+      if ((spec.driver ?? 'bridge') !== 'bridge' || config.length === 0) return probe.id;
+      await probe.remove();
+      const net = await this.docker.createNetwork({ ...options, IPAM: { Driver: 'default', Config: config } });
       return net.id;
     } catch (err) {
       throw new DockerError(`create network ${spec.name} on ${this.name}`, err);
@@ -95,24 +105,91 @@ export class DockerHost {
     }
   }
 
-  /** Creates the container, connects its extra networks and starts it; returns its id. */
-  async createAndStart(d: DesiredContainer, extraNetworks: Array<{ network: string; aliases: string[] }>): Promise<string> {
-    await this.ensureImage(d.create.Image ?? '');
+  /**
+   * Creates the container under `name`, connects it to its networks and starts it; returns its id.
+   * With `aliases: false` it joins its networks under its own name only, so that it gets no traffic
+   * sent to the service's name until `joinService()` (start-first updates).
+   */
+  async createAndStart(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
+    await this.ensureImage(spec.create.Image ?? '');
+    const [first, ...others] = spec.networks;
+    const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
     let container: Dockerode.Container;
     try {
-      container = await this.docker.createContainer({ ...d.create, name: d.name });
+      container = await this.docker.createContainer({
+        ...spec.create,
+        name,
+        NetworkingConfig: first ? { EndpointsConfig: { [first.network]: endpoint(first) } } : spec.create.NetworkingConfig,
+      });
     } catch (err) {
-      throw new DockerError(`create container ${d.name} on ${this.name}`, err);
+      throw new DockerError(`create container ${name} on ${this.name}`, err);
     }
     try {
-      for (const n of extraNetworks) {
-        await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: { Aliases: n.aliases } });
+      for (const n of others) {
+        await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: endpoint(n) });
       }
       await container.start();
     } catch (err) {
-      throw new DockerError(`start container ${d.name} (${container.id.slice(0, 12)}) on ${this.name}`, err);
+      throw new DockerError(`start container ${name} (${container.id.slice(0, 12)}) on ${this.name}`, err);
     }
     return container.id;
+  }
+
+  /** Gives a container started with `aliases: false` its service aliases (Docker adds aliases only on connect). */
+  async joinService(id: string, spec: ContainerSpec): Promise<void> {
+    for (const n of spec.networks) await this.reconnect(id, n.network, n.aliases);
+  }
+
+  /** Takes the service's names off a container, so that no new request is sent to it; open connections carry on. */
+  async drain(id: string): Promise<void> {
+    const info = await this.inspect(id);
+    for (const network of Object.keys(info?.NetworkSettings.Networks ?? {})) await this.reconnect(id, network, []);
+  }
+
+  /**
+   * Reconnects a container to a network with other aliases, keeping its address (and so its MAC
+   * and its TCP connections, after a pause of a few milliseconds) where the network allows it.
+   */
+  private async reconnect(id: string, network: string, aliases: string[]): Promise<void> {
+    const info = await this.inspect(id);
+    const ip = info?.NetworkSettings.Networks[network]?.IPAddress;
+    const net = this.docker.getNetwork(network);
+    try {
+      const ipam = (await net.inspect()).IPAM as { Config?: Array<{ Subnet?: string }> } | undefined;
+      const pinned = ip && ipam?.Config?.some((c) => c.Subnet) ? { IPAMConfig: { IPv4Address: ip } } : {};
+      await net.disconnect({ Container: id, Force: true });
+      await net.connect({ Container: id, EndpointConfig: { ...pinned, Aliases: aliases } });
+    } catch (err) {
+      throw new DockerError(`reconnect ${id.slice(0, 12)} to ${network} on ${this.name}`, err);
+    }
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).rename({ name });
+    } catch (err) {
+      throw new DockerError(`rename ${id.slice(0, 12)} to ${name} on ${this.name}`, err);
+    }
+  }
+
+  /** The container's inspect data, or undefined when it is gone. */
+  async inspect(id: string): Promise<Dockerode.ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw new DockerError(`inspect ${id.slice(0, 12)} on ${this.name}`, err);
+    }
+  }
+
+  /** The last lines of a container's output, for the audit of a failed replica. */
+  async tail(id: string, lines = 5): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
+      return demux(buf).trim();
+    } catch {
+      return '';
+    }
   }
 
   /** Stops (honouring the container's own stop timeout and signal) and removes; a container already gone is fine. */
@@ -131,6 +208,56 @@ export class DockerHost {
       if (status(err) !== 404 && status(err) !== 409) throw new DockerError(`remove container ${id.slice(0, 12)} on ${this.name}`, err);
     }
   }
+}
+
+/**
+ * A container to create: Docker's options plus the networks it joins, each with the aliases it
+ * answers to there. Made from a desired replica, or from a live container (to put it back).
+ */
+export interface ContainerSpec {
+  name: string;
+  create: Dockerode.ContainerCreateOptions;
+  networks: Array<{ network: string; aliases: string[] }>;
+}
+
+/** A spec that recreates a live container as it was (its image by id, so a moved tag does not matter). */
+export function specFromInspect(i: Dockerode.ContainerInspectInfo): ContainerSpec {
+  const c = i.Config;
+  const shortId = i.Id.slice(0, 12);
+  return {
+    name: i.Name.replace(/^\//, ''),
+    create: {
+      Image: i.Image,
+      Cmd: c.Cmd,
+      Entrypoint: c.Entrypoint,
+      Env: c.Env,
+      Labels: c.Labels,
+      User: c.User,
+      WorkingDir: c.WorkingDir,
+      ExposedPorts: c.ExposedPorts,
+      Healthcheck: c.Healthcheck,
+      StopSignal: (c as { StopSignal?: string }).StopSignal,
+      StopTimeout: (c as { StopTimeout?: number }).StopTimeout,
+      Tty: c.Tty,
+      OpenStdin: c.OpenStdin,
+      HostConfig: i.HostConfig,
+    },
+    networks: Object.entries(i.NetworkSettings.Networks).map(([network, n]) => ({
+      network,
+      aliases: ((n.Aliases as string[] | null) ?? []).filter((a) => a !== shortId && a !== i.Id),
+    })),
+  };
+}
+
+/** Docker's multiplexed log stream (8-byte frame headers) as text. */
+function demux(buf: Buffer): string {
+  let out = '';
+  for (let i = 0; i + 8 <= buf.length; ) {
+    const size = buf.readUInt32BE(i + 4);
+    out += buf.subarray(i + 8, i + 8 + size).toString();
+    i += 8 + size;
+  }
+  return out;
 }
 
 function ownerLabels(repo: string, stack: string): Record<string, string> {

@@ -1,32 +1,49 @@
 /**
- * Apply: walks a stack's plan and carries it out on the hosts, step by step, reporting each step.
- * Replace is stop-first: the old replica is stopped and removed before its successor starts.
- * The first failing step stops the walk; what ran is reported, what did not is left for the next pass.
+ * Apply: walks a stack's plan on the hosts and reports every step (DESIGN §5).
+ *
+ * Order: networks and volumes; removals of what Git no longer has (and duplicates); then each
+ * service in start order: its new replicas, then its changed ones in batches of
+ * `update_config.parallelism`, each replica counted as updated once it runs and is healthy for
+ * `monitor`; a failing batch applies `failure_action` (pause, continue, or rollback by
+ * `rollback_config`); then the replicas no longer wanted; last the networks of removed stacks.
  */
-import type { RenderedStack } from '../model.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import type { RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { describeAction, type Action, type StackPlan } from '../diff/plan.ts';
-import { extraNetworks } from '../schedule/container.ts';
-import type { DockerHost } from './docker-host.ts';
+import { specFromInspect, type ContainerSpec, type DockerHost } from './docker-host.ts';
+import { waitReady, type Readiness } from './health.ts';
+
+interface Where {
+  host: string;
+  service: string;
+  slot: number;
+}
 
 export type StepEvent =
   | { kind: 'network.created' | 'volume.created' | 'network.removed'; host: string; name: string }
-  | {
+  | (Where & {
       kind: 'container.created' | 'container.replaced' | 'container.removed';
-      host: string;
-      service: string;
-      slot: number;
       containerBefore?: string;
       containerAfter?: string;
       reason: string;
-    };
+    })
+  | (Where & { kind: 'container.healthy' | 'container.unhealthy'; containerAfter: string; reason: string })
+  | { kind: 'rollout.batch'; service: string; batch: number; of: number; replicas: string[]; rollback: boolean }
+  | { kind: 'rollout.failed' | 'rollout.paused' | 'rollback.started' | 'rollback.succeeded' | 'rollback.failed'; service: string; reason: string };
+
+export type ApplyOutcome = 'synced' | 'failed' | 'paused' | 'rolledback';
 
 export interface ApplyResult {
-  ok: boolean;
-  /** what failed, with the daemon's message */
+  outcome: ApplyOutcome;
+  /** what went wrong, with the daemon's or the health check's words */
   error?: string;
-  /** the action that failed, when one did */
-  failed?: Action;
+  /** the service whose rollout failed, when one did */
+  service?: string;
 }
+
+type Host = (name: string) => DockerHost;
+type Emit = (e: StepEvent) => void;
 
 /**
  * Carries out `plan` for `stack` (null for a stack removed from Git). `onStep` is called after each
@@ -36,12 +53,18 @@ export async function applyPlan(
   plan: StackPlan,
   stack: RenderedStack | null,
   hosts: Map<string, DockerHost>,
-  onStep: (e: StepEvent) => void,
+  onStep: Emit,
 ): Promise<ApplyResult> {
-  const host = (name: string) => {
+  const host: Host = (name) => {
     const h = hosts.get(name);
     if (!h) throw new Error(`host ${name} is not registered`);
     return h;
+  };
+  let failedAt: Action | undefined;
+  const step = async (a: Action, fn: () => Promise<void>) => {
+    failedAt = a;
+    await fn();
+    failedAt = undefined;
   };
   try {
     for (const n of plan.networks) {
@@ -52,66 +75,184 @@ export async function applyPlan(
       await host(v.host).createVolume(v.spec, plan.repo, plan.stack);
       onStep({ kind: 'volume.created', host: v.host, name: v.spec.name });
     }
-    // Services one after another in start order; the replicas of one service in parallel when
-    // they are new, one at a time when they replace a running one (update_config's default).
-    const batches = groupBatches(plan.actions);
-    for (const batch of batches) {
-      const results = await Promise.allSettled(
-        batch.map(async (a) => runAction(a, stack, host(a.host), onStep)),
-      );
-      const failure = results.findIndex((r) => r.status === 'rejected');
-      if (failure >= 0) {
-        const reason = (results[failure] as PromiseRejectedResult).reason as Error;
-        return { ok: false, error: `${describeAction(batch[failure])} failed: ${reason.message}`, failed: batch[failure] };
-      }
+    const services = new Set(stack?.services.map((s) => s.name));
+    const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
+    const early = removals.filter((a) => !services.has(a.service) || a.reason.startsWith('duplicate'));
+    await Promise.all(early.map((a) => step(a, () => remove(host(a.host), a, onStep))));
+
+    for (const svc of stack?.services ?? []) {
+      const actions = plan.actions.filter((a) => a.service === svc.name);
+      const needsHealthy = stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === 'service_healthy'));
+      const result = await rollService(svc, actions, host, onStep, needsHealthy);
+      if (result.outcome !== 'synced') return result;
+      const late = removals.filter((a) => a.service === svc.name && !early.includes(a));
+      await Promise.all(late.map((a) => step(a, () => remove(host(a.host), a, onStep))));
     }
     for (const n of plan.removeNetworks) {
       await host(n.host).removeNetwork(n.name);
       onStep({ kind: 'network.removed', host: n.host, name: n.name });
     }
-    return { ok: true };
+    return { outcome: 'synced' };
   } catch (err) {
-    return { ok: false, error: (err as Error).message };
+    const what = failedAt ? `${describeAction(failedAt)} failed: ` : '';
+    return { outcome: 'failed', error: `${what}${(err as Error).message}`, service: failedAt?.service };
   }
 }
 
-/** Consecutive creates (and removes) of one service run together; every replace is its own batch. */
-function groupBatches(actions: Action[]): Action[][] {
-  const batches: Action[][] = [];
-  for (const a of actions) {
-    if (a.kind === 'keep') continue;
-    const last = batches.at(-1);
-    const joinable = (x: Action) => x.kind !== 'replace' && x.kind === a.kind && x.service === a.service;
-    if (last && a.kind !== 'replace' && joinable(last[0])) last.push(a);
-    else batches.push([a]);
-  }
-  return batches;
+type Removal = Extract<Action, { kind: 'remove' }>;
+
+async function remove(h: DockerHost, a: Removal, onStep: Emit): Promise<void> {
+  await h.stopAndRemove(a.live.id);
+  onStep({ kind: 'container.removed', host: a.host, service: a.service, slot: a.slot, containerBefore: a.live.id, reason: a.reason });
 }
 
-async function runAction(a: Action, stack: RenderedStack | null, h: DockerHost, onStep: (e: StepEvent) => void): Promise<void> {
-  const where = { host: a.host, service: a.service, slot: a.slot };
-  const networksFor = (service: string) => {
-    const svc = stack?.services.find((s) => s.name === service);
-    return stack && svc ? extraNetworks(stack, svc) : [];
-  };
-  switch (a.kind) {
-    case 'create': {
-      const id = await h.createAndStart(a.desired, networksFor(a.service));
-      onStep({ kind: 'container.created', ...where, containerAfter: id, reason: a.reason });
-      return;
+/** A replica changed by this rollout: what it was (to put back) and what runs in its slot now. */
+interface Changed {
+  where: Where;
+  before?: Dockerode.ContainerInspectInfo;
+  /** the container in the slot now: the new one, or the old one when a start-first update gave up */
+  current: string;
+  replaced: boolean;
+}
+
+async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
+  const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
+  const ready = (h: DockerHost, id: string, config: UpdateConfig, health: boolean) =>
+    waitReady(h, id, { health, monitorMs: config.monitorMs });
+  const report = (w: Where, id: string, r: Readiness) =>
+    onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
+
+  // New replicas start together; they wait for health when another service depends on it.
+  const creates = actions.filter((a) => a.kind === 'create');
+  const created = await Promise.all(
+    creates.map(async (a) => {
+      const h = host(a.host);
+      const id = await h.createAndStart(a.desired);
+      onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
+      const r = await ready(h, id, svc.update, needsHealthy);
+      if (needsHealthy || !r.ok) report(where(a), id, r);
+      return r;
+    }),
+  );
+  const notUp = created.find((r) => !r.ok);
+  if (notUp && !notUp.ok) return { outcome: 'failed', service: svc.name, error: `${svc.name}: a new replica is not up: ${notUp.reason}` };
+
+  // Changed replicas roll in batches.
+  const replaces = actions.filter((a) => a.kind === 'replace');
+  const config = svc.update;
+  const batches = chunk(replaces, config.parallelism);
+  const changed: Changed[] = [];
+  let failures = 0;
+  for (const [i, batch] of batches.entries()) {
+    if (i > 0 && config.delayMs > 0) await sleep(config.delayMs);
+    onStep({ kind: 'rollout.batch', service: svc.name, batch: i + 1, of: batches.length, replicas: batch.map(label), rollback: false });
+    const results = await Promise.all(
+      batch.map(async (a) => {
+        const h = host(a.host);
+        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => ready(h, id, config, true));
+        changed.push({ where: where(a), before: r.before, current: r.current, replaced: r.replaced });
+        if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
+        report(where(a), r.newId, r.readiness);
+        return r.readiness;
+      }),
+    );
+    failures += results.filter((r) => !r.ok).length;
+    if (failures === 0 || failures / replaces.length <= config.maxFailureRatio) continue;
+    const first = results.find((r) => !r.ok) as { ok: false; reason: string };
+    const reason = `${failures} of ${replaces.length} replica(s) failed (batch ${i + 1} of ${batches.length}): ${first.reason}`;
+    onStep({ kind: 'rollout.failed', service: svc.name, reason });
+    if (config.failureAction === 'continue') continue;
+    if (config.failureAction === 'pause') {
+      onStep({ kind: 'rollout.paused', service: svc.name, reason });
+      return { outcome: 'paused', service: svc.name, error: `${svc.name}: rollout paused: ${reason}` };
     }
-    case 'replace': {
-      await h.ensureImage(a.desired.create.Image ?? '');
-      await h.stopAndRemove(a.live.id);
-      const id = await h.createAndStart(a.desired, networksFor(a.service));
-      onStep({ kind: 'container.replaced', ...where, containerBefore: a.live.id, containerAfter: id, reason: a.reason });
-      return;
-    }
-    case 'remove':
-      await h.stopAndRemove(a.live.id);
-      onStep({ kind: 'container.removed', ...where, containerBefore: a.live.id, reason: a.reason });
-      return;
-    case 'keep':
-      return;
+    return rollBack(svc, changed, host, onStep, reason);
   }
+  return { outcome: 'synced' };
+}
+
+/** Puts every replica this rollout changed back to the container it replaced, by `rollback_config`. */
+async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep: Emit, why: string): Promise<ApplyResult> {
+  const config = svc.rollback;
+  const undo = changed.filter((c) => c.replaced && c.before);
+  onStep({ kind: 'rollback.started', service: svc.name, reason: `${why}; rolling back ${undo.length} replica(s)` });
+  const batches = chunk(undo, config.parallelism);
+  let failed: string | undefined;
+  for (const [i, batch] of batches.entries()) {
+    if (i > 0 && config.delayMs > 0) await sleep(config.delayMs);
+    onStep({ kind: 'rollout.batch', service: svc.name, batch: i + 1, of: batches.length, replicas: batch.map((c) => label(c.where)), rollback: true });
+    await Promise.all(
+      batch.map(async (c) => {
+        const h = host(c.where.host);
+        const r = await replaceReplica(h, c.current, specFromInspect(c.before!), config.order, (id) => waitReady(h, id, { monitorMs: config.monitorMs }));
+        if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
+        onStep({ ...c.where, kind: r.readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: r.readiness.ok ? r.readiness.health : r.readiness.reason });
+        if (!r.readiness.ok) failed ??= `${label(c.where)}: ${r.readiness.reason}`;
+      }),
+    );
+    if (failed && config.failureAction === 'pause') break;
+  }
+  if (failed) {
+    onStep({ kind: 'rollback.failed', service: svc.name, reason: failed });
+    return { outcome: 'failed', service: svc.name, error: `${svc.name}: ${why}; the rollback failed too: ${failed}` };
+  }
+  onStep({ kind: 'rollback.succeeded', service: svc.name, reason: why });
+  return { outcome: 'rolledback', service: svc.name, error: `${svc.name}: rolled back: ${why}` };
+}
+
+interface Replaced {
+  /** the container that was there, as it was */
+  before?: Dockerode.ContainerInspectInfo;
+  /** the container started for the new spec (kept or not) */
+  newId: string;
+  readiness: Readiness;
+  /** the container in the slot afterwards */
+  current: string;
+  /** whether the old container is gone */
+  replaced: boolean;
+}
+
+/**
+ * Replaces one container by a new one. stop-first: stop and remove the old, start the new, wait.
+ * start-first: start the new beside the old, off the service's name; once it is ready it takes the
+ * service's name, the old one gives it up (no new request reaches it, those under way finish), stops,
+ * and the new one takes its container name. If the new one never gets ready, it is removed and the old one serves on.
+ */
+async function replaceReplica(
+  h: DockerHost,
+  oldId: string,
+  next: ContainerSpec,
+  order: UpdateConfig['order'],
+  wait: (id: string) => Promise<Readiness>,
+): Promise<Replaced> {
+  const before = await h.inspect(oldId);
+  if (order === 'stop-first' || !before) {
+    await h.stopAndRemove(oldId);
+    const newId = await h.createAndStart(next);
+    return { before, newId, readiness: await wait(newId), current: newId, replaced: true };
+  }
+  const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false });
+  const readiness = await wait(newId);
+  if (!readiness.ok) {
+    await h.stopAndRemove(newId);
+    return { before, newId, readiness, current: oldId, replaced: false };
+  }
+  await h.joinService(newId, next);
+  await h.drain(oldId);
+  await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
+  await h.stopAndRemove(oldId);
+  await h.rename(newId, next.name);
+  return { before, newId, readiness, current: newId, replaced: true };
+}
+
+/** How long a start-first update leaves the old replica running, off the service's name, before stopping it. */
+const DRAIN_MS = 1000;
+
+const label = (w: Where) => `${w.service}#${w.slot}@${w.host}`;
+
+/** Splits into batches of `size` (0: one batch of everything). */
+export function chunk<T>(items: T[], size: number): T[][] {
+  if (items.length === 0) return [];
+  const n = size <= 0 ? items.length : size;
+  return Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, i * n + n));
 }

@@ -16,6 +16,7 @@ import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable, parseSince } from '../audit/format.ts';
 import { buildServer, parseListen } from '../server/server.ts';
+import { checkHosts, formatHostsTable } from './hosts.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples');
 
@@ -82,7 +83,8 @@ program
       }
     }
     failOnErrors(passes);
-    if (passes.some((p) => p.stacks.some((s) => s.status === 'failed' || s.status === 'invalid'))) throw new Exit('', 1);
+    const bad = new Set(['failed', 'invalid', 'paused', 'rolledback']);
+    if (passes.some((p) => p.stacks.some((s) => bad.has(s.status)))) throw new Exit('', 1);
   });
 
 program
@@ -111,6 +113,15 @@ program
     await app.close();
     await engine.drain();
     engine.close();
+  });
+
+program
+  .command('hosts')
+  .description('check every configured host once: state, Docker version, CPUs, memory, berth-managed containers (exit 0 even when a host does not answer)')
+  .option('--json', 'the statuses as JSON, with the container counts')
+  .action(async (opts: { json?: boolean }) => {
+    const reports = await checkHosts(resolveConfig(program.opts<{ config?: string }>().config));
+    console.log(opts.json ? JSON.stringify(reports, null, 2) : formatHostsTable(reports));
   });
 
 const audit = program

@@ -36,9 +36,12 @@ export interface PassOptions {
 /**
  * unchanged: nothing to do · synced: changes applied · failed: applying (or placing) failed ·
  * invalid: its manifests are broken · planned: a dry run found changes · outofsync: changes
- * found, but the stack's `sync.auto` is off, or its last failure is waiting out its back-off
+ * found, but the stack's `sync.auto` is off, or its last failure is waiting out its back-off ·
+ * paused: a rollout failed and stopped (failure_action pause) · rolledback: a rollout failed and
+ * was rolled back (failure_action rollback). After paused or rolledback, automatic triggers leave
+ * the commit alone until a new commit or a manual sync.
  */
-export type StackStatus = 'unchanged' | 'synced' | 'failed' | 'invalid' | 'planned' | 'outofsync';
+export type StackStatus = 'unchanged' | 'synced' | 'failed' | 'invalid' | 'planned' | 'outofsync' | 'paused' | 'rolledback';
 
 export interface StackOutcome {
   stack: string;
@@ -144,7 +147,7 @@ export class Engine {
       return { repo: repoName, commit, error: message, stacks: [] };
     }
 
-    const hostInfos: HostInfo[] = this.config.hosts.map((h) => ({ name: h.name, labels: h.labels }));
+    const hostInfos: HostInfo[] = this.config.hosts.map((h) => ({ name: h.name, labels: h.labels, state: 'up' }));
     let live: LiveHost[];
     try {
       live = await mapLimit([...this.hosts.values()], this.config.hostConcurrency, (h) => observeHost(h.name, h.docker));
@@ -175,7 +178,7 @@ export class Engine {
       const slog = clog.child({ stack: w.name });
       let plan: StackPlan;
       try {
-        const desired = w.stack ? placeStack(repoName, w.stack, hostInfos, commit.sha) : [];
+        const desired = w.stack ? placeStack(repoName, w.stack, withReservations(hostInfos, live, repoName, w.name), commit.sha, currentReplicas(live, repoName, w.name)) : [];
         plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
@@ -202,12 +205,15 @@ export class Engine {
       }
       const wait = this.backoff.get(w.name);
       if (!manual && wait?.commit === commit.sha && wait.until > Date.now()) {
-        const error = `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
+        const error =
+          wait.until === Infinity
+            ? `the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand`
+            : `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
         outcomes.push({ stack: w.name, status: 'outofsync', plan, diff, errors: [error] });
         continue;
       }
       const outcome = await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog);
-      this.noteOutcome(w.name, commit.sha, outcome.status === 'failed');
+      this.noteOutcome(w.name, commit.sha, outcome.status);
       outcomes.push(outcome);
     }
     return { repo: repoName, commit, stacks: outcomes };
@@ -235,45 +241,39 @@ export class Engine {
     const serviceDiff = (service: string) =>
       planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], actions: plan.actions.filter((a) => a.service === service) });
     const onStep = (e: StepEvent) => {
-      if ('service' in e) {
-        this.audit.append({
-          ...row,
-          kind: e.kind,
-          service: e.service,
-          host: e.host,
-          containerBefore: e.containerBefore,
-          containerAfter: e.containerAfter,
-          diff: serviceDiff(e.service),
-          message: `${e.service}#${e.slot}: ${e.reason}`,
-        });
-        log.info({ host: e.host, service: e.service, slot: e.slot, before: e.containerBefore?.slice(0, 12), after: e.containerAfter?.slice(0, 12) }, e.kind);
-      } else {
-        this.audit.append({ ...row, kind: e.kind, host: e.host, message: e.name });
-        log.info({ host: e.host, name: e.name }, e.kind);
-      }
+      const entry = stepRow(e);
+      const withDiff = e.kind === 'container.created' || e.kind === 'container.replaced' || e.kind === 'container.removed';
+      this.audit.append({ ...row, ...entry, diff: withDiff ? serviceDiff(entry.service ?? '') : undefined });
+      const level = entry.outcome === 'error' ? 'warn' : 'info';
+      log[level]({ host: entry.host, service: entry.service, before: entry.containerBefore?.slice(0, 12), after: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
     };
     const result = await applyPlan(plan, stack, this.hosts, onStep);
-    if (result.ok) {
+    if (result.outcome === 'synced') {
       this.syncs.finish(sync.id, { outcome: 'succeeded' });
       this.audit.append({ ...row, kind: 'sync.succeeded', message: `${changes} container change(s) applied` });
       log.info('sync succeeded');
       return { stack: plan.stack, status: changes || diff ? 'synced' : 'unchanged', plan, diff, syncId: sync.id };
     }
     this.syncs.finish(sync.id, { outcome: 'failed', error: result.error });
-    this.audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.failed?.service, host: result.failed?.host, message: result.error });
-    log.error({ err: result.error }, 'sync failed');
-    return { stack: plan.stack, status: 'failed', plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
+    this.audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.service, message: result.error });
+    log.error({ err: result.error, outcome: result.outcome }, 'sync failed');
+    const status = result.outcome === 'rolledback' ? 'rolledback' : result.outcome === 'paused' ? 'paused' : 'failed';
+    return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
   }
 
-  /** Failed applies are retried by automatic triggers after 10 s, 20 s, 40 s ... up to 10 min; a new commit or a success resets it. */
-  private noteOutcome(stack: string, commit: string, failed: boolean): void {
-    if (!failed) {
+  /**
+   * Failed applies are retried by automatic triggers after 10 s, 20 s, 40 s ... up to 10 min; a
+   * rollout that paused or rolled back is not retried at all. A new commit or a success resets it.
+   */
+  private noteOutcome(stack: string, commit: string, status: StackStatus): void {
+    if (status !== 'failed' && status !== 'paused' && status !== 'rolledback') {
       this.backoff.delete(stack);
       return;
     }
     const prev = this.backoff.get(stack);
     const failures = prev?.commit === commit ? prev.failures + 1 : 1;
-    this.backoff.set(stack, { commit, failures, until: Date.now() + Math.min(600_000, 10_000 * 2 ** (failures - 1)) });
+    const until = status === 'failed' ? Date.now() + Math.min(600_000, 10_000 * 2 ** (failures - 1)) : Infinity;
+    this.backoff.set(stack, { commit, failures, until });
   }
 
   private recordInvalid(base: AuditInput, stack: string | undefined, errors: ManifestError[]): void {
@@ -286,6 +286,54 @@ export class Engine {
       .query({ kind: row.kind, commit: row.commit?.sha, stack: row.stack, limit: 1000 })
       .rows.some((r) => r.repo === row.repo && r.stack === row.stack && r.message === row.message);
     if (!seen) this.audit.append(row);
+  }
+}
+
+/** Where the stack's replicas run now: placement keeps them there when it can. */
+function currentReplicas(live: LiveHost[], repo: string, stack: string) {
+  return live.flatMap((h) => h.containers.filter((c) => c.repo === repo && c.stack === stack).map((c) => ({ service: c.service, slot: c.slot, host: c.host })));
+}
+
+/** The hosts with what every other stack's berth containers reserve on them. */
+function withReservations(hosts: HostInfo[], live: LiveHost[], repo: string, stack: string): HostInfo[] {
+  return hosts.map((h) => {
+    const others = live.find((l) => l.host === h.name)?.containers.filter((c) => !(c.repo === repo && c.stack === stack)) ?? [];
+    const reserved = others.reduce((sum, c) => ({ cpus: sum.cpus + c.reserved.cpus, memoryBytes: sum.memoryBytes + c.reserved.memoryBytes }), { cpus: 0, memoryBytes: 0 });
+    return { ...h, reserved };
+  });
+}
+
+/** The audit fields of one apply step. */
+function stepRow(e: StepEvent): Omit<AuditInput, 'kind'> & { kind: string } {
+  switch (e.kind) {
+    case 'network.created':
+    case 'volume.created':
+    case 'network.removed':
+      return { kind: e.kind, host: e.host, message: e.name };
+    case 'rollout.batch':
+      return {
+        kind: e.rollback ? 'rollback.batch' : 'rollout.batch',
+        service: e.service,
+        outcome: 'info',
+        message: `batch ${e.batch} of ${e.of}: ${e.replicas.join(', ')}`,
+      };
+    case 'rollout.failed':
+    case 'rollout.paused':
+    case 'rollback.failed':
+      return { kind: e.kind, service: e.service, outcome: 'error', message: e.reason };
+    case 'rollback.started':
+    case 'rollback.succeeded':
+      return { kind: e.kind, service: e.service, message: e.reason };
+    default:
+      return {
+        kind: e.kind,
+        service: e.service,
+        host: e.host,
+        containerBefore: 'containerBefore' in e ? e.containerBefore : undefined,
+        containerAfter: e.containerAfter,
+        outcome: e.kind === 'container.unhealthy' ? 'error' : 'ok',
+        message: `${e.service}#${e.slot}: ${e.reason}`,
+      };
   }
 }
 

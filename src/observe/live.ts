@@ -4,7 +4,7 @@
  */
 import type Dockerode from 'dockerode';
 import { LABEL } from '../model.ts';
-import { VIEW_LABEL } from '../schedule/container.ts';
+import { RESERVE_LABEL, VIEW_LABEL } from '../schedule/container.ts';
 
 export interface LiveContainer {
   id: string;
@@ -22,6 +22,8 @@ export interface LiveContainer {
   health?: string;
   image: string;
   view?: string;
+  /** what it reserves on its host (deploy.resources.reservations), for placing other replicas */
+  reserved: { cpus: number; memoryBytes: number };
 }
 
 export interface LiveHost {
@@ -76,5 +78,6 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
     health,
     image: c.Image,
     view: l[VIEW_LABEL],
+    reserved: { cpus: Number(l[RESERVE_LABEL.cpus] ?? 0), memoryBytes: Number(l[RESERVE_LABEL.memory] ?? 0) },
   };
 }

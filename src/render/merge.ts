@@ -3,9 +3,11 @@
  * replace earlier ones (`command`, `entrypoint` and `healthcheck.test` as a whole), maps
  * (`environment`, `labels`, `depends_on`, `networks`, healthcheck fields, top-level networks and
  * volumes) merge key by key, `ports` and `env_file` append without duplicates, and `volumes`
- * replace the mount at the same target.
+ * replace the mount at the same target. `deploy:` merges as mappings, its placement constraints and
+ * preferences appended without duplicates (mergeDeploy).
  */
 import type { PortSpec } from '../model.ts';
+import { mergeDeploy } from './deploy.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
@@ -63,6 +65,7 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     networks,
     labels: union(base.labels, over.labels),
     healthcheck: base.healthcheck || over.healthcheck ? { ...base.healthcheck, ...over.healthcheck } : undefined,
+    deploy: mergeDeploy(base.deploy, over.deploy),
     dependsOn: union(base.dependsOn, over.dependsOn),
   };
 }

@@ -5,8 +5,9 @@
  */
 import { posix } from 'node:path';
 import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, SourceError } from '../model.ts';
+import { deployPart, type DeployPart } from './deploy.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { parseDuration, scalarText, shellSplit, toBool, toInt } from './values.ts';
+import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
 /** One file's view of one service. Absent fields were not set in this file. */
 export interface ServicePart {
@@ -30,7 +31,7 @@ export interface ServicePart {
   workingDir?: string;
   stopGracePeriodSeconds?: number;
   stopSignal?: string;
-  replicas?: number;
+  deploy: DeployPart;
   dependsOn: Map<string, At<DependsOn['condition']>>;
 }
 
@@ -51,14 +52,11 @@ export interface ComposeModel {
   volumes: Map<string, ResourcePart>;
 }
 
-type Obj = Record<string, unknown>;
-
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const RESTART = /^(no|always|unless-stopped|on-failure(:\d+)?)$/;
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const PORT_RANGE = /^(\d+)(?:-(\d+))?$/;
 
-const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
 const entries = (v: unknown): [string, unknown][] => Object.entries(obj(v));
 
 /** Converts a validated Compose file into its partial model, with located errors for bad values. */
@@ -90,6 +88,7 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     ports: [],
     volumes: [],
     labels: new Map(),
+    deploy: deployPart(src, obj(s.deploy), p('deploy'), fail),
     dependsOn: new Map(),
   };
   if (typeof s.image === 'string') {
@@ -140,15 +139,6 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     const ns = parseDuration(String(s.stop_grace_period));
     if (ns === undefined) fail(p('stop_grace_period'), badDuration(s.stop_grace_period));
     else part.stopGracePeriodSeconds = Math.trunc(ns / 1e9);
-  }
-  const deploy = obj(s.deploy);
-  if (deploy.mode !== undefined && deploy.mode !== 'replicated') {
-    fail(p('deploy', 'mode'), `'${scalarText(deploy.mode)}' is not supported by berth yet (only replicated)`);
-  }
-  if (deploy.replicas !== undefined) {
-    const n = toInt(deploy.replicas);
-    if (n === undefined || n < 0) fail(p('deploy', 'replicas'), `'${scalarText(deploy.replicas)}' is not a number of replicas`);
-    else part.replicas = n;
   }
   if (Array.isArray(s.depends_on)) {
     s.depends_on.forEach((dep: string, i) => part.dependsOn.set(dep, { value: 'service_started', at: siteOf(src, p('depends_on', i)) }));
@@ -216,10 +206,6 @@ function healthcheck(h: Obj, path: Path, fail: Fail): Partial<HealthcheckSpec> {
     else if (off) out.test = ['NONE'];
   }
   return out;
-}
-
-function badDuration(v: unknown): string {
-  return `'${scalarText(v)}' is not a duration (like 30s, 1m30s or 500ms)`;
 }
 
 function resource(src: YamlSource, path: Path, r: Obj, fail: Fail): ResourcePart {

@@ -30,7 +30,14 @@ const SERVICE: Shape = {
   working_dir: true,
   stop_grace_period: true,
   stop_signal: true,
-  deploy: { replicas: true, mode: true },
+  deploy: {
+    replicas: true,
+    mode: true,
+    placement: true,
+    resources: { reservations: { cpus: true, memory: true }, limits: true },
+    update_config: true,
+    rollback_config: true,
+  },
   depends_on: { '*': { condition: true } },
   'x-berth': false,
 };

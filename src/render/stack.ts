@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import type { NetworkSpec, ServiceSpec, SourceError, StackDef, StackRender, VolumeSpec } from '../model.ts';
+import { deploySpec } from './deploy.ts';
 import { parseDotenv } from './dotenv.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
 import { mergeModels } from './merge.ts';
@@ -117,7 +118,7 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
       const hint = closest(dep, [...model.services.keys()]);
       errors.push(siteError(at, `'${dep}' is not a service of this stack${hint ? ` (did you mean '${hint}'?)` : ''}`));
     }
-    services.set(s.name, serviceSpec(s, environment, networks));
+    services.set(s.name, serviceSpec(s, environment, networks, errors));
   }
   const order = startOrder([...model.services.values()], errors);
   const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
@@ -130,7 +131,7 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
 
 const sorted = (m: Map<string, string>): Record<string, string> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
-function serviceSpec(s: ServicePart, environment: Map<string, string>, networks: Map<string, { value: string[] }>): ServiceSpec {
+function serviceSpec(s: ServicePart, environment: Map<string, string>, networks: Map<string, { value: string[] }>, errors: SourceError[]): ServiceSpec {
   const spec: ServiceSpec = {
     name: s.name,
     image: s.image?.value ?? '',
@@ -140,7 +141,7 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
     networks: [...networks].map(([key, { value }]) => ({ key, aliases: value })),
     labels: sorted(s.labels),
     restart: s.restart ?? 'no',
-    replicas: s.replicas ?? 1,
+    ...deploySpec(s.deploy, errors),
     dependsOn: [...s.dependsOn].map(([service, { value }]) => ({ service, condition: value })),
   };
   if (s.command) spec.command = s.command;

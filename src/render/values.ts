@@ -80,7 +80,36 @@ export function toBool(value: unknown): boolean | undefined {
   return undefined;
 }
 
+/** A number given as a YAML number or (after interpolation) a decimal string ("0.5", "2", ".5"). */
+export function toNumber(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)$/.test(value.trim())) return Number(value.trim());
+  return undefined;
+}
+
+const BYTE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+const BYTES = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i;
+
+/**
+ * A Compose byte size ("512m", "1g", "1024k", "1gb", "1.5GiB", "2048" or "2048b") in bytes, as Docker
+ * reads it: units are powers of 1024, case does not matter. Undefined if malformed.
+ */
+export function parseBytes(text: string): number | undefined {
+  const m = BYTES.exec(text.trim());
+  return m ? Math.floor(Number(m[1]) * BYTE_UNITS[m[2].toLowerCase()]) : undefined;
+}
+
 /** A scalar as text: strings as they are, numbers and booleans printed, null as "". */
 export function scalarText(value: unknown): string {
   return value === null || value === undefined ? '' : String(value);
 }
+
+/** The message for a value that is not a duration. */
+export function badDuration(v: unknown): string {
+  return `'${scalarText(v)}' is not a duration (like 30s, 1m30s or 500ms)`;
+}
+
+export type Obj = Record<string, unknown>;
+
+/** `v` if it is a mapping, else an empty one (the schema has already checked the type). */
+export const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});

@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
 import { LABEL, type RenderedStack, type ServiceSpec } from '../model.ts';
+import type { ContainerSpec } from '../apply/docker-host.ts';
 
-export interface DesiredContainer {
+export interface DesiredContainer extends ContainerSpec {
   host: string;
   stack: string;
   service: string;
@@ -18,7 +19,6 @@ export interface DesiredContainer {
   specHash: string;
   /** what changed is shown from this, never from raw values (secret-looking env values are masked) */
   view: string;
-  create: Dockerode.ContainerCreateOptions;
 }
 
 /**
@@ -96,10 +96,8 @@ export function desiredContainer(
     Target: m.target,
     ReadOnly: m.readOnly,
   }));
-  const [firstNet, ...otherNets] = svc.networks;
-  const endpoint = (n: (typeof svc.networks)[number]) => ({
-    Aliases: [...new Set([svc.name, ...n.aliases])],
-  });
+  const networks = svc.networks.map((n) => ({ network: networkName(stack, n.key), aliases: [...new Set([svc.name, ...n.aliases])] }));
+  const [firstNet] = networks;
   const restart = parseRestart(svc.restart);
   const hc = svc.healthcheck;
   const env = Object.entries(svc.environment).map(([k, v]) => `${k}=${v}`);
@@ -125,19 +123,23 @@ export function desiredContainer(
       PortBindings: Object.keys(bindings).length ? bindings : undefined,
       Mounts: mounts.length ? mounts : undefined,
       RestartPolicy: restart,
-      NetworkMode: firstNet ? networkName(stack, firstNet.key) : undefined,
+      NetworkMode: firstNet?.network,
+      NanoCpus: svc.limits.cpus !== undefined ? Math.round(svc.limits.cpus * 1e9) : undefined,
+      Memory: svc.limits.memoryBytes,
+      PidsLimit: svc.limits.pids,
+      MemoryReservation: svc.reservations.memoryBytes,
     },
-    NetworkingConfig: firstNet ? { EndpointsConfig: { [networkName(stack, firstNet.key)]: endpoint(firstNet) } } : undefined,
   };
   const userLabels = svc.labels;
   const view = serviceView(stack, svc);
-  const specHash = sha256(canonical({ shape, userLabels, extraNetworks: otherNets.map((n) => [networkName(stack, n.key), endpoint(n)]) })).slice(0, 16);
+  const specHash = sha256(canonical({ shape, userLabels, networks })).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
     [LABEL.specHash]: specHash,
     [LABEL.commit]: commitSha,
     [VIEW_LABEL]: view,
+    ...reservationLabels(svc),
   };
   return {
     host,
@@ -148,12 +150,19 @@ export function desiredContainer(
     specHash,
     view,
     create: { ...shape, Labels: labels },
+    networks,
   };
 }
 
-/** Networks beyond the first are connected after create (Docker's create takes one endpoint). */
-export function extraNetworks(stack: RenderedStack, svc: ServiceSpec): Array<{ network: string; aliases: string[] }> {
-  return svc.networks.slice(1).map((n) => ({ network: networkName(stack, n.key), aliases: [...new Set([svc.name, ...n.aliases])] }));
+/** What a replica reserves, on the container, so that placing other stacks can count it (DESIGN §2). */
+export const RESERVE_LABEL = { cpus: 'berth.reserve.cpus', memory: 'berth.reserve.memory' } as const;
+
+function reservationLabels(svc: ServiceSpec): Record<string, string> {
+  const { cpus, memoryBytes } = svc.reservations;
+  return {
+    ...(cpus !== undefined ? { [RESERVE_LABEL.cpus]: String(cpus) } : {}),
+    ...(memoryBytes !== undefined ? { [RESERVE_LABEL.memory]: String(memoryBytes) } : {}),
+  };
 }
 
 function parseRestart(policy: string): { Name: string; MaximumRetryCount?: number } {

@@ -2,13 +2,17 @@ import { describe, expect, test } from 'vitest';
 import type { ServiceSpec } from '../../src/model.ts';
 import { errorsOf, render, serviceOf, stackOf } from './helpers.ts';
 
+/** Compose's defaults for update_config and rollback_config. */
+const UPDATE_DEFAULTS = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0, order: 'stop-first' } as const;
+
 /** A compose file with one service "web" (image nginx) plus `body` under it. */
 const web = (body: string, rest = '') =>
   `services:\n  web:\n    image: nginx\n${body.replace(/^/gm, '    ')}\n${rest}`;
 
 describe('normalising each supported key', () => {
   test.each<[string, string, Partial<ServiceSpec>, Record<string, string>?]>([
-    ['defaults', '', { name: 'web', image: 'nginx', environment: {}, ports: [], volumes: [], labels: {}, restart: 'no', replicas: 1, dependsOn: [], networks: [{ key: 'default', aliases: [] }] }],
+    ['defaults', '', { name: 'web', image: 'nginx', environment: {}, ports: [], volumes: [], labels: {}, restart: 'no', dependsOn: [], networks: [{ key: 'default', aliases: [] }],
+      mode: 'replicated', replicas: 1, placement: { constraints: [], spread: [] }, reservations: {}, limits: {}, update: UPDATE_DEFAULTS, rollback: UPDATE_DEFAULTS }],
     ['command as a string, split like a shell', `command: sh -c 'echo "a b"' x\\ y "q\\"t"`, { command: ['sh', '-c', 'echo "a b"', 'x y', 'q"t'] }],
     ['command as a list', 'command: [sh, -c, "echo a && echo b"]', { command: ['sh', '-c', 'echo a && echo b'] }],
     ['entrypoint as a string', 'entrypoint: /bin/tini --', { entrypoint: ['/bin/tini', '--'] }],
@@ -228,7 +232,13 @@ networks:
       dependsOn: [{ service: 'db', condition: 'service_started' }, { service: 'cache', condition: 'service_healthy' }],
       healthcheck: { test: ['CMD-SHELL', 'check2'], intervalNs: 10e9, timeoutNs: 1e9, retries: 3 },
       restart: 'always',
+      mode: 'replicated',
       replicas: 2,
+      placement: { constraints: [], spread: [] },
+      reservations: {},
+      limits: {},
+      update: UPDATE_DEFAULTS,
+      rollback: UPDATE_DEFAULTS,
     });
     expect(stack.networks).toEqual([
       { key: 'default', name: 'shop_default', external: false, labels: {} },
@@ -245,8 +255,8 @@ describe('refusals', () => {
       'app/compose.yaml:4:5: services.web.build: not supported by berth yet',
       'app/compose.yaml:5:5: services.web.container_name: not supported by berth yet',
     ]],
-    ['an unsupported nested key', web('deploy:\n  replicas: 2\n  update_config: { parallelism: 2 }\nhealthcheck: { test: x, start_interval: 1s }'), [
-      'app/compose.yaml:6:7: services.web.deploy.update_config: not supported by berth yet',
+    ['an unsupported nested key', web('deploy:\n  replicas: 2\n  restart_policy: { condition: any }\nhealthcheck: { test: x, start_interval: 1s }'), [
+      'app/compose.yaml:6:7: services.web.deploy.restart_policy: not supported by berth yet',
       'app/compose.yaml:7:29: services.web.healthcheck.start_interval: not supported by berth yet',
     ]],
     ['unsupported top-level keys', web('', 'secrets:\n  s: { file: ./s }\nconfigs: {}\n'), [
@@ -288,14 +298,14 @@ describe('refusals', () => {
     ]],
     ['depending on itself', web('depends_on: [web]'), ['app/compose.yaml:4:18: services.web.depends_on[0]: dependency cycle: web -> web']],
     ['a name other than the stack\'s', web('', 'name: other\n'), ["app/compose.yaml:5:7: name: the project name 'other' must be the stack's name 'app' (or leave name: out)"]],
-    ['bad values', web('restart: sometimes\nstop_grace_period: 10 s\nports: ["80:80:80:80x", "1-3:4-5", 70000]\ndeploy: { mode: global, replicas: many }\nhealthcheck: { test: [curl], interval: 5x }'), [
+    ['bad values', web('restart: sometimes\nstop_grace_period: 10 s\nports: ["80:80:80:80x", "1-3:4-5", 70000]\ndeploy: { mode: global-job, replicas: many }\nhealthcheck: { test: [curl], interval: 5x }'), [
       "app/compose.yaml:4:14: services.web.restart: 'sometimes' is not a restart policy (no, always, on-failure[:N], unless-stopped)",
       "app/compose.yaml:5:24: services.web.stop_grace_period: '10 s' is not a duration (like 30s, 1m30s or 500ms)",
       "app/compose.yaml:6:13: services.web.ports[0]: '80:80:80:80x' is not a port mapping ([HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL])",
       "app/compose.yaml:6:29: services.web.ports[1]: '1-3:4-5': the host and container port ranges must be the same length",
       'app/compose.yaml:6:40: services.web.ports[2]: 70000 is not a port number',
-      "app/compose.yaml:7:21: services.web.deploy.mode: 'global' is not supported by berth yet (only replicated)",
-      "app/compose.yaml:7:39: services.web.deploy.replicas: 'many' is not a number of replicas",
+      "app/compose.yaml:7:21: services.web.deploy.mode: 'global-job' is not supported by berth yet (replicated or global)",
+      "app/compose.yaml:7:43: services.web.deploy.replicas: 'many' is not a number of replicas",
       'app/compose.yaml:8:26: services.web.healthcheck.test: a list must start with CMD, CMD-SHELL or NONE',
       "app/compose.yaml:8:44: services.web.healthcheck.interval: '5x' is not a duration (like 30s, 1m30s or 500ms)",
     ]],

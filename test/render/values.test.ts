@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseDuration, shellSplit, toBool, toInt } from '../../src/render/values.ts';
+import { parseBytes, parseDuration, shellSplit, toBool, toInt, toNumber } from '../../src/render/values.ts';
 import { port } from '../../src/render/normalize.ts';
 import { formatError } from '../../src/render/index.ts';
 
@@ -44,6 +44,34 @@ describe('parseDuration', () => {
 
 test.each<[unknown, number | undefined]>([[3, 3], ['3', 3], [' 4 ', 4], [1.5, undefined], ['x', undefined], [null, undefined]])('toInt(%j)', (v, n) => {
   expect(toInt(v)).toBe(n);
+});
+
+test.each<[unknown, number | undefined]>([[0.5, 0.5], ['0.5', 0.5], ['.5', 0.5], [' 2 ', 2], ['1.', 1], ['-1', -1], ['1e3', undefined], ['x', undefined], ['', undefined], [Infinity, undefined], [null, undefined]])('toNumber(%j)', (v, n) => {
+  expect(toNumber(v)).toBe(n);
+});
+
+describe('parseBytes', () => {
+  test.each<[string, number | undefined]>([
+    ['1048576', 1048576],
+    ['100b', 100],
+    ['1024k', 1024 ** 2],
+    ['512m', 512 * 1024 ** 2],
+    ['512M', 512 * 1024 ** 2],
+    ['1g', 1024 ** 3],
+    ['1gb', 1024 ** 3],
+    ['1GiB', 1024 ** 3],
+    ['1 g', 1024 ** 3],
+    ['1.5k', 1536],
+    ['1t', 1024 ** 4],
+    ['0', 0],
+    ['', undefined],
+    ['1x', undefined],
+    ['-1m', undefined],
+    ['1  g', undefined],
+    ['m', undefined],
+  ])('%j', (input, bytes) => {
+    expect(parseBytes(input)).toBe(bytes);
+  });
 });
 
 test.each<[unknown, boolean | undefined]>([[true, true], ['false', false], ['TRUE', true], ['yes', undefined], [1, undefined]])('toBool(%j)', (v, b) => {
