@@ -46,6 +46,14 @@ export interface BerthConfig {
   auth: { tokens: Array<{ name: string; role: 'viewer' | 'operator' | 'admin'; tokenFile: string }> };
   /** how many hosts are reconciled at once */
   hostConcurrency: number;
+  /** how hosts are watched: a check every intervalMs, each bounded by timeoutMs; unreachable for graceMs makes a host lost */
+  hostCheck: HostCheckConfig;
+}
+
+export interface HostCheckConfig {
+  intervalMs: number;
+  graceMs: number;
+  timeoutMs: number;
 }
 
 /** A config that cannot be used, with a message a person can act on (no stack trace). */
@@ -59,6 +67,11 @@ const schema = {
     dataDir: { type: 'string', minLength: 1 },
     listen: { type: 'string', pattern: '^[^:]*:[0-9]+$' },
     hostConcurrency: { type: 'integer', minimum: 1 },
+    hostCheck: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { interval: { type: 'string' }, gracePeriod: { type: 'string' }, timeout: { type: 'string' } },
+    },
     hosts: {
       type: 'array',
       minItems: 1,
@@ -159,7 +172,8 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos'>> & {
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck'>> & {
+  hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
   hosts?: Array<Partial<HostConfig> & { name: string; endpoint: string }>;
   repos?: Array<Partial<RepoConfig> & { name: string; url: string }>;
 };
@@ -198,6 +212,19 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     repos,
     auth: { tokens: (raw.auth?.tokens ?? []).map((t) => ({ ...t, tokenFile: rel(t.tokenFile) })) },
     hostConcurrency: raw.hostConcurrency ?? 8,
+    hostCheck: hostCheck(raw.hostCheck ?? {}, `${source}: hostCheck`),
+  };
+}
+
+/** The defaults: a check every 10 s, bounded by 5 s; a host unreachable for 1 min is lost. */
+const HOST_CHECK: HostCheckConfig = { intervalMs: 10_000, graceMs: 60_000, timeoutMs: 5_000 };
+
+function hostCheck(raw: NonNullable<RawConfig['hostCheck']>, where: string): HostCheckConfig {
+  const ms = (value: string | undefined, key: string, fallback: number) => (value === undefined ? fallback : parseDuration(value, `${where}.${key}`));
+  return {
+    intervalMs: ms(raw.interval, 'interval', HOST_CHECK.intervalMs),
+    graceMs: ms(raw.gracePeriod, 'gracePeriod', HOST_CHECK.graceMs),
+    timeoutMs: ms(raw.timeout, 'timeout', HOST_CHECK.timeoutMs),
   };
 }
 
@@ -209,14 +236,24 @@ export type PollSchedule = { kind: 'interval'; ms: number } | { kind: 'cron'; ex
 
 /** `30s`, `3m`, `1h` (also combined, `1h30m`) or a cron expression of 5 or 6 fields. */
 export function parsePoll(value: string, where = 'poll'): PollSchedule {
-  const interval = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value.trim());
-  if (interval && value.trim() !== '') {
-    const ms = ((Number(interval[1] ?? 0) * 60 + Number(interval[2] ?? 0)) * 60 + Number(interval[3] ?? 0)) * 1000;
-    if (ms < 1000) throw new ConfigError(`${where}: '${value}' is shorter than one second`);
-    return { kind: 'interval', ms };
-  }
+  if (durationMs(value) !== undefined) return { kind: 'interval', ms: parseDuration(value, where) };
   if (cron.validate(value.trim())) return { kind: 'cron', expression: value.trim() };
   throw new ConfigError(`${where}: '${value}' is neither an interval (30s, 3m, 1h) nor a cron expression`);
+}
+
+/** A duration of at least one second, `30s`, `3m`, `1h` (also combined, `1h30m`), in milliseconds. */
+export function parseDuration(value: string, where = 'duration'): number {
+  const ms = durationMs(value);
+  if (ms === undefined) throw new ConfigError(`${where}: '${value}' is not a duration (30s, 3m, 1h, 1h30m)`);
+  if (ms < 1000) throw new ConfigError(`${where}: '${value}' is shorter than one second`);
+  return ms;
+}
+
+/** The milliseconds of `1h30m`-style text, or undefined when it is not one. */
+function durationMs(value: string): number | undefined {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value.trim());
+  if (!m || value.trim() === '') return undefined;
+  return ((Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 60 + Number(m[3] ?? 0)) * 1000;
 }
 
 /**
@@ -233,6 +270,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     repos: [{ name: 'examples', url: resolve(dataDir, 'examples'), branch: 'main', poll: '5s' }],
     auth: { tokens: [] },
     hostConcurrency: 8,
+    hostCheck: { ...HOST_CHECK },
   };
 }
 

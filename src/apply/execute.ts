@@ -127,7 +127,9 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   const created = await Promise.all(
     creates.map(async (a) => {
       const h = host(a.host);
-      const id = await h.createAndStart(a.desired);
+      const id = await h.createAndStart(a.desired).catch((err: unknown) => {
+        throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`);
+      });
       onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
       const r = await ready(h, id, svc.update, needsHealthy);
       if (needsHealthy || !r.ok) report(where(a), id, r);

@@ -71,6 +71,18 @@ export const migrations: readonly string[] = [
   `,
   // 2: which process runs a sync (`hostname:pid`), so that one left 'running' by a killed engine can be settled
   `ALTER TABLE syncs ADD COLUMN owner TEXT;`,
+  // 3: how a failed sync ended (failed, paused, rolledback), and stacks held at a commit (paused, or
+  // rolled back by hand) until resumed or a new commit arrives
+  `ALTER TABLE syncs ADD COLUMN result TEXT;
+  CREATE TABLE holds (
+    stack TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    commitSha TEXT,
+    headSha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('pause', 'rollback')),
+    actor TEXT NOT NULL,
+    since TEXT NOT NULL
+  ) STRICT;`,
 ];
 
 /**

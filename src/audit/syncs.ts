@@ -29,6 +29,8 @@ export interface SyncRecord {
   diff?: string;
   /** the process that runs it, `hostname:pid` */
   owner?: string;
+  /** how a failed sync ended: failed, paused or rolledback */
+  result?: 'failed' | 'paused' | 'rolledback';
 }
 
 export interface SyncStart {
@@ -43,6 +45,8 @@ export interface SyncStart {
 
 export interface SyncFinish {
   outcome: 'succeeded' | 'failed';
+  /** how a failed sync ended: 'failed', 'paused' (a rollout stopped) or 'rolledback' */
+  result?: 'failed' | 'paused' | 'rolledback';
   error?: string;
   /** replaces the plan recorded at start, when given */
   plan?: unknown;
@@ -106,10 +110,10 @@ export class SyncStore {
   finish(id: number, f: SyncFinish): void {
     const { changes } = this.#db
       .prepare(
-        `UPDATE syncs SET finishedAt = ?, outcome = ?, error = ?, plan = coalesce(?, plan), diff = coalesce(?, diff)
+        `UPDATE syncs SET finishedAt = ?, outcome = ?, result = ?, error = ?, plan = coalesce(?, plan), diff = coalesce(?, diff)
          WHERE id = ? AND outcome = 'running'`,
       )
-      .run(new Date().toISOString(), f.outcome, f.error ?? null, json(f.plan), f.diff ?? null, id);
+      .run(new Date().toISOString(), f.outcome, f.result ?? null, f.error ?? null, json(f.plan), f.diff ?? null, id);
     if (changes === 0) {
       const found = this.get(id);
       throw new Error(found ? `sync ${id} has already finished (${found.outcome})` : `there is no sync ${id}`);
@@ -147,6 +151,12 @@ export class SyncStore {
       params.push(c.param);
     }
     return readPage(this.#db, 'syncs', where, params, f, toRecord);
+  }
+
+  /** The stack's latest sync run (by id), running or finished. */
+  latest(stack: string): SyncRecord | undefined {
+    const r = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? ORDER BY id DESC LIMIT 1`).get(stack);
+    return r && toRecord(r);
   }
 
   /** The stack's sync run that succeeded last (by finishing time), if any. */

@@ -5,11 +5,12 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { ConfigError, resolveConfig, type BerthConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
-import { Engine, type RepoPass } from '../engine/engine.ts';
+import { Engine, EngineError, type RepoPass } from '../engine/engine.ts';
 import { startPolling } from '../engine/poller.ts';
 import { seedExamplesRepo } from '../source/seed.ts';
 import { openDatabase } from '../audit/db.ts';
@@ -19,6 +20,8 @@ import { buildServer, parseListen } from '../server/server.ts';
 import { checkHosts, formatHostsTable } from './hosts.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples');
+/** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
+const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
 
 /** An error that ends the command with a message and an exit code, without a stack trace. */
 class Exit extends Error {
@@ -52,7 +55,7 @@ program
   .description('the plan against the live hosts, as a unified diff; changes nothing (exit 1 when there are differences)')
   .option('-s, --stack <name>', 'only this stack')
   .action(async (opts: { stack?: string }) => {
-    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: 'cli', stack: opts.stack, dryRun: true }), 'warn');
+    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack, dryRun: true }), 'warn');
     let differs = false;
     for (const pass of passes) {
       console.log(passHeader(pass));
@@ -73,7 +76,7 @@ program
   .description('one reconciliation pass now, without a server: fetch, render, diff and apply')
   .option('-s, --stack <name>', 'only this stack')
   .action(async (opts: { stack?: string }) => {
-    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: 'cli', stack: opts.stack }), 'info');
+    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack }), 'info');
     for (const pass of passes) {
       console.log(passHeader(pass));
       for (const s of pass.stacks) {
@@ -122,6 +125,58 @@ program
   .action(async (opts: { json?: boolean }) => {
     const reports = await checkHosts(resolveConfig(program.opts<{ config?: string }>().config));
     console.log(opts.json ? JSON.stringify(reports, null, 2) : formatHostsTable(reports));
+  });
+
+program
+  .command('status')
+  .description('each stack: Synced/OutOfSync/Unknown, its health, the commit applied, how its last rollout ended, its replicas')
+  .option('-s, --stack <name>', 'only this stack')
+  .option('--json', 'JSON, with every replica')
+  .action(async (opts: { stack?: string; json?: boolean }) => {
+    const states = await withEngine((engine) => engine.status(opts.stack), 'warn');
+    if (opts.json) {
+      console.log(JSON.stringify(states, null, 2));
+      return;
+    }
+    if (states.length === 0) console.log('no stacks');
+    for (const s of states) {
+      const replicas = s.replicas.filter((r) => !r.extra);
+      const up = replicas.filter((r) => r.state === 'running').length;
+      const extra = [s.condition, s.held ? 'held' : undefined].filter(Boolean).join(', ');
+      console.log(`${s.name}  ${s.sync}  ${s.health}  ${s.commit?.slice(0, 7) ?? '-'}  ${up}/${replicas.length} running${extra ? `  (${extra})` : ''}`);
+      if (s.reason) console.log(indent([s.reason], '    '));
+    }
+  });
+
+program
+  .command('rollback')
+  .description('apply STACK as it was at an earlier commit and hold it there (auto-sync paused) until `resume` or a new commit')
+  .argument('<stack>')
+  .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
+  .action(async (stack: string, opts: { to?: string }) => {
+    const outcome = await withEngine((engine) => engine.rollback(stack, { to: opts.to, actor: CLI_ACTOR }), 'info');
+    console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
+    if (outcome.errors) console.log(indent(outcome.errors));
+    if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
+    console.log(`held there: automatic syncs leave ${stack} alone until \`berth resume ${stack}\` or a new commit`);
+  });
+
+program
+  .command('pause')
+  .description('stop automatic syncs of STACK until `resume` or a new commit')
+  .argument('<stack>')
+  .action(async (stack: string) => {
+    await withEngine((engine) => engine.pause(stack, CLI_ACTOR), 'warn');
+    console.log(`${stack}: paused`);
+  });
+
+program
+  .command('resume')
+  .description('end a pause or a rollback hold of STACK: the next pass applies the branch head')
+  .argument('<stack>')
+  .action(async (stack: string) => {
+    const resumed = await withEngine(async (engine) => engine.resume(stack, CLI_ACTOR), 'warn');
+    console.log(resumed ? `${stack}: resumed` : `${stack} was not paused`);
   });
 
 const audit = program
@@ -217,7 +272,7 @@ try {
   if (err instanceof Exit) {
     if (err.message) console.error(err.message);
     process.exitCode = err.code;
-  } else if (err instanceof ConfigError) {
+  } else if (err instanceof ConfigError || err instanceof EngineError) {
     console.error(`berth: ${err.message}`);
     process.exitCode = 2;
   } else {

@@ -21,7 +21,9 @@ import { DockerHost } from '../apply/docker-host.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditInput, type Trigger } from '../audit/log.ts';
 import { SyncStore } from '../audit/syncs.ts';
+import { HoldStore } from '../audit/holds.ts';
 import { mapLimit } from './limit.ts';
+import { stackState, type StackState } from './status.ts';
 
 export interface PassOptions {
   trigger: Trigger;
@@ -31,7 +33,12 @@ export interface PassOptions {
   stack?: string;
   /** work out the plans but change nothing and record nothing */
   dryRun?: boolean;
+  /** apply held (paused, rolled back) stacks too: the manual rollback itself */
+  ignoreHolds?: boolean;
 }
+
+/** A request the engine cannot carry out, said so a person can act on it. */
+export class EngineError extends Error {}
 
 /**
  * unchanged: nothing to do · synced: changes applied · failed: applying (or placing) failed ·
@@ -69,7 +76,10 @@ export class Engine {
   readonly syncs: SyncStore;
   readonly hosts = new Map<string, DockerHost>();
   private readonly sources = new Map<string, GitSource>();
-  private readonly lanes = new Map<string, { tail: Promise<unknown>; waiting?: Promise<RepoPass> }>();
+  readonly holds: HoldStore;
+  /** per repo: the end of its queue of passes, and the pass waiting to start (which new requests join) */
+  private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly waiting = new Map<string, Promise<RepoPass>>();
   /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
   private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
   /** the last commit rendered per repo: a poll of an unmoved branch reads and renders nothing again */
@@ -81,13 +91,14 @@ export class Engine {
     this.db = openDatabase(join(config.dataDir, 'berth.db'));
     this.audit = new AuditLog(this.db);
     this.syncs = new SyncStore(this.db);
+    this.holds = new HoldStore(this.db);
     for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
     for (const r of config.repos) this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
   }
 
   /** Resolves once every pass that is running or queued has ended. */
   async drain(): Promise<void> {
-    await Promise.all([...this.lanes.values()].map((l) => l.tail));
+    await Promise.all(this.lanes.values());
   }
 
   close(): void {
@@ -105,34 +116,118 @@ export class Engine {
    */
   syncRepo(repo: string, opts: PassOptions): Promise<RepoPass> {
     if (opts.dryRun) return this.pass(repo, opts);
-    let lane = this.lanes.get(repo);
-    if (!lane) this.lanes.set(repo, (lane = { tail: Promise.resolve() }));
-    if (lane.waiting) return lane.waiting;
-    const l = lane;
-    const next = l.tail.then(() => {
-      l.waiting = undefined;
+    const waiting = this.waiting.get(repo);
+    if (waiting) return waiting;
+    const next = this.serialize(repo, () => {
+      this.waiting.delete(repo);
       return this.pass(repo, opts);
     });
-    l.waiting = next;
-    l.tail = next.catch(() => undefined);
+    this.waiting.set(repo, next);
     return next;
   }
 
-  private async pass(repoName: string, opts: PassOptions): Promise<RepoPass> {
+  /** Runs `task` after everything already queued for the repo. */
+  private serialize<T>(repo: string, task: () => Promise<T>): Promise<T> {
+    const next = (this.lanes.get(repo) ?? Promise.resolve()).then(task);
+    this.lanes.set(repo, next.catch(() => undefined));
+    return next;
+  }
+
+  /**
+   * Applies `stack` as it was at commit `to` (default: the commit before the one last applied) and
+   * holds it there: automatic syncs leave it alone until `resume` or a new commit (DESIGN §5).
+   */
+  async rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
+    const { repo, source, head } = await this.findStack(stackName);
+    return this.serialize(repo, async () => {
+      const target = await this.rollbackTarget(source, stackName, opts.to);
+      const rendered = renderSnapshot(await source.snapshot(target.sha));
+      const then = rendered.stacks.find((s) => s.def.name === stackName);
+      if (!then?.ok) {
+        throw new EngineError(`stack ${stackName} ${then ? 'was invalid' : 'did not exist'} at commit ${target.sha.slice(0, 7)}: nothing changed`);
+      }
+      const base: AuditInput = { kind: 'rollback.started', repo, commit: target, stack: stackName, trigger: 'manual', actor: opts.actor };
+      this.audit.append({ ...base, message: `manual rollback of ${stackName} to ${target.sha.slice(0, 7)} (${target.message.split('\n')[0]}), asked by ${opts.actor}` });
+      this.holds.set({ stack: stackName, repo, commitSha: target.sha, headSha: head.sha, reason: 'rollback', actor: opts.actor });
+      const pass = await this.pass(repo, { trigger: 'manual', actor: opts.actor, stack: stackName, ignoreHolds: true }, { commit: target, rendered });
+      const outcome = pass.stacks.find((s) => s.stack === stackName) ?? { stack: stackName, status: 'failed' as const, errors: [pass.error ?? 'failed'] };
+      const ok = outcome.status === 'synced' || outcome.status === 'unchanged';
+      this.audit.append({ ...base, kind: ok ? 'rollback.succeeded' : 'rollback.failed', outcome: ok ? 'ok' : 'error', message: ok ? `held at ${target.sha.slice(0, 7)} until resumed or a new commit` : outcome.errors?.join('\n') });
+      return { ...outcome, commit: target };
+    });
+  }
+
+  /** Every stack's status (or one's), from a dry-run pass over each repo, the sync history and the holds. */
+  async status(stack?: string): Promise<StackState[]> {
+    const passes = await Promise.all(this.config.repos.map((r) => this.pass(r.name, { trigger: 'manual', dryRun: true, stack })));
+    return passes.flatMap((pass) =>
+      pass.stacks.map((outcome) =>
+        stackState({
+          repo: pass.repo,
+          outcome,
+          latest: this.syncs.latest(outcome.stack),
+          lastSucceeded: this.syncs.lastSucceeded(outcome.stack),
+          hold: this.holds.get(outcome.stack),
+          unreachable: new Set(),
+        }),
+      ),
+    );
+  }
+
+  /** Pauses automatic syncs of the stack until `resume` or a new commit. */
+  async pause(stackName: string, actor: string): Promise<void> {
+    const { repo, head } = await this.findStack(stackName);
+    this.holds.set({ stack: stackName, repo, headSha: head.sha, reason: 'pause', actor });
+    this.audit.append({ kind: 'stack.paused', repo, commit: head, stack: stackName, trigger: 'manual', actor, message: `auto-sync paused by ${actor}` });
+  }
+
+  /** Ends a pause or a manual rollback's hold; the next pass applies the branch's head. */
+  async resume(stackName: string, actor: string): Promise<boolean> {
+    const hold = this.holds.release(stackName);
+    if (!hold) return false;
+    this.audit.append({ kind: 'stack.resumed', repo: hold.repo, stack: stackName, trigger: 'manual', actor, message: `auto-sync resumed by ${actor} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
+    return true;
+  }
+
+  /** The repo whose head defines the stack. */
+  private async findStack(stackName: string): Promise<{ repo: string; source: GitSource; head: CommitInfo }> {
+    for (const [repo, source] of this.sources) {
+      const { commit, rendered } = await this.readHead(repo, source, this.log);
+      if (rendered.stacks.some((s) => s.def.name === stackName)) return { repo, source, head: commit };
+    }
+    throw new EngineError(`no repo defines a stack named ${stackName}`);
+  }
+
+  private async rollbackTarget(source: GitSource, stackName: string, to?: string): Promise<CommitInfo> {
+    if (to) return source.commit(to);
+    const applied = this.syncs.lastSucceeded(stackName)?.commitSha;
+    if (!applied) throw new EngineError(`stack ${stackName} has no applied commit to roll back from: name one with --to`);
+    const history = await source.history();
+    const i = history.findIndex((c) => c.sha === applied);
+    if (i < 0) throw new EngineError(`the applied commit ${applied.slice(0, 7)} of ${stackName} is not on the branch any more: name a commit with --to`);
+    if (i + 1 >= history.length) throw new EngineError(`the applied commit ${applied.slice(0, 7)} of ${stackName} is the branch's first: there is nothing before it`);
+    return history[i + 1];
+  }
+
+  /** Fetches the branch head (one ref look-up when unmoved) and renders it (once per commit). */
+  private async readHead(repo: string, source: GitSource, log: Logger): Promise<{ commit: CommitInfo; rendered: RenderResult }> {
+    const commit = await source.update();
+    const last = this.rendered.get(repo);
+    if (last?.sha === commit.sha) return { commit, rendered: last.result };
+    log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
+    const rendered = renderSnapshot(await source.snapshot(commit.sha));
+    this.rendered.set(repo, { sha: commit.sha, result: rendered });
+    return { commit, rendered };
+  }
+
+  private async pass(repoName: string, opts: PassOptions, at?: { commit: CommitInfo; rendered: RenderResult }): Promise<RepoPass> {
     const source = this.sources.get(repoName);
     if (!source) throw new Error(`unknown repo ${repoName}`);
     const log = this.log.child({ repo: repoName });
     let commit: CommitInfo;
     let rendered: RenderResult;
     try {
-      commit = await source.update();
-      const last = this.rendered.get(repoName);
-      if (last?.sha === commit.sha) rendered = last.result;
-      else {
-        log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
-        rendered = renderSnapshot(await source.snapshot(commit.sha));
-        this.rendered.set(repoName, { sha: commit.sha, result: rendered });
-      }
+      ({ commit, rendered } = at ?? (await this.readHead(repoName, source, log)));
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot read the repo');
       return { repo: repoName, error: (err as Error).message, stacks: [] };
@@ -163,6 +258,16 @@ export class Engine {
     const liveStacks = new Set(live.flatMap((h) => h.containers.filter((c) => c.repo === repoName).map((c) => c.stack)));
     const work: Array<{ name: string; stack: RenderedStack | null; prune: boolean }> = [];
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
+      const hold = opts.ignoreHolds ? undefined : this.holds.get(r.def.name);
+      if (hold && hold.headSha !== commit.sha && !opts.dryRun) {
+        this.holds.release(r.def.name);
+        this.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
+        clog.info({ stack: r.def.name }, 'a new commit ends the hold');
+      } else if (hold && !opts.dryRun) {
+        const at = hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : '';
+        outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): berth resume ${r.def.name}, or a new commit, ends it`] });
+        continue;
+      }
       if (!r.ok) {
         const message = r.errors.map(formatError).join('\n');
         clog.error({ stack: r.def.name, errors: message }, 'stack is invalid: its containers stay as they are');
@@ -254,7 +359,7 @@ export class Engine {
       log.info('sync succeeded');
       return { stack: plan.stack, status: changes || diff ? 'synced' : 'unchanged', plan, diff, syncId: sync.id };
     }
-    this.syncs.finish(sync.id, { outcome: 'failed', error: result.error });
+    this.syncs.finish(sync.id, { outcome: 'failed', result: result.outcome, error: result.error });
     this.audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.service, message: result.error });
     log.error({ err: result.error, outcome: result.outcome }, 'sync failed');
     const status = result.outcome === 'rolledback' ? 'rolledback' : result.outcome === 'paused' ? 'paused' : 'failed';

@@ -19,8 +19,24 @@ export interface TestRepo {
   poll?: string;
 }
 
-/** A temp folder with a berth.config.yaml for the shared test daemon and the given repos. */
-export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> = {}): { dir: string; file: string; dataDir: string; cleanup: () => void } {
+/** A host in a test config (paths in `tls` best absolute: the config lives in a temp folder). */
+export interface TestHost {
+  name: string;
+  endpoint: string;
+  labels?: Record<string, string>;
+  tls?: { ca: string; cert: string; key: string };
+}
+
+/** The shared test daemons (`inject('dockers')`) as hosts `d1`, `d2`, `d3` on their unix sockets, `labels[i]` on the i-th. */
+export function testHosts(labels: Array<Record<string, string>> = []): TestHost[] {
+  return inject('dockers').map((d, i) => ({ name: `d${i + 1}`, endpoint: `unix://${d.socketPath}`, labels: labels[i] ?? {} }));
+}
+
+/**
+ * A temp folder with a berth.config.yaml for the given repos and, by default, the first shared
+ * test daemon as the one host `test`; `extra` adds or replaces top-level keys (`hosts: testHosts()`).
+ */
+export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> & { hosts?: TestHost[] } = {}): { dir: string; file: string; dataDir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
   const config = {
     dataDir: join(dir, 'data'),

@@ -1,11 +1,13 @@
 // Private Docker daemons for tests: each runs in its own network namespace `berth-t<index>`,
 // reachable from the test process at 10.231.<index>.2 (over a veth pair) and on a private unix
-// socket. The user's own daemon (/var/run/docker.sock) is never touched.
+// socket. The user's own daemon (/var/run/docker.sock) is never touched. A daemon started with
+// `tls` serves TCP with mutual TLS on port 2376 instead of plain TCP on 2375.
 //
 // Every index is owned by the process that started it (file `d<index>.owner` holding its pid), so
 // that test runs going on at the same time do not tear down each other's daemons, while whatever a
 // killed run left behind (its owner is dead) is reaped by the next `cleanupLeftovers()`.
 import { execFile, spawn } from 'node:child_process';
+import { connect as tcpConnect } from 'node:net';
 import { constants, closeSync, openSync, readFileSync } from 'node:fs';
 import { access, link, mkdir, readdir, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ export const TEST_ROOT = '/var/tmp/berth-test';
 const NETNS_PREFIX = 'berth-t';
 const HOST_VETH_PREFIX = 'bth';
 const TCP_PORT = 2375;
+const TLS_PORT = 2376;
 const LOCK = join(TEST_ROOT, 'lock');
 
 /** What tests need to reach a test daemon (also what the global setup provides to test files). */
@@ -25,7 +28,17 @@ export interface TestDockerInfo {
   socketPath: string;
   /** The daemon's address, reachable from the test process: containers' published ports answer here too. */
   address: string;
-  tcpPort: number;
+  /** Plain TCP (no TLS) at `address`; absent on a daemon started with `tls` (dockerd's TLS settings apply to all its TCP listeners). */
+  tcpPort?: number;
+  /** TCP with mutual TLS at `address`, on a daemon started with `tls`. */
+  tlsPort?: number;
+}
+
+/** The daemon's side of mutual TLS: files of the CA that signs accepted client certificates, and its own certificate and key. */
+export interface DaemonTls {
+  ca: string;
+  cert: string;
+  key: string;
 }
 
 /** A running test daemon. */
@@ -46,6 +59,12 @@ export interface StartDaemonOptions {
   index?: number;
   /** How long to wait for the daemon to answer a ping (default 120 s). */
   startTimeoutMs?: number;
+  /**
+   * Serve TCP with mutual TLS (`--tlsverify`) on port 2376 at the daemon's address instead of plain
+   * TCP on 2375; the unix socket stays plain. A function gets that address first, to make a server
+   * certificate valid for it.
+   */
+  tls?: DaemonTls | ((address: string) => DaemonTls | Promise<DaemonTls>);
 }
 
 const execFileAsync = promisify(execFile);
@@ -243,6 +262,18 @@ async function claimIndex(wanted?: number): Promise<number> {
   });
 }
 
+/** Resolves when a TCP connection to host:port succeeds, rejects when it fails. */
+function canConnect(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host, port, timeout: 2000 }, () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on('error', reject);
+    socket.on('timeout', () => socket.destroy(new Error(`no answer from ${host}:${port}`)));
+  });
+}
+
 async function tail(file: string, lines = 40): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-lines).join('\n');
 }
@@ -268,6 +299,10 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'daemon.json'), '{}\n'); // so that /etc/docker/daemon.json does not apply
+    const tls = typeof options.tls === 'function' ? await options.tls(address) : options.tls;
+    const tcpArgs = tls
+      ? ['-H', `tcp://${address}:${TLS_PORT}`, '--tlsverify', '--tlscacert', tls.ca, '--tlscert', tls.cert, '--tlskey', tls.key]
+      : ['-H', `tcp://${address}:${TCP_PORT}`, '--tls=false']; // said explicitly, or dockerd sleeps 15 s before it serves a plain TCP listener
     await run('ip', ['netns', 'add', name]);
     await run('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', innerVeth]);
     await run('ip', ['link', 'set', innerVeth, 'netns', name]);
@@ -281,8 +316,7 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
     const log = openSync(logPath, 'a');
     const child = spawn('nsenter', [
       `--net=/run/netns/${name}`, 'dockerd',
-      '-H', `unix://${socketPath}`, '-H', `tcp://${address}:${TCP_PORT}`,
-      '--tls=false', // said explicitly, or dockerd sleeps 15 s before it serves a plain TCP listener
+      '-H', `unix://${socketPath}`, ...tcpArgs,
       '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'x'), // short: unix socket paths are limited
       '--pidfile', join(dir, 'dockerd.pid'), '--config-file', join(dir, 'daemon.json'),
       '--containerd-namespace', name, '--containerd-plugins-namespace', `${name}-plugins`,
@@ -296,17 +330,20 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
 
     const docker = new Dockerode({ socketPath });
     const overTcp = new Dockerode({ host: address, port: TCP_PORT });
+    // The TLS listener wants a client certificate the harness does not have: that it accepts connections is enough.
+    const tcpReady = () => (tls ? canConnect(address, TLS_PORT) : overTcp.ping());
     const timeoutMs = options.startTimeoutMs ?? 120_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (exited) throw new Error(`dockerd for test daemon ${name} ${exited}. Last lines of ${logPath}:\n${await tail(logPath)}`);
-      const ok = await Promise.all([docker.ping(), overTcp.ping()]).then(() => true, () => false);
+      const ok = await Promise.all([docker.ping(), tcpReady()]).then(() => true, () => false);
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`dockerd for test daemon ${name} did not answer within ${timeoutMs / 1000} s. Last lines of ${logPath}:\n${await tail(logPath)}`);
       await sleep(200);
     }
     child.unref();
-    return { index, name, socketPath, address, tcpPort: TCP_PORT, dockerOptions: { socketPath }, logPath, stop };
+    const ports = tls ? { tlsPort: TLS_PORT } : { tcpPort: TCP_PORT };
+    return { index, name, socketPath, address, ...ports, dockerOptions: { socketPath }, logPath, stop };
   } catch (err) {
     const message = (err as Error).message;
     const logTail = message.includes(logPath) ? '' : await tail(logPath, 20);

@@ -1,0 +1,86 @@
+/**
+ * A stack's status (DESIGN §7): whether the hosts match Git (sync), how its replicas are (health),
+ * and how its last rollout ended. Pure: made from a dry-run plan, the sync history and the holds.
+ */
+import type { Hold } from '../audit/holds.ts';
+import type { SyncRecord } from '../audit/syncs.ts';
+import type { StackOutcome } from './engine.ts';
+
+export type SyncState = 'Synced' | 'OutOfSync' | 'Unknown';
+export type Health = 'Healthy' | 'Progressing' | 'Degraded' | 'Missing' | 'Unknown';
+
+export interface ReplicaStatus {
+  service: string;
+  slot: number;
+  host: string;
+  /** absent when the replica is missing */
+  container?: string;
+  /** Docker's state, or 'missing' */
+  state: string;
+  health?: string;
+  commit?: string;
+  /** true for a container that Git no longer wants (it goes at the next sync) */
+  extra?: boolean;
+}
+
+export interface StackState {
+  name: string;
+  repo: string;
+  sync: SyncState;
+  health: Health;
+  /** the commit of the last sync that succeeded */
+  commit?: string;
+  /** how the last rollout ended when it did not succeed */
+  condition?: 'RolledBack' | 'Paused' | 'Failed' | 'Invalid';
+  /** why sync, health or condition are what they are */
+  reason?: string;
+  held?: Hold;
+  replicas: ReplicaStatus[];
+}
+
+export interface StatusInput {
+  repo: string;
+  outcome: StackOutcome;
+  latest?: SyncRecord;
+  lastSucceeded?: SyncRecord;
+  hold?: Hold;
+  /** hosts that do not answer now */
+  unreachable: Set<string>;
+}
+
+export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreachable }: StatusInput): StackState {
+  const replicas: ReplicaStatus[] = (outcome.plan?.actions ?? []).map((a) =>
+    a.kind === 'create'
+      ? { service: a.service, slot: a.slot, host: a.host, state: 'missing' }
+      : { service: a.service, slot: a.slot, host: a.host, container: a.live.id, state: a.live.state, health: a.live.health, commit: a.live.commit, ...(a.kind === 'remove' ? { extra: true } : {}) },
+  );
+  const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, replicas };
+  const wanted = replicas.filter((r) => !r.extra);
+  const dark = [...new Set(replicas.map((r) => r.host).filter((h) => unreachable.has(h)))];
+
+  if (outcome.status === 'invalid') {
+    Object.assign(state, { sync: 'Unknown', condition: 'Invalid', reason: outcome.errors?.join('\n') });
+  } else if (outcome.status === 'failed' && !outcome.plan) {
+    Object.assign(state, { sync: 'Unknown', condition: 'Failed', reason: outcome.errors?.join('\n') });
+  } else if (dark.length) {
+    Object.assign(state, { sync: 'Unknown', reason: `host(s) not answering: ${dark.join(', ')}` });
+  } else if (outcome.status === 'planned' || outcome.status === 'paused') {
+    state.sync = 'OutOfSync';
+  }
+
+  if (latest?.outcome === 'failed' && latest.result) {
+    const condition = ({ rolledback: 'RolledBack', paused: 'Paused', failed: 'Failed' } as const)[latest.result];
+    state.condition ??= condition;
+    state.reason ??= latest.error;
+  }
+  if (hold && !state.reason) state.reason = `held${hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : ''} by ${hold.actor} (${hold.reason})`;
+
+  const down = wanted.filter((r) => r.state !== 'running' || r.health === 'unhealthy');
+  if (latest?.outcome === 'running') state.health = 'Progressing';
+  else if (dark.length) state.health = 'Unknown';
+  else if (wanted.length > 0 && wanted.every((r) => r.state === 'missing')) state.health = 'Missing';
+  else if (down.length) state.health = 'Degraded';
+  else if (wanted.some((r) => r.health === 'starting')) state.health = 'Progressing';
+  if (down.length && !state.reason) state.reason = down.map((r) => `${r.service}#${r.slot} on ${r.host}: ${r.state}${r.health ? `, ${r.health}` : ''}`).join('; ');
+  return state;
+}
