@@ -105,6 +105,7 @@ program
     if (config.source === '(embedded default)') {
       log.info(`embedded default: edit the Compose files in ${config.repos[0].url}, commit there, and berth converges within ${config.repos[0].poll}`);
     }
+    engine.startMonitor(() => void engine.syncAll({ trigger: 'drift' }));
     await engine.syncAll({ trigger: 'startup' });
     ready = true;
     const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);

@@ -12,9 +12,10 @@ import { readSecretFile } from '../config.ts';
 import type { CommitInfo, RenderedStack, RenderResult, SourceError as ManifestError } from '../model.ts';
 import { GitSource } from '../source/git.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
-import { placeStack, PlacementError, type HostInfo } from '../schedule/place.ts';
+import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import { connect } from '../observe/docker.ts';
 import { observeHost, type LiveHost } from '../observe/live.ts';
+import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
 import { hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
 import { DockerHost } from '../apply/docker-host.ts';
@@ -58,14 +59,18 @@ export interface StackOutcome {
   /** what went wrong, in words a person can act on */
   errors?: string[];
   syncId?: number;
+  /** replicas placed on hosts that do not answer: nothing was done about them */
+  unseen?: CurrentReplica[];
 }
 
 export interface RepoPass {
   repo: string;
   commit?: CommitInfo;
-  /** a repo-wide failure: unreachable repo, broken berth.yaml, a host that cannot be read */
+  /** a repo-wide failure: unreachable repo, broken berth.yaml */
   error?: string;
   stacks: StackOutcome[];
+  /** hosts that did not answer during the pass: nothing was done there */
+  unreachable?: string[];
 }
 
 export class Engine {
@@ -77,9 +82,14 @@ export class Engine {
   readonly hosts = new Map<string, DockerHost>();
   private readonly sources = new Map<string, GitSource>();
   readonly holds: HoldStore;
+  readonly monitor: HostMonitor;
+  private monitoring = false;
+  private onHostsChanged?: () => void;
   /** per repo: the end of its queue of passes, and the pass waiting to start (which new requests join) */
   private readonly lanes = new Map<string, Promise<unknown>>();
   private readonly waiting = new Map<string, Promise<RepoPass>>();
+  /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
+  private readonly lastPlaced = new Map<string, CurrentReplica[]>();
   /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
   private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
   /** the last commit rendered per repo: a poll of an unmoved branch reads and renders nothing again */
@@ -92,6 +102,7 @@ export class Engine {
     this.audit = new AuditLog(this.db);
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
+    this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.hostChanged(before, after));
     for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
     for (const r of config.repos) this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
   }
@@ -102,6 +113,7 @@ export class Engine {
   }
 
   close(): void {
+    this.monitor.stop();
     this.db.close();
   }
 
@@ -157,6 +169,37 @@ export class Engine {
     });
   }
 
+  /**
+   * Checks the hosts periodically (`hostCheck`), audits their changes, and calls `onChange` when one
+   * is lost or comes back, so that its replicas are placed again. Without it, each pass checks once.
+   */
+  startMonitor(onChange?: () => void): void {
+    this.onHostsChanged = onChange;
+    this.monitoring = true;
+    this.monitor.start();
+  }
+
+  /** The hosts' states: the monitor's when it runs, else one check now. */
+  private async hostStatuses(): Promise<HostStatus[]> {
+    const known = this.monitoring ? this.monitor.status() : [];
+    return known.length === this.hosts.size ? known : this.monitor.check();
+  }
+
+  private hostChanged(before: HostStatus | undefined, after: HostStatus): void {
+    const log = this.log.child({ host: after.name });
+    if (after.state === 'up' && before && before.state !== 'up') {
+      this.audit.append({ kind: 'host.up', host: after.name, message: `answers again (Docker ${after.version ?? '?'})` });
+      log.info('host is up again');
+    } else if (after.state === 'unreachable') {
+      this.audit.append({ kind: 'host.down', host: after.name, outcome: 'error', message: `${after.error ?? 'does not answer'}; nothing is done on it until it answers, its replicas move after ${this.config.hostCheck.graceMs / 1000} s` });
+      log.warn({ err: after.error }, 'host does not answer');
+    } else if (after.state === 'lost') {
+      this.audit.append({ kind: 'host.lost', host: after.name, outcome: 'error', message: `has not answered for ${this.config.hostCheck.graceMs / 1000} s: its replicated replicas are placed on the other hosts` });
+      log.warn('host lost: its replicas move to the other hosts');
+    } else return;
+    if (before && (after.state === 'lost' || after.state === 'up')) this.onHostsChanged?.();
+  }
+
   /** Every stack's status (or one's), from a dry-run pass over each repo, the sync history and the holds. */
   async status(stack?: string): Promise<StackState[]> {
     const passes = await Promise.all(this.config.repos.map((r) => this.pass(r.name, { trigger: 'manual', dryRun: true, stack })));
@@ -168,7 +211,7 @@ export class Engine {
           latest: this.syncs.latest(outcome.stack),
           lastSucceeded: this.syncs.lastSucceeded(outcome.stack),
           hold: this.holds.get(outcome.stack),
-          unreachable: new Set(),
+          unreachable: new Set(pass.unreachable),
         }),
       ),
     );
@@ -242,15 +285,30 @@ export class Engine {
       return { repo: repoName, commit, error: message, stacks: [] };
     }
 
-    const hostInfos: HostInfo[] = this.config.hosts.map((h) => ({ name: h.name, labels: h.labels, state: 'up' }));
-    let live: LiveHost[];
-    try {
-      live = await mapLimit([...this.hosts.values()], this.config.hostConcurrency, (h) => observeHost(h.name, h.docker));
-    } catch (err) {
-      const message = `cannot list containers: ${(err as Error).message}`;
-      clog.error({ err: message }, 'observe failed: nothing changes');
-      return { repo: repoName, commit, error: message, stacks: [] };
-    }
+    // Observe the hosts that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see).
+    const statuses = await this.hostStatuses();
+    const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
+      const h = this.hosts.get(st.name);
+      if (!h || st.state !== 'up') return undefined;
+      try {
+        return await observeHost(h.name, h.docker);
+      } catch (err) {
+        clog.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
+        return undefined;
+      }
+    });
+    const live = observed.filter((l): l is LiveHost => l !== undefined);
+    const reachable = new Set(live.map((l) => l.host));
+    const unreachable = statuses.filter((st) => !reachable.has(st.name)).map((st) => st.name);
+    // Replicas placed on a host that does not answer (but is not lost yet) keep their place there.
+    const waiting = new Set(statuses.filter((st) => !reachable.has(st.name) && st.state !== 'lost').map((st) => st.name));
+    const hostInfos: HostInfo[] = statuses.map((st) => ({
+      name: st.name,
+      labels: st.labels,
+      state: reachable.has(st.name) ? 'up' : st.state === 'lost' ? 'lost' : 'unreachable',
+      cpus: st.cpus,
+      memoryBytes: st.memoryBytes,
+    }));
 
     const wanted = (name: string) => !opts.stack || opts.stack === name;
     const outcomes: StackOutcome[] = [];
@@ -279,34 +337,36 @@ export class Engine {
       work.push({ name, stack: null, prune: true });
     }
 
-    for (const w of work) {
+    const one = async (w: (typeof work)[number]): Promise<StackOutcome> => {
       const slog = clog.child({ stack: w.name });
       let plan: StackPlan;
+      let unseen: CurrentReplica[];
       try {
-        const desired = w.stack ? placeStack(repoName, w.stack, withReservations(hostInfos, live, repoName, w.name), commit.sha, currentReplicas(live, repoName, w.name)) : [];
+        const key = `${repoName}/${w.name}`;
+        const current = [...currentReplicas(live, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
+        const placed = w.stack ? placeStack(repoName, w.stack, withReservations(hostInfos, live, repoName, w.name), commit.sha, current) : [];
+        if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
+        const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
+        unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
         plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
         slog.error({ err: err.message }, 'cannot place the stack');
         if (!opts.dryRun) this.recordOnce({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
-        outcomes.push({ stack: w.name, status: 'failed', errors: [err.message] });
-        continue;
+        return { stack: w.name, status: 'failed', errors: [err.message] };
       }
       const diff = planDiff(plan);
       const changes = hasChanges(plan);
       const manual = opts.trigger === 'manual';
       if (opts.dryRun) {
-        outcomes.push({ stack: w.name, status: changes ? 'planned' : 'unchanged', plan, diff });
-        continue;
+        return { stack: w.name, status: changes ? 'planned' : 'unchanged', plan, diff, unseen };
       }
       if (!changes && !manual) {
-        outcomes.push({ stack: w.name, status: 'unchanged', plan });
-        continue;
+        return { stack: w.name, status: 'unchanged', plan, unseen };
       }
       if (!manual && w.stack && !w.stack.sync.auto) {
         slog.info('out of sync; auto-sync is off for this stack: sync it by hand');
-        outcomes.push({ stack: w.name, status: 'outofsync', plan, diff });
-        continue;
+        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
       }
       const wait = this.backoff.get(w.name);
       if (!manual && wait?.commit === commit.sha && wait.until > Date.now()) {
@@ -314,14 +374,15 @@ export class Engine {
           wait.until === Infinity
             ? `the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand`
             : `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
-        outcomes.push({ stack: w.name, status: 'outofsync', plan, diff, errors: [error] });
-        continue;
+        return { stack: w.name, status: 'outofsync', plan, diff, errors: [error], unseen };
       }
       const outcome = await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog);
       this.noteOutcome(w.name, commit.sha, outcome.status);
-      outcomes.push(outcome);
-    }
-    return { repo: repoName, commit, stacks: outcomes };
+      return { ...outcome, unseen };
+    };
+    // Stacks are independent: one whose host is slow does not hold up the others.
+    outcomes.push(...(await mapLimit(work, this.config.hostConcurrency, one)));
+    return { repo: repoName, commit, stacks: outcomes, unreachable };
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
@@ -394,9 +455,15 @@ export class Engine {
   }
 }
 
-/** Where the stack's replicas run now: placement keeps them there when it can. */
+/**
+ * Where the stack's replicas run now: placement keeps them there when it can. Newest first, so that
+ * when a slot runs twice (a lost host came back) the replacement keeps its place and the stale one goes.
+ */
 function currentReplicas(live: LiveHost[], repo: string, stack: string) {
-  return live.flatMap((h) => h.containers.filter((c) => c.repo === repo && c.stack === stack).map((c) => ({ service: c.service, slot: c.slot, host: c.host })));
+  return live
+    .flatMap((h) => h.containers.filter((c) => c.repo === repo && c.stack === stack))
+    .sort((a, b) => b.created - a.created)
+    .map((c) => ({ service: c.service, slot: c.slot, host: c.host }));
 }
 
 /** The hosts with what every other stack's berth containers reserve on them. */

@@ -49,11 +49,12 @@ export interface StatusInput {
 }
 
 export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreachable }: StatusInput): StackState {
-  const replicas: ReplicaStatus[] = (outcome.plan?.actions ?? []).map((a) =>
+  const unseen: ReplicaStatus[] = (outcome.unseen ?? []).map((r) => ({ ...r, state: 'unknown' }));
+  const replicas: ReplicaStatus[] = [...unseen, ...(outcome.plan?.actions ?? []).map((a) =>
     a.kind === 'create'
       ? { service: a.service, slot: a.slot, host: a.host, state: 'missing' }
       : { service: a.service, slot: a.slot, host: a.host, container: a.live.id, state: a.live.state, health: a.live.health, commit: a.live.commit, ...(a.kind === 'remove' ? { extra: true } : {}) },
-  );
+  )];
   const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, replicas };
   const wanted = replicas.filter((r) => !r.extra);
   const dark = [...new Set(replicas.map((r) => r.host).filter((h) => unreachable.has(h)))];
@@ -75,7 +76,7 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
   }
   if (hold && !state.reason) state.reason = `held${hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : ''} by ${hold.actor} (${hold.reason})`;
 
-  const down = wanted.filter((r) => r.state !== 'running' || r.health === 'unhealthy');
+  const down = wanted.filter((r) => r.state !== 'unknown' && (r.state !== 'running' || r.health === 'unhealthy'));
   if (latest?.outcome === 'running') state.health = 'Progressing';
   else if (dark.length) state.health = 'Unknown';
   else if (wanted.length > 0 && wanted.every((r) => r.state === 'missing')) state.health = 'Missing';

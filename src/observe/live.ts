@@ -22,6 +22,8 @@ export interface LiveContainer {
   health?: string;
   image: string;
   view?: string;
+  /** when it was created, seconds since the epoch */
+  created: number;
   /** what it reserves on its host (deploy.resources.reservations), for placing other replicas */
   reserved: { cpus: number; memoryBytes: number };
 }
@@ -78,6 +80,7 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
     health,
     image: c.Image,
     view: l[VIEW_LABEL],
+    created: c.Created,
     reserved: { cpus: Number(l[RESERVE_LABEL.cpus] ?? 0), memoryBytes: Number(l[RESERVE_LABEL.memory] ?? 0) },
   };
 }
