@@ -56,7 +56,12 @@ describe('rolling updates', () => {
 
       const v1 = (await replicas(stack, 'web')).map((c) => c.Id);
       await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webV2) });
-      const pass = await engine.syncRepo(repo.name, { trigger: 'poll' });
+      const running = engine.syncRepo(repo.name, { trigger: 'poll' });
+      // While the rollout runs, the stack says so.
+      const during = await waitFor(async () => (await engine.status(stack)).find((s) => s.health === 'Progressing'), { what: 'status Progressing' });
+      expect(during.sync).toBe('OutOfSync');
+      const pass = await running;
+      expect((await engine.status(stack))[0]).toMatchObject({ sync: 'Synced', health: 'Healthy' });
       expect(pass.stacks[0].status, pass.stacks[0].errors?.join('\n')).toBe('synced');
       const before = (await logs()).split('ok').length;
       await waitFor(async () => (await logs()).split('ok').length > before + 20, { what: 'more answers after the update' });
@@ -133,6 +138,10 @@ describe('rolling updates', () => {
         'sync.failed',
       ]);
       expect(rows.find((r) => r.kind === 'sync.failed')?.message).toMatch(/rolled back/);
+      // The stack says it was rolled back, and why; it runs v1 healthy, out of sync with Git.
+      const [status] = await engine.status(stack);
+      expect(status).toMatchObject({ sync: 'OutOfSync', health: 'Healthy', condition: 'RolledBack' });
+      expect(status.reason).toMatch(/rolled back: 1 of 3 replica\(s\) failed \(batch 1 of 3\): unhealthy/);
 
       // The engine does not try that commit again by itself.
       const again = await engine.syncRepo(repo.name, { trigger: 'poll' });
