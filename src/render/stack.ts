@@ -144,6 +144,13 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
     ...deploySpec(s.deploy, errors),
     dependsOn: [...s.dependsOn].map(([service, { value }]) => ({ service, condition: value })),
   };
+  const published = s.ports.find((p) => p.value.published !== undefined);
+  for (const [key, config] of [['update_config', spec.update], ['rollback_config', spec.rollback]] as const) {
+    if (published && config.order === 'start-first') {
+      const why = `host port ${published.value.published} cannot be published with deploy.${key}.order: start-first: the old and the new replica would need it at once on the same host (use stop-first, or publish no fixed host port)`;
+      errors.push(siteError(published.at, why));
+    }
+  }
   if (s.command) spec.command = s.command;
   if (s.entrypoint) spec.entrypoint = s.entrypoint;
   // a healthcheck without a test keeps the image's own test (Docker's empty Test)

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, it, test } from 'vitest';
 import type { ServiceSpec } from '../../src/model.ts';
 import { constraint } from '../../src/render/deploy.ts';
 import { errorsOf, serviceOf, stackOf } from './helpers.ts';
@@ -207,5 +207,18 @@ describe('constraint', () => {
     ['node.platform.os == linux', "the field 'node.platform.os' is not supported by berth yet (constraints can use node.hostname, node.id and node.labels.<key>)"],
   ])('%j', (text, expected) => {
     expect(constraint(text)).toEqual(expected);
+  });
+});
+
+describe('deploy: start-first needs a free port', () => {
+  it('refuses a published host port with order start-first, at the port', () => {
+    const compose = (order: string, key = 'update_config') =>
+      `services:\n  web:\n    image: nginx\n    ports:\n      - "8080:80"\n    deploy:\n      ${key}: { order: ${order} }\n`;
+    expect(errorsOf({ 'app/compose.yaml': compose('start-first') })).toEqual([
+      'app/compose.yaml:5:9: services.web.ports[0]: host port 8080 cannot be published with deploy.update_config.order: start-first: the old and the new replica would need it at once on the same host (use stop-first, or publish no fixed host port)',
+    ]);
+    expect(errorsOf({ 'app/compose.yaml': compose('start-first', 'rollback_config') })[0]).toContain('deploy.rollback_config.order: start-first');
+    expect(errorsOf({ 'app/compose.yaml': compose('stop-first') })).toEqual([]);
+    expect(serviceOf('services:\n  web:\n    image: nginx\n    ports: ["80"]\n    deploy:\n      update_config: { order: start-first }\n').update.order).toBe('start-first');
   });
 });
