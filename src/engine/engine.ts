@@ -18,6 +18,8 @@ import { observeHost, type LiveHost } from '../observe/live.ts';
 import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
 import { hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
+import { stepRow, summarizePlan } from '../audit/steps.ts';
+import { currentReplicas, withReservations } from '../schedule/current.ts';
 import { DockerHost } from '../apply/docker-host.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditInput, type Trigger } from '../audit/log.ts';
@@ -453,77 +455,6 @@ export class Engine {
       .rows.some((r) => r.repo === row.repo && r.stack === row.stack && r.message === row.message);
     if (!seen) this.audit.append(row);
   }
-}
-
-/**
- * Where the stack's replicas run now: placement keeps them there when it can. Newest first, so that
- * when a slot runs twice (a lost host came back) the replacement keeps its place and the stale one goes.
- */
-function currentReplicas(live: LiveHost[], repo: string, stack: string) {
-  return live
-    .flatMap((h) => h.containers.filter((c) => c.repo === repo && c.stack === stack))
-    .sort((a, b) => b.created - a.created)
-    .map((c) => ({ service: c.service, slot: c.slot, host: c.host }));
-}
-
-/** The hosts with what every other stack's berth containers reserve on them. */
-function withReservations(hosts: HostInfo[], live: LiveHost[], repo: string, stack: string): HostInfo[] {
-  return hosts.map((h) => {
-    const others = live.find((l) => l.host === h.name)?.containers.filter((c) => !(c.repo === repo && c.stack === stack)) ?? [];
-    const reserved = others.reduce((sum, c) => ({ cpus: sum.cpus + c.reserved.cpus, memoryBytes: sum.memoryBytes + c.reserved.memoryBytes }), { cpus: 0, memoryBytes: 0 });
-    return { ...h, reserved };
-  });
-}
-
-/** The audit fields of one apply step. */
-function stepRow(e: StepEvent): Omit<AuditInput, 'kind'> & { kind: string } {
-  switch (e.kind) {
-    case 'network.created':
-    case 'volume.created':
-    case 'network.removed':
-      return { kind: e.kind, host: e.host, message: e.name };
-    case 'rollout.batch':
-      return {
-        kind: e.rollback ? 'rollback.batch' : 'rollout.batch',
-        service: e.service,
-        outcome: 'info',
-        message: `batch ${e.batch} of ${e.of}: ${e.replicas.join(', ')}`,
-      };
-    case 'rollout.failed':
-    case 'rollout.paused':
-    case 'rollback.failed':
-      return { kind: e.kind, service: e.service, outcome: 'error', message: e.reason };
-    case 'rollback.started':
-    case 'rollback.succeeded':
-      return { kind: e.kind, service: e.service, message: e.reason };
-    default:
-      return {
-        kind: e.kind,
-        service: e.service,
-        host: e.host,
-        containerBefore: 'containerBefore' in e ? e.containerBefore : undefined,
-        containerAfter: e.containerAfter,
-        outcome: e.kind === 'container.unhealthy' ? 'error' : 'ok',
-        message: `${e.service}#${e.slot}: ${e.reason}`,
-      };
-  }
-}
-
-function summarizePlan(plan: StackPlan) {
-  return {
-    networks: plan.networks.map((n) => ({ host: n.host, name: n.spec.name })),
-    volumes: plan.volumes.map((v) => ({ host: v.host, name: v.spec.name })),
-    removeNetworks: plan.removeNetworks,
-    actions: plan.actions.map((a) => ({
-      kind: a.kind,
-      host: a.host,
-      service: a.service,
-      slot: a.slot,
-      reason: a.kind === 'keep' ? undefined : a.reason,
-      container: a.kind === 'create' ? undefined : a.live.id,
-      specHash: a.kind === 'create' || a.kind === 'replace' ? a.desired.specHash : a.live.specHash,
-    })),
-  };
 }
 
 function repoRef(r: RepoConfig) {
