@@ -3,7 +3,8 @@
  * their tokens, limits. Everything that must not live in the watched repos.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isNode } from 'yaml';
@@ -14,12 +15,23 @@ export interface TlsConfig {
   key: string;
 }
 
+/** How berth logs in to an `ssh://user@host[:port]` host (paths are absolute once loaded). */
+export interface SshConfig {
+  /** the private key berth logs in with (unencrypted, OpenSSH or PEM format) */
+  keyFile: string;
+  /** an OpenSSH known_hosts file that must list the host's key; default ~/.ssh/known_hosts of berth's user; absent only with insecureIgnoreHostKey */
+  knownHostsFile?: string;
+  /** accept whatever key the host shows (no protection against a man in the middle) */
+  insecureIgnoreHostKey?: boolean;
+}
+
 export interface HostConfig {
   name: string;
-  /** unix:///var/run/docker.sock, tcp://h:2376 (with tls), ssh://user@h */
+  /** unix:///var/run/docker.sock, tcp://h:2376 (with tls), ssh://user@h[:port] (with ssh) */
   endpoint: string;
   labels: Record<string, string>;
   tls?: TlsConfig;
+  ssh?: SshConfig;
 }
 
 export interface RepoConfig {
@@ -88,6 +100,12 @@ const schema = {
             additionalProperties: false,
             required: ['ca', 'cert', 'key'],
             properties: { ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' } },
+          },
+          ssh: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['keyFile'],
+            properties: { keyFile: { type: 'string', minLength: 1 }, knownHostsFile: { type: 'string', minLength: 1 }, insecureIgnoreHostKey: { type: 'boolean' } },
           },
         },
       },
@@ -185,6 +203,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     endpoint: h.endpoint,
     labels: h.labels ?? {},
     tls: h.tls && { ca: rel(h.tls.ca), cert: rel(h.tls.cert), key: rel(h.tls.key) },
+    ssh: sshConfig(h, rel, `${source}: hosts.${h.name}`),
   }));
   const repos = (raw.repos ?? []).map((r) => ({
     name: r.name,
@@ -226,6 +245,32 @@ function hostCheck(raw: NonNullable<RawConfig['hostCheck']>, where: string): Hos
     graceMs: ms(raw.gracePeriod, 'gracePeriod', HOST_CHECK.graceMs),
     timeoutMs: ms(raw.timeout, 'timeout', HOST_CHECK.timeoutMs),
   };
+}
+
+/**
+ * The ssh block of a host, checked against its endpoint: an ssh:// endpoint needs one (and no
+ * password in the URL); the host's key must be in knownHostsFile (default ~/.ssh/known_hosts)
+ * unless insecureIgnoreHostKey says otherwise.
+ */
+function sshConfig(h: { endpoint: string; ssh?: SshConfig }, rel: (p: string) => string, where: string): SshConfig | undefined {
+  const isSsh = h.endpoint.startsWith('ssh://');
+  if (!isSsh) {
+    if (h.ssh) throw new ConfigError(`${where}: ssh is only for an ssh:// endpoint, not ${h.endpoint}`);
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(h.endpoint);
+  } catch {
+    throw new ConfigError(`${where}: '${h.endpoint}' is not a valid ssh://user@host[:port] endpoint`);
+  }
+  if (url.password) throw new ConfigError(`${where}: berth does not log in with a password: drop it from the endpoint and give ssh: { keyFile }`);
+  if (url.pathname && url.pathname !== '/') throw new ConfigError(`${where}: an ssh:// endpoint has no path: ssh://user@host[:port]`);
+  if (!h.ssh) throw new ConfigError(`${where}: an ssh:// endpoint needs ssh: { keyFile } (the private key berth logs in with)`);
+  const { keyFile, knownHostsFile, insecureIgnoreHostKey } = h.ssh;
+  if (insecureIgnoreHostKey && knownHostsFile) throw new ConfigError(`${where}.ssh: knownHostsFile and insecureIgnoreHostKey: true contradict each other; keep one`);
+  if (insecureIgnoreHostKey) return { keyFile: rel(keyFile), insecureIgnoreHostKey };
+  return { keyFile: rel(keyFile), knownHostsFile: rel(knownHostsFile ?? join(homedir(), '.ssh', 'known_hosts')) };
 }
 
 function localHost(): HostConfig {

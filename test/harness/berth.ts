@@ -19,12 +19,13 @@ export interface TestRepo {
   poll?: string;
 }
 
-/** A host in a test config (paths in `tls` best absolute: the config lives in a temp folder). */
+/** A host in a test config (paths in `tls` and `ssh` best absolute: the config lives in a temp folder). */
 export interface TestHost {
   name: string;
   endpoint: string;
   labels?: Record<string, string>;
   tls?: { ca: string; cert: string; key: string };
+  ssh?: { keyFile: string; knownHostsFile?: string; insecureIgnoreHostKey?: boolean };
 }
 
 /** The shared test daemons (`inject('dockers')`) as hosts `d1`, `d2`, `d3` on their unix sockets, `labels[i]` on the i-th. */
