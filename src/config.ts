@@ -58,6 +58,8 @@ export interface BerthConfig {
   auth: { tokens: Array<{ name: string; role: 'viewer' | 'operator' | 'admin'; tokenFile: string }> };
   /** how many hosts are reconciled at once */
   hostConcurrency: number;
+  /** how often a full resync inspects every managed container, the backstop behind Docker events (ms) */
+  resyncMs: number;
   /** how hosts are watched: a check every intervalMs, each bounded by timeoutMs; unreachable for graceMs makes a host lost */
   hostCheck: HostCheckConfig;
 }
@@ -79,6 +81,7 @@ const schema = {
     dataDir: { type: 'string', minLength: 1 },
     listen: { type: 'string', pattern: '^[^:]*:[0-9]+$' },
     hostConcurrency: { type: 'integer', minimum: 1 },
+    resync: { type: 'string' },
     hostCheck: {
       type: 'object',
       additionalProperties: false,
@@ -190,8 +193,9 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck'>> & {
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs'>> & {
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
+  resync?: string;
   hosts?: Array<Partial<HostConfig> & { name: string; endpoint: string }>;
   repos?: Array<Partial<RepoConfig> & { name: string; url: string }>;
 };
@@ -231,6 +235,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     repos,
     auth: { tokens: (raw.auth?.tokens ?? []).map((t) => ({ ...t, tokenFile: rel(t.tokenFile) })) },
     hostConcurrency: raw.hostConcurrency ?? 8,
+    resyncMs: parseDuration(raw.resync ?? '10m', `${source}: resync`),
     hostCheck: hostCheck(raw.hostCheck ?? {}, `${source}: hostCheck`),
   };
 }
@@ -315,6 +320,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     repos: [{ name: 'examples', url: resolve(dataDir, 'examples'), branch: 'main', poll: '5s' }],
     auth: { tokens: [] },
     hostConcurrency: 8,
+    resyncMs: 600_000,
     hostCheck: { ...HOST_CHECK },
   };
 }

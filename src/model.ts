@@ -57,7 +57,7 @@ export interface StackDef {
 export interface PortSpec {
   /** container port */
   target: number;
-  /** host port or range ("8080", "8000-8010"); absent: not published */
+  /** host port or range ("8080", "8000-8010"); absent: published on a port Docker picks (as Compose does) */
   published?: string;
   hostIp?: string;
   protocol: 'tcp' | 'udp' | 'sctp';

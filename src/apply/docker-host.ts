@@ -24,11 +24,48 @@ export class DockerHost {
   readonly docker: Dockerode;
   private readonly log: Logger;
   private readonly images = new Map<string, Promise<void>>();
+  private readonly imageEnvs = new Map<string, Promise<string[]>>();
+  /** containers berth itself created, stopped, removed or renamed lately, and the events that caused */
+  private readonly own = new Map<string, { until: number; actions: Set<string> }>();
 
   constructor(name: string, docker: Dockerode, log: Logger) {
     this.name = name;
     this.docker = docker;
     this.log = log.child({ host: name });
+  }
+
+  /** True when the event is one of berth's own doing: an action it took on that container in the last 10 s. */
+  isOwn(id: string, action: string): boolean {
+    const mine = this.own.get(id);
+    if (!mine) return false;
+    if (mine.until < Date.now()) {
+      this.own.delete(id);
+      return false;
+    }
+    return mine.actions.has(action);
+  }
+
+  /** Notes the events berth's next call on a container causes, so that they are not taken for drift. */
+  private mark(id: string, actions: string[]): void {
+    const mine = this.own.get(id);
+    const until = Date.now() + 10_000;
+    if (mine && mine.until >= Date.now()) {
+      actions.forEach((a) => mine.actions.add(a));
+      mine.until = until;
+    } else this.own.set(id, { until, actions: new Set(actions) });
+  }
+
+  /** The environment an image sets (cached by image), to tell it from environment set by hand. */
+  imageEnv(image: string): Promise<string[]> {
+    let p = this.imageEnvs.get(image);
+    if (!p) {
+      p = this.docker
+        .getImage(image)
+        .inspect()
+        .then((i) => i.Config?.Env ?? [], () => []);
+      this.imageEnvs.set(image, p);
+    }
+    return p;
   }
 
   /** Makes sure the image is on the host, pulling it when it is not; once per image per DockerHost. */
@@ -124,6 +161,7 @@ export class DockerHost {
     } catch (err) {
       throw new DockerError(`create container ${name} on ${this.name}`, err);
     }
+    this.mark(container.id, ['create', 'start']);
     try {
       for (const n of others) {
         await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: endpoint(n) });
@@ -165,6 +203,7 @@ export class DockerHost {
   }
 
   async rename(id: string, name: string): Promise<void> {
+    this.mark(id, ['rename']);
     try {
       await this.docker.getContainer(id).rename({ name });
     } catch (err) {
@@ -194,6 +233,7 @@ export class DockerHost {
 
   /** Stops (honouring the container's own stop timeout and signal) and removes; a container already gone is fine. */
   async stopAndRemove(id: string): Promise<void> {
+    this.mark(id, ['kill', 'die', 'stop', 'destroy']);
     const c = this.docker.getContainer(id);
     try {
       await c.stop();

@@ -83,6 +83,24 @@ export const migrations: readonly string[] = [
     actor TEXT NOT NULL,
     since TEXT NOT NULL
   ) STRICT;`,
+  // 4: every webhook delivery with what came of it (one row per delivery and matched repo), so that
+  // "the webhook did nothing" can be answered from berth itself
+  `CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    deliveryId TEXT,
+    event TEXT,
+    repo TEXT,
+    branch TEXT,
+    commitSha TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'rejected', 'ignored')),
+    reason TEXT,
+    detail TEXT,
+    status INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX deliveries_delivery ON deliveries (provider, deliveryId);
+  CREATE INDEX deliveries_repo ON deliveries (repo, id);`,
 ];
 
 /**

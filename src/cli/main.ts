@@ -98,7 +98,7 @@ program
     const log = createLogger();
     const engine = new Engine(config, log);
     let ready = false;
-    const app = buildServer({ ready: () => ready }, log);
+    const app = buildServer({ ready: () => ready, engine }, log);
     const { host, port } = parseListen(config.listen);
     await app.listen({ host, port });
     log.info({ config: config.source, hosts: config.hosts.map((h) => h.name), repos: config.repos.map((r) => r.name) }, `berth serving on http://${config.listen}`);
@@ -106,6 +106,7 @@ program
       log.info(`embedded default: edit the Compose files in ${config.repos[0].url}, commit there, and berth converges within ${config.repos[0].poll}`);
     }
     engine.startMonitor(() => void engine.syncAll({ trigger: 'drift' }));
+    const stopWatching = engine.watchDrift({ resyncMs: config.resyncMs });
     await engine.syncAll({ trigger: 'startup' });
     ready = true;
     const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
@@ -114,6 +115,7 @@ program
     });
     log.info('stopping');
     stop();
+    stopWatching();
     await app.close();
     await engine.drain();
     engine.close();

@@ -63,7 +63,10 @@ export function planStack(input: PlanInput): StackPlan {
     const slot = { host: d.host, service: d.service, slot: d.slot };
     const candidates = byKey.get(key(d)) ?? [];
     byKey.delete(key(d));
-    const matches = (c: LiveContainer) => c.specHash === d.specHash && c.state === 'running';
+    const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
+    // 'restarting': Docker is bringing it back under its restart policy, and that is Docker's job first.
+    const matches = (c: LiveContainer) =>
+      c.specHash === d.specHash && (c.state === 'running' || c.state === 'restarting') && !c.handChanges?.length && named(c);
     const best = candidates.find(matches) ?? candidates[0];
     for (const extra of candidates.filter((c) => c !== best)) {
       removals.push({ ...slot, kind: 'remove', live: extra, reason: 'duplicate of the same replica' });
@@ -71,7 +74,14 @@ export function planStack(input: PlanInput): StackPlan {
     if (!best) updates.push({ ...slot, kind: 'create', desired: d, reason: 'missing' });
     else if (matches(best)) updates.push({ ...slot, kind: 'keep', live: best });
     else {
-      const reason = best.specHash !== d.specHash ? 'spec changed' : `not running (${best.state})`;
+      const reason =
+        best.specHash !== d.specHash
+          ? 'spec changed'
+          : best.handChanges?.length
+            ? `changed by hand: ${best.handChanges.join('; ')}`
+            : !named(best)
+              ? `renamed by hand to ${best.name}`
+              : `not running (${best.state})`;
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }
@@ -141,8 +151,9 @@ export function planDiff(plan: StackPlan): string {
   for (const a of changed) {
     if (seen.has(a.service)) continue;
     seen.add(a.service);
-    const liveView = a.kind === 'create' ? '' : (a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`);
-    const desiredView = a.kind === 'remove' ? '' : a.desired.view;
+    const down = a.kind !== 'create' && a.live.state !== 'running';
+    const liveView = a.kind === 'create' ? '' : (a.live.liveView ?? a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`) + (down ? `state: ${a.live.state}\n` : '');
+    const desiredView = a.kind === 'remove' ? '' : a.desired.view + (down ? 'state: running\n' : '');
     if (liveView === desiredView) continue;
     const name = `${plan.stack}/${a.service}`;
     const before = a.kind === 'create' ? 'absent' : `live, commit ${a.live.commit.slice(0, 7) || 'unknown'}`;

@@ -16,7 +16,10 @@ import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '
 import { connect } from '../observe/docker.ts';
 import { observeHost, type LiveHost } from '../observe/live.ts';
 import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
-import { hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
+import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
+import { handChanges } from '../diff/drift.ts';
+import { watchEvents, type ContainerEvent } from '../observe/events.ts';
+import type { DesiredContainer } from '../schedule/container.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
 import { stepRow, summarizePlan } from '../audit/steps.ts';
 import { currentReplicas, withReservations } from '../schedule/current.ts';
@@ -90,6 +93,9 @@ export class Engine {
   /** per repo: the end of its queue of passes, and the pass waiting to start (which new requests join) */
   private readonly lanes = new Map<string, Promise<unknown>>();
   private readonly waiting = new Map<string, Promise<RepoPass>>();
+  /** per repo: containers to inspect for hand-made changes at the next pass ('all': every one) */
+  private readonly suspects = new Map<string, Set<string> | 'all'>();
+  private readonly driftTimers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
   private readonly lastPlaced = new Map<string, CurrentReplica[]>();
   /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
@@ -138,6 +144,11 @@ export class Engine {
     });
     this.waiting.set(repo, next);
     return next;
+  }
+
+  /** Whether a pass of the repo is queued and not started yet: a syncRepo() now joins it. */
+  passQueued(repo: string): boolean {
+    return this.waiting.has(repo);
   }
 
   /** Runs `task` after everything already queued for the repo. */
@@ -200,6 +211,67 @@ export class Engine {
       log.warn('host lost: its replicas move to the other hosts');
     } else return;
     if (before && (after.state === 'lost' || after.state === 'up')) this.onHostsChanged?.();
+  }
+
+  /**
+   * Follows every host's Docker events and resyncs a repo within seconds of a change to one of its
+   * containers that berth did not make (drift); every `resyncMs` a full pass inspects every
+   * container (the backstop). A container that died by itself gets `restartGraceMs` for Docker's
+   * restart policy to bring it back first. Returns a function that stops it.
+   */
+  watchDrift({ resyncMs, restartGraceMs = 10_000 }: { resyncMs: number; restartGraceMs?: number }): () => void {
+    const stops = [...this.hosts.values()].map((h) =>
+      watchEvents(h.name, h.docker, (e) => this.onContainerEvent(e, restartGraceMs), this.log.child({ host: h.name })),
+    );
+    const resync = setInterval(() => {
+      for (const r of this.config.repos) {
+        this.suspects.set(r.name, 'all');
+        void this.syncRepo(r.name, { trigger: 'drift' }).catch(() => undefined);
+      }
+    }, resyncMs);
+    resync.unref();
+    return () => {
+      stops.forEach((stop) => stop());
+      clearInterval(resync);
+      for (const t of this.driftTimers.values()) clearTimeout(t.timer);
+    };
+  }
+
+  private onContainerEvent(e: ContainerEvent, restartGraceMs: number): void {
+    if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
+    const set = this.suspects.get(e.repo);
+    if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
+    // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
+    const delay = e.action === 'die' ? restartGraceMs : 250;
+    const at = Date.now() + delay;
+    const pending = this.driftTimers.get(e.repo);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.driftTimers.delete(e.repo);
+      void this.syncRepo(e.repo, { trigger: 'drift' }).catch(() => undefined);
+    }, delay);
+    timer.unref();
+    this.driftTimers.set(e.repo, { at, timer });
+  }
+
+  /** Inspects the stack's suspect containers whose labels say they match Git, and notes what was changed by hand. */
+  private async inspectSuspects(live: LiveHost[], repo: string, stack: string, desired: DesiredContainer[], suspects: Set<string> | 'all'): Promise<void> {
+    if (suspects !== 'all' && suspects.size === 0) return;
+    const wanted = new Map(desired.map((d) => [`${d.host}/${d.service}/${d.slot}`, d]));
+    const checks = live.flatMap((h) =>
+      h.containers
+        .filter((c) => c.repo === repo && c.stack === stack && (suspects === 'all' || suspects.has(c.id)))
+        .map((c) => ({ c, d: wanted.get(`${c.host}/${c.service}/${c.slot}`) }))
+        .filter((x): x is { c: (typeof x)['c']; d: DesiredContainer } => x.d !== undefined && x.d.specHash === x.c.specHash),
+    );
+    await mapLimit(checks, 8, async ({ c, d }) => {
+      const host = this.hosts.get(c.host);
+      const info = await host?.inspect(c.id);
+      if (!host || !info) return;
+      const found = handChanges(info, d, await host.imageEnv(info.Image));
+      if (found.changes.length) Object.assign(c, { handChanges: found.changes, liveView: found.view });
+    });
   }
 
   /** Every stack's status (or one's), from a dry-run pass over each repo, the sync history and the holds. */
@@ -278,6 +350,9 @@ export class Engine {
       return { repo: repoName, error: (err as Error).message, stacks: [] };
     }
     const clog = log.child({ commit: commit.sha.slice(0, 7) });
+    // Containers whose events suggest a hand-made change: inspected against Git in this pass.
+    const suspects = this.suspects.get(repoName) ?? new Set<string>();
+    if (!opts.dryRun) this.suspects.delete(repoName);
     const base: AuditInput = { kind: '', repo: repoName, commit, trigger: opts.trigger, actor: opts.actor ?? 'berth' };
 
     if (rendered.errors.length > 0) {
@@ -350,6 +425,7 @@ export class Engine {
         if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
         const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
         unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
+        await this.inspectSuspects(live, repoName, w.name, desired, suspects);
         plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
@@ -366,6 +442,14 @@ export class Engine {
       if (!changes && !manual) {
         return { stack: w.name, status: 'unchanged', plan, unseen };
       }
+      // Drift: the hosts moved away from a commit already applied (not a new commit to roll out).
+      const drift = changes && w.stack !== null && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
+      if (drift && !manual && w.stack && (!w.stack.sync.selfHeal || !w.stack.sync.auto)) {
+        const summary = plan.actions.filter((a) => a.kind !== 'keep').map(describeAction).join('; ');
+        this.recordOnce({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${summary}; selfHeal is off: nothing changed` });
+        slog.warn({ drift: summary }, 'drift detected; selfHeal is off: out of sync');
+        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
+      }
       if (!manual && w.stack && !w.stack.sync.auto) {
         slog.info('out of sync; auto-sync is off for this stack: sync it by hand');
         return { stack: w.name, status: 'outofsync', plan, diff, unseen };
@@ -378,7 +462,8 @@ export class Engine {
             : `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
         return { stack: w.name, status: 'outofsync', plan, diff, errors: [error], unseen };
       }
-      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, stack: w.name }, slog);
+      const trigger = drift && !manual ? 'drift' : opts.trigger;
+      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, trigger, stack: w.name }, slog, drift);
       this.noteOutcome(w.name, commit.sha, outcome.status);
       return { ...outcome, unseen };
     };
@@ -388,7 +473,7 @@ export class Engine {
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
-  private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger): Promise<StackOutcome> {
+  private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger, drift = false): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
     for (const orphan of this.syncs.settleOrphans(plan.stack)) {
       this.audit.append({ ...base, commit: undefined, kind: 'sync.failed', syncId: orphan.id, outcome: 'error', message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}` });
@@ -404,6 +489,22 @@ export class Engine {
       diff,
     });
     const row = { ...base, syncId: sync.id };
+    if (drift) {
+      // Each drifted container: what differs, live against desired, before anything is done about it.
+      for (const a of plan.actions.filter((x) => x.kind !== 'keep')) {
+        this.audit.append({
+          ...row,
+          kind: 'drift.detected',
+          service: a.service,
+          host: a.host,
+          containerBefore: a.kind === 'create' ? undefined : a.live.id,
+          outcome: 'error',
+          diff: planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], actions: [a] }),
+          message: describeAction(a),
+        });
+        log.warn({ host: a.host, service: a.service, slot: a.slot }, `drift: ${describeAction(a)}`);
+      }
+    }
     this.audit.append({ ...row, kind: 'sync.started', diff, message: `${changes} container change(s)${stack ? '' : ', stack removed from Git'}` });
     log.info({ changes }, 'sync started');
     const serviceDiff = (service: string) =>
@@ -412,6 +513,10 @@ export class Engine {
       const entry = stepRow(e);
       const withDiff = e.kind === 'container.created' || e.kind === 'container.replaced' || e.kind === 'container.removed';
       this.audit.append({ ...row, ...entry, diff: withDiff ? serviceDiff(entry.service ?? '') : undefined });
+      if (drift && withDiff) {
+        const done = { 'container.created': 'recreated', 'container.replaced': 'replaced', 'container.removed': 'removed' }[e.kind];
+        this.audit.append({ ...row, ...entry, kind: 'drift.corrected', message: `${entry.message}: ${done}` });
+      }
       const level = entry.outcome === 'error' ? 'warn' : 'info';
       log[level]({ host: entry.host, service: entry.service, before: entry.containerBefore?.slice(0, 12), after: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
     };

@@ -22,6 +22,10 @@ export interface LiveContainer {
   health?: string;
   image: string;
   view?: string;
+  /** what differs from Git although its labels say it matches (set when berth inspected it for drift) */
+  handChanges?: string[];
+  /** its readable view with the live values (set with handChanges) */
+  liveView?: string;
   /** when it was created, seconds since the epoch */
   created: number;
   /** what it reserves on its host (deploy.resources.reservations), for placing other replicas */

@@ -87,9 +87,8 @@ export function desiredContainer(
   const ports = svc.ports.map((p) => ({ ...p, key: `${p.target}/${p.protocol}` }));
   const exposed = Object.fromEntries(ports.map((p) => [p.key, {}]));
   const bindings: Record<string, Array<{ HostIp?: string; HostPort?: string }>> = {};
-  for (const p of ports.filter((p) => p.published !== undefined)) {
-    (bindings[p.key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published });
-  }
+  // Every `ports:` entry is published, as in Compose; without a host port, on one Docker picks.
+  for (const p of ports) (bindings[p.key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published ?? '' });
   const mounts = svc.volumes.map((m) => ({
     Type: m.type,
     Source: m.type === 'volume' && m.source ? volumeName(stack, m.source) : (m.source ?? ''),

@@ -1,13 +1,17 @@
 /**
- * The HTTP surface of `berth serve` (fastify). For now: liveness and readiness; the API,
- * webhooks, metrics and the dashboard register here as plugins.
+ * The HTTP surface of `berth serve` (fastify): liveness, readiness and the webhooks; the API,
+ * metrics and the dashboard register here as plugins.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Engine } from '../engine/engine.ts';
+import { webhooks } from './webhooks.ts';
 
 export interface ServerState {
   /** true once the database is open and the first pass over every repo is done */
   ready: () => boolean;
+  /** the engine the webhooks hand their pushes to */
+  engine: Engine;
 }
 
 export function buildServer(state: ServerState, log: Logger): FastifyInstance {
@@ -17,6 +21,7 @@ export function buildServer(state: ServerState, log: Logger): FastifyInstance {
     if (state.ready()) return { status: 'ready' };
     return reply.code(503).send({ status: 'starting' });
   });
+  void app.register(webhooks, { engine: state.engine });
   return app;
 }
 

@@ -1,0 +1,98 @@
+/**
+ * Follows a host's Docker event stream for berth-managed containers, and subscribes again when the
+ * stream or the host drops (from the time of the last event seen, so nothing is missed).
+ */
+import type Dockerode from 'dockerode';
+import type { Logger } from 'pino';
+import { LABEL } from '../model.ts';
+
+export interface ContainerEvent {
+  host: string;
+  /** Docker's action: create, start, die, stop, kill, destroy, rename, ... */
+  action: string;
+  id: string;
+  repo: string;
+  stack: string;
+  /** seconds since the epoch, with nanoseconds */
+  time: number;
+  exitCode?: number;
+}
+
+/** The actions that can mean drift; health checks' exec_* and health_status are not. */
+const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 'update', 'pause', 'unpause', 'oom'];
+
+/** Starts following `docker`'s events; returns a function that stops it. */
+export function watchEvents(host: string, docker: Dockerode, onEvent: (e: ContainerEvent) => void, log: Logger): () => void {
+  let stopped = false;
+  let stream: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
+  let since = Math.floor(Date.now() / 1000);
+  let delay = 1000;
+  let timer: NodeJS.Timeout | undefined;
+  const again = () => {
+    if (stopped) return;
+    timer = setTimeout(subscribe, delay);
+    timer.unref();
+    delay = Math.min(delay * 2, 30_000);
+  };
+  const subscribe = async () => {
+    if (stopped) return;
+    try {
+      stream = (await docker.getEvents({
+        since,
+        filters: { type: ['container'], label: [`${LABEL.managed}=true`], event: ACTIONS },
+      } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void };
+    } catch (err) {
+      log.warn({ host, err: (err as Error).message }, 'cannot follow the host\'s events; trying again');
+      again();
+      return;
+    }
+    delay = 1000;
+    let buffer = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl).trim();
+        buffer = buffer.slice(nl + 1);
+        if (!line) continue;
+        const e = parse(host, line);
+        if (!e) continue;
+        since = Math.floor(e.time);
+        onEvent(e);
+      }
+    });
+    const ended = () => {
+      stream = undefined;
+      if (!stopped) log.warn({ host }, 'the host\'s event stream ended; subscribing again');
+      again();
+    };
+    stream.once('end', ended);
+    stream.once('error', () => stream?.destroy?.());
+  };
+  void subscribe();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    stream?.destroy?.();
+  };
+}
+
+function parse(host: string, line: string): ContainerEvent | undefined {
+  try {
+    const raw = JSON.parse(line) as { Action?: string; id?: string; timeNano?: number; time?: number; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+    const attrs = raw.Actor?.Attributes ?? {};
+    const action = (raw.Action ?? '').split(':')[0];
+    if (!ACTIONS.includes(action)) return undefined;
+    return {
+      host,
+      action,
+      id: raw.Actor?.ID ?? raw.id ?? '',
+      repo: attrs[LABEL.repo] ?? '',
+      stack: attrs[LABEL.stack] ?? '',
+      time: raw.timeNano ? raw.timeNano / 1e9 : (raw.time ?? Date.now() / 1000),
+      exitCode: attrs.exitCode !== undefined ? Number(attrs.exitCode) : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}

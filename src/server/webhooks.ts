@@ -1,0 +1,183 @@
+/**
+ * `POST /webhooks/:provider` (DESIGN §7): a push from GitHub, GitLab, Gitea/Forgejo, Bitbucket
+ * Cloud or any CI (`generic`) sets a pass of each configured repo it matches going. Authenticated
+ * by the forge's signature (or token) against the repo's own `webhookSecretFile`, and nothing else.
+ * The answer (202) comes before the sync; a push that arrives while a pass of the repo waits to
+ * start joins it (coalesced); a redelivery does nothing new. Every delivery is kept with what came
+ * of it and why (DeliveryStore), so that "the webhook did nothing" can be answered from berth.
+ */
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import { ConfigError, readSecretFile, type RepoConfig } from '../config.ts';
+import type { Engine } from '../engine/engine.ts';
+import { DeliveryStore, type DeliveryInput, type DeliveryRecord } from '../audit/deliveries.ts';
+import { FORGES, PayloadError, matchRepos, type Delivery, type Forge, type Verdict } from './forges.ts';
+
+/** The largest payload taken (1 MiB); a larger one is answered with 413. */
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+
+export interface WebhookOptions {
+  engine: Engine;
+  /** bytes; default WEBHOOK_BODY_LIMIT */
+  bodyLimit?: number;
+}
+
+type Row = Omit<DeliveryInput, 'status'>;
+
+/**
+ * The webhook routes, as an encapsulated fastify plugin: the raw body (needed for the HMAC) is kept
+ * as a Buffer in this scope only. Reads every repo's webhook secret when registered: a secret file
+ * that cannot be read, or is empty, stops the server from starting (ConfigError).
+ */
+export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine, bodyLimit = WEBHOOK_BODY_LIMIT }) => {
+  const secrets = webhookSecrets(engine.config.repos);
+  const store = new DeliveryStore(engine.db);
+  const log = app.log.child({ component: 'webhooks' });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const provider = (req.params as { provider?: string }).provider ?? '';
+    const forge = FORGES.get(provider);
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && forge) {
+      const detail = `the body is larger than ${bodyLimit} bytes, the most berth takes from a webhook`;
+      const row = store.record({ provider, deliveryId: forge.deliveryId(req.headers), outcome: 'rejected', reason: 'body too large', detail, status: 413 });
+      log.warn({ provider, delivery: row.deliveryId }, `webhook rejected: ${detail}`);
+      return reply.code(413).send({ error: detail, delivery: row.id });
+    }
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    log.error({ provider, err: err.message }, 'webhook failed');
+    return reply.code(500).send({ error: `berth could not handle the delivery: ${err.message}` });
+  });
+
+  app.post<{ Params: { provider: string } }>('/webhooks/:provider', {
+    bodyLimit,
+    // before the body is read: an unknown provider is 404 whatever it sends
+    onRequest: async (req, reply) => {
+      if (!FORGES.has(req.params.provider)) {
+        return reply.code(404).send({ error: `unknown webhook provider '${req.params.provider}': use one of ${[...FORGES.keys()].join(', ')}` });
+      }
+    },
+  }, async (req, reply) => {
+    const provider = req.params.provider;
+    const forge = FORGES.get(provider)!;
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const headers = req.headers;
+    const send = (status: number, rows: DeliveryRecord[], extra: Record<string, unknown> = {}) => {
+      const accepted = rows.filter((r) => r.outcome === 'accepted');
+      if (accepted.length) return reply.code(status).send({ accepted: true, delivery: accepted[0]!.id, repos: accepted.map((r) => r.repo), ...extra });
+      const detail = rows.map((r) => r.detail).join('; ');
+      if (status >= 400) return reply.code(status).send({ error: detail, delivery: rows[0]?.id });
+      return reply.code(status).send({ accepted: false, delivery: rows[0]?.id, reason: rows[0]?.reason, message: detail, ...extra });
+    };
+    const keep = (status: number, rows: Row[]) => rows.map((r) => store.record({ ...r, status }));
+    let d: Delivery;
+    try {
+      d = forge.parse(headers, body);
+    } catch (err) {
+      if (!(err instanceof PayloadError)) throw err;
+      const rows = keep(400, [{ provider, deliveryId: forge.deliveryId(headers, body), outcome: 'rejected', reason: 'bad payload', detail: err.message }]);
+      log.warn({ provider, delivery: rows[0]!.deliveryId }, `webhook rejected: ${err.message}`);
+      return send(400, rows);
+    }
+    const base: Row = { provider, deliveryId: d.deliveryId, event: d.event, outcome: 'ignored' };
+    const ignored = (rows: Row[], extra?: Record<string, unknown>) => {
+      const kept = keep(200, rows);
+      log.info({ provider, delivery: d.deliveryId, reasons: kept.map((r) => r.reason) }, `webhook ignored: ${kept.map((r) => r.detail).join('; ')}`);
+      return send(200, kept, extra);
+    };
+
+    if (d.kind === 'other') {
+      return ignored([{ ...base, reason: 'not a push', detail: `${forge.title} sent a ${d.event} event: berth acts on pushes only (send it push events only)` }]);
+    }
+    const candidates = matchRepos(engine.config.repos, d.repoUrls);
+    if (candidates.length === 0) {
+      const detail = `no configured repo has the URL ${d.repoUrls.join(' or ')}`;
+      if (d.kind === 'ping') return ignored([{ ...base, reason: 'ping', detail: `pong; but ${detail}` }], { pong: true });
+      return ignored([{ ...base, reason: 'no repo matches', detail }]);
+    }
+
+    // Authenticated against each matching repo's own secret: any one that holds makes the delivery genuine for that repo.
+    const checked = candidates.map((repo) => ({ repo, verdict: verify(forge, secrets.get(repo.name), headers, body) }));
+    const trusted = checked.filter((c) => c.verdict === 'ok').map((c) => c.repo);
+    if (trusted.length === 0) {
+      const rows = keep(401, checked.map(({ repo, verdict }) => ({ ...base, repo: repo.name, outcome: 'rejected', reason: verdict as Exclude<Verdict, 'ok'>, detail: rejection(forge, repo, verdict) })));
+      for (const r of rows) {
+        // the reason only: never the secret, nor the signature that was sent
+        engine.audit.append({ kind: 'webhook.rejected', repo: r.repo, trigger: 'webhook', actor: provider, outcome: 'error', message: `${provider} delivery ${r.deliveryId ?? '(no id)'} (${r.event}) rejected: ${r.detail}` });
+      }
+      log.warn({ provider, delivery: d.deliveryId, repos: rows.map((r) => r.repo) }, `webhook rejected: ${rows.map((r) => r.detail).join('; ')}`);
+      return send(401, rows);
+    }
+    if (d.kind === 'ping') {
+      return ignored(trusted.map((repo) => ({ ...base, repo: repo.name, reason: 'ping', detail: `pong: the signature holds for repo ${repo.name}` })), { pong: true });
+    }
+
+    // A push: per trusted repo, the branch it watches must be one the push moved.
+    const actor = d.pusher ? `${provider}:${d.pusher}` : provider;
+    const decided = trusted.map((repo): Row & { sync?: boolean } => {
+      const push = d.pushes.find((p) => p.branch === repo.branch);
+      const row = { ...base, repo: repo.name, branch: push?.branch ?? d.pushes[0]?.branch, commitSha: push?.after ?? d.pushes[0]?.after };
+      if (!push) {
+        const moved = d.pushes.map((p) => p.branch).join(', ') || 'no branch (a tag, or a deleted branch)';
+        return { ...row, reason: 'branch not watched', detail: `the push moved ${moved}; repo ${repo.name} watches ${repo.branch}` };
+      }
+      if (d.deliveryId && store.wasAccepted(provider, d.deliveryId, repo.name)) {
+        return { ...row, reason: 'duplicate', detail: `delivery ${d.deliveryId} was accepted before: a redelivery starts no second sync` };
+      }
+      // Decided and acted on in one go (no await in between): the pass still waits, so this push joins it.
+      if (engine.passQueued(repo.name)) {
+        return { ...row, outcome: 'accepted', reason: 'coalesced', detail: `joins the pass of ${repo.name} already queued, which fetches the branch's newest commit`, sync: true };
+      }
+      return { ...row, outcome: 'accepted', sync: true };
+    });
+    if (!decided.some((r) => r.sync)) return ignored(decided);
+    const rows = decided.map(({ sync, ...row }) => {
+      const kept = store.record({ ...row, status: 202 });
+      if (sync) startSync(kept);
+      return kept;
+    });
+    const coalesced = rows.every((r) => r.outcome !== 'accepted' || r.reason === 'coalesced');
+    return send(202, rows, coalesced ? { reason: 'coalesced' } : {});
+
+    function startSync(r: DeliveryRecord): void {
+      const what = `${provider} delivery ${r.deliveryId ?? '(no id)'}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
+      engine.audit.append({ kind: 'webhook.received', repo: r.repo, trigger: 'webhook', actor, message: `${what}; ${r.reason === 'coalesced' ? 'joins the pass already queued' : 'a pass is queued'}` });
+      log.info({ provider, delivery: r.deliveryId, repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' }, 'webhook accepted');
+      // Not awaited: the forge gets its answer now; the pass's own rows go to the audit log.
+      engine.syncRepo(r.repo!, { trigger: 'webhook', actor }).catch((err: unknown) => {
+        log.error({ repo: r.repo, delivery: r.deliveryId, err: (err as Error).message }, 'the sync a webhook asked for failed');
+      });
+    }
+  });
+};
+
+/** The verdict for one repo: a repo without a webhook secret takes no webhooks. */
+function verify(forge: Forge, secret: string | undefined, headers: Parameters<Forge['verify']>[1], body: Buffer): Verdict | 'no webhook secret' {
+  return secret === undefined ? 'no webhook secret' : forge.verify(secret, headers, body);
+}
+
+/** Why a delivery was refused for a repo, in words a person can act on (never the secret or the signature). */
+function rejection(forge: Forge, repo: RepoConfig, verdict: Verdict | 'no webhook secret'): string {
+  switch (verdict) {
+    case 'no webhook secret':
+      return `repo ${repo.name} has no webhookSecretFile, so it takes no webhooks: give it one, and the same secret to the ${forge.title} webhook`;
+    case 'no signature':
+      return `no ${forge.signatureHeader} header: set the ${forge.title} webhook's secret to the one in ${repo.webhookSecretFile} (repo ${repo.name})`;
+    default:
+      return `the ${forge.signatureHeader} does not match the webhook secret of repo ${repo.name}: the ${forge.title} webhook's secret differs from the one in ${repo.webhookSecretFile}`;
+  }
+}
+
+/** Every repo's webhook secret, by repo name (repos without webhookSecretFile have none). */
+function webhookSecrets(repos: readonly RepoConfig[]): Map<string, string> {
+  const secrets = new Map<string, string>();
+  for (const r of repos) {
+    if (!r.webhookSecretFile) continue;
+    const secret = readSecretFile(r.webhookSecretFile, `the webhook secret of repo ${r.name}`);
+    if (!secret) throw new ConfigError(`the webhook secret of repo ${r.name} in ${r.webhookSecretFile} is empty: put a long random string there (openssl rand -hex 32) and the same on the forge`);
+    secrets.set(r.name, secret);
+  }
+  return secrets;
+}
+
