@@ -1,8 +1,8 @@
 // Hosts: the hostCheck config, the host monitor's state machine, `berth hosts` against the three
 // shared test daemons and a private daemon with mutual TLS, and HostMonitor's transitions against a
 // host that stops and resumes answering.
+import { proxyTo } from './harness/proxy.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
@@ -231,45 +231,6 @@ describe('berth hosts', () => {
     });
   });
 });
-
-/**
- * A TCP front for a daemon's unix socket that can stop answering: `stop()` closes it (connections
- * are refused), `hang()` accepts connections but never answers, `resume()` forwards again, on the same port.
- */
-async function proxyTo(socketPath: string) {
-  const open = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  const listen = async (mode: 'forward' | 'hang') => {
-    server = createServer((client) => {
-      open.add(client);
-      client.on('close', () => open.delete(client));
-      client.on('error', () => client.destroy());
-      if (mode === 'hang') return;
-      const upstream = netConnect(socketPath);
-      open.add(upstream);
-      upstream.on('close', () => open.delete(upstream));
-      upstream.on('error', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
-    port = (server.address() as { port: number }).port;
-  };
-  const stop = async () => {
-    const s = server;
-    server = undefined;
-    for (const socket of open) socket.destroy();
-    if (s) await new Promise((resolve) => s.close(resolve));
-  };
-  await listen('forward');
-  return {
-    port,
-    stop,
-    resume: async () => { await stop(); await listen('forward'); },
-    hang: async () => { await stop(); await listen('hang'); },
-  };
-}
 
 describe('HostMonitor', () => {
   test('goes up -> unreachable -> lost -> up as a host stops answering for the grace period and comes back', async () => {

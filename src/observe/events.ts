@@ -61,13 +61,22 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
         onEvent(e);
       }
     });
+    const current = stream;
+    let done = false;
     const ended = () => {
-      stream = undefined;
+      if (done) return;
+      done = true;
+      if (stream === current) stream = undefined;
       if (!stopped) log.warn({ host }, 'the host\'s event stream ended; subscribing again');
       again();
     };
-    stream.once('end', ended);
-    stream.once('error', () => stream?.destroy?.());
+    // A dropped connection ends the stream with 'end', 'close' or 'error', depending on how it went.
+    current.once('end', ended);
+    current.once('close', ended);
+    current.once('error', () => {
+      current.destroy?.();
+      ended();
+    });
   };
   void subscribe();
   return () => {

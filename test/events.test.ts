@@ -1,0 +1,40 @@
+// Following a host's Docker events: berth's containers only, and nothing lost when the stream drops.
+import Dockerode from 'dockerode';
+import { pino } from 'pino';
+import { expect, inject, it } from 'vitest';
+import { watchEvents, type ContainerEvent } from '../src/observe/events.ts';
+import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
+import { IMAGES } from './harness/images.ts';
+import { proxyTo } from './harness/proxy.ts';
+
+it('delivers managed containers\' events, and after the stream drops, subscribes again without losing any', async () => {
+  const socketPath = inject('docker').socketPath;
+  const direct = new Dockerode({ socketPath });
+  const proxy = await proxyTo(socketPath);
+  const stack = uniqueName('ev').replaceAll('-', '');
+  const seen: ContainerEvent[] = [];
+  const stop = watchEvents('p', new Dockerode({ host: '127.0.0.1', port: proxy.port }), (e) => seen.push(e), pino({ level: 'silent' }));
+  const labels = { 'berth.managed': 'true', 'berth.repo': 'evrepo', 'berth.stack': stack };
+  try {
+    const managed = await direct.createContainer({ Image: IMAGES.webV1, name: `${stack}-a`, Labels: labels });
+    const unmanaged = await direct.createContainer({ Image: IMAGES.webV1, name: `${stack}-b`, Labels: { 'berth.stack': stack } });
+    await managed.start();
+    await unmanaged.start();
+    await waitFor(() => seen.some((e) => e.id === managed.id && e.action === 'start'), { what: 'the start event' });
+    expect(seen[0]).toMatchObject({ host: 'p', repo: 'evrepo', stack, action: 'create', id: managed.id });
+
+    // The stream drops; meanwhile the container is stopped. Once the host answers again the watcher
+    // subscribes again, from the last event it saw, and the stop arrives.
+    await proxy.stop();
+    await managed.stop({ t: 1 });
+    await proxy.resume();
+    await waitFor(() => seen.some((e) => e.id === managed.id && e.action === 'stop'), { what: 'the stop event after the drop', timeoutMs: 30_000 });
+    const actions = seen.filter((e) => e.id === managed.id).map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['create', 'start', 'kill', 'die', 'stop']));
+    expect(seen.some((e) => e.id === unmanaged.id)).toBe(false);
+  } finally {
+    stop();
+    await proxy.stop();
+    await removeContainers(direct, { 'berth.stack': stack });
+  }
+});
