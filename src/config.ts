@@ -62,6 +62,8 @@ export interface BerthConfig {
   resyncMs: number;
   /** how hosts are watched: a check every intervalMs, each bounded by timeoutMs; unreachable for graceMs makes a host lost */
   hostCheck: HostCheckConfig;
+  /** requests a minute one client address may make to /api/v1 and to /webhooks (each over 429) */
+  limits: { api: number; webhooks: number };
 }
 
 export interface HostCheckConfig {
@@ -82,6 +84,11 @@ const schema = {
     listen: { type: 'string', pattern: '^[^:]*:[0-9]+$' },
     hostConcurrency: { type: 'integer', minimum: 1 },
     resync: { type: 'string' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { api: { type: 'integer', minimum: 1 }, webhooks: { type: 'integer', minimum: 1 } },
+    },
     hostCheck: {
       type: 'object',
       additionalProperties: false,
@@ -193,7 +200,8 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs'>> & {
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits'>> & {
+  limits?: Partial<BerthConfig['limits']>;
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
   resync?: string;
   hosts?: Array<Partial<HostConfig> & { name: string; endpoint: string }>;
@@ -237,8 +245,12 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     hostConcurrency: raw.hostConcurrency ?? 8,
     resyncMs: parseDuration(raw.resync ?? '10m', `${source}: resync`),
     hostCheck: hostCheck(raw.hostCheck ?? {}, `${source}: hostCheck`),
+    limits: { ...LIMITS, ...raw.limits },
   };
 }
+
+/** The defaults: 300 API requests and 60 webhook deliveries a minute per client address. */
+const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60 };
 
 /** The defaults: a check every 10 s, bounded by 5 s; a host unreachable for 1 min is lost. */
 const HOST_CHECK: HostCheckConfig = { intervalMs: 10_000, graceMs: 60_000, timeoutMs: 5_000 };
@@ -322,6 +334,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     hostConcurrency: 8,
     resyncMs: 600_000,
     hostCheck: { ...HOST_CHECK },
+    limits: { ...LIMITS },
   };
 }
 

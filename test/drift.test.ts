@@ -39,7 +39,7 @@ ${k === 'port' ? '    ports: ["80"]\n' : ''}${k === 'mount' ? '    volumes: [dat
   engine = testEngine(cfg.file);
   const pass = await engine.syncRepo(repo.name, { trigger: 'manual' });
   expect(pass.stacks.map((s) => s.status)).toEqual(KINDS.map(() => 'synced'));
-  stopWatching = engine.watchDrift({ resyncMs: 3_600_000, restartGraceMs: 3000 });
+  stopWatching = engine.watchDrift({ resyncMs: 3_600_000, restartGraceMs: 3000, debounceMs: 1500 });
 });
 
 afterAll(async () => {
@@ -70,11 +70,14 @@ async function corrected(k: Kind, before: string) {
   return { detected: detected[0], fixed };
 }
 
-/** Replaces berth's container by one made by hand with the same name and labels but `change`d. */
+/**
+ * Replaces berth's container by one made by hand with the same name and labels but `change`d, the
+ * way a person would (`docker rm -f`, then `docker run`). berth waits `debounceMs` after an event
+ * before it looks, so it sees the two steps as one change.
+ */
 async function recreateByHand(k: Kind, change: (opts: Dockerode.ContainerCreateOptions, info: Dockerode.ContainerInspectInfo) => void) {
   const c = await web(k);
   const info = await docker.getContainer(c.Id).inspect();
-  await docker.getContainer(c.Id).remove({ force: true });
   const opts: Dockerode.ContainerCreateOptions = {
     name: info.Name.slice(1),
     Image: info.Config.Image,
@@ -83,6 +86,7 @@ async function recreateByHand(k: Kind, change: (opts: Dockerode.ContainerCreateO
     HostConfig: { ...info.HostConfig, PortBindings: info.HostConfig.PortBindings, Mounts: info.HostConfig.Mounts },
   };
   change(opts, info);
+  await docker.getContainer(c.Id).remove({ force: true });
   const hand = await docker.createContainer(opts);
   await hand.start();
   return { before: c.Id, hand: hand.id };

@@ -101,6 +101,8 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX deliveries_delivery ON deliveries (provider, deliveryId);
   CREATE INDEX deliveries_repo ON deliveries (repo, id);`,
+  // 5: the steps of one sync run (GET /api/v1/syncs/:id) without a scan of the whole log
+  `CREATE INDEX audit_sync ON audit (syncId, id);`,
 ];
 
 /**

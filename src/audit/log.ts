@@ -91,6 +91,8 @@ export interface AuditFilter {
   limit?: number;
   /** rows with id < cursor (the nextCursor of the previous page) */
   cursor?: number;
+  /** the rows of one sync run */
+  syncId?: number;
 }
 
 export type VerifyResult = { ok: true; rows: number } | { ok: false; rows: number; badRow: number; reason: string };
@@ -122,13 +124,30 @@ const toAuditRow = (r: Record<string, SQLOutputValue>) => withoutNulls(r) as unk
 /** The audit log in a database opened with openDatabase(). Safe to use from several processes at once. */
 export class AuditLog {
   readonly #db: DatabaseSync;
+  readonly #listeners = new Set<(row: AuditRow) => void>();
 
   constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
+  /**
+   * Calls `listener` with every row this AuditLog instance appends, once it is stored (rows other
+   * instances or processes append are not seen). A listener must not throw. Returns a function
+   * that removes it.
+   */
+  onAppend(listener: (row: AuditRow) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Appends one event, chained to the row before it, and returns the stored row. */
   append(input: AuditInput): AuditRow {
+    const row = this.#insert(input);
+    for (const listener of this.#listeners) listener(row);
+    return row;
+  }
+
+  #insert(input: AuditInput): AuditRow {
     if (!input.kind) throw new Error('an audit event needs a kind');
     if (input.syncId !== undefined && !Number.isInteger(input.syncId)) throw new Error(`invalid syncId ${input.syncId}`);
     const db = this.#db;
@@ -177,6 +196,10 @@ export class AuditLog {
     eq('stack', f.stack);
     eq('host', f.host);
     eq('kind', f.kind);
+    if (f.syncId !== undefined) {
+      where.push('syncId = ?');
+      params.push(f.syncId);
+    }
     if (f.commit !== undefined) {
       const c = commitCondition('commitSha', f.commit);
       where.push(c.sql);

@@ -1,7 +1,10 @@
 /**
  * The `berth` command (commander). Commands print results on stdout and logs on stderr.
  * Exit codes: 0 fine, 1 the thing checked failed (invalid manifests, a failed sync, a broken audit
- * chain, differences found by `diff`), 2 berth could not do its job (bad config, unreachable repo).
+ * chain, differences found by `diff`, an action the server refused), 2 berth could not do its job
+ * (bad config, unreachable repo or server, a token refused).
+ * With BERTH_URL set, sync, rollback, pause, resume, status, hosts and audit ask that running berth
+ * (its API, with BERTH_TOKEN) instead of acting on the hosts and the database themselves.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -17,11 +20,19 @@ import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable, parseSince } from '../audit/format.ts';
 import { buildServer, parseListen } from '../server/server.ts';
-import { checkHosts, formatHostsTable } from './hosts.ts';
+import { checkListen } from '../server/auth.ts';
+import type { ActionOutcome, StackView } from '../server/api.ts';
+import type { StackState } from '../engine/status.ts';
+import type { AuditRow } from '../audit/log.ts';
+import { checkHosts, formatHostsTable, type HostReport } from './hosts.ts';
+import { ApiError, apiFromEnv } from './client.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples');
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
 const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
+
+/** Sync outcomes that make `sync` exit 1. */
+const BAD_OUTCOMES = new Set(['failed', 'invalid', 'paused', 'rolledback']);
 
 /** An error that ends the command with a message and an exit code, without a stack trace. */
 class Exit extends Error {
@@ -73,9 +84,32 @@ program
 
 program
   .command('sync')
-  .description('one reconciliation pass now, without a server: fetch, render, diff and apply')
+  .description('one reconciliation pass now: fetch, render, diff and apply (with BERTH_URL: asks that berth to sync)')
   .option('-s, --stack <name>', 'only this stack')
-  .action(async (opts: { stack?: string }) => {
+  .option('--wait', 'with BERTH_URL: wait for the sync to end and print its outcome (without it, the server syncs in the background)')
+  .action(async (opts: { stack?: string; wait?: boolean }) => {
+    const api = apiFromEnv();
+    if (api) {
+      const ask = (name: string) => api.post<{ outcome?: ActionOutcome }>(`/stacks/${encodeURIComponent(name)}/sync`, { wait: Boolean(opts.wait) });
+      if (opts.stack) {
+        if (!printRemoteSync(opts.stack, await ask(opts.stack), api.url)) throw new Exit('', 1);
+        return;
+      }
+      // Every stack: one refused (a stack only left on the hosts) does not stop the others.
+      const stacks = (await api.get<{ stacks: StackState[] }>('/stacks')).stacks.map((s) => s.name);
+      const answers = await Promise.allSettled(stacks.map(ask));
+      let failed = false;
+      stacks.forEach((name, i) => {
+        const a = answers[i]!;
+        if (a.status === 'fulfilled') failed = !printRemoteSync(name, a.value, api.url) || failed;
+        else if (a.reason instanceof ApiError && a.reason.exitCode === 1) {
+          console.log(`  ${name}: ${a.reason.message}`);
+          failed = true;
+        } else throw a.reason;
+      });
+      if (failed) throw new Exit('', 1);
+      return;
+    }
     const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack }), 'info');
     for (const pass of passes) {
       console.log(passHeader(pass));
@@ -86,8 +120,7 @@ program
       }
     }
     failOnErrors(passes);
-    const bad = new Set(['failed', 'invalid', 'paused', 'rolledback']);
-    if (passes.some((p) => p.stacks.some((s) => bad.has(s.status)))) throw new Exit('', 1);
+    if (passes.some((p) => p.stacks.some((s) => BAD_OUTCOMES.has(s.status)))) throw new Exit('', 1);
   });
 
 program
@@ -95,6 +128,7 @@ program
   .description('run the engine: a pass at start, then every repo on its poll schedule; HTTP on `listen`')
   .action(async () => {
     const config = await loadConfig();
+    checkListen(config);
     const log = createLogger();
     const engine = new Engine(config, log);
     let ready = false;
@@ -126,7 +160,10 @@ program
   .description('check every configured host once: state, Docker version, CPUs, memory, berth-managed containers (exit 0 even when a host does not answer)')
   .option('--json', 'the statuses as JSON, with the container counts')
   .action(async (opts: { json?: boolean }) => {
-    const reports = await checkHosts(resolveConfig(program.opts<{ config?: string }>().config));
+    const api = apiFromEnv();
+    const reports = api
+      ? (await api.get<{ hosts: HostReport[] }>('/hosts')).hosts
+      : await checkHosts(resolveConfig(program.opts<{ config?: string }>().config));
     console.log(opts.json ? JSON.stringify(reports, null, 2) : formatHostsTable(reports));
   });
 
@@ -136,7 +173,12 @@ program
   .option('-s, --stack <name>', 'only this stack')
   .option('--json', 'JSON, with every replica')
   .action(async (opts: { stack?: string; json?: boolean }) => {
-    const states = await withEngine((engine) => engine.status(opts.stack), 'warn');
+    const api = apiFromEnv();
+    const states: StackState[] = !api
+      ? await withEngine((engine) => engine.status(opts.stack), 'warn')
+      : opts.stack
+        ? [await api.get<StackView>(`/stacks/${encodeURIComponent(opts.stack)}`)]
+        : (await api.get<{ stacks: StackView[] }>('/stacks')).stacks;
     if (opts.json) {
       console.log(JSON.stringify(states, null, 2));
       return;
@@ -157,7 +199,10 @@ program
   .argument('<stack>')
   .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
   .action(async (stack: string, opts: { to?: string }) => {
-    const outcome = await withEngine((engine) => engine.rollback(stack, { to: opts.to, actor: CLI_ACTOR }), 'info');
+    const api = apiFromEnv();
+    const outcome = api
+      ? ((await api.post<{ outcome: ActionOutcome }>(`/stacks/${encodeURIComponent(stack)}/rollback`, { commit: opts.to, wait: true })).outcome as ActionOutcome & { commit: { sha: string; message: string } })
+      : await withEngine((engine) => engine.rollback(stack, { to: opts.to, actor: CLI_ACTOR }), 'info');
     console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
     if (outcome.errors) console.log(indent(outcome.errors));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
@@ -169,7 +214,9 @@ program
   .description('stop automatic syncs of STACK until `resume` or a new commit')
   .argument('<stack>')
   .action(async (stack: string) => {
-    await withEngine((engine) => engine.pause(stack, CLI_ACTOR), 'warn');
+    const api = apiFromEnv();
+    if (api) await api.post(`/stacks/${encodeURIComponent(stack)}/pause`);
+    else await withEngine((engine) => engine.pause(stack, CLI_ACTOR), 'warn');
     console.log(`${stack}: paused`);
   });
 
@@ -178,7 +225,9 @@ program
   .description('end a pause or a rollback hold of STACK: the next pass applies the branch head')
   .argument('<stack>')
   .action(async (stack: string) => {
-    const resumed = await withEngine(async (engine) => engine.resume(stack, CLI_ACTOR), 'warn');
+    const api = apiFromEnv();
+    // the server answers 409 (exit 1) when there was nothing to resume
+    const resumed = api ? Boolean(await api.post(`/stacks/${encodeURIComponent(stack)}/resume`)) : await withEngine(async (engine) => engine.resume(stack, CLI_ACTOR), 'warn');
     console.log(resumed ? `${stack}: resumed` : `${stack} was not paused`);
   });
 
@@ -191,6 +240,12 @@ const audit = program
   .option('--limit <n>', 'at most this many rows', '100')
   .option('--json', 'JSON lines, with every field (diffs included)')
   .action(async (opts: { stack?: string; commit?: string; since?: string; limit: string; json?: boolean }) => {
+    const api = apiFromEnv();
+    if (api) {
+      const { rows } = await api.get<{ rows: AuditRow[] }>('/audit', { stack: opts.stack, commit: opts.commit, since: opts.since, limit: opts.limit });
+      printAudit(rows, opts.json);
+      return;
+    }
     const log = await openAudit();
     let since: Date | undefined;
     try {
@@ -199,13 +254,25 @@ const audit = program
       throw new Exit((err as Error).message, 2);
     }
     const { rows } = log.query({ stack: opts.stack, commit: opts.commit, since, limit: Number(opts.limit) });
-    if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
-    else console.log(rows.length ? formatAuditTable(rows) : 'no audit rows match');
+    printAudit(rows, opts.json);
   });
+
+/** Prints what the server said of a sync it was asked for; false when it ended badly. */
+function printRemoteSync(name: string, answer: { outcome?: ActionOutcome }, url: string): boolean {
+  const o = answer.outcome;
+  console.log(o ? `  ${name}: ${o.status}${o.syncId ? ` (sync ${o.syncId})` : ''}` : `  ${name}: sync started by ${url}`);
+  if (o?.errors) console.log(indent(o.errors, '    '));
+  return !o || !BAD_OUTCOMES.has(o.status);
+}
+
+function printAudit(rows: AuditRow[], json?: boolean): void {
+  if (json) for (const r of rows) console.log(JSON.stringify(r));
+  else console.log(rows.length ? formatAuditTable(rows) : 'no audit rows match');
+}
 
 audit
   .command('verify')
-  .description('check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise)')
+  .description('check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise); reads the local database, even with BERTH_URL')
   .action(async () => {
     const result = (await openAudit()).verify();
     if (result.ok) console.log(`ok: ${result.rows} row(s), chain intact`);
@@ -275,6 +342,9 @@ try {
   if (err instanceof Exit) {
     if (err.message) console.error(err.message);
     process.exitCode = err.code;
+  } else if (err instanceof ApiError) {
+    console.error(`berth: ${err.message}`);
+    process.exitCode = err.exitCode;
   } else if (err instanceof ConfigError || err instanceof EngineError) {
     console.error(`berth: ${err.message}`);
     process.exitCode = 2;

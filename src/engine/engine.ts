@@ -4,6 +4,7 @@
  * It holds no copy of what runs: every pass reads the hosts again, so a restart at any moment
  * (even mid-rollout) rebuilds everything it needs from the hosts and from Git.
  */
+import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
@@ -25,11 +26,12 @@ import { stepRow, summarizePlan } from '../audit/steps.ts';
 import { currentReplicas, withReservations } from '../schedule/current.ts';
 import { DockerHost } from '../apply/docker-host.ts';
 import { openDatabase } from '../audit/db.ts';
-import { AuditLog, type AuditInput, type Trigger } from '../audit/log.ts';
+import { AuditLog, type AuditInput, type AuditRow, type Trigger } from '../audit/log.ts';
 import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore } from '../audit/holds.ts';
 import { mapLimit } from './limit.ts';
 import { stackState, type StackState } from './status.ts';
+import type { SyncEvent } from './events.ts';
 
 export interface PassOptions {
   trigger: Trigger;
@@ -78,8 +80,22 @@ export interface RepoPass {
   unreachable?: string[];
 }
 
+/**
+ * What Engine.events emits: 'audit' with every row appended to engine.audit (by the engine, the
+ * webhooks, the API); 'sync' with each sync run's phases (a 'step' per audit row it writes);
+ * 'stack' with a stack's status after a pass that may have changed it (worked out only while
+ * someone listens to 'stack').
+ */
+export interface EngineEvents {
+  audit: [row: AuditRow];
+  sync: [event: SyncEvent];
+  stack: [state: StackState];
+}
+
 export class Engine {
   readonly config: BerthConfig;
+  /** Listeners must not throw: they run inside the append. */
+  readonly events = new EventEmitter<EngineEvents>();
   readonly log: Logger;
   readonly db: DatabaseSync;
   readonly audit: AuditLog;
@@ -92,7 +108,7 @@ export class Engine {
   private onHostsChanged?: () => void;
   /** per repo: the end of its queue of passes, and the pass waiting to start (which new requests join) */
   private readonly lanes = new Map<string, Promise<unknown>>();
-  private readonly waiting = new Map<string, Promise<RepoPass>>();
+  private readonly waiting = new Map<string, { opts: PassOptions; pass: Promise<RepoPass> }>();
   /** per repo: containers to inspect for hand-made changes at the next pass ('all': every one) */
   private readonly suspects = new Map<string, Set<string> | 'all'>();
   private readonly driftTimers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -108,6 +124,10 @@ export class Engine {
     this.log = log;
     this.db = openDatabase(join(config.dataDir, 'berth.db'));
     this.audit = new AuditLog(this.db);
+    this.audit.onAppend((row) => this.events.emit('audit', row));
+    this.audit.onAppend((row) => {
+      if (row.syncId !== undefined && row.stack) this.events.emit('sync', { id: row.syncId, repo: row.repo, stack: row.stack, phase: 'step', step: row });
+    });
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.hostChanged(before, after));
@@ -137,18 +157,28 @@ export class Engine {
   syncRepo(repo: string, opts: PassOptions): Promise<RepoPass> {
     if (opts.dryRun) return this.pass(repo, opts);
     const waiting = this.waiting.get(repo);
-    if (waiting) return waiting;
-    const next = this.serialize(repo, () => {
-      this.waiting.delete(repo);
+    if (waiting && covers(waiting.opts, opts)) return waiting.pass;
+    const next: Promise<RepoPass> = this.serialize(repo, () => {
+      if (this.waiting.get(repo)?.pass === next) this.waiting.delete(repo);
       return this.pass(repo, opts);
     });
-    this.waiting.set(repo, next);
+    this.waiting.set(repo, { opts, pass: next });
     return next;
   }
 
-  /** Whether a pass of the repo is queued and not started yet: a syncRepo() now joins it. */
+  /** Whether a pass of every stack of the repo is queued and not started yet: a webhook's or a poll's syncRepo() now joins it. */
   passQueued(repo: string): boolean {
-    return this.waiting.has(repo);
+    const waiting = this.waiting.get(repo);
+    return waiting !== undefined && covers(waiting.opts, { trigger: 'webhook' });
+  }
+
+  /** The repo whose branch head defines the stack, or undefined (repos that cannot be read are skipped). */
+  async stackRepo(stackName: string): Promise<string | undefined> {
+    for (const [repo, source] of this.sources) {
+      const head = await this.readHead(repo, source, this.log).catch(() => undefined);
+      if (head?.rendered.stacks.some((s) => s.def.name === stackName)) return repo;
+    }
+    return undefined;
   }
 
   /** Runs `task` after everything already queued for the repo. */
@@ -217,11 +247,12 @@ export class Engine {
    * Follows every host's Docker events and resyncs a repo within seconds of a change to one of its
    * containers that berth did not make (drift); every `resyncMs` a full pass inspects every
    * container (the backstop). A container that died by itself gets `restartGraceMs` for Docker's
-   * restart policy to bring it back first. Returns a function that stops it.
+   * restart policy to bring it back first; other events are acted on `debounceMs` later, so that a
+   * burst (or a `docker rm` then `docker run`) makes one pass. Returns a function that stops it.
    */
-  watchDrift({ resyncMs, restartGraceMs = 10_000 }: { resyncMs: number; restartGraceMs?: number }): () => void {
+  watchDrift({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: { resyncMs: number; restartGraceMs?: number; debounceMs?: number }): () => void {
     const stops = [...this.hosts.values()].map((h) =>
-      watchEvents(h.name, h.docker, (e) => this.onContainerEvent(e, restartGraceMs), this.log.child({ host: h.name })),
+      watchEvents(h.name, h.docker, (e) => this.onContainerEvent(e, restartGraceMs, debounceMs), this.log.child({ host: h.name })),
     );
     const resync = setInterval(() => {
       for (const r of this.config.repos) {
@@ -237,12 +268,12 @@ export class Engine {
     };
   }
 
-  private onContainerEvent(e: ContainerEvent, restartGraceMs: number): void {
+  private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
     if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
     const set = this.suspects.get(e.repo);
     if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
-    const delay = e.action === 'die' ? restartGraceMs : 250;
+    const delay = e.action === 'die' ? restartGraceMs : debounceMs;
     const at = Date.now() + delay;
     const pending = this.driftTimers.get(e.repo);
     if (pending && pending.at <= at) return;
@@ -277,18 +308,40 @@ export class Engine {
   /** Every stack's status (or one's), from a dry-run pass over each repo, the sync history and the holds. */
   async status(stack?: string): Promise<StackState[]> {
     const passes = await Promise.all(this.config.repos.map((r) => this.pass(r.name, { trigger: 'manual', dryRun: true, stack })));
-    return passes.flatMap((pass) =>
-      pass.stacks.map((outcome) =>
-        stackState({
-          repo: pass.repo,
-          outcome,
-          latest: this.syncs.latest(outcome.stack),
-          lastSucceeded: this.syncs.lastSucceeded(outcome.stack),
-          hold: this.holds.get(outcome.stack),
-          unreachable: new Set(pass.unreachable),
-        }),
-      ),
-    );
+    return passes.flatMap((pass) => pass.stacks.map((outcome) => this.stateOf(pass.repo, outcome, pass.unreachable)));
+  }
+
+  /** A stack's status from an outcome whose plan describes the hosts as they are, the sync history and the holds. */
+  private stateOf(repo: string, outcome: StackOutcome, unreachable: string[] = []): StackState {
+    return stackState({
+      repo,
+      outcome,
+      latest: this.syncs.latest(outcome.stack),
+      lastSucceeded: this.syncs.lastSucceeded(outcome.stack),
+      hold: this.holds.get(outcome.stack),
+      unreachable: new Set(unreachable),
+    });
+  }
+
+  /**
+   * Emits 'stack' with the status of each stack a pass went over, when someone listens. An outcome
+   * whose plan still describes the hosts (nothing applied) gives it at once; for the stacks the
+   * pass changed (or skipped, being held) the hosts are observed again, without fetching or
+   * rendering (after a manual rollback, the head is read again: status is against the head).
+   */
+  private async announce(pass: RepoPass, opts: PassOptions, rendered: RenderResult, log: Logger): Promise<void> {
+    if (this.events.listenerCount('stack') === 0 || !pass.commit) return;
+    const stale = (s: StackOutcome) => s.syncId !== undefined || (!s.plan && s.status === 'paused');
+    try {
+      const at = opts.ignoreHolds ? undefined : { commit: pass.commit, rendered };
+      const again = pass.stacks.some(stale) ? await this.pass(pass.repo, { trigger: 'manual', dryRun: true, stack: opts.stack }, at) : undefined;
+      for (const s of pass.stacks) {
+        const now = stale(s) ? again?.stacks.find((o) => o.stack === s.stack) : { ...s, status: s.status === 'outofsync' ? ('planned' as const) : s.status };
+        if (now) this.events.emit('stack', this.stateOf(pass.repo, now, (stale(s) ? again : pass)?.unreachable));
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot work out the stacks\' status for the event stream');
+    }
   }
 
   /** Pauses automatic syncs of the stack until `resume` or a new commit. */
@@ -469,7 +522,9 @@ export class Engine {
     };
     // Stacks are independent: one whose host is slow does not hold up the others.
     outcomes.push(...(await mapLimit(work, this.config.hostConcurrency, one)));
-    return { repo: repoName, commit, stacks: outcomes, unreachable };
+    const result: RepoPass = { repo: repoName, commit, stacks: outcomes, unreachable };
+    if (!opts.dryRun) await this.announce(result, opts, rendered, clog);
+    return result;
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
@@ -489,6 +544,7 @@ export class Engine {
       diff,
     });
     const row = { ...base, syncId: sync.id };
+    this.events.emit('sync', { id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'started' });
     if (drift) {
       // Each drifted container: what differs, live against desired, before anything is done about it.
       for (const a of plan.actions.filter((x) => x.kind !== 'keep')) {
@@ -524,11 +580,13 @@ export class Engine {
     if (result.outcome === 'synced') {
       this.syncs.finish(sync.id, { outcome: 'succeeded' });
       this.audit.append({ ...row, kind: 'sync.succeeded', message: `${changes} container change(s) applied` });
+      this.events.emit('sync', { id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'finished', outcome: 'succeeded' });
       log.info('sync succeeded');
       return { stack: plan.stack, status: changes || diff ? 'synced' : 'unchanged', plan, diff, syncId: sync.id };
     }
     this.syncs.finish(sync.id, { outcome: 'failed', result: result.outcome, error: result.error });
     this.audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.service, message: result.error });
+    this.events.emit('sync', { id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'finished', outcome: 'failed' });
     log.error({ err: result.error, outcome: result.outcome }, 'sync failed');
     const status = result.outcome === 'rolledback' ? 'rolledback' : result.outcome === 'paused' ? 'paused' : 'failed';
     return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
@@ -560,6 +618,11 @@ export class Engine {
       .rows.some((r) => r.repo === row.repo && r.stack === row.stack && r.message === row.message);
     if (!seen) this.audit.append(row);
   }
+}
+
+/** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, and a manual sync's apply-anyway when it is manual. */
+function covers(queued: PassOptions, request: PassOptions): boolean {
+  return (queued.stack === undefined || queued.stack === request.stack) && (request.trigger !== 'manual' || queued.trigger === 'manual');
 }
 
 function repoRef(r: RepoConfig) {

@@ -1,0 +1,81 @@
+/**
+ * The CLI's way to a running berth (DESIGN §7): with BERTH_URL set, `sync`, `rollback`, `pause`,
+ * `resume`, `status`, `hosts` and `audit` call its API (docs/api.md) with BERTH_TOKEN instead of
+ * acting on the hosts and the database themselves.
+ */
+
+/**
+ * A request the server refused or could not be made. `exitCode`: 1 for a refusal of what was asked
+ * (400, 404, 409, 429: the thing asked failed), 2 when berth could not do its job (server
+ * unreachable, 401/403: the token, 5xx).
+ */
+export class ApiError extends Error {
+  readonly status?: number;
+  readonly exitCode: 1 | 2;
+  constructor(message: string, exitCode: 1 | 2, status?: number) {
+    super(message);
+    this.exitCode = exitCode;
+    this.status = status;
+  }
+}
+
+export type Query = Record<string, string | number | undefined>;
+
+/** A berth server's API: paths relative to /api/v1. */
+export interface ApiClient {
+  readonly url: string;
+  get<T>(path: string, query?: Query): Promise<T>;
+  post<T>(path: string, body?: unknown): Promise<T>;
+}
+
+/** A client of the berth at `url` (http or https), sending `token` as a bearer token when given. */
+export function apiClient(url: string, token?: string): ApiClient {
+  let base: URL;
+  try {
+    base = new URL(url.endsWith('/') ? url : `${url}/`);
+  } catch {
+    throw new ApiError(`BERTH_URL is not a URL: "${url}" (for example http://127.0.0.1:8080)`, 2);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ApiError(`BERTH_URL must be an http:// or https:// URL, not ${base.protocol}`, 2);
+  const where = base.origin + base.pathname.replace(/\/$/, '');
+
+  async function call<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
+    const target = new URL(`api/v1${path}`, base);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) target.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError(`cannot reach berth at ${where}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`berth serve\` running there? BERTH_URL says where)`, 2);
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (res.ok && parsed !== undefined) return parsed as T;
+    const said = (parsed as { error?: unknown } | undefined)?.error;
+    const message = typeof said === 'string' ? said : `${where} answered HTTP ${res.status} ${res.statusText}${res.ok ? ' without JSON' : ''}: is it berth?`;
+    if (res.status === 401) throw new ApiError(`${message}${token ? '' : ' (BERTH_TOKEN is not set)'}`, 2, 401);
+    if (res.status === 403 || res.status >= 500 || res.ok) throw new ApiError(message, 2, res.status);
+    throw new ApiError(message, 1, res.status);
+  }
+
+  return {
+    url: where,
+    get: (path, query) => call('GET', path, query),
+    post: (path, body = {}) => call('POST', path, {}, body),
+  };
+}
+
+/** The client BERTH_URL and BERTH_TOKEN describe, or undefined when BERTH_URL is not set (the CLI then acts locally). */
+export function apiFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient | undefined {
+  const url = env.BERTH_URL?.trim();
+  return url ? apiClient(url, env.BERTH_TOKEN?.trim() || undefined) : undefined;
+}

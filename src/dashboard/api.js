@@ -1,0 +1,85 @@
+// Talking to berth's API: the token (kept in this browser), JSON requests, the event stream.
+/* global localStorage, location, fetch, EventSource, setTimeout, URL */
+
+const TOKEN_KEY = 'berth.token';
+
+/** The API token this browser keeps ('' when none). */
+export const token = {
+  get: () => localStorage.getItem(TOKEN_KEY) ?? '',
+  set: (t) => localStorage.setItem(TOKEN_KEY, t.trim()),
+  clear: () => localStorage.removeItem(TOKEN_KEY),
+};
+
+/** An answer other than 2xx: status and the API's own message. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * Calls /api/v1{path}; params with empty values are left out; body is sent as JSON.
+ * Resolves to the parsed answer, rejects with ApiError (status 0: berth did not answer).
+ */
+export async function api(path, { method = 'GET', params, body } = {}) {
+  const url = new URL(`/api/v1${path}`, location.origin);
+  for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+  const headers = { accept: 'application/json' };
+  if (token.get()) headers.authorization = `Bearer ${token.get()}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, 'berth does not answer: is it running, and is this machine on its network?');
+  }
+  const data = await res.json().catch(() => undefined);
+  if (!res.ok) {
+    const retry = res.headers.get('retry-after');
+    const fallback = res.status === 429 ? `too many requests: try again in ${retry ?? 'a few'} s` : `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, data?.error ?? fallback);
+  }
+  return data;
+}
+
+/**
+ * Listens to /api/v1/events (the token goes in the query: EventSource cannot send headers).
+ * onEvent(type, data) for audit, stack and sync events; onState('live' | 'reconnecting' | 'offline', reopened).
+ * A stream the server closed is opened again after 5 s. Returns a function that stops listening.
+ */
+export function listen(onEvent, onState) {
+  let es;
+  let stopped = false;
+  let wasOpen = false;
+  const open = () => {
+    const t = token.get();
+    es = new EventSource(`/api/v1/events${t ? `?token=${encodeURIComponent(t)}` : ''}`);
+    for (const type of ['audit', 'stack', 'sync']) {
+      es.addEventListener(type, (e) => {
+        let data;
+        try {
+          data = JSON.parse(e.data);
+        } catch {
+          return;
+        }
+        onEvent(type, data);
+      });
+    }
+    es.onopen = () => {
+      onState('live', wasOpen);
+      wasOpen = true;
+    };
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) {
+        onState('offline', false);
+        if (!stopped) setTimeout(() => !stopped && open(), 5000);
+      } else onState('reconnecting', false);
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    es.close();
+  };
+}
