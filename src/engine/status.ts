@@ -78,7 +78,7 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
 
   const down = wanted.filter((r) => r.state !== 'unknown' && (r.state !== 'running' || r.health === 'unhealthy'));
   if (latest?.outcome === 'running') state.health = 'Progressing';
-  else if (dark.length) state.health = 'Unknown';
+  else if (dark.length || !outcome.plan) state.health = 'Unknown'; // nothing seen, nothing to say
   else if (wanted.length > 0 && wanted.every((r) => r.state === 'missing')) state.health = 'Missing';
   else if (down.length) state.health = 'Degraded';
   else if (wanted.some((r) => r.health === 'starting')) state.health = 'Progressing';

@@ -226,7 +226,7 @@ const bitbucket = define({
 
 /** Any CI or script: `{ "repo": url, "branch": "main", "after": sha }`, signed like GitHub in X-Berth-Signature. */
 const generic = define({
-  title: 'the generic webhook',
+  title: 'generic',
   signatureHeader: 'X-Berth-Signature',
   deliveryId: (h, body) => header(h, 'x-berth-delivery') ?? (body?.length ? `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 32)}` : undefined),
   read(h, body) {
