@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The one list of Debian packages (.ci/run repeats it in its apt-get line for the CI checker).
-PACKAGES=(docker.io busybox-static git iproute2 iptables ca-certificates openssh-server chromium)
+PACKAGES=(docker.io docker-compose busybox-static git iproute2 iptables ca-certificates openssh-server chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -298,7 +298,9 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
 
   try {
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'daemon.json'), '{}\n'); // so that /etc/docker/daemon.json does not apply
+    // Our own config, so that /etc/docker/daemon.json does not apply; small subnets from a big pool,
+    // so that a daemon can hold hundreds of stack networks (Docker's defaults stop at about 30).
+    await writeFile(join(dir, 'daemon.json'), `${JSON.stringify({ 'default-address-pools': [{ base: '10.64.0.0/10', size: 24 }] })}\n`);
     const tls = typeof options.tls === 'function' ? await options.tls(address) : options.tls;
     const tcpArgs = tls
       ? ['-H', `tcp://${address}:${TLS_PORT}`, '--tlsverify', '--tlscacert', tls.ca, '--tlscert', tls.cert, '--tlskey', tls.key]

@@ -1,0 +1,181 @@
+/**
+ * Cold deploy: a generated repo of 20 stacks, 50 services and 100 containers (berth-test/web:v1,
+ * replicas 1-3) on one host, from nothing to every container running (health checks disabled: see composeFile): berth from
+ * commit to converged (Engine.syncAll, trigger manual), `docker-compose -p STACK -f FILE up -d`
+ * per stack one after another (Debian's docker-compose v1), and `docker stack deploy` per stack on
+ * a one-node Swarm of a second private daemon. Beside the floor: one container's create + start
+ * on the same daemon, and the 100 containers created and started straight through the
+ * API, 8 at a time (berth's hostConcurrency).
+ *
+ * Run as root: `node bench/cold.ts [runs]` (default 3). Starts and stops its own daemons.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import Dockerode from 'dockerode';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { cleanupLeftovers, startDaemon, type TestDaemon } from '../test/harness/daemon.ts';
+import { buildTestImages, IMAGES } from '../test/harness/images.ts';
+import { startGitServer } from '../test/harness/git-server.ts';
+import { loadConfig } from '../src/config.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { composeFile, containerStates, median, ms, repoShape, until, wipe, type Row } from './lib.ts';
+
+const execFileAsync = promisify(execFile);
+const STACKS = 20;
+const SERVICES = 50;
+const CONTAINERS = 100;
+const PARALLELISM = 8; // berth's default hostConcurrency
+
+/** Runs a CLI against a daemon's unix socket; fails with its stderr. */
+async function cli(cmd: string, args: string[], socketPath: string): Promise<string> {
+  try {
+    return (await execFileAsync(cmd, args, { env: { ...process.env, DOCKER_HOST: `unix://${socketPath}` }, maxBuffer: 16 << 20 })).stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`bench: ${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
+  }
+}
+
+/** Waits until `n` containers run; returns the time since t0. */
+async function converged(docker: Dockerode, t0: number, n: number, what: string): Promise<{ running: number; healthy: number }> {
+  await until(async () => ((await containerStates(docker)).running >= n ? true : undefined), `${what}: ${n} containers running`, 600_000, 50);
+  const running = performance.now() - t0;
+  return { running, healthy: running }; // health checks are disabled in the generated repo (see composeFile)
+}
+
+/** Runs the cold-deploy scenario and returns its rows. */
+export async function cold(runs = 3): Promise<Row[]> {
+  await cleanupLeftovers();
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-cold-'));
+  const daemons: TestDaemon[] = [];
+  const git = await startGitServer();
+  let swarm: { socket: string; joined: boolean } | undefined;
+  try {
+    daemons.push(await startDaemon(), await startDaemon());
+    const [main, swarmDaemon] = daemons;
+    const docker = new Dockerode(main.dockerOptions);
+    const swarmDocker = new Dockerode(swarmDaemon.dockerOptions);
+    await Promise.all([buildTestImages(docker), buildTestImages(swarmDocker)]);
+
+    const shape = repoShape(STACKS, SERVICES, CONTAINERS);
+    const files: Record<string, string> = {};
+    shape.forEach((services, i) => { files[`s${i}/compose.yaml`] = composeFile(services, IMAGES.webV1); });
+    for (const [file, content] of Object.entries(files)) {
+      mkdirSync(join(dir, 'repo', file, '..'), { recursive: true });
+      writeFileSync(join(dir, 'repo', file), content);
+    }
+
+    // The floor: one container, then all of them straight through the API, PARALLELISM at a time.
+    const floorRun: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const c = await docker.createContainer({ Image: IMAGES.webV1, name: `floor-${i}`, Healthcheck: { Test: ['NONE'] } });
+      await c.start();
+      floorRun.push(performance.now() - t0);
+      await c.remove({ force: true });
+    }
+    const floorAll: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      let next = 0;
+      await Promise.all(Array.from({ length: PARALLELISM }, async () => {
+        while (next < CONTAINERS) {
+          const i = next++;
+          await (await docker.createContainer({ Image: IMAGES.webV1, name: `floor-all-${i}`, Healthcheck: { Test: ['NONE'] } })).start();
+        }
+      }));
+      floorAll.push(performance.now() - t0);
+      await wipe(docker);
+    }
+
+    // berth: a fresh engine (and clone) per run, from the commit to every container running.
+    const repo = await git.createRepo('cold');
+    await repo.commit(files);
+    const berth = { running: [] as number[], healthy: [] as number[] };
+    for (let r = 0; r < runs; r++) {
+      const data = join(dir, `berth-${r}`);
+      mkdirSync(data);
+      const config = join(data, 'berth.config.yaml');
+      writeFileSync(config, stringify({
+        dataDir: join(data, 'data'),
+        hosts: [{ name: 'bench', endpoint: `unix://${main.socketPath}` }],
+        repos: [{ name: 'cold', url: repo.url, branch: 'main', poll: '1h' }],
+      }));
+      const engine = new Engine(loadConfig(config), pino({ level: 'silent' }));
+      try {
+        const t0 = performance.now();
+        const pass = engine.syncAll({ trigger: 'manual' });
+        const times = await converged(docker, t0, CONTAINERS, 'berth');
+        const failed = (await pass).flatMap((p) => [p.error ?? [], ...p.stacks.flatMap((s) => s.errors ?? [])]).flat();
+        if (failed.length) throw new Error(`bench: berth's cold deploy failed: ${failed.join('; ')}`);
+        berth.running.push(times.running);
+        berth.healthy.push(times.healthy);
+        await engine.drain();
+      } finally {
+        engine.close();
+      }
+      await wipe(docker);
+    }
+
+    // docker-compose v1, one stack after another.
+    const compose = { running: [] as number[], healthy: [] as number[] };
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < STACKS; i++) await cli('docker-compose', ['-p', `s${i}`, '-f', join(dir, 'repo', `s${i}`, 'compose.yaml'), 'up', '-d'], main.socketPath);
+      const times = await converged(docker, t0, CONTAINERS, 'docker-compose');
+      compose.running.push(times.running);
+      compose.healthy.push(times.healthy);
+      await wipe(docker);
+    }
+
+    // docker stack deploy on a one-node Swarm of the second daemon; fresh stack names per run.
+    await cli('docker', ['swarm', 'init', '--advertise-addr', swarmDaemon.address], swarmDaemon.socketPath);
+    swarm = { socket: swarmDaemon.socketPath, joined: true };
+    const stack = { running: [] as number[], healthy: [] as number[] };
+    for (let r = 0; r < runs; r++) {
+      const names = Array.from({ length: STACKS }, (_, i) => `r${r}s${i}`);
+      const t0 = performance.now();
+      for (let i = 0; i < STACKS; i++) {
+        await cli('docker', ['stack', 'deploy', '--detach=true', '--resolve-image', 'never', '-c', join(dir, 'repo', `s${i}`, 'compose.yaml'), names[i]], swarmDaemon.socketPath);
+      }
+      const times = await converged(swarmDocker, t0, CONTAINERS, 'docker stack deploy');
+      stack.running.push(times.running);
+      stack.healthy.push(times.healthy);
+      await cli('docker', ['stack', 'rm', ...names], swarmDaemon.socketPath);
+      await until(async () => ((await containerStates(swarmDocker)).all === 0 ? true : undefined), 'the Swarm stacks to be removed', 300_000, 200);
+      await sleep(2000); // Swarm removes the stacks' networks after their tasks
+    }
+
+    const floor = median(floorRun);
+    const targetRunning = (floor * CONTAINERS) / PARALLELISM;
+    const b = { running: median(berth.running), healthy: median(berth.healthy) };
+    const vs = (x: number, y: number) => `${(x / y).toFixed(2)}x berth`;
+    const rows: Row[] = [
+      { scenario: 'floor: create + start, one container', value: ms(floor) },
+      { scenario: `floor: ${CONTAINERS} containers via the API, ${PARALLELISM} at a time, running`, value: ms(median(floorAll)) },
+      {
+        scenario: `cold deploy ${STACKS} stacks / ${CONTAINERS} containers, berth, running`, value: ms(b.running),
+        against: `${(b.running / targetRunning).toFixed(2)}x floor x ${CONTAINERS} / ${PARALLELISM} (${ms(targetRunning)}); ${(b.running / median(floorAll)).toFixed(2)}x the parallel API floor`,
+        target: 'within 1.5x floor x containers / parallelism', met: b.running <= 1.5 * targetRunning,
+      },
+      { scenario: 'cold deploy, docker-compose up -d per stack, running', value: ms(median(compose.running)), against: vs(median(compose.running), b.running), target: 'berth faster', met: b.running < median(compose.running) },
+      { scenario: 'cold deploy, docker stack deploy per stack, running', value: ms(median(stack.running)), against: vs(median(stack.running), b.running), target: 'berth faster', met: b.running < median(stack.running) },
+    ];
+    return rows;
+  } finally {
+    if (swarm?.joined) await cli('docker', ['swarm', 'leave', '--force'], swarm.socket).catch((err: unknown) => console.error(String(err)));
+    await git.close();
+    for (const d of daemons) await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  const { printTable } = await import('./lib.ts');
+  printTable(`berth bench: cold deploy, median of ${process.argv[2] ?? 3} runs`, await cold(Number(process.argv[2] ?? 3)));
+}
