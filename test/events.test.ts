@@ -13,7 +13,8 @@ it('delivers managed containers\' events, and after the stream drops, subscribes
   const proxy = await proxyTo(socketPath);
   const stack = uniqueName('ev').replaceAll('-', '');
   const seen: ContainerEvent[] = [];
-  const stop = watchEvents('p', new Dockerode({ host: '127.0.0.1', port: proxy.port }), (e) => seen.push(e), pino({ level: 'silent' }));
+  // The daemon is shared with other test files: keep only this test's containers' events.
+  const stop = watchEvents('p', new Dockerode({ host: '127.0.0.1', port: proxy.port }), (e) => e.stack === stack && seen.push(e), pino({ level: 'silent' }));
   const labels = { 'berth.managed': 'true', 'berth.repo': 'evrepo', 'berth.stack': stack };
   try {
     const managed = await direct.createContainer({ Image: IMAGES.webV1, name: `${stack}-a`, Labels: labels });
@@ -32,6 +33,7 @@ it('delivers managed containers\' events, and after the stream drops, subscribes
     const actions = seen.filter((e) => e.id === managed.id).map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(['create', 'start', 'kill', 'die', 'stop']));
     expect(seen.some((e) => e.id === unmanaged.id)).toBe(false);
+    expect(seen.every((e) => e.repo === 'evrepo')).toBe(true);
   } finally {
     stop();
     await proxy.stop();
