@@ -46,6 +46,12 @@ export interface RepoConfig {
   /** an interval (30s, 3m, 1h) or a cron expression */
   poll: string;
   webhookSecretFile?: string;
+  /**
+   * Where the repo's secrets and configs may come from besides the repo: `dir`, a folder on the
+   * engine's machine holding `external: true` ones (one file each, named like the secret);
+   * `environment`, the engine's environment variables the repo may read (names, or prefixes ending in *).
+   */
+  secrets?: { dir?: string; environment: string[] };
 }
 
 export interface BerthConfig {
@@ -134,6 +140,14 @@ const schema = {
           poll: { type: 'string', minLength: 1 },
           webhookSecretFile: { type: 'string' },
           caFile: { type: 'string' },
+          secrets: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              dir: { type: 'string', minLength: 1 },
+              environment: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },
+            },
+          },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -226,6 +240,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     auth: r.auth && { ...r.auth, tokenFile: r.auth.tokenFile && rel(r.auth.tokenFile) },
     webhookSecretFile: r.webhookSecretFile && rel(r.webhookSecretFile),
     caFile: r.caFile && rel(r.caFile),
+    secrets: r.secrets && { dir: r.secrets.dir && rel(r.secrets.dir), environment: r.secrets.environment ?? [] },
   }));
   for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
     const seen = new Set<string>();

@@ -24,6 +24,8 @@ export interface Snapshot {
   repo: string;
   commit: CommitInfo;
   files: Map<string, Uint8Array>;
+  /** Git's mode of the files that are not plain files (0o100755 executables, 0o120000 symlinks, whose content is the link's target) */
+  modes?: Map<string, number>;
 }
 
 /** A problem in the input, located as `file:line:col: message` (line, col 1-based; 0 when unknown). */
@@ -69,6 +71,63 @@ export interface MountSpec {
   source?: string;
   target: string;
   readOnly: boolean;
+  /**
+   * A bind mount of a path relative to the compose file: the snapshot-relative path it names. Remote
+   * hosts have no checkout, so such a mount becomes files copied into the container (FileSpec).
+   */
+  repoPath?: string;
+}
+
+/** `build:`, resolved against the snapshot: what berth builds on each host that runs the service. */
+export interface BuildSpec {
+  /** the context folder, snapshot-relative ('' for the root) */
+  context: string;
+  /** the Dockerfile's path inside the context */
+  dockerfile: string;
+  /** `dockerfile_inline`: the Dockerfile's text, sent in the context as `dockerfile` */
+  inline?: string;
+  args: Record<string, string>;
+  target?: string;
+  labels: Record<string, string>;
+  noCache: boolean;
+  /** always try to pull the base images */
+  pull: boolean;
+  network?: string;
+  shmSizeBytes?: number;
+  extraHosts: string[];
+  cacheFrom: string[];
+  /** `tags:` extra names for the built image */
+  tags: string[];
+  /** sha256 over the context's files (after .dockerignore) and every option above: the built image's tag */
+  hash: string;
+}
+
+/** One file of a build context, as it goes into the tar sent to the daemon. */
+export interface ContextFile {
+  path: string;
+  content: Uint8Array;
+  mode: number;
+}
+
+/** `pull_policy`: when the image is pulled (or built). */
+export type PullPolicy = 'always' | 'missing' | 'never' | 'build';
+
+/**
+ * A file berth writes into the container before it starts: a secret, a config, or a file of the repo
+ * bind-mounted by a relative path. The content itself lives in RenderedStack.contents, by hash, so
+ * that nothing that prints or serialises a spec can show it.
+ */
+export interface FileSpec {
+  kind: 'secret' | 'config' | 'file';
+  /** the secret's or config's key in the stack, or the file's snapshot-relative path */
+  source: string;
+  /** absolute path in the container */
+  target: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** sha256 of the content (hex) */
+  hash: string;
 }
 
 export interface ServiceNetwork {
@@ -161,6 +220,13 @@ export interface ServiceSpec {
   /** `deploy.rollback_config`; Compose's defaults, not update_config's */
   rollback: UpdateConfig;
   dependsOn: DependsOn[];
+  /** `container_name`: the container's fixed name (one replica, or one per host for global services) */
+  containerName?: string;
+  build?: BuildSpec;
+  /** `pull_policy` (default `missing`; `build` when the service has `build:` and no `image:`) */
+  pullPolicy: PullPolicy;
+  /** secrets, configs and repo files delivered into the container, sorted by target */
+  files: FileSpec[];
 }
 
 export interface NetworkSpec {
@@ -186,6 +252,21 @@ export interface RenderedStack extends StackDef {
   services: ServiceSpec[];
   networks: NetworkSpec[];
   volumes: VolumeSpec[];
+  /** the content of every FileSpec, by hash; a Map, so that JSON of a stack never holds it */
+  contents: Map<string, Uint8Array>;
+  /** the build context of each service with `build:`, by service name (after .dockerignore) */
+  contexts: Map<string, ContextFile[]>;
+}
+
+/**
+ * What render needs from outside the snapshot. Render stays pure: the engine passes functions.
+ * `environment` answers a secret's or config's `environment:` source from the engine's own
+ * environment; `external` reads a secret or config marked `external: true` from the engine's
+ * secrets folder (undefined: not there). Absent (offline validation): such sources are not checked.
+ */
+export interface RenderOptions {
+  environment?: (name: string) => string | undefined;
+  external?: (name: string) => Uint8Array | undefined;
 }
 
 export type StackRender =
@@ -196,6 +277,23 @@ export type StackRender =
 export interface RenderResult {
   errors: SourceError[];
   stacks: StackRender[];
+}
+
+/**
+ * Bytes that must never be printed: a secret's or config's content on its way into a container.
+ * JSON and loggers see an empty object; only `bytes()` gives the content.
+ */
+export class Sealed {
+  readonly #bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+  bytes(): Uint8Array {
+    return this.#bytes;
+  }
+  toJSON(): string {
+    return '<sealed>';
+  }
 }
 
 /** Labels berth puts on everything it creates (DESIGN §4). */
@@ -213,4 +311,8 @@ export const LABEL = {
   composeOneoff: 'com.docker.compose.oneoff',
   composeNetwork: 'com.docker.compose.network',
   composeVolume: 'com.docker.compose.volume',
+  /** the targets of the files berth wrote into the container (JSON list), so that a rollback can copy them back */
+  files: 'berth.files',
+  /** on an image berth built: the build's hash */
+  buildHash: 'berth.build-hash',
 } as const;

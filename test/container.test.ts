@@ -21,6 +21,8 @@ const svc = (over: Partial<ServiceSpec> = {}): ServiceSpec => ({
   update,
   rollback: update,
   dependsOn: [],
+  pullPolicy: 'missing',
+  files: [],
   ...over,
 });
 const stack = (s: ServiceSpec): RenderedStack => ({
@@ -34,6 +36,8 @@ const stack = (s: ServiceSpec): RenderedStack => ({
     { key: 'back', name: 'shop_back', external: false, labels: {} },
   ],
   volumes: [{ key: 'data', name: 'shop_data', external: false, labels: {} }],
+  contents: new Map(),
+  contexts: new Map(),
 });
 const make = (s: ServiceSpec, commit = 'c1') => desiredContainer('repo', stack(s), s, 2, 'h1', commit);
 

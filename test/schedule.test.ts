@@ -41,6 +41,8 @@ function svc(name: string, o: SvcOpts = {}): ServiceSpec {
     update,
     rollback: update,
     dependsOn: [],
+    pullPolicy: 'missing',
+    files: [],
   };
 }
 
@@ -53,6 +55,8 @@ function stack(services: ServiceSpec[], hosts: HostSelector = { kind: 'all' }): 
     services,
     networks: [{ key: 'default', name: 'shop_default', external: false, labels: {} }],
     volumes: [],
+    contents: new Map(),
+    contexts: new Map(),
   };
 }
 

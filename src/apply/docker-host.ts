@@ -3,9 +3,12 @@
  * Every call here either reads or is one of the plan's mutations; idempotent where Docker allows
  * (a container already gone is fine to remove), so a plan interrupted midway can be re-run.
  */
+import { posix } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
-import { LABEL, type NetworkSpec, type VolumeSpec } from '../model.ts';
+import { extract, pack } from 'tar-stream';
+import { imageRepository } from '../render/build.ts';
+import { LABEL, Sealed, type BuildSpec, type ContextFile, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
 
 /** A Docker API error with the daemon's message, without the request details dockerode adds. */
 export class DockerError extends Error {
@@ -23,6 +26,7 @@ export class DockerHost {
   readonly name: string;
   readonly docker: Dockerode;
   private readonly log: Logger;
+  /** images made present (or being made present), by pull policy and name */
   private readonly images = new Map<string, Promise<void>>();
   private readonly imageEnvs = new Map<string, Promise<string[]>>();
   /** containers berth itself created, stopped, removed or renamed lately, and the events that caused */
@@ -68,24 +72,57 @@ export class DockerHost {
     return p;
   }
 
-  /** Makes sure the image is on the host, pulling it when it is not; once per image per DockerHost. */
-  ensureImage(image: string): Promise<void> {
-    let p = this.images.get(image);
+  /**
+   * Gets the container's image onto the host as its pull policy says: `missing` pulls when absent,
+   * `always` pulls (once per sync wave: concurrent asks share one pull), `never` only checks, and a
+   * service with `build:` is built here from the commit's tree unless an image of that build
+   * (tagged with its hash) is here already. Called before any old container is touched.
+   */
+  prepare(spec: ContainerSpec): Promise<void> {
+    const image = spec.create.Image ?? '';
+    const policy = spec.pull ?? 'missing';
+    const key = `${policy} ${image}`;
+    let p = this.images.get(key);
     if (!p) {
-      p = this.pullIfMissing(image);
-      p.catch(() => this.images.delete(image));
-      this.images.set(image, p);
+      p = this.getImage(image, policy, spec.build);
+      // only a present image is remembered; `always` pulls again next time
+      p.then(() => policy === 'always' && this.images.delete(key), () => this.images.delete(key));
+      this.images.set(key, p);
     }
     return p;
   }
 
-  private async pullIfMissing(image: string): Promise<void> {
+  private async getImage(image: string, policy: PullPolicy, build: BuildRequest | undefined): Promise<void> {
+    if (build && policy === 'build') {
+      if (!(await this.hasImage(image))) await this.build(build);
+      return;
+    }
+    if (policy === 'always') {
+      try {
+        return await this.pull(image);
+      } catch (err) {
+        if (!build) throw err;
+        this.log.warn({ image, err: (err as Error).message }, 'pull failed: building instead');
+        return this.build(build);
+      }
+    }
+    if (await this.hasImage(image)) return;
+    if (policy === 'never') throw new Error(`image ${image} is not on host ${this.name}, and pull_policy is never`);
+    if (build) return this.build(build); // missing, with build: build what is not there
+    await this.pull(image);
+  }
+
+  private async hasImage(image: string): Promise<boolean> {
     try {
       await this.docker.getImage(image).inspect();
-      return;
+      return true;
     } catch (err) {
       if (status(err) !== 404) throw new DockerError(`inspect image ${image} on ${this.name}`, err);
+      return false;
     }
+  }
+
+  private async pull(image: string): Promise<void> {
     this.log.info({ image }, 'pulling image');
     try {
       const stream = await this.docker.pull(image);
@@ -93,8 +130,65 @@ export class DockerHost {
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
-      throw new DockerError(`image ${image} is not on host ${this.name} and could not be pulled`, err);
+      throw new DockerError(`image ${image} could not be pulled on ${this.name}`, err);
     }
+  }
+
+  /**
+   * Builds a service's image from its context (a tar of the commit's files sent to the daemon),
+   * tagged with the build's hash and the service's `image:` and `tags:`. The daemon's output goes to
+   * the log line by line; its error fails the build with the daemon's words.
+   */
+  async build(b: BuildRequest): Promise<void> {
+    const log = this.log.child({ stack: b.stack, service: b.service });
+    const started = Date.now();
+    log.info({ image: b.ref, files: b.context.length }, 'building image');
+    const tar = pack();
+    for (const f of b.context) {
+      if (f.mode === 0o120000) tar.entry({ name: f.path, type: 'symlink', linkname: new TextDecoder().decode(f.content) });
+      else tar.entry({ name: f.path, mode: f.mode & 0o777 }, Buffer.from(f.content));
+    }
+    tar.finalize();
+    const s = b.spec;
+    const options: Dockerode.ImageBuildOptions = {
+      t: b.ref,
+      dockerfile: s.dockerfile,
+      buildargs: s.args,
+      target: s.target,
+      labels: { ...s.labels, [LABEL.buildHash]: s.hash, [LABEL.managed]: 'true', [LABEL.stack]: b.stack, [LABEL.service]: b.service },
+      nocache: s.noCache,
+      pull: s.pull || undefined,
+      networkmode: s.network,
+      shmsize: s.shmSizeBytes,
+      extrahosts: s.extraHosts.length ? s.extraHosts.join(',') : undefined,
+      cachefrom: s.cacheFrom.length ? JSON.stringify(s.cacheFrom) : undefined,
+      rm: true,
+      forcerm: true,
+    };
+    let failure: string | undefined;
+    try {
+      // the daemon takes an empty query value as a value ("bad format for add-host"): unset ones are left out
+      const query = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Dockerode.ImageBuildOptions;
+      const stream = await this.docker.buildImage(tar as unknown as NodeJS.ReadableStream, query);
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { stream?: string; error?: string; errorDetail?: { message?: string } }) => {
+            if (event.error) failure = event.errorDetail?.message ?? event.error;
+            for (const line of (event.stream ?? '').split('\n')) if (line.trim()) log.info({ build: line.trim() }, 'build output');
+          },
+        ),
+      );
+    } catch (err) {
+      throw new DockerError(`build ${b.service} on ${this.name}`, err);
+    }
+    if (failure !== undefined) throw new Error(`build ${b.service} on ${this.name}: ${failure.trim()}`);
+    for (const name of new Set([b.image, ...s.tags].filter((n) => n && n !== b.ref))) {
+      const { repo, tag } = splitRef(name);
+      await this.docker.getImage(b.ref).tag({ repo, tag });
+    }
+    log.info({ image: b.ref, ms: Date.now() - started }, 'image built');
   }
 
   /**
@@ -148,7 +242,7 @@ export class DockerHost {
    * sent to the service's name until `joinService()` (start-first updates).
    */
   async createAndStart(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
-    await this.ensureImage(spec.create.Image ?? '');
+    await this.prepare(spec);
     const [first, ...others] = spec.networks;
     const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
     let container: Dockerode.Container;
@@ -166,6 +260,7 @@ export class DockerHost {
       for (const n of others) {
         await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: endpoint(n) });
       }
+      if (spec.files?.length) await container.putArchive(filesTar(spec.files), { path: '/' });
       await container.start();
     } catch (err) {
       throw new DockerError(`start container ${name} (${container.id.slice(0, 12)}) on ${this.name}`, err);
@@ -221,6 +316,36 @@ export class DockerHost {
     }
   }
 
+  /**
+   * The files berth wrote into a container (its `berth.files` label), read back from it: what a
+   * rollback must write into the container that puts it back. A file that is gone is skipped.
+   */
+  async readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]> {
+    const targets = JSON.parse(info.Config.Labels?.[LABEL.files] ?? '[]') as string[];
+    const out: FileDelivery[] = [];
+    for (const target of targets) {
+      let archive: NodeJS.ReadableStream;
+      try {
+        archive = await this.docker.getContainer(info.Id).getArchive({ path: target });
+      } catch (err) {
+        if (status(err) === 404) continue;
+        throw new DockerError(`read ${target} from ${info.Id.slice(0, 12)} on ${this.name}`, err);
+      }
+      const entries = extract();
+      archive.pipe(entries);
+      for await (const entry of entries) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of entry) chunks.push(chunk as Buffer);
+        const h = entry.header;
+        if (h.type === 'file') {
+          const path = posix.join(posix.dirname(target), h.name);
+          out.push({ target: path, mode: (h.mode ?? 0o444) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, content: new Sealed(Buffer.concat(chunks)) });
+        }
+      }
+    }
+    return out;
+  }
+
   /** The last lines of a container's output, for the audit of a failed replica. */
   async tail(id: string, lines = 5): Promise<string> {
     try {
@@ -258,14 +383,61 @@ export interface ContainerSpec {
   name: string;
   create: Dockerode.ContainerCreateOptions;
   networks: Array<{ network: string; aliases: string[] }>;
+  /** how the image gets onto the host (default `missing`) */
+  pull?: PullPolicy;
+  /** how to build the image, for a service with `build:` */
+  build?: BuildRequest;
+  /** written into the container after it is created and before it starts */
+  files?: FileDelivery[];
 }
 
-/** A spec that recreates a live container as it was (its image by id, so a moved tag does not matter). */
-export function specFromInspect(i: Dockerode.ContainerInspectInfo): ContainerSpec {
+/** A build to run on a host: the image's name for this build, the service's own name for it, and the context. */
+export interface BuildRequest {
+  stack: string;
+  service: string;
+  /** `<repository>:berth-<hash>`: the name the containers use */
+  ref: string;
+  /** `image:` as written (or `<stack>-<service>`), tagged too */
+  image: string;
+  spec: BuildSpec;
+  context: ContextFile[];
+}
+
+/** A file to write into a container; the content is sealed so that nothing prints it. */
+export interface FileDelivery {
+  target: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  content: Sealed;
+}
+
+/** The files as a tar whose paths are relative to `/` (parent folders are made by Docker). */
+function filesTar(files: FileDelivery[]): NodeJS.ReadableStream {
+  const tar = pack();
+  for (const f of files) {
+    tar.entry({ name: f.target.replace(/^\/+/, ''), mode: f.mode, uid: f.uid, gid: f.gid }, Buffer.from(f.content.bytes()));
+  }
+  tar.finalize();
+  return tar as unknown as NodeJS.ReadableStream;
+}
+
+/** `registry:5000/app:1.2` -> { repo: 'registry:5000/app', tag: '1.2' } (tag `latest` when none). */
+function splitRef(name: string): { repo: string; tag: string } {
+  const repo = imageRepository(name);
+  return { repo, tag: name.length > repo.length ? name.slice(repo.length + 1) : 'latest' };
+}
+
+/**
+ * A spec that recreates a live container as it was (its image by id, so a moved tag does not
+ * matter), with the files berth had written into it (read back with readFiles before it went).
+ */
+export function specFromInspect(i: Dockerode.ContainerInspectInfo, files: FileDelivery[] = []): ContainerSpec {
   const c = i.Config;
   const shortId = i.Id.slice(0, 12);
   return {
     name: i.Name.replace(/^\//, ''),
+    files,
     create: {
       Image: i.Image,
       Cmd: c.Cmd,

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { describeAction, type Action, type StackPlan } from '../diff/plan.ts';
-import { specFromInspect, type ContainerSpec, type DockerHost } from './docker-host.ts';
+import { specFromInspect, type ContainerSpec, type DockerHost, type FileDelivery } from './docker-host.ts';
 import { waitReady, type Readiness } from './health.ts';
 
 interface Where {
@@ -110,6 +110,8 @@ async function remove(h: DockerHost, a: Removal, onStep: Emit): Promise<void> {
 interface Changed {
   where: Where;
   before?: Dockerode.ContainerInspectInfo;
+  /** the files berth had written into it */
+  files: FileDelivery[];
   /** the container in the slot now: the new one, or the old one when a start-first update gave up */
   current: string;
   replaced: boolean;
@@ -121,6 +123,11 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
     waitReady(h, id, { health, monitorMs: config.monitorMs });
   const report = (w: Where, id: string, r: Readiness) =>
     onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
+
+  // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
+  const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
+  const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
+  await Promise.all([...images.values()].map((a) => host(a.host).prepare(a.desired)));
 
   // New replicas start together; they wait for health when another service depends on it.
   const creates = actions.filter((a) => a.kind === 'create');
@@ -152,7 +159,7 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
       batch.map(async (a) => {
         const h = host(a.host);
         const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => ready(h, id, config, true));
-        changed.push({ where: where(a), before: r.before, current: r.current, replaced: r.replaced });
+        changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
         report(where(a), r.newId, r.readiness);
         return r.readiness;
@@ -186,7 +193,7 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
     await Promise.all(
       batch.map(async (c) => {
         const h = host(c.where.host);
-        const r = await replaceReplica(h, c.current, specFromInspect(c.before!), config.order, (id) => waitReady(h, id, { monitorMs: config.monitorMs }));
+        const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, (id) => waitReady(h, id, { monitorMs: config.monitorMs }));
         if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
         onStep({ ...c.where, kind: r.readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: r.readiness.ok ? r.readiness.health : r.readiness.reason });
         if (!r.readiness.ok) failed ??= `${label(c.where)}: ${r.readiness.reason}`;
@@ -205,6 +212,8 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
 interface Replaced {
   /** the container that was there, as it was */
   before?: Dockerode.ContainerInspectInfo;
+  /** the files berth had written into it, read back before it went */
+  files: FileDelivery[];
   /** the container started for the new spec (kept or not) */
   newId: string;
   readiness: Readiness;
@@ -228,23 +237,24 @@ async function replaceReplica(
   wait: (id: string) => Promise<Readiness>,
 ): Promise<Replaced> {
   const before = await h.inspect(oldId);
+  const files = before ? await h.readFiles(before) : [];
   if (order === 'stop-first' || !before) {
     await h.stopAndRemove(oldId);
     const newId = await h.createAndStart(next);
-    return { before, newId, readiness: await wait(newId), current: newId, replaced: true };
+    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true };
   }
   const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false });
   const readiness = await wait(newId);
   if (!readiness.ok) {
     await h.stopAndRemove(newId);
-    return { before, newId, readiness, current: oldId, replaced: false };
+    return { before, files, newId, readiness, current: oldId, replaced: false };
   }
   await h.joinService(newId, next);
   await h.drain(oldId);
   await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
   await h.stopAndRemove(oldId);
   await h.rename(newId, next.name);
-  return { before, newId, readiness, current: newId, replaced: true };
+  return { before, files, newId, readiness, current: newId, replaced: true };
 }
 
 /** How long a start-first update leaves the old replica running, off the service's name, before stopping it. */

@@ -327,13 +327,15 @@ function readFolder(dir: string) {
     throw new Exit(`cannot read ${dir}: no such folder`, 2);
   }
   const files = new Map<string, Uint8Array>();
+  const modes = new Map<string, number>();
   for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
     const path = relative(root, join(entry.parentPath, entry.name)).split('\\').join('/');
     if (!entry.isFile() || /(^|\/)(\.git|node_modules)\//.test(path)) continue;
     files.set(path, readFileSync(join(root, path)));
+    if (statSync(join(root, path)).mode & 0o111) modes.set(path, 0o100755);
   }
   const commit = { sha: '0'.repeat(40), author: '', email: '', message: '(working tree)', time: 0 };
-  return { repo: '(folder)', commit, files };
+  return { repo: '(folder)', commit, files, modes };
 }
 
 try {

@@ -30,6 +30,7 @@ import { AuditLog, type AuditInput, type AuditRow, type Trigger } from '../audit
 import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore } from '../audit/holds.ts';
 import { mapLimit } from './limit.ts';
+import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
 import type { SyncEvent } from './events.ts';
 
@@ -102,6 +103,7 @@ export class Engine {
   readonly syncs: SyncStore;
   readonly hosts = new Map<string, DockerHost>();
   private readonly sources = new Map<string, GitSource>();
+  private readonly secrets = new Map<string, RepoSecrets>();
   readonly holds: HoldStore;
   readonly monitor: HostMonitor;
   private monitoring = false;
@@ -116,8 +118,8 @@ export class Engine {
   private readonly lastPlaced = new Map<string, CurrentReplica[]>();
   /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
   private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
-  /** the last commit rendered per repo: a poll of an unmoved branch reads and renders nothing again */
-  private readonly rendered = new Map<string, { sha: string; result: RenderResult }>();
+  /** the last commit rendered per repo: a poll of an unmoved branch (and unchanged secrets folder) reads and renders nothing again */
+  private readonly rendered = new Map<string, { sha: string; secrets: string; result: RenderResult }>();
 
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
@@ -132,7 +134,10 @@ export class Engine {
     this.holds = new HoldStore(this.db);
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.hostChanged(before, after));
     for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
-    for (const r of config.repos) this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
+    for (const r of config.repos) {
+      this.sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
+      this.secrets.set(r.name, repoSecrets(r));
+    }
   }
 
   /** Resolves once every pass that is running or queued has ended. */
@@ -196,7 +201,7 @@ export class Engine {
     const { repo, source, head } = await this.findStack(stackName);
     return this.serialize(repo, async () => {
       const target = await this.rollbackTarget(source, stackName, opts.to);
-      const rendered = renderSnapshot(await source.snapshot(target.sha));
+      const rendered = renderSnapshot(await source.snapshot(target.sha), this.secrets.get(repo)?.options);
       const then = rendered.stacks.find((s) => s.def.name === stackName);
       if (!then?.ok) {
         throw new EngineError(`stack ${stackName} ${then ? 'was invalid' : 'did not exist'} at commit ${target.sha.slice(0, 7)}: nothing changed`);
@@ -383,10 +388,13 @@ export class Engine {
   private async readHead(repo: string, source: GitSource, log: Logger): Promise<{ commit: CommitInfo; rendered: RenderResult }> {
     const commit = await source.update();
     const last = this.rendered.get(repo);
-    if (last?.sha === commit.sha) return { commit, rendered: last.result };
-    log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
-    const rendered = renderSnapshot(await source.snapshot(commit.sha));
-    this.rendered.set(repo, { sha: commit.sha, result: rendered });
+    const secrets = this.secrets.get(repo);
+    const fingerprint = secrets?.fingerprint() ?? '';
+    if (last?.sha === commit.sha && last.secrets === fingerprint) return { commit, rendered: last.result };
+    if (last?.sha === commit.sha) log.info('the secrets folder changed: rendering again');
+    else log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
+    const rendered = renderSnapshot(await source.snapshot(commit.sha), secrets?.options);
+    this.rendered.set(repo, { sha: commit.sha, secrets: fingerprint, result: rendered });
     return { commit, rendered };
   }
 

@@ -7,17 +7,21 @@
  * preferences appended without duplicates (mergeDeploy).
  */
 import type { PortSpec } from '../model.ts';
+import { mergeBuild } from './build.ts';
 import { mergeDeploy } from './deploy.ts';
+import type { FileDefPart } from './files.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
 /** The stack's model: `models` merged in order (the first file's places win for where a thing is). */
 export function mergeModels(models: readonly ComposeModel[]): ComposeModel {
-  const out: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map() };
+  const out: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map(), secrets: new Map(), configs: new Map() };
   for (const m of models) {
     mergeInto(out.services, m.services, mergeService);
     mergeInto(out.networks, m.networks, mergeResource);
     mergeInto(out.volumes, m.volumes, mergeResource);
+    mergeInto(out.secrets, m.secrets, replaceDef);
+    mergeInto(out.configs, m.configs, replaceDef);
   }
   return out;
 }
@@ -67,7 +71,15 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     healthcheck: base.healthcheck || over.healthcheck ? { ...base.healthcheck, ...over.healthcheck } : undefined,
     deploy: mergeDeploy(base.deploy, over.deploy),
     dependsOn: union(base.dependsOn, over.dependsOn),
+    build: mergeBuild(base.build, over.build),
+    secrets: mergeBy(base.secrets, over.secrets, (r) => r.source),
+    configs: mergeBy(base.configs, over.configs, (r) => r.source),
   };
+}
+
+/** A later file's secret or config definition replaces the earlier one (its source is one thing). */
+function replaceDef(_base: FileDefPart, over: FileDefPart): FileDefPart {
+  return over;
 }
 
 function mergeResource(base: ResourcePart, over: ResourcePart): ResourcePart {

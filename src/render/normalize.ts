@@ -4,8 +4,10 @@
  * be merged with the stack's other files.
  */
 import { posix } from 'node:path';
-import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, SourceError } from '../model.ts';
+import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, PullPolicy, SourceError } from '../model.ts';
+import { buildPart, pullPolicy, type BuildPart } from './build.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
+import { fileDefs, fileRefs, type FileDefPart, type FileRefPart } from './files.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
 import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
@@ -33,6 +35,11 @@ export interface ServicePart {
   stopSignal?: string;
   deploy: DeployPart;
   dependsOn: Map<string, At<DependsOn['condition']>>;
+  containerName?: At<string>;
+  build?: BuildPart;
+  pullPolicy?: At<PullPolicy>;
+  secrets: At<FileRefPart>[];
+  configs: At<FileRefPart>[];
 }
 
 /** A top-level network or volume as one file declares it. */
@@ -50,6 +57,8 @@ export interface ComposeModel {
   services: Map<string, ServicePart>;
   networks: Map<string, ResourcePart>;
   volumes: Map<string, ResourcePart>;
+  secrets: Map<string, FileDefPart>;
+  configs: Map<string, FileDefPart>;
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
@@ -67,7 +76,13 @@ export function normalizeFile(src: YamlSource, data: unknown, stack: string): { 
   if (top.name !== undefined && top.name !== stack) {
     fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
   }
-  const model: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map() };
+  const model: ComposeModel = {
+    services: new Map(),
+    networks: new Map(),
+    volumes: new Map(),
+    secrets: fileDefs(src, top.secrets, 'secret', fail),
+    configs: fileDefs(src, top.configs, 'config', fail),
+  };
   for (const [name, body] of entries(top.services)) model.services.set(name, service(src, name, obj(body), fail));
   for (const kind of ['networks', 'volumes'] as const) {
     for (const [key, body] of entries(top[kind])) model[kind].set(key, resource(src, [kind, key], obj(body), fail));
@@ -90,7 +105,13 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     labels: new Map(),
     deploy: deployPart(src, obj(s.deploy), p('deploy'), fail),
     dependsOn: new Map(),
+    build: buildPart(src, s.build, p('build'), fail),
+    secrets: fileRefs(src, s.secrets, p('secrets'), fail),
+    configs: fileRefs(src, s.configs, p('configs'), fail),
   };
+  if (typeof s.container_name === 'string') part.containerName = { value: s.container_name, at: siteOf(src, p('container_name')) };
+  const policy = pullPolicy(s.pull_policy, p('pull_policy'), fail);
+  if (policy) part.pullPolicy = { value: policy, at: siteOf(src, p('pull_policy')) };
   if (typeof s.image === 'string') {
     if (s.image.trim() === '') fail(p('image'), 'is empty (is a variable unset?)');
     else part.image = { value: s.image, at: siteOf(src, p('image')) };
@@ -116,7 +137,8 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     else for (const value of specs) part.ports.push({ value, at: siteOf(src, p('ports', i)) });
   });
   (Array.isArray(s.volumes) ? s.volumes : []).forEach((item, i) => {
-    const mount = typeof item === 'string' ? shortVolume(item) : longVolume(obj(item));
+    const dir = posix.dirname(src.file);
+    const mount = typeof item === 'string' ? shortVolume(item, dir) : longVolume(obj(item), dir);
     if (typeof mount === 'string') fail(p('volumes', i), mount);
     else part.volumes.push({ value: mount, at: siteOf(src, p('volumes', i)) });
   });
@@ -290,24 +312,32 @@ function shortPort(text: string): PortSpec[] | string {
   return specs;
 }
 
-const relativeBind = (source: string) =>
-  `'${source}' is a path relative to the compose file, but berth deploys to remote hosts: ` +
-  'use an absolute host path (like /srv/app/data) or a named volume declared under the top-level volumes:';
+const homeBind = (source: string) =>
+  `'${source}' is a path in someone's home folder, which remote hosts do not share: ` +
+  'use a path relative to the compose file (a file or folder of the repository, copied into the container), an absolute host path, or a named volume';
 
 function checkTarget(target: string): string | undefined {
   return target.startsWith('/') ? undefined : `the mount target '${target}' must be an absolute path in the container`;
 }
 
-/** Where a volume's source points: an absolute bind, a named volume, or a message why neither. */
-function classifySource(source: string): Pick<MountSpec, 'type' | 'source'> | string {
+/**
+ * Where a volume's source points: an absolute bind, a path of the repository (relative to the
+ * compose file in `dir`), a named volume, or a message why none.
+ */
+function classifySource(source: string, dir: string): Pick<MountSpec, 'type' | 'source' | 'repoPath'> | string {
   if (source.startsWith('/')) return { type: 'bind', source };
-  if (source.startsWith('.') || source.startsWith('~')) return relativeBind(source);
+  if (source.startsWith('~')) return homeBind(source);
+  if (source.startsWith('.')) {
+    const repoPath = posix.normalize(posix.join(dir, source));
+    if (repoPath === '..' || repoPath.startsWith('../')) return `'${source}' points outside the repository`;
+    return { type: 'bind', source, repoPath };
+  }
   if (VOLUME_NAME.test(source)) return { type: 'volume', source };
   return `'${source}' is neither an absolute host path nor a volume name`;
 }
 
 /** "[SOURCE:]TARGET[:ro|rw]". */
-function shortVolume(text: string): MountSpec | string {
+function shortVolume(text: string, dir: string): MountSpec | string {
   const parts = text.split(':');
   if (parts.length > 3) return `'${text}' is not a volume (SOURCE:TARGET[:ro])`;
   if (parts.length === 1) return checkTarget(text) ?? { type: 'volume', target: text, readOnly: false };
@@ -315,12 +345,12 @@ function shortVolume(text: string): MountSpec | string {
   const options = mode === '' ? [] : mode.split(',');
   const unknown = options.find((o) => o !== 'ro' && o !== 'rw');
   if (unknown !== undefined) return `mount option '${unknown}' is not supported by berth yet (only ro, rw)`;
-  const kind = classifySource(source);
+  const kind = classifySource(source, dir);
   if (typeof kind === 'string') return kind;
   return checkTarget(target) ?? { ...kind, target, readOnly: options.includes('ro') };
 }
 
-function longVolume(v: Obj): MountSpec | string {
+function longVolume(v: Obj, dir: string): MountSpec | string {
   const type = scalarText(v.type);
   if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') return `type '${type}' is not supported by berth yet (bind, volume, tmpfs)`;
   if (typeof v.target !== 'string') return 'missing required key \'target\'';
@@ -332,7 +362,7 @@ function longVolume(v: Obj): MountSpec | string {
   const source = typeof v.source === 'string' && v.source !== '' ? v.source : undefined;
   if (type === 'tmpfs') return source === undefined ? mount : 'a tmpfs mount has no source';
   if (source === undefined) return type === 'bind' ? 'a bind mount needs a source (an absolute host path)' : mount;
-  const kind = classifySource(source);
+  const kind = classifySource(source, dir);
   if (typeof kind === 'string') return kind;
   if (kind.type !== type) {
     return type === 'bind' ? `a bind mount needs an absolute host path, not '${source}'` : `'${source}' is not a volume name`;

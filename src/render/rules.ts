@@ -39,10 +39,40 @@ const SERVICE: Shape = {
     rollback_config: true,
   },
   depends_on: { '*': { condition: true } },
+  container_name: true,
+  pull_policy: true,
+  build: {
+    context: true,
+    dockerfile: true,
+    dockerfile_inline: true,
+    args: true,
+    target: true,
+    labels: true,
+    no_cache: true,
+    pull: true,
+    network: true,
+    shm_size: true,
+    extra_hosts: true,
+    cache_from: true,
+    tags: true,
+  },
+  secrets: { '[]': { source: true, target: true, uid: true, gid: true, mode: true } },
+  configs: { '[]': { source: true, target: true, uid: true, gid: true, mode: true } },
   'x-berth': false,
 };
 
-const COMPOSE_FILE: Shape = { version: true, name: true, services: { '*': SERVICE }, networks: RESOURCE, volumes: RESOURCE };
+const SECRET: Shape = { '*': { file: true, environment: true, external: true, name: true } };
+const CONFIG: Shape = { '*': { file: true, environment: true, content: true, external: true, name: true } };
+
+const COMPOSE_FILE: Shape = {
+  version: true,
+  name: true,
+  services: { '*': SERVICE },
+  networks: RESOURCE,
+  volumes: RESOURCE,
+  secrets: SECRET,
+  configs: CONFIG,
+};
 
 /** Errors for every key of a (schema-valid) Compose file that berth does not honour yet. */
 export function unsupportedKeys(data: unknown, src: YamlSource): SourceError[] {

@@ -4,8 +4,10 @@
  * files are merged and the result checked as a whole and turned into berth's RenderedStack.
  */
 import { posix } from 'node:path';
-import type { NetworkSpec, ServiceSpec, SourceError, StackDef, StackRender, VolumeSpec } from '../model.ts';
+import type { ContextFile, FileSpec, NetworkSpec, RenderOptions, ServiceSpec, SourceError, StackDef, StackRender, VolumeSpec } from '../model.ts';
+import { resolveBuild } from './build.ts';
 import { deploySpec } from './deploy.ts';
+import { resolveFiles } from './files.ts';
 import { parseDotenv } from './dotenv.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
 import { mergeModels } from './merge.ts';
@@ -16,8 +18,16 @@ import { closest, validateCompose } from './validate.ts';
 
 type Files = ReadonlyMap<string, Uint8Array>;
 
+/** What a stack is rendered from besides its definition: the snapshot's files and modes, and the engine's sources. */
+export interface StackInputs {
+  files: Files;
+  modes?: ReadonlyMap<string, number>;
+  options?: RenderOptions;
+}
+
 /** Renders one stack of a snapshot; its errors stay in its own result. */
-export function renderStack(def: StackDef, files: Files): StackRender {
+export function renderStack(def: StackDef, inputs: StackInputs): StackRender {
+  const { files } = inputs;
   const errors: SourceError[] = [];
   const envPath = posix.join(posix.dirname(def.composeFiles[0] ?? '.'), '.env');
   const vars = readDotenv(envPath, files, () => undefined, errors) ?? new Map<string, string>();
@@ -28,7 +38,7 @@ export function renderStack(def: StackDef, files: Files): StackRender {
     if (model) models.push(model);
   }
   if (errors.length === 0) {
-    const stack = assemble(def, mergeModels(models), files, lookup, errors);
+    const stack = assemble(def, mergeModels(models), inputs, lookup, errors);
     if (errors.length === 0) return { def, ok: true, stack };
   }
   return { def, ok: false, errors: unique(errors) };
@@ -84,7 +94,10 @@ function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: stri
 }
 
 /** Checks the merged model as a whole and builds the rendered stack. */
-function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Lookup, errors: SourceError[]) {
+function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, lookup: Lookup, errors: SourceError[]) {
+  const { files } = inputs;
+  const contents = new Map<string, Uint8Array>();
+  const contexts = new Map<string, ContextFile[]>();
   const envFiles = new Map<string, Map<string, string>>();
   const readEnvFile = (path: string) => {
     if (!envFiles.has(path)) envFiles.set(path, readDotenv(path, files, lookup, errors) ?? new Map());
@@ -93,7 +106,9 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
   let usesDefault = false;
   const services = new Map<string, ServiceSpec>();
   for (const s of model.services.values()) {
-    if (!s.image) errors.push(siteError(s.at, 'image is required (berth does not build images yet)'));
+    if (!s.image && !s.build) errors.push(siteError(s.at, 'needs image: or build:'));
+    const built = s.build && resolveBuild(s.build, files, inputs.modes, errors);
+    if (built) contexts.set(s.name, built.context);
     const environment = new Map<string, string>();
     for (const { value: ref, at } of s.envFiles) {
       if (files.has(ref.path)) for (const [k, v] of readEnvFile(ref.path)) environment.set(k, v);
@@ -105,6 +120,8 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
       if (key === 'default') usesDefault = true;
       else if (!model.networks.has(key)) errors.push(siteError(at, `network '${key}' is not declared under the top-level networks:`));
     }
+    const repoFiles = s.volumes.filter((v) => v.value.repoPath !== undefined).map(({ value: m, at }) => ({ value: { path: m.repoPath as string, target: m.target }, at }));
+    const delivered = resolveFiles({ secret: s.secrets, config: s.configs, repo: repoFiles }, { secret: model.secrets, config: model.configs }, { files, modes: inputs.modes, options: inputs.options ?? {} }, contents, errors);
     const targets = new Set<string>();
     for (const { value: m, at } of s.volumes) {
       if (m.type === 'volume' && m.source !== undefined && !model.volumes.has(m.source)) {
@@ -118,7 +135,15 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
       const hint = closest(dep, [...model.services.keys()]);
       errors.push(siteError(at, `'${dep}' is not a service of this stack${hint ? ` (did you mean '${hint}'?)` : ''}`));
     }
-    services.set(s.name, serviceSpec(s, environment, networks, errors));
+    const mounted = new Set(s.volumes.filter((v) => v.value.repoPath === undefined).map((v) => v.value.target));
+    for (const f of delivered) {
+      if (mounted.has(f.target)) errors.push(siteError(s.at, `${f.target} is both a mount target and where ${f.kind} ${f.source} goes`));
+    }
+    const spec = serviceSpec(s, environment, networks, errors);
+    spec.files = delivered;
+    if (built) spec.build = built.spec;
+    if (built && !s.image) spec.image = `${def.name}-${s.name}`; // Compose's name for an image it builds
+    services.set(s.name, spec);
   }
   const order = startOrder([...model.services.values()], errors);
   const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
@@ -126,7 +151,7 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
     networks.unshift(resourceSpec(def.name, { key: 'default', at: { file: '', line: 0, col: 0, path: '' }, labels: new Map() }));
   }
   const volumes: VolumeSpec[] = [...model.volumes.values()].map((r) => resourceSpec(def.name, r));
-  return { ...def, services: order.map((name) => services.get(name) as ServiceSpec), networks, volumes };
+  return { ...def, services: order.map((name) => services.get(name) as ServiceSpec), networks, volumes, contents, contexts };
 }
 
 const sorted = (m: Map<string, string>): Record<string, string> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -137,13 +162,24 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
     image: s.image?.value ?? '',
     environment: sorted(environment),
     ports: s.ports.map((p) => p.value),
-    volumes: s.volumes.map((v) => v.value),
+    volumes: s.volumes.filter((v) => v.value.repoPath === undefined).map((v) => v.value),
     networks: [...networks].map(([key, { value }]) => ({ key, aliases: value })),
     labels: sorted(s.labels),
     restart: s.restart ?? 'no',
     ...deploySpec(s.deploy, errors),
     dependsOn: [...s.dependsOn].map(([service, { value }]) => ({ service, condition: value })),
+    pullPolicy: s.pullPolicy?.value ?? (s.build && !s.image ? 'build' : 'missing'),
+    files: [] as FileSpec[],
   };
+  if (s.pullPolicy?.value === 'build' && !s.build) errors.push(siteError(s.pullPolicy.at, 'build needs a build: section'));
+  if (s.pullPolicy && s.pullPolicy.value !== 'build' && s.build && !s.image) {
+    errors.push(siteError(s.pullPolicy.at, `${s.pullPolicy.value} needs image: to name what to pull or use`));
+  }
+  if (s.containerName) {
+    const many = spec.mode === 'replicated' && spec.replicas > 1;
+    if (many) errors.push(siteError(s.containerName.at, `'${s.containerName.value}' can name one container, but deploy.replicas is ${spec.replicas}: drop container_name or use one replica`));
+    else spec.containerName = s.containerName.value;
+  }
   const published = s.ports.find((p) => p.value.published !== undefined);
   for (const [key, config] of [['update_config', spec.update], ['rollback_config', spec.rollback]] as const) {
     if (published && config.order === 'start-first') {

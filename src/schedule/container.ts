@@ -6,8 +6,9 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
-import { LABEL, type RenderedStack, type ServiceSpec } from '../model.ts';
+import { LABEL, Sealed, type RenderedStack, type ServiceSpec } from '../model.ts';
 import type { ContainerSpec } from '../apply/docker-host.ts';
+import { builtImageRef } from '../render/build.ts';
 
 export interface DesiredContainer extends ContainerSpec {
   host: string;
@@ -102,7 +103,7 @@ export function desiredContainer(
   const env = Object.entries(svc.environment).map(([k, v]) => `${k}=${v}`);
 
   const shape: Dockerode.ContainerCreateOptions = {
-    Image: svc.image,
+    Image: serviceImage(svc),
     Cmd: svc.command,
     Entrypoint: svc.entrypoint,
     Env: env,
@@ -131,26 +132,45 @@ export function desiredContainer(
   };
   const userLabels = svc.labels;
   const view = serviceView(stack, svc);
-  const specHash = sha256(canonical({ shape, userLabels, networks })).slice(0, 16);
+  // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such
+  const files = svc.files.map(({ target, mode, uid, gid, hash }) => ({ target, mode, uid, gid, hash }));
+  const specHash = sha256(canonical({ shape, userLabels, networks, files, build: svc.build?.hash, name: svc.containerName })).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
     [LABEL.specHash]: specHash,
     [LABEL.commit]: commitSha,
     [VIEW_LABEL]: view,
+    ...(files.length ? { [LABEL.files]: JSON.stringify(files.map((f) => f.target)) } : {}),
     ...reservationLabels(svc),
   };
+  const build = svc.build;
   return {
     host,
     stack: stack.name,
     service: svc.name,
     slot,
-    name: `${stack.name}-${svc.name}-${slot}`,
+    name: svc.containerName ?? `${stack.name}-${svc.name}-${slot}`,
     specHash,
     view,
     create: { ...shape, Labels: labels },
     networks,
+    pull: svc.pullPolicy,
+    build: build && {
+      stack: stack.name,
+      service: svc.name,
+      ref: builtImageRef(svc.image, build.hash),
+      image: svc.image,
+      spec: build,
+      context: stack.contexts.get(svc.name) ?? [],
+    },
+    files: svc.files.map((f) => ({ target: f.target, mode: f.mode, uid: f.uid, gid: f.gid, content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()) })),
   };
+}
+
+/** The image a service's containers run: what berth builds (named by the build's hash), or `image:` as written. */
+export function serviceImage(svc: ServiceSpec): string {
+  return svc.build && svc.pullPolicy === 'build' ? builtImageRef(svc.image, svc.build.hash) : svc.image;
 }
 
 /** What a replica reserves, on the container, so that placing other stacks can count it (DESIGN §2). */
@@ -191,6 +211,13 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
     working_dir: svc.workingDir,
     stop_signal: svc.stopSignal,
     stop_grace_period: svc.stopGracePeriodSeconds,
+    container_name: svc.containerName,
+    build: svc.build && { context: svc.build.context || '.', hash: svc.build.hash.slice(0, 12), pull_policy: svc.pullPolicy },
+    pull_policy: svc.build ? undefined : svc.pullPolicy === 'missing' ? undefined : svc.pullPolicy,
+    // what a file holds is shown by a short hash of it: a rotation shows, the content never does
+    files: svc.files.length
+      ? svc.files.map((f) => `${f.target}: ${f.kind} ${f.source} sha256:${f.hash.slice(0, 12)} mode ${f.mode.toString(8).padStart(4, '0')} uid ${f.uid} gid ${f.gid}`)
+      : undefined,
   };
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
 }

@@ -134,19 +134,22 @@ export class GitSource {
       throw this.#error(`cannot read commit ${oid.slice(0, 12)}: ${this.#redact(err)}`);
     }
     const files = new Map<string, Uint8Array>();
+    const modes = new Map<string, number>();
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
       const { tree: entries } = await git.readTree({ fs, gitdir, oid: treeOid });
       await Promise.all(
         entries.map(async (e) => {
           const path = prefix + e.path;
           if (e.type === 'tree') return walk(e.oid, `${path}/`);
-          if (e.type === 'blob') files.set(path, (await git.readBlob({ fs, gitdir, oid: e.oid })).blob);
-          // type 'commit' is a submodule: its files are not in this repo
+          if (e.type !== 'blob') return; // type 'commit' is a submodule: its files are not in this repo
+          files.set(path, (await git.readBlob({ fs, gitdir, oid: e.oid })).blob);
+          const mode = parseInt(e.mode, 8);
+          if (mode !== 0o100644) modes.set(path, mode);
         }),
       );
     };
     await walk(tree, '');
-    return { repo: this.repo.name, commit, files };
+    return { repo: this.repo.name, commit, files, modes };
   }
 
   /** Commits on the branch, newest first (as last fetched by update() for a remote repo). */

@@ -51,3 +51,18 @@ export async function removeContainers(docker: Dockerode, filterLabels: Record<s
       if (err.statusCode !== 404 && err.statusCode !== 409) throw err; // already gone / removal in progress
     })));
 }
+
+/** Runs a command in a running container; returns its output (stdout and stderr) and exit code. */
+export async function execIn(container: Dockerode.Container, cmd: string[]): Promise<{ output: string; exitCode: number }> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  let raw = Buffer.alloc(0);
+  for await (const chunk of stream) raw = Buffer.concat([raw, chunk as Buffer]);
+  let output = '';
+  for (let i = 0; i + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(i + 4);
+    output += raw.subarray(i + 8, i + 8 + size).toString();
+    i += 8 + size;
+  }
+  return { output, exitCode: (await exec.inspect()).ExitCode ?? -1 };
+}

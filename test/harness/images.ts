@@ -41,7 +41,7 @@ async function exists(docker: Dockerode, image: string): Promise<boolean> {
 }
 
 /** Builds one image from in-memory files (a tar context) and fails with the build's own error. */
-async function build(docker: Dockerode, image: string, files: Record<string, string | Buffer>): Promise<void> {
+export async function buildImage(docker: Dockerode, image: string, files: Record<string, string | Buffer>): Promise<void> {
   const context = pack();
   for (const [name, content] of Object.entries(files)) {
     context.entry({ name, mode: name === 'busybox' ? 0o755 : 0o644 }, content);
@@ -65,11 +65,11 @@ export async function buildTestImages(docker: Dockerode): Promise<void> {
     const busybox = await readFile(BUSYBOX).catch((err: unknown) => {
       throw new Error(`${BUSYBOX} is missing: run scripts/setup.sh (as root) to install busybox-static.`, { cause: err });
     });
-    await build(docker, IMAGES.base, { Dockerfile: BASE_DOCKERFILE, busybox }).catch((err: unknown) => {
+    await buildImage(docker, IMAGES.base, { Dockerfile: BASE_DOCKERFILE, busybox }).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}\n(${BUSYBOX} must be the statically linked one from busybox-static: run scripts/setup.sh.)`, { cause: err });
     });
   }
   await Promise.all(WEB_VARIANTS.map(async ({ image, body, healthCmd }) => {
-    if (!(await exists(docker, image))) await build(docker, image, { Dockerfile: webDockerfile(healthCmd), 'index.html': body });
+    if (!(await exists(docker, image))) await buildImage(docker, image, { Dockerfile: webDockerfile(healthCmd), 'index.html': body });
   }));
 }

@@ -11,7 +11,7 @@ const web = (body: string, rest = '') =>
 
 describe('normalising each supported key', () => {
   test.each<[string, string, Partial<ServiceSpec>, Record<string, string>?]>([
-    ['defaults', '', { name: 'web', image: 'nginx', environment: {}, ports: [], volumes: [], labels: {}, restart: 'no', dependsOn: [], networks: [{ key: 'default', aliases: [] }],
+    ['defaults', '', { name: 'web', image: 'nginx', environment: {}, ports: [], volumes: [], labels: {}, restart: 'no', dependsOn: [], pullPolicy: 'missing', files: [], networks: [{ key: 'default', aliases: [] }],
       mode: 'replicated', replicas: 1, placement: { constraints: [], spread: [] }, reservations: {}, limits: {}, update: UPDATE_DEFAULTS, rollback: UPDATE_DEFAULTS }],
     ['command as a string, split like a shell', `command: sh -c 'echo "a b"' x\\ y "q\\"t"`, { command: ['sh', '-c', 'echo "a b"', 'x y', 'q"t'] }],
     ['command as a list', 'command: [sh, -c, "echo a && echo b"]', { command: ['sh', '-c', 'echo a && echo b'] }],
@@ -230,6 +230,8 @@ networks:
       ],
       networks: [{ key: 'front', aliases: ['www', 'w2'] }, { key: 'back', aliases: [] }],
       dependsOn: [{ service: 'db', condition: 'service_started' }, { service: 'cache', condition: 'service_healthy' }],
+      pullPolicy: 'missing',
+      files: [],
       healthcheck: { test: ['CMD-SHELL', 'check2'], intervalNs: 10e9, timeoutNs: 1e9, retries: 3 },
       restart: 'always',
       mode: 'replicated',
@@ -251,17 +253,13 @@ networks:
 describe('refusals', () => {
   const one = (compose: string, extra: Record<string, string> = {}) => errorsOf({ 'app/compose.yaml': compose, ...extra });
   test.each<[string, string, string[]]>([
-    ['an unsupported service key', web('build: .\ncontainer_name: web1'), [
-      'app/compose.yaml:4:5: services.web.build: not supported by berth yet',
-      'app/compose.yaml:5:5: services.web.container_name: not supported by berth yet',
+    ['an unsupported service key', web('credential_spec: { file: x }\nvolumes_from: [db]'), [
+      'app/compose.yaml:4:5: services.web.credential_spec: not supported by berth yet',
+      'app/compose.yaml:5:5: services.web.volumes_from: not supported by berth yet',
     ]],
     ['an unsupported nested key', web('deploy:\n  replicas: 2\n  restart_policy: { condition: any }\nhealthcheck: { test: x, start_interval: 1s }'), [
       'app/compose.yaml:6:7: services.web.deploy.restart_policy: not supported by berth yet',
       'app/compose.yaml:7:29: services.web.healthcheck.start_interval: not supported by berth yet',
-    ]],
-    ['unsupported top-level keys', web('', 'secrets:\n  s: { file: ./s }\nconfigs: {}\n'), [
-      'app/compose.yaml:5:1: secrets: not supported by berth yet',
-      'app/compose.yaml:7:1: configs: not supported by berth yet',
     ]],
     ['unsupported keys of networks, volumes, env_file, ports', web('env_file: [{ path: a.env, format: raw }]\nports: [{ target: 80, app_protocol: http }]', 'networks:\n  n: { internal: true }\nvolumes:\n  v: { driver_opts: { type: nfs } }\n'), [
       'app/compose.yaml:4:31: services.web.env_file[0].format: not supported by berth yet',
@@ -278,15 +276,20 @@ describe('refusals', () => {
       'app/compose.yaml:4:12: services.web.ports: must be a list',
       'app/compose.yaml:5:18: services.web.environment: must be a mapping or a list',
     ]],
-    ['a relative bind mount', web('volumes: ["./data:/data", { type: bind, source: ~/x, target: /x }]'), [
-      "app/compose.yaml:4:15: services.web.volumes[0]: './data' is a path relative to the compose file, but berth deploys to remote hosts: use an absolute host path (like /srv/app/data) or a named volume declared under the top-level volumes:",
-      "app/compose.yaml:4:31: services.web.volumes[1]: '~/x' is a path relative to the compose file, but berth deploys to remote hosts: use an absolute host path (like /srv/app/data) or a named volume declared under the top-level volumes:",
+    ['a bind mount of a home folder', web('volumes: [{ type: bind, source: ~/x, target: /x }]'), [
+      "app/compose.yaml:4:15: services.web.volumes[0]: '~/x' is a path in someone's home folder, which remote hosts do not share: use a path relative to the compose file (a file or folder of the repository, copied into the container), an absolute host path, or a named volume",
+    ]],
+    ['a relative bind mount of what the repository does not have', web('volumes: ["./data:/data"]'), [
+      "app/compose.yaml:4:15: services.web.volumes[0]: 'app/data' is not a file or folder of the repository; berth copies repo files into the container, and keeps data in named volumes (declare one under the top-level volumes:)",
+    ]],
+    ['a relative bind mount outside the repository', web('volumes: ["../../x:/x"]'), [
+      "app/compose.yaml:4:15: services.web.volumes[0]: '../../x' points outside the repository",
     ]],
     ['unsupported mount options and types', web('volumes: ["/a:/a:z", { type: npipe, source: x, target: /x }]'), [
       "app/compose.yaml:4:15: services.web.volumes[0]: mount option 'z' is not supported by berth yet (only ro, rw)",
       "app/compose.yaml:4:26: services.web.volumes[1]: type 'npipe' is not supported by berth yet (bind, volume, tmpfs)",
     ]],
-    ['a missing image', 'services:\n  web:\n    restart: always\n', ['app/compose.yaml:2:3: services.web: image is required (berth does not build images yet)']],
+    ['a missing image', 'services:\n  web:\n    restart: always\n', ['app/compose.yaml:2:3: services.web: needs image: or build:']],
     ['an empty image', web('').replace('image: nginx', 'image: ${IMG}'), ['app/compose.yaml:3:12: services.web.image: is empty (is a variable unset?)']],
     ['an undeclared network', web('networks: [front, back]', 'networks: { front: {} }\n'), ["app/compose.yaml:4:23: services.web.networks[1]: network 'back' is not declared under the top-level networks:"]],
     ['an undeclared network in map form', web('networks:\n  back: { aliases: [b] }'), ["app/compose.yaml:5:7: services.web.networks.back: network 'back' is not declared under the top-level networks:"]],
@@ -345,7 +348,7 @@ describe('refusals', () => {
       'b.yaml': `services:\n  web:\n${second}`,
     });
     expect(errorsOf(files('    image: x\n'))).toEqual([]);
-    expect(errorsOf(files('    user: root\n'))).toEqual(['a.yaml:3:3: services.web: image is required (berth does not build images yet)']);
+    expect(errorsOf(files('    user: root\n'))).toEqual(['a.yaml:3:3: services.web: needs image: or build:']);
   });
 });
 
