@@ -5,7 +5,7 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
-import { execIn, removeContainers, uniqueName, waitFor } from './harness/docker.ts';
+import { execIn, removeContainers, uniqueName } from './harness/docker.ts';
 import { buildImage, IMAGES } from './harness/images.ts';
 import { testEngine, writeConfig } from './harness/berth.ts';
 import Docker from 'dockerode';

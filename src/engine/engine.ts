@@ -504,7 +504,10 @@ export class Engine {
         return { stack: w.name, status: 'unchanged', plan, unseen };
       }
       // Drift: the hosts moved away from a commit already applied (not a new commit to roll out).
-      const drift = changes && w.stack !== null && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
+      // A replica whose spec hash differs from Git's at an applied commit was not changed by hand: what
+      // Git renders to changed (a secret rotated in the repo's secrets folder), and that is no drift.
+      const rendersAnew = plan.actions.some((a) => a.kind === 'replace' && a.live.specHash !== a.desired.specHash);
+      const drift = changes && w.stack !== null && !rendersAnew && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
       if (drift && !manual && w.stack && (!w.stack.sync.selfHeal || !w.stack.sync.auto)) {
         const summary = plan.actions.filter((a) => a.kind !== 'keep').map(describeAction).join('; ');
         this.recordOnce({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${summary}; selfHeal is off: nothing changed` });

@@ -365,7 +365,7 @@ function longVolume(v: Obj, dir: string): MountSpec | string {
   const kind = classifySource(source, dir);
   if (typeof kind === 'string') return kind;
   if (kind.type !== type) {
-    return type === 'bind' ? `a bind mount needs an absolute host path, not '${source}'` : `'${source}' is not a volume name`;
+    return type === 'bind' ? `a bind mount needs an absolute host path or a path of the repository, not '${source}'` : `'${source}' is not a volume name`;
   }
-  return { ...mount, source };
+  return { ...mount, ...kind };
 }

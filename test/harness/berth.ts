@@ -17,6 +17,8 @@ export interface TestRepo {
   url: string;
   token?: string;
   poll?: string;
+  /** more keys of the repo's entry (secrets, policy, ...) */
+  settings?: Record<string, unknown>;
 }
 
 /** A host in a test config (paths in `tls` and `ssh` best absolute: the config lives in a temp folder). */
@@ -44,7 +46,7 @@ export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> & 
     hosts: [{ name: 'test', endpoint: `unix://${inject('docker').socketPath}` }],
     repos: repos.map((r) => {
       if (r.token) writeFileSync(join(dir, `${r.name}.token`), r.token);
-      return { name: r.name, url: r.url, branch: 'main', poll: r.poll ?? '1h', ...(r.token ? { auth: { tokenFile: `${r.name}.token` } } : {}) };
+      return { name: r.name, url: r.url, branch: 'main', poll: r.poll ?? '1h', ...(r.token ? { auth: { tokenFile: `${r.name}.token` } } : {}), ...r.settings };
     }),
     ...extra,
   };

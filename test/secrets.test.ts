@@ -1,0 +1,170 @@
+// Secrets and configs delivered as files (issue 7): from the repo, from the repo's secrets folder on
+// the engine's machine, and from the engine's environment; a rotation rolls the service, and no
+// value ever reaches the log, the database, a diff or an API answer.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type Dockerode from 'dockerode';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
+import { execIn, removeContainers, testDocker, uniqueName } from './harness/docker.ts';
+import { IMAGES } from './harness/images.ts';
+import { writeConfig } from './harness/berth.ts';
+import { loadConfig } from '../src/config.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { buildServer } from '../src/server/server.ts';
+
+// distinctive values, so that a grep finds any copy of them
+const VALUES = {
+  file1: 'file-secret-7c1e-first',
+  file2: 'file-secret-9d2f-second',
+  ext1: 'ext-secret-3a4b-first',
+  ext2: 'ext-secret-5c6d-second',
+  env: 'env-secret-8e9f-only',
+};
+const ENV_NAME = `BERTH_TEST_SECRET_${process.pid}`;
+
+const compose = `services:
+  app:
+    image: ${IMAGES.webV1}
+    secrets:
+      - source: api_key
+        target: api-key
+        mode: 0400
+        uid: "100"
+        gid: "101"
+      - token
+      - from_env
+    configs:
+      - source: settings
+        target: /etc/app/settings.conf
+secrets:
+  api_key:
+    file: ./api_key.txt
+  token:
+    external: true
+    name: app-token
+  from_env:
+    environment: ${ENV_NAME}
+configs:
+  settings:
+    content: |
+      level=debug
+`;
+
+let server: GitServer;
+let docker: Dockerode;
+
+beforeAll(async () => {
+  server = await startGitServer();
+  docker = testDocker();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('secret rotation', () => {
+  let repo: RemoteRepo;
+  let engine: Engine;
+  let cfg: ReturnType<typeof writeConfig>;
+  let logFile: string;
+  let secretsDir: string;
+  let closed = false;
+  const stack = `sec${uniqueName('').replaceAll('-', '')}`;
+
+  beforeAll(async () => {
+    process.env[ENV_NAME] = VALUES.env;
+    repo = await server.createRepo(uniqueName('secrets'));
+    cfg = writeConfig([{ name: repo.name, url: repo.url, settings: { secrets: { dir: 'secrets', environment: ['BERTH_TEST_SECRET_*'] } } }]);
+    secretsDir = join(cfg.dir, 'secrets');
+    mkdirSync(secretsDir);
+    writeFileSync(join(secretsDir, 'app-token'), VALUES.ext1);
+    logFile = join(cfg.dir, 'berth.log');
+    engine = new Engine(loadConfig(cfg.file), pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true })));
+  });
+  afterAll(async () => {
+    if (!closed) engine?.close();
+    delete process.env[ENV_NAME];
+    await removeContainers(docker, { 'berth.stack': stack });
+    cfg?.cleanup();
+  });
+
+  const app = async () => {
+    const [c] = await docker.listContainers({ filters: { label: [`berth.stack=${stack}`, 'berth.service=app'] } });
+    return docker.getContainer(c.Id);
+  };
+  const cat = async (path: string) => (await execIn(await app(), ['cat', path])).output;
+  const sync = async () => {
+    const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+    return pass.stacks.map((s) => [s.status, s.errors]);
+  };
+
+  it('delivers every source as a file, rolls the service on each rotation, and shows no value anywhere', async () => {
+    await repo.commit({ [`${stack}/compose.yaml`]: compose, [`${stack}/api_key.txt`]: VALUES.file1 });
+    expect(await sync()).toEqual([['synced', undefined]]);
+    expect(await cat('/run/secrets/api-key')).toBe(VALUES.file1);
+    expect(await cat('/run/secrets/token')).toBe(VALUES.ext1);
+    expect(await cat('/run/secrets/from_env')).toBe(VALUES.env);
+    expect(await cat('/etc/app/settings.conf')).toBe('level=debug\n');
+    expect((await execIn(await app(), ['stat', '-c', '%a %u %g', '/run/secrets/api-key', '/run/secrets/token'])).output.trim().split('\n')).toEqual(['400 100 101', '444 0 0']);
+    const first = (await app()).id;
+
+    // rotated in Git: the service rolls, the new value is in the file
+    await repo.commit({ [`${stack}/api_key.txt`]: VALUES.file2 });
+    expect(await sync()).toEqual([['synced', undefined]]);
+    expect(await cat('/run/secrets/api-key')).toBe(VALUES.file2);
+    const second = (await app()).id;
+    expect(second).not.toBe(first);
+
+    // rotated in the secrets folder (no commit): the service rolls too
+    writeFileSync(join(secretsDir, 'app-token'), VALUES.ext2);
+    expect(await sync()).toEqual([['synced', undefined]]);
+    expect(await cat('/run/secrets/token')).toBe(VALUES.ext2);
+    expect((await app()).id).not.toBe(second);
+    expect(engine.audit.query({ stack, kind: 'drift.detected' }).rows).toEqual([]); // a rotation is no drift
+    // and nothing changes when nothing rotates
+    expect(await sync()).toEqual([['unchanged', undefined]]);
+
+    // every API answer
+    const api = buildServer({ ready: () => true, engine }, pino({ level: 'silent' }));
+    await api.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}/api/v1`;
+    const answers: string[] = [];
+    const read = async (path: string) => {
+      const text = await (await fetch(base + path)).text();
+      answers.push(text);
+      return JSON.parse(text) as Record<string, unknown>;
+    };
+    try {
+      await read('/stacks');
+      await read(`/stacks/${stack}`);
+      await read('/hosts');
+      const { syncs } = (await read(`/syncs?stack=${stack}`)) as { syncs: Array<{ id: number }> };
+      expect(syncs.length).toBe(4); // three rotations and the manual sync that found nothing
+      for (const s of syncs) await read(`/syncs/${s.id}`);
+      await read(`/audit?stack=${stack}&limit=500`);
+    } finally {
+      await api.close();
+    }
+    const diffs = (await engine.syncAll({ trigger: 'manual', dryRun: true })).flatMap((p) => p.stacks.map((s) => JSON.stringify(s)));
+    // the audit shows that the files changed, by hash only
+    const steps = answers.join('\n');
+    expect(steps).toMatch(/\/run\/secrets\/api-key: secret api_key sha256:[0-9a-f]{12}/);
+
+    engine.close();
+    closed = true;
+    const db = ['berth.db', 'berth.db-wal'].map((f) => {
+      try {
+        return readFileSync(join(cfg.dataDir, f)).toString('latin1');
+      } catch {
+        return '';
+      }
+    });
+    const haystacks = { log: readFileSync(logFile, 'utf8'), database: db.join('\n'), api: answers.join('\n'), plans: diffs.join('\n') };
+    expect(haystacks.log).toContain('sync succeeded'); // the log is really there
+    for (const [where, text] of Object.entries(haystacks)) {
+      for (const value of Object.values(VALUES)) expect({ where, found: text.includes(value) }).toEqual({ where, found: false });
+    }
+  });
+});
