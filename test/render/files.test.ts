@@ -69,7 +69,7 @@ describe('secrets and configs', () => {
     expect(errors).toEqual([]);
   });
 
-  test.each<[string, string, string, RenderOptions?]>([
+  test.each<[string, string, string, string, RenderOptions?]>([
     ['an undeclared secret', 'secrets: [db_pasword]', 'secrets:\n  db_password: { file: x.txt }\n',
       "app/compose.yaml:4:15: services.web.secrets[0]: secret 'db_pasword' is not declared under the top-level secrets: (did you mean 'db_password'?)"],
     ['two sources', 'secrets: [s]', 'secrets:\n  s: { file: x.txt, environment: X }\n', 'app/compose.yaml:6:3: secrets.s: has file and environment: give exactly one of file:, environment: or external: true'],
