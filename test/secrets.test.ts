@@ -168,3 +168,43 @@ describe('secret rotation', () => {
     }
   });
 });
+
+describe('a rollback puts the files back', () => {
+  let repo: RemoteRepo;
+  let engine: Engine;
+  let cfg: ReturnType<typeof writeConfig>;
+  const stack = `secrb${uniqueName('').replaceAll('-', '')}`;
+  const file = (image: string) => `services:
+  web:
+    image: ${image}
+    secrets: [key]
+    deploy:
+      update_config: { failure_action: rollback, monitor: 2s }
+secrets:
+  key:
+    file: key.txt
+`;
+
+  beforeAll(async () => {
+    repo = await server.createRepo(uniqueName('secrb'));
+    cfg = writeConfig([{ name: repo.name, url: repo.url }]);
+    engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    engine?.close();
+    await removeContainers(docker, { 'berth.stack': stack });
+    cfg?.cleanup();
+  });
+
+  it('rolls back a failed rollout with the secret the old replica had', async () => {
+    await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webV1), [`${stack}/key.txt`]: 'old-key' });
+    const first = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+    expect(first.stacks.map((s) => s.status)).toEqual(['synced']);
+    await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webUnhealthy), [`${stack}/key.txt`]: 'new-key' });
+    const second = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+    expect(second.stacks.map((s) => s.status)).toEqual(['rolledback']);
+    const [c] = await docker.listContainers({ filters: { label: [`berth.stack=${stack}`] } });
+    expect(c.ImageID).toBe((await docker.getImage(IMAGES.webV1).inspect()).Id);
+    expect((await execIn(docker.getContainer(c.Id), ['cat', '/run/secrets/key'])).output).toBe('old-key');
+  });
+});
