@@ -7,7 +7,7 @@ import { inject } from 'vitest';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { execIn, removeContainers, uniqueName } from './harness/docker.ts';
 import { buildImage, IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { testEngine, testHosts, writeConfig } from './harness/berth.ts';
 import Docker from 'dockerode';
 import type { Engine } from '../src/engine/engine.ts';
 
@@ -327,5 +327,39 @@ describe('container_name', () => {
       `${stack}/compose.yaml:4:21: services.web.container_name: '${name}' can name one container, but deploy.replicas is 2: drop container_name or use one replica`,
     ]);
     expect((await docker.getContainer(name).inspect()).Config.Env).toContain('MODE=c');
+  });
+});
+
+describe('build on several hosts', () => {
+  let repo: RemoteRepo;
+  let engine: Engine;
+  let cfg: ReturnType<typeof writeConfig>;
+  const stack = `bh${uniqueName('').replaceAll('-', '')}`;
+  const daemons = () => inject('dockers').slice(0, 2).map((d) => new Docker({ socketPath: d.socketPath }));
+
+  beforeAll(async () => {
+    repo = await server.createRepo(uniqueName('buildhosts'));
+    cfg = writeConfig([{ name: repo.name, url: repo.url }], { hosts: testHosts().slice(0, 2) });
+    engine = testEngine(cfg.file);
+  });
+  afterAll(async () => {
+    engine?.close();
+    for (const d of daemons()) await removeContainers(d, { 'berth.stack': stack });
+    cfg?.cleanup();
+  });
+
+  it('builds the image on each host that runs the service, from the same commit', async () => {
+    await repo.commit({
+      [`${stack}/compose.yaml`]: 'services:\n  tool:\n    build: .\n    deploy: { mode: global }\n',
+      [`${stack}/Dockerfile`]: `FROM ${IMAGES.base}\nCOPY hello.txt /hello.txt\nCMD ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]\n`,
+      [`${stack}/hello.txt`]: 'built from git\n',
+    });
+    const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+    expect(pass.stacks.map((x) => [x.status, x.errors])).toEqual([['synced', undefined]]);
+    for (const d of daemons()) {
+      const [c] = await d.listContainers({ filters: { label: [`berth.stack=${stack}`] } });
+      expect(c.Image).toMatch(new RegExp(`^${stack}-tool:berth-[0-9a-f]{12}$`));
+      expect((await execIn(d.getContainer(c.Id), ['cat', '/hello.txt'])).output).toBe('built from git\n');
+    }
   });
 });
