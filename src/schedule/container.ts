@@ -134,7 +134,8 @@ export function desiredContainer(
   const view = serviceView(stack, svc);
   // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such
   const files = svc.files.map(({ target, mode, uid, gid, hash }) => ({ target, mode, uid, gid, hash }));
-  const specHash = sha256(canonical({ shape, userLabels, networks, files, build: svc.build?.hash, name: svc.containerName })).slice(0, 16);
+  // (each only when set, so that adding a field never changes the hash of a spec that does not use it)
+  const specHash = sha256(canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName })).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
