@@ -39,7 +39,7 @@ describe('berth validate', () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^web\/compose\.yaml:4:5: .*enviroment.*environment/), expect.stringMatching(/^db\/compose\.yaml:4:5: .*build/)]),
+      expect.arrayContaining([expect.stringMatching(/^web\/compose\.yaml:4:5: .*enviroment.*environment/), expect.stringMatching(/^db\/compose\.yaml:4:12: services\.db\.build: db\/Dockerfile does not exist in the repository/)]),
     );
     noStackTrace(r.stderr);
   });

@@ -267,7 +267,7 @@ describe('public Compose samples, unchanged', () => {
     await repo.commit({ [`${flask}/app/requirements.txt`]: 'Flask\n', [`${flask}/app/Dockerfile`]: 'FROM python:3.10-alpine AS builder\nRUN echo installing; exit 3\n' });
     const failed = (await sync()).get(flask);
     expect(failed?.status).toBe('failed');
-    expect(failed?.errors?.join('\n')).toMatch(/build web on d3: .*returned a non-zero code: 3/);
+    expect(failed?.errors?.join('\n')).toMatch(/^web: build web on d3: .*returned a non-zero code: 3/);
     const row = engine.audit.query({ stack: flask, kind: 'sync.failed' }).rows[0];
     expect(row.message).toMatch(/returned a non-zero code: 3/);
     expect((await containers(flask)).get('web')!.Id).toBe(after.Id);

@@ -109,7 +109,7 @@ export class DockerHost {
     if (await this.hasImage(image)) return;
     if (policy === 'never') throw new Error(`image ${image} is not on host ${this.name}, and pull_policy is never`);
     if (build) return this.build(build); // missing, with build: build what is not there
-    await this.pull(image);
+    await this.pull(image, `image ${image} is not on host ${this.name} and could not be pulled`);
   }
 
   private async hasImage(image: string): Promise<boolean> {
@@ -122,7 +122,7 @@ export class DockerHost {
     }
   }
 
-  private async pull(image: string): Promise<void> {
+  private async pull(image: string, failure = `image ${image} could not be pulled on ${this.name}`): Promise<void> {
     this.log.info({ image }, 'pulling image');
     try {
       const stream = await this.docker.pull(image);
@@ -130,7 +130,7 @@ export class DockerHost {
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
-      throw new DockerError(`image ${image} could not be pulled on ${this.name}`, err);
+      throw new DockerError(failure, err);
     }
   }
 

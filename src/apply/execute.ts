@@ -127,7 +127,13 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
   const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
-  await Promise.all([...images.values()].map((a) => host(a.host).prepare(a.desired)));
+  await Promise.all(
+    [...images.values()].map((a) =>
+      host(a.host).prepare(a.desired).catch((err: unknown) => {
+        throw new Error(`${svc.name}: ${(err as Error).message}`);
+      }),
+    ),
+  );
 
   // New replicas start together; they wait for health when another service depends on it.
   const creates = actions.filter((a) => a.kind === 'create');
