@@ -8,6 +8,7 @@
  */
 import type { PortSpec } from '../model.ts';
 import { mergeDeploy } from './deploy.ts';
+import { mergeJob } from './job.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
@@ -67,6 +68,7 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     healthcheck: base.healthcheck || over.healthcheck ? { ...base.healthcheck, ...over.healthcheck } : undefined,
     deploy: mergeDeploy(base.deploy, over.deploy),
     dependsOn: union(base.dependsOn, over.dependsOn),
+    job: mergeJob(base.job, over.job),
   };
 }
 

@@ -6,6 +6,7 @@
 import { posix } from 'node:path';
 import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, SourceError } from '../model.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
+import { jobPart, type JobPart } from './job.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
 import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
@@ -27,12 +28,15 @@ export interface ServicePart {
   labels: Map<string, string>;
   healthcheck?: Partial<HealthcheckSpec>;
   restart?: string;
+  restartAt?: Site;
   user?: string;
   workingDir?: string;
   stopGracePeriodSeconds?: number;
   stopSignal?: string;
   deploy: DeployPart;
   dependsOn: Map<string, At<DependsOn['condition']>>;
+  /** `x-berth:` (render/job.ts) */
+  job: JobPart;
 }
 
 /** A top-level network or volume as one file declares it. */
@@ -90,6 +94,7 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     labels: new Map(),
     deploy: deployPart(src, obj(s.deploy), p('deploy'), fail),
     dependsOn: new Map(),
+    job: jobPart(src, s['x-berth'], p('x-berth'), fail),
   };
   if (typeof s.image === 'string') {
     if (s.image.trim() === '') fail(p('image'), 'is empty (is a variable unset?)');
@@ -129,8 +134,10 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
   }
   if (s.healthcheck !== undefined) part.healthcheck = healthcheck(obj(s.healthcheck), p('healthcheck'), fail);
   if (s.restart !== undefined) {
-    if (RESTART.test(String(s.restart))) part.restart = String(s.restart);
-    else fail(p('restart'), `'${String(s.restart)}' is not a restart policy (no, always, on-failure[:N], unless-stopped)`);
+    if (RESTART.test(String(s.restart))) {
+      part.restart = String(s.restart);
+      part.restartAt = siteOf(src, p('restart'));
+    } else fail(p('restart'), `'${String(s.restart)}' is not a restart policy (no, always, on-failure[:N], unless-stopped)`);
   }
   if (typeof s.user === 'string') part.user = s.user;
   if (typeof s.working_dir === 'string') part.workingDir = s.working_dir;

@@ -39,7 +39,7 @@ const SERVICE: Shape = {
     rollback_config: true,
   },
   depends_on: { '*': { condition: true } },
-  'x-berth': false,
+  'x-berth': true, // its keys are checked in job.ts
 };
 
 const COMPOSE_FILE: Shape = { version: true, name: true, services: { '*': SERVICE }, networks: RESOURCE, volumes: RESOURCE };

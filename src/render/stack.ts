@@ -8,6 +8,7 @@ import type { NetworkSpec, ServiceSpec, SourceError, StackDef, StackRender, Volu
 import { deploySpec } from './deploy.ts';
 import { parseDotenv } from './dotenv.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
+import { completionErrors, jobSpec } from './job.ts';
 import { mergeModels } from './merge.ts';
 import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
 import { decode, parseYaml, siteError } from './positions.ts';
@@ -120,6 +121,7 @@ function assemble(def: StackDef, model: ComposeModel, files: Files, lookup: Look
     }
     services.set(s.name, serviceSpec(s, environment, networks, errors));
   }
+  errors.push(...completionErrors(model.services));
   const order = startOrder([...model.services.values()], errors);
   const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
   if (usesDefault && !model.networks.has('default')) {
@@ -159,6 +161,8 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
   if (s.workingDir !== undefined) spec.workingDir = s.workingDir;
   if (s.stopGracePeriodSeconds !== undefined) spec.stopGracePeriodSeconds = s.stopGracePeriodSeconds;
   if (s.stopSignal !== undefined) spec.stopSignal = s.stopSignal;
+  const job = jobSpec(s, errors);
+  if (job) spec.job = job;
   return spec;
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
-import { LABEL, type RenderedStack, type ServiceSpec } from '../model.ts';
+import { LABEL, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
 import type { ContainerSpec } from '../apply/docker-host.ts';
 
 export interface DesiredContainer extends ContainerSpec {
@@ -19,6 +19,8 @@ export interface DesiredContainer extends ContainerSpec {
   specHash: string;
   /** what changed is shown from this, never from raw values (secret-looking env values are masked) */
   view: string;
+  /** set for a job's container */
+  job?: JobSpec;
 }
 
 /**
@@ -28,7 +30,7 @@ export interface DesiredContainer extends ContainerSpec {
 export const VIEW_LABEL = 'berth.view';
 
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
-const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
+export const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
 
 export function maskEnv(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
@@ -131,7 +133,8 @@ export function desiredContainer(
   };
   const userLabels = svc.labels;
   const view = serviceView(stack, svc);
-  const specHash = sha256(canonical({ shape, userLabels, networks })).slice(0, 16);
+  // a job's kind shapes how its container is run; services hash as they always did
+  const specHash = sha256(canonical({ shape, userLabels, networks, ...(svc.job ? { job: svc.job.kind } : {}) })).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
@@ -139,6 +142,7 @@ export function desiredContainer(
     [LABEL.commit]: commitSha,
     [VIEW_LABEL]: view,
     ...reservationLabels(svc),
+    ...(svc.job ? { [LABEL.job]: svc.job.kind } : {}),
   };
   return {
     host,
@@ -150,6 +154,7 @@ export function desiredContainer(
     view,
     create: { ...shape, Labels: labels },
     networks,
+    ...(svc.job ? { job: svc.job } : {}),
   };
 }
 
@@ -191,6 +196,7 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
     working_dir: svc.workingDir,
     stop_signal: svc.stopSignal,
     stop_grace_period: svc.stopGracePeriodSeconds,
+    job: svc.job && (svc.job.schedule ? `schedule ${svc.job.schedule}` : svc.job.kind),
   };
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
 }
