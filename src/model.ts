@@ -209,7 +209,7 @@ export interface ServiceSpec {
   workingDir?: string;
   stopGracePeriodSeconds?: number;
   stopSignal?: string;
-  /** `deploy.mode`: replicated (default) or global (one replica per eligible host) */
+  /** `deploy.mode`: replicated (default) or global (one replica per eligible host); a `*-job` mode is placed as its plain mode, with `job` set */
   mode: 'replicated' | 'global';
   /** `deploy.replicas` (default 1); 0 for global services */
   replicas: number;
@@ -227,6 +227,21 @@ export interface ServiceSpec {
   pullPolicy: PullPolicy;
   /** secrets, configs and repo files delivered into the container, sorted by target */
   files: FileSpec[];
+  /** set when the service runs to completion instead of serving (`deploy.mode: *-job`, `x-berth.schedule`, `x-berth.hook`) */
+  job?: JobSpec;
+}
+
+/**
+ * A service whose containers run to completion. once: at each change of its spec
+ * (`replicated-job` / `global-job`); schedule: on its cron schedule; pre-sync / post-sync: before /
+ * after the stack's services are updated, at each sync that changes something.
+ */
+export interface JobSpec {
+  kind: 'once' | 'schedule' | 'pre-sync' | 'post-sync';
+  /** the cron expression (kind schedule) */
+  schedule?: string;
+  /** how long one run may take before it is stopped and counted as failed, ms (`x-berth.timeout`, default 10 min) */
+  timeoutMs: number;
 }
 
 export interface NetworkSpec {
@@ -305,6 +320,8 @@ export const LABEL = {
   specHash: 'berth.spec-hash',
   commit: 'berth.commit',
   repo: 'berth.repo',
+  /** on job containers: their JobSpec kind */
+  job: 'berth.job',
   composeProject: 'com.docker.compose.project',
   composeService: 'com.docker.compose.service',
   composeNumber: 'com.docker.compose.container-number',

@@ -241,7 +241,17 @@ export class DockerHost {
    * With `aliases: false` it joins its networks under its own name only, so that it gets no traffic
    * sent to the service's name until `joinService()` (start-first updates).
    */
-  async createAndStart(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
+  async createAndStart(spec: ContainerSpec, opts: { name?: string; aliases?: boolean } = {}): Promise<string> {
+    const id = await this.create(spec, opts);
+    await this.start(id, opts.name ?? spec.name);
+    return id;
+  }
+
+  /**
+   * Creates the container (see createAndStart) with its files written in, without starting it: a
+   * scheduled job's, started on its schedule.
+   */
+  async create(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
     await this.prepare(spec);
     const [first, ...others] = spec.networks;
     const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
@@ -255,17 +265,37 @@ export class DockerHost {
     } catch (err) {
       throw new DockerError(`create container ${name} on ${this.name}`, err);
     }
-    this.mark(container.id, ['create', 'start']);
+    this.mark(container.id, ['create']);
     try {
       for (const n of others) {
         await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: endpoint(n) });
       }
       if (spec.files?.length) await container.putArchive(filesTar(spec.files), { path: '/' });
-      await container.start();
     } catch (err) {
-      throw new DockerError(`start container ${name} (${container.id.slice(0, 12)}) on ${this.name}`, err);
+      throw new DockerError(`connect container ${name} (${container.id.slice(0, 12)}) or write its files on ${this.name}`, err);
     }
     return container.id;
+  }
+
+  /** Starts a container (again: a stopped one runs anew with the same config); `name` is for the error. */
+  async start(id: string, name = id.slice(0, 12)): Promise<void> {
+    this.mark(id, ['start']);
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      // 304: already running
+      if (status(err) !== 304) throw new DockerError(`start container ${name} (${id.slice(0, 12)}) on ${this.name}`, err);
+    }
+  }
+
+  /** Stops a container (its stop signal, then SIGKILL after its stop timeout) and keeps it; one already stopped is fine. */
+  async stop(id: string): Promise<void> {
+    this.mark(id, ['kill', 'die', 'stop']);
+    try {
+      await this.docker.getContainer(id).stop();
+    } catch (err) {
+      if (status(err) !== 304 && status(err) !== 404) throw new DockerError(`stop container ${id.slice(0, 12)} on ${this.name}`, err);
+    }
   }
 
   /** Gives a container started with `aliases: false` its service aliases (Docker adds aliases only on connect). */
@@ -346,13 +376,23 @@ export class DockerHost {
     return out;
   }
 
-  /** The last lines of a container's output, for the audit of a failed replica. */
-  async tail(id: string, lines = 5): Promise<string> {
+  /** The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the audit of a failed replica or job. */
+  async tail(id: string, lines = 5, since?: string): Promise<string> {
     try {
-      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
       return demux(buf).trim();
     } catch {
       return '';
+    }
+  }
+
+  /** The time Docker stamped on the container's last line of output (RFC 3339); undefined when it has none. */
+  async lastOutputTime(id: string): Promise<string | undefined> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: 1, timestamps: true })) as unknown as Buffer;
+      return /^(\S+)\s/.exec(demux(buf))?.[1];
+    } catch {
+      return undefined;
     }
   }
 

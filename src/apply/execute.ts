@@ -1,18 +1,22 @@
 /**
  * Apply: walks a stack's plan on the hosts and reports every step (DESIGN §5).
  *
- * Order: networks and volumes; removals of what Git no longer has (and duplicates); then each
- * service in start order: its new replicas, then its changed ones in batches of
- * `update_config.parallelism`, each replica counted as updated once it runs and is healthy for
- * `monitor`; a failing batch applies `failure_action` (pause, continue, or rollback by
- * `rollback_config`); then the replicas no longer wanted; last the networks of removed stacks.
+ * Order: networks and volumes; the pre-sync hooks (when the plan changes anything); removals of
+ * what Git no longer has (and duplicates); then each service in start order: its new replicas,
+ * then its changed ones in batches of `update_config.parallelism`, each replica counted as updated
+ * once it runs and is healthy for `monitor`; a failing batch applies `failure_action` (pause,
+ * continue, or rollback by `rollback_config`); then the replicas no longer wanted. A job's new
+ * containers start together and are waited for (at once when a service waits for its completion,
+ * else at the end); a scheduled job's are only created. Then the post-sync hooks; last the
+ * networks of removed stacks.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
-import { describeAction, type Action, type StackPlan } from '../diff/plan.ts';
+import type { DependsOn, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
+import { describeAction, hasChanges, isHook, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
 import { specFromInspect, type ContainerSpec, type DockerHost, type FileDelivery } from './docker-host.ts';
 import { waitReady, type Readiness } from './health.ts';
+import { waitJob } from './job.ts';
 
 interface Where {
   host: string;
@@ -30,7 +34,9 @@ export type StepEvent =
     })
   | (Where & { kind: 'container.healthy' | 'container.unhealthy'; containerAfter: string; reason: string })
   | { kind: 'rollout.batch'; service: string; batch: number; of: number; replicas: string[]; rollback: boolean }
-  | { kind: 'rollout.failed' | 'rollout.paused' | 'rollback.started' | 'rollback.succeeded' | 'rollback.failed'; service: string; reason: string };
+  | { kind: 'rollout.failed' | 'rollout.paused' | 'rollback.started' | 'rollback.succeeded' | 'rollback.failed'; service: string; reason: string }
+  | (Where & { kind: 'job.started'; containerBefore?: string; containerAfter: string; reason: string })
+  | (Where & { kind: 'job.succeeded' | 'job.failed'; containerAfter: string; exitCode?: number; reason: string });
 
 export type ApplyOutcome = 'synced' | 'failed' | 'paused' | 'rolledback';
 
@@ -66,6 +72,10 @@ export async function applyPlan(
     await fn();
     failedAt = undefined;
   };
+  // hooks run only around a sync that changes something
+  const hooks = (phase: Hook['phase']) => (hasChanges(plan) ? plan.hooks.filter((h) => h.phase === phase) : []);
+  /** jobs not waited for at once: their runs end before the sync does, whatever happens meanwhile */
+  const pending: Array<Promise<ApplyResult | undefined>> = [];
   try {
     for (const n of plan.networks) {
       await host(n.host).createNetwork(n.spec, plan.repo, plan.stack);
@@ -75,19 +85,35 @@ export async function applyPlan(
       await host(v.host).createVolume(v.spec, plan.repo, plan.stack);
       onStep({ kind: 'volume.created', host: v.host, name: v.spec.name });
     }
+    const pre = await runHooks(hooks('pre-sync'), host, onStep);
+    if (pre) return pre;
     const services = new Set(stack?.services.map((s) => s.name));
     const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
     const early = removals.filter((a) => !services.has(a.service) || a.reason.startsWith('duplicate'));
     await Promise.all(early.map((a) => step(a, () => remove(host(a.host), a, onStep))));
 
     for (const svc of stack?.services ?? []) {
+      if (isHook(svc.job)) continue;
       const actions = plan.actions.filter((a) => a.service === svc.name);
-      const needsHealthy = stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === 'service_healthy'));
-      const result = await rollService(svc, actions, host, onStep, needsHealthy);
-      if (result.outcome !== 'synced') return result;
+      const waitedFor = (condition: DependsOn['condition']) => stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === condition));
+      if (svc.job) {
+        const { done } = await launchJobs(svc, actions, host, onStep, waitedFor('service_completed_successfully'));
+        pending.push(done);
+        if (waitedFor('service_completed_successfully')) {
+          const failed = await done;
+          if (failed) return failed;
+        }
+      } else {
+        const result = await rollService(svc, actions, host, onStep, waitedFor('service_healthy'));
+        if (result.outcome !== 'synced') return result;
+      }
       const late = removals.filter((a) => a.service === svc.name && !early.includes(a));
       await Promise.all(late.map((a) => step(a, () => remove(host(a.host), a, onStep))));
     }
+    const failedJob = (await Promise.all(pending)).find((r) => r !== undefined);
+    if (failedJob) return failedJob;
+    const post = await runHooks(hooks('post-sync'), host, onStep);
+    if (post) return post;
     for (const n of plan.removeNetworks) {
       await host(n.host).removeNetwork(n.name);
       onStep({ kind: 'network.removed', host: n.host, name: n.name });
@@ -96,7 +122,69 @@ export async function applyPlan(
   } catch (err) {
     const what = failedAt ? `${describeAction(failedAt)} failed: ` : '';
     return { outcome: 'failed', error: `${what}${(err as Error).message}`, service: failedAt?.service };
+  } finally {
+    await Promise.all(pending);
   }
+}
+
+/** Runs the hooks one after the other, each replacing its previous runs' containers; the first that fails stops them. */
+async function runHooks(hooks: Hook[], host: Host, onStep: Emit): Promise<ApplyResult | undefined> {
+  for (const hook of hooks) {
+    const d = hook.desired;
+    const w: Where = { host: d.host, service: d.service, slot: d.slot };
+    for (const old of hook.live) await host(old.host).stopAndRemove(old.id);
+    const h = host(d.host);
+    const id = await h.createAndStart(d).catch((err: unknown) => {
+      throw new Error(`${hook.phase} hook ${d.service} on ${d.host} could not start: ${(err as Error).message}`, { cause: err });
+    });
+    onStep({ ...w, kind: 'job.started', containerBefore: hook.live[0]?.id, containerAfter: id, reason: `${hook.phase} hook` });
+    const run = await waitJob(h, id, d.job!.timeoutMs);
+    onStep({ ...w, kind: run.ok ? 'job.succeeded' : 'job.failed', containerAfter: id, exitCode: run.exitCode, reason: `${hook.phase} hook: ${run.reason}` });
+    if (!run.ok) {
+      const then = hook.phase === 'pre-sync' ? '; nothing was updated, the stack runs as before' : '';
+      return { outcome: 'failed', service: d.service, error: `${hook.phase} hook ${d.service} failed on ${d.host}: ${run.reason}${then}` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A job's changed replicas: the old container goes, the new one is created and (unless the job is
+ * scheduled) started, all at once. `done` resolves, once they have all exited, to the failure if
+ * any failed; with `waitForKept`, running containers kept from before are waited for too.
+ */
+async function launchJobs(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, waitForKept: boolean): Promise<{ done: Promise<ApplyResult | undefined> }> {
+  const job = svc.job!;
+  const scheduled = job.kind === 'schedule';
+  const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
+  const launched = await Promise.all(
+    actions.flatMap((a) => (a.kind === 'create' || a.kind === 'replace' ? [a] : [])).map(async (a) => {
+      const h = host(a.host);
+      try {
+        if (a.kind === 'replace') await h.stopAndRemove(a.live.id);
+        const id = scheduled ? await h.create(a.desired) : await h.createAndStart(a.desired);
+        const before = a.kind === 'replace' ? a.live.id : undefined;
+        onStep({ ...where(a), kind: a.kind === 'create' ? 'container.created' : 'container.replaced', containerBefore: before, containerAfter: id, reason: a.reason });
+        return { w: where(a), id };
+      } catch (err) {
+        throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`, { cause: err });
+      }
+    }),
+  );
+  if (scheduled) return { done: Promise.resolve(undefined) };
+  const kept = waitForKept ? actions.flatMap((a) => (a.kind === 'keep' && a.live.state === 'running' ? [{ w: where(a), id: a.live.id }] : [])) : [];
+  const runs = [...launched, ...kept].map(async ({ w, id }) => {
+    const run = await waitJob(host(w.host), id, job.timeoutMs).catch((err: unknown) => ({ ok: false, exitCode: undefined, reason: (err as Error).message }));
+    onStep({ ...w, kind: run.ok ? 'job.succeeded' : 'job.failed', containerAfter: id, exitCode: run.exitCode, reason: run.reason });
+    return { w, run };
+  });
+  const done = Promise.all(runs).then((results): ApplyResult | undefined => {
+    const failed = results.filter((r) => !r.run.ok);
+    if (failed.length === 0) return undefined;
+    const more = failed.length > 1 ? ` (and ${failed.length - 1} more of ${results.length})` : '';
+    return { outcome: 'failed', service: svc.name, error: `${svc.name}: job ${label(failed[0].w)} failed${more}: ${failed[0].run.reason}` };
+  });
+  return { done };
 }
 
 type Removal = Extract<Action, { kind: 'remove' }>;

@@ -33,7 +33,7 @@ export function stepRow(e: StepEvent): Omit<AuditInput, 'kind'> & { kind: string
         host: e.host,
         containerBefore: 'containerBefore' in e ? e.containerBefore : undefined,
         containerAfter: e.containerAfter,
-        outcome: e.kind === 'container.unhealthy' ? 'error' : 'ok',
+        outcome: e.kind === 'container.unhealthy' || e.kind === 'job.failed' ? 'error' : 'ok',
         message: `${e.service}#${e.slot}: ${e.reason}`,
       };
   }
@@ -53,6 +53,7 @@ export function summarizePlan(plan: StackPlan) {
       container: a.kind === 'create' ? undefined : a.live.id,
       specHash: a.kind === 'create' || a.kind === 'replace' ? a.desired.specHash : a.live.specHash,
     })),
+    hooks: plan.hooks.map((h) => ({ phase: h.phase, host: h.desired.host, service: h.service, specHash: h.desired.specHash })),
   };
 }
 

@@ -141,6 +141,7 @@ program
     }
     engine.startMonitor(() => void engine.syncAll({ trigger: 'drift' }));
     const stopWatching = engine.watchDrift({ resyncMs: config.resyncMs });
+    const stopSchedules = engine.startSchedules();
     await engine.syncAll({ trigger: 'startup' });
     ready = true;
     const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
@@ -150,6 +151,7 @@ program
     log.info('stopping');
     stop();
     stopWatching();
+    stopSchedules();
     await app.close();
     await engine.drain();
     engine.close();

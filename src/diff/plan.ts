@@ -3,7 +3,7 @@
  * Pure: plain data in, plain data out. The same plan value is printed, applied and audited.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { NetworkSpec, RenderedStack, VolumeSpec } from '../model.ts';
+import type { JobSpec, NetworkSpec, RenderedStack, VolumeSpec } from '../model.ts';
 import type { LiveContainer, LiveHost } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 
@@ -32,6 +32,18 @@ export interface StackPlan {
   actions: Action[];
   /** what live containers exist but are not removed because the stack does not prune */
   unpruned: LiveContainer[];
+  /**
+   * The stack's hooks, run around the actions when there are changes (never a change themselves):
+   * each run replaces the hook's `live` containers (the previous runs) by a new one from `desired`.
+   */
+  hooks: Hook[];
+}
+
+export interface Hook {
+  phase: 'pre-sync' | 'post-sync';
+  service: string;
+  desired: DesiredContainer;
+  live: LiveContainer[];
 }
 
 export interface PlanInput {
@@ -48,25 +60,48 @@ export interface PlanInput {
 
 const key = (s: Slot) => `${s.host}/${s.service}/${s.slot}`;
 
+/** Whether the job is a pre-sync or post-sync hook. */
+export const isHook = (job: Pick<JobSpec, 'kind'> | undefined): boolean => job?.kind === 'pre-sync' || job?.kind === 'post-sync';
+
+/**
+ * Whether a live container with the desired spec is as it should be: a service's runs (or Docker
+ * is restarting it under its restart policy, which is Docker's job first); a job's ran to success
+ * or still runs, never to be run again; a scheduled job's waits for its schedule, whatever its last run did.
+ */
+export function settled(c: Pick<LiveContainer, 'state' | 'exitCode'>, job: Pick<JobSpec, 'kind'> | undefined): boolean {
+  if (!job) return c.state === 'running' || c.state === 'restarting';
+  if (job.kind === 'schedule') return c.state === 'created' || c.state === 'exited' || c.state === 'running';
+  return c.state === 'running' || (c.state === 'exited' && c.exitCode === 0);
+}
+
+/** Whether the action runs a job again because its last run failed (the same spec): not a change anyone made. */
+export function isRerun(a: Action): a is Extract<Action, { kind: 'replace' }> {
+  return a.kind === 'replace' && a.desired.job !== undefined && a.live.specHash === a.desired.specHash && a.live.state === 'exited' && !a.live.handChanges?.length;
+}
+
 /** Works out what must happen for one stack to match Git. */
 export function planStack(input: PlanInput): StackPlan {
   const { repo, stackName } = input;
   const mine = (o: { repo: string; stack: string }) => o.repo === repo && o.stack === stackName;
-  const live = input.live.flatMap((h) => h.containers.filter(mine));
+  // A hook's containers are its past runs: neither replicas to converge nor extras to prune.
+  const hookServices = new Set(input.stack?.services.filter((s) => isHook(s.job)).map((s) => s.name));
+  const all = input.live.flatMap((h) => h.containers.filter(mine));
+  const live = all.filter((c) => !hookServices.has(c.service));
   const byKey = new Map<string, LiveContainer[]>();
   for (const c of live) byKey.set(key(c), [...(byKey.get(key(c)) ?? []), c]);
+  const hooks: Hook[] = input.desired
+    .filter((d) => hookServices.has(d.service))
+    .map((d) => ({ phase: d.job!.kind as Hook['phase'], service: d.service, desired: d, live: all.filter((c) => c.service === d.service) }));
 
   const removals: Action[] = [];
   const updates: Action[] = [];
   const desiredServices = new Set(input.desired.map((d) => d.service));
-  for (const d of input.desired) {
+  for (const d of input.desired.filter((x) => !hookServices.has(x.service))) {
     const slot = { host: d.host, service: d.service, slot: d.slot };
     const candidates = byKey.get(key(d)) ?? [];
     byKey.delete(key(d));
     const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
-    // 'restarting': Docker is bringing it back under its restart policy, and that is Docker's job first.
-    const matches = (c: LiveContainer) =>
-      c.specHash === d.specHash && (c.state === 'running' || c.state === 'restarting') && !c.handChanges?.length && named(c);
+    const matches = (c: LiveContainer) => c.specHash === d.specHash && settled(c, d.job) && !c.handChanges?.length && named(c);
     const best = candidates.find(matches) ?? candidates[0];
     for (const extra of candidates.filter((c) => c !== best)) {
       removals.push({ ...slot, kind: 'remove', live: extra, reason: 'duplicate of the same replica' });
@@ -81,7 +116,9 @@ export function planStack(input: PlanInput): StackPlan {
             ? `changed by hand: ${best.handChanges.join('; ')}`
             : !named(best)
               ? `renamed by hand to ${best.name}`
-              : `not running (${best.state})`;
+              : d.job && best.state === 'exited'
+                ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
+                : `not running (${best.state})`;
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }
@@ -115,7 +152,7 @@ export function planStack(input: PlanInput): StackPlan {
   }
   const order = new Map(input.stack?.services.map((s, i) => [s.name, i]) ?? []);
   updates.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0) || a.slot - b.slot);
-  return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned };
+  return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned, hooks };
 }
 
 /** True when applying the plan would change anything on a host. */
@@ -140,10 +177,13 @@ export function describeAction(a: Action): string {
 export function planDiff(plan: StackPlan): string {
   const changed = plan.actions.filter((a) => a.kind !== 'keep');
   if (changed.length === 0 && !hasChanges(plan)) return '';
+  const hook = (phase: Hook['phase']) => plan.hooks.filter((h) => h.phase === phase).map((h) => `run ${phase} hook ${h.service} on ${h.desired.host}`);
   const lines = [
     ...plan.networks.map((n) => `create network ${n.spec.name} on ${n.host}`),
     ...plan.volumes.map((v) => `create volume ${v.spec.name} on ${v.host}`),
+    ...hook('pre-sync'),
     ...changed.map(describeAction),
+    ...hook('post-sync'),
     ...plan.removeNetworks.map((n) => `remove network ${n.name} on ${n.host}`),
   ];
   const sections: string[] = [];
@@ -151,9 +191,11 @@ export function planDiff(plan: StackPlan): string {
   for (const a of changed) {
     if (seen.has(a.service)) continue;
     seen.add(a.service);
-    const down = a.kind !== 'create' && a.live.state !== 'running';
-    const liveView = a.kind === 'create' ? '' : (a.live.liveView ?? a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`) + (down ? `state: ${a.live.state}\n` : '');
-    const desiredView = a.kind === 'remove' ? '' : a.desired.view + (down ? 'state: running\n' : '');
+    const job = a.kind === 'remove' ? (a.live.job ? { kind: a.live.job as JobSpec['kind'] } : undefined) : a.desired.job;
+    const down = a.kind !== 'create' && !settled(a.live, job);
+    const exit = a.kind !== 'create' && job && a.live.exitCode !== undefined ? ` (exit code ${a.live.exitCode})` : '';
+    const liveView = a.kind === 'create' ? '' : (a.live.liveView ?? a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`) + (down ? `state: ${a.live.state}${exit}\n` : '');
+    const desiredView = a.kind === 'remove' ? '' : a.desired.view + (down ? `state: ${job ? 'run to completion' : 'running'}\n` : '');
     if (liveView === desiredView) continue;
     const name = `${plan.stack}/${a.service}`;
     const before = a.kind === 'create' ? 'absent' : `live, commit ${a.live.commit.slice(0, 7) || 'unknown'}`;

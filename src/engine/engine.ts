@@ -17,7 +17,7 @@ import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '
 import { connect } from '../observe/docker.ts';
 import { observeHost, type LiveHost } from '../observe/live.ts';
 import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
-import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
+import { describeAction, hasChanges, isRerun, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { handChanges } from '../diff/drift.ts';
 import { watchEvents, type ContainerEvent } from '../observe/events.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
@@ -32,6 +32,7 @@ import { HoldStore } from '../audit/holds.ts';
 import { mapLimit } from './limit.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
+import { JobScheduler, runScheduledJob, type ScheduledJob } from './cron.ts';
 import type { SyncEvent } from './events.ts';
 
 export interface PassOptions {
@@ -120,6 +121,8 @@ export class Engine {
   private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
   /** the last commit rendered per repo: a poll of an unmoved branch (and unchanged secrets folder) reads and renders nothing again */
   private readonly rendered = new Map<string, { sha: string; secrets: string; result: RenderResult }>();
+  /** the scheduled jobs' triggers, once startSchedules() was called */
+  private schedules?: JobScheduler;
 
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
@@ -146,6 +149,7 @@ export class Engine {
   }
 
   close(): void {
+    this.schedules?.stop();
     this.monitor.stop();
     this.db.close();
   }
@@ -273,8 +277,38 @@ export class Engine {
     };
   }
 
+  /**
+   * Runs the scheduled jobs (`x-berth.schedule`) on their schedules, as each pass from now on
+   * installs them from the stacks it renders. Returns a function that stops them.
+   */
+  startSchedules(): () => void {
+    const scheduler = (this.schedules ??= new JobScheduler((job) => this.runScheduled(job), this.log.child({ trigger: 'schedule' })));
+    return () => {
+      scheduler.stop();
+      if (this.schedules === scheduler) this.schedules = undefined;
+    };
+  }
+
+  /** The scheduled jobs installed now (none until startSchedules()). */
+  scheduled(): ScheduledJob[] {
+    return this.schedules?.jobs() ?? [];
+  }
+
+  /** One run of a scheduled job on the hosts that answer, each run audited. */
+  private runScheduled(job: ScheduledJob): Promise<void> {
+    const down = new Set(this.monitor.status().filter((st) => st.state !== 'up').map((st) => st.name));
+    const hosts = [...this.hosts.values()].filter((h) => !down.has(h.name));
+    const log = this.log.child({ repo: job.repo, stack: job.stack, service: job.service, trigger: 'schedule' });
+    return runScheduledJob(job, hosts, (e) => {
+      const entry = stepRow(e);
+      this.audit.append({ ...entry, repo: job.repo, commit: job.commit, stack: job.stack, trigger: 'schedule', actor: 'berth' });
+      log[entry.outcome === 'error' ? 'warn' : 'info']({ host: entry.host, container: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
+    }, log);
+  }
+
   private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
     if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
+    if (e.job && JOB_RUN_ACTIONS.has(e.action)) return; // a job starting and ending is what jobs do, not drift
     const set = this.suspects.get(e.repo);
     if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
@@ -506,10 +540,12 @@ export class Engine {
       // Drift: the hosts moved away from a commit already applied (not a new commit to roll out).
       // A replica whose spec hash differs from Git's at an applied commit was not changed by hand: what
       // Git renders to changed (a secret rotated in the repo's secrets folder), and that is no drift.
+      // Re-running a failed job is no drift either: nobody changed anything.
       const rendersAnew = plan.actions.some((a) => a.kind === 'replace' && a.live.specHash !== a.desired.specHash);
-      const drift = changes && w.stack !== null && !rendersAnew && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
+      const drifted = hasChanges({ ...plan, actions: plan.actions.filter((a) => !isRerun(a)) });
+      const drift = drifted && w.stack !== null && !rendersAnew && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
       if (drift && !manual && w.stack && (!w.stack.sync.selfHeal || !w.stack.sync.auto)) {
-        const summary = plan.actions.filter((a) => a.kind !== 'keep').map(describeAction).join('; ');
+        const summary = plan.actions.filter((a) => a.kind !== 'keep' && !isRerun(a)).map(describeAction).join('; ');
         this.recordOnce({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${summary}; selfHeal is off: nothing changed` });
         slog.warn({ drift: summary }, 'drift detected; selfHeal is off: out of sync');
         return { stack: w.name, status: 'outofsync', plan, diff, unseen };
@@ -533,6 +569,7 @@ export class Engine {
     };
     // Stacks are independent: one whose host is slow does not hold up the others.
     outcomes.push(...(await mapLimit(work, this.config.hostConcurrency, one)));
+    if (!opts.dryRun && !opts.ignoreHolds) this.schedules?.install(repoName, commit, rendered);
     const result: RepoPass = { repo: repoName, commit, stacks: outcomes, unreachable };
     if (!opts.dryRun) await this.announce(result, opts, rendered, clog);
     return result;
@@ -558,7 +595,7 @@ export class Engine {
     this.events.emit('sync', { id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'started' });
     if (drift) {
       // Each drifted container: what differs, live against desired, before anything is done about it.
-      for (const a of plan.actions.filter((x) => x.kind !== 'keep')) {
+      for (const a of plan.actions.filter((x) => x.kind !== 'keep' && !isRerun(x))) {
         this.audit.append({
           ...row,
           kind: 'drift.detected',
@@ -566,7 +603,7 @@ export class Engine {
           host: a.host,
           containerBefore: a.kind === 'create' ? undefined : a.live.id,
           outcome: 'error',
-          diff: planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], actions: [a] }),
+          diff: planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], hooks: [], actions: [a] }),
           message: describeAction(a),
         });
         log.warn({ host: a.host, service: a.service, slot: a.slot }, `drift: ${describeAction(a)}`);
@@ -575,12 +612,13 @@ export class Engine {
     this.audit.append({ ...row, kind: 'sync.started', diff, message: `${changes} container change(s)${stack ? '' : ', stack removed from Git'}` });
     log.info({ changes }, 'sync started');
     const serviceDiff = (service: string) =>
-      planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], actions: plan.actions.filter((a) => a.service === service) });
+      planDiff({ ...plan, networks: [], volumes: [], removeNetworks: [], hooks: [], actions: plan.actions.filter((a) => a.service === service) });
+    const reruns = new Set(plan.actions.filter(isRerun).map((a) => a.live.id));
     const onStep = (e: StepEvent) => {
       const entry = stepRow(e);
       const withDiff = e.kind === 'container.created' || e.kind === 'container.replaced' || e.kind === 'container.removed';
       this.audit.append({ ...row, ...entry, diff: withDiff ? serviceDiff(entry.service ?? '') : undefined });
-      if (drift && withDiff) {
+      if (drift && withDiff && !(entry.containerBefore && reruns.has(entry.containerBefore))) {
         const done = { 'container.created': 'recreated', 'container.replaced': 'replaced', 'container.removed': 'removed' }[e.kind];
         this.audit.append({ ...row, ...entry, kind: 'drift.corrected', message: `${entry.message}: ${done}` });
       }
@@ -630,6 +668,9 @@ export class Engine {
     if (!seen) this.audit.append(row);
   }
 }
+
+/** What a job's container does when it runs: neither is drift (a removal, a rename or a change is). */
+const JOB_RUN_ACTIONS = new Set(['start', 'die', 'stop', 'kill', 'oom']);
 
 /** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, and a manual sync's apply-anyway when it is manual. */
 function covers(queued: PassOptions, request: PassOptions): boolean {

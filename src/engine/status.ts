@@ -4,6 +4,8 @@
  */
 import type { Hold } from '../audit/holds.ts';
 import type { SyncRecord } from '../audit/syncs.ts';
+import { settled } from '../diff/plan.ts';
+import type { JobSpec } from '../model.ts';
 import type { StackOutcome } from './engine.ts';
 
 export type SyncState = 'Synced' | 'OutOfSync' | 'Unknown';
@@ -18,6 +20,10 @@ export interface ReplicaStatus {
   /** Docker's state, or 'missing' */
   state: string;
   health?: string;
+  /** a job's kind (its containers run to completion) */
+  job?: JobSpec['kind'];
+  /** how a job's container exited */
+  exitCode?: number;
   commit?: string;
   /** true for a container that Git no longer wants (it goes at the next sync) */
   extra?: boolean;
@@ -53,7 +59,11 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
   const replicas: ReplicaStatus[] = [...unseen, ...(outcome.plan?.actions ?? []).map((a) =>
     a.kind === 'create'
       ? { service: a.service, slot: a.slot, host: a.host, state: 'missing' }
-      : { service: a.service, slot: a.slot, host: a.host, container: a.live.id, state: a.live.state, health: a.live.health, commit: a.live.commit, ...(a.kind === 'remove' ? { extra: true } : {}) },
+      : {
+          service: a.service, slot: a.slot, host: a.host, container: a.live.id, state: a.live.state, health: a.live.health, commit: a.live.commit,
+          ...(a.live.job ? { job: a.live.job as JobSpec['kind'], exitCode: a.live.exitCode } : {}),
+          ...(a.kind === 'remove' ? { extra: true } : {}),
+        },
   )];
   const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, replicas };
   const wanted = replicas.filter((r) => !r.extra);
@@ -76,12 +86,16 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
   }
   if (hold && !state.reason) state.reason = `held${hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : ''} by ${hold.actor} (${hold.reason})`;
 
-  const down = wanted.filter((r) => r.state !== 'unknown' && (r.state !== 'running' || r.health === 'unhealthy'));
+  // a job's container that ran to success (or runs, or waits for its schedule) is as healthy as a running one
+  const ok = (r: ReplicaStatus) => (r.job ? settled(r, { kind: r.job }) && !r.exitCode : r.state === 'running' && r.health !== 'unhealthy');
+  const down = wanted.filter((r) => r.state !== 'unknown' && !ok(r));
   if (latest?.outcome === 'running') state.health = 'Progressing';
   else if (dark.length || !outcome.plan) state.health = 'Unknown'; // nothing seen, nothing to say
   else if (wanted.length > 0 && wanted.every((r) => r.state === 'missing')) state.health = 'Missing';
   else if (down.length) state.health = 'Degraded';
   else if (wanted.some((r) => r.health === 'starting')) state.health = 'Progressing';
-  if (down.length && !state.reason) state.reason = down.map((r) => `${r.service}#${r.slot} on ${r.host}: ${r.state}${r.health ? `, ${r.health}` : ''}`).join('; ');
+  if (down.length && !state.reason) {
+    state.reason = down.map((r) => `${r.service}#${r.slot} on ${r.host}: ${r.state}${r.job && r.exitCode !== undefined ? ` (exit code ${r.exitCode})` : ''}${r.health ? `, ${r.health}` : ''}`).join('; ');
+  }
   return state;
 }

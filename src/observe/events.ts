@@ -16,6 +16,8 @@ export interface ContainerEvent {
   /** seconds since the epoch, with nanoseconds */
   time: number;
   exitCode?: number;
+  /** a job's kind, when the container is a job's */
+  job?: string;
 }
 
 /** The actions that can mean drift; health checks' exec_* and health_status are not. */
@@ -100,6 +102,7 @@ function parse(host: string, line: string): ContainerEvent | undefined {
       stack: attrs[LABEL.stack] ?? '',
       time: raw.timeNano ? raw.timeNano / 1e9 : (raw.time ?? Date.now() / 1000),
       exitCode: attrs.exitCode !== undefined ? Number(attrs.exitCode) : undefined,
+      ...(attrs[LABEL.job] ? { job: attrs[LABEL.job] } : {}),
     };
   } catch {
     return undefined;

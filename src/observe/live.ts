@@ -20,6 +20,10 @@ export interface LiveContainer {
   state: string;
   /** healthy | unhealthy | starting | undefined (no health check) */
   health?: string;
+  /** how it last exited, when it is exited (read from the list call's status text) */
+  exitCode?: number;
+  /** a job's kind (JobSpec['kind']); absent for a service's container */
+  job?: string;
   image: string;
   view?: string;
   /** what differs from Git although its labels say it matches (set when berth inspected it for drift) */
@@ -70,6 +74,7 @@ function liveObject(name: string, labels: Record<string, string> | null | undefi
 function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
   const l = c.Labels;
   const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status)?.[1]?.replace('health: ', '');
+  const exited = /^Exited \((-?\d+)\)/.exec(c.Status);
   return {
     id: c.Id,
     host,
@@ -82,6 +87,8 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
     commit: l[LABEL.commit] ?? '',
     state: c.State,
     health,
+    ...(exited ? { exitCode: Number(exited[1]) } : {}),
+    ...(l[LABEL.job] ? { job: l[LABEL.job] } : {}),
     image: c.Image,
     view: l[VIEW_LABEL],
     created: c.Created,

@@ -8,7 +8,7 @@ import { badDuration, obj, parseBytes, parseDuration, scalarText, toInt, toNumbe
 
 /** One file's `deploy:` (after merging, the stack's). Absent fields were not set. */
 export interface DeployPart {
-  mode?: 'replicated' | 'global';
+  mode?: 'replicated' | 'global' | 'replicated-job' | 'global-job';
   replicas?: At<number>;
   /** without duplicates */
   constraints: PlacementConstraint[];
@@ -45,9 +45,8 @@ export function deployPart(src: YamlSource, d: Obj, path: Path, fail: Fail): Dep
   const part: DeployPart = { constraints: [], spread: [], reservations: {}, limits: {}, update: {}, rollback: {} };
   if (d.mode !== undefined) {
     const mode = scalarText(d.mode);
-    if (mode === 'replicated' || mode === 'global') part.mode = mode;
-    else if (mode === 'replicated-job' || mode === 'global-job') fail(p('mode'), `'${mode}' is not supported by berth yet (replicated or global)`);
-    else fail(p('mode'), `'${mode}' is not a deploy mode (replicated or global)`);
+    if (mode === 'replicated' || mode === 'global' || mode === 'replicated-job' || mode === 'global-job') part.mode = mode;
+    else fail(p('mode'), `'${mode}' is not a deploy mode (replicated, global, replicated-job or global-job)`);
   }
   if (d.replicas !== undefined) {
     const n = toInt(d.replicas);
@@ -101,11 +100,15 @@ export function mergeDeploy(base: DeployPart, over: DeployPart): DeployPart {
   return merged;
 }
 
-/** ServiceSpec's deploy fields from a stack's merged `deploy:`, defaults applied; errors for what Swarm refuses together. */
+/**
+ * ServiceSpec's deploy fields from a stack's merged `deploy:`, defaults applied; errors for what
+ * Swarm refuses together. A job mode is placed as its plain mode (the job itself: render/job.ts).
+ */
 export function deploySpec(d: DeployPart, errors: SourceError[]): DeployFields {
-  const mode = d.mode ?? 'replicated';
+  const given = d.mode ?? 'replicated';
+  const mode = given === 'global' || given === 'global-job' ? 'global' : 'replicated';
   if (mode === 'global') {
-    const why = 'cannot be used with mode: global (a global service runs one replica on each eligible host)';
+    const why = `cannot be used with mode: ${given} (a global service runs one replica on each eligible host)`;
     if (d.replicas) errors.push(siteError(d.replicas.at, why));
     if (d.maxReplicasPerNode) errors.push(siteError(d.maxReplicasPerNode.at, why));
   }

@@ -10,6 +10,7 @@ import type { PortSpec } from '../model.ts';
 import { mergeBuild } from './build.ts';
 import { mergeDeploy } from './deploy.ts';
 import type { FileDefPart } from './files.ts';
+import { mergeJob } from './job.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
@@ -74,6 +75,7 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     build: mergeBuild(base.build, over.build),
     secrets: mergeBy(base.secrets, over.secrets, (r) => r.source),
     configs: mergeBy(base.configs, over.configs, (r) => r.source),
+    job: mergeJob(base.job, over.job),
   };
 }
 

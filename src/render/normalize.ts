@@ -8,6 +8,7 @@ import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, PullPolicy, Sourc
 import { buildPart, pullPolicy, type BuildPart } from './build.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
 import { fileDefs, fileRefs, type FileDefPart, type FileRefPart } from './files.ts';
+import { jobPart, type JobPart } from './job.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
 import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
@@ -29,6 +30,7 @@ export interface ServicePart {
   labels: Map<string, string>;
   healthcheck?: Partial<HealthcheckSpec>;
   restart?: string;
+  restartAt?: Site;
   user?: string;
   workingDir?: string;
   stopGracePeriodSeconds?: number;
@@ -40,6 +42,8 @@ export interface ServicePart {
   pullPolicy?: At<PullPolicy>;
   secrets: At<FileRefPart>[];
   configs: At<FileRefPart>[];
+  /** `x-berth:` (render/job.ts) */
+  job: JobPart;
 }
 
 /** A top-level network or volume as one file declares it. */
@@ -108,6 +112,7 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     build: buildPart(src, s.build, p('build'), fail),
     secrets: fileRefs(src, s.secrets, p('secrets'), fail),
     configs: fileRefs(src, s.configs, p('configs'), fail),
+    job: jobPart(src, s['x-berth'], p('x-berth'), fail),
   };
   if (typeof s.container_name === 'string') part.containerName = { value: s.container_name, at: siteOf(src, p('container_name')) };
   const policy = pullPolicy(s.pull_policy, p('pull_policy'), fail);
@@ -151,8 +156,10 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
   }
   if (s.healthcheck !== undefined) part.healthcheck = healthcheck(obj(s.healthcheck), p('healthcheck'), fail);
   if (s.restart !== undefined) {
-    if (RESTART.test(String(s.restart))) part.restart = String(s.restart);
-    else fail(p('restart'), `'${String(s.restart)}' is not a restart policy (no, always, on-failure[:N], unless-stopped)`);
+    if (RESTART.test(String(s.restart))) {
+      part.restart = String(s.restart);
+      part.restartAt = siteOf(src, p('restart'));
+    } else fail(p('restart'), `'${String(s.restart)}' is not a restart policy (no, always, on-failure[:N], unless-stopped)`);
   }
   if (typeof s.user === 'string') part.user = s.user;
   if (typeof s.working_dir === 'string') part.workingDir = s.working_dir;

@@ -58,7 +58,7 @@ const SERVICE: Shape = {
   },
   secrets: { '[]': { source: true, target: true, uid: true, gid: true, mode: true } },
   configs: { '[]': { source: true, target: true, uid: true, gid: true, mode: true } },
-  'x-berth': false,
+  'x-berth': true, // its keys are checked in job.ts
 };
 
 const SECRET: Shape = { '*': { file: true, environment: true, external: true, name: true } };

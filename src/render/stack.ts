@@ -10,6 +10,7 @@ import { deploySpec } from './deploy.ts';
 import { resolveFiles } from './files.ts';
 import { parseDotenv } from './dotenv.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
+import { completionErrors, jobSpec } from './job.ts';
 import { mergeModels } from './merge.ts';
 import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
 import { decode, parseYaml, siteError } from './positions.ts';
@@ -145,6 +146,7 @@ function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, looku
     if (built && !s.image) spec.image = `${def.name}-${s.name}`; // Compose's name for an image it builds
     services.set(s.name, spec);
   }
+  errors.push(...completionErrors(model.services));
   const order = startOrder([...model.services.values()], errors);
   const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
   if (usesDefault && !model.networks.has('default')) {
@@ -195,6 +197,8 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
   if (s.workingDir !== undefined) spec.workingDir = s.workingDir;
   if (s.stopGracePeriodSeconds !== undefined) spec.stopGracePeriodSeconds = s.stopGracePeriodSeconds;
   if (s.stopSignal !== undefined) spec.stopSignal = s.stopSignal;
+  const job = jobSpec(s, errors);
+  if (job) spec.job = job;
   return spec;
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
-import { LABEL, Sealed, type RenderedStack, type ServiceSpec } from '../model.ts';
+import { LABEL, Sealed, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
 import type { ContainerSpec } from '../apply/docker-host.ts';
 import { builtImageRef } from '../render/build.ts';
 
@@ -20,6 +20,8 @@ export interface DesiredContainer extends ContainerSpec {
   specHash: string;
   /** what changed is shown from this, never from raw values (secret-looking env values are masked) */
   view: string;
+  /** set for a job's container */
+  job?: JobSpec;
 }
 
 /**
@@ -29,7 +31,7 @@ export interface DesiredContainer extends ContainerSpec {
 export const VIEW_LABEL = 'berth.view';
 
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
-const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
+export const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
 
 export function maskEnv(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(
@@ -132,10 +134,10 @@ export function desiredContainer(
   };
   const userLabels = svc.labels;
   const view = serviceView(stack, svc);
-  // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such
+  // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such, a job's kind
   const files = svc.files.map(({ target, mode, uid, gid, hash }) => ({ target, mode, uid, gid, hash }));
   // (each only when set, so that adding a field never changes the hash of a spec that does not use it)
-  const specHash = sha256(canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName })).slice(0, 16);
+  const specHash = sha256(canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName, job: svc.job?.kind })).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
@@ -144,6 +146,7 @@ export function desiredContainer(
     [VIEW_LABEL]: view,
     ...(files.length ? { [LABEL.files]: JSON.stringify(files.map((f) => f.target)) } : {}),
     ...reservationLabels(svc),
+    ...(svc.job ? { [LABEL.job]: svc.job.kind } : {}),
   };
   const build = svc.build;
   return {
@@ -166,6 +169,7 @@ export function desiredContainer(
       context: stack.contexts.get(svc.name) ?? [],
     },
     files: svc.files.map((f) => ({ target: f.target, mode: f.mode, uid: f.uid, gid: f.gid, content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()) })),
+    ...(svc.job ? { job: svc.job } : {}),
   };
 }
 
@@ -219,6 +223,7 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
     files: svc.files.length
       ? svc.files.map((f) => `${f.target}: ${f.kind} ${f.source} sha256:${f.hash.slice(0, 12)} mode ${f.mode.toString(8).padStart(4, '0')} uid ${f.uid} gid ${f.gid}`)
       : undefined,
+    job: svc.job && (svc.job.schedule ? `schedule ${svc.job.schedule}` : svc.job.kind),
   };
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
 }

@@ -93,6 +93,7 @@ describe('normalising each supported key', () => {
     image: redis
   db:
     image: postgres
+    deploy: { mode: replicated-job }
   job:
     image: job
     depends_on:
@@ -267,7 +268,7 @@ describe('refusals', () => {
       'app/compose.yaml:7:8: networks.n.internal: not supported by berth yet',
       'app/compose.yaml:9:8: volumes.v.driver_opts: not supported by berth yet',
     ]],
-    ['x-berth', web('x-berth: { schedule: "* * * * *" }'), ['app/compose.yaml:4:5: services.web.x-berth: not supported by berth yet']],
+    ['a typo under x-berth', web('x-berth: { shedule: "* * * * *" }'), ["app/compose.yaml:4:16: services.web.x-berth.shedule: unknown key (did you mean 'schedule'?)"]],
     ['a typo, with a suggestion', web('enviroment: { A: 1 }'), ["app/compose.yaml:4:5: services.web: unknown key 'enviroment' (did you mean 'environment'?)"]],
     ['a typo far from any key', web('flavour: vanilla'), ["app/compose.yaml:4:5: services.web: unknown key 'flavour'"]],
     ['a typo at the top level', 'servces:\n  web:\n    image: x\n', ["app/compose.yaml:1:1: unknown key 'servces' (did you mean 'services'?)"]],
@@ -301,13 +302,13 @@ describe('refusals', () => {
     ]],
     ['depending on itself', web('depends_on: [web]'), ['app/compose.yaml:4:18: services.web.depends_on[0]: dependency cycle: web -> web']],
     ['a name other than the stack\'s', web('', 'name: other\n'), ["app/compose.yaml:5:7: name: the project name 'other' must be the stack's name 'app' (or leave name: out)"]],
-    ['bad values', web('restart: sometimes\nstop_grace_period: 10 s\nports: ["80:80:80:80x", "1-3:4-5", 70000]\ndeploy: { mode: global-job, replicas: many }\nhealthcheck: { test: [curl], interval: 5x }'), [
+    ['bad values', web('restart: sometimes\nstop_grace_period: 10 s\nports: ["80:80:80:80x", "1-3:4-5", 70000]\ndeploy: { mode: every-node, replicas: many }\nhealthcheck: { test: [curl], interval: 5x }'), [
       "app/compose.yaml:4:14: services.web.restart: 'sometimes' is not a restart policy (no, always, on-failure[:N], unless-stopped)",
       "app/compose.yaml:5:24: services.web.stop_grace_period: '10 s' is not a duration (like 30s, 1m30s or 500ms)",
       "app/compose.yaml:6:13: services.web.ports[0]: '80:80:80:80x' is not a port mapping ([HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL])",
       "app/compose.yaml:6:29: services.web.ports[1]: '1-3:4-5': the host and container port ranges must be the same length",
       'app/compose.yaml:6:40: services.web.ports[2]: 70000 is not a port number',
-      "app/compose.yaml:7:21: services.web.deploy.mode: 'global-job' is not supported by berth yet (replicated or global)",
+      "app/compose.yaml:7:21: services.web.deploy.mode: 'every-node' is not a deploy mode (replicated, global, replicated-job or global-job)",
       "app/compose.yaml:7:43: services.web.deploy.replicas: 'many' is not a number of replicas",
       'app/compose.yaml:8:26: services.web.healthcheck.test: a list must start with CMD, CMD-SHELL or NONE',
       "app/compose.yaml:8:44: services.web.healthcheck.interval: '5x' is not a duration (like 30s, 1m30s or 500ms)",

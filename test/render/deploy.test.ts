@@ -30,6 +30,8 @@ describe('deploy: normalised, everything not given at its default', () => {
     ['an empty deploy', 'deploy:', {}],
     ['replicated with replicas', 'deploy: { mode: replicated, replicas: 3 }', { replicas: 3 }],
     ['global has no replica count', 'deploy: { mode: global }', { mode: 'global', replicas: 0 }],
+    ['replicated-job is placed as replicated (the job: job.test.ts)', 'deploy: { mode: replicated-job, replicas: 2 }', { replicas: 2 }],
+    ['global-job is placed as global', 'deploy: { mode: global-job }', { mode: 'global', replicas: 0 }],
     ['constraints: == and !=, spaces optional, field names in any case, duplicates dropped', [
       'deploy:',
       '  placement:',
@@ -72,8 +74,10 @@ describe('deploy: normalised, everything not given at its default', () => {
 describe('deploy: refusals', () => {
   const one = (body: string) => errorsOf({ 'app/compose.yaml': web(body) });
   test.each<[string, string, string[]]>([
-    ['job modes', 'deploy: { mode: replicated-job }', ["app/compose.yaml:4:21: services.web.deploy.mode: 'replicated-job' is not supported by berth yet (replicated or global)"]],
-    ['an unknown mode', 'deploy: { mode: daemon }', ["app/compose.yaml:4:21: services.web.deploy.mode: 'daemon' is not a deploy mode (replicated or global)"]],
+    ['an unknown mode', 'deploy: { mode: daemon }', ["app/compose.yaml:4:21: services.web.deploy.mode: 'daemon' is not a deploy mode (replicated, global, replicated-job or global-job)"]],
+    ['replicas with mode: global-job', 'deploy: { mode: global-job, replicas: 2 }', [
+      'app/compose.yaml:4:43: services.web.deploy.replicas: cannot be used with mode: global-job (a global service runs one replica on each eligible host)',
+    ]],
     ['replicas and max_replicas_per_node with mode: global', 'deploy:\n  mode: global\n  replicas: 2\n  placement: { max_replicas_per_node: 1 }', [
       'app/compose.yaml:6:17: services.web.deploy.replicas: cannot be used with mode: global (a global service runs one replica on each eligible host)',
       'app/compose.yaml:7:43: services.web.deploy.placement.max_replicas_per_node: cannot be used with mode: global (a global service runs one replica on each eligible host)',

@@ -1,0 +1,82 @@
+/**
+ * A job's run: waits, bounded by the job's timeout, for its started container to exit, and says
+ * how it ended, with its last lines of output when it failed. Read by polling the container's state.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Dockerode from 'dockerode';
+import { SECRET_KEY } from '../schedule/container.ts';
+import type { DockerHost } from './docker-host.ts';
+
+export interface JobRun {
+  ok: boolean;
+  /** absent when the container vanished before it ended */
+  exitCode?: number;
+  /** `exit code 0`, or why it failed with its last output (secret-looking env values masked) */
+  reason: string;
+}
+
+/** How many lines of a failed run's output are kept for the audit and the error. */
+export const TAIL_LINES = 10;
+
+/**
+ * Waits for the (started) container `id` to exit. One still running after `timeoutMs` is stopped
+ * (and kept, for inspection) and the run counts as failed. `since` (seconds since the epoch, the
+ * daemon's clock) leaves out the output of the container's earlier runs.
+ */
+export async function waitJob(host: DockerHost, id: string, timeoutMs: number, since?: string, pollMs = 100): Promise<JobRun> {
+  const deadline = Date.now() + timeoutMs;
+  let poll = pollMs;
+  for (;;) {
+    const info = await host.inspect(id);
+    if (!info) return { ok: false, reason: 'its container was removed before it finished' };
+    if (ended(info)) return outcome(host, info, since);
+    if (Date.now() >= deadline) {
+      await host.stop(id);
+      const stopped = (await host.inspect(id)) ?? info;
+      return outcome(host, stopped, since, `did not finish within ${duration(timeoutMs)}: stopped`);
+    }
+    await sleep(Math.max(0, Math.min(poll, deadline - Date.now())));
+    poll = Math.min(poll * 2, 1000);
+  }
+}
+
+const ended = (info: Dockerode.ContainerInspectInfo) => !info.State.Running && (info.State.Status === 'exited' || info.State.Status === 'dead');
+
+async function outcome(host: DockerHost, info: Dockerode.ContainerInspectInfo, since: string | undefined, timedOut?: string): Promise<JobRun> {
+  const code = info.State.ExitCode;
+  if (code === 0 && !timedOut) return { ok: true, exitCode: 0, reason: 'exit code 0' };
+  const output = redact(await host.tail(info.Id, TAIL_LINES, since), info.Config.Env ?? []);
+  const how = [timedOut, info.State.OOMKilled ? 'killed: out of memory' : undefined, `exit code ${code}`].filter(Boolean).join('; ');
+  return { ok: false, exitCode: code, reason: `${how}; ${output ? `last output:\n${output}` : 'no output'}` };
+}
+
+/**
+ * Docker's `since` (`seconds.nanoseconds`) for one nanosecond after an RFC 3339 time with up to
+ * nanoseconds: given the time of a container's last line, the output of its next run only.
+ * (Neither the previous run's FinishedAt nor the next one's StartedAt tells them apart: Docker
+ * stamps a line when it reads it, which may be after the one and before the other.)
+ */
+export function justAfter(time: string | undefined): string | undefined {
+  const m = /^(.+?T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(time ?? '');
+  const ms = m ? Date.parse(`${m[1]}${m[3]}`) : NaN;
+  if (!m || Number.isNaN(ms)) return undefined;
+  const nanos = Number((m[2] ?? '').padEnd(9, '0')) + 1;
+  const seconds = ms / 1000 + Math.floor(nanos / 1e9);
+  return `${seconds}.${String(nanos % 1e9).padStart(9, '0')}`;
+}
+
+/** `text` with the values of the container's secret-looking environment variables masked. */
+export function redact(text: string, env: string[]): string {
+  const secrets = env
+    .map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)])
+    .filter(([k, v]) => k !== '' && SECRET_KEY.test(k) && v.length >= 4)
+    .map(([, v]) => v);
+  return secrets.reduce((out, s) => out.split(s).join('<masked>'), text);
+}
+
+/** 600000 -> "10m", 90000 -> "1m30s", 1500 -> "1.5s" */
+export function duration(ms: number): string {
+  const m = Math.floor(ms / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${m ? `${m}m` : ''}${s || !m ? `${s}s` : ''}`;
+}
