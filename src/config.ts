@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { RepoPolicy } from './model.ts';
 
 export interface TlsConfig {
   ca: string;
@@ -46,6 +47,8 @@ export interface RepoConfig {
   /** an interval (30s, 3m, 1h) or a cron expression */
   poll: string;
   webhookSecretFile?: string;
+  /** what the repo's Compose files may ask of the hosts beyond an ordinary container; default nothing */
+  policy?: RepoPolicy;
 }
 
 export interface BerthConfig {
@@ -134,6 +137,16 @@ const schema = {
           poll: { type: 'string', minLength: 1 },
           webhookSecretFile: { type: 'string' },
           caFile: { type: 'string' },
+          policy: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              privileged: { type: 'boolean' },
+              hostNetwork: { type: 'boolean' },
+              hostNamespaces: { type: 'boolean' },
+              bindMounts: { type: 'array', items: { type: 'string', pattern: '^/' } },
+            },
+          },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -226,6 +239,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     auth: r.auth && { ...r.auth, tokenFile: r.auth.tokenFile && rel(r.auth.tokenFile) },
     webhookSecretFile: r.webhookSecretFile && rel(r.webhookSecretFile),
     caFile: r.caFile && rel(r.caFile),
+    policy: { privileged: false, hostNetwork: false, hostNamespaces: false, bindMounts: [], ...r.policy },
   }));
   for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
     const seen = new Set<string>();

@@ -52,6 +52,8 @@ export interface StackDef {
   composeFiles: string[];
   hosts: HostSelector;
   sync: SyncPolicy;
+  /** Compose profiles active for the stack (berth.yaml `profiles:`); absent or empty: none */
+  profiles?: string[];
 }
 
 export interface PortSpec {
@@ -84,6 +86,8 @@ export interface HealthcheckSpec {
   intervalNs?: number;
   timeoutNs?: number;
   startPeriodNs?: number;
+  /** `start_interval`: between checks during the start period */
+  startIntervalNs?: number;
   retries?: number;
 }
 
@@ -161,6 +165,46 @@ export interface ServiceSpec {
   /** `deploy.rollback_config`; Compose's defaults, not update_config's */
   rollback: UpdateConfig;
   dependsOn: DependsOn[];
+  /**
+   * `network_mode`: 'host', 'none', 'bridge', 'container:NAME' or 'service:NAME' (the network of
+   * NAME's replica on the same host). When set, the service joins none of the stack's networks.
+   */
+  networkMode?: string;
+  /** the Compose long tail passed through to Docker (src/render/passthrough.ts); absent when none is set */
+  extras?: DockerExtras;
+}
+
+/** Docker create options set by Compose keys beyond berth's own fields, in the Docker API's shape. */
+export interface DockerExtras {
+  /** container Config fields: Hostname, Domainname, Tty, OpenStdin, ExposedPorts, MacAddress */
+  config: Record<string, unknown>;
+  /** HostConfig fields: CapAdd, Sysctls, Ulimits, LogConfig, Tmpfs, ... */
+  hostConfig: Record<string, unknown>;
+  /** `platform`: createContainer's query option (os/arch[/variant]) */
+  platform?: string;
+  /** the same settings by their Compose names, for the readable view */
+  view: Record<string, unknown>;
+}
+
+/**
+ * What a repo's Compose files may ask of the hosts beyond an ordinary container (the repo's
+ * `policy:` in berth's config). The default allows none of it.
+ */
+export interface RepoPolicy {
+  /** `privileged: true`, capabilities that open the host (ALL, SYS_ADMIN, ...), `devices`, `device_cgroup_rules`, unconfined `security_opt` */
+  privileged: boolean;
+  /** `network_mode: host` */
+  hostNetwork: boolean;
+  /** `pid`, `ipc`, `uts`, `userns_mode`, `cgroup` set to `host` */
+  hostNamespaces: boolean;
+  /** absolute host path prefixes bind mounts may use */
+  bindMounts: string[];
+}
+
+/** Inputs to render besides the snapshot. */
+export interface RenderOptions {
+  /** what the repo may ask of the hosts; default: nothing beyond an ordinary container */
+  policy?: RepoPolicy;
 }
 
 export interface NetworkSpec {

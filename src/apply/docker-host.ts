@@ -68,32 +68,46 @@ export class DockerHost {
     return p;
   }
 
-  /** Makes sure the image is on the host, pulling it when it is not; once per image per DockerHost. */
-  ensureImage(image: string): Promise<void> {
-    let p = this.images.get(image);
+  /**
+   * Makes sure the image is on the host (for `platform`, os/arch[/variant], when given), pulling it
+   * when it is not; once per image and platform per DockerHost.
+   */
+  ensureImage(image: string, platform?: string): Promise<void> {
+    const key = platform ? `${image}@${platform}` : image;
+    let p = this.images.get(key);
     if (!p) {
-      p = this.pullIfMissing(image);
-      p.catch(() => this.images.delete(image));
-      this.images.set(image, p);
+      p = this.pullIfMissing(image, platform);
+      p.catch(() => this.images.delete(key));
+      this.images.set(key, p);
     }
     return p;
   }
 
-  private async pullIfMissing(image: string): Promise<void> {
+  private async pullIfMissing(image: string, platform?: string): Promise<void> {
+    const local = async () => {
+      try {
+        return await this.docker.getImage(image).inspect();
+      } catch (err) {
+        if (status(err) !== 404) throw new DockerError(`inspect image ${image} on ${this.name}`, err);
+        return undefined;
+      }
+    };
+    const found = await local();
+    if (found && (!platform || isFor(found, platform))) return;
+    const what = platform ? `${image} for ${platform}` : image;
+    this.log.info({ image, platform }, 'pulling image');
     try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (status(err) !== 404) throw new DockerError(`inspect image ${image} on ${this.name}`, err);
-    }
-    this.log.info({ image }, 'pulling image');
-    try {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, platform ? { platform } : {});
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
-      throw new DockerError(`image ${image} is not on host ${this.name} and could not be pulled`, err);
+      const has = found ? ` (it has ${image} for ${platformOf(found)})` : '';
+      throw new DockerError(`image ${what} is not on host ${this.name}${has} and could not be pulled`, err);
+    }
+    const pulled = await local();
+    if (platform && pulled && !isFor(pulled, platform)) {
+      throw new Error(`image ${image} pulled on ${this.name} is for ${platformOf(pulled)}, not ${platform}`);
     }
   }
 
@@ -148,7 +162,7 @@ export class DockerHost {
    * sent to the service's name until `joinService()` (start-first updates).
    */
   async createAndStart(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
-    await this.ensureImage(spec.create.Image ?? '');
+    await this.ensureImage(spec.create.Image ?? '', spec.create.platform);
     const [first, ...others] = spec.networks;
     const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
     let container: Dockerode.Container;
@@ -178,9 +192,15 @@ export class DockerHost {
     for (const n of spec.networks) await this.reconnect(id, n.network, n.aliases);
   }
 
-  /** Takes the service's names off a container, so that no new request is sent to it; open connections carry on. */
+  /**
+   * Takes the service's names off a container, so that no new request is sent to it; open
+   * connections carry on. A container on the host's, no, or another container's network has no
+   * names of its own to give up.
+   */
   async drain(id: string): Promise<void> {
     const info = await this.inspect(id);
+    const mode = info?.HostConfig.NetworkMode ?? '';
+    if (['host', 'none', 'bridge', 'default'].includes(mode) || mode.startsWith('container:')) return;
     for (const network of Object.keys(info?.NetworkSettings.Networks ?? {})) await this.reconnect(id, network, []);
   }
 
@@ -273,6 +293,9 @@ export function specFromInspect(i: Dockerode.ContainerInspectInfo): ContainerSpe
       Env: c.Env,
       Labels: c.Labels,
       User: c.User,
+      // a hostname Docker made up (the container's short id) is not carried over
+      Hostname: c.Hostname === shortId ? undefined : c.Hostname,
+      Domainname: c.Domainname || undefined,
       WorkingDir: c.WorkingDir,
       ExposedPorts: c.ExposedPorts,
       Healthcheck: c.Healthcheck,
@@ -287,6 +310,18 @@ export function specFromInspect(i: Dockerode.ContainerInspectInfo): ContainerSpe
       aliases: ((n.Aliases as string[] | null) ?? []).filter((a) => a !== shortId && a !== i.Id),
     })),
   };
+}
+
+/** An image's platform as os/arch[/variant] ("linux/arm64/v8"). */
+function platformOf(i: Dockerode.ImageInspectInfo): string {
+  const variant = (i as { Variant?: string }).Variant;
+  return [i.Os, i.Architecture, variant].filter(Boolean).join('/');
+}
+
+/** Whether an image is for `platform` (os[/arch[/variant]]): each part given must match. */
+function isFor(i: Dockerode.ImageInspectInfo, platform: string): boolean {
+  const have = platformOf(i).split('/');
+  return platform.split('/').every((part, n) => have[n] === part);
 }
 
 /** Docker's multiplexed log stream (8-byte frame headers) as text. */

@@ -4,10 +4,12 @@
  * (`environment`, `labels`, `depends_on`, `networks`, healthcheck fields, top-level networks and
  * volumes) merge key by key, `ports` and `env_file` append without duplicates, and `volumes`
  * replace the mount at the same target. `deploy:` merges as mappings, its placement constraints and
- * preferences appended without duplicates (mergeDeploy).
+ * preferences appended without duplicates (mergeDeploy). The long tail merges by each key's rule
+ * (mergePass).
  */
 import type { PortSpec } from '../model.ts';
 import { mergeDeploy } from './deploy.ts';
+import { mergePass } from './passthrough.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
@@ -44,7 +46,8 @@ function mergeBy<T>(base: At<T>[], over: At<T>[], key: (v: T) => string): At<T>[
 
 const portKey = (p: PortSpec) => `${p.hostIp ?? ''}:${p.published ?? ''}:${p.target}/${p.protocol}`;
 
-function mergeService(base: ServicePart, over: ServicePart): ServicePart {
+/** `over` merged onto `base` (the later file onto the earlier, or a service onto the one it extends). */
+export function mergeService(base: ServicePart, over: ServicePart): ServicePart {
   let networks = base.networks ?? over.networks;
   if (base.networks && over.networks) {
     networks = union(base.networks, over.networks);
@@ -67,6 +70,7 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     healthcheck: base.healthcheck || over.healthcheck ? { ...base.healthcheck, ...over.healthcheck } : undefined,
     deploy: mergeDeploy(base.deploy, over.deploy),
     dependsOn: union(base.dependsOn, over.dependsOn),
+    pass: mergePass(base.pass, over.pass),
   };
 }
 

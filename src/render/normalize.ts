@@ -6,8 +6,10 @@
 import { posix } from 'node:path';
 import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, SourceError } from '../model.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
+import { includeRefs, type IncludeRef } from './include.ts';
+import { passPart, type PassPart } from './passthrough.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
+import { badDuration, obj, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
 /** One file's view of one service. Absent fields were not set in this file. */
 export interface ServicePart {
@@ -33,6 +35,10 @@ export interface ServicePart {
   stopSignal?: string;
   deploy: DeployPart;
   dependsOn: Map<string, At<DependsOn['condition']>>;
+  /** the long tail passed through to Docker (passthrough.ts) */
+  pass: PassPart;
+  /** `extends:`, its file a snapshot path (this file's when not given); gone once resolved (extends.ts) */
+  extends?: At<{ file: string; service: string }>;
 }
 
 /** A top-level network or volume as one file declares it. */
@@ -50,6 +56,8 @@ export interface ComposeModel {
   services: Map<string, ServicePart>;
   networks: Map<string, ResourcePart>;
   volumes: Map<string, ResourcePart>;
+  /** the file's top-level `include:` entries, not yet read (include.ts) */
+  includes?: At<IncludeRef>[];
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
@@ -59,15 +67,20 @@ const PORT_RANGE = /^(\d+)(?:-(\d+))?$/;
 
 const entries = (v: unknown): [string, unknown][] => Object.entries(obj(v));
 
-/** Converts a validated Compose file into its partial model, with located errors for bad values. */
-export function normalizeFile(src: YamlSource, data: unknown, stack: string): { model: ComposeModel; errors: SourceError[] } {
+/**
+ * Converts a validated Compose file into its partial model, with located errors for bad values.
+ * `stack` is the stack's name a top-level `name:` must equal; undefined for a file read by
+ * `include:` or `extends:`, whose name does not matter.
+ */
+export function normalizeFile(src: YamlSource, data: unknown, stack: string | undefined): { model: ComposeModel; errors: SourceError[] } {
   const errors: SourceError[] = [];
   const fail = (path: Path, message: string, key = false) => void errors.push(errorAt(src, path, message, { key }));
   const top = obj(data);
-  if (top.name !== undefined && top.name !== stack) {
+  if (stack !== undefined && top.name !== undefined && top.name !== stack) {
     fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
   }
   const model: ComposeModel = { services: new Map(), networks: new Map(), volumes: new Map() };
+  if (top.include !== undefined) model.includes = includeRefs(src, top.include, fail);
   for (const [name, body] of entries(top.services)) model.services.set(name, service(src, name, obj(body), fail));
   for (const kind of ['networks', 'volumes'] as const) {
     for (const [key, body] of entries(top[kind])) model[kind].set(key, resource(src, [kind, key], obj(body), fail));
@@ -90,7 +103,14 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     labels: new Map(),
     deploy: deployPart(src, obj(s.deploy), p('deploy'), fail),
     dependsOn: new Map(),
+    pass: passPart(src, s, base, fail),
   };
+  if (s.extends !== undefined) {
+    const e = typeof s.extends === 'string' ? { service: s.extends } : obj(s.extends);
+    const file = typeof e.file === 'string' ? repoPath(src.file, e.file) : src.file;
+    if (file === undefined) fail(p('extends', 'file'), `'${String(e.file)}' must be a path inside the repository, relative to the compose file`);
+    else part.extends = { value: { file, service: String(e.service) }, at: siteOf(src, p('extends')) };
+  }
   if (typeof s.image === 'string') {
     if (s.image.trim() === '') fail(p('image'), 'is empty (is a variable unset?)');
     else part.image = { value: s.image, at: siteOf(src, p('image')) };
@@ -187,6 +207,7 @@ function healthcheck(h: Obj, path: Path, fail: Fail): Partial<HealthcheckSpec> {
     ['interval', 'intervalNs'],
     ['timeout', 'timeoutNs'],
     ['start_period', 'startPeriodNs'],
+    ['start_interval', 'startIntervalNs'],
   ] as const;
   for (const [key, field] of durations) {
     if (h[key] === undefined) continue;
