@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { RepoPolicy } from './model.ts';
 
 export interface TlsConfig {
   ca: string;
@@ -52,6 +53,8 @@ export interface RepoConfig {
    * `environment`, the engine's environment variables the repo may read (names, or prefixes ending in *).
    */
   secrets?: { dir?: string; environment: string[] };
+  /** what the repo's Compose files may ask of the hosts beyond an ordinary container; default nothing */
+  policy?: RepoPolicy;
 }
 
 export interface BerthConfig {
@@ -148,6 +151,16 @@ const schema = {
               environment: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*\\*?$' } },
             },
           },
+          policy: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              privileged: { type: 'boolean' },
+              hostNetwork: { type: 'boolean' },
+              hostNamespaces: { type: 'boolean' },
+              bindMounts: { type: 'array', items: { type: 'string', pattern: '^/' } },
+            },
+          },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -241,6 +254,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     webhookSecretFile: r.webhookSecretFile && rel(r.webhookSecretFile),
     caFile: r.caFile && rel(r.caFile),
     secrets: r.secrets && { dir: r.secrets.dir && rel(r.secrets.dir), environment: r.secrets.environment ?? [] },
+    policy: { privileged: false, hostNetwork: false, hostNamespaces: false, bindMounts: [], ...r.policy },
   }));
   for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
     const seen = new Set<string>();

@@ -54,6 +54,8 @@ export interface StackDef {
   composeFiles: string[];
   hosts: HostSelector;
   sync: SyncPolicy;
+  /** Compose profiles active for the stack (berth.yaml `profiles:`); absent or empty: none */
+  profiles?: string[];
 }
 
 export interface PortSpec {
@@ -143,6 +145,8 @@ export interface HealthcheckSpec {
   intervalNs?: number;
   timeoutNs?: number;
   startPeriodNs?: number;
+  /** `start_interval`: between checks during the start period */
+  startIntervalNs?: number;
   retries?: number;
 }
 
@@ -229,6 +233,13 @@ export interface ServiceSpec {
   files: FileSpec[];
   /** set when the service runs to completion instead of serving (`deploy.mode: *-job`, `x-berth.schedule`, `x-berth.hook`) */
   job?: JobSpec;
+  /**
+   * `network_mode`: 'host', 'none', 'bridge', 'container:NAME' or 'service:NAME' (the network of
+   * NAME's replica on the same host). When set, the service joins none of the stack's networks.
+   */
+  networkMode?: string;
+  /** the Compose long tail passed through to Docker (src/render/passthrough.ts); absent when none is set */
+  extras?: DockerExtras;
 }
 
 /**
@@ -242,6 +253,33 @@ export interface JobSpec {
   schedule?: string;
   /** how long one run may take before it is stopped and counted as failed, ms (`x-berth.timeout`, default 10 min) */
   timeoutMs: number;
+}
+
+/** Docker create options set by Compose keys beyond berth's own fields, in the Docker API's shape. */
+export interface DockerExtras {
+  /** container Config fields: Hostname, Domainname, Tty, OpenStdin, ExposedPorts, MacAddress */
+  config: Record<string, unknown>;
+  /** HostConfig fields: CapAdd, Sysctls, Ulimits, LogConfig, Tmpfs, ... */
+  hostConfig: Record<string, unknown>;
+  /** `platform`: createContainer's query option (os/arch[/variant]) */
+  platform?: string;
+  /** the same settings by their Compose names, for the readable view */
+  view: Record<string, unknown>;
+}
+
+/**
+ * What a repo's Compose files may ask of the hosts beyond an ordinary container (the repo's
+ * `policy:` in berth's config). The default allows none of it.
+ */
+export interface RepoPolicy {
+  /** `privileged: true`, capabilities that open the host (ALL, SYS_ADMIN, ...), `devices`, `device_cgroup_rules`, unconfined `security_opt` */
+  privileged: boolean;
+  /** `network_mode: host` */
+  hostNetwork: boolean;
+  /** `pid`, `ipc`, `uts`, `userns_mode`, `cgroup` set to `host` */
+  hostNamespaces: boolean;
+  /** absolute host path prefixes bind mounts may use */
+  bindMounts: string[];
 }
 
 export interface NetworkSpec {
@@ -274,12 +312,15 @@ export interface RenderedStack extends StackDef {
 }
 
 /**
- * What render needs from outside the snapshot. Render stays pure: the engine passes functions.
+ * What render needs from outside the snapshot (the repo's settings in the engine config). Render
+ * stays pure: the engine passes the policy, and functions for the secrets.
  * `environment` answers a secret's or config's `environment:` source from the engine's own
  * environment; `external` reads a secret or config marked `external: true` from the engine's
  * secrets folder (undefined: not there). Absent (offline validation): such sources are not checked.
  */
 export interface RenderOptions {
+  /** what the repo may ask of the hosts; default: nothing beyond an ordinary container */
+  policy?: RepoPolicy;
   environment?: (name: string) => string | undefined;
   external?: (name: string) => Uint8Array | undefined;
 }

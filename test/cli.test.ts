@@ -44,6 +44,30 @@ describe('berth validate', () => {
     noStackTrace(r.stderr);
   });
 
+  it("checks against the strict policy, or a repo's policy with --config and --repo", async () => {
+    const dir = join(tmp, 'privileged');
+    mkdirSync(join(dir, 'agent'), { recursive: true });
+    writeFileSync(join(dir, 'agent/compose.yaml'), 'services:\n  agent:\n    image: busybox\n    privileged: true\n    volumes: [/srv/agent:/data]\n');
+    const config = join(tmp, 'policy.yaml');
+    writeFileSync(config, 'repos:\n  - name: ops\n    url: /nowhere\n    policy: { privileged: true, bindMounts: [/srv/] }\n  - name: apps\n    url: /nowhere\n');
+    const strict = await runCli(['validate', dir]);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toContain("agent/compose.yaml:4:17: services.agent.privileged: a privileged container is not allowed for this repo: allow it with policy.privileged: true on the repo in berth's config");
+    expect(strict.stdout).toContain('agent/compose.yaml:5:15: services.agent.volumes[0]: a bind mount of /srv/agent is not allowed for this repo');
+    const ops = await runCli(['--config', config, 'validate', dir, '--repo', 'ops']);
+    expect(ops.stdout).toBe('ok: 1 stack(s), 1 service(s)\n');
+    expect(ops.code).toBe(0);
+    const apps = await runCli(['validate', dir, '--config', config, '--repo', 'apps']);
+    expect(apps.code).toBe(1);
+    const unknown = await runCli(['validate', dir, '--config', config, '--repo', 'nope']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(`no repo 'nope' in ${config} (its repos: ops, apps)`);
+    writeFileSync(config, 'repos:\n  - name: ops\n    url: /nowhere\n    policy: { bindMounts: [srv] }\n');
+    const bad = await runCli(['validate', dir, '--config', config, '--repo', 'ops']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`${config}:4:28: repos.0.policy.bindMounts.0: must match pattern "^/"`);
+  });
+
   it('says so when the folder does not exist', async () => {
     const r = await runCli(['validate', join(tmp, 'nope')]);
     expect(r.code).toBe(2);

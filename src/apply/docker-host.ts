@@ -76,15 +76,17 @@ export class DockerHost {
    * Gets the container's image onto the host as its pull policy says: `missing` pulls when absent,
    * `always` pulls (once per sync wave: concurrent asks share one pull), `never` only checks, and a
    * service with `build:` is built here from the commit's tree unless an image of that build
-   * (tagged with its hash) is here already. Called before any old container is touched.
+   * (tagged with its hash) is here already. `platform` (os/arch[/variant]), when given, must match
+   * what the host has, or is pulled. Called before any old container is touched.
    */
   prepare(spec: ContainerSpec): Promise<void> {
     const image = spec.create.Image ?? '';
     const policy = spec.pull ?? 'missing';
-    const key = `${policy} ${image}`;
+    const platform = spec.create.platform;
+    const key = `${policy} ${image}${platform ? `@${platform}` : ''}`;
     let p = this.images.get(key);
     if (!p) {
-      p = this.getImage(image, policy, spec.build);
+      p = this.getImage(image, policy, spec.build, platform);
       // only a present image is remembered; `always` pulls again next time
       p.then(() => policy === 'always' && this.images.delete(key), () => this.images.delete(key));
       this.images.set(key, p);
@@ -92,45 +94,50 @@ export class DockerHost {
     return p;
   }
 
-  private async getImage(image: string, policy: PullPolicy, build: BuildRequest | undefined): Promise<void> {
+  private async getImage(image: string, policy: PullPolicy, build: BuildRequest | undefined, platform?: string): Promise<void> {
     if (build && policy === 'build') {
-      if (!(await this.hasImage(image))) await this.build(build);
+      if (!(await this.localImage(image))) await this.build(build);
       return;
     }
     if (policy === 'always') {
       try {
-        return await this.pull(image);
+        return await this.pull(image, platform);
       } catch (err) {
         if (!build) throw err;
         this.log.warn({ image, err: (err as Error).message }, 'pull failed: building instead');
         return this.build(build);
       }
     }
-    if (await this.hasImage(image)) return;
-    if (policy === 'never') throw new Error(`image ${image} is not on host ${this.name}, and pull_policy is never`);
+    const found = await this.localImage(image);
+    if (found && (!platform || isFor(found, platform))) return;
+    if (policy === 'never') throw new Error(`image ${image}${platform ? ` for ${platform}` : ''} is not on host ${this.name}, and pull_policy is never`);
     if (build) return this.build(build); // missing, with build: build what is not there
-    await this.pull(image, `image ${image} is not on host ${this.name} and could not be pulled`);
+    const has = found ? ` (it has ${image} for ${platformOf(found)})` : '';
+    await this.pull(image, platform, `image ${image}${platform ? ` for ${platform}` : ''} is not on host ${this.name}${has} and could not be pulled`);
   }
 
-  private async hasImage(image: string): Promise<boolean> {
+  private async localImage(image: string): Promise<Dockerode.ImageInspectInfo | undefined> {
     try {
-      await this.docker.getImage(image).inspect();
-      return true;
+      return await this.docker.getImage(image).inspect();
     } catch (err) {
       if (status(err) !== 404) throw new DockerError(`inspect image ${image} on ${this.name}`, err);
-      return false;
+      return undefined;
     }
   }
 
-  private async pull(image: string, failure = `image ${image} could not be pulled on ${this.name}`): Promise<void> {
-    this.log.info({ image }, 'pulling image');
+  private async pull(image: string, platform?: string, failure = `image ${image} could not be pulled on ${this.name}`): Promise<void> {
+    this.log.info({ image, platform }, 'pulling image');
     try {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, platform ? { platform } : {});
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
       );
     } catch (err) {
       throw new DockerError(failure, err);
+    }
+    const pulled = platform ? await this.localImage(image) : undefined;
+    if (platform && pulled && !isFor(pulled, platform)) {
+      throw new Error(`image ${image} pulled on ${this.name} is for ${platformOf(pulled)}, not ${platform}`);
     }
   }
 
@@ -303,9 +310,15 @@ export class DockerHost {
     for (const n of spec.networks) await this.reconnect(id, n.network, n.aliases);
   }
 
-  /** Takes the service's names off a container, so that no new request is sent to it; open connections carry on. */
+  /**
+   * Takes the service's names off a container, so that no new request is sent to it; open
+   * connections carry on. A container on the host's, no, or another container's network has no
+   * names of its own to give up.
+   */
   async drain(id: string): Promise<void> {
     const info = await this.inspect(id);
+    const mode = info?.HostConfig.NetworkMode ?? '';
+    if (['host', 'none', 'bridge', 'default'].includes(mode) || mode.startsWith('container:')) return;
     for (const network of Object.keys(info?.NetworkSettings.Networks ?? {})) await this.reconnect(id, network, []);
   }
 
@@ -485,6 +498,9 @@ export function specFromInspect(i: Dockerode.ContainerInspectInfo, files: FileDe
       Env: c.Env,
       Labels: c.Labels,
       User: c.User,
+      // a hostname Docker made up (the container's short id) is not carried over
+      Hostname: c.Hostname === shortId ? undefined : c.Hostname,
+      Domainname: c.Domainname || undefined,
       WorkingDir: c.WorkingDir,
       ExposedPorts: c.ExposedPorts,
       Healthcheck: c.Healthcheck,
@@ -499,6 +515,18 @@ export function specFromInspect(i: Dockerode.ContainerInspectInfo, files: FileDe
       aliases: ((n.Aliases as string[] | null) ?? []).filter((a) => a !== shortId && a !== i.Id),
     })),
   };
+}
+
+/** An image's platform as os/arch[/variant] ("linux/arm64/v8"). */
+function platformOf(i: Dockerode.ImageInspectInfo): string {
+  const variant = (i as { Variant?: string }).Variant;
+  return [i.Os, i.Architecture, variant].filter(Boolean).join('/');
+}
+
+/** Whether an image is for `platform` (os[/arch[/variant]]): each part given must match. */
+function isFor(i: Dockerode.ImageInspectInfo, platform: string): boolean {
+  const have = platformOf(i).split('/');
+  return platform.split('/').every((part, n) => have[n] === part);
 }
 
 /** Docker's multiplexed log stream (8-byte frame headers) as text. */

@@ -52,8 +52,9 @@ program
   .command('validate')
   .description('check a checkout offline: berth.yaml and the Compose files (errors as file:line:col: message)')
   .argument('[dir]', 'the folder holding berth.yaml or the stacks', '.')
-  .action((dir: string) => {
-    const result = renderSnapshot(readFolder(dir));
+  .option('--repo <name>', "check against this repo's policy in the engine config (default: the strict policy, nothing beyond an ordinary container)")
+  .action((dir: string, opts: { repo?: string }) => {
+    const result = renderSnapshot(readFolder(dir), { policy: opts.repo === undefined ? undefined : repoPolicy(opts.repo) });
     const errors = [...result.errors, ...result.stacks.flatMap((s) => (s.ok ? [] : s.errors))];
     for (const e of errors) console.log(formatError(e));
     if (errors.length > 0) throw new Exit(`${errors.length} error(s)`, 1);
@@ -317,6 +318,14 @@ function failOnErrors(passes: RepoPass[]): void {
 
 function indent(lines: string[], pad = '  '): string {
   return lines.map((l) => l.split('\n').map((x) => pad + x).join('\n')).join('\n');
+}
+
+/** The policy of repo `name` in the engine config (--config, $BERTH_CONFIG, ./berth.config.yaml). */
+function repoPolicy(name: string) {
+  const config = resolveConfig(program.opts<{ config?: string }>().config);
+  const repo = config.repos.find((r) => r.name === name);
+  if (!repo) throw new Exit(`no repo '${name}' in ${config.source} (its repos: ${config.repos.map((r) => r.name).join(', ') || 'none'})`, 2);
+  return repo.policy;
 }
 
 /** A folder on disk as a snapshot, for `validate` (no git needed). */

@@ -10,7 +10,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import type { BerthConfig, RepoConfig } from '../config.ts';
 import { readSecretFile } from '../config.ts';
-import type { CommitInfo, RenderedStack, RenderResult, SourceError as ManifestError } from '../model.ts';
+import type { CommitInfo, RenderedStack, RenderOptions, RenderResult, SourceError as ManifestError } from '../model.ts';
 import { GitSource } from '../source/git.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
@@ -205,7 +205,7 @@ export class Engine {
     const { repo, source, head } = await this.findStack(stackName);
     return this.serialize(repo, async () => {
       const target = await this.rollbackTarget(source, stackName, opts.to);
-      const rendered = renderSnapshot(await source.snapshot(target.sha), this.secrets.get(repo)?.options);
+      const rendered = renderSnapshot(await source.snapshot(target.sha), this.renderOptions(repo));
       const then = rendered.stacks.find((s) => s.def.name === stackName);
       if (!then?.ok) {
         throw new EngineError(`stack ${stackName} ${then ? 'was invalid' : 'did not exist'} at commit ${target.sha.slice(0, 7)}: nothing changed`);
@@ -418,16 +418,20 @@ export class Engine {
     return history[i + 1];
   }
 
+  /** What render needs from the repo's config: its policy. */
+  private renderOptions(repo: string): RenderOptions {
+    return { policy: this.config.repos.find((r) => r.name === repo)?.policy, ...this.secrets.get(repo)?.options };
+  }
+
   /** Fetches the branch head (one ref look-up when unmoved) and renders it (once per commit). */
   private async readHead(repo: string, source: GitSource, log: Logger): Promise<{ commit: CommitInfo; rendered: RenderResult }> {
     const commit = await source.update();
     const last = this.rendered.get(repo);
-    const secrets = this.secrets.get(repo);
-    const fingerprint = secrets?.fingerprint() ?? '';
+    const fingerprint = this.secrets.get(repo)?.fingerprint() ?? '';
     if (last?.sha === commit.sha && last.secrets === fingerprint) return { commit, rendered: last.result };
     if (last?.sha === commit.sha) log.info('the secrets folder changed: rendering again');
     else log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
-    const rendered = renderSnapshot(await source.snapshot(commit.sha), secrets?.options);
+    const rendered = renderSnapshot(await source.snapshot(commit.sha), this.renderOptions(repo));
     this.rendered.set(repo, { sha: commit.sha, secrets: fingerprint, result: rendered });
     return { commit, rendered };
   }

@@ -10,11 +10,13 @@ import { listStacks } from './manifest.ts';
 import { renderStack } from './stack.ts';
 
 export { COMPOSE_NAMES, MANIFEST, STACK_NAME } from './manifest.ts';
+export { STRICT_POLICY } from './policy.ts';
 
 /**
  * Renders every stack of a snapshot. Errors in the stack listing (berth.yaml, or folder
  * discovery) are repo-wide and leave `stacks` empty; a stack's own errors stay in its entry and
- * do not keep the other stacks from rendering.
+ * do not keep the other stacks from rendering. `options.policy` is what the repo may ask of the
+ * hosts (default: nothing beyond an ordinary container).
  */
 export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}): RenderResult {
   const { errors, stacks } = listStacks(snapshot.files);

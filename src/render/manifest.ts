@@ -44,6 +44,7 @@ const validateManifest = makeValidator({
             additionalProperties: false,
             properties: { auto: { type: 'boolean' }, prune: { type: 'boolean' }, selfHeal: { type: 'boolean' } },
           },
+          profiles: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
         },
       },
     },
@@ -55,6 +56,7 @@ interface ManifestStack {
   compose: string | string[];
   hosts?: { labels?: Record<string, string | number | boolean>; names?: string[] };
   sync?: Partial<SyncPolicy>;
+  profiles?: string[];
 }
 
 /** The stacks of a snapshot, or the repo-wide errors that keep any from being known. */
@@ -84,7 +86,9 @@ function readManifest(bytes: Uint8Array, files: ReadonlyMap<string, Uint8Array>)
       const path = Array.isArray(s.compose) ? ['stacks', i, 'compose', j] : ['stacks', i, 'compose'];
       return composePath(file, path, files, fail);
     });
-    return { name: s.name, composeFiles, hosts: hosts(s, i, fail), sync: { ...DEFAULT_SYNC, ...s.sync } };
+    const def: StackDef = { name: s.name, composeFiles, hosts: hosts(s, i, fail), sync: { ...DEFAULT_SYNC, ...s.sync } };
+    if (s.profiles) def.profiles = s.profiles;
+    return def;
   });
   return errors.length ? { errors, stacks: [] } : { errors, stacks };
 }

@@ -4,13 +4,15 @@
  * (`environment`, `labels`, `depends_on`, `networks`, healthcheck fields, top-level networks and
  * volumes) merge key by key, `ports` and `env_file` append without duplicates, and `volumes`
  * replace the mount at the same target. `deploy:` merges as mappings, its placement constraints and
- * preferences appended without duplicates (mergeDeploy).
+ * preferences appended without duplicates (mergeDeploy). The long tail merges by each key's rule
+ * (mergePass).
  */
 import type { PortSpec } from '../model.ts';
 import { mergeBuild } from './build.ts';
 import { mergeDeploy } from './deploy.ts';
 import type { FileDefPart } from './files.ts';
 import { mergeJob } from './job.ts';
+import { mergePass } from './passthrough.ts';
 import type { At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
@@ -49,7 +51,8 @@ function mergeBy<T>(base: At<T>[], over: At<T>[], key: (v: T) => string): At<T>[
 
 const portKey = (p: PortSpec) => `${p.hostIp ?? ''}:${p.published ?? ''}:${p.target}/${p.protocol}`;
 
-function mergeService(base: ServicePart, over: ServicePart): ServicePart {
+/** `over` merged onto `base` (the later file onto the earlier, or a service onto the one it extends). */
+export function mergeService(base: ServicePart, over: ServicePart): ServicePart {
   let networks = base.networks ?? over.networks;
   if (base.networks && over.networks) {
     networks = union(base.networks, over.networks);
@@ -76,6 +79,7 @@ function mergeService(base: ServicePart, over: ServicePart): ServicePart {
     secrets: mergeBy(base.secrets, over.secrets, (r) => r.source),
     configs: mergeBy(base.configs, over.configs, (r) => r.source),
     job: mergeJob(base.job, over.job),
+    pass: mergePass(base.pass, over.pass),
   };
 }
 

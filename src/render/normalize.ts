@@ -9,8 +9,10 @@ import { buildPart, pullPolicy, type BuildPart } from './build.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
 import { fileDefs, fileRefs, type FileDefPart, type FileRefPart } from './files.ts';
 import { jobPart, type JobPart } from './job.ts';
+import { includeRefs, type IncludeRef } from './include.ts';
+import { passPart, type PassPart } from './passthrough.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { badDuration, obj, parseDuration, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
+import { badDuration, obj, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
 /** One file's view of one service. Absent fields were not set in this file. */
 export interface ServicePart {
@@ -44,6 +46,10 @@ export interface ServicePart {
   configs: At<FileRefPart>[];
   /** `x-berth:` (render/job.ts) */
   job: JobPart;
+  /** the long tail passed through to Docker (passthrough.ts) */
+  pass: PassPart;
+  /** `extends:`, its file a snapshot path (this file's when not given); gone once resolved (extends.ts) */
+  extends?: At<{ file: string; service: string }>;
 }
 
 /** A top-level network or volume as one file declares it. */
@@ -63,6 +69,8 @@ export interface ComposeModel {
   volumes: Map<string, ResourcePart>;
   secrets: Map<string, FileDefPart>;
   configs: Map<string, FileDefPart>;
+  /** the file's top-level `include:` entries, not yet read (include.ts) */
+  includes?: At<IncludeRef>[];
 }
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
@@ -72,12 +80,16 @@ const PORT_RANGE = /^(\d+)(?:-(\d+))?$/;
 
 const entries = (v: unknown): [string, unknown][] => Object.entries(obj(v));
 
-/** Converts a validated Compose file into its partial model, with located errors for bad values. */
-export function normalizeFile(src: YamlSource, data: unknown, stack: string): { model: ComposeModel; errors: SourceError[] } {
+/**
+ * Converts a validated Compose file into its partial model, with located errors for bad values.
+ * `stack` is the stack's name a top-level `name:` must equal; undefined for a file read by
+ * `include:` or `extends:`, whose name does not matter.
+ */
+export function normalizeFile(src: YamlSource, data: unknown, stack: string | undefined): { model: ComposeModel; errors: SourceError[] } {
   const errors: SourceError[] = [];
   const fail = (path: Path, message: string, key = false) => void errors.push(errorAt(src, path, message, { key }));
   const top = obj(data);
-  if (top.name !== undefined && top.name !== stack) {
+  if (stack !== undefined && top.name !== undefined && top.name !== stack) {
     fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
   }
   const model: ComposeModel = {
@@ -87,6 +99,7 @@ export function normalizeFile(src: YamlSource, data: unknown, stack: string): { 
     secrets: fileDefs(src, top.secrets, 'secret', fail),
     configs: fileDefs(src, top.configs, 'config', fail),
   };
+  if (top.include !== undefined) model.includes = includeRefs(src, top.include, fail);
   for (const [name, body] of entries(top.services)) model.services.set(name, service(src, name, obj(body), fail));
   for (const kind of ['networks', 'volumes'] as const) {
     for (const [key, body] of entries(top[kind])) model[kind].set(key, resource(src, [kind, key], obj(body), fail));
@@ -113,10 +126,17 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     secrets: fileRefs(src, s.secrets, p('secrets'), fail),
     configs: fileRefs(src, s.configs, p('configs'), fail),
     job: jobPart(src, s['x-berth'], p('x-berth'), fail),
+    pass: passPart(src, s, base, fail),
   };
   if (typeof s.container_name === 'string') part.containerName = { value: s.container_name, at: siteOf(src, p('container_name')) };
   const policy = pullPolicy(s.pull_policy, p('pull_policy'), fail);
   if (policy) part.pullPolicy = { value: policy, at: siteOf(src, p('pull_policy')) };
+  if (s.extends !== undefined) {
+    const e = typeof s.extends === 'string' ? { service: s.extends } : obj(s.extends);
+    const file = typeof e.file === 'string' ? repoPath(src.file, e.file) : src.file;
+    if (file === undefined) fail(p('extends', 'file'), `'${String(e.file)}' must be a path inside the repository, relative to the compose file`);
+    else part.extends = { value: { file, service: String(e.service) }, at: siteOf(src, p('extends')) };
+  }
   if (typeof s.image === 'string') {
     if (s.image.trim() === '') fail(p('image'), 'is empty (is a variable unset?)');
     else part.image = { value: s.image, at: siteOf(src, p('image')) };
@@ -216,6 +236,7 @@ function healthcheck(h: Obj, path: Path, fail: Fail): Partial<HealthcheckSpec> {
     ['interval', 'intervalNs'],
     ['timeout', 'timeoutNs'],
     ['start_period', 'startPeriodNs'],
+    ['start_interval', 'startIntervalNs'],
   ] as const;
   for (const [key, field] of durations) {
     if (h[key] === undefined) continue;

@@ -9,10 +9,14 @@ import { resolveBuild } from './build.ts';
 import { deploySpec } from './deploy.ts';
 import { resolveFiles } from './files.ts';
 import { parseDotenv } from './dotenv.ts';
+import { resolveExtends } from './extends.ts';
+import { joinIncluded } from './include.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
 import { completionErrors, jobSpec } from './job.ts';
 import { mergeModels } from './merge.ts';
 import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
+import { passFields, passSite, passValue } from './passthrough.ts';
+import { policyErrors, STRICT_POLICY } from './policy.ts';
 import { decode, parseYaml, siteError } from './positions.ts';
 import { unsupportedKeys } from './rules.ts';
 import { closest, validateCompose } from './validate.ts';
@@ -28,21 +32,71 @@ export interface StackInputs {
 
 /** Renders one stack of a snapshot; its errors stay in its own result. */
 export function renderStack(def: StackDef, inputs: StackInputs): StackRender {
-  const { files } = inputs;
+  const { files, options = {} } = inputs;
   const errors: SourceError[] = [];
   const envPath = posix.join(posix.dirname(def.composeFiles[0] ?? '.'), '.env');
   const vars = readDotenv(envPath, files, () => undefined, errors) ?? new Map<string, string>();
   const lookup: Lookup = (name) => vars.get(name);
   const models: ComposeModel[] = [];
   for (const file of def.composeFiles) {
-    const model = loadComposeFile(file, files, lookup, def.name, errors);
+    const model = loadTree(file, files, lookup, def.name, [], errors);
     if (model) models.push(model);
   }
   if (errors.length === 0) {
-    const stack = assemble(def, mergeModels(models), inputs, lookup, errors);
+    const { model, disabled } = withProfiles(mergeModels(models), def.profiles ?? []);
+    const policy = options.policy ?? STRICT_POLICY;
+    for (const s of model.services.values()) errors.push(...policyErrors(s, policy));
+    const stack = assemble(def, model, disabled, inputs, lookup, errors);
     if (errors.length === 0) return { def, ok: true, stack };
   }
   return { def, ok: false, errors: unique(errors) };
+}
+
+/**
+ * A stack file with what it pulls in: its `extends:` resolved (other files read with the same
+ * variables) and its `include:`d files (each with its own variables) joined in.
+ */
+function loadTree(file: string, files: Files, lookup: Lookup, stack: string | undefined, chain: string[], errors: SourceError[]): ComposeModel | undefined {
+  const model = loadComposeFile(file, files, lookup, stack, errors);
+  if (!model) return undefined;
+  const others = new Map<string, ComposeModel | undefined>();
+  resolveExtends(model, file, (other) => {
+    if (!files.has(other)) return 'missing';
+    if (!others.has(other)) others.set(other, loadComposeFile(other, files, lookup, undefined, errors));
+    return others.get(other);
+  }, errors);
+  const included: ComposeModel[] = [];
+  for (const { value: ref, at } of model.includes ?? []) {
+    const missing = [...ref.envFiles, ...ref.paths].find((p) => !files.has(p));
+    if (missing) {
+      errors.push(siteError(at, `${missing} does not exist in the repository`));
+      continue;
+    }
+    const cycle = ref.paths.find((p) => p === file || chain.includes(p));
+    if (cycle) {
+      errors.push(siteError(at, `include cycle: ${[...chain, file, cycle].join(' -> ')}`));
+      continue;
+    }
+    const vars = new Map<string, string>();
+    for (const envFile of ref.envFiles.length ? ref.envFiles : [posix.join(ref.projectDir, '.env')]) {
+      for (const [k, v] of readDotenv(envFile, files, () => undefined, errors) ?? []) vars.set(k, v);
+    }
+    const parts = ref.paths.map((p) => loadTree(p, files, (name) => vars.get(name), undefined, [...chain, file], errors));
+    if (parts.every((p) => p !== undefined)) included.push(mergeModels(parts as ComposeModel[]));
+  }
+  joinIncluded(model, included, errors);
+  return model;
+}
+
+/** The model without the services whose profiles are all inactive (their names in `disabled`). */
+function withProfiles(model: ComposeModel, active: string[]): { model: ComposeModel; disabled: Map<string, string[]> } {
+  const disabled = new Map<string, string[]>();
+  for (const [name, s] of model.services) {
+    const profiles = passValue<string[]>(s.pass, 'profiles') ?? [];
+    if (profiles.length > 0 && !profiles.some((p) => active.includes(p))) disabled.set(name, profiles);
+  }
+  const services = new Map([...model.services].filter(([name]) => !disabled.has(name)));
+  return { model: { ...model, services }, disabled };
 }
 
 function unique(errors: SourceError[]): SourceError[] {
@@ -69,8 +123,8 @@ function readDotenv(path: string, files: Files, lookup: Lookup, errors: SourceEr
   return parsed.vars;
 }
 
-/** One Compose file through parse, interpolation, schema, berth's rules and normalisation. */
-function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: string, errors: SourceError[]): ComposeModel | undefined {
+/** One Compose file through parse, interpolation, schema, berth's rules and normalisation (`stack`: see normalizeFile). */
+function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: string | undefined, errors: SourceError[]): ComposeModel | undefined {
   const bytes = files.get(file);
   if (!bytes) return void errors.push({ file, line: 0, col: 0, message: 'no such file in the repository' });
   const decoded = decode(file, bytes);
@@ -95,7 +149,7 @@ function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: stri
 }
 
 /** Checks the merged model as a whole and builds the rendered stack. */
-function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, lookup: Lookup, errors: SourceError[]) {
+function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, string[]>, inputs: StackInputs, lookup: Lookup, errors: SourceError[]) {
   const { files } = inputs;
   const contents = new Map<string, Uint8Array>();
   const contexts = new Map<string, ContextFile[]>();
@@ -106,7 +160,8 @@ function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, looku
   };
   let usesDefault = false;
   const services = new Map<string, ServiceSpec>();
-  for (const s of model.services.values()) {
+  const parts: ServicePart[] = [];
+  for (let s of model.services.values()) {
     if (!s.image && !s.build) errors.push(siteError(s.at, 'needs image: or build:'));
     const built = s.build && resolveBuild(s.build, files, inputs.modes, errors);
     if (built) contexts.set(s.name, built.context);
@@ -116,7 +171,9 @@ function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, looku
       else if (ref.required) errors.push(siteError(at, `${ref.path} does not exist in the repository`));
     }
     for (const [k, v] of s.environment) environment.set(k, v);
-    const networks = s.networks ?? new Map([['default', { value: [], at: s.at }]]);
+    s = withNetworkMode(s, model, disabled, errors);
+    parts.push(s);
+    const networks = passValue(s.pass, 'network_mode') !== undefined ? new Map() : (s.networks ?? new Map([['default', { value: [], at: s.at }]]));
     for (const [key, { at }] of networks) {
       if (key === 'default') usesDefault = true;
       else if (!model.networks.has(key)) errors.push(siteError(at, `network '${key}' is not declared under the top-level networks:`));
@@ -133,6 +190,10 @@ function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, looku
     }
     for (const [dep, { at }] of s.dependsOn) {
       if (model.services.has(dep)) continue;
+      if (disabled.has(dep)) {
+        errors.push(siteError(at, notDeployed(dep, disabled)));
+        continue;
+      }
       const hint = closest(dep, [...model.services.keys()]);
       errors.push(siteError(at, `'${dep}' is not a service of this stack${hint ? ` (did you mean '${hint}'?)` : ''}`));
     }
@@ -142,12 +203,16 @@ function assemble(def: StackDef, model: ComposeModel, inputs: StackInputs, looku
     }
     const spec = serviceSpec(s, environment, networks, errors);
     spec.files = delivered;
+    // Docker copies into a read-only root file system only into a volume mounted there
+    const inVolume = (target: string) => spec.volumes.some((m) => m.type === 'volume' && (target + '/').startsWith(m.target.replace(/\/?$/, '/')));
+    const stuck = spec.extras?.hostConfig.ReadonlyRootfs === true ? delivered.find((f) => !inVolume(f.target)) : undefined;
+    if (stuck) errors.push(siteError(passSite(s.pass, 'read_only') ?? s.at, `${stuck.kind} ${stuck.source} cannot be written to ${stuck.target} on a read-only root file system: put it under a volume mounted there, or drop read_only`));
     if (built) spec.build = built.spec;
     if (built && !s.image) spec.image = `${def.name}-${s.name}`; // Compose's name for an image it builds
     services.set(s.name, spec);
   }
   errors.push(...completionErrors(model.services));
-  const order = startOrder([...model.services.values()], errors);
+  const order = startOrder(parts, errors);
   const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
   if (usesDefault && !model.networks.has('default')) {
     networks.unshift(resourceSpec(def.name, { key: 'default', at: { file: '', line: 0, col: 0, path: '' }, labels: new Map() }));
@@ -199,7 +264,48 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
   if (s.stopSignal !== undefined) spec.stopSignal = s.stopSignal;
   const job = jobSpec(s, errors);
   if (job) spec.job = job;
-  return spec;
+  return Object.assign(spec, passFields(s.pass, s.deploy, spec, errors));
+}
+
+const notDeployed = (name: string, disabled: Map<string, string[]>) =>
+  `'${name}' is not deployed: none of its profiles (${disabled.get(name)!.join(', ')}) is active for this stack (profiles: in berth.yaml)`;
+
+/** Keys Docker refuses next to a network mode that takes another container's network (or, for mac_address, the host's). */
+const OWN_NETWORK_KEYS = ['hostname', 'domainname', 'dns', 'dns_search', 'dns_opt', 'extra_hosts', 'mac_address', 'expose'];
+
+/**
+ * Checks `network_mode` against the rest of the service, as Compose and Docker do; for
+ * `service:NAME`, the service starts after NAME (it comes back with that dependency added).
+ */
+function withNetworkMode(s: ServicePart, model: ComposeModel, disabled: Map<string, string[]>, errors: SourceError[]): ServicePart {
+  const mode = passValue<string>(s.pass, 'network_mode');
+  const at = passSite(s.pass, 'network_mode');
+  if (mode === undefined || at === undefined) return s;
+  const fail = (message: string) => errors.push(siteError(at, message));
+  if (s.networks) fail('cannot be used together with networks: (with a network_mode the service joins no stack network)');
+  if (mode === 'bridge') return s;
+  for (const p of s.ports) {
+    errors.push(siteError(p.at, `ports cannot be published with network_mode: ${mode} (${mode === 'host' ? "the service's ports are the host's already" : 'the container has no network of its own to publish from'})`));
+  }
+  const shared = mode.startsWith('service:') || mode.startsWith('container:');
+  for (const key of OWN_NETWORK_KEYS.filter((k) => shared || (mode === 'host' && k === 'mac_address'))) {
+    const site = passSite(s.pass, key);
+    if (site) errors.push(siteError(site, `cannot be used with network_mode: ${mode} (the network is ${shared ? "another container's" : "the host's"})`));
+  }
+  if (mode !== 'none' && (s.deploy.update.order === 'start-first' || s.deploy.rollback.order === 'start-first')) {
+    fail(`cannot be used with order: start-first (the old and the new replica would share one network, and its ports)`);
+  }
+  if (!mode.startsWith('service:')) return s;
+  const peer = mode.slice('service:'.length);
+  if (peer === s.name) fail('a service cannot share its own network');
+  else if (disabled.has(peer)) fail(notDeployed(peer, disabled));
+  else if (!model.services.has(peer)) {
+    const hint = closest(peer, [...model.services.keys()]);
+    fail(`'${peer}' is not a service of this stack${hint ? ` (did you mean '${hint}'?)` : ''}`);
+  } else if (!s.dependsOn.has(peer)) {
+    return { ...s, dependsOn: new Map([...s.dependsOn, [peer, { value: 'service_started' as const, at }]]) };
+  }
+  return s;
 }
 
 function resourceSpec(stack: string, r: ResourcePart): NetworkSpec & VolumeSpec {

@@ -1,4 +1,5 @@
 /** Small value parsers shared by the Compose normaliser. */
+import { posix } from 'node:path';
 
 /**
  * Splits a command string into words as a POSIX shell would, without expanding anything:
@@ -113,3 +114,9 @@ export type Obj = Record<string, unknown>;
 
 /** `v` if it is a mapping, else an empty one (the schema has already checked the type). */
 export const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
+
+/** `path` (relative to the folder of `from`) as a snapshot path; undefined when it is absolute or leaves the repository. */
+export function repoPath(from: string, path: string): string | undefined {
+  const resolved = posix.normalize(posix.join(posix.dirname(from), path));
+  return path.startsWith('/') || resolved === '..' || resolved.startsWith('../') ? undefined : resolved;
+}

@@ -75,9 +75,16 @@ export function identityLabels(repo: string, stack: string, service: string, slo
   };
 }
 
+/** For `network_mode: service:NAME`: the replica of NAME on the same host whose network the container joins. */
+export interface NetworkPeer {
+  name: string;
+  specHash: string;
+}
+
 /**
  * Builds the container for replica `slot` of `svc`. The spec hash covers everything that
- * shapes the container (env values included, as a hash) and nothing that does not (the commit).
+ * shapes the container (env values included, as a hash) and nothing that does not (the commit);
+ * with a network peer, the peer's spec hash too, so that the container is recreated with it.
  */
 export function desiredContainer(
   repo: string,
@@ -86,6 +93,7 @@ export function desiredContainer(
   slot: number,
   host: string,
   commitSha: string,
+  peer?: NetworkPeer,
 ): DesiredContainer {
   const ports = svc.ports.map((p) => ({ ...p, key: `${p.target}/${p.protocol}` }));
   const exposed = Object.fromEntries(ports.map((p) => [p.key, {}]));
@@ -103,6 +111,8 @@ export function desiredContainer(
   const restart = parseRestart(svc.restart);
   const hc = svc.healthcheck;
   const env = Object.entries(svc.environment).map(([k, v]) => `${k}=${v}`);
+  const extras = svc.extras;
+  const exposedAll = { ...(ports.length ? exposed : {}), ...(extras?.config.ExposedPorts as object | undefined) };
 
   const shape: Dockerode.ContainerCreateOptions = {
     Image: serviceImage(svc),
@@ -111,7 +121,8 @@ export function desiredContainer(
     Env: env,
     User: svc.user,
     WorkingDir: svc.workingDir,
-    ExposedPorts: ports.length ? exposed : undefined,
+    ...extras?.config,
+    ExposedPorts: Object.keys(exposedAll).length ? exposedAll : undefined,
     StopSignal: svc.stopSignal,
     StopTimeout: svc.stopGracePeriodSeconds,
     Healthcheck: hc && {
@@ -119,25 +130,31 @@ export function desiredContainer(
       Interval: hc.intervalNs,
       Timeout: hc.timeoutNs,
       StartPeriod: hc.startPeriodNs,
+      StartInterval: hc.startIntervalNs,
       Retries: hc.retries,
-    },
+    } as Dockerode.ContainerCreateOptions['Healthcheck'],
     HostConfig: {
+      ...(extras?.hostConfig as Dockerode.HostConfig | undefined),
       PortBindings: Object.keys(bindings).length ? bindings : undefined,
       Mounts: mounts.length ? mounts : undefined,
       RestartPolicy: restart,
-      NetworkMode: firstNet?.network,
+      NetworkMode: svc.networkMode === undefined ? firstNet?.network : networkMode(svc.networkMode, peer),
       NanoCpus: svc.limits.cpus !== undefined ? Math.round(svc.limits.cpus * 1e9) : undefined,
       Memory: svc.limits.memoryBytes,
       PidsLimit: svc.limits.pids,
       MemoryReservation: svc.reservations.memoryBytes,
     },
   };
+  if (extras?.platform) shape.platform = extras.platform;
   const userLabels = svc.labels;
-  const view = serviceView(stack, svc);
-  // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such, a job's kind
+  const view = serviceView(stack, svc, peer);
+  // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such, a job's kind,
+  // the peer's spec for network_mode service:NAME (recreated with it)
   const files = svc.files.map(({ target, mode, uid, gid, hash }) => ({ target, mode, uid, gid, hash }));
   // (each only when set, so that adding a field never changes the hash of a spec that does not use it)
-  const specHash = sha256(canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName, job: svc.job?.kind })).slice(0, 16);
+  const specHash = sha256(
+    canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName, job: svc.job?.kind, peer: peer?.specHash }),
+  ).slice(0, 16);
   const labels = {
     ...userLabels,
     ...identityLabels(repo, stack.name, svc.name, slot),
@@ -189,14 +206,25 @@ function reservationLabels(svc: ServiceSpec): Record<string, string> {
   };
 }
 
+/** Docker's NetworkMode for a `network_mode`: `service:NAME` becomes the container of NAME's replica on the host. */
+function networkMode(mode: string, peer: NetworkPeer | undefined): string {
+  if (!mode.startsWith('service:')) return mode;
+  if (!peer) throw new Error(`network_mode: ${mode} needs the replica of ${mode.slice(8)} on the same host`);
+  return `container:${peer.name}`;
+}
+
 function parseRestart(policy: string): { Name: string; MaximumRetryCount?: number } {
   const [name, count] = policy.split(':');
   if (name === 'on-failure') return { Name: name, MaximumRetryCount: count ? Number(count) : 0 };
   return { Name: name === 'no' ? '' : (name ?? '') };
 }
 
-/** A readable YAML view of a service, the text that diffs are made of. Secret-looking env values masked. */
-export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
+/**
+ * A readable YAML view of a service, the text that diffs are made of. Secret-looking env values
+ * masked. With a network peer, `network_mode` names the peer's container and spec, so that a
+ * replacement caused by the peer shows in the diff.
+ */
+export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer): string {
   const view = {
     image: svc.image,
     command: svc.command,
@@ -224,6 +252,17 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec): string {
       ? svc.files.map((f) => `${f.target}: ${f.kind} ${f.source} sha256:${f.hash.slice(0, 12)} mode ${f.mode.toString(8).padStart(4, '0')} uid ${f.uid} gid ${f.gid}`)
       : undefined,
     job: svc.job && (svc.job.schedule ? `schedule ${svc.job.schedule}` : svc.job.kind),
+    network_mode: peer ? `${svc.networkMode} (the network of ${peer.name}, spec ${peer.specHash})` : svc.networkMode,
+    ...svc.extras?.view,
+    resources: resourcesView(svc),
   };
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
+}
+
+/** `deploy.resources` (also set by cpus, mem_limit, pids_limit, mem_reservation) as Compose writes it; undefined when none. */
+function resourcesView(svc: ServiceSpec) {
+  const side = (r: ServiceSpec['limits']) => (Object.keys(r).length ? { cpus: r.cpus, memory: r.memoryBytes, pids: r.pids } : undefined);
+  const limits = side(svc.limits);
+  const reservations = side(svc.reservations);
+  return limits || reservations ? { limits, reservations } : undefined;
 }

@@ -6,6 +6,9 @@
  * Two passes over the stack: first every replica that runs now keeps its host when it still may
  * (stickiness: a change never moves a replica that need not move), then the missing replicas are
  * placed one by one, in service order and slot order.
+ *
+ * A service with `network_mode: service:NAME` goes only where NAME has a replica (NAME comes
+ * first in the stack's order), and shares the network of NAME's replica there.
  */
 import type { HostSelector, PlacementConstraint, RenderedStack, ServiceSpec } from '../model.ts';
 import { desiredContainer, type DesiredContainer } from './container.ts';
@@ -67,14 +70,14 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
     const mine = current.filter((c) => c.service === svc.name);
     if (svc.mode === 'global') {
       for (const h of stackHosts) {
-        if (h.state !== 'lost' && !mismatch(svc, h) && mine.some((c) => c.host === h.name)) ledger.add(svc, 1, h);
+        if (h.state !== 'lost' && !mismatch(svc, h) && !apart(svc, h, ledger) && mine.some((c) => c.host === h.name)) ledger.add(svc, 1, h);
       }
       continue;
     }
     const firstOfSlot = mine.filter((c, i) => mine.findIndex((d) => d.slot === c.slot) === i);
     for (const c of firstOfSlot.filter((c) => c.slot >= 1 && c.slot <= svc.replicas).sort((a, b) => a.slot - b.slot)) {
       const h = stackHosts.find((x) => x.name === c.host);
-      if (h && h.state !== 'lost' && !mismatch(svc, h) && !capped(svc, h, ledger)) ledger.add(svc, c.slot, h);
+      if (h && h.state !== 'lost' && !mismatch(svc, h) && !apart(svc, h, ledger) && !capped(svc, h, ledger)) ledger.add(svc, c.slot, h);
     }
   }
 
@@ -86,7 +89,7 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
     }
     if (svc.mode === 'global') {
       const refused: HostInfo[] = [];
-      for (const h of stackHosts.filter((x) => x.state === 'up' && !mismatch(svc, x) && !ledger.has(svc.name, x.name))) {
+      for (const h of stackHosts.filter((x) => x.state === 'up' && !mismatch(svc, x) && !apart(svc, x, ledger) && !ledger.has(svc.name, x.name))) {
         if (noRoom(svc, h, ledger)) refused.push(h);
         else ledger.add(svc, 1, h);
       }
@@ -115,7 +118,26 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
 /** schedule() + desiredContainer() for each assignment: every container the stack should have, each on its host. */
 export function placeStack(repo: string, stack: RenderedStack, hosts: HostInfo[], commitSha: string, current: CurrentReplica[]): DesiredContainer[] {
   const byName = new Map(stack.services.map((s) => [s.name, s]));
-  return schedule(stack, hosts, current).map((a) => desiredContainer(repo, stack, byName.get(a.service)!, a.slot, a.host, commitSha));
+  const firstOn = new Map<string, DesiredContainer>(); // service@host -> its lowest slot there
+  return schedule(stack, hosts, current).map((a) => {
+    const svc = byName.get(a.service)!;
+    const peerName = peerOf(svc);
+    const peer = peerName === undefined ? undefined : firstOn.get(`${peerName}@${a.host}`);
+    const d = desiredContainer(repo, stack, svc, a.slot, a.host, commitSha, peer && { name: peer.name, specHash: peer.specHash });
+    if (!firstOn.has(`${a.service}@${a.host}`)) firstOn.set(`${a.service}@${a.host}`, d);
+    return d;
+  });
+}
+
+/** NAME of `network_mode: service:NAME`. */
+function peerOf(svc: ServiceSpec): string | undefined {
+  return svc.networkMode?.startsWith('service:') ? svc.networkMode.slice('service:'.length) : undefined;
+}
+
+/** Why `h` cannot take `svc` with `network_mode: service:NAME`: NAME has no replica there. */
+function apart(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefined {
+  const peer = peerOf(svc);
+  return peer !== undefined && !ledger.has(peer, h.name) ? `runs no replica of ${peer} (network_mode: service:${peer})` : undefined;
 }
 
 /** What this stack has assigned so far: replicas per host and service, and the resources they reserve. */
@@ -154,7 +176,7 @@ class Ledger {
 
 /** Why `h` cannot take a new replica of `svc` now; undefined when it can. */
 function refusal(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefined {
-  const m = mismatch(svc, h);
+  const m = mismatch(svc, h) ?? apart(svc, h, ledger);
   if (m) return m;
   if (h.state === 'unreachable') return 'unreachable';
   if (h.state === 'lost') return 'lost (unreachable past its grace period)';

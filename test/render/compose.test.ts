@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { ServiceSpec } from '../../src/model.ts';
-import { errorsOf, render, serviceOf, stackOf } from './helpers.ts';
+import { ANY_BIND, errorsOf, render, serviceOf, stackOf } from './helpers.ts';
 
 /** Compose's defaults for update_config and rollback_config. */
 const UPDATE_DEFAULTS = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0, order: 'stop-first' } as const;
@@ -71,7 +71,7 @@ describe('normalising each supported key', () => {
     ['x- keys and version are ignored', 'x-note: hi', {}],
   ])('%s', (_, body, expected, extra = {}) => {
     const compose = web(body, 'version: "3.9"\nname: app\nx-top: { a: 1 }\nnetworks: { front: {}, back: {} }\nvolumes: { data: {}, data2: {} }\n');
-    expect(serviceOf(compose, { 'app/a.env': '', ...extra })).toMatchObject(expected);
+    expect(serviceOf(compose, { 'app/a.env': '', ...extra }, ANY_BIND)).toMatchObject(expected);
   });
 
   test('environment keys and labels come out sorted', () => {
@@ -210,7 +210,7 @@ networks:
   back:
 `,
     };
-    const stack = stackOf(files, 'shop');
+    const stack = stackOf(files, 'shop', ANY_BIND);
     expect(stack.composeFiles).toEqual(['shop/compose.yaml', 'shop/prod/override.yaml']);
     expect(stack.services.map((s) => s.name)).toEqual(['db', 'cache', 'web']);
     const w = stack.services.find((s) => s.name === 'web');
@@ -252,15 +252,14 @@ networks:
 });
 
 describe('refusals', () => {
-  const one = (compose: string, extra: Record<string, string> = {}) => errorsOf({ 'app/compose.yaml': compose, ...extra });
+  const one = (compose: string, extra: Record<string, string> = {}) => errorsOf({ 'app/compose.yaml': compose, ...extra }, ANY_BIND);
   test.each<[string, string, string[]]>([
     ['an unsupported service key', web('credential_spec: { file: x }\nvolumes_from: [db]'), [
-      'app/compose.yaml:4:5: services.web.credential_spec: not supported by berth yet',
-      'app/compose.yaml:5:5: services.web.volumes_from: not supported by berth yet',
+      'app/compose.yaml:4:5: services.web.credential_spec: not supported by berth: for Windows containers only (berth runs Linux containers)',
+      "app/compose.yaml:5:5: services.web.volumes_from: not supported by berth: a service's replicas may run on other hosts than the other service's: share a named volume instead",
     ]],
     ['an unsupported nested key', web('deploy:\n  replicas: 2\n  restart_policy: { condition: any }\nhealthcheck: { test: x, start_interval: 1s }'), [
       'app/compose.yaml:6:7: services.web.deploy.restart_policy: not supported by berth yet',
-      'app/compose.yaml:7:29: services.web.healthcheck.start_interval: not supported by berth yet',
     ]],
     ['unsupported keys of networks, volumes, env_file, ports', web('env_file: [{ path: a.env, format: raw }]\nports: [{ target: 80, app_protocol: http }]', 'networks:\n  n: { internal: true }\nvolumes:\n  v: { driver_opts: { type: nfs } }\n'), [
       'app/compose.yaml:4:31: services.web.env_file[0].format: not supported by berth yet',

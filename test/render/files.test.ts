@@ -88,6 +88,14 @@ describe('secrets and configs', () => {
     expect(renderApp({ 'compose.yaml': web(body, top), 'x.txt': 'x' }, options).errors).toEqual([expected]);
   });
 
+  test('a read-only root file system takes files only into a volume', () => {
+    const top = 'secrets:\n  s: { file: x.txt }\nvolumes:\n  run: {}\n';
+    expect(renderApp({ 'compose.yaml': web('read_only: true\nsecrets: [s]', top), 'x.txt': 'x' }).errors).toEqual([
+      'app/compose.yaml:4:16: services.web.read_only: secret s cannot be written to /run/secrets/s on a read-only root file system: put it under a volume mounted there, or drop read_only',
+    ]);
+    expect(renderApp({ 'compose.yaml': web('read_only: true\nsecrets: [s]\nvolumes: [run:/run/secrets]', top), 'x.txt': 'x' }).errors).toEqual([]);
+  });
+
   test('file modes are octal, as Compose reads them', () => {
     expect([400, 440, 644, 755, '0440', '0o600', 0].map(fileMode)).toEqual([0o400, 0o440, 0o644, 0o755, 0o440, 0o600, 0]);
     expect([999, 288, '0x1', 'rw', 1.5].map(fileMode)).toEqual([undefined, undefined, undefined, undefined, undefined]);

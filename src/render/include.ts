@@ -1,0 +1,69 @@
+/**
+ * Top-level `include:`: other Compose files whose services, networks and volumes join the stack.
+ * Paths are relative to the including file. A service defined both by an include and by the
+ * including file (or by two includes) is an error naming both places, as in Compose.
+ */
+import type { SourceError } from '../model.ts';
+import { posix } from 'node:path';
+import type { ComposeModel } from './normalize.ts';
+import { siteError, siteOf, type At, type Path, type YamlSource } from './positions.ts';
+import { obj, repoPath } from './values.ts';
+
+/** One `include:` entry, its paths resolved to snapshot paths. */
+export interface IncludeRef {
+  /** the included Compose files, merged in order */
+  paths: string[];
+  /** dotenv files the included files are interpolated from; default: `.env` in projectDir when it exists */
+  envFiles: string[];
+  /** `project_directory`; default: the folder of the first path */
+  projectDir: string;
+}
+
+type Fail = (path: Path, message: string) => void;
+
+/** The `include:` entries of one file (short string or long form). */
+export function includeRefs(src: YamlSource, v: unknown, fail: Fail): At<IncludeRef>[] {
+  const refs: At<IncludeRef>[] = [];
+  (Array.isArray(v) ? v : []).forEach((item: unknown, i) => {
+    const at: Path = ['include', i];
+    const long = typeof item === 'string' ? { path: item } : obj(item);
+    const resolve = (key: string, value: unknown): string[] => {
+      const list = Array.isArray(value) ? value : value === undefined ? [] : [value];
+      return list.flatMap((p: unknown, j) => {
+        const path = repoPath(src.file, String(p));
+        if (path !== undefined) return [path];
+        const where = typeof item === 'string' ? at : Array.isArray(value) ? [...at, key, j] : [...at, key];
+        fail(where, `'${String(p)}' must be a path inside the repository, relative to the compose file`);
+        return [];
+      });
+    };
+    const paths = resolve('path', long.path);
+    const envFiles = resolve('env_file', long.env_file);
+    const [projectDir] = long.project_directory === undefined ? [] : resolve('project_directory', long.project_directory);
+    if (paths.length === 0) return;
+    refs.push({ value: { paths, envFiles, projectDir: projectDir ?? posix.dirname(paths[0]) }, at: siteOf(src, at) });
+  });
+  return refs;
+}
+
+/**
+ * Adds the included models to `model`. Services may come from one place only; networks and
+ * volumes the including file declares itself keep its declaration.
+ */
+export function joinIncluded(model: ComposeModel, included: ComposeModel[], errors: SourceError[]): void {
+  const own = new Set(model.services.keys());
+  for (const inc of included) {
+    for (const [name, part] of inc.services) {
+      const other = model.services.get(name);
+      if (!other) {
+        model.services.set(name, part);
+        continue;
+      }
+      const [here, there] = own.has(name) ? [other.at, part.at] : [part.at, other.at];
+      errors.push(siteError(here, `service '${name}' is also defined by ${there.file}:${there.line}:${there.col} (included): a service can be defined in one place only`));
+    }
+    for (const kind of ['networks', 'volumes'] as const) {
+      for (const [key, r] of inc[kind]) if (!model[kind].has(key)) model[kind].set(key, r);
+    }
+  }
+}
