@@ -208,9 +208,8 @@ interface Logging {
 
 function logging(v: unknown, path: Path, fail: Fail): Logging {
   const l = obj(v);
-  const out: Logging = { options: dict('a logging option')(l.options, [...path, 'options'], fail) };
-  if (typeof l.driver === 'string') out.driver = l.driver;
-  return out;
+  const options = dict('a logging option')(l.options, [...path, 'options'], fail);
+  return typeof l.driver === 'string' ? { driver: l.driver, options } : { options };
 }
 
 /** Compose's rule: options merge while the driver stays the same; another driver starts afresh. */
@@ -269,7 +268,7 @@ function mergeBlkio(base: unknown, over: unknown): Blkio {
 const toHost = (field: string) => (v: unknown, out: Out) => void (out.hostConfig[field] = v);
 const toConfig = (field: string) => (v: unknown, out: Out) => void (out.config[field] = v);
 
-const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/;
+const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
 const PLATFORM = /^[a-z0-9_-]+(\/[a-z0-9_-]+){0,2}$/;
 const MAC = /^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/;
 const NAMESPACE = (extra: string[]) => new RegExp(`^(host|${extra.join('|')}|container:.+)$`);
