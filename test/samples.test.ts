@@ -76,6 +76,8 @@ const POSTGRES = {
     environment:
       - POSTGRES_DB=example
       - POSTGRES_PASSWORD_FILE=/run/secrets/db-password
+    expose:
+      - 5432
     healthcheck:
       test: [ "CMD", "pg_isready" ]
       interval: 1s
