@@ -6,7 +6,7 @@ import type Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
+import { removeContainers, serviceContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
 import { testEngine, writeConfig } from './harness/berth.ts';
 import { loadConfig } from '../src/config.ts';
@@ -21,11 +21,7 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.close());
 
-/** The containers of one service of a stack, by slot. */
-async function containers(stack: string, service: string) {
-  const list = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`, `berth.service=${service}`] } });
-  return list.sort((a, b) => Number(a.Labels['berth.slot']) - Number(b.Labels['berth.slot']));
-}
+const containers = (stack: string, service: string) => serviceContainers(docker, stack, service);
 
 /** The stack's audit rows, oldest first, optionally of some kinds only. */
 function rows(engine: Engine, stack: string, kinds?: string[]): AuditRow[] {

@@ -3,7 +3,7 @@
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { testDocker, uniqueName, removeContainers, waitFor } from './harness/docker.ts';
+import { serviceContainers, testDocker, uniqueName, removeContainers, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
 import { testEngine, writeConfig } from './harness/berth.ts';
 
@@ -15,10 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.close());
 
-async function replicas(stack: string, service: string) {
-  const list = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`, `berth.service=${service}`] } });
-  return list.sort((a, b) => Number(a.Labels['berth.slot']) - Number(b.Labels['berth.slot']));
-}
+const replicas = (stack: string, service: string) => serviceContainers(docker, stack, service);
 
 async function imageId(name: string): Promise<string> {
   return (await docker.getImage(name).inspect()).Id;

@@ -66,3 +66,9 @@ export async function execIn(container: Dockerode.Container, cmd: string[]): Pro
   }
   return { output, exitCode: (await exec.inspect()).ExitCode ?? -1 };
 }
+
+/** The containers (running or not) of one service of a stack, by slot. */
+export async function serviceContainers(docker: Dockerode, stack: string, service: string): Promise<Dockerode.ContainerInfo[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`, `berth.service=${service}`] } });
+  return list.sort((a, b) => Number(a.Labels['berth.slot']) - Number(b.Labels['berth.slot']));
+}
