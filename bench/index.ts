@@ -29,10 +29,15 @@ const scenarios: Array<[string, () => Promise<Row[]>]> = [
   ['rolling update', () => rolling(RUNS.rolling)],
   ['memory', async () => memory()],
 ];
+// A scenario that fails is a row of the table (and the others still run); each prints its rows when done.
 for (const [name, run] of scenarios) {
   const started = performance.now();
-  rows.push(...(await run()));
-  console.error(`bench: ${name} done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  const got = await run().catch((err: unknown): Row[] => {
+    console.error(err);
+    return [{ scenario: name, value: 'failed', against: String((err as Error).message ?? err).split('\n')[0], target: 'the scenario runs', met: false }];
+  });
+  rows.push(...got);
+  printTable(`${name} (${((performance.now() - started) / 1000).toFixed(0)} s)`, got);
 }
 
 const dockerd = execFileSync('dockerd', ['--version'], { encoding: 'utf8' }).trim();
