@@ -37,7 +37,7 @@ const HOSTS = 3;
 const SEED_PARALLEL = 4;
 const SIZES = [
   { stacks: 20, services: 50, containers: 100 },
-  // creating 1,000 containers and 1,000 networks takes 8-12 min on 2 cores, removing them minutes more
+  // creating 1,000 containers and 1,000 networks takes 6-11 min on 2 cores
   ...(process.env.BERTH_BENCH_LARGE ? [{ stacks: 500, services: 500, containers: 1000 }] : []),
 ];
 
