@@ -1,9 +1,42 @@
 /** Shared pieces of the benchmarks: medians, polling, a generated repo, a request-counting Docker proxy, the result rows. */
+import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import { Agent } from 'node:http';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { loadConfig } from '../src/config.ts';
+import { Engine, type RepoPass } from '../src/engine/engine.ts';
+import { buildServer } from '../src/server/server.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** Runs a CLI (docker, docker-compose) against a daemon's unix socket; fails with its stderr. */
+export async function cli(cmd: string, args: string[], socketPath: string, cwd?: string): Promise<string> {
+  try {
+    return (await execFileAsync(cmd, args, { cwd, env: { ...process.env, DOCKER_HOST: `unix://${socketPath}` }, maxBuffer: 16 << 20 })).stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`bench: ${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
+  }
+}
+
+/** Delivers a signed generic webhook for `sha` on branch main of `repoUrl` to berth on `port`; fails unless it is accepted (202). */
+export async function pushWebhook(port: number, secret: string, repoUrl: string, sha: string, delivery: string): Promise<void> {
+  const body = JSON.stringify({ repo: repoUrl, branch: 'main', after: sha });
+  const signature = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+  const res = await fetch(`http://127.0.0.1:${port}/webhooks/generic`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-berth-signature': signature, 'x-berth-delivery': delivery },
+    body,
+  });
+  if (res.status !== 202) throw new Error(`bench: the webhook was answered ${res.status}: ${await res.text()}`);
+}
 
 /** The median of a non-empty list. */
 export const median = (xs: number[]): number => {
@@ -44,10 +77,17 @@ export function printTable(title: string, rows: Row[]): void {
   }
 }
 
+/** One service of a generated stack; `image` overrides the stack's image. */
+export interface ShapeService {
+  name: string;
+  replicas: number;
+  image?: string;
+}
+
 /** Deterministic repo shape: `stacks` stacks, `services` services, `containers` containers in all (replicas 1-3). */
-export function repoShape(stacks: number, services: number, containers: number): Array<Array<{ name: string; replicas: number }>> {
+export function repoShape(stacks: number, services: number, containers: number): ShapeService[][] {
   if (services < stacks || containers < services || containers > services * 3) throw new Error('bench: impossible repo shape');
-  const out: Array<Array<{ name: string; replicas: number }>> = Array.from({ length: stacks }, () => []);
+  const out: ShapeService[][] = Array.from({ length: stacks }, () => []);
   for (let i = 0; i < services; i++) out[i % stacks].push({ name: `svc${Math.floor(i / stacks)}`, replicas: 1 });
   let extra = containers - services;
   const all = out.flat();
@@ -55,10 +95,15 @@ export function repoShape(stacks: number, services: number, containers: number):
   return out;
 }
 
-/** The Compose file of one stack: services of `image` with `deploy.replicas`. */
-export function composeFile(services: Array<{ name: string; replicas: number }>, image: string): string {
+/** The Compose file of one stack: services of `image` (or their own) with `deploy.replicas`. */
+export function composeFile(services: ShapeService[], image: string): string {
   // the image's 1 s health check, x100 containers, would load a 2-core machine more than the deploys themselves
-  return `services:\n${services.map((s) => `  ${s.name}:\n    image: ${image}\n    healthcheck:\n      disable: true\n    deploy:\n      replicas: ${s.replicas}\n`).join('')}`;
+  return `services:\n${services.map((s) => `  ${s.name}:\n    image: ${s.image ?? image}\n    healthcheck:\n      disable: true\n    deploy:\n      replicas: ${s.replicas}\n`).join('')}`;
+}
+
+/** The repo's files: `s<i>/compose.yaml` per stack of the shape. */
+export function repoFiles(shape: ShapeService[][], image: string): Record<string, string> {
+  return Object.fromEntries(shape.map((services, i) => [`s${i}/compose.yaml`, composeFile(services, image)]));
 }
 
 /** How many containers on a daemon run, and how many of those are healthy. */
@@ -109,4 +154,52 @@ export async function countingProxy(upstreamSocket: string, socketPath: string) 
       agent.destroy();
     },
   };
+}
+
+/** berth in this process: an engine on `hosts` for one repo, with its HTTP server (webhooks) on a loopback port. */
+export interface BenchBerth {
+  engine: Engine;
+  port: number;
+  secret: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Writes a berth.config.yaml under `dir` (one repo, polled hourly so that only the bench triggers
+ * passes, with a webhook secret) and starts an engine and its HTTP server, logging nowhere.
+ */
+export async function startBerth(dir: string, hosts: Array<{ name: string; socketPath: string }>, repo: { name: string; url: string }): Promise<BenchBerth> {
+  mkdirSync(dir, { recursive: true });
+  const secret = 'bench-webhook-secret';
+  writeFileSync(join(dir, 'hook-secret'), secret);
+  const file = join(dir, 'berth.config.yaml');
+  writeFileSync(file, stringify({
+    dataDir: join(dir, 'data'),
+    listen: '127.0.0.1:0',
+    hosts: hosts.map((h) => ({ name: h.name, endpoint: `unix://${h.socketPath}` })),
+    repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '1h', webhookSecretFile: 'hook-secret' }],
+  }));
+  const engine = new Engine(loadConfig(file), pino({ level: 'silent' }));
+  const app = buildServer({ ready: () => true, engine }, pino({ level: 'silent' }));
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
+  return {
+    engine,
+    port: (app.server.address() as { port: number }).port,
+    secret,
+    close: async () => {
+      await app.close();
+      await engine.drain();
+      engine.close();
+    },
+  };
+}
+
+/** The errors of a pass, flattened; empty when every stack went well. */
+export function passErrors(passes: RepoPass[]): string[] {
+  return passes.flatMap((p) => [...(p.error ? [p.error] : []), ...p.stacks.flatMap((s) => s.errors ?? [])]);
 }

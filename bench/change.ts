@@ -1,0 +1,160 @@
+/**
+ * One change: in the cold-deploy repo (bench/cold.ts: 20 stacks, 50 services of 2 replicas, 100
+ * containers, one host), one service's image changes (s0's svc0, berth-test/web:v1 <-> v2, both
+ * replicas), from the push to both new replicas running and the old ones gone:
+ * - berth: the push's webhook -> fetch -> render -> plan -> replace (stop-first, one at a time: the
+ *   service's default update_config);
+ * - `git pull` in a clone, then `docker-compose up -d` of the one stack that changed, and of every
+ *   stack (what a deploy script that does not know which stack changed runs);
+ * - `docker service update --image` of that service on a one-node Swarm (the stacks deployed with
+ *   `docker stack deploy`), with `--update-monitor 1ms`: Swarm would otherwise watch each updated
+ *   task for 5 s before the next (berth's monitor defaults to 0 s).
+ * Beside the floor: one container's create + start on the same daemon.
+ *
+ * Run as root: `node bench/change.ts [runs]` (default 5). Starts and stops its own daemons.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Dockerode from 'dockerode';
+import { cleanupLeftovers, startDaemon, type TestDaemon } from '../test/harness/daemon.ts';
+import { buildTestImages, IMAGES } from '../test/harness/images.ts';
+import { git, startGitServer } from '../test/harness/git-server.ts';
+import { CONTAINERS, SERVICES, STACKS } from './cold.ts';
+import { cli, containerStates, median, ms, passErrors, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type Row } from './lib.ts';
+
+const STACK = 's0';
+const SERVICE = 'svc0';
+
+/** The other web image: each run changes the service from the one to the other. */
+const other = (image: string) => (image === IMAGES.webV1 ? IMAGES.webV2 : IMAGES.webV1);
+
+/** Waits until exactly `replicas` containers matching `labels` run, all of image `imageId`, and no other runs; returns the time since t0. */
+async function changed(docker: Dockerode, labels: string[], imageId: string, replicas: number, t0: number, what: string): Promise<number> {
+  await until(async () => {
+    const list = (await docker.listContainers({ filters: { label: labels } })).filter((c) => c.State === 'running');
+    return list.length === replicas && list.every((c) => c.ImageID === imageId) ? true : undefined;
+  }, what, 300_000, 20);
+  return performance.now() - t0;
+}
+
+/** Runs the one-change scenario and returns its rows. */
+export async function change(runs = 5): Promise<Row[]> {
+  await cleanupLeftovers();
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-change-'));
+  const daemons: TestDaemon[] = [];
+  const git_ = await startGitServer();
+  let swarmSocket: string | undefined;
+  try {
+    daemons.push(await startDaemon(), await startDaemon());
+    const [main, swarmDaemon] = daemons;
+    const docker = new Dockerode(main.dockerOptions);
+    const swarmDocker = new Dockerode(swarmDaemon.dockerOptions);
+    await Promise.all([buildTestImages(docker), buildTestImages(swarmDocker)]);
+    const imageId = async (d: Dockerode, image: string) => (await d.getImage(image).inspect()).Id;
+
+    const shape = repoShape(STACKS, SERVICES, CONTAINERS);
+    const replicas = shape[0].find((s) => s.name === SERVICE)?.replicas ?? 0;
+    const filesFor = (image: string) => {
+      const s0 = shape[0].map((s) => (s.name === SERVICE ? { ...s, image } : s));
+      return repoFiles([s0, ...shape.slice(1)], IMAGES.webV1);
+    };
+    const repo = await git_.createRepo('change');
+    let deployed: string = IMAGES.webV1; // the changed service's image at the repo's head
+    await repo.commit(filesFor(deployed));
+    const allRunning = (d: Dockerode) => until(async () => ((await containerStates(d)).running >= CONTAINERS ? true : undefined), `${CONTAINERS} containers running`, 900_000, 200);
+
+    // The floor: one container's create + start.
+    const floorRuns: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const c = await docker.createContainer({ Image: IMAGES.webV1, name: `floor-${i}`, Healthcheck: { Test: ['NONE'] } });
+      await c.start();
+      floorRuns.push(performance.now() - t0);
+      await c.remove({ force: true });
+    }
+
+    // berth: the repo deployed, then each change pushed by webhook.
+    const berthRuns: number[] = [];
+    const berth = await startBerth(join(dir, 'berth'), [{ name: 'bench', socketPath: main.socketPath }], repo);
+    try {
+      const errors = passErrors(await berth.engine.syncAll({ trigger: 'manual' }));
+      if (errors.length) throw new Error(`bench: berth's deploy failed: ${errors.join('; ')}`);
+      await allRunning(docker);
+      for (let r = 0; r < runs; r++) {
+        const image = (deployed = other(deployed));
+        const id = await imageId(docker, image);
+        const sha = await repo.commit(filesFor(image));
+        const t0 = performance.now();
+        await pushWebhook(berth.port, berth.secret, repo.url, sha, `change-${r}`);
+        berthRuns.push(await changed(docker, [`berth.stack=${STACK}`, `berth.service=${SERVICE}`], id, replicas, t0, 'berth to replace the service'));
+        await berth.engine.drain();
+      }
+    } finally {
+      await berth.close();
+    }
+    await wipe(docker);
+
+    // docker-compose over a clone: git pull, then up -d of the one stack, or of every stack.
+    const clone = join(dir, 'clone');
+    await git(['clone', '-q', repo.url, clone]);
+    const up = (i: number) => cli('docker-compose', ['-p', `s${i}`, '-f', join(clone, `s${i}`, 'compose.yaml'), 'up', '-d'], main.socketPath);
+    for (let i = 0; i < STACKS; i++) await up(i);
+    await allRunning(docker);
+    const composeRuns = { one: [] as number[], all: [] as number[] };
+    for (const variant of ['one', 'all'] as const) {
+      for (let r = 0; r < runs; r++) {
+        const image = (deployed = other(deployed));
+        const id = await imageId(docker, image);
+        await repo.commit(filesFor(image));
+        const t0 = performance.now();
+        await git(['pull', '-q', '--ff-only'], clone);
+        if (variant === 'one') await up(0);
+        else for (let i = 0; i < STACKS; i++) await up(i);
+        composeRuns[variant].push(await changed(docker, [`com.docker.compose.project=${STACK}`, `com.docker.compose.service=${SERVICE}`], id, replicas, t0, 'docker-compose to replace the service'));
+      }
+    }
+    await wipe(docker);
+
+    // Swarm: the stacks deployed with docker stack deploy, then `docker service update --image`.
+    await cli('docker', ['swarm', 'init', '--advertise-addr', swarmDaemon.address], swarmDaemon.socketPath);
+    swarmSocket = swarmDaemon.socketPath;
+    for (let i = 0; i < STACKS; i++) {
+      await cli('docker', ['stack', 'deploy', '--detach=true', '--resolve-image', 'never', '-c', join(clone, `s${i}`, 'compose.yaml'), `s${i}`], swarmSocket);
+    }
+    await allRunning(swarmDocker);
+    const swarmRuns: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const image = (deployed = other(deployed));
+      const id = await imageId(swarmDocker, image);
+      const t0 = performance.now();
+      await cli('docker', ['service', 'update', '--detach', '--no-resolve-image', '--update-monitor', '1ms', '--image', image, `${STACK}_${SERVICE}`], swarmSocket);
+      swarmRuns.push(await changed(swarmDocker, [`com.docker.swarm.service.name=${STACK}_${SERVICE}`], id, replicas, t0, 'Swarm to update the service'));
+      await sleep(1000); // the update's last monitor period and its state in the Swarm settle before the next
+    }
+
+    const floor = median(floorRuns);
+    const target = 1.5 * floor * replicas;
+    const b = median(berthRuns);
+    const vs = (x: number) => `${(x / b).toFixed(2)}x berth`;
+    const what = `one service (${replicas} replicas) of ${STACKS} stacks / ${CONTAINERS} containers changes image`;
+    return [
+      { scenario: `one change: ${what}, berth, push (webhook) to running`, value: ms(b), against: `${(b / (floor * replicas)).toFixed(2)}x floor x ${replicas} (${ms(floor * replicas)}; floor ${ms(floor)})`, target: `within 1.5x floor x ${replicas}`, met: b <= target },
+      { scenario: 'one change: git pull + docker-compose up -d of the one stack', value: ms(median(composeRuns.one)), against: vs(median(composeRuns.one)), target: 'berth faster', met: b < median(composeRuns.one) },
+      { scenario: `one change: git pull + docker-compose up -d of all ${STACKS} stacks`, value: ms(median(composeRuns.all)), against: vs(median(composeRuns.all)), target: 'berth faster', met: b < median(composeRuns.all) },
+      { scenario: 'one change: docker service update --image (Swarm, monitor 1ms)', value: ms(median(swarmRuns)), against: vs(median(swarmRuns)), target: 'berth faster', met: b < median(swarmRuns) },
+    ];
+  } finally {
+    if (swarmSocket) await cli('docker', ['swarm', 'leave', '--force'], swarmSocket).catch((err: unknown) => console.error(String(err)));
+    await git_.close();
+    for (const d of daemons) await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  const { printTable } = await import('./lib.ts');
+  const runs = Number(process.argv[2] ?? 5);
+  printTable(`berth bench: one change, median of ${runs} runs`, await change(runs));
+}
