@@ -95,6 +95,59 @@ export function desiredContainer(
   commitSha: string,
   peer?: NetworkPeer,
 ): DesiredContainer {
+  const { shape, networks, view, specHash, files } = serviceShape(stack, svc, peer);
+  const userLabels = svc.labels;
+  const labels = {
+    ...userLabels,
+    ...identityLabels(repo, stack.name, svc.name, slot),
+    [LABEL.specHash]: specHash,
+    [LABEL.commit]: commitSha,
+    [VIEW_LABEL]: view,
+    ...(files.length ? { [LABEL.files]: JSON.stringify(files.map((f) => f.target)) } : {}),
+    ...reservationLabels(svc),
+    ...(svc.job ? { [LABEL.job]: svc.job.kind } : {}),
+  };
+  const build = svc.build;
+  return {
+    host,
+    stack: stack.name,
+    service: svc.name,
+    slot,
+    name: svc.containerName ?? `${stack.name}-${svc.name}-${slot}`,
+    specHash,
+    view,
+    create: { ...shape, Labels: labels },
+    networks,
+    pull: svc.pullPolicy,
+    build: build && {
+      stack: stack.name,
+      service: svc.name,
+      ref: builtImageRef(svc.image, build.hash),
+      image: svc.image,
+      spec: build,
+      context: stack.contexts.get(svc.name) ?? [],
+    },
+    files: svc.files.map((f) => ({ target: f.target, mode: f.mode, uid: f.uid, gid: f.gid, content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()) })),
+    ...(svc.job ? { job: svc.job } : {}),
+  };
+}
+
+/** What every replica of a service shares, worked out once per service (and network peer) of a render. */
+interface ServiceShape {
+  shape: Dockerode.ContainerCreateOptions;
+  networks: DesiredContainer['networks'];
+  view: string;
+  specHash: string;
+  files: Array<Omit<ServiceSpec['files'][number], 'kind' | 'source'>>;
+}
+
+/** Per rendered service: a pass over a thousand replicas builds each service's shape, view and hash once. */
+const shapes = new WeakMap<ServiceSpec, Map<string, ServiceShape>>();
+
+function serviceShape(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer): ServiceShape {
+  const key = peer ? `${peer.name} ${peer.specHash}` : '';
+  const known = shapes.get(svc)?.get(key);
+  if (known) return known;
   const ports = svc.ports.map((p) => ({ ...p, key: `${p.target}/${p.protocol}` }));
   const exposed = Object.fromEntries(ports.map((p) => [p.key, {}]));
   const bindings: Record<string, Array<{ HostIp?: string; HostPort?: string }>> = {};
@@ -146,48 +199,19 @@ export function desiredContainer(
     },
   };
   if (extras?.platform) shape.platform = extras.platform;
-  const userLabels = svc.labels;
   const view = serviceView(stack, svc, peer);
   // files by their hash (a rotated secret rolls the service), the build by its hash, a fixed name as such, a job's kind,
   // the peer's spec for network_mode service:NAME (recreated with it)
   const files = svc.files.map(({ target, mode, uid, gid, hash }) => ({ target, mode, uid, gid, hash }));
   // (each only when set, so that adding a field never changes the hash of a spec that does not use it)
+  const userLabels = svc.labels;
   const specHash = sha256(
     canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName, job: svc.job?.kind, peer: peer?.specHash }),
   ).slice(0, 16);
-  const labels = {
-    ...userLabels,
-    ...identityLabels(repo, stack.name, svc.name, slot),
-    [LABEL.specHash]: specHash,
-    [LABEL.commit]: commitSha,
-    [VIEW_LABEL]: view,
-    ...(files.length ? { [LABEL.files]: JSON.stringify(files.map((f) => f.target)) } : {}),
-    ...reservationLabels(svc),
-    ...(svc.job ? { [LABEL.job]: svc.job.kind } : {}),
-  };
-  const build = svc.build;
-  return {
-    host,
-    stack: stack.name,
-    service: svc.name,
-    slot,
-    name: svc.containerName ?? `${stack.name}-${svc.name}-${slot}`,
-    specHash,
-    view,
-    create: { ...shape, Labels: labels },
-    networks,
-    pull: svc.pullPolicy,
-    build: build && {
-      stack: stack.name,
-      service: svc.name,
-      ref: builtImageRef(svc.image, build.hash),
-      image: svc.image,
-      spec: build,
-      context: stack.contexts.get(svc.name) ?? [],
-    },
-    files: svc.files.map((f) => ({ target: f.target, mode: f.mode, uid: f.uid, gid: f.gid, content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()) })),
-    ...(svc.job ? { job: svc.job } : {}),
-  };
+  const made = { shape, networks, view, specHash, files };
+  if (!shapes.has(svc)) shapes.set(svc, new Map());
+  shapes.get(svc)!.set(key, made);
+  return made;
 }
 
 /** The image a service's containers run: what berth builds (named by the build's hash), or `image:` as written. */
