@@ -22,7 +22,7 @@ import { cleanupLeftovers, startDaemon, type TestDaemon } from '../test/harness/
 import { buildTestImages, IMAGES } from '../test/harness/images.ts';
 import { git, startGitServer } from '../test/harness/git-server.ts';
 import { CONTAINERS, SERVICES, STACKS } from './cold.ts';
-import { cli, containerStates, median, ms, passErrors, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type Row } from './lib.ts';
+import { cli, containerStates, floorRuns, median, ms, passErrors, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type Row } from './lib.ts';
 
 const STACK = 's0';
 const SERVICE = 'svc0';
@@ -66,14 +66,7 @@ export async function change(runs = 5): Promise<Row[]> {
     const allRunning = (d: Dockerode) => until(async () => ((await containerStates(d)).running >= CONTAINERS ? true : undefined), `${CONTAINERS} containers running`, 900_000, 200);
 
     // The floor: one container's create + start.
-    const floorRuns: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      const c = await docker.createContainer({ Image: IMAGES.webV1, name: `floor-${i}`, Healthcheck: { Test: ['NONE'] } });
-      await c.start();
-      floorRuns.push(performance.now() - t0);
-      await c.remove({ force: true });
-    }
+    const floorRun = await floorRuns(docker);
 
     // berth: the repo deployed, then each change pushed by webhook.
     const berthRuns: number[] = [];
@@ -134,7 +127,7 @@ export async function change(runs = 5): Promise<Row[]> {
       await sleep(1000); // the update's last monitor period and its state in the Swarm settle before the next
     }
 
-    const floor = median(floorRuns);
+    const floor = median(floorRun);
     const target = 1.5 * floor * replicas;
     const b = median(berthRuns);
     const vs = (x: number) => `${(x / b).toFixed(2)}x berth`;

@@ -21,7 +21,7 @@ import { buildTestImages, IMAGES } from '../test/harness/images.ts';
 import { startGitServer } from '../test/harness/git-server.ts';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { cli, containerStates, median, ms, repoFiles, repoShape, until, wipe, type Row } from './lib.ts';
+import { cli, containerStates, floorRuns, median, ms, repoFiles, repoShape, until, wipe, type Row } from './lib.ts';
 
 export const STACKS = 20;
 export const SERVICES = 50;
@@ -56,14 +56,7 @@ export async function cold(runs = 3): Promise<Row[]> {
     }
 
     // The floor: one container, then all of them straight through the API, PARALLELISM at a time.
-    const floorRun: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
-      const c = await docker.createContainer({ Image: IMAGES.webV1, name: `floor-${i}`, Healthcheck: { Test: ['NONE'] } });
-      await c.start();
-      floorRun.push(performance.now() - t0);
-      await c.remove({ force: true });
-    }
+    const floorRun = await floorRuns(docker);
     const floorAll: number[] = [];
     for (let r = 0; r < runs; r++) {
       const t0 = performance.now();

@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../src/config.ts';
 import { Engine, type RepoPass } from '../src/engine/engine.ts';
 import { buildServer } from '../src/server/server.ts';
+import { IMAGES } from '../test/harness/images.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -56,6 +57,19 @@ export async function until<T>(fn: () => Promise<T | undefined>, what: string, t
 }
 
 /** One line of the final table: a figure, what it is compared with, and the target (if any) it meets or misses. */
+/** The floor: `runs` times, the test image created and started straight through the Docker API (no health check), in ms. */
+export async function floorRuns(docker: Dockerode, runs = 5): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const c = await docker.createContainer({ Image: IMAGES.webV1, name: `floor-${i}`, Healthcheck: { Test: ['NONE'] } });
+    await c.start();
+    out.push(performance.now() - t0);
+    await c.remove({ force: true });
+  }
+  return out;
+}
+
 export interface Row {
   scenario: string;
   value: string;

@@ -16,7 +16,7 @@ import { bearerToken, checkListen, isLoopback, allows } from '../src/server/auth
 import { validationMessage } from '../src/server/api.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { AuditRow } from '../src/audit/log.ts';
-import { runCli, writeConfig } from './harness/berth.ts';
+import { runCli, serveEngine, writeConfig } from './harness/berth.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
@@ -187,9 +187,7 @@ describe('the API on a running berth', () => {
     for (const [role, token] of Object.entries(TOKENS)) writeFileSync(join(cfg.dir, `${role}.token`), `${token}\n`);
     engine = new Engine(loadConfig(cfg.file), captured.log);
     await engine.syncAll({ trigger: 'startup' });
-    app = buildServer({ ready: () => true, engine, heartbeatMs: 100 }, captured.log);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    ({ app, base } = await serveEngine(engine, captured.log, { heartbeatMs: 100 }));
   });
 
   afterAll(async () => {
@@ -549,10 +547,8 @@ describe('servers of other configs', () => {
     const cfg = writeConfig([], { limits: { api: 3, webhooks: 2 } });
     const captured = capturedLogger();
     const engine = new Engine(loadConfig(cfg.file), captured.log);
-    const app = buildServer({ ready: () => true, engine }, captured.log);
+    const { app, base } = await serveEngine(engine, captured.log);
     try {
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       expect(captured.text()).toMatch(/no API token is configured \(auth\.tokens\): every API request is treated as the admin \\"local\\"/);
       const answers = [];
       for (let i = 0; i < 4; i++) answers.push(await fetch(`${base}/api/v1/me`));
@@ -580,10 +576,9 @@ describe('servers of other configs', () => {
   it('an open event stream does not hold up app.close(): it ends', async () => {
     const cfg = writeConfig([]);
     const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
-    const app = buildServer({ ready: () => true, engine }, pino({ level: 'silent' }));
+    const { app, base } = await serveEngine(engine, pino({ level: 'silent' }));
     try {
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const stream = await openEvents(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}/api/v1/events`);
+      const stream = await openEvents(`${base}/api/v1/events`);
       expect(stream.res.status).toBe(200);
       await waitFor(() => stream.events.some((e) => e.comment === 'berth events'), { what: 'the stream to open' });
       expect(engine.events.listenerCount('stack')).toBe(1);

@@ -3,18 +3,15 @@
 // commits, the second of which fails its health checks and is rolled back; then the pages are
 // read as a viewer and as an operator would. Screenshots go to test/artifacts/ (not committed).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { Engine } from '../src/engine/engine.ts';
-import { buildServer } from '../src/server/server.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
@@ -136,9 +133,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     const outcome = Object.fromEntries(pass2[0]!.stacks.map((s) => [s.stack, s.status]));
     expect(outcome).toEqual({ [shop]: 'synced', [api]: 'rolledback' });
 
-    app = buildServer({ ready: () => true, engine }, pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' }));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    ({ app, base } = await serveEngine(engine));
 
     mkdirSync(ARTIFACTS, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'berth-chromium-'));

@@ -2,7 +2,6 @@
 // the engine's machine, and from the engine's environment; a rotation rolls the service, and no
 // value ever reaches the log, the database, a diff or an API answer.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { pino } from 'pino';
@@ -10,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { execIn, removeContainers, testDocker, uniqueName } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { writeConfig } from './harness/berth.ts';
+import { serveEngine, writeConfig } from './harness/berth.ts';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { buildServer } from '../src/server/server.ts';
 
 // distinctive values, so that a grep finds any copy of them
 const VALUES = {
@@ -127,9 +125,8 @@ describe('secret rotation', () => {
     expect(await sync()).toEqual([['unchanged', undefined]]);
 
     // every API answer
-    const api = buildServer({ ready: () => true, engine }, pino({ level: 'silent' }));
-    await api.listen({ host: '127.0.0.1', port: 0 });
-    const base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}/api/v1`;
+    const { app: api, base: root } = await serveEngine(engine);
+    const base = `${root}/api/v1`;
     const answers: string[] = [];
     const read = async (path: string) => {
       const text = await (await fetch(base + path)).text();

@@ -4,7 +4,6 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import { FORGES, PayloadError, matchRepos, normalizeRepoUrl, type Delivery } fro
 import { buildServer } from '../src/server/server.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { Engine } from '../src/engine/engine.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
@@ -287,9 +286,7 @@ describe('POST /webhooks/:provider on a running berth', () => {
     engine = testEngine(cfg.file);
     deliveries = new DeliveryStore(engine.db);
     await engine.syncAll({ trigger: 'startup' });
-    app = buildServer({ ready: () => true, engine }, pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' }));
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    ({ app, base } = await serveEngine(engine));
   });
 
   afterAll(async () => {

@@ -117,7 +117,8 @@ export function fileMode(v: unknown): number | undefined {
 export interface FileSources {
   files: ReadonlyMap<string, Uint8Array>;
   modes?: ReadonlyMap<string, number>;
-  options: RenderOptions;
+  /** absent: offline, the engine's sources are not read */
+  options?: RenderOptions;
 }
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -188,7 +189,7 @@ function defContent(kind: FileKind, def: FileDefPart, sources: FileSources, erro
   }
   if (def.content !== undefined) return new TextEncoder().encode(def.content);
   if (def.environment) {
-    const lookup = sources.options.environment;
+    const lookup = sources.options?.environment;
     if (!lookup) return new TextEncoder().encode(`\0unresolved environment ${def.environment.value}`); // offline validation
     const value = lookup(def.environment.value);
     if (value === undefined) {
@@ -199,7 +200,7 @@ function defContent(kind: FileKind, def: FileDefPart, sources: FileSources, erro
   }
   if (def.external) {
     const name = def.name ?? def.key;
-    const read = sources.options.external;
+    const read = sources.options?.external;
     if (!read) return new TextEncoder().encode(`\0unresolved external ${name}`);
     const bytes = read(name);
     if (!bytes) errors.push(siteError(def.at, `external ${kind} '${name}' is not in the repo's secrets folder (secrets.dir in the engine config)`));

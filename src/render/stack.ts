@@ -179,7 +179,7 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
       else if (!model.networks.has(key)) errors.push(siteError(at, `network '${key}' is not declared under the top-level networks:`));
     }
     const repoFiles = s.volumes.filter((v) => v.value.repoPath !== undefined).map(({ value: m, at }) => ({ value: { path: m.repoPath as string, target: m.target }, at }));
-    const delivered = resolveFiles({ secret: s.secrets, config: s.configs, repo: repoFiles }, { secret: model.secrets, config: model.configs }, { files, modes: inputs.modes, options: inputs.options ?? {} }, contents, errors);
+    const delivered = resolveFiles({ secret: s.secrets, config: s.configs, repo: repoFiles }, { secret: model.secrets, config: model.configs }, inputs, contents, errors);
     const targets = new Set<string>();
     for (const { value: m, at } of s.volumes) {
       if (m.type === 'volume' && m.source !== undefined && !model.volumes.has(m.source)) {

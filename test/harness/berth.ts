@@ -4,11 +4,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pino } from 'pino';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { inject } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { Engine } from '../../src/engine/engine.ts';
+import { buildServer } from '../../src/server/server.ts';
 
 export const BERTH_BIN = resolve(import.meta.dirname, '../../bin/berth.js');
 
@@ -55,10 +58,19 @@ export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> & 
   return { dir, file, dataDir: config.dataDir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A logger for tests: nowhere, unless BERTH_TEST_LOG=1. */
+export const testLog = (): Logger => pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' });
+
 /** An engine in this process, logging nowhere (set BERTH_TEST_LOG=1 to see its logs). */
 export function testEngine(configFile: string): Engine {
-  const log = pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' });
-  return new Engine(loadConfig(configFile), log);
+  return new Engine(loadConfig(configFile), testLog());
+}
+
+/** berth's HTTP server (API, webhooks, dashboard) for `engine`, ready and listening on a free loopback port at `base`. */
+export async function serveEngine(engine: Engine, log: Logger = testLog(), opts: { heartbeatMs?: number } = {}): Promise<{ app: FastifyInstance; base: string }> {
+  const app = buildServer({ ready: () => true, engine, ...opts }, log);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
 }
 
 export interface CliResult {
