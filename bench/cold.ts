@@ -133,7 +133,9 @@ export async function cold(runs = 3): Promise<Row[]> {
     }
 
     const floor = median(floorRun);
-    const targetRunning = (floor * CONTAINERS) / PARALLELISM;
+    // The issue's target: 1.5x the floor times the containers that must start; starting them in
+    // parallel is how a tool gets under it (each container counts once, however it is started).
+    const targetRunning = floor * CONTAINERS;
     const b = { running: median(berth.running), healthy: median(berth.healthy) };
     const vs = (x: number, y: number) => `${(x / y).toFixed(2)}x berth`;
     const rows: Row[] = [
@@ -141,8 +143,8 @@ export async function cold(runs = 3): Promise<Row[]> {
       { scenario: `floor: ${CONTAINERS} containers via the API, ${PARALLELISM} at a time, running`, value: ms(median(floorAll)) },
       {
         scenario: `cold deploy ${STACKS} stacks / ${CONTAINERS} containers, berth, running`, value: ms(b.running),
-        against: `${(b.running / targetRunning).toFixed(2)}x floor x ${CONTAINERS} / ${PARALLELISM} (${ms(targetRunning)}); ${(b.running / median(floorAll)).toFixed(2)}x the parallel API floor`,
-        target: 'within 1.5x floor x containers / parallelism', met: b.running <= 1.5 * targetRunning,
+        against: `${(b.running / targetRunning).toFixed(2)}x floor x ${CONTAINERS} (${ms(targetRunning)}); ${(b.running / median(floorAll)).toFixed(2)}x the parallel API floor`,
+        target: 'within 1.5x floor x containers', met: b.running <= 1.5 * targetRunning,
       },
       { scenario: 'cold deploy, docker-compose up -d per stack, running', value: ms(median(compose.running)), against: vs(median(compose.running), b.running), target: 'berth faster', met: b.running < median(compose.running) },
       { scenario: 'cold deploy, docker stack deploy per stack, running', value: ms(median(stack.running)), against: vs(median(stack.running), b.running), target: 'berth faster', met: b.running < median(stack.running) },

@@ -411,17 +411,22 @@ export class DockerHost {
 
   /** Stops (honouring the container's own stop timeout and signal) and removes; a container already gone is fine. */
   async stopAndRemove(id: string): Promise<void> {
-    this.mark(id, ['kill', 'die', 'stop', 'destroy']);
-    const c = this.docker.getContainer(id);
+    this.mark(id, ['kill', 'die', 'stop']);
     try {
-      await c.stop();
+      await this.docker.getContainer(id).stop();
     } catch (err) {
       // 304: already stopped; 404: already gone
       if (status(err) === 404) return;
       if (status(err) !== 304) throw new DockerError(`stop container ${id.slice(0, 12)} on ${this.name}`, err);
     }
+    await this.remove(id);
+  }
+
+  /** Removes a container (a running one is killed); one already gone, or being removed, is fine. */
+  async remove(id: string): Promise<void> {
+    this.mark(id, ['kill', 'die', 'destroy']);
     try {
-      await c.remove({ v: false, force: true });
+      await this.docker.getContainer(id).remove({ v: false, force: true });
     } catch (err) {
       if (status(err) !== 404 && status(err) !== 409) throw new DockerError(`remove container ${id.slice(0, 12)} on ${this.name}`, err);
     }

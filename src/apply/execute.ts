@@ -2,7 +2,8 @@
  * Apply: walks a stack's plan on the hosts and reports every step (DESIGN §5).
  *
  * Order: networks and volumes; the pre-sync hooks (when the plan changes anything); removals of
- * what Git no longer has (and duplicates); then each service in start order: its new replicas,
+ * what Git no longer has (and duplicates); then the services, each once those it depends on are done
+ * (services that do not depend on each other go together; after a failure no other starts): its new replicas,
  * then its changed ones in batches of `update_config.parallelism`, each replica counted as updated
  * once it runs and is healthy for `monitor`; a failing batch applies `failure_action` (pause,
  * continue, or rollback by `rollback_config`); then the replicas no longer wanted. A job's new
@@ -66,34 +67,33 @@ export async function applyPlan(
     if (!h) throw new Error(`host ${name} is not registered`);
     return h;
   };
-  let failedAt: Action | undefined;
-  const step = async (a: Action, fn: () => Promise<void>) => {
-    failedAt = a;
-    await fn();
-    failedAt = undefined;
-  };
   // hooks run only around a sync that changes something
   const hooks = (phase: Hook['phase']) => (hasChanges(plan) ? plan.hooks.filter((h) => h.phase === phase) : []);
   /** jobs not waited for at once: their runs end before the sync does, whatever happens meanwhile */
   const pending: Array<Promise<ApplyResult | undefined>> = [];
   try {
-    for (const n of plan.networks) {
-      await host(n.host).createNetwork(n.spec, plan.repo, plan.stack);
-      onStep({ kind: 'network.created', host: n.host, name: n.spec.name });
-    }
-    for (const v of plan.volumes) {
-      await host(v.host).createVolume(v.spec, plan.repo, plan.stack);
-      onStep({ kind: 'volume.created', host: v.host, name: v.spec.name });
-    }
+    await Promise.all(
+      plan.networks.map(async (n) => {
+        await host(n.host).createNetwork(n.spec, plan.repo, plan.stack);
+        onStep({ kind: 'network.created', host: n.host, name: n.spec.name });
+      }),
+    );
+    await Promise.all(
+      plan.volumes.map(async (v) => {
+        await host(v.host).createVolume(v.spec, plan.repo, plan.stack);
+        onStep({ kind: 'volume.created', host: v.host, name: v.spec.name });
+      }),
+    );
     const pre = await runHooks(hooks('pre-sync'), host, onStep);
     if (pre) return pre;
     const services = new Set(stack?.services.map((s) => s.name));
     const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
     const early = removals.filter((a) => !services.has(a.service) || a.reason.startsWith('duplicate'));
-    await Promise.all(early.map((a) => step(a, () => remove(host(a.host), a, onStep))));
+    await Promise.all(early.map((a) => remove(host(a.host), a, onStep)));
 
-    for (const svc of stack?.services ?? []) {
-      if (isHook(svc.job)) continue;
+    // Each service starts once the services it depends on are done; the others go together.
+    let stopped: ApplyResult | undefined;
+    const applyService = async (svc: ServiceSpec): Promise<void> => {
       const actions = plan.actions.filter((a) => a.service === svc.name);
       const waitedFor = (condition: DependsOn['condition']) => stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === condition));
       if (svc.job) {
@@ -101,15 +101,30 @@ export async function applyPlan(
         pending.push(done);
         if (waitedFor('service_completed_successfully')) {
           const failed = await done;
-          if (failed) return failed;
+          if (failed) throw new Halt(failed);
         }
       } else {
         const result = await rollService(svc, actions, host, onStep, waitedFor('service_healthy'));
-        if (result.outcome !== 'synced') return result;
+        if (result.outcome !== 'synced') throw new Halt(result);
       }
       const late = removals.filter((a) => a.service === svc.name && !early.includes(a));
-      await Promise.all(late.map((a) => step(a, () => remove(host(a.host), a, onStep))));
+      await Promise.all(late.map((a) => remove(host(a.host), a, onStep)));
+    };
+    const runs = new Map<string, Promise<void>>();
+    for (const svc of stack?.services ?? []) {
+      if (isHook(svc.job)) continue;
+      const deps = svc.dependsOn.flatMap((d) => runs.get(d.service) ?? []);
+      const run = Promise.all(deps)
+        .then(() => (stopped ? undefined : applyService(svc)))
+        .catch((err: unknown) => {
+          stopped ??= err instanceof Halt ? err.result : { outcome: 'failed', error: (err as Error).message, service: svc.name };
+          throw err;
+        });
+      run.catch(() => {}); // awaited below; a dependent sees the failure through `stopped`
+      runs.set(svc.name, run);
     }
+    await Promise.allSettled(runs.values());
+    if (stopped) return stopped;
     const failedJob = (await Promise.all(pending)).find((r) => r !== undefined);
     if (failedJob) return failedJob;
     const post = await runHooks(hooks('post-sync'), host, onStep);
@@ -120,10 +135,18 @@ export async function applyPlan(
     }
     return { outcome: 'synced' };
   } catch (err) {
-    const what = failedAt ? `${describeAction(failedAt)} failed: ` : '';
-    return { outcome: 'failed', error: `${what}${(err as Error).message}`, service: failedAt?.service };
+    return { outcome: 'failed', error: (err as Error).message, service: (err as { service?: string }).service };
   } finally {
     await Promise.all(pending);
+  }
+}
+
+/** A service's apply ended without syncing it: the stack's result. */
+class Halt extends Error {
+  readonly result: ApplyResult;
+  constructor(result: ApplyResult) {
+    super(result.error ?? result.outcome);
+    this.result = result;
   }
 }
 
@@ -156,7 +179,6 @@ async function runHooks(hooks: Hook[], host: Host, onStep: Emit): Promise<ApplyR
 async function launchJobs(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, waitForKept: boolean): Promise<{ done: Promise<ApplyResult | undefined> }> {
   const job = svc.job!;
   const scheduled = job.kind === 'schedule';
-  const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
   const launched = await Promise.all(
     actions.flatMap((a) => (a.kind === 'create' || a.kind === 'replace' ? [a] : [])).map(async (a) => {
       const h = host(a.host);
@@ -188,9 +210,12 @@ async function launchJobs(svc: ServiceSpec, actions: Action[], host: Host, onSte
 }
 
 type Removal = Extract<Action, { kind: 'remove' }>;
+type Replace = Extract<Action, { kind: 'replace' }>;
 
 async function remove(h: DockerHost, a: Removal, onStep: Emit): Promise<void> {
-  await h.stopAndRemove(a.live.id);
+  await h.stopAndRemove(a.live.id).catch((err: unknown) => {
+    throw Object.assign(new Error(`${describeAction(a)} failed: ${(err as Error).message}`, { cause: err }), { service: a.service });
+  });
   onStep({ kind: 'container.removed', host: a.host, service: a.service, slot: a.slot, containerBefore: a.live.id, reason: a.reason });
 }
 
@@ -206,11 +231,6 @@ interface Changed {
 }
 
 async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
-  const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
-  const ready = (h: DockerHost, id: string, config: UpdateConfig, health: boolean) =>
-    waitReady(h, id, { health, monitorMs: config.monitorMs });
-  const report = (w: Where, id: string, r: Readiness) =>
-    onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
 
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
@@ -232,8 +252,8 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
         throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`);
       });
       onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
-      const r = await ready(h, id, svc.update, needsHealthy);
-      if (needsHealthy || !r.ok) report(where(a), id, r);
+      const r = await waitReady(h, id, { health: needsHealthy, monitorMs: svc.update.monitorMs });
+      if (needsHealthy || !r.ok) report(onStep, where(a), id, r);
       return r;
     }),
   );
@@ -242,9 +262,21 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
 
   // Changed replicas roll in batches.
   const replaces = actions.filter((a) => a.kind === 'replace');
+  /** start-first: the old replicas of earlier batches, draining and then going while the next batch starts */
+  const finishing: Array<Promise<void>> = [];
+  try {
+    return await rollBatches(svc, replaces, host, onStep, finishing);
+  } finally {
+    await Promise.allSettled(finishing);
+  }
+}
+
+/** rollService's changed replicas, batch after batch; `finishing` gets each replacement's `finished`. */
+async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, onStep: Emit, finishing: Array<Promise<void>>): Promise<ApplyResult> {
   const config = svc.update;
   const batches = chunk(replaces, config.parallelism);
   const changed: Changed[] = [];
+  const settle = () => Promise.all(finishing);
   let failures = 0;
   for (const [i, batch] of batches.entries()) {
     if (i > 0 && config.delayMs > 0) await sleep(config.delayMs);
@@ -252,10 +284,11 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
     const results = await Promise.all(
       batch.map(async (a) => {
         const h = host(a.host);
-        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => ready(h, id, config, true));
+        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => waitReady(h, id, { health: true, monitorMs: config.monitorMs }));
         changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
-        report(where(a), r.newId, r.readiness);
+        report(onStep, where(a), r.newId, r.readiness);
+        finishing.push(r.finished);
         return r.readiness;
       }),
     );
@@ -265,12 +298,14 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
     const reason = `${failures} of ${replaces.length} replica(s) failed (batch ${i + 1} of ${batches.length}): ${first.reason}`;
     onStep({ kind: 'rollout.failed', service: svc.name, reason });
     if (config.failureAction === 'continue') continue;
+    await settle();
     if (config.failureAction === 'pause') {
       onStep({ kind: 'rollout.paused', service: svc.name, reason });
       return { outcome: 'paused', service: svc.name, error: `${svc.name}: rollout paused: ${reason}` };
     }
     return rollBack(svc, changed, host, onStep, reason);
   }
+  await settle();
   return { outcome: 'synced' };
 }
 
@@ -288,6 +323,7 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
       batch.map(async (c) => {
         const h = host(c.where.host);
         const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, (id) => waitReady(h, id, { monitorMs: config.monitorMs }));
+        await r.finished;
         if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
         onStep({ ...c.where, kind: r.readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: r.readiness.ok ? r.readiness.health : r.readiness.reason });
         if (!r.readiness.ok) failed ??= `${label(c.where)}: ${r.readiness.reason}`;
@@ -313,15 +349,26 @@ interface Replaced {
   readiness: Readiness;
   /** the container in the slot afterwards */
   current: string;
-  /** whether the old container is gone */
+  /** whether the new container took the slot */
   replaced: boolean;
+  /**
+   * Settles once the old container is gone and the new one has its name: after the drain of a
+   * start-first update, which the rollout does not wait for before its next batch.
+   */
+  finished: Promise<void>;
 }
 
 /**
- * Replaces one container by a new one. stop-first: stop and remove the old, start the new, wait.
- * start-first: start the new beside the old, off the service's name; once it is ready it takes the
- * service's name, the old one gives it up (no new request reaches it, those under way finish), stops,
- * and the new one takes its container name. If the new one never gets ready, it is removed and the old one serves on.
+ * Replaces one container by a new one.
+ *
+ * stop-first: the old container is renamed aside and stopped while the new one is created under
+ * the slot's name; the new one starts once the old has stopped (the old is removed meanwhile).
+ * Should the new one fail to be created, the old one gets its name back and runs again.
+ *
+ * start-first: the new one starts beside the old, off the service's name; once it is ready it takes
+ * the service's name and the old one gives it up (no new request reaches it, those under way finish).
+ * The old one then stops after `DRAIN_MS` and the new one takes its container name, in `finished`.
+ * If the new one never gets ready, it is removed and the old one serves on.
  */
 async function replaceReplica(
   h: DockerHost,
@@ -332,27 +379,57 @@ async function replaceReplica(
 ): Promise<Replaced> {
   const before = await h.inspect(oldId);
   const files = before ? await h.readFiles(before) : [];
-  if (order === 'stop-first' || !before) {
-    await h.stopAndRemove(oldId);
+  const done = Promise.resolve();
+  if (!before) {
     const newId = await h.createAndStart(next);
-    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true };
+    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
+  }
+  if (order === 'stop-first') {
+    const newId = await stopFirst(h, before, next);
+    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
   }
   const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false });
   const readiness = await wait(newId);
   if (!readiness.ok) {
     await h.stopAndRemove(newId);
-    return { before, files, newId, readiness, current: oldId, replaced: false };
+    return { before, files, newId, readiness, current: oldId, replaced: false, finished: done };
   }
   await h.joinService(newId, next);
   await h.drain(oldId);
-  await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
-  await h.stopAndRemove(oldId);
-  await h.rename(newId, next.name);
-  return { before, files, newId, readiness, current: newId, replaced: true };
+  const finished = (async () => {
+    await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
+    await h.stopAndRemove(oldId);
+    await h.rename(newId, next.name);
+  })();
+  finished.catch(() => {}); // awaited by the rollout; not an unhandled rejection meanwhile
+  return { before, files, newId, readiness, current: newId, replaced: true, finished };
+}
+
+/** stop-first (see replaceReplica): returns the new container's id, started. */
+async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec): Promise<string> {
+  const oldId = before.Id;
+  const name = before.Name.replace(/^\//, '');
+  await h.rename(oldId, `${name}-old-${oldId.slice(0, 12)}`);
+  const [stopped, created] = await Promise.allSettled([h.stop(oldId), h.create(next)]);
+  if (stopped.status === 'rejected' || created.status === 'rejected') {
+    const err = (stopped.status === 'rejected' ? stopped.reason : (created as PromiseRejectedResult).reason) as Error;
+    // put the old container back as it was
+    if (created.status === 'fulfilled') await h.stopAndRemove(created.value).catch(() => {});
+    await h.rename(oldId, name).catch(() => {});
+    await h.start(oldId).catch(() => {});
+    throw err;
+  }
+  await Promise.all([h.start(created.value, next.name), h.remove(oldId)]);
+  return created.value;
 }
 
 /** How long a start-first update leaves the old replica running, off the service's name, before stopping it. */
 const DRAIN_MS = 1000;
+
+const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
+
+const report = (onStep: Emit, w: Where, id: string, r: Readiness) =>
+  onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
 
 const label = (w: Where) => `${w.service}#${w.slot}@${w.host}`;
 

@@ -98,8 +98,11 @@ export function planStack(input: PlanInput): StackPlan {
   const desiredServices = new Set(input.desired.map((d) => d.service));
   for (const d of input.desired.filter((x) => !hookServices.has(x.service))) {
     const slot = { host: d.host, service: d.service, slot: d.slot };
-    const candidates = byKey.get(key(d)) ?? [];
+    const found = byKey.get(key(d)) ?? [];
     byKey.delete(key(d));
+    // A container Docker is removing (by hand, or a pass ago) still holds its name: the slot waits for it to go.
+    const candidates = found.filter((c) => c.state !== 'removing');
+    if (candidates.length === 0 && found.length > 0) continue;
     const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
     const matches = (c: LiveContainer) => c.specHash === d.specHash && settled(c, d.job) && !c.handChanges?.length && named(c);
     const best = candidates.find(matches) ?? candidates[0];

@@ -114,7 +114,7 @@ export class Engine {
   private readonly waiting = new Map<string, { opts: PassOptions; pass: Promise<RepoPass> }>();
   /** per repo: containers to inspect for hand-made changes at the next pass ('all': every one) */
   private readonly suspects = new Map<string, Set<string> | 'all'>();
-  private readonly driftTimers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly driftTimers = new Map<string, { first: number; at: number; timer: NodeJS.Timeout }>();
   /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
   private readonly lastPlaced = new Map<string, CurrentReplica[]>();
   /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
@@ -256,7 +256,7 @@ export class Engine {
    * Follows every host's Docker events and resyncs a repo within seconds of a change to one of its
    * containers that berth did not make (drift); every `resyncMs` a full pass inspects every
    * container (the backstop). A container that died by itself gets `restartGraceMs` for Docker's
-   * restart policy to bring it back first; other events are acted on `debounceMs` later, so that a
+   * restart policy to bring it back first; other events are acted on once they have stopped for `debounceMs` (at most DRIFT_WAIT_MAX of those after the first), so that a
    * burst (or a `docker rm` then `docker run`) makes one pass. Returns a function that stops it.
    */
   watchDrift({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: { resyncMs: number; restartGraceMs?: number; debounceMs?: number }): () => void {
@@ -312,17 +312,21 @@ export class Engine {
     const set = this.suspects.get(e.repo);
     if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
-    const delay = e.action === 'die' ? restartGraceMs : debounceMs;
-    const at = Date.now() + delay;
+    // The pass waits until the events have stopped for that long (a `docker rm -f` then `docker run`
+    // by hand is one change), but no longer than DRIFT_WAIT_MAX from the first.
+    const now = Date.now();
     const pending = this.driftTimers.get(e.repo);
-    if (pending && pending.at <= at) return;
+    const first = pending?.first ?? now;
+    const delay = e.action === 'die' && !pending ? restartGraceMs : debounceMs;
+    const at = Math.min(Math.max(now + delay, pending?.at ?? 0), Math.max(first + DRIFT_WAIT_MAX * debounceMs, first + delay));
+    if (pending?.at === at) return;
     if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.driftTimers.delete(e.repo);
       void this.syncRepo(e.repo, { trigger: 'drift' }).catch(() => undefined);
-    }, delay);
+    }, at - now);
     timer.unref();
-    this.driftTimers.set(e.repo, { at, timer });
+    this.driftTimers.set(e.repo, { first, at, timer });
   }
 
   /** Inspects the stack's suspect containers whose labels say they match Git, and notes what was changed by hand. */
@@ -674,6 +678,9 @@ export class Engine {
 }
 
 /** What a job's container does when it runs: neither is drift (a removal, a rename or a change is). */
+/** A drift pass waits for the events to stop, up to this many debounce periods from the first. */
+const DRIFT_WAIT_MAX = 4;
+
 const JOB_RUN_ACTIONS = new Set(['start', 'die', 'stop', 'kill', 'oom']);
 
 /** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, and a manual sync's apply-anyway when it is manual. */

@@ -58,10 +58,14 @@ export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> & 
   return { dir, file, dataDir: config.dataDir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A logger for tests: nowhere, unless BERTH_TEST_LOG=1. */
-export const testLog = (): Logger => pino({ level: process.env.BERTH_TEST_LOG ? 'debug' : 'silent' });
+/** A logger for tests: nowhere, unless BERTH_TEST_LOG is set: 1 for standard output, or a file to append to. */
+export const testLog = (): Logger => {
+  const to = process.env.BERTH_TEST_LOG;
+  if (!to) return pino({ level: 'silent' });
+  return to === '1' ? pino({ level: 'debug' }) : pino({ level: 'debug' }, pino.destination({ dest: to, append: true, sync: true }));
+};
 
-/** An engine in this process, logging nowhere (set BERTH_TEST_LOG=1 to see its logs). */
+/** An engine in this process, logging nowhere (set BERTH_TEST_LOG to see its logs: see testLog). */
 export function testEngine(configFile: string): Engine {
   return new Engine(loadConfig(configFile), testLog());
 }
