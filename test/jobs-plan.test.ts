@@ -159,3 +159,16 @@ describe('a job run\'s helpers', () => {
     expect(duration(ms)).toBe(text);
   });
 });
+
+describe('the planner and a container Docker is removing', () => {
+  it('leaves the slot alone while it goes: it still holds the name a new one would take', () => {
+    const stack = stackOf([svc('web')]);
+    expect(plan(stack, [live(stack, stack.services[0], 'removing')]).actions).toEqual([]);
+  });
+  it('keeps another container of the slot that is fine, and leaves the one going alone', () => {
+    const stack = stackOf([svc('web')]);
+    const going = live(stack, stack.services[0], 'removing');
+    const fine = live(stack, stack.services[0], 'running', { specHash: desired(stack)[0].specHash });
+    expect(plan(stack, [going, fine]).actions.map((a) => (a.kind === 'keep' ? `keep ${a.live.id}` : a.kind))).toEqual([`keep ${fine.id}`]);
+  });
+});
