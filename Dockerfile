@@ -1,5 +1,7 @@
 # berth as a container: mount the Docker socket (or give it remote hosts in the config) and a
 # config file. berth runs its TypeScript sources directly on Node 24 (type stripping).
+# bin/berth.js re-executes itself on a Node with small-heap flags (docs/config.md, "Memory":
+# -e BERTH_NODE_FLAGS=... to change them).
 #   docker build -t berth .
 #   docker run -d -v /var/run/docker.sock:/var/run/docker.sock -v berth-data:/data \
 #     -v ./berth.config.yaml:/etc/berth/berth.config.yaml:ro -p 8080:8080 berth

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'test/artifacts/', 'dist/'] },
+  { ignores: ['node_modules/', 'data/', 'test/artifacts/', 'dist/', 'src/render/compose-schema.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -6,22 +6,29 @@
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { SourceError } from '../model.ts';
-import composeSchema from './compose-spec.json' with { type: 'json' };
+import { AJV_OPTIONS } from './ajv-options.ts';
+import validateComposeSchema from './compose-schema.cjs';
 import { errorAt, formatPath, siteError, siteOf, type Path, type YamlSource } from './positions.ts';
 
-const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false, verbose: true });
+const ajv = new Ajv(AJV_OPTIONS);
 
 /** Validates parsed data against a schema; returns located, readable errors (empty when valid). */
 export type Validator = (data: unknown, src: YamlSource) => SourceError[];
 
 /** Compiles a schema into a Validator. */
 export function makeValidator(schema: object): Validator {
-  const validate: ValidateFunction = ajv.compile(schema);
+  return validator(ajv.compile(schema));
+}
+
+function validator(validate: ValidateFunction): Validator {
   return (data, src) => (validate(data) ? [] : readable(reduce(validate.errors ?? []), data, src));
 }
 
-/** The Compose Specification's schema (compose-spec.json). */
-export const validateCompose: Validator = makeValidator(composeSchema);
+/**
+ * The Compose Specification's schema (compose-spec.json), compiled ahead of time into
+ * compose-schema.cjs by scripts/compile-schema.ts: compiling it here would cost ~15 MB.
+ */
+export const validateCompose: Validator = validator(validateComposeSchema);
 
 /**
  * Drops the branches of a failed `oneOf` that the value plainly was not meant for (those that
