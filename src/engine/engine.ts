@@ -23,7 +23,7 @@ import { watchEvents, type ContainerEvent } from '../observe/events.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
 import { stepRow, summarizePlan } from '../audit/steps.ts';
-import { currentReplicas, withReservations } from '../schedule/current.ts';
+import { currentReplicas, LiveIndex } from '../schedule/current.ts';
 import { DockerHost } from '../apply/docker-host.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditInput, type AuditRow, type Trigger } from '../audit/log.ts';
@@ -490,9 +490,11 @@ export class Engine {
     const outcomes: StackOutcome[] = [];
     const inGit = new Set(rendered.stacks.map((s) => s.def.name));
     const liveStacks = new Set(live.flatMap((h) => h.containers.filter((c) => c.repo === repoName).map((c) => c.stack)));
+    const index = new LiveIndex(live); // each stack's own containers and what the others hold per host, grouped once
     const work: Array<{ name: string; stack: RenderedStack | null; prune: boolean }> = [];
+    const holds = new Map(opts.ignoreHolds ? [] : this.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
-      const hold = opts.ignoreHolds ? undefined : this.holds.get(r.def.name);
+      const hold = holds.get(r.def.name);
       if (hold && hold.headSha !== commit.sha && !opts.dryRun) {
         this.holds.release(r.def.name);
         this.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
@@ -519,13 +521,15 @@ export class Engine {
       let unseen: CurrentReplica[];
       try {
         const key = `${repoName}/${w.name}`;
-        const current = [...currentReplicas(live, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
-        const placed = w.stack ? placeStack(repoName, w.stack, withReservations(hostInfos, live, repoName, w.name), commit.sha, current) : [];
+        const own = index.stack(repoName, w.name);
+        const current = [...currentReplicas(own, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
+        const placed = w.stack ? placeStack(repoName, w.stack, index.hostsFor(hostInfos, repoName, w.name), commit.sha, current) : [];
+        index.placed(repoName, w.name, placed);
         if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
         const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
         unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
-        await this.inspectSuspects(live, repoName, w.name, desired, suspects);
-        plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
+        await this.inspectSuspects(own, repoName, w.name, desired, suspects);
+        plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live: own, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
         slog.error({ err: err.message }, 'cannot place the stack');
