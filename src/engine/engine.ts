@@ -309,8 +309,7 @@ export class Engine {
   private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
     if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
     if (e.job && JOB_RUN_ACTIONS.has(e.action)) return; // a job starting and ending is what jobs do, not drift
-    const set = this.suspects.get(e.repo);
-    if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
+    this.suspect(e.repo, new Set([e.id]));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
     const delay = e.action === 'die' ? restartGraceMs : debounceMs;
     const at = Date.now() + delay;
@@ -323,6 +322,13 @@ export class Engine {
     }, delay);
     timer.unref();
     this.driftTimers.set(e.repo, { at, timer });
+  }
+
+  /** Adds containers to inspect for hand-made changes at the repo's next pass. */
+  private suspect(repo: string, ids: Set<string> | 'all'): void {
+    const set = this.suspects.get(repo);
+    if (set === 'all' || ids === 'all') this.suspects.set(repo, 'all');
+    else this.suspects.set(repo, new Set([...(set ?? []), ...ids]));
   }
 
   /** Inspects the stack's suspect containers whose labels say they match Git, and notes what was changed by hand. */
@@ -440,40 +446,34 @@ export class Engine {
     const source = this.sources.get(repoName);
     if (!source) throw new Error(`unknown repo ${repoName}`);
     const log = this.log.child({ repo: repoName });
+    // Containers whose events suggest a hand-made change, taken as the hosts are observed: inspected against Git in this pass.
+    const suspects = this.suspects.get(repoName) ?? new Set<string>();
+    if (!opts.dryRun) this.suspects.delete(repoName);
+    // The hosts are observed while the branch is looked up (a round trip to the forge): neither waits for the other.
+    const observing = this.observe(log);
+    observing.catch(() => undefined); // awaited below on every path; until then its failure is not unhandled
     let commit: CommitInfo;
     let rendered: RenderResult;
     try {
       ({ commit, rendered } = at ?? (await this.readHead(repoName, source, log)));
     } catch (err) {
+      await observing.catch(() => undefined);
+      if (!opts.dryRun) this.suspect(repoName, suspects); // for the next pass
       log.error({ err: (err as Error).message }, 'cannot read the repo');
       return { repo: repoName, error: (err as Error).message, stacks: [] };
     }
     const clog = log.child({ commit: commit.sha.slice(0, 7) });
-    // Containers whose events suggest a hand-made change: inspected against Git in this pass.
-    const suspects = this.suspects.get(repoName) ?? new Set<string>();
-    if (!opts.dryRun) this.suspects.delete(repoName);
     const base: AuditInput = { kind: '', repo: repoName, commit, trigger: opts.trigger, actor: opts.actor ?? 'berth' };
 
     if (rendered.errors.length > 0) {
       const message = rendered.errors.map(formatError).join('\n');
       clog.error({ errors: message }, 'berth.yaml is invalid: nothing changes');
+      await observing.catch(() => undefined);
       if (!opts.dryRun) this.recordInvalid(base, undefined, rendered.errors);
       return { repo: repoName, commit, error: message, stacks: [] };
     }
 
-    // Observe the hosts that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see).
-    const statuses = await this.hostStatuses();
-    const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
-      const h = this.hosts.get(st.name);
-      if (!h || st.state !== 'up') return undefined;
-      try {
-        return await observeHost(h.name, h.docker);
-      } catch (err) {
-        clog.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
-        return undefined;
-      }
-    });
-    const live = observed.filter((l): l is LiveHost => l !== undefined);
+    const { statuses, live } = await observing;
     const reachable = new Set(live.map((l) => l.host));
     const unreachable = statuses.filter((st) => !reachable.has(st.name)).map((st) => st.name);
     // Replicas placed on a host that does not answer (but is not lost yet) keep their place there.
@@ -581,6 +581,22 @@ export class Engine {
     const result: RepoPass = { repo: repoName, commit, stacks: outcomes, unreachable };
     if (!opts.dryRun) await this.announce(result, opts, rendered, clog);
     return result;
+  }
+
+  /** The hosts' states, and the live state of those that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see). */
+  private async observe(log: Logger): Promise<{ statuses: HostStatus[]; live: LiveHost[] }> {
+    const statuses = await this.hostStatuses();
+    const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
+      const h = this.hosts.get(st.name);
+      if (!h || st.state !== 'up') return undefined;
+      try {
+        return await observeHost(h.name, h.docker);
+      } catch (err) {
+        log.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
+        return undefined;
+      }
+    });
+    return { statuses, live: observed.filter((l): l is LiveHost => l !== undefined) };
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
