@@ -81,6 +81,29 @@ describe('placement over three hosts', () => {
   });
 });
 
+describe('placement of many stacks', () => {
+  it('a pass spreads new one-replica stacks over the hosts, counting the stacks it placed before', async () => {
+    const repo = await server.createRepo(uniqueName('spreadrepo'));
+    // One daemon under three names: each host lists the same containers (whatever other tests run), so only the stacks placed in this pass tell them apart.
+    const socket = inject('docker').socketPath;
+    const hosts = ['x', 'y', 'z'].map((name) => ({ name, endpoint: `unix://${socket}` }));
+    const cfg = writeConfig([{ name: repo.name, url: repo.url }], { hosts });
+    const engine = testEngine(cfg.file);
+    try {
+      const prefix = uniqueName('sp').replaceAll('-', '');
+      const stacks = [1, 2, 3].map((i) => `${prefix}${i}`);
+      await repo.commit(Object.fromEntries(stacks.map((s) => [`${s}/compose.yaml`, `services:\n  web:\n    image: ${IMAGES.webV1}\n`])));
+      const pass = await engine.syncRepo(repo.name, { trigger: 'manual', dryRun: true });
+      const where = pass.stacks.map((s) => s.plan?.actions.map((a) => `${a.kind}@${a.host}`).join());
+      expect(where).toHaveLength(3);
+      expect(new Set(where)).toEqual(new Set(['create@x', 'create@y', 'create@z']));
+    } finally {
+      engine.close();
+      cfg.cleanup();
+    }
+  });
+});
+
 describe('a host that stops answering', () => {
   let extra: TestDaemon;
   beforeAll(async () => {

@@ -114,6 +114,21 @@ describe('replicated placement', () => {
     expect(placed(s, labelled)).toEqual(['db.1@a', 'web.1@b', 'web.2@c']);
   });
 
+  it.each([
+    { what: 'one replica goes to the host with the fewest containers of other stacks', counts: [2, 1, 1], opts: {}, want: ['web.1@b'] },
+    { what: 'equal counts: config order', counts: [3, 3, 3], opts: {}, want: ['web.1@a'] },
+    { what: 'the service\'s own count comes first', counts: [0, 5, 1], opts: { replicas: 4 }, want: ['web.1@a', 'web.2@c', 'web.3@b', 'web.4@a'] },
+    { what: 'unknown counts are none', counts: [undefined, 1, 0], opts: { replicas: 2 }, want: ['web.1@a', 'web.2@c'] },
+  ])('other stacks\' containers: $what', ({ counts, opts, want }) => {
+    const hosts = labelled.map((h, i) => ({ ...h, containers: counts[i] }));
+    expect(placed(stack([svc('web', opts)]), hosts)).toEqual(want);
+  });
+
+  it('the stack\'s own count comes before other stacks\' containers', () => {
+    const s = stack([svc('db', { constraints: ['node.hostname == a'] }), svc('web', { replicas: 2 })]);
+    expect(placed(s, labelled.map((h) => ({ ...h, containers: h.name === 'a' ? 0 : 9 })))).toEqual(['db.1@a', 'web.1@b', 'web.2@c']);
+  });
+
   it('only uses the hosts of the stack selector', () => {
     expect(placed(stack([svc('web', { replicas: 3 })], { kind: 'labels', labels: { role: 'web' } }), labelled)).toEqual(['web.1@a', 'web.2@b', 'web.3@a']);
     expect(placed(stack([svc('web', { replicas: 2 })], { kind: 'names', names: ['c', 'b'] }), labelled)).toEqual(['web.1@b', 'web.2@c']);

@@ -93,6 +93,29 @@ describe('GitSource over smart HTTP', () => {
     expect((await src.history(1)).map((c) => c.sha)).toEqual([second]);
   });
 
+  it('reads again only the files a new commit changed; without a budget, the files are still right', async () => {
+    const remote = await server.createRepo('objects');
+    const first = await remote.commit({ 'shop/compose.yaml': 'shop v1\n', 'blog/compose.yaml': 'blog v1\n', 'blog/nginx.conf': 'conf\n' });
+    const src = new GitSource({ name: 'objects', url: remote.url, branch: 'main' }, cacheDir('objects'));
+    await src.update();
+    const one = (await src.snapshot(first)).files;
+    const second = await remote.commit({ 'shop/compose.yaml': 'shop v2\n' });
+    await src.update();
+    const two = (await src.snapshot(second)).files;
+    expect(text(two)).toEqual({ 'blog/compose.yaml': 'blog v1\n', 'blog/nginx.conf': 'conf\n', 'shop/compose.yaml': 'shop v2\n' });
+    // the same objects as the first snapshot read: not read again
+    expect(two.get('blog/compose.yaml')).toBe(one.get('blog/compose.yaml'));
+    expect(two.get('blog/nginx.conf')).toBe(one.get('blog/nginx.conf'));
+
+    // Without a budget nothing is kept: every snapshot reads what it needs, and gets it right.
+    const tight = new GitSource({ name: 'objects', url: remote.url, branch: 'main' }, cacheDir('objects'), { objectCacheBytes: 0 });
+    const a = (await tight.snapshot(second)).files;
+    const b = (await tight.snapshot(first)).files;
+    expect(text(b)).toEqual(text(one));
+    expect(text(a)).toEqual(text(two));
+    expect((await tight.snapshot(second)).files.get('blog/nginx.conf')).not.toBe(a.get('blog/nginx.conf'));
+  });
+
   it('reuses the cache across instances (e.g. after a restart)', async () => {
     const remote = await server.createRepo('restart');
     const sha = await remote.commit({ 'a.yaml': 'a' });

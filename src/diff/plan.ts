@@ -4,7 +4,7 @@
  */
 import { createTwoFilesPatch } from 'diff';
 import type { JobSpec, NetworkSpec, RenderedStack, VolumeSpec } from '../model.ts';
-import type { LiveContainer, LiveHost } from '../observe/live.ts';
+import type { LiveContainer, LiveHost, LiveObject } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 
 interface Slot {
@@ -142,20 +142,36 @@ export function planStack(input: PlanInput): StackPlan {
   const hostsUsed = new Set(input.desired.map((d) => d.host));
   for (const h of input.live) {
     if (input.stack && hostsUsed.has(h.host)) {
-      const have = (list: Array<{ name: string }>, name: string) => list.some((o) => o.name === name);
       for (const spec of input.stack.networks) {
-        if (!spec.external && !have(h.networks, spec.name)) networks.push({ host: h.host, spec });
+        if (!spec.external && !objects(h.networks).names.has(spec.name)) networks.push({ host: h.host, spec });
       }
       for (const spec of input.stack.volumes) {
-        if (!spec.external && !have(h.volumes, spec.name)) volumes.push({ host: h.host, spec });
+        if (!spec.external && !objects(h.volumes).names.has(spec.name)) volumes.push({ host: h.host, spec });
       }
     } else if (input.prune && !h.containers.some((c) => mine(c) && !removals.some((r) => r.kind === 'remove' && r.live.id === c.id))) {
-      for (const n of h.networks.filter(mine)) removeNetworks.push({ host: h.host, name: n.name });
+      for (const n of objects(h.networks).byStack.get(stackKey(repo, stackName)) ?? []) removeNetworks.push({ host: h.host, name: n.name });
     }
   }
   const order = new Map(input.stack?.services.map((s, i) => [s.name, i]) ?? []);
   updates.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0) || a.slot - b.slot);
   return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned, hooks };
+}
+
+const stackKey = (repo: string, stack: string) => `${repo}\0${stack}`;
+const objectIndexes = new WeakMap<LiveObject[], { names: Set<string>; byStack: Map<string, LiveObject[]> }>();
+
+/**
+ * A host's list of networks or volumes by name and by stack, worked out once per list: the plans
+ * of one pass share their hosts' lists, and a pass over many stacks would walk them for each.
+ */
+function objects(list: LiveObject[]): { names: Set<string>; byStack: Map<string, LiveObject[]> } {
+  let index = objectIndexes.get(list);
+  if (!index) {
+    index = { names: new Set(list.map((o) => o.name)), byStack: new Map() };
+    for (const o of list) index.byStack.set(stackKey(o.repo, o.stack), [...(index.byStack.get(stackKey(o.repo, o.stack)) ?? []), o]);
+    objectIndexes.set(list, index);
+  }
+  return index;
 }
 
 /** True when applying the plan would change anything on a host. */

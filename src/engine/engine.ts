@@ -23,7 +23,7 @@ import { watchEvents, type ContainerEvent } from '../observe/events.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
 import { stepRow, summarizePlan } from '../audit/steps.ts';
-import { currentReplicas, withReservations } from '../schedule/current.ts';
+import { currentReplicas, LiveIndex } from '../schedule/current.ts';
 import { DockerHost } from '../apply/docker-host.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditInput, type AuditRow, type Trigger } from '../audit/log.ts';
@@ -309,8 +309,7 @@ export class Engine {
   private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
     if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
     if (e.job && JOB_RUN_ACTIONS.has(e.action)) return; // a job starting and ending is what jobs do, not drift
-    const set = this.suspects.get(e.repo);
-    if (set !== 'all') this.suspects.set(e.repo, (set ?? new Set()).add(e.id));
+    this.suspect(e.repo, new Set([e.id]));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.
     // The pass waits until the events have stopped for that long (a `docker rm -f` then `docker run`
     // by hand is one change), but no longer than DRIFT_WAIT_MAX from the first.
@@ -327,6 +326,13 @@ export class Engine {
     }, at - now);
     timer.unref();
     this.driftTimers.set(e.repo, { first, at, timer });
+  }
+
+  /** Adds containers to inspect for hand-made changes at the repo's next pass. */
+  private suspect(repo: string, ids: Set<string> | 'all'): void {
+    const set = this.suspects.get(repo);
+    if (set === 'all' || ids === 'all') this.suspects.set(repo, 'all');
+    else this.suspects.set(repo, new Set([...(set ?? []), ...ids]));
   }
 
   /** Inspects the stack's suspect containers whose labels say they match Git, and notes what was changed by hand. */
@@ -444,40 +450,34 @@ export class Engine {
     const source = this.sources.get(repoName);
     if (!source) throw new Error(`unknown repo ${repoName}`);
     const log = this.log.child({ repo: repoName });
+    // Containers whose events suggest a hand-made change, taken as the hosts are observed: inspected against Git in this pass.
+    const suspects = this.suspects.get(repoName) ?? new Set<string>();
+    if (!opts.dryRun) this.suspects.delete(repoName);
+    // The hosts are observed while the branch is looked up (a round trip to the forge): neither waits for the other.
+    const observing = this.observe(log);
+    observing.catch(() => undefined); // awaited below on every path; until then its failure is not unhandled
     let commit: CommitInfo;
     let rendered: RenderResult;
     try {
       ({ commit, rendered } = at ?? (await this.readHead(repoName, source, log)));
     } catch (err) {
+      await observing.catch(() => undefined);
+      if (!opts.dryRun) this.suspect(repoName, suspects); // for the next pass
       log.error({ err: (err as Error).message }, 'cannot read the repo');
       return { repo: repoName, error: (err as Error).message, stacks: [] };
     }
     const clog = log.child({ commit: commit.sha.slice(0, 7) });
-    // Containers whose events suggest a hand-made change: inspected against Git in this pass.
-    const suspects = this.suspects.get(repoName) ?? new Set<string>();
-    if (!opts.dryRun) this.suspects.delete(repoName);
     const base: AuditInput = { kind: '', repo: repoName, commit, trigger: opts.trigger, actor: opts.actor ?? 'berth' };
 
     if (rendered.errors.length > 0) {
       const message = rendered.errors.map(formatError).join('\n');
       clog.error({ errors: message }, 'berth.yaml is invalid: nothing changes');
+      await observing.catch(() => undefined);
       if (!opts.dryRun) this.recordInvalid(base, undefined, rendered.errors);
       return { repo: repoName, commit, error: message, stacks: [] };
     }
 
-    // Observe the hosts that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see).
-    const statuses = await this.hostStatuses();
-    const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
-      const h = this.hosts.get(st.name);
-      if (!h || st.state !== 'up') return undefined;
-      try {
-        return await observeHost(h.name, h.docker);
-      } catch (err) {
-        clog.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
-        return undefined;
-      }
-    });
-    const live = observed.filter((l): l is LiveHost => l !== undefined);
+    const { statuses, live } = await observing;
     const reachable = new Set(live.map((l) => l.host));
     const unreachable = statuses.filter((st) => !reachable.has(st.name)).map((st) => st.name);
     // Replicas placed on a host that does not answer (but is not lost yet) keep their place there.
@@ -494,9 +494,11 @@ export class Engine {
     const outcomes: StackOutcome[] = [];
     const inGit = new Set(rendered.stacks.map((s) => s.def.name));
     const liveStacks = new Set(live.flatMap((h) => h.containers.filter((c) => c.repo === repoName).map((c) => c.stack)));
+    const index = new LiveIndex(live); // each stack's own containers and what the others hold per host, grouped once
     const work: Array<{ name: string; stack: RenderedStack | null; prune: boolean }> = [];
+    const holds = new Map(opts.ignoreHolds ? [] : this.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
-      const hold = opts.ignoreHolds ? undefined : this.holds.get(r.def.name);
+      const hold = holds.get(r.def.name);
       if (hold && hold.headSha !== commit.sha && !opts.dryRun) {
         this.holds.release(r.def.name);
         this.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
@@ -523,13 +525,15 @@ export class Engine {
       let unseen: CurrentReplica[];
       try {
         const key = `${repoName}/${w.name}`;
-        const current = [...currentReplicas(live, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
-        const placed = w.stack ? placeStack(repoName, w.stack, withReservations(hostInfos, live, repoName, w.name), commit.sha, current) : [];
+        const own = index.stack(repoName, w.name);
+        const current = [...currentReplicas(own, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
+        const placed = w.stack ? placeStack(repoName, w.stack, index.hostsFor(hostInfos, repoName, w.name), commit.sha, current) : [];
+        index.placed(repoName, w.name, placed);
         if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
         const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
         unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
-        await this.inspectSuspects(live, repoName, w.name, desired, suspects);
-        plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live, prune: w.prune });
+        await this.inspectSuspects(own, repoName, w.name, desired, suspects);
+        plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live: own, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
         slog.error({ err: err.message }, 'cannot place the stack');
@@ -581,6 +585,22 @@ export class Engine {
     const result: RepoPass = { repo: repoName, commit, stacks: outcomes, unreachable };
     if (!opts.dryRun) await this.announce(result, opts, rendered, clog);
     return result;
+  }
+
+  /** The hosts' states, and the live state of those that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see). */
+  private async observe(log: Logger): Promise<{ statuses: HostStatus[]; live: LiveHost[] }> {
+    const statuses = await this.hostStatuses();
+    const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
+      const h = this.hosts.get(st.name);
+      if (!h || st.state !== 'up') return undefined;
+      try {
+        return await observeHost(h.name, h.docker);
+      } catch (err) {
+        log.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
+        return undefined;
+      }
+    });
+    return { statuses, live: observed.filter((l): l is LiveHost => l !== undefined) };
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */

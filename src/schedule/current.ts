@@ -1,8 +1,8 @@
 /**
  * What the scheduler needs to know of the live state: where a stack's replicas run now, and what
- * the other stacks reserve on each host. Pure.
+ * the other stacks hold on each host. Pure.
  */
-import type { LiveHost } from '../observe/live.ts';
+import type { LiveContainer, LiveHost } from '../observe/live.ts';
 import type { CurrentReplica, HostInfo } from './place.ts';
 
 /**
@@ -16,12 +16,102 @@ export function currentReplicas(live: LiveHost[], repo: string, stack: string): 
     .map((c) => ({ service: c.service, slot: c.slot, host: c.host }));
 }
 
-/** The hosts with what every other stack's berth containers reserve on them. */
-export function withReservations(hosts: HostInfo[], live: LiveHost[], repo: string, stack: string): HostInfo[] {
-  return hosts.map((h) => {
-    const others = live.find((l) => l.host === h.name)?.containers.filter((c) => !(c.repo === repo && c.stack === stack)) ?? [];
-    const reserved = others.reduce((sum, c) => ({ cpus: sum.cpus + c.reserved.cpus, memoryBytes: sum.memoryBytes + c.reserved.memoryBytes }), { cpus: 0, memoryBytes: 0 });
-    return { ...h, reserved };
-  });
+/** What a set of berth containers holds on one host: reservations (CPUs as integer nano-CPUs, so that sums are exact) and their number. */
+interface Tally {
+  nanoCpus: number;
+  memoryBytes: number;
+  containers: number;
 }
 
+/**
+ * The live state of one pass, walked once: each stack's own containers, and what all berth
+ * containers hold per host. A pass over many stacks asks it per stack instead of walking every
+ * live container of every host for each stack.
+ */
+export class LiveIndex {
+  readonly live: LiveHost[];
+  /** per stack: its containers per host */
+  readonly #own = new Map<string, Map<string, LiveContainer[]>>();
+  /** per stack: what its containers hold per host (its count as placed in this pass, once placed) */
+  readonly #held = new Map<string, Map<string, Tally>>();
+  /** per host: what every berth container holds there */
+  readonly #total = new Map<string, Tally>();
+
+  constructor(live: LiveHost[]) {
+    this.live = live;
+    for (const h of live) {
+      for (const c of h.containers) {
+        const key = stackKey(c.repo, c.stack);
+        let own = this.#own.get(key);
+        if (!own) this.#own.set(key, (own = new Map()));
+        let list = own.get(h.host);
+        if (!list) own.set(h.host, (list = []));
+        list.push(c);
+        const held = { nanoCpus: nano(c.reserved.cpus), memoryBytes: c.reserved.memoryBytes, containers: 1 };
+        add(tallyOf(this.#heldBy(key), h.host), held, 1);
+        add(tallyOf(this.#total, h.host), held, 1);
+      }
+    }
+  }
+
+  /** Every observed host as the stack sees it: only the stack's own containers, the host's networks and volumes as they are. */
+  stack(repo: string, stack: string): LiveHost[] {
+    const own = this.#own.get(stackKey(repo, stack));
+    return this.live.map((h) => ({ ...h, containers: own?.get(h.host) ?? [] }));
+  }
+
+  /** The hosts with what the other stacks' berth containers reserve on them, and how many there are. */
+  hostsFor(hosts: HostInfo[], repo: string, stack: string): HostInfo[] {
+    const held = this.#held.get(stackKey(repo, stack));
+    return hosts.map((h) => {
+      const others = { nanoCpus: 0, memoryBytes: 0, containers: 0 };
+      add(others, this.#total.get(h.name), 1);
+      add(others, held?.get(h.name), -1);
+      return { ...h, reserved: { cpus: others.nanoCpus / 1e9, memoryBytes: others.memoryBytes }, containers: others.containers };
+    });
+  }
+
+  /**
+   * Notes where the pass placed a stack: the stacks placed after it in the same pass count its
+   * containers there instead of its live ones (so that a first deploy of many stacks spreads
+   * them). What it reserves stays as observed.
+   */
+  placed(repo: string, stack: string, placed: Array<{ host: string }>): void {
+    const held = this.#heldBy(stackKey(repo, stack));
+    for (const [host, t] of held) {
+      tallyOf(this.#total, host).containers -= t.containers;
+      t.containers = 0;
+    }
+    for (const d of placed) {
+      tallyOf(held, d.host).containers++;
+      tallyOf(this.#total, d.host).containers++;
+    }
+  }
+
+  #heldBy(key: string): Map<string, Tally> {
+    let held = this.#held.get(key);
+    if (!held) this.#held.set(key, (held = new Map()));
+    return held;
+  }
+}
+
+const stackKey = (repo: string, stack: string) => `${repo}\0${stack}`;
+
+/** The tally of `host` in `map`, made when missing. */
+function tallyOf(map: Map<string, Tally>, host: string): Tally {
+  let t = map.get(host);
+  if (!t) map.set(host, (t = { nanoCpus: 0, memoryBytes: 0, containers: 0 }));
+  return t;
+}
+
+function add(to: Tally, t: Tally | undefined, sign: 1 | -1): void {
+  if (!t) return;
+  to.nanoCpus += sign * t.nanoCpus;
+  to.memoryBytes += sign * t.memoryBytes;
+  to.containers += sign * t.containers;
+}
+
+/** CPUs as integer nano-CPUs (as place.ts counts them). */
+function nano(cpus: number): number {
+  return Math.round(cpus * 1e9);
+}

@@ -27,6 +27,8 @@ export interface HostInfo {
   memoryBytes?: number;
   /** what other stacks' berth containers already reserve on it */
   reserved?: { cpus: number; memoryBytes: number };
+  /** how many berth containers other stacks have on it (live, or as placed earlier in the same pass): spreads stacks over the hosts */
+  containers?: number;
 }
 
 /** A replica that exists now (from the live containers): where it runs. */
@@ -228,7 +230,8 @@ function noRoom(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefin
 /**
  * The host a new replica of `svc` goes to: by each spread preference in turn the group (label
  * value, nested in the groups before it) holding the fewest replicas of the service, then the
- * host with the fewest of the service, then the fewest of the stack, then config order.
+ * host with the fewest of the service, then the fewest of the stack, then the fewest berth
+ * containers of other stacks, then config order.
  */
 function best(svc: ServiceSpec, candidates: HostInfo[], stackHosts: HostInfo[], ledger: Ledger): HostInfo {
   // Hosts without the label form one group of their own (null never equals a label value).
@@ -240,6 +243,7 @@ function best(svc: ServiceSpec, candidates: HostInfo[], stackHosts: HostInfo[], 
     ...svc.placement.spread.map((_, depth) => inGroup(h, depth)),
     ledger.count(svc.name, h.name),
     ledger.tally(h.name).total,
+    h.containers ?? 0,
     stackHosts.indexOf(h),
   ];
   const keyed = candidates.map((h) => ({ h, k: key(h) }));

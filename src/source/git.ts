@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import https from 'node:https';
 import tls from 'node:tls';
 import git from 'isomorphic-git';
-import type { AuthCallback, HttpClient } from 'isomorphic-git';
+import type { AuthCallback, HttpClient, TreeEntry } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
 import type { CommitInfo, Snapshot } from '../model.ts';
 
@@ -58,10 +58,14 @@ export class GitSource {
   readonly #cacheDir: string;
   /** update() calls run one at a time, so two never fetch into the cache together */
   #updating: Promise<unknown> = Promise.resolve();
+  /** trees and blobs that earlier snapshots read, by oid: a new commit reads only what it changed */
+  readonly #objects: ObjectCache;
 
-  constructor(repo: RepoRef, cacheDir: string) {
+  /** `objectCacheBytes`: how much of what snapshots read is kept for the next ones (default 16 MiB). */
+  constructor(repo: RepoRef, cacheDir: string, { objectCacheBytes = 16 << 20 }: { objectCacheBytes?: number } = {}) {
     this.repo = repo;
     this.#cacheDir = cacheDir;
+    this.#objects = new ObjectCache(objectCacheBytes);
     this.#remote = /^https?:\/\//i.test(repo.url);
     const timeout = repo.timeoutMs ?? 120_000;
     const agent = repo.ca ? new https.Agent({ ca: [...tls.rootCertificates, repo.ca.toString()] }) : undefined;
@@ -118,15 +122,19 @@ export class GitSource {
     return toCommitInfo(oid, commit);
   }
 
-  /** The files under the repo's `path` (or the root) at that commit, keys relative to that folder. */
+  /**
+   * The files under the repo's `path` (or the root) at that commit, keys relative to that folder.
+   * Trees and blobs already read by an earlier snapshot (the same oid) are not read again.
+   */
   async snapshot(sha: string): Promise<Snapshot> {
     const gitdir = await this.#dir();
     const oid = await this.#expand(gitdir, sha);
     const commit = await this.commit(oid);
     const folder = (this.repo.path ?? '').replace(/^\.?\/+|\/+$/g, '');
+    const cache = {}; // isomorphic-git's: each pack file is indexed and read once per snapshot, not once per object
     let tree: string;
     try {
-      tree = (await git.readTree({ fs, gitdir, oid, filepath: folder || undefined })).oid;
+      tree = (await git.readTree({ fs, gitdir, oid, filepath: folder || undefined, cache })).oid;
     } catch (err) {
       if (['NotFoundError', 'ObjectTypeError'].includes((err as { code?: string }).code ?? '')) {
         throw this.#error(`folder "${folder}" does not exist at commit ${oid.slice(0, 12)}`);
@@ -136,13 +144,13 @@ export class GitSource {
     const files = new Map<string, Uint8Array>();
     const modes = new Map<string, number>();
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
-      const { tree: entries } = await git.readTree({ fs, gitdir, oid: treeOid });
+      const entries = await this.#objects.read(treeOid, async () => (await git.readTree({ fs, gitdir, oid: treeOid, cache })).tree);
       await Promise.all(
         entries.map(async (e) => {
           const path = prefix + e.path;
           if (e.type === 'tree') return walk(e.oid, `${path}/`);
           if (e.type !== 'blob') return; // type 'commit' is a submodule: its files are not in this repo
-          files.set(path, (await git.readBlob({ fs, gitdir, oid: e.oid })).blob);
+          files.set(path, await this.#objects.read(e.oid, async () => (await git.readBlob({ fs, gitdir, oid: e.oid, cache })).blob));
           const mode = parseInt(e.mode, 8);
           if (mode !== 0o100644) modes.set(path, mode);
         }),
@@ -239,6 +247,43 @@ export class GitSource {
     msg = msg.replace(/\b(https?:\/\/)[^/\s@]*@/gi, '$1');
     if (this.repo.token) msg = msg.split(this.repo.token).join('***');
     return msg;
+  }
+}
+
+/**
+ * Git objects by oid (an oid names one content forever), least recently used dropped once their
+ * size passes the budget. Trees are kept as their entries, blobs as their bytes (shared with the
+ * snapshots, which only read them).
+ */
+class ObjectCache {
+  readonly #max: number;
+  #bytes = 0;
+  readonly #entries = new Map<string, { value: TreeEntry[] | Uint8Array; size: number }>();
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  /** The object `oid`: from the cache, or by `load` (then kept). */
+  async read<T extends TreeEntry[] | Uint8Array>(oid: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.#entries.get(oid);
+    if (hit) {
+      this.#entries.delete(oid); // most recently used last
+      this.#entries.set(oid, hit);
+      return hit.value as T;
+    }
+    const value = await load();
+    const size = value instanceof Uint8Array ? value.byteLength : value.reduce((n, e) => n + e.path.length + 100, 0);
+    if (size <= this.#max && !this.#entries.has(oid)) {
+      this.#entries.set(oid, { value, size });
+      this.#bytes += size;
+      for (const [old, e] of this.#entries) {
+        if (this.#bytes <= this.#max) break;
+        this.#entries.delete(old);
+        this.#bytes -= e.size;
+      }
+    }
+    return value;
   }
 }
 
