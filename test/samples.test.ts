@@ -5,7 +5,7 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
-import { execIn, removeContainers, uniqueName } from './harness/docker.ts';
+import { execIn, removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { buildImage, IMAGES } from './harness/images.ts';
 import { testEngine, testHosts, writeConfig } from './harness/berth.ts';
 import Docker from 'dockerode';
@@ -263,7 +263,11 @@ describe('public Compose samples, unchanged', () => {
     const after = (await containers(flask)).get('web')!;
     expect(after.Image).not.toBe(before.Image);
     expect(await builds()).toBe(2);
-    expect(await get(`http://${address}:${flaskPort}/`)).toBe('200 Hello again!');
+    // no health check: the new container runs, and answers once its server listens
+    const answer = () => get(`http://${address}:${flaskPort}/`).catch((err: unknown) => String(err));
+    await waitFor(async () => ((await answer()) === '200 Hello again!' ? true : undefined), { what: 'the rebuilt app to answer' }).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}; it answers: ${await answer()}`);
+    });
 
     // a build that fails: the sync fails with the daemon's words, audited; the app keeps running
     await repo.commit({ [`${flask}/app/requirements.txt`]: 'Flask\n', [`${flask}/app/Dockerfile`]: 'FROM python:3.10-alpine AS builder\nRUN echo installing; exit 3\n' });
