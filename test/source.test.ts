@@ -81,6 +81,7 @@ describe('GitSource over smart HTTP', () => {
     const mid = server.requests('platform');
     expect((await src.update()).sha).toBe(second);
     expect(server.requests('platform')['upload-pack'] - mid['upload-pack']).toBe(1);
+    expect(server.requests('platform').refs - mid.refs).toBe(2); // the look-up, then the fetch's own
     expect(text((await src.snapshot(second)).files)).toEqual({ 'shop/compose.yaml': 'services: { web: {} }\n' });
     // The old commit stays readable (rollback).
     expect(text((await src.snapshot(first)).files)['README.md']).toBe('hi\n');
@@ -91,6 +92,13 @@ describe('GitSource over smart HTTP', () => {
       [first, 'Add shop\n\nWith a body.'],
     ]);
     expect((await src.history(1)).map((c) => c.sha)).toEqual([second]);
+
+    // A push announced (a webhook's pass): the fetch goes at once, without the look-up before it.
+    const third = await remote.commit({ 'shop/compose.yaml': 'services: { api: {} }\n' }, { message: 'Change shop again' });
+    const pushed = server.requests('platform');
+    expect((await src.update({ moved: true })).sha).toBe(third);
+    expect(server.requests('platform').refs - pushed.refs).toBe(1);
+    expect(server.requests('platform')['upload-pack'] - pushed['upload-pack']).toBe(1);
   });
 
   it('reads again only the files a new commit changed; without a budget, the files are still right', async () => {

@@ -433,9 +433,12 @@ export class Engine {
     return { policy: this.config.repos.find((r) => r.name === repo)?.policy, ...this.secrets.get(repo)?.options };
   }
 
-  /** Fetches the branch head (one ref look-up when unmoved) and renders it (once per commit). */
-  private async readHead(repo: string, source: GitSource, log: Logger): Promise<{ commit: CommitInfo; rendered: RenderResult }> {
-    const commit = await source.update();
+  /**
+   * Fetches the branch head (one ref look-up when unmoved; a webhook's pass fetches at once, the
+   * push having moved it) and renders it (once per commit).
+   */
+  private async readHead(repo: string, source: GitSource, log: Logger, moved = false): Promise<{ commit: CommitInfo; rendered: RenderResult }> {
+    const commit = await source.update({ moved });
     const last = this.rendered.get(repo);
     const fingerprint = this.secrets.get(repo)?.fingerprint() ?? '';
     if (last?.sha === commit.sha && last.secrets === fingerprint) return { commit, rendered: last.result };
@@ -459,7 +462,7 @@ export class Engine {
     let commit: CommitInfo;
     let rendered: RenderResult;
     try {
-      ({ commit, rendered } = at ?? (await this.readHead(repoName, source, log)));
+      ({ commit, rendered } = at ?? (await this.readHead(repoName, source, log, opts.trigger === 'webhook')));
     } catch (err) {
       await observing.catch(() => undefined);
       if (!opts.dryRun) this.suspect(repoName, suspects); // for the next pass

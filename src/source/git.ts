@@ -88,19 +88,24 @@ export class GitSource {
     return head.oid;
   }
 
-  /** Makes sure the branch head is available locally and returns its commit. Costs one ref look-up, plus a fetch only when the head is new. */
-  update(): Promise<CommitInfo> {
-    const run = this.#updating.then(() => this.#update());
+  /**
+   * Makes sure the branch head is available locally and returns its commit. Costs one ref look-up,
+   * plus a fetch only when the head is new; with `moved` (a push said so), the fetch alone.
+   */
+  update({ moved = false }: { moved?: boolean } = {}): Promise<CommitInfo> {
+    const run = this.#updating.then(() => this.#update(moved));
     this.#updating = run.catch(() => {});
     return run;
   }
 
-  async #update(): Promise<CommitInfo> {
-    const head = await this.remoteHead();
-    if (!this.#remote) return this.commit(head);
+  async #update(moved: boolean): Promise<CommitInfo> {
+    // A branch known to have moved (a push) is fetched at once: the fetch looks the ref up itself.
+    const head = moved && this.#remote ? undefined : await this.remoteHead();
+    if (!this.#remote) return this.commit(head!);
     const gitdir = await this.#cache();
-    let oid = head;
-    if (!(await hasCommit(gitdir, head))) {
+    let oid: string;
+    if (head && (await hasCommit(gitdir, head))) oid = head;
+    else {
       const res = await this.#wrap(() =>
         git.fetch({
           fs, http: this.#http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
