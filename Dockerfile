@@ -12,6 +12,9 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
 COPY examples ./examples
+# Node's compile cache, filled here: berth starts without the type stripper (~17 MB less resident)
+ENV NODE_COMPILE_CACHE=/opt/berth/.compile-cache
+RUN node bin/berth.js --help > /dev/null
 ENV BERTH_CONFIG=/etc/berth/berth.config.yaml
 VOLUME /data
 EXPOSE 8080

@@ -96,6 +96,8 @@ export interface ShapeService {
   name: string;
   replicas: number;
   image?: string;
+  /** its `deploy.update_config.parallelism` (berth's and Swarm's default: 1) */
+  parallelism?: number;
 }
 
 /** Deterministic repo shape: `stacks` stacks, `services` services, `containers` containers in all (replicas 1-3). */
@@ -112,7 +114,8 @@ export function repoShape(stacks: number, services: number, containers: number):
 /** The Compose file of one stack: services of `image` (or their own) with `deploy.replicas`. */
 export function composeFile(services: ShapeService[], image: string): string {
   // the image's 1 s health check, x100 containers, would load a 2-core machine more than the deploys themselves
-  return `services:\n${services.map((s) => `  ${s.name}:\n    image: ${s.image ?? image}\n    healthcheck:\n      disable: true\n    deploy:\n      replicas: ${s.replicas}\n`).join('')}`;
+  const update = (s: ShapeService) => (s.parallelism === undefined ? '' : `      update_config:\n        parallelism: ${s.parallelism}\n`);
+  return `services:\n${services.map((s) => `  ${s.name}:\n    image: ${s.image ?? image}\n    healthcheck:\n      disable: true\n    deploy:\n      replicas: ${s.replicas}\n${update(s)}`).join('')}`;
 }
 
 /** The repo's files: `s<i>/compose.yaml` per stack of the shape. */

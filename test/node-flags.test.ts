@@ -1,5 +1,5 @@
 // bin/berth.js re-executes itself (the same process) on a Node started with V8's heap flags.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { expect, it } from 'vitest';
@@ -70,4 +70,18 @@ it('refuses a BERTH_NODE_FLAGS that is not Node options, with exit code 2', asyn
   const got = await runCli(['--help'], { env: { BERTH_NODE_FLAGS: '--max-semi-space-size=1 max-old-space-size=96' } });
   expect(got.code).toBe(2);
   expect(got.stderr).toContain("BERTH_NODE_FLAGS holds Node options (--name=value ...); 'max-old-space-size=96' is not one.");
+});
+
+it("keeps its sources' compiled form in Node's compile cache, so that the next start skips the type stripper", async () => {
+  const cfg = writeConfig([]);
+  // berth turns the cache on itself, in the system's temporary folder (here, the test's own)
+  const env = { TMPDIR: cfg.dir, NODE_COMPILE_CACHE: '' };
+  try {
+    expect((await runCli(['--help'], { env })).code).toBe(0);
+    const entries = readdirSync(join(cfg.dir, 'node-compile-cache'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(entries.length).toBeGreaterThan(20);
+    expect((await runCli(['--help'], { env: { ...env, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' } })).stderr).toMatch(/cache for .*src\/cli\/main\.ts was accepted/);
+  } finally {
+    cfg.cleanup();
+  }
 });
