@@ -5,39 +5,30 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRow } from '../src/audit/log.ts';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { removeContainers, serviceContainers, testDocker, uniqueName } from './harness/docker.ts';
+import { serviceContainers, testDocker } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
-import type { Engine } from '../src/engine/engine.ts';
+import { auditRows, ownStack } from './harness/berth.ts';
 
 let server: GitServer;
 let docker: Dockerode;
-const stacks: string[] = [];
 beforeAll(async () => {
   server = await startGitServer();
   docker = testDocker();
 });
-afterAll(async () => {
-  for (const stack of stacks) await removeContainers(docker, { 'berth.stack': stack });
-  await server?.close();
-});
+afterAll(async () => server?.close());
 
-/** A repo with one stack, and an engine on it; `commit` puts a new compose file at the head. */
-async function setup(prefix: string) {
-  const stack = uniqueName(prefix).replaceAll('-', '');
-  stacks.push(stack);
-  const repo = await server.createRepo(uniqueName(`${prefix}repo`));
-  const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
-  const engine = testEngine(cfg.file);
-  const sync = async (compose: string) => {
-    await repo.commit({ [`${stack}/compose.yaml`]: compose });
-    return (await engine.syncRepo(repo.name, { trigger: 'manual' })).stacks[0];
-  };
-  return { stack, engine, sync, close: () => (engine.close(), cfg.cleanup()) };
-}
-
-const rows = (engine: Engine, stack: string): AuditRow[] => engine.audit.query({ stack, limit: 1000 }).rows.sort((a, b) => a.id - b.id);
+/** Where in a stack's audit rows the first of `kind` for `service` is. */
 const at = (list: AuditRow[], kind: string, service: string) => list.findIndex((r) => r.kind === kind && r.service === service);
+
+/** A stack of its own; `apply` commits the Compose file and syncs it by hand. */
+async function setup(prefix: string) {
+  const own = await ownStack(server, docker, prefix);
+  const apply = async (compose: string) => {
+    await own.commit(compose);
+    return own.sync('manual');
+  };
+  return { ...own, apply, rows: () => auditRows(own.engine, own.stack) };
+}
 
 /** Healthy only once its command has run for 3 s: whoever waits for it waits a while. */
 const slow = `  slow:
@@ -48,9 +39,9 @@ const slow = `  slow:
 
 describe('the order of an apply', () => {
   it('an independent service starts beside a slow one; its dependant waits until it is healthy', async () => {
-    const { stack, engine, sync, close } = await setup('order');
+    const { apply, rows, done } = await setup('order');
     try {
-      const result = await sync(`services:
+      const result = await apply(`services:
 ${slow}  dependant:
     image: ${IMAGES.webV1}
     depends_on: { slow: { condition: service_healthy } }
@@ -58,21 +49,21 @@ ${slow}  dependant:
     image: ${IMAGES.webV1}
 `);
       expect(result.status, result.errors?.join('\n')).toBe('synced');
-      const list = rows(engine, stack);
+      const list = rows();
       const slowHealthy = at(list, 'container.healthy', 'slow');
       expect(slowHealthy).toBeGreaterThan(-1);
       // free is in the file after dependant, which waits for slow: it went ahead
       expect(at(list, 'container.created', 'free')).toBeLessThan(slowHealthy);
       expect(at(list, 'container.created', 'dependant')).toBeGreaterThan(slowHealthy);
     } finally {
-      close();
+      await done();
     }
   });
 
   it('after a failing service nothing more starts; what was under way finishes', async () => {
-    const { stack, engine, sync, close } = await setup('halt');
+    const { stack, apply, rows, done } = await setup('halt');
     try {
-      const result = await sync(`services:
+      const result = await apply(`services:
   broken:
     image: ${IMAGES.webV1}
     command: ["sh", "-c", "exit 3"]
@@ -87,36 +78,36 @@ ${slow}`);
       expect(result.errors?.join('\n')).toMatch(/^broken: a new replica is not up/);
       expect(await serviceContainers(docker, stack, 'dependant')).toHaveLength(0);
       // slow was started beside broken, and its apply went to the end
-      const list = rows(engine, stack);
+      const list = rows();
       expect(at(list, 'container.created', 'slow')).toBeGreaterThan(-1);
       expect(list.at(-1)).toMatchObject({ kind: 'sync.failed', service: 'broken' });
     } finally {
-      close();
+      await done();
     }
   });
 });
 
 describe('stop-first', () => {
   it('puts the old container back, name and all, when the new one cannot be created', async () => {
-    const { stack, engine, sync, close } = await setup('restore');
+    const { stack, apply, rows, done } = await setup('restore');
     try {
       const file = (cpus: string) => `services:
   web:
     image: ${IMAGES.webV1}
     deploy: { resources: { limits: { cpus: "${cpus}" } } }
 `;
-      expect((await sync(file('0.5'))).status).toBe('synced');
+      expect((await apply(file('0.5'))).status).toBe('synced');
       const [before] = await serviceContainers(docker, stack, 'web');
 
       // more CPUs than the daemon's machine has: Docker refuses the container at create
-      const result = await sync(file('512'));
+      const result = await apply(file('512'));
       expect(result.status).toBe('failed');
       expect(result.errors?.join('\n')).toMatch(/CPUs/);
       const after = await serviceContainers(docker, stack, 'web');
       expect(after.map((c) => [c.Id, c.Names[0], c.State])).toEqual([[before.Id, `/${stack}-web-1`, 'running']]);
-      expect(rows(engine, stack).at(-1)).toMatchObject({ kind: 'sync.failed' });
+      expect(rows().at(-1)).toMatchObject({ kind: 'sync.failed' });
     } finally {
-      close();
+      await done();
     }
   });
 });

@@ -6,12 +6,11 @@ import type Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { removeContainers, serviceContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
+import { serviceContainers, testDocker, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { auditRows, ownStack, testEngine } from './harness/berth.ts';
 import { loadConfig } from '../src/config.ts';
-import { Engine, type PassOptions } from '../src/engine/engine.ts';
-import type { AuditRow } from '../src/audit/log.ts';
+import { Engine } from '../src/engine/engine.ts';
 
 let server: GitServer;
 let docker: Dockerode;
@@ -23,10 +22,7 @@ afterAll(async () => server?.close());
 
 const containers = (stack: string, service: string) => serviceContainers(docker, stack, service);
 
-/** The stack's audit rows, oldest first, optionally of some kinds only. */
-function rows(engine: Engine, stack: string, kinds?: string[]): AuditRow[] {
-  return engine.audit.query({ stack, limit: 1000 }).rows.reverse().filter((r) => !kinds || kinds.includes(r.kind));
-}
+const rows = auditRows;
 
 /** A container's output (stdout and stderr), without the stream's frame headers. */
 async function logs(id: string): Promise<string> {
@@ -36,21 +32,7 @@ async function logs(id: string): Promise<string> {
   return out;
 }
 
-/** A stack of its own on a repo of its own, with an in-process engine; cleaned up by `done`. */
-async function setup(prefix: string, engine?: (file: string) => Engine) {
-  const stack = uniqueName(prefix).replaceAll('-', '');
-  const repo = await server.createRepo(uniqueName(`${prefix}repo`));
-  const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
-  const e = engine ? engine(cfg.file) : testEngine(cfg.file);
-  const commit = (compose: string, message?: string) => repo.commit({ [`${stack}/compose.yaml`]: compose }, { message });
-  const sync = async (trigger: PassOptions['trigger'] = 'poll') => (await e.syncRepo(repo.name, { trigger })).stacks[0];
-  const done = async () => {
-    e.close();
-    await removeContainers(docker, { 'berth.stack': stack });
-    cfg.cleanup();
-  };
-  return { stack, engine: e, commit, sync, done };
-}
+const setup = (prefix: string, engine?: (file: string) => Engine) => ownStack(server, docker, prefix, engine);
 
 describe('replicated-job', () => {
   const file = (run: string, seed = `echo seeding ${run}`) => `services:

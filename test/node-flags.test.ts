@@ -1,20 +1,11 @@
 // bin/berth.js re-executes itself (the same process) on a Node started with V8's heap flags.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { expect, it } from 'vitest';
-import { runCli, writeConfig } from './harness/berth.ts';
+import { freePort, runCli, writeConfig } from './harness/berth.ts';
 import { waitFor } from './harness/docker.ts';
 
 const DEFAULT = ['--max-semi-space-size=1', '--max-old-space-size=512'];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 it('berth serve runs with the heap flags and two malloc arenas as one process (no parent left behind) and stops on SIGTERM with 0', async () => {
   const port = await freePort();

@@ -1,7 +1,6 @@
 // `berth serve`: a pass at start, then polling; health and readiness; a clean stop on SIGTERM.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runCli, writeConfig } from './harness/berth.ts';
+import { freePort, runCli, writeConfig } from './harness/berth.ts';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
 import { testDocker, uniqueName, removeContainers, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
@@ -11,14 +10,6 @@ beforeAll(async () => {
   server = await startGitServer();
 });
 afterAll(async () => server?.close());
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 it('converges at start, follows a push by polling, and stops cleanly', async () => {
   const docker = testDocker();

@@ -4,14 +4,18 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import type Dockerode from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
 import { inject } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { Engine } from '../../src/engine/engine.ts';
+import { Engine, type PassOptions } from '../../src/engine/engine.ts';
+import type { AuditRow } from '../../src/audit/log.ts';
 import { buildServer } from '../../src/server/server.ts';
+import { removeContainers, uniqueName } from './docker.ts';
+import type { GitServer } from './git-server.ts';
 
 export const BERTH_BIN = resolve(import.meta.dirname, '../../bin/berth.js');
 
@@ -99,4 +103,38 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
     child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })),
   );
   return Object.assign(done, { child });
+}
+
+/** A TCP port on loopback that nothing listens on now. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** The stack's audit rows, oldest first, optionally of some kinds only. */
+export function auditRows(engine: Engine, stack: string, kinds?: string[]): AuditRow[] {
+  return engine.audit.query({ stack, limit: 1000 }).rows.reverse().filter((r) => !kinds || kinds.includes(r.kind));
+}
+
+/**
+ * A stack of its own on a repo of its own on `server`, with an in-process engine (`engine` makes
+ * it, else testEngine): `commit` puts a Compose file at the head, `sync` runs a pass and returns
+ * the stack's outcome, `done` closes the engine and removes the stack's containers from `docker`.
+ */
+export async function ownStack(server: GitServer, docker: Dockerode, prefix: string, engine?: (file: string) => Engine) {
+  const stack = uniqueName(prefix).replaceAll('-', '');
+  const repo = await server.createRepo(uniqueName(`${prefix}repo`));
+  const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
+  const e = engine ? engine(cfg.file) : testEngine(cfg.file);
+  const commit = (compose: string, message?: string) => repo.commit({ [`${stack}/compose.yaml`]: compose }, { message });
+  const sync = async (trigger: PassOptions['trigger'] = 'poll') => (await e.syncRepo(repo.name, { trigger })).stacks[0];
+  const done = async () => {
+    e.close();
+    await removeContainers(docker, { 'berth.stack': stack });
+    cfg.cleanup();
+  };
+  return { stack, engine: e, commit, sync, done };
 }
