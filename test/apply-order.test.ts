@@ -2,7 +2,8 @@
 // a dependant waits for what it depends on, a failure starts nothing more, and a stop-first update
 // whose new container cannot be created puts the old one back (issue 6).
 import type Dockerode from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DockerHost } from '../src/apply/docker-host.ts';
 import type { AuditRow } from '../src/audit/log.ts';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
 import { serviceContainers, testDocker } from './harness/docker.ts';
@@ -88,6 +89,22 @@ ${slow}`);
 });
 
 describe('stop-first', () => {
+  it('readies the new image once per host, not again for each replica it creates', async () => {
+    const { apply, done } = await setup('prepare');
+    const prepare = vi.spyOn(DockerHost.prototype, 'prepare');
+    try {
+      const file = (image: string) => `services:\n  web:\n    image: ${image}\n    deploy: { replicas: 3 }\n`;
+      expect((await apply(file(IMAGES.webV1))).status).toBe('synced');
+      prepare.mockClear();
+      expect((await apply(file(IMAGES.webV2))).status).toBe('synced');
+      expect(prepare.mock.calls.map(([spec]) => spec.create.Image)).toEqual([IMAGES.webV2]);
+    } finally {
+      prepare.mockRestore();
+      await done();
+    }
+  });
+
+
   it('puts the old container back, name and all, when the new one cannot be created', async () => {
     const { stack, apply, rows, done } = await setup('restore');
     try {

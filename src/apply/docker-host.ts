@@ -248,7 +248,7 @@ export class DockerHost {
    * With `aliases: false` it joins its networks under its own name only, so that it gets no traffic
    * sent to the service's name until `joinService()` (start-first updates).
    */
-  async createAndStart(spec: ContainerSpec, opts: { name?: string; aliases?: boolean } = {}): Promise<string> {
+  async createAndStart(spec: ContainerSpec, opts: CreateOptions = {}): Promise<string> {
     const id = await this.create(spec, opts);
     await this.start(id, opts.name ?? spec.name);
     return id;
@@ -258,8 +258,8 @@ export class DockerHost {
    * Creates the container (see createAndStart) with its files written in, without starting it: a
    * scheduled job's, started on its schedule.
    */
-  async create(spec: ContainerSpec, { name = spec.name, aliases = true }: { name?: string; aliases?: boolean } = {}): Promise<string> {
-    await this.prepare(spec);
+  async create(spec: ContainerSpec, { name = spec.name, aliases = true, prepared = false }: CreateOptions = {}): Promise<string> {
+    if (!prepared) await this.prepare(spec);
     const [first, ...others] = spec.networks;
     const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
     let container: Dockerode.Container;
@@ -431,6 +431,14 @@ export class DockerHost {
       if (status(err) !== 404 && status(err) !== 409) throw new DockerError(`remove container ${id.slice(0, 12)} on ${this.name}`, err);
     }
   }
+}
+
+/** How to create a container: under another name, without its service aliases, or with its image readied already (`prepare`). */
+export interface CreateOptions {
+  name?: string;
+  aliases?: boolean;
+  /** the caller ran prepare() for this image in this sync: no second pull for `pull_policy: always` */
+  prepared?: boolean;
 }
 
 /**

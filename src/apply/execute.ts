@@ -248,7 +248,7 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   const created = await Promise.all(
     creates.map(async (a) => {
       const h = host(a.host);
-      const id = await h.createAndStart(a.desired).catch((err: unknown) => {
+      const id = await h.createAndStart(a.desired, { prepared: true }).catch((err: unknown) => {
         throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`);
       });
       onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
@@ -284,7 +284,7 @@ async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, on
     const results = await Promise.all(
       batch.map(async (a) => {
         const h = host(a.host);
-        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => waitReady(h, id, { health: true, monitorMs: config.monitorMs }));
+        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => waitReady(h, id, { health: true, monitorMs: config.monitorMs }), true);
         changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
         report(onStep, where(a), r.newId, r.readiness);
@@ -369,6 +369,7 @@ interface Replaced {
  * the service's name and the old one gives it up (no new request reaches it, those under way finish).
  * The old one then stops after `DRAIN_MS` and the new one takes its container name, in `finished`.
  * If the new one never gets ready, it is removed and the old one serves on.
+ * `prepared`: the rollout readied the new spec's image already (DockerHost.prepare), so creating it does not again.
  */
 async function replaceReplica(
   h: DockerHost,
@@ -376,19 +377,20 @@ async function replaceReplica(
   next: ContainerSpec,
   order: UpdateConfig['order'],
   wait: (id: string) => Promise<Readiness>,
+  prepared = false,
 ): Promise<Replaced> {
   const before = await h.inspect(oldId);
   const files = before ? await h.readFiles(before) : [];
   const done = Promise.resolve();
   if (!before) {
-    const newId = await h.createAndStart(next);
+    const newId = await h.createAndStart(next, { prepared });
     return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
   }
   if (order === 'stop-first') {
-    const newId = await stopFirst(h, before, next);
+    const newId = await stopFirst(h, before, next, prepared);
     return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
   }
-  const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false });
+  const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false, prepared });
   const readiness = await wait(newId);
   if (!readiness.ok) {
     await h.stopAndRemove(newId);
@@ -406,11 +408,11 @@ async function replaceReplica(
 }
 
 /** stop-first (see replaceReplica): returns the new container's id, started. */
-async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec): Promise<string> {
+async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<string> {
   const oldId = before.Id;
   const name = before.Name.replace(/^\//, '');
   await h.rename(oldId, `${name}-old-${oldId.slice(0, 12)}`);
-  const [stopped, created] = await Promise.allSettled([h.stop(oldId), h.create(next)]);
+  const [stopped, created] = await Promise.allSettled([h.stop(oldId), h.create(next, { prepared })]);
   if (stopped.status === 'rejected' || created.status === 'rejected') {
     const err = (stopped.status === 'rejected' ? stopped.reason : (created as PromiseRejectedResult).reason) as Error;
     // put the old container back as it was
