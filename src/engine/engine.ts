@@ -444,7 +444,8 @@ export class Engine {
     if (last?.sha === commit.sha && last.secrets === fingerprint) return { commit, rendered: last.result };
     if (last?.sha === commit.sha) log.info('the secrets folder changed: rendering again');
     else log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
-    const rendered = renderSnapshot(await source.snapshot(commit.sha), this.renderOptions(repo));
+    // The stacks whose inputs did not change are taken from the last render (same secrets only: they are inputs too).
+    const rendered = renderSnapshot(await source.snapshot(commit.sha), this.renderOptions(repo), last?.secrets === fingerprint ? last.result : undefined);
     this.rendered.set(repo, { sha: commit.sha, secrets: fingerprint, result: rendered });
     return { commit, rendered };
   }

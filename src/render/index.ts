@@ -5,7 +5,7 @@
  * renders the same wherever berth runs; the only outside values are the secrets and configs the
  * engine hands in through `options`.
  */
-import type { RenderOptions, RenderResult, Snapshot, SourceError } from '../model.ts';
+import type { RenderOptions, RenderResult, Snapshot, SourceError, StackDef, StackRender } from '../model.ts';
 import { listStacks } from './manifest.ts';
 import { renderStack } from './stack.ts';
 
@@ -17,13 +17,110 @@ export { STRICT_POLICY } from './policy.ts';
  * discovery) are repo-wide and leave `stacks` empty; a stack's own errors stay in its entry and
  * do not keep the other stacks from rendering. `options.policy` is what the repo may ask of the
  * hosts (default: nothing beyond an ordinary container).
+ *
+ * `previous`, the result of an earlier snapshot of the same repo rendered with the same options:
+ * a stack whose definition is the same and whose render read the same files (each file it looked
+ * at has the same bytes, or is still missing; and when it listed the repo's files, such as a build
+ * context, the same file names) is taken from it as it is, without rendering again. A push that
+ * changes one stack's folder renders that stack only, wherever its `include:`s and `extends:` lead.
  */
-export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}): RenderResult {
+export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}, previous?: RenderResult): RenderResult {
   const { errors, stacks } = listStacks(snapshot.files);
-  return { errors, stacks: stacks.map((def) => renderStack(def, { files: snapshot.files, modes: snapshot.modes, options })) };
+  const before = new Map(previous?.stacks.map((s) => [s.def.name, s]));
+  const names = lazy(() => [...snapshot.files.keys()].sort().join('\n'));
+  return {
+    errors,
+    stacks: stacks.map((def) => {
+      const old = before.get(def.name);
+      const reads = old && readsOf.get(old);
+      if (old && reads && sameDef(old.def, def) && readsAgain(reads, snapshot, names)) return old;
+      const files = new Recorder(snapshot.files);
+      const modes = snapshot.modes && new Recorder(snapshot.modes);
+      const result = renderStack(def, { files, modes, options });
+      readsOf.set(result, { files: files.read, modes: modes?.read ?? new Map(), names: files.listed || modes?.listed ? names() : undefined });
+      return result;
+    }),
+  };
 }
 
 /** `file:line:col: message` (just `file: message` when the position is unknown). */
 export function formatError(e: SourceError): string {
   return e.line > 0 ? `${e.file}:${e.line}:${e.col}: ${e.message}` : `${e.file}: ${e.message}`;
+}
+
+/** What rendering one stack read of its snapshot: the files (and modes) it looked up, and the file names when it listed them. */
+interface Reads {
+  files: ReadonlyMap<string, Uint8Array | undefined>;
+  modes: ReadonlyMap<string, number | undefined>;
+  /** every path of the snapshot, sorted and joined, when the render listed them */
+  names?: string;
+}
+
+/** The reads behind each stack rendered (kept beside the result, not in it: results are data). */
+const readsOf = new WeakMap<StackRender, Reads>();
+
+/** Whether the snapshot gives what the earlier render read: the same bytes (or the same absence) at each path. */
+function readsAgain(reads: Reads, snapshot: Snapshot, names: () => string): boolean {
+  for (const [path, bytes] of reads.files) {
+    const now = snapshot.files.get(path);
+    if (now !== bytes && !(now && bytes && Buffer.from(now.buffer, now.byteOffset, now.byteLength).equals(bytes))) return false;
+  }
+  for (const [path, mode] of reads.modes) if (snapshot.modes?.get(path) !== mode) return false;
+  return reads.names === undefined || reads.names === names();
+}
+
+const sameDef = (a: StackDef, b: StackDef): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** A value computed on first use, then kept. */
+function lazy<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
+}
+
+/** A read-only view of a map that records each key looked up (with what it gave) and whether its keys were listed. */
+class Recorder<V> implements ReadonlyMap<string, V> {
+  readonly read = new Map<string, V | undefined>();
+  listed = false;
+  readonly #map: ReadonlyMap<string, V>;
+
+  constructor(map: ReadonlyMap<string, V>) {
+    this.#map = map;
+  }
+
+  get(key: string): V | undefined {
+    const v = this.#map.get(key);
+    this.read.set(key, v);
+    return v;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  get size(): number {
+    this.listed = true;
+    return this.#map.size;
+  }
+
+  keys(): MapIterator<string> {
+    this.listed = true;
+    return this.#map.keys();
+  }
+
+  /** Every entry: each one read. */
+  *entries(): MapIterator<[string, V]> {
+    for (const key of this.keys()) yield [key, this.get(key) as V];
+  }
+
+  *values(): MapIterator<V> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  forEach(fn: (value: V, key: string, map: ReadonlyMap<string, V>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
 }
