@@ -9,7 +9,10 @@
  * - `docker service update --image` of that service on a one-node Swarm (the stacks deployed with
  *   `docker stack deploy`), with `--update-monitor 1ms`: Swarm would otherwise watch each updated
  *   task for 5 s before the next (berth's monitor defaults to 0 s).
- * Beside the floor: one container's create + start on the same daemon.
+ * Beside the floor (one container's create + start on the same daemon, still empty), the floor in
+ * place: the same on the service's network while the repo's 100 containers run, which is where the
+ * change's containers start; the target is judged on it. And the same replacement straight through
+ * the Docker API, no tool, to show what berth adds to what the daemon takes.
  *
  * Run as root: `node bench/change.ts [runs]` (default 5). Starts and stops its own daemons.
  */
@@ -22,7 +25,7 @@ import { cleanupLeftovers, startDaemon, type TestDaemon } from '../test/harness/
 import { buildTestImages, IMAGES } from '../test/harness/images.ts';
 import { git, startGitServer } from '../test/harness/git-server.ts';
 import { CONTAINERS, SERVICES, STACKS } from './cold.ts';
-import { cli, containerStates, floorRuns, median, ms, passErrors, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type Row } from './lib.ts';
+import { cli, containerStates, floorRuns, median, ms, passErrors, probeContainer, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type OnNetwork, type Row } from './lib.ts';
 
 const STACK = 's0';
 const SERVICE = 'svc0';
@@ -30,13 +33,77 @@ const SERVICE = 'svc0';
 /** The other web image: each run changes the service from the one to the other. */
 const other = (image: string) => (image === IMAGES.webV1 ? IMAGES.webV2 : IMAGES.webV1);
 
-/** Waits until exactly `replicas` containers matching `labels` run, all of image `imageId`, and no other runs; returns the time since t0. */
-async function changed(docker: Dockerode, labels: string[], imageId: string, replicas: number, t0: number, what: string): Promise<number> {
-  await until(async () => {
-    const list = (await docker.listContainers({ filters: { label: labels } })).filter((c) => c.State === 'running');
-    return list.length === replicas && list.every((c) => c.ImageID === imageId) ? true : undefined;
-  }, what, 300_000, 20);
-  return performance.now() - t0;
+/**
+ * Starts watching the containers matching `labels` through Docker's event stream, subscribed before
+ * any change begins. `until` waits until exactly `replicas` of them run, all of image `imageId`, and
+ * returns the time from t0 to the last of their events before the look that found it so (the
+ * change's last step, or a step just after it). Each event is followed by one look at the list
+ * (and a look every 250 ms besides, should an event be missed): no busy polling that would load the
+ * daemon while it works on the change.
+ */
+async function watchChange(docker: Dockerode, labels: string[]) {
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: labels } })) as NodeJS.ReadableStream & { destroy(): void };
+  let wake = () => {};
+  let last = 0; // when the latest event came
+  let seen = 0;
+  stream.on('data', () => {
+    last = performance.now();
+    seen++;
+    wake();
+  });
+  stream.on('error', () => undefined);
+  return {
+    async until(imageId: string, replicas: number, t0: number, what: string): Promise<number> {
+      const deadline = Date.now() + 300_000;
+      for (;;) {
+        const at = last >= t0 ? last : performance.now();
+        const events = seen;
+        const list = (await docker.listContainers({ filters: { label: labels } })).filter((c) => c.State === 'running');
+        if (list.length === replicas && list.every((c) => c.ImageID === imageId)) return at - t0;
+        if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+        if (seen === events) await Promise.race([new Promise<void>((r) => (wake = r)), sleep(250)]);
+      }
+    },
+    close: () => stream.destroy(),
+  };
+}
+
+/** Where berth put the service's replicas: the network of its first replica, and its aliases there. */
+async function serviceNetwork(docker: Dockerode, labels: string[]): Promise<OnNetwork> {
+  const [first] = await docker.listContainers({ filters: { label: labels } });
+  const info = await docker.getContainer(first.Id).inspect();
+  const [[network, endpoint]] = Object.entries(info.NetworkSettings.Networks);
+  return { network, aliases: ((endpoint.Aliases ?? []) as string[]).filter((a) => a !== first.Id.slice(0, 12)) };
+}
+
+/**
+ * The same change with no tool at all, `runs` times: `replicas` probe containers (not berth's: no
+ * labels) on the service's network, each replaced straight through the Docker API one after the
+ * other, stop-first, the stop beside the create and the start beside the removal (as berth does).
+ */
+async function apiReplaceRuns(docker: Dockerode, on: OnNetwork, replicas: number, runs: number): Promise<number[]> {
+  let n = 0;
+  const probe = () => docker.createContainer(probeContainer(`api-replace-${n++}`, on));
+  const live = await Promise.all(Array.from({ length: replicas }, async () => {
+    const c = await probe();
+    await c.start();
+    return c;
+  }));
+  const out: number[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < replicas; i++) {
+        const [, next] = await Promise.all([live[i].stop(), probe()]);
+        await Promise.all([next.start(), live[i].remove()]);
+        live[i] = next;
+      }
+      out.push(performance.now() - t0);
+    }
+  } finally {
+    await Promise.all(live.map((c) => c.remove({ force: true }).catch(() => undefined)));
+  }
+  return out;
 }
 
 /** Runs the one-change scenario and returns its rows. */
@@ -71,6 +138,9 @@ export async function change(runs = 5): Promise<Row[]> {
     // berth: the repo deployed, then each change pushed by webhook: with the service's default
     // update_config (one replica after the other), then with `parallelism: 0` (all at once, as
     // docker-compose recreates them), after one untimed push that sets it.
+    const floorInPlace: number[] = [];
+    let serviceNet = '';
+    const apiRuns: number[] = [];
     const berthRuns: number[] = [];
     const berthAllRuns: number[] = [];
     const berth = await startBerth(join(dir, 'berth'), [{ name: 'bench', socketPath: main.socketPath }], repo);
@@ -78,6 +148,13 @@ export async function change(runs = 5): Promise<Row[]> {
       const errors = passErrors(await berth.engine.syncAll({ trigger: 'manual' }));
       if (errors.length) throw new Error(`bench: berth's deploy failed: ${errors.join('; ')}`);
       await allRunning(docker);
+      // The floor where this change happens: on the service's network, beside the repo's running containers.
+      const labels = [`berth.stack=${STACK}`, `berth.service=${SERVICE}`];
+      const on = await serviceNetwork(docker, labels);
+      serviceNet = on.network;
+      floorInPlace.push(...(await floorRuns(docker, 5, on)));
+      apiRuns.push(...(await apiReplaceRuns(docker, on, replicas, runs)));
+      const watch = await watchChange(docker, labels);
       for (const [times, parallelism, out] of [[runs, undefined, berthRuns], [runs + 1, 0, berthAllRuns]] as const) {
         for (let r = 0; r < times; r++) {
           const image = (deployed = other(deployed));
@@ -85,11 +162,12 @@ export async function change(runs = 5): Promise<Row[]> {
           const sha = await repo.commit(filesFor(image, parallelism));
           const t0 = performance.now();
           await pushWebhook(berth.port, berth.secret, repo.url, sha, `change-${parallelism ?? 1}-${r}`);
-          const took = await changed(docker, [`berth.stack=${STACK}`, `berth.service=${SERVICE}`], id, replicas, t0, 'berth to replace the service');
+          const took = await watch.until(id, replicas, t0, 'berth to replace the service');
           if (times === runs || r > 0) out.push(took);
           await berth.engine.drain();
         }
       }
+      watch.close();
     } finally {
       await berth.close();
     }
@@ -102,6 +180,7 @@ export async function change(runs = 5): Promise<Row[]> {
     for (let i = 0; i < STACKS; i++) await up(i);
     await allRunning(docker);
     const composeRuns = { one: [] as number[], all: [] as number[] };
+    const composeWatch = await watchChange(docker, [`com.docker.compose.project=${STACK}`, `com.docker.compose.service=${SERVICE}`]);
     for (const variant of ['one', 'all'] as const) {
       for (let r = 0; r < runs; r++) {
         const image = (deployed = other(deployed));
@@ -111,9 +190,10 @@ export async function change(runs = 5): Promise<Row[]> {
         await git(['pull', '-q', '--ff-only'], clone);
         if (variant === 'one') await up(0);
         else for (let i = 0; i < STACKS; i++) await up(i);
-        composeRuns[variant].push(await changed(docker, [`com.docker.compose.project=${STACK}`, `com.docker.compose.service=${SERVICE}`], id, replicas, t0, 'docker-compose to replace the service'));
+        composeRuns[variant].push(await composeWatch.until(id, replicas, t0, 'docker-compose to replace the service'));
       }
     }
+    composeWatch.close();
     await wipe(docker);
 
     // Swarm: the stacks deployed with docker stack deploy, then `docker service update --image`.
@@ -124,23 +204,31 @@ export async function change(runs = 5): Promise<Row[]> {
     }
     await allRunning(swarmDocker);
     const swarmRuns: number[] = [];
+    const swarmWatch = await watchChange(swarmDocker, [`com.docker.swarm.service.name=${STACK}_${SERVICE}`]);
     for (let r = 0; r < runs; r++) {
       const image = (deployed = other(deployed));
       const id = await imageId(swarmDocker, image);
       const t0 = performance.now();
       await cli('docker', ['service', 'update', '--detach', '--no-resolve-image', '--update-monitor', '1ms', '--image', image, `${STACK}_${SERVICE}`], swarmSocket);
-      swarmRuns.push(await changed(swarmDocker, [`com.docker.swarm.service.name=${STACK}_${SERVICE}`], id, replicas, t0, 'Swarm to update the service'));
+      swarmRuns.push(await swarmWatch.until(id, replicas, t0, 'Swarm to update the service'));
       await sleep(1000); // the update's last monitor period and its state in the Swarm settle before the next
     }
+    swarmWatch.close();
 
-    const floor = median(floorRun);
+    const empty = median(floorRun);
+    const floor = median(floorInPlace);
     const target = 1.5 * floor * replicas;
     const b = median(berthRuns);
     const all = median(berthAllRuns);
+    const api = median(apiRuns);
     const vs = (x: number) => `${(x / b).toFixed(2)}x berth`;
     const what = `one service (${replicas} replicas) of ${STACKS} stacks / ${CONTAINERS} containers changes image`;
-    const toFloor = (x: number) => `${(x / (floor * replicas)).toFixed(2)}x floor x ${replicas} (${ms(floor * replicas)}; floor ${ms(floor)})`;
+    const toFloor = (x: number) =>
+      `${(x / (floor * replicas)).toFixed(2)}x floor in place x ${replicas} (${ms(floor * replicas)}); ${(x / (empty * replicas)).toFixed(2)}x the empty daemon's floor x ${replicas}; ${(x / api).toFixed(2)}x the API alone`;
     return [
+      { scenario: 'one change: floor on the empty daemon (create + start, default bridge)', value: ms(empty) },
+      { scenario: `one change: floor in place (create + start on ${serviceNet}, ${CONTAINERS} containers running)`, value: ms(floor), against: `${(floor / empty).toFixed(2)}x the empty daemon's` },
+      { scenario: `one change: the same replacement straight through the Docker API, no tool (${replicas} containers, stop-first, one after the other)`, value: ms(api), against: `${(api / (floor * replicas)).toFixed(2)}x floor in place x ${replicas}` },
       { scenario: `one change: ${what}, berth, push (webhook) to running, one replica after the other (update_config's default)`, value: ms(b), against: toFloor(b), target: `within 1.5x floor x ${replicas}`, met: b <= target },
       { scenario: 'one change: the same, berth, with update_config parallelism 0 (both at once, as docker-compose does)', value: ms(all), against: toFloor(all), target: `within 1.5x floor x ${replicas}`, met: all <= target },
       { scenario: 'one change: git pull + docker-compose up -d of the one stack', value: ms(median(composeRuns.one)), against: vs(median(composeRuns.one)), target: 'berth faster', met: b < median(composeRuns.one) },

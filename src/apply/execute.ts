@@ -233,7 +233,11 @@ interface Changed {
 async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
 
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
+  // Meanwhile what each changed replica was (for a rollback) is read, so that no replacement waits for it.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
+  const replaces = actions.filter((a) => a.kind === 'replace');
+  const was = new Map(replaces.map((a) => [a.live.id, readWas(host(a.host), a.live.id)]));
+  for (const w of was.values()) w.catch(() => {}); // awaited by its replacement; not an unhandled rejection meanwhile
   const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
   await Promise.all(
     [...images.values()].map((a) =>
@@ -261,18 +265,17 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   if (notUp && !notUp.ok) return { outcome: 'failed', service: svc.name, error: `${svc.name}: a new replica is not up: ${notUp.reason}` };
 
   // Changed replicas roll in batches.
-  const replaces = actions.filter((a) => a.kind === 'replace');
   /** start-first: the old replicas of earlier batches, draining and then going while the next batch starts */
   const finishing: Array<Promise<void>> = [];
   try {
-    return await rollBatches(svc, replaces, host, onStep, finishing);
+    return await rollBatches(svc, replaces, host, onStep, finishing, was);
   } finally {
     await Promise.allSettled(finishing);
   }
 }
 
-/** rollService's changed replicas, batch after batch; `finishing` gets each replacement's `finished`. */
-async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, onStep: Emit, finishing: Array<Promise<void>>): Promise<ApplyResult> {
+/** rollService's changed replicas, batch after batch; `finishing` gets each replacement's `finished`; `was`: what each old replica was, by id. */
+async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, onStep: Emit, finishing: Array<Promise<void>>, was: Map<string, Promise<Was>>): Promise<ApplyResult> {
   const config = svc.update;
   const batches = chunk(replaces, config.parallelism);
   const changed: Changed[] = [];
@@ -284,7 +287,8 @@ async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, on
     const results = await Promise.all(
       batch.map(async (a) => {
         const h = host(a.host);
-        const r = await replaceReplica(h, a.live.id, a.desired, config.order, (id) => waitReady(h, id, { health: true, monitorMs: config.monitorMs }), true);
+        const wait = (id: string) => waitReady(h, id, { health: true, monitorMs: config.monitorMs });
+        const r = await replaceReplica(h, a.live.id, a.desired, config.order, wait, { prepared: true, was: was.get(a.live.id) });
         changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
         report(onStep, where(a), r.newId, r.readiness);
@@ -339,11 +343,20 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
   return { outcome: 'rolledback', service: svc.name, error: `${svc.name}: rolled back: ${why}` };
 }
 
-interface Replaced {
+/** A container as it was before its replacement: what a rollback puts back. */
+interface Was {
   /** the container that was there, as it was */
   before?: Dockerode.ContainerInspectInfo;
   /** the files berth had written into it, read back before it went */
   files: FileDelivery[];
+}
+
+async function readWas(h: DockerHost, id: string): Promise<Was> {
+  const before = await h.inspect(id);
+  return { before, files: before ? await h.readFiles(before) : [] };
+}
+
+interface Replaced extends Was {
   /** the container started for the new spec (kept or not) */
   newId: string;
   readiness: Readiness;
@@ -369,7 +382,8 @@ interface Replaced {
  * the service's name and the old one gives it up (no new request reaches it, those under way finish).
  * The old one then stops after `DRAIN_MS` and the new one takes its container name, in `finished`.
  * If the new one never gets ready, it is removed and the old one serves on.
- * `prepared`: the rollout readied the new spec's image already (DockerHost.prepare), so creating it does not again.
+ * `prepared`: the rollout readied the new spec's image already (DockerHost.prepare), so creating it does not again;
+ * `was`: the old container as it was, read already (else read here).
  */
 async function replaceReplica(
   h: DockerHost,
@@ -377,10 +391,9 @@ async function replaceReplica(
   next: ContainerSpec,
   order: UpdateConfig['order'],
   wait: (id: string) => Promise<Readiness>,
-  prepared = false,
+  { prepared = false, was }: { prepared?: boolean; was?: Promise<Was> } = {},
 ): Promise<Replaced> {
-  const before = await h.inspect(oldId);
-  const files = before ? await h.readFiles(before) : [];
+  const { before, files } = await (was ?? readWas(h, oldId));
   const done = Promise.resolve();
   if (!before) {
     const newId = await h.createAndStart(next, { prepared });
