@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { GitSource, SourceError, stripCredentials } from '../src/source/git.ts';
+import { GitSource, packIndexOids, SourceError, stripCredentials } from '../src/source/git.ts';
 import type { RepoRef } from '../src/source/git.ts';
 import { git, startGitServer } from './harness/git-server.ts';
 import type { GitServer } from './harness/git-server.ts';
@@ -122,6 +122,33 @@ describe('GitSource over smart HTTP', () => {
     expect(text(b)).toEqual(text(one));
     expect(text(a)).toEqual(text(two));
     expect((await tight.snapshot(second)).files.get('blog/nginx.conf')).not.toBe(a.get('blog/nginx.conf'));
+  });
+
+  it('keeps what small fetches bring as loose objects, a big one as its pack; every commit stays readable', async () => {
+    const remote = await server.createRepo('loose');
+    const packs = async () => (await readdir(join(cacheDir('loose'), 'objects', 'pack'))).filter((f) => f.endsWith('.pack'));
+    const shas = [await remote.commit({ 'app/compose.yaml': 'v0\n' })];
+    const src = new GitSource({ name: 'loose', url: remote.url, branch: 'main' }, cacheDir('loose'));
+    await src.update();
+    for (let i = 1; i <= 3; i++) {
+      shas.push(await remote.commit({ 'app/compose.yaml': `v${i}\n` }));
+      expect((await src.update({ moved: true })).sha).toBe(shas[i]);
+    }
+    expect(await packs()).toEqual([]);
+    // 1,200 files in one push: more objects than are worth a file each
+    shas.push(await remote.commit(Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`docs/${i}.md`, `page ${i}\n`]))));
+    await src.update({ moved: true });
+    const [pack] = await packs();
+    expect(pack).toBeDefined();
+    // the index lists what git's own reader lists
+    const idx = join(cacheDir('loose'), 'objects', 'pack', pack.replace(/\.pack$/, '.idx'));
+    const listed = (await git(['verify-pack', '-v', idx])).split('\n').filter((l) => /^[0-9a-f]{40} /.test(l)).map((l) => l.slice(0, 40)).sort();
+    expect(packIndexOids(await readFile(idx))?.sort()).toEqual(listed);
+    expect(listed.length).toBeGreaterThan(1200);
+    for (const [i, sha] of shas.entries()) {
+      expect(text((await src.snapshot(sha)).files)['app/compose.yaml']).toBe(`v${Math.min(i, 3)}\n`);
+    }
+    expect((await src.history()).map((c) => c.sha)).toEqual([...shas].reverse());
   });
 
   it('reuses the cache across instances (e.g. after a restart)', async () => {

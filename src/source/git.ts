@@ -4,7 +4,7 @@
  * URL) are read in place.
  */
 import fs from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import https from 'node:https';
@@ -106,6 +106,7 @@ export class GitSource {
     let oid: string;
     if (head && (await hasCommit(gitdir, head))) oid = head;
     else {
+      const packs = await packNames(gitdir);
       const res = await this.#wrap(() =>
         git.fetch({
           fs, http: this.#http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
@@ -114,6 +115,7 @@ export class GitSource {
       );
       if (!res.fetchHead) throw this.#error(`branch ${this.repo.branch} not found`);
       oid = res.fetchHead; // the branch may have moved since the look-up: what was fetched wins
+      for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
     }
     await git.writeRef({ fs, gitdir, ref: `refs/heads/${this.repo.branch}`, value: oid, force: true });
     return this.commit(oid);
@@ -294,6 +296,42 @@ class ObjectCache {
 
 function toCommitInfo(sha: string, c: { author: { name: string; email: string; timestamp: number }; message: string }): CommitInfo {
   return { sha, author: c.author.name, email: c.author.email, message: c.message.replace(/\n+$/, ''), time: c.author.timestamp };
+}
+
+/** The pack files of a git dir, by name without the extension. */
+async function packNames(gitdir: string): Promise<Set<string>> {
+  const names = await readdir(join(gitdir, 'objects', 'pack')).catch(() => [] as string[]);
+  return new Set(names.filter((n) => n.endsWith('.idx')).map((n) => n.slice(0, -'.idx'.length)));
+}
+
+/** Packs of more objects than this stay packs (a first clone, a big push); smaller ones are loosened. */
+const LOOSEN_MAX = 1000;
+
+/**
+ * Writes a small fetched pack's objects as loose objects and deletes the pack. Every fetch adds a
+ * pack and isomorphic-git does not repack: a server that has fetched 200 pushes would look through
+ * 200 pack indexes to read one object (a snapshot took 9 ms after 50 pushes, 39 ms after 200); a
+ * loose object is one file, however many there are.
+ */
+async function loosen(gitdir: string, pack: string): Promise<void> {
+  const base = join(gitdir, 'objects', 'pack', pack);
+  const oids = packIndexOids(await readFile(`${base}.idx`));
+  if (oids === undefined || oids.length > LOOSEN_MAX) return;
+  for (const oid of oids) {
+    const { type, object } = await git.readObject({ fs, gitdir, oid, format: 'content' });
+    await git.writeObject({ fs, gitdir, type: type as 'blob' | 'tree' | 'commit' | 'tag', object: object as Uint8Array, format: 'content' });
+  }
+  await rm(`${base}.pack`, { force: true });
+  await rm(`${base}.idx`, { force: true });
+}
+
+/** The object ids a version 2 pack index lists (undefined for another version). */
+export function packIndexOids(idx: Uint8Array): string[] | undefined {
+  const view = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
+  if (idx.byteLength < 8 + 1024 || view.getUint32(0) !== 0xff744f63 || view.getUint32(4) !== 2) return undefined;
+  const count = view.getUint32(8 + 255 * 4); // the fan-out's last entry: objects in all
+  const at = 8 + 1024;
+  return Array.from({ length: count }, (_, i) => Buffer.from(idx.subarray(at + i * 20, at + (i + 1) * 20)).toString('hex'));
 }
 
 async function hasCommit(gitdir: string, oid: string): Promise<boolean> {
