@@ -75,15 +75,21 @@ describe('LiveIndex', () => {
     expect(new LiveIndex(live).stack('r', 'shop')[1].containers[0]).toBe(live[1].containers[0]);
   });
 
-  it('counts a stack placed earlier in the pass where it was placed, not where it runs', () => {
+  it('counts a stack placed earlier in the pass where it was placed, with what it reserves there, not where it runs', () => {
     const index = new LiveIndex(live);
-    index.placed('r', 'blog', [{ host: 'c' }, { host: 'c' }, { host: 'c' }]);
+    const at = (host: string, cpus = 0, memoryBytes = 0) => ({ host, reserved: { cpus, memoryBytes } });
+    index.placed('r', 'blog', [at('c', 0.5), at('c', 0.5, 10), at('c')]);
     const counts = (stack: string) => index.hostsFor(hosts, 'r', stack).map((h) => h.containers);
+    const reserved = (stack: string) => index.hostsFor(hosts, 'r', stack).map((h) => h.reserved);
     expect(counts('shop')).toEqual([1, 0, 3, 0]); // q/shop on a; blog's three on c
+    expect(reserved('shop')).toEqual([{ cpus: 0.3, memoryBytes: 300 }, { cpus: 0, memoryBytes: 0 }, { cpus: 1, memoryBytes: 10 }, { cpus: 0, memoryBytes: 0 }]);
     expect(counts('blog')).toEqual([3, 1, 0, 0]);
-    index.placed('r', 'new', [{ host: 'b' }]);
+    index.placed('r', 'new', [at('b', 1.25, 1 << 20)]);
     expect(counts('shop')).toEqual([1, 1, 3, 0]);
-    // what a placed stack reserves stays as observed
-    expect(index.hostsFor(hosts, 'r', 'shop')[1].reserved).toEqual({ cpus: 1.5, memoryBytes: 1 << 30 });
+    expect(reserved('shop')[1]).toEqual({ cpus: 1.25, memoryBytes: 1 << 20 });
+    // placed again (a later pass of the same index never happens, but the tally stays exact): the old placement is gone
+    index.placed('r', 'blog', [at('a', 2)]);
+    expect(reserved('shop')[0]).toEqual({ cpus: 2.3, memoryBytes: 300 });
+    expect(reserved('shop')[2]).toEqual({ cpus: 0, memoryBytes: 0 });
   });
 });

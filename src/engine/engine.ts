@@ -20,7 +20,7 @@ import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
 import { describeAction, hasChanges, isRerun, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { handChanges } from '../diff/drift.ts';
 import { watchEvents, type ContainerEvent } from '../observe/events.ts';
-import type { DesiredContainer } from '../schedule/container.ts';
+import { reservedOf, type DesiredContainer } from '../schedule/container.ts';
 import { applyPlan, type StepEvent } from '../apply/execute.ts';
 import { stepRow, summarizePlan } from '../audit/steps.ts';
 import { currentReplicas, LiveIndex } from '../schedule/current.ts';
@@ -532,7 +532,7 @@ export class Engine {
         const own = index.stack(repoName, w.name);
         const current = [...currentReplicas(own, repoName, w.name), ...(this.lastPlaced.get(key) ?? []).filter((r) => waiting.has(r.host))];
         const placed = w.stack ? placeStack(repoName, w.stack, index.hostsFor(hostInfos, repoName, w.name), commit.sha, current) : [];
-        index.placed(repoName, w.name, placed);
+        index.placed(repoName, w.name, placed.map((d) => ({ host: d.host, reserved: reservedOf(d.create.Labels) })));
         if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
         const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
         unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));

@@ -4,7 +4,7 @@
  */
 import type Dockerode from 'dockerode';
 import { LABEL } from '../model.ts';
-import { RESERVE_LABEL, VIEW_LABEL } from '../schedule/container.ts';
+import { reservedOf, VIEW_LABEL } from '../schedule/container.ts';
 
 export interface LiveContainer {
   id: string;
@@ -92,6 +92,6 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
     image: c.Image,
     view: l[VIEW_LABEL],
     created: c.Created,
-    reserved: { cpus: Number(l[RESERVE_LABEL.cpus] ?? 0), memoryBytes: Number(l[RESERVE_LABEL.memory] ?? 0) },
+    reserved: reservedOf(l),
   };
 }

@@ -222,6 +222,11 @@ export function serviceImage(svc: ServiceSpec): string {
 /** What a replica reserves, on the container, so that placing other stacks can count it (DESIGN §2). */
 export const RESERVE_LABEL = { cpus: 'berth.reserve.cpus', memory: 'berth.reserve.memory' } as const;
 
+/** What a berth container's labels say it reserves (nothing when unlabelled). */
+export function reservedOf(labels: Record<string, string> | undefined): { cpus: number; memoryBytes: number } {
+  return { cpus: Number(labels?.[RESERVE_LABEL.cpus] ?? 0), memoryBytes: Number(labels?.[RESERVE_LABEL.memory] ?? 0) };
+}
+
 function reservationLabels(svc: ServiceSpec): Record<string, string> {
   const { cpus, memoryBytes } = svc.reservations;
   return {

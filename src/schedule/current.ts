@@ -73,18 +73,19 @@ export class LiveIndex {
 
   /**
    * Notes where the pass placed a stack: the stacks placed after it in the same pass count its
-   * containers there instead of its live ones (so that a first deploy of many stacks spreads
-   * them). What it reserves stays as observed.
+   * containers and what they reserve there instead of its live ones (so that a first deploy of
+   * many stacks spreads them, and cannot promise one host's CPUs or memory to two of them).
    */
-  placed(repo: string, stack: string, placed: Array<{ host: string }>): void {
+  placed(repo: string, stack: string, placed: Array<{ host: string; reserved: { cpus: number; memoryBytes: number } }>): void {
     const held = this.#heldBy(stackKey(repo, stack));
     for (const [host, t] of held) {
-      tallyOf(this.#total, host).containers -= t.containers;
-      t.containers = 0;
+      add(tallyOf(this.#total, host), t, -1);
+      held.delete(host);
     }
     for (const d of placed) {
-      tallyOf(held, d.host).containers++;
-      tallyOf(this.#total, d.host).containers++;
+      const t = { nanoCpus: nano(d.reserved.cpus), memoryBytes: d.reserved.memoryBytes, containers: 1 };
+      add(tallyOf(held, d.host), t, 1);
+      add(tallyOf(this.#total, d.host), t, 1);
     }
   }
 
