@@ -3,9 +3,9 @@
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { testDocker, uniqueName, removeContainers, waitFor } from './harness/docker.ts';
+import { execIn, testDocker, uniqueName, removeContainers, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { ownStack, testEngine, writeConfig } from './harness/berth.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import type { AuditRow } from '../src/audit/log.ts';
 
@@ -211,5 +211,38 @@ describe('what is not drift', () => {
     expect(now.Id).toBe(c.Id);
     expect(now.State).toBe('exited');
     expect(rows('noheal', 'drift.corrected')).toEqual([]);
+  });
+});
+
+describe('a container on another\'s network (network_mode: service:)', () => {
+  it('is created anew with the container it shares a network with, when drift repair recreates that one', async () => {
+    const own = await ownStack(server, docker, 'peer');
+    try {
+      await own.commit(`services:
+  web:
+    image: ${IMAGES.webV1}
+  side:
+    image: ${IMAGES.webV1}
+    network_mode: "service:web"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+`);
+      expect((await own.sync('manual')).status).toBe('synced');
+      const one = async (service: string) => (await docker.listContainers({ filters: { label: [`berth.stack=${own.stack}`, `berth.service=${service}`] } }))[0];
+      const [web1, side1] = [await one('web'), await one('side')];
+      await docker.getContainer(web1.Id).remove({ force: true });
+      const pass = await own.sync('poll');
+      expect(pass.status, pass.errors?.join('\n')).toBe('synced');
+      const [web2, side2] = [await one('web'), await one('side')];
+      expect(web2.Id).not.toBe(web1.Id);
+      expect(side2.Id).not.toBe(side1.Id);
+      // side reaches web's server on its own loopback: the network it has is web's new one
+      const { output, exitCode } = await execIn(docker.getContainer(side2.Id), ['wget', '-qO-', 'http://127.0.0.1/']);
+      expect(exitCode, output).toBe(0);
+      expect(output.trim()).toBe('v1');
+      const replaced = own.engine.audit.query({ stack: own.stack, kind: 'drift.detected', limit: 10 }).rows.map((r) => r.message);
+      expect(replaced).toContain(`replace side#1 on test: the container whose network it shares (${own.stack}-web-1) is created anew`);
+    } finally {
+      await own.done();
+    }
   });
 });

@@ -125,6 +125,7 @@ export function planStack(input: PlanInput): StackPlan {
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }
+  renewPeers(updates, input.desired);
   const unpruned: LiveContainer[] = [];
   for (const c of [...byKey.values()].flat()) {
     const slot = { host: c.host, service: c.service, slot: c.slot };
@@ -155,6 +156,31 @@ export function planStack(input: PlanInput): StackPlan {
   const order = new Map(input.stack?.services.map((s, i) => [s.name, i]) ?? []);
   updates.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0) || a.slot - b.slot);
   return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned, hooks };
+}
+
+/**
+ * A container on another's network (`network_mode: service:NAME`) lives in that container's
+ * network namespace: when the container it joined is created anew (a drift put right, a new
+ * spec), a kept one would be left without a network, so it is replaced too (and so on along a
+ * chain of them). Its spec hash already changes when its peer's spec does; not when the peer is
+ * only recreated.
+ */
+function renewPeers(updates: Action[], desired: DesiredContainer[]): void {
+  const wanted = new Map(desired.map((d) => [`${d.host}/${d.service}/${d.slot}`, d]));
+  const renewed = new Set(updates.filter((a) => a.kind === 'create' || a.kind === 'replace').map((a) => `${a.host}/${a.desired.name}`));
+  for (let changed = true; changed; ) {
+    changed = false;
+    updates.forEach((a, i) => {
+      if (a.kind !== 'keep') return;
+      const d = wanted.get(`${a.host}/${a.service}/${a.slot}`);
+      const mode = d?.create.HostConfig?.NetworkMode ?? '';
+      const peer = mode.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+      if (!d || peer === undefined || !renewed.has(`${a.host}/${peer}`)) return;
+      updates[i] = { host: a.host, service: a.service, slot: a.slot, kind: 'replace', desired: d, live: a.live, reason: `the container whose network it shares (${peer}) is created anew` };
+      renewed.add(`${a.host}/${d.name}`);
+      changed = true;
+    });
+  }
 }
 
 const stackKey = (repo: string, stack: string) => `${repo}\0${stack}`;
