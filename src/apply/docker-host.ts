@@ -10,6 +10,9 @@ import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
 import { LABEL, Sealed, type BuildSpec, type ContextFile, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
 
+/** How many builds of a service a host keeps (the newest). */
+export const BUILDS_KEPT = 3;
+
 /** A Docker API error with the daemon's message, without the request details dockerode adds. */
 export class DockerError extends Error {
   readonly statusCode?: number;
@@ -196,6 +199,26 @@ export class DockerHost {
       await this.docker.getImage(b.ref).tag({ repo, tag });
     }
     log.info({ image: b.ref, ms: Date.now() - started }, 'image built');
+    await this.pruneBuilds(b.stack, b.service).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'cannot remove older builds'));
+  }
+
+  /**
+   * Removes the service's builds on this host beyond the newest BUILDS_KEPT (a rollback to one of
+   * those needs no build; an older commit's is built again). An image a container still uses stays.
+   */
+  async pruneBuilds(stack: string, service: string): Promise<void> {
+    const label = [`${LABEL.managed}=true`, `${LABEL.stack}=${stack}`, `${LABEL.service}=${service}`];
+    const builds = (await this.docker.listImages({ filters: { label } })).sort((a, b) => b.Created - a.Created);
+    for (const image of builds.slice(BUILDS_KEPT)) {
+      const refs = (image.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      try {
+        // by name, each of them (an image with several names cannot be removed by id without force), or by id when it has none
+        for (const ref of refs.length ? refs : [image.Id]) await this.docker.getImage(ref).remove();
+        this.log.info({ stack, service, image: refs[0] ?? image.Id.slice(7, 19) }, 'older build removed');
+      } catch (err) {
+        if (status(err) !== 409) throw err; // 409: a container uses it
+      }
+    }
   }
 
   /**
