@@ -374,8 +374,8 @@ interface Replaced extends Was {
 /**
  * Replaces one container by a new one.
  *
- * stop-first: the old container is renamed aside and stopped while the new one is created under
- * the slot's name; the new one starts once the old has stopped (the old is removed meanwhile).
+ * stop-first: the old container is stopped and, meanwhile, renamed aside and the new one created
+ * under the slot's name; the new one starts once the old has stopped (the old is removed meanwhile).
  * Should the new one fail to be created, the old one gets its name back and runs again.
  *
  * start-first: the new one starts beside the old, off the service's name; once it is ready it takes
@@ -424,8 +424,9 @@ async function replaceReplica(
 async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<string> {
   const oldId = before.Id;
   const name = before.Name.replace(/^\//, '');
-  await h.rename(oldId, `${name}-old-${oldId.slice(0, 12)}`);
-  const [stopped, created] = await Promise.allSettled([h.stop(oldId), h.create(next, { prepared })]);
+  // The stop goes at once; the create as soon as the old container has left the name (a rename, much shorter than a stop).
+  const aside = h.rename(oldId, `${name}-old-${oldId.slice(0, 12)}`);
+  const [stopped, created] = await Promise.allSettled([h.stop(oldId), aside.then(() => h.create(next, { prepared }))]);
   if (stopped.status === 'rejected' || created.status === 'rejected') {
     const err = (stopped.status === 'rejected' ? stopped.reason : (created as PromiseRejectedResult).reason) as Error;
     // put the old container back as it was
