@@ -1,26 +1,18 @@
 // Built images do not pile up: a host keeps the newest few builds of a service, and the one in use.
-import type Dockerode from 'dockerode';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { BUILDS_KEPT } from '../src/apply/docker-host.ts';
-import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { removeContainers, testDocker, uniqueName } from './harness/docker.ts';
+import { removeContainers, uniqueName } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { gitServerAndDocker, testEngine, writeConfig } from './harness/berth.ts';
 
-let server: GitServer;
-let docker: Dockerode;
-beforeAll(async () => {
-  server = await startGitServer();
-  docker = testDocker();
-});
-afterAll(async () => server?.close());
+const t = gitServerAndDocker();
 
 it(`keeps the newest ${BUILDS_KEPT} builds of a service on its host and removes the older ones`, async () => {
   const stack = uniqueName('builds').replaceAll('-', '');
-  const repo = await server.createRepo(uniqueName('buildsrepo'));
+  const repo = await t.server.createRepo(uniqueName('buildsrepo'));
   const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
   const engine = testEngine(cfg.file);
-  const builds = async () => (await docker.listImages({ filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => b.Created - a.Created);
+  const builds = async () => (await t.docker.listImages({ filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => b.Created - a.Created);
   try {
     const made: string[] = [];
     for (let i = 1; i <= BUILDS_KEPT + 2; i++) {
@@ -30,7 +22,7 @@ it(`keeps the newest ${BUILDS_KEPT} builds of a service on its host and removes 
       });
       const pass = await engine.syncRepo(repo.name, { trigger: 'manual' });
       expect(pass.stacks[0].status, pass.stacks[0].errors?.join('\n')).toBe('synced');
-      const [running] = await docker.listContainers({ filters: { label: [`berth.stack=${stack}`] } });
+      const [running] = await t.docker.listContainers({ filters: { label: [`berth.stack=${stack}`] } });
       made.push(running.ImageID);
       // Docker dates images to the second: the next build must be newer to tell them apart
       await new Promise((r) => setTimeout(r, 1100));
@@ -39,8 +31,8 @@ it(`keeps the newest ${BUILDS_KEPT} builds of a service on its host and removes 
     expect(left.map((b) => b.Id)).toEqual(made.slice(-BUILDS_KEPT).reverse());
   } finally {
     engine.close();
-    await removeContainers(docker, { 'berth.stack': stack });
-    for (const b of await builds()) await docker.getImage(b.Id).remove({ force: true }).catch(() => undefined);
+    await removeContainers(t.docker, { 'berth.stack': stack });
+    for (const b of await builds()) await t.docker.getImage(b.Id).remove({ force: true }).catch(() => undefined);
     cfg.cleanup();
   }
 });

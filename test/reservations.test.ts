@@ -1,24 +1,16 @@
 // Reservations of stacks placed in the same pass: a first deploy cannot promise a host's CPUs to two stacks.
-import type Dockerode from 'dockerode';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { removeContainers, testDocker, uniqueName } from './harness/docker.ts';
+import { expect, it } from 'vitest';
+import { removeContainers, uniqueName } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { testEngine, writeConfig } from './harness/berth.ts';
+import { gitServerAndDocker, testEngine, writeConfig } from './harness/berth.ts';
 
-let server: GitServer;
-let docker: Dockerode;
-beforeAll(async () => {
-  server = await startGitServer();
-  docker = testDocker();
-});
-afterAll(async () => server?.close());
+const t = gitServerAndDocker();
 
 it('two stacks that each reserve most of the host\'s CPUs, deployed in one pass: the second is refused, not placed beside the first', async () => {
-  const cpus = (await docker.info()).NCPU as number;
+  const cpus = (await t.docker.info()).NCPU as number;
   const [one, two] = [uniqueName('resa'), uniqueName('resb')].map((n) => n.replaceAll('-', ''));
   const compose = `services:\n  web:\n    image: ${IMAGES.webV1}\n    deploy:\n      resources:\n        reservations:\n          cpus: '${(cpus * 0.75).toFixed(2)}'\n`;
-  const repo = await server.createRepo(uniqueName('resrepo'));
+  const repo = await t.server.createRepo(uniqueName('resrepo'));
   await repo.commit({ [`${one}/compose.yaml`]: compose, [`${two}/compose.yaml`]: compose });
   const cfg = writeConfig([{ name: repo.name, url: repo.url }]);
   const engine = testEngine(cfg.file);
@@ -30,7 +22,7 @@ it('two stacks that each reserve most of the host\'s CPUs, deployed in one pass:
     expect(outcome(two)?.errors?.join('\n')).toMatch(/cpu/i);
   } finally {
     engine.close();
-    for (const stack of [one, two]) await removeContainers(docker, { 'berth.stack': stack });
+    for (const stack of [one, two]) await removeContainers(t.docker, { 'berth.stack': stack });
     cfg.cleanup();
   }
 });

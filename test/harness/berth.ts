@@ -9,13 +9,13 @@ import type Dockerode from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { Engine, type PassOptions } from '../../src/engine/engine.ts';
 import type { AuditRow } from '../../src/audit/log.ts';
 import { buildServer } from '../../src/server/server.ts';
-import { removeContainers, uniqueName } from './docker.ts';
-import type { GitServer } from './git-server.ts';
+import { removeContainers, testDocker, uniqueName } from './docker.ts';
+import { startGitServer, type GitServer } from './git-server.ts';
 
 export const BERTH_BIN = resolve(import.meta.dirname, '../../bin/berth.js');
 
@@ -137,4 +137,15 @@ export async function ownStack(server: GitServer, docker: Dockerode, prefix: str
     cfg.cleanup();
   };
   return { stack, engine: e, commit, sync, done };
+}
+
+/** For a test file: a git server of its own (started before its tests, closed after them) and the test daemon, as `server` and `docker` once its tests run. */
+export function gitServerAndDocker(): { server: GitServer; docker: Dockerode } {
+  const ctx = {} as { server: GitServer; docker: Dockerode };
+  beforeAll(async () => {
+    ctx.server = await startGitServer();
+    ctx.docker = testDocker();
+  });
+  afterAll(async () => ctx.server?.close());
+  return ctx;
 }
