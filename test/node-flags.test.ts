@@ -7,7 +7,7 @@ import { waitFor } from './harness/docker.ts';
 
 const DEFAULT = ['--max-semi-space-size=1', '--max-old-space-size=512'];
 
-it('berth serve runs with the heap flags and two malloc arenas as one process (no parent left behind) and stops on SIGTERM with 0', async () => {
+it('berth serve runs with the heap flags and its malloc settings as one process (no parent left behind) and stops on SIGTERM with 0', async () => {
   const port = await freePort();
   const cfg = writeConfig([], { listen: `127.0.0.1:${port}` });
   const serve = runCli(['--config', cfg.file, 'serve']);
@@ -20,7 +20,8 @@ it('berth serve runs with the heap flags and two malloc arenas as one process (n
     expect(argv.slice(3)).toEqual([expect.stringMatching(/bin\/berth\.js$/), '--config', cfg.file, 'serve', '']);
     expect(readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()).toBe('');
     const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    expect(environ).toContain('MALLOC_ARENA_MAX=2');
+    expect(environ).toContain('MALLOC_ARENA_MAX=1');
+    expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
     serve.child.kill('SIGTERM');
     const ended = await serve;
     expect(ended).toMatchObject({ code: 0, signal: null });

@@ -31,13 +31,14 @@ function portList(b: Bindings): string[] {
  */
 export function handChanges(info: Dockerode.ContainerInspectInfo, desired: DesiredContainer, imageEnv: string[] = []): HandChanges {
   const changes: string[] = [];
-  const view = parse(desired.view) as Record<string, unknown>;
+  // the live values for the view, parsed and written only when something differs (a full resync checks every container)
+  const live: Record<string, unknown> = {};
   const mask = (k: string, v: string) => maskEnv({ [k]: v })[k];
 
   const image = info.Config.Image;
   if (image !== desired.create.Image) {
     changes.push(`image: ${image} (wants ${desired.create.Image})`);
-    view.image = image;
+    live.image = image;
   }
 
   const want = envMap(desired.create.Env);
@@ -54,14 +55,14 @@ export function handChanges(info: Dockerode.ContainerInspectInfo, desired: Desir
   if (envLines.length) {
     changes.push(...envLines);
     const shown = Object.fromEntries(Object.entries(have).filter(([k, v]) => k in want || fromImage[k] !== v));
-    view.environment = Object.keys(shown).length ? maskEnv(shown) : undefined;
+    live.environment = Object.keys(shown).length ? maskEnv(shown) : undefined;
   }
 
   const wantPorts = portList(desired.create.HostConfig?.PortBindings as Bindings);
   const havePorts = portList(info.HostConfig.PortBindings as Bindings);
   if (wantPorts.join() !== havePorts.join()) {
     changes.push(`ports: ${havePorts.join(', ') || 'none'} (wants ${wantPorts.join(', ') || 'none'})`);
-    view.ports = havePorts.length ? havePorts : undefined;
+    live.ports = havePorts.length ? havePorts : undefined;
   }
 
   const wantMounts = (desired.create.HostConfig?.Mounts ?? []).map((m) => `${m.Type}:${m.Source || '(anonymous)'}:${m.Target}${m.ReadOnly ? ':ro' : ''}`).sort();
@@ -74,8 +75,10 @@ export function handChanges(info: Dockerode.ContainerInspectInfo, desired: Desir
     .sort();
   if (wantMounts.join() !== haveMounts.join()) {
     changes.push(`mounts: ${haveMounts.join(', ') || 'none'} (wants ${wantMounts.join(', ') || 'none'})`);
-    view.volumes = haveMounts.length ? haveMounts : undefined;
+    live.volumes = haveMounts.length ? haveMounts : undefined;
   }
 
+  if (changes.length === 0) return { changes, view: desired.view };
+  const view = { ...(parse(desired.view) as Record<string, unknown>), ...live };
   return { changes, view: stringify(JSON.parse(JSON.stringify(view))) };
 }

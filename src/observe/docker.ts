@@ -3,7 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import './lazy-grpc.ts'; // before dockerode
+import './lazy-deps.ts'; // before dockerode
 import Dockerode from 'dockerode';
 import { ConfigError, type HostConfig } from '../config.ts';
 import { DialStdioAgent } from './ssh.ts';

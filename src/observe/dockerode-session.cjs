@@ -1,4 +1,4 @@
-// Stands in for dockerode's lib/session.js (see src/observe/lazy-grpc.ts): the real one, which
+// Stands in for dockerode's lib/session.js (see src/observe/lazy-deps.ts): the real one, which
 // requires @grpc/grpc-js and @grpc/proto-loader, is loaded on the first BuildKit session only.
 /* global module, require */
 'use strict';

@@ -5,12 +5,18 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:http';
+import { createRequire } from 'node:module';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import { ConfigError, type SshConfig } from '../config.ts';
+
+const require = createRequire(import.meta.url);
+// Required, not imported: an ES import of node:http reads all its exports, and its WebSocket,
+// CloseEvent and MessageEvent load Node's undici (~10 MB resident) that berth never uses.
+const { Agent } = require('node:http') as typeof import('node:http');
+/** ssh2, loaded when a host first needs it (its WebAssembly and crypto cost memory a berth without ssh:// hosts does not need). */
+const ssh2 = (): typeof import('ssh2') => require('ssh2') as typeof import('ssh2');
 
 /** The host key is not the one the known hosts file lists for the host (or none is listed): the message says what to do. */
 export class SshHostKeyError extends Error {
@@ -53,7 +59,7 @@ export class DialStdioAgent extends Agent {
   }
 
   override createConnection(_options: unknown, callback?: (err: Error | null, stream: Duplex) => void): undefined {
-    const client = new ssh2.Client();
+    const client = new (ssh2().Client)();
     const sock = netConnect({ host: this.target.hostname, port: this.target.port, noDelay: true });
     let settled = false;
     const settle = (err: Error | null, stream?: Duplex) => {
@@ -130,7 +136,7 @@ function readPrivateKey(hostName: string, keyFile: string): Buffer {
   } catch (err) {
     throw new ConfigError(`host ${hostName}: cannot read ssh.keyFile ${keyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  const parsed = ssh2.utils.parseKey(privateKey);
+  const parsed = ssh2().utils.parseKey(privateKey);
   if (parsed instanceof Error || !parsed.isPrivateKey()) {
     const passphrase = parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
     const reason = passphrase ? 'it is protected by a passphrase, which berth does not support' : parsed instanceof Error ? parsed.message : 'it holds no private key';
