@@ -3,7 +3,7 @@
  * the other stacks hold on each host. Pure.
  */
 import type { LiveContainer, LiveHost } from '../observe/live.ts';
-import type { CurrentReplica, HostInfo } from './place.ts';
+import { nano, type CurrentReplica, type HostInfo } from './place.ts';
 
 /**
  * Where the stack's replicas run now: placement keeps them there when it can. Newest first, so that
@@ -110,9 +110,4 @@ function add(to: Tally, t: Tally | undefined, sign: 1 | -1): void {
   to.nanoCpus += sign * t.nanoCpus;
   to.memoryBytes += sign * t.memoryBytes;
   to.containers += sign * t.containers;
-}
-
-/** CPUs as integer nano-CPUs (as place.ts counts them). */
-function nano(cpus: number): number {
-  return Math.round(cpus * 1e9);
 }

@@ -273,7 +273,7 @@ function noHosts(selector: HostSelector, hosts: HostInfo[]): string {
 }
 
 /** CPUs as integer nano-CPUs (Docker's NanoCpus), so that sums are exact. */
-function nano(cpus: number): number {
+export function nano(cpus: number): number {
   return Math.round(cpus * 1e9);
 }
 

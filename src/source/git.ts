@@ -317,8 +317,9 @@ async function loosen(gitdir: string, pack: string): Promise<void> {
   const base = join(gitdir, 'objects', 'pack', pack);
   const oids = packIndexOids(await readFile(`${base}.idx`));
   if (oids === undefined || oids.length > LOOSEN_MAX) return;
+  const cache = {}; // isomorphic-git's: the pack is indexed and read once, not once per object
   for (const oid of oids) {
-    const { type, object } = await git.readObject({ fs, gitdir, oid, format: 'content' });
+    const { type, object } = await git.readObject({ fs, gitdir, oid, format: 'content', cache });
     await git.writeObject({ fs, gitdir, type: type as 'blob' | 'tree' | 'commit' | 'tag', object: object as Uint8Array, format: 'content' });
   }
   await rm(`${base}.pack`, { force: true });
