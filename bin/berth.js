@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // berth runs its TypeScript sources directly on Node 24+ (built-in type stripping, node:sqlite).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import module from 'node:module';
+import { join } from 'node:path';
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   console.error(
@@ -43,4 +46,32 @@ delete process.env.BERTH_REEXEC;
 // stripper, whose WebAssembly costs ~20 MB resident for as long as berth runs, and starts sooner.
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 module.enableCompileCache?.();
-await import('../src/cli/main.ts');
+await import(entry());
+
+/**
+ * berth runs from its bundle, dist/berth.mjs (scripts/build.ts: one file, ~10 MB less resident than
+ * the ~700 modules it is made of), while the bundle is newer than every source it was made from;
+ * else the bundle is made again first, when esbuild is installed (a development install: ~1 s), in
+ * a child process; else (or with BERTH_FROM_SOURCE=1) berth runs from its sources.
+ */
+function entry() {
+  const source = '../src/cli/main.ts';
+  if (process.env.BERTH_FROM_SOURCE === '1') return source;
+  const root = join(import.meta.dirname, '..');
+  const bundle = join(root, 'dist', 'berth.mjs');
+  const fresh = () => {
+    try {
+      const made = statSync(bundle).mtimeMs;
+      const { inputs } = JSON.parse(readFileSync(join(root, 'dist', 'berth.inputs.json'), 'utf8'));
+      return inputs.every((file) => statSync(join(root, file), { throwIfNoEntry: false })?.mtimeMs <= made);
+    } catch {
+      return false;
+    }
+  };
+  if (fresh()) return bundle;
+  if (!existsSync(join(root, 'node_modules', 'esbuild'))) return source;
+  const built = spawnSync(process.execPath, [join(root, 'scripts', 'build.ts'), '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (built.status === 0 && fresh()) return bundle;
+  console.error(`berth: could not bundle its sources (running them as they are): ${built.stderr?.trim() || built.error?.message || `exit ${built.status}`}`);
+  return source;
+}

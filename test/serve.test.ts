@@ -40,6 +40,9 @@ it('converges at start, follows a push by polling, and stops cleanly', async () 
     expect(ended.code).toBe(0);
     // Every log line is structured JSON; the sync lines carry repo, stack and commit.
     const lines = ended.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // each names a field once: a logger bound to a key its parent is bound to already writes it twice
+    for (const l of ended.stderr.trim().split('\n')) expect(JSON.stringify(JSON.parse(l))).toBe(l);
+    expect(lines.filter((l) => l.component === 'api').length).toBeGreaterThan(0);
     const started = lines.filter((l) => l.msg === 'sync started');
     expect(started.map((l) => [l.repo, l.stack, l.commit])).toEqual([
       [repo.name, stack, sha1.slice(0, 7)],

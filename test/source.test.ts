@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -135,6 +137,8 @@ describe('GitSource over smart HTTP', () => {
       expect((await src.update({ moved: true })).sha).toBe(shas[i]);
     }
     expect(await packs()).toEqual([]);
+    // git itself reads the loose objects berth wrote
+    expect(await git(['--git-dir', cacheDir('loose'), 'cat-file', 'blob', `${shas[3]}:app/compose.yaml`])).toBe('v3');
     // 1,200 files in one push: more objects than are worth a file each
     shas.push(await remote.commit(Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`docs/${i}.md`, `page ${i}\n`]))));
     await src.update({ moved: true });
@@ -149,6 +153,32 @@ describe('GitSource over smart HTTP', () => {
       expect(text((await src.snapshot(sha)).files)['app/compose.yaml']).toBe(`v${Math.min(i, 3)}\n`);
     }
     expect((await src.history()).map((c) => c.sha)).toEqual([...shas].reverse());
+  });
+
+  it("loosens a fetched pack without loading Node's undici (isomorphic-git's deflate would, through the web's CompressionStream)", async () => {
+    const remote = await server.createRepo('undici');
+    await remote.commit({ 'app/compose.yaml': 'v0\n' });
+    const probe = `
+      const { GitSource } = await import(${JSON.stringify(join(import.meta.dirname, '../src/source/git.ts'))});
+      const src = new GitSource({ name: 'undici', url: process.env.URL, branch: 'main' }, process.env.DIR);
+      await src.update();
+      const before = (await import('node:fs')).readdirSync(process.env.DIR + '/objects').length;
+      // node:http as require() gives it (an ES import of it would load undici itself)
+      await new Promise((done, fail) => process.getBuiltinModule('node:http').get(process.env.COMMIT, (res) => res.resume().on('end', done)).on('error', fail));
+      await src.update({ moved: true });
+      console.log(JSON.stringify({ undici: process.moduleLoadList.filter((m) => /undici|webstreams/.test(m)), grew: (await import('node:fs')).readdirSync(process.env.DIR + '/objects').length > before }));
+    `;
+    // the probe asks the test (over HTTP) for its second commit, between its two fetches
+    const { createServer: createHttpServer } = await import('node:http');
+    const asks = createHttpServer((_req, res) => void remote.commit({ 'app/compose.yaml': 'v1\n' }).then(() => res.end()));
+    await new Promise<void>((done) => asks.listen(0, '127.0.0.1', done));
+    try {
+      const env = { ...process.env, URL: remote.url, DIR: cacheDir('undici'), COMMIT: `http://127.0.0.1:${(asks.address() as AddressInfo).port}/` };
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', probe], { env });
+      expect(JSON.parse(stdout)).toEqual({ undici: [], grew: true });
+    } finally {
+      asks.close();
+    }
   });
 
   it('reuses the cache across instances (e.g. after a restart)', async () => {

@@ -16,6 +16,7 @@ import { renderSnapshot, formatError } from '../render/index.ts';
 import { Engine, EngineError, type RepoPass } from '../engine/engine.ts';
 import { startPolling } from '../engine/poller.ts';
 import { seedExamplesRepo } from '../source/seed.ts';
+import { EXAMPLES_DIR } from '../paths.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable, parseSince } from '../audit/format.ts';
@@ -27,7 +28,6 @@ import type { AuditRow } from '../audit/log.ts';
 import { checkHosts, formatHostsTable, type HostReport } from './hosts.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 
-const EXAMPLES = resolve(import.meta.dirname, '../../examples');
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
 const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
 
@@ -284,7 +284,7 @@ audit
 
 async function loadConfig(): Promise<BerthConfig> {
   const config = resolveConfig(program.opts<{ config?: string }>().config);
-  if (config.source === '(embedded default)') await seedExamplesRepo(config.repos[0].url, EXAMPLES);
+  if (config.source === '(embedded default)') await seedExamplesRepo(config.repos[0].url, EXAMPLES_DIR);
   return config;
 }
 

@@ -23,7 +23,7 @@ export interface ContainerEvent {
 /** The actions that can mean drift; health checks' exec_* and health_status are not. */
 const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 'update', 'pause', 'unpause', 'oom'];
 
-/** Starts following `docker`'s events; returns a function that stops it. */
+/** Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a function that stops it. */
 export function watchEvents(host: string, docker: Dockerode, onEvent: (e: ContainerEvent) => void, log: Logger): () => void {
   let stopped = false;
   let stream: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
@@ -44,7 +44,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
         filters: { type: ['container'], label: [`${LABEL.managed}=true`], event: ACTIONS },
       } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void };
     } catch (err) {
-      log.warn({ host, err: (err as Error).message }, 'cannot follow the host\'s events; trying again');
+      log.warn({ err: (err as Error).message }, 'cannot follow the host\'s events; trying again');
       again();
       return;
     }
@@ -69,7 +69,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
       if (done) return;
       done = true;
       if (stream === current) stream = undefined;
-      if (!stopped) log.warn({ host }, 'the host\'s event stream ended; subscribing again');
+      if (!stopped) log.warn('the host\'s event stream ended; subscribing again');
       again();
     };
     // A dropped connection ends the stream with 'end', 'close' or 'error', depending on how it went.

@@ -10,15 +10,21 @@
  * Import this module before dockerode.
  */
 import { registerHooks } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { sourceFile } from '../paths.ts';
 
-const STUBS: Array<{ specifier: string; parent: string; url: string }> = [
-  { specifier: './session', parent: '/dockerode/lib/docker.js', url: new URL('./dockerode-session.cjs', import.meta.url).href },
-  { specifier: './ssh', parent: '/docker-modem/lib/modem.js', url: new URL('./docker-modem-ssh.cjs', import.meta.url).href },
+/**
+ * The requires stood in for: `specifier` as required by the module whose path ends with `parent`;
+ * `stub`, the stand-in; `real`, the module the stand-in loads on its first call.
+ */
+export const LAZY_STUBS: Array<{ specifier: string; parent: string; stub: string; real: string }> = [
+  { specifier: './session', parent: '/dockerode/lib/docker.js', stub: sourceFile('observe/dockerode-session.cjs'), real: 'dockerode/lib/session.js' },
+  { specifier: './ssh', parent: '/docker-modem/lib/modem.js', stub: sourceFile('observe/docker-modem-ssh.cjs'), real: 'docker-modem/lib/ssh.js' },
 ];
 
 registerHooks({
   resolve(specifier, context, next) {
-    const stub = STUBS.find((s) => s.specifier === specifier && context.parentURL?.endsWith(s.parent));
-    return stub ? { url: stub.url, format: 'commonjs', shortCircuit: true } : next(specifier, context);
+    const stub = LAZY_STUBS.find((s) => s.specifier === specifier && context.parentURL?.endsWith(s.parent));
+    return stub ? { url: pathToFileURL(stub.stub).href, format: 'commonjs', shortCircuit: true } : next(specifier, context);
   },
 });

@@ -77,7 +77,7 @@ type Page = { limit?: number; cursor?: number };
 /** The /api/v1 routes, as an encapsulated fastify plugin; reads the token files when registered (ConfigError on a bad one). */
 export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbeatMs = 15_000 }) => {
   const tokens = Tokens.load(engine.config.auth);
-  const log = app.log.child({ component: 'api' });
+  const log = engine.log.child({ component: 'api' }); // not app.log's child: that one is bound to component: 'http' already
   const deliveries = new DeliveryStore(engine.db);
   const streams = new EventStreams(engine, { heartbeatMs, stackView: (s) => withCommitInfo(engine, s), log });
   if (tokens.open) {

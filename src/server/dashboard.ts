@@ -2,12 +2,10 @@
  * The dashboard (DESIGN §7): the static files of src/dashboard served at `/`, no build step, no
  * CDN. They need no token: the dashboard's API calls carry it.
  */
-import { resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-/** Where the dashboard's files live. */
-export const DASHBOARD_DIR = resolve(import.meta.dirname, '../dashboard');
+import { DASHBOARD_DIR } from '../paths.ts';
 
 /**
  * Everything the page loads comes from berth itself: a page that tried to reach a CDN would fail

@@ -31,7 +31,7 @@ type Row = Omit<DeliveryInput, 'status'>;
 export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine, bodyLimit = WEBHOOK_BODY_LIMIT }) => {
   const secrets = webhookSecrets(engine.config.repos);
   const store = new DeliveryStore(engine.db);
-  const log = app.log.child({ component: 'webhooks' });
+  const log = engine.log.child({ component: 'webhooks' }); // not app.log's child (bound to component: 'http')
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import https from 'node:https';
 import tls from 'node:tls';
+import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import type { AuthCallback, HttpClient, TreeEntry } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
@@ -320,7 +321,11 @@ async function loosen(gitdir: string, pack: string): Promise<void> {
   const cache = {}; // isomorphic-git's: the pack is indexed and read once, not once per object
   for (const oid of oids) {
     const { type, object } = await git.readObject({ fs, gitdir, oid, format: 'content', cache });
-    await git.writeObject({ fs, gitdir, type: type as 'blob' | 'tree' | 'commit' | 'tag', object: object as Uint8Array, format: 'content' });
+    // deflated here, by Node's zlib: isomorphic-git would use the web's CompressionStream and
+    // Response, which load Node's undici (~3 MB resident) into a process that has no other use for it
+    const content = object as Uint8Array;
+    const deflated = deflateSync(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]));
+    await git.writeObject({ fs, gitdir, oid, object: deflated, format: 'deflated' });
   }
   await rm(`${base}.pack`, { force: true });
   await rm(`${base}.idx`, { force: true });

@@ -3,6 +3,7 @@ import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { cleanupLeftovers, startDaemon, type TestDaemon, type TestDockerInfo } from './daemon.ts';
 import { buildTestImages } from './images.ts';
+import { build } from '../../scripts/build.ts';
 
 /** How many daemons the tests share (`inject('dockers')`), so that tests can use several hosts. */
 const DAEMONS = 3;
@@ -26,6 +27,9 @@ async function stopAll(daemons: TestDaemon[]): Promise<void> {
 /** Starts the shared daemons in parallel and builds the images on each; the returned teardown removes it all again. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await cleanupLeftovers();
+  // berth's bundle, which the tests that start bin/berth.js run (it would otherwise be made by the
+  // first of them, and by each that starts before the first is done)
+  await build();
   const started = await Promise.allSettled(Array.from({ length: DAEMONS }, () => startDaemon({ startTimeoutMs: 180_000 })));
   const daemons = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   try {
