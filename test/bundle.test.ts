@@ -12,11 +12,13 @@ import { runCli } from './harness/berth.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 const run = promisify(execFile);
 
-/** Runs `root`'s bin/berth.js; returns its stdout. */
-async function berth(root: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const { stdout } = await run(process.execPath, [join(root, 'bin', 'berth.js'), ...args], { env: { ...process.env, BERTH_FROM_SOURCE: '', ...env } });
-  return stdout.trim();
+/** Runs `root`'s bin/berth.js; returns its output. */
+async function runIn(root: string, args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [join(root, 'bin', 'berth.js'), ...args], { env: { ...process.env, BERTH_FROM_SOURCE: '', ...env } });
 }
+
+/** Runs `root`'s bin/berth.js; returns its stdout. */
+const berth = async (root: string, args: string[], env: Record<string, string> = {}) => (await runIn(root, args, env)).stdout.trim();
 
 const at = (file: string, seconds: number) => utimesSync(file, seconds, seconds);
 
@@ -45,7 +47,7 @@ describe('which berth bin/berth.js runs', () => {
 
   it('the sources, when one of them is newer and esbuild is not there to make the bundle again', async () => {
     at(join(root, 'src', 'config.ts'), 3000);
-    const { stdout, stderr } = await run(process.execPath, [join(root, 'bin', 'berth.js')], { env: { ...process.env, BERTH_FROM_SOURCE: '' } });
+    const { stdout, stderr } = await runIn(root, []);
     expect(stdout.trim()).toBe('the sources');
     expect(stderr).toBe('');
     at(join(root, 'src', 'config.ts'), 1000);
