@@ -12,7 +12,9 @@
  * Beside the floor (one container's create + start on the same daemon, still empty), the floor in
  * place: the same on the service's network while the repo's 100 containers run, which is where the
  * change's containers start; the target is judged on it. And the same replacement straight through
- * the Docker API, no tool, to show what berth adds to what the daemon takes.
+ * the Docker API, no tool, to show what berth adds to what the daemon takes. Both are measured
+ * beside each of berth's runs, one before it, so that all three see the machine in the same state
+ * (measured in a block of their own after the repo's deploy, they once read a busier daemon).
  *
  * Run as root: `node bench/change.ts [runs]` (default 5). Starts and stops its own daemons.
  */
@@ -34,35 +36,47 @@ const SERVICE = 'svc0';
 const other = (image: string) => (image === IMAGES.webV1 ? IMAGES.webV2 : IMAGES.webV1);
 
 /**
- * Starts watching the containers matching `labels` through Docker's event stream, subscribed before
- * any change begins. `until` waits until exactly `replicas` of them run, all of image `imageId`, and
- * returns the time from t0 to the last of their events before the look that found it so (the
- * change's last step, or a step just after it), or to that look when no event came since
- * `notBefore` (a command that does the change and returns when it is done). Each event is followed by one look at the list
- * (and a look every 250 ms besides, should an event be missed): no busy polling that would load the
- * daemon while it works on the change.
+ * Starts following the containers matching `labels` through Docker's event stream, subscribed
+ * before any change begins: which of them run, and since when. `until` waits until exactly
+ * `replicas` of them run, each started after t0, and returns the time from t0 to the event that
+ * made it so (or to `notBefore`, when later: a command that does the change and returns when it is
+ * done). Only then does one look at the list check their image. Nothing polls the daemon while it
+ * works on the change: the bench must not load it for one tool and not for another.
  */
 async function watchChange(docker: Dockerode, labels: string[]) {
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: labels } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: labels, event: ['start', 'die'] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const events: Array<{ at: number; start: boolean; id: string }> = [];
   let wake = () => {};
-  let last = 0; // when the latest event came
-  let seen = 0;
-  stream.on('data', () => {
-    last = performance.now();
-    seen++;
+  let buffer = '';
+  stream.on('data', (chunk: Buffer) => {
+    const at = performance.now();
+    buffer += chunk.toString();
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      const e = JSON.parse(buffer.slice(0, nl)) as { Action: string; id: string };
+      buffer = buffer.slice(nl + 1);
+      events.push({ at, start: e.Action === 'start', id: e.id });
+    }
     wake();
   });
   stream.on('error', () => undefined);
+  // which of them run, and when each started (those running when the watch began: before any t0)
+  const running = new Map<string, number>();
+  for (const c of await docker.listContainers({ filters: { label: labels } })) if (c.State === 'running') running.set(c.Id, -Infinity);
+  let seen = 0; // events taken into `running`
   return {
     async until(imageId: string, replicas: number, t0: number, what: string, notBefore = t0): Promise<number> {
       const deadline = Date.now() + 300_000;
       for (;;) {
-        const at = last >= notBefore ? last : performance.now();
-        const events = seen;
-        const list = (await docker.listContainers({ filters: { label: labels } })).filter((c) => c.State === 'running');
-        if (list.length === replicas && list.every((c) => c.ImageID === imageId)) return at - t0;
+        while (seen < events.length) {
+          const e = events[seen++];
+          if (e.start) running.set(e.id, e.at);
+          else running.delete(e.id);
+          if (e.at < t0 || running.size !== replicas || ![...running.values()].every((at) => at >= t0)) continue;
+          const list = (await docker.listContainers({ filters: { label: labels } })).filter((c) => running.has(c.Id));
+          if (list.length === replicas && list.every((c) => c.ImageID === imageId)) return Math.max(e.at, notBefore) - t0;
+        }
         if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-        if (seen === events) await Promise.race([new Promise<void>((r) => (wake = r)), sleep(250)]);
+        await Promise.race([new Promise<void>((r) => (wake = r)), sleep(1000)]);
       }
     },
     close: () => stream.destroy(),
@@ -78,33 +92,31 @@ async function serviceNetwork(docker: Dockerode, labels: string[]): Promise<OnNe
 }
 
 /**
- * The same change with no tool at all, `runs` times: `replicas` probe containers (not berth's: no
- * labels) on the service's network, each replaced straight through the Docker API one after the
- * other, stop-first, the stop beside the create and the start beside the removal (as berth does).
+ * The same change with no tool at all: `replicas` probe containers (not berth's: no labels) on the
+ * service's network, each replaced straight through the Docker API one after the other, stop-first,
+ * the stop beside the create and the start beside the removal (as berth does); the time of one
+ * such replacement of them all. The probes are made before it and removed after it, untimed, so
+ * that they do not run beside berth's.
  */
-async function apiReplaceRuns(docker: Dockerode, on: OnNetwork, replicas: number, runs: number): Promise<number[]> {
-  let n = 0;
-  const probe = () => docker.createContainer(probeContainer(`api-replace-${n++}`, on));
+async function apiReplaceOnce(docker: Dockerode, on: OnNetwork, replicas: number, n: number): Promise<number> {
+  let k = 0;
+  const probe = () => docker.createContainer(probeContainer(`api-replace-${n}-${k++}`, on));
   const live = await Promise.all(Array.from({ length: replicas }, async () => {
     const c = await probe();
     await c.start();
     return c;
   }));
-  const out: number[] = [];
   try {
-    for (let r = 0; r < runs; r++) {
-      const t0 = performance.now();
-      for (let i = 0; i < replicas; i++) {
-        const [, next] = await Promise.all([live[i].stop(), probe()]);
-        await Promise.all([next.start(), live[i].remove()]);
-        live[i] = next;
-      }
-      out.push(performance.now() - t0);
+    const t0 = performance.now();
+    for (let i = 0; i < replicas; i++) {
+      const [, next] = await Promise.all([live[i].stop(), probe()]);
+      await Promise.all([next.start(), live[i].remove()]);
+      live[i] = next;
     }
+    return performance.now() - t0;
   } finally {
     await Promise.all(live.map((c) => c.remove({ force: true }).catch(() => undefined)));
   }
-  return out;
 }
 
 /** Runs the one-change scenario and returns its rows. */
@@ -153,11 +165,13 @@ export async function change(runs = 5): Promise<Row[]> {
       const labels = [`berth.stack=${STACK}`, `berth.service=${SERVICE}`];
       const on = await serviceNetwork(docker, labels);
       serviceNet = on.network;
-      floorInPlace.push(...(await floorRuns(docker, 5, on)));
-      apiRuns.push(...(await apiReplaceRuns(docker, on, replicas, runs)));
       const watch = await watchChange(docker, labels);
       for (const [times, parallelism, out] of [[runs, undefined, berthRuns], [runs + 1, 0, berthAllRuns]] as const) {
         for (let r = 0; r < times; r++) {
+          // Beside each run of berth, in the same moment of the machine: the floor in place and, for
+          // the default order, the same replacement straight through the API.
+          if (times === runs || r > 0) floorInPlace.push(...(await floorRuns(docker, 1, on)));
+          if (parallelism === undefined) apiRuns.push(await apiReplaceOnce(docker, on, replicas, r));
           const image = (deployed = other(deployed));
           const id = await imageId(docker, image);
           const sha = await repo.commit(filesFor(image, parallelism));
