@@ -5,9 +5,8 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
@@ -16,7 +15,7 @@ import { bearerToken, checkListen, isLoopback, allows } from '../src/server/auth
 import { validationMessage } from '../src/server/api.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { AuditRow } from '../src/audit/log.ts';
-import { runCli, serveEngine, writeConfig } from './harness/berth.ts';
+import { capturedLogger, runCli, serveEngine, writeConfig } from './harness/berth.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
@@ -29,18 +28,6 @@ const TOKENS = {
 type RoleName = keyof typeof TOKENS;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers, checked by the assertions
 type Json = Record<string, any>;
-
-/** A pino logger writing into a string (to check what berth logs). */
-function capturedLogger(): { log: Logger; text: () => string } {
-  let buffer = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      buffer += chunk.toString();
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), text: () => buffer };
-}
 
 interface SseEvent {
   event?: string;

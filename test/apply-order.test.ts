@@ -1,14 +1,19 @@
 // The order of an apply on a real daemon: services that do not depend on each other go together,
-// a dependant waits for what it depends on, a failure starts nothing more, and a stop-first update
-// whose new container cannot be created puts the old one back (issue 6).
+// a dependant waits for what it depends on, a failure starts nothing more, a stop-first update
+// whose new container cannot be created puts the old one back, and a stack network gets a
+// configured subnet only when a start-first service needs one (issue 6).
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DockerHost } from '../src/apply/docker-host.ts';
+import { startFirstNetworks } from '../src/apply/execute.ts';
 import type { AuditRow } from '../src/audit/log.ts';
+import { loadConfig } from '../src/config.ts';
+import { Engine } from '../src/engine/engine.ts';
 import { startGitServer, type GitServer } from './harness/git-server.ts';
-import { serviceContainers, testDocker } from './harness/docker.ts';
+import { serviceContainers, testDocker, uniqueName } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { auditRows, ownStack } from './harness/berth.ts';
+import { auditRows, capturedLogger, ownStack } from './harness/berth.ts';
+import { stackOf } from './render/helpers.ts';
 
 let server: GitServer;
 let docker: Dockerode;
@@ -22,8 +27,8 @@ afterAll(async () => server?.close());
 const at = (list: AuditRow[], kind: string, service: string) => list.findIndex((r) => r.kind === kind && r.service === service);
 
 /** A stack of its own; `apply` commits the Compose file and syncs it by hand. */
-async function setup(prefix: string) {
-  const own = await ownStack(server, docker, prefix);
+async function setup(prefix: string, engine?: (file: string) => Engine) {
+  const own = await ownStack(server, docker, prefix, engine);
   const apply = async (compose: string) => {
     await own.commit(compose);
     return own.sync('manual');
@@ -125,6 +130,66 @@ describe('stop-first', () => {
       expect(rows().at(-1)).toMatchObject({ kind: 'sync.failed' });
     } finally {
       await done();
+    }
+  });
+});
+
+/** Whether Docker lets a container join `network` with an address of its choosing (only on a network with a configured subnet). */
+async function takesAnAddress(network: string): Promise<boolean> {
+  const net = docker.getNetwork(network);
+  const subnet = String((await net.inspect()).IPAM?.Config?.[0]?.Subnet);
+  const box = await docker.createContainer({ Image: IMAGES.webV1, name: uniqueName('addr') });
+  try {
+    await net.connect({ Container: box.id, EndpointConfig: { IPAMConfig: { IPv4Address: subnet.replace(/\.0\/\d+$/, '.200') } } });
+    return true;
+  } catch (err) {
+    expect(String(err)).toMatch(/user configured subnets/);
+    return false;
+  } finally {
+    await box.remove({ force: true });
+  }
+}
+
+describe('stack networks', () => {
+  it('the networks that need a configured subnet: those a service joins that updates or rolls back start-first', () => {
+    const stack = stackOf({ 'app/compose.yaml': `services:
+  a: { image: nginx, networks: [front] }
+  b: { image: nginx, networks: [back], deploy: { update_config: { order: start-first } } }
+  c: { image: nginx, deploy: { rollback_config: { order: start-first } } }
+  d: { image: nginx, networks: [front, back] }
+networks: { front: {}, back: {} }
+` }, 'app');
+    expect([...startFirstNetworks(stack)].sort()).toEqual(['back', 'default']);
+    expect(startFirstNetworks(null).size).toBe(0);
+  });
+
+  it('only a start-first stack gets a configured subnet; start-first on a network without one still replaces every replica', async () => {
+    const captured = capturedLogger();
+    const plain = await setup('plainnet', (file) => new Engine(loadConfig(file), captured.log));
+    const first = await setup('firstnet');
+    const file = (image: string, order: string) => `services:
+  web:
+    image: ${image}
+    deploy: { replicas: 2, update_config: { order: ${order} } }
+`;
+    try {
+      expect((await plain.apply(file(IMAGES.webV1, 'stop-first'))).status).toBe('synced');
+      expect((await first.apply(file(IMAGES.webV1, 'start-first'))).status).toBe('synced');
+      expect(await takesAnAddress(`${plain.stack}_default`)).toBe(false);
+      expect(await takesAnAddress(`${first.stack}_default`)).toBe(true);
+
+      // The stop-first stack turns start-first: its network stays as it is, the replicas reconnect with new addresses.
+      const before = await serviceContainers(docker, plain.stack, 'web');
+      const result = await plain.apply(file(IMAGES.webV2, 'start-first'));
+      expect(result.status, result.errors?.join('\n')).toBe('synced');
+      const after = await serviceContainers(docker, plain.stack, 'web');
+      const v2 = (await docker.getImage(IMAGES.webV2).inspect()).Id;
+      expect(after.map((c) => [c.Names[0], c.ImageID])).toEqual([1, 2].map((n) => [`/${plain.stack}-web-${n}`, v2]));
+      expect(after.map((c) => c.Id).filter((id) => before.some((b) => b.Id === id))).toEqual([]);
+      expect(captured.text()).toMatch(/the network has no configured subnet: the container reconnects with a new address/);
+    } finally {
+      await plain.done();
+      await first.done();
     }
   });
 });

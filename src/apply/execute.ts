@@ -72,9 +72,10 @@ export async function applyPlan(
   /** jobs not waited for at once: their runs end before the sync does, whatever happens meanwhile */
   const pending: Array<Promise<ApplyResult | undefined>> = [];
   try {
+    const fixed = startFirstNetworks(stack);
     await Promise.all(
       plan.networks.map(async (n) => {
-        await host(n.host).createNetwork(n.spec, plan.repo, plan.stack);
+        await host(n.host).createNetwork(n.spec, plan.repo, plan.stack, { fixedSubnet: fixed.has(n.spec.key) });
         onStep({ kind: 'network.created', host: n.host, name: n.spec.name });
       }),
     );
@@ -448,6 +449,16 @@ const report = (onStep: Emit, w: Where, id: string, r: Readiness) =>
   onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
 
 const label = (w: Where) => `${w.service}#${w.slot}@${w.host}`;
+
+/** The keys of the stack's networks that a start-first service joins (by its update or its rollback): those need a configured subnet (DockerHost.createNetwork). */
+export function startFirstNetworks(stack: RenderedStack | null): Set<string> {
+  const out = new Set<string>();
+  for (const s of stack?.services ?? []) {
+    if (s.update.order !== 'start-first' && s.rollback.order !== 'start-first') continue;
+    for (const n of s.networks) out.add(n.key);
+  }
+  return out;
+}
 
 /** Splits into batches of `size` (0: one batch of everything). */
 export function chunk<T>(items: T[], size: number): T[][] {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -68,6 +69,18 @@ export const testLog = (): Logger => {
   if (!to) return pino({ level: 'silent' });
   return to === '1' ? pino({ level: 'debug' }) : pino({ level: 'debug' }, pino.destination({ dest: to, append: true, sync: true }));
 };
+
+/** A pino logger writing into a string (to check what berth logs). */
+export function capturedLogger(): { log: Logger; text: () => string } {
+  let buffer = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      buffer += chunk.toString();
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), text: () => buffer };
+}
 
 /** An engine in this process, logging nowhere (set BERTH_TEST_LOG to see its logs: see testLog). */
 export function testEngine(configFile: string): Engine {
