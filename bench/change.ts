@@ -98,9 +98,9 @@ async function serviceNetwork(docker: Dockerode, labels: string[]): Promise<OnNe
  * such replacement of them all. The probes are made before it and removed after it, untimed, so
  * that they do not run beside berth's.
  */
-async function apiReplaceOnce(docker: Dockerode, on: OnNetwork, replicas: number, n: number): Promise<number> {
-  let k = 0;
-  const probe = () => docker.createContainer(probeContainer(`api-replace-${n}-${k++}`, on));
+async function apiReplaceOnce(docker: Dockerode, on: OnNetwork, replicas: number): Promise<number> {
+  let n = 0;
+  const probe = () => docker.createContainer(probeContainer(`api-replace-${n++}`, on));
   const live = await Promise.all(Array.from({ length: replicas }, async () => {
     const c = await probe();
     await c.start();
@@ -171,7 +171,7 @@ export async function change(runs = 5): Promise<Row[]> {
           // Beside each run of berth, in the same moment of the machine: the floor in place and, for
           // the default order, the same replacement straight through the API.
           if (times === runs || r > 0) floorInPlace.push(...(await floorRuns(docker, 1, on)));
-          if (parallelism === undefined) apiRuns.push(await apiReplaceOnce(docker, on, replicas, r));
+          if (parallelism === undefined) apiRuns.push(await apiReplaceOnce(docker, on, replicas));
           const image = (deployed = other(deployed));
           const id = await imageId(docker, image);
           const sha = await repo.commit(filesFor(image, parallelism));

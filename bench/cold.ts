@@ -5,8 +5,9 @@
  * per stack one after another (Debian's docker-compose v1), and `docker stack deploy` per stack on
  * a one-node Swarm of a second private daemon. Beside the floor: one container's create + start
  * on the same daemon, and the 100 containers created and started straight through the
- * API, 8 at a time (berth's hostConcurrency). Each round runs the four one after the other (the
- * Swarm initialised on its daemon throughout), so that none reads a quieter machine than another.
+ * API, 8 at a time (berth's hostConcurrency). Each round measures the floors, then runs the three
+ * tools one after the other (the Swarm initialised on its daemon throughout), so that none reads a
+ * quieter machine than another.
  *
  * Run as root: `node bench/cold.ts [runs]` (default 3). Starts and stops its own daemons.
  */
@@ -120,10 +121,10 @@ export async function cold(runs = 3): Promise<Row[]> {
       writeFileSync(join(dir, 'repo', file), content);
     }
 
-    // The floor: one container; then, each round, all of them straight through the API PARALLELISM
-    // at a time, berth, docker-compose and Swarm one after the other, so that all four see the
-    // machine in the same state (rounds of one tool after another's once read a busier machine).
-    const floorRun = await floorRuns(docker);
+    // Each round: the floor (one container, twice), all of them straight through the API
+    // PARALLELISM at a time, berth, docker-compose and Swarm one after the other, so that all see
+    // the machine in the same state (rounds of one tool after another's once read a busier machine).
+    const floorRun: number[] = [];
     const floorAll: number[] = [];
     const repo = await git.createRepo('cold');
     await repo.commit(files);
@@ -133,6 +134,7 @@ export async function cold(runs = 3): Promise<Row[]> {
     await cli('docker', ['swarm', 'init', '--advertise-addr', swarmDaemon.address], swarmDaemon.socketPath);
     swarm = { socket: swarmDaemon.socketPath, joined: true };
     for (let r = 0; r < runs; r++) {
+      floorRun.push(...(await floorRuns(docker, 2)));
       floorAll.push(await apiFloor(docker));
       berth.push(await berthDeploy(docker, main.socketPath, repo.url, join(dir, `berth-${r}`)));
       compose.push(await composeDeploy(docker, main.socketPath, join(dir, 'repo')));
