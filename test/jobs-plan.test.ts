@@ -1,8 +1,9 @@
-// The planner's and the status's rules for jobs, scheduled jobs and hooks (pure).
+// The planner's and the status's rules for jobs, scheduled jobs and hooks, and for what an
+// interrupted replacement left behind (pure).
 import { describe, expect, it } from 'vitest';
 import type { JobSpec, RenderedStack, ServiceSpec, UpdateConfig } from '../src/model.ts';
 import { desiredContainer } from '../src/schedule/container.ts';
-import { hasChanges, isRerun, planDiff, planStack, type Action } from '../src/diff/plan.ts';
+import { asideName, hasChanges, isAside, isRerun, planDiff, planStack, replicaName, type Action } from '../src/diff/plan.ts';
 import type { LiveContainer } from '../src/observe/live.ts';
 import { stackState } from '../src/engine/status.ts';
 import { duration, justAfter, redact } from '../src/apply/job.ts';
@@ -170,5 +171,44 @@ describe('the planner and a container Docker is removing', () => {
     const going = live(stack, stack.services[0], 'removing');
     const fine = live(stack, stack.services[0], 'running', { specHash: desired(stack)[0].specHash });
     expect(plan(stack, [going, fine]).actions.map((a) => (a.kind === 'keep' ? `keep ${a.live.id}` : a.kind))).toEqual([`keep ${fine.id}`]);
+  });
+});
+
+describe('the planner and a replacement interrupted by a crash', () => {
+  const s = svc('web');
+  const stack = stackOf([s]);
+  const name = desiredContainer('r', stack, s, 1, 'h1', 'c2').name;
+  /** the old container, renamed aside and stopped; the spec of the commit before */
+  const aside = () => {
+    const c = live(stack, s, 'exited', { specHash: 'old', exitCode: 0 });
+    return { ...c, name: asideName(c.name, c.id) };
+  };
+  const lines = (containers: LiveContainer[]) => plan(stack, containers).actions.map((a) => `${summary(a)}${a.kind === 'remove' || a.kind === 'replace' ? ` (${a.live.id})` : ''}`);
+
+  it('an aside name carries the container\'s own id, and gives the replica\'s name back', () => {
+    const c = aside();
+    expect(isAside(c)).toBe(true);
+    expect(replicaName(c)).toBe(name);
+    expect(isAside({ ...c, name: `${name}-old-0123456789ab` })).toBe(false); // not its own id: a name someone chose
+  });
+
+  it('the new container created but not started: it goes, and the old one is replaced again', () => {
+    const old = aside();
+    const created = live(stack, s, 'created');
+    expect(lines([created, old])).toEqual([
+      `remove: duplicate of the same replica (left by an interrupted replacement) (${created.id})`,
+      `replace: its replacement was interrupted: the old container waits aside, stopped (${old.id})`,
+    ]);
+  });
+
+  it('the old container still stopping aside, with no new one yet: it is replaced again', () => {
+    const old = { ...aside(), state: 'running' };
+    expect(lines([old])).toEqual([`replace: its replacement was interrupted: the old container waits aside, stopped (${old.id})`]);
+  });
+
+  it('the new container runs: the old one kept aside goes', () => {
+    const old = aside();
+    const running = live(stack, s, 'running', { specHash: desiredContainer('r', stack, s, 1, 'h1', 'c2').specHash });
+    expect(lines([old, running])).toEqual([`remove: duplicate of the same replica (the old container kept aside by a replacement) (${old.id})`, 'keep']);
   });
 });

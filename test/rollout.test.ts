@@ -114,10 +114,10 @@ describe('rolling updates', () => {
       expect(after).toHaveLength(3);
       for (const c of after) expect(c.ImageID).toBe(v1);
       await waitFor(async () => (await replicas(stack, 'web')).every((c) => c.Status.includes('(healthy)')), { what: 'the rolled-back replicas to be healthy' });
-      // Replicas 2 and 3 were never touched; replica 1 was replaced twice (forward, then back).
-      expect(after[1].Id).toBe(before[1].Id);
-      expect(after[2].Id).toBe(before[2].Id);
-      expect(after[0].Id).not.toBe(before[0].Id);
+      // Replicas 2 and 3 were never touched; replica 1's old container, kept aside while its new one
+      // was not healthy, is back.
+      expect(after.map((c) => c.Id)).toEqual(before.map((c) => c.Id));
+      expect(after.map((c) => c.Names[0])).toEqual([1, 2, 3].map((n) => `/${stack}-web-${n}`));
       expect(after[0].Labels['berth.spec-hash']).toBe(before[0].Labels['berth.spec-hash']);
 
       const rows = engine.audit.query({ stack, commit: sha, limit: 1000 }).rows.reverse();
@@ -129,7 +129,7 @@ describe('rolling updates', () => {
         'rollout.failed',
         'rollback.started',
         'rollback.batch',
-        'container.replaced',
+        'container.restored',
         'container.healthy',
         'rollback.succeeded',
         'sync.failed',

@@ -171,15 +171,25 @@ describe('a rollback puts the files back', () => {
   let engine: Engine;
   let cfg: ReturnType<typeof writeConfig>;
   const stack = `secrb${uniqueName('').replaceAll('-', '')}`;
-  const file = (image: string) => `services:
+  // Two replicas, one at a time, start-first. The new version is healthy only in the first replica
+  // to take a lock on a volume they share: replica 1 is replaced for good (its old container
+  // removed after the drain), replica 2's new one never gets healthy and goes. The rollback
+  // recreates replica 1 from what its old container was, files and all.
+  const file = (next: boolean) => `services:
   web:
-    image: ${image}
-    secrets: [key]
+    image: ${next ? IMAGES.webV2 : IMAGES.webV1}
+${next ? `    command: ["sh", "-c", "trap 'exit 0' TERM; if mkdir /shared/lock; then touch /ok; fi; httpd -f -p 80 -h /www & wait"]
+    healthcheck: { test: ["CMD", "test", "-f", "/ok"], interval: 1s, retries: 2 }
+` : ''}    secrets: [key]
+    volumes: ["shared:/shared"]
     deploy:
-      update_config: { failure_action: rollback, monitor: 2s }
+      replicas: 2
+      update_config: { parallelism: 1, order: start-first, failure_action: rollback, monitor: 2s }
 secrets:
   key:
     file: key.txt
+volumes:
+  shared: {}
 `;
 
   beforeAll(async () => {
@@ -194,14 +204,28 @@ secrets:
   });
 
   it('rolls back a failed rollout with the secret the old replica had', async () => {
-    await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webV1), [`${stack}/key.txt`]: 'old-key' });
+    await repo.commit({ [`${stack}/compose.yaml`]: file(false), [`${stack}/key.txt`]: 'old-key' });
     const first = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
     expect(first.stacks.map((s) => s.status)).toEqual(['synced']);
-    await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webUnhealthy), [`${stack}/key.txt`]: 'new-key' });
+    const before = (await docker.listContainers({ filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => a.Names[0].localeCompare(b.Names[0]));
+    await repo.commit({ [`${stack}/compose.yaml`]: file(true), [`${stack}/key.txt`]: 'new-key' });
     const second = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
     expect(second.stacks.map((s) => s.status)).toEqual(['rolledback']);
-    const [c] = await docker.listContainers({ filters: { label: [`berth.stack=${stack}`] } });
-    expect(c.ImageID).toBe((await docker.getImage(IMAGES.webV1).inspect()).Id);
-    expect((await execIn(docker.getContainer(c.Id), ['cat', '/run/secrets/key'])).output).toBe('old-key');
+    const after = (await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => a.Names[0].localeCompare(b.Names[0]));
+    expect(after.map((c) => [c.Names[0], c.State])).toEqual([[`/${stack}-web-1`, 'running'], [`/${stack}-web-2`, 'running']]);
+    const rows = engine.audit.query({ stack, limit: 100 }).rows.reverse();
+    expect(after[0].Id).not.toBe(before[0].Id); // recreated from what it was
+    expect(after[1].Id).toBe(before[1].Id); // never replaced
+    expect(rows.slice(rows.findIndex((r) => r.kind === 'rollback.started'), -1).map((r) => `${r.kind} ${r.message}`)).toEqual([
+      'rollback.started 1 of 2 replica(s) failed (batch 2 of 2): unhealthy: health check exit code 1; rolling back 1 replica(s)',
+      'rollback.batch batch 1 of 1: web#1@test',
+      'container.replaced web#1: rollback',
+      'container.healthy web#1: healthy',
+      'rollback.succeeded 1 of 2 replica(s) failed (batch 2 of 2): unhealthy: health check exit code 1',
+    ]);
+    for (const c of after) {
+      expect(c.ImageID).toBe((await docker.getImage(IMAGES.webV1).inspect()).Id);
+      expect((await execIn(docker.getContainer(c.Id), ['cat', '/run/secrets/key'])).output).toBe('old-key');
+    }
   });
 });

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { DependsOn, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
-import { describeAction, hasChanges, isHook, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
+import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
 import { specFromInspect, type ContainerSpec, type DockerHost, type FileDelivery } from './docker-host.ts';
 import { waitReady, type Readiness } from './health.ts';
 import { waitJob } from './job.ts';
@@ -34,6 +34,8 @@ export type StepEvent =
       reason: string;
     })
   | (Where & { kind: 'container.healthy' | 'container.unhealthy'; containerAfter: string; reason: string })
+  /** a replacement undone: the new container (`containerBefore`) removed, the old one (`containerAfter`) back under its name and started */
+  | (Where & { kind: 'container.restored'; containerBefore?: string; containerAfter: string; reason: string; failed: boolean })
   | { kind: 'rollout.batch'; service: string; batch: number; of: number; replicas: string[]; rollback: boolean }
   | { kind: 'rollout.failed' | 'rollout.paused' | 'rollback.started' | 'rollback.succeeded' | 'rollback.failed'; service: string; reason: string }
   | (Where & { kind: 'job.started'; containerBefore?: string; containerAfter: string; reason: string })
@@ -226,9 +228,11 @@ interface Changed {
   before?: Dockerode.ContainerInspectInfo;
   /** the files berth had written into it */
   files: FileDelivery[];
-  /** the container in the slot now: the new one, or the old one when a start-first update gave up */
+  /** the container in the slot now: the new one, or the old one when the replacement gave up */
   current: string;
   replaced: boolean;
+  /** stop-first: the old container, stopped and kept aside until the rollout ends; put back by a rollback, else removed */
+  aside?: string;
 }
 
 async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
@@ -290,9 +294,10 @@ async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, on
         const h = host(a.host);
         const wait = (id: string) => waitReady(h, id, { health: true, monitorMs: config.monitorMs });
         const r = await replaceReplica(h, a.live.id, a.desired, config.order, wait, { prepared: true, was: was.get(a.live.id) });
-        changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced });
+        changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced, aside: r.aside });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
-        report(onStep, where(a), r.newId, r.readiness);
+        if (r.restored) onStep({ ...where(a), kind: 'container.restored', containerBefore: r.newId || undefined, containerAfter: r.current, reason: r.restored, failed: true });
+        else report(onStep, where(a), r.newId, r.readiness);
         finishing.push(r.finished);
         return r.readiness;
       }),
@@ -305,13 +310,23 @@ async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, on
     if (config.failureAction === 'continue') continue;
     await settle();
     if (config.failureAction === 'pause') {
+      await removeAside(changed, host);
       onStep({ kind: 'rollout.paused', service: svc.name, reason });
       return { outcome: 'paused', service: svc.name, error: `${svc.name}: rollout paused: ${reason}` };
     }
     return rollBack(svc, changed, host, onStep, reason);
   }
   await settle();
+  await removeAside(changed, host);
   return { outcome: 'synced' };
+}
+
+/**
+ * The old containers a stop-first rollout kept aside, removed once it ends without a rollback
+ * (removing each while the next batch starts would slow that batch on the daemon).
+ */
+async function removeAside(changed: Changed[], host: Host): Promise<void> {
+  await Promise.all(changed.map((c) => c.aside && host(c.where.host).remove(c.aside)));
 }
 
 /** Puts every replica this rollout changed back to the container it replaced, by `rollback_config`. */
@@ -327,11 +342,24 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
     await Promise.all(
       batch.map(async (c) => {
         const h = host(c.where.host);
-        const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, (id) => waitReady(h, id, { monitorMs: config.monitorMs }));
-        await r.finished;
-        if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
-        onStep({ ...c.where, kind: r.readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: r.readiness.ok ? r.readiness.health : r.readiness.reason });
-        if (!r.readiness.ok) failed ??= `${label(c.where)}: ${r.readiness.reason}`;
+        const ready = (id: string) => waitReady(h, id, { monitorMs: config.monitorMs });
+        let readiness: Readiness;
+        if (c.aside) {
+          // the old container is still there, kept aside: it comes back as it was
+          await restore(h, c.aside, slotName(c.before!), c.current);
+          onStep({ ...c.where, kind: 'container.restored', containerBefore: c.current, containerAfter: c.aside, reason: 'rollback: the old container, kept aside, runs again', failed: false });
+          readiness = await ready(c.aside);
+          onStep({ ...c.where, kind: readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: c.aside, reason: readiness.ok ? readiness.health : readiness.reason });
+        } else {
+          const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, ready);
+          await r.finished;
+          if (r.aside) await h.remove(r.aside);
+          readiness = r.readiness;
+          if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
+          if (r.restored) onStep({ ...c.where, kind: 'container.restored', containerBefore: r.newId || undefined, containerAfter: r.current, reason: r.restored, failed: true });
+          else onStep({ ...c.where, kind: readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: readiness.ok ? readiness.health : readiness.reason });
+        }
+        if (!readiness.ok) failed ??= `${label(c.where)}: ${readiness.reason}`;
       }),
     );
     if (failed && config.failureAction === 'pause') break;
@@ -365,6 +393,10 @@ interface Replaced extends Was {
   current: string;
   /** whether the new container took the slot */
   replaced: boolean;
+  /** set when the new container could not be created or started and the old one was put back: the daemon's reason */
+  restored?: string;
+  /** stop-first, the new container started: the old one, stopped and renamed aside, for the caller to put back or remove */
+  aside?: string;
   /**
    * Settles once the old container is gone and the new one has its name: after the drain of a
    * start-first update, which the rollout does not wait for before its next batch.
@@ -373,16 +405,22 @@ interface Replaced extends Was {
 }
 
 /**
- * Replaces one container by a new one.
+ * Replaces one container by a new one. A replacement is final only once the new container runs
+ * and is ready (`wait`); until then the old container is kept (docs/how-it-works.md, "Rollouts").
  *
- * stop-first: the old container is stopped and, meanwhile, renamed aside and the new one created
- * under the slot's name; the new one starts once the old has stopped (the old is removed meanwhile).
- * Should the new one fail to be created, the old one gets its name back and runs again.
+ * stop-first: the old container is stopped and, meanwhile, renamed aside (`NAME-old-ID`) and the
+ * new one created under the slot's name; the new one starts once the old has stopped. Should the
+ * new one fail to be created or started (a port taken, a bind source missing, an entrypoint that
+ * does not exist, ...), it is removed and the old one gets its name back and runs again
+ * (`restored`). Else the old one is returned as `aside`, stopped, for the caller to remove or to
+ * put back (a rollback).
+ * An old container that does not run (exited, or kept aside by an interrupted replacement) is
+ * replaced stop-first whatever `order` says: there is nothing to keep serving.
  *
  * start-first: the new one starts beside the old, off the service's name; once it is ready it takes
  * the service's name and the old one gives it up (no new request reaches it, those under way finish).
  * The old one then stops after `DRAIN_MS` and the new one takes its container name, in `finished`.
- * If the new one never gets ready, it is removed and the old one serves on.
+ * If the new one cannot start or never gets ready, it is removed and the old one serves on.
  * `prepared`: the rollout readied the new spec's image already (DockerHost.prepare), so creating it does not again;
  * `was`: the old container as it was, read already (else read here).
  */
@@ -400,11 +438,24 @@ async function replaceReplica(
     const newId = await h.createAndStart(next, { prepared });
     return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
   }
-  if (order === 'stop-first') {
-    const newId = await stopFirst(h, before, next, prepared);
-    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
+  if (order === 'stop-first' || !before.State.Running) {
+    const started = await stopFirst(h, before, next, prepared);
+    if ('restored' in started) {
+      const restored = `the new container did not start, the old one runs again: ${started.restored}`;
+      return { before, files, newId: started.newId, readiness: { ok: false, reason: restored }, current: oldId, replaced: false, restored, finished: done };
+    }
+    const { newId } = started;
+    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, aside: oldId, finished: done };
   }
-  const newId = await h.createAndStart(next, { name: `${next.name}-next`, aliases: false, prepared });
+  let newId = '';
+  try {
+    newId = await h.create(next, { name: `${next.name}-next`, aliases: false, prepared });
+    await h.start(newId, `${next.name}-next`);
+  } catch (err) {
+    if (newId) await h.remove(newId).catch(() => {});
+    const reason = `the new container did not start, the old one serves on: ${(err as Error).message}`;
+    return { before, files, newId, readiness: { ok: false, reason }, current: oldId, replaced: false, finished: done };
+  }
   const readiness = await wait(newId);
   if (!readiness.ok) {
     await h.stopAndRemove(newId);
@@ -421,27 +472,51 @@ async function replaceReplica(
   return { before, files, newId, readiness, current: newId, replaced: true, finished };
 }
 
-/** stop-first (see replaceReplica): returns the new container's id, started. */
-async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<string> {
+/**
+ * stop-first (see replaceReplica): the new container, started; or, when it could not be created
+ * or started, `restored` with the daemon's reason (the old container runs again under its name).
+ * A failure to stop the old container, or to put it back, is thrown.
+ */
+async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<{ newId: string } | { newId: string; restored: string }> {
   const oldId = before.Id;
-  const name = before.Name.replace(/^\//, '');
+  const name = slotName(before);
+  const asideAs = asideName(name, oldId);
   // The stop goes at once; the create as soon as the old container has left the name (a rename, much shorter than a stop).
-  const aside = h.rename(oldId, `${name}-old-${oldId.slice(0, 12)}`);
+  const aside = before.Name === `/${asideAs}` ? Promise.resolve() : h.rename(oldId, asideAs);
   const [stopped, created] = await Promise.allSettled([h.stop(oldId), aside.then(() => h.create(next, { prepared }))]);
-  if (stopped.status === 'rejected' || created.status === 'rejected') {
-    const err = (stopped.status === 'rejected' ? stopped.reason : (created as PromiseRejectedResult).reason) as Error;
-    // put the old container back as it was
-    if (created.status === 'fulfilled') await h.stopAndRemove(created.value).catch(() => {});
+  if (stopped.status === 'rejected') {
+    if (created.status === 'fulfilled') await h.remove(created.value).catch(() => {});
     await h.rename(oldId, name).catch(() => {});
     await h.start(oldId).catch(() => {});
-    throw err;
+    throw stopped.reason as Error;
   }
-  await Promise.all([h.start(created.value, next.name), h.remove(oldId)]);
-  return created.value;
+  const newId = created.status === 'fulfilled' ? created.value : '';
+  try {
+    if (created.status === 'rejected') throw created.reason;
+    await h.start(newId, next.name);
+    return { newId };
+  } catch (err) {
+    const reason = (err as Error).message;
+    await restore(h, oldId, name, newId || undefined).catch((restoreErr: unknown) => {
+      throw new Error(`${reason}; and the old container ${oldId.slice(0, 12)} could not be put back: ${(restoreErr as Error).message}`, { cause: restoreErr });
+    });
+    return { newId, restored: reason };
+  }
+}
+
+/** Undoes a stop-first replacement: the new container (if any) goes, the old one gets `name` back and starts. */
+async function restore(h: DockerHost, oldId: string, name: string, newId?: string): Promise<void> {
+  if (newId) await h.remove(newId);
+  const info = await h.inspect(oldId);
+  if (info && info.Name !== `/${name}`) await h.rename(oldId, name);
+  await h.start(oldId, name);
 }
 
 /** How long a start-first update leaves the old replica running, off the service's name, before stopping it. */
 const DRAIN_MS = 1000;
+
+/** The replica's name of a container as inspected (without the suffix when it was kept aside). */
+const slotName = (i: Dockerode.ContainerInspectInfo): string => replicaName({ name: i.Name.replace(/^\//, ''), id: i.Id });
 
 const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
 

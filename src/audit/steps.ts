@@ -33,7 +33,7 @@ export function stepRow(e: StepEvent): Omit<AuditInput, 'kind'> & { kind: string
         host: e.host,
         containerBefore: 'containerBefore' in e ? e.containerBefore : undefined,
         containerAfter: e.containerAfter,
-        outcome: e.kind === 'container.unhealthy' || e.kind === 'job.failed' ? 'error' : 'ok',
+        outcome: e.kind === 'container.unhealthy' || e.kind === 'job.failed' || (e.kind === 'container.restored' && e.failed) ? 'error' : 'ok',
         message: `${e.service}#${e.slot}: ${e.reason}`,
       };
   }

@@ -579,7 +579,7 @@ async function syncView(_q, id) {
 // ---------------------------------------------------------------- audit
 
 const AUDIT_FILTERS = ['stack', 'host', 'commit', 'kind', 'since'];
-const KINDS = ['sync.started', 'sync.succeeded', 'sync.failed', 'manifest.invalid', 'container.created', 'container.replaced',
+const KINDS = ['sync.started', 'sync.succeeded', 'sync.failed', 'manifest.invalid', 'container.created', 'container.replaced', 'container.restored',
   'container.removed', 'container.unhealthy', 'rollout.batch', 'rollout.failed', 'rollout.paused', 'rollback.started', 'rollback.succeeded',
   'rollback.failed', 'drift.detected', 'drift.corrected', 'webhook.received', 'webhook.rejected', 'host.down', 'host.up', 'api.action',
   'stack.paused', 'stack.resumed', 'job.started', 'job.succeeded', 'job.failed'];

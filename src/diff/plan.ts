@@ -60,6 +60,15 @@ export interface PlanInput {
 
 const key = (s: Slot) => `${s.host}/${s.service}/${s.slot}`;
 
+/** The name a stop-first replacement gives the old container until the new one is ready: `NAME-old-<its short id>`. */
+export const asideName = (name: string, id: string): string => `${name}-old-${id.slice(0, 12)}`;
+
+/** Whether a container is an old one kept aside by a replacement (one interrupted by a crash leaves it so). */
+export const isAside = (c: Pick<LiveContainer, 'name' | 'id'>): boolean => c.name.endsWith(`-old-${c.id.slice(0, 12)}`);
+
+/** A container's name as its replica's: an aside one's without the suffix. */
+export const replicaName = (c: Pick<LiveContainer, 'name' | 'id'>): string => (isAside(c) ? c.name.slice(0, -asideName('', c.id).length) : c.name);
+
 /** Whether the job is a pre-sync or post-sync hook. */
 export const isHook = (job: Pick<JobSpec, 'kind'> | undefined): boolean => job?.kind === 'pre-sync' || job?.kind === 'post-sync';
 
@@ -105,23 +114,28 @@ export function planStack(input: PlanInput): StackPlan {
     if (candidates.length === 0 && found.length > 0) continue;
     const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
     const matches = (c: LiveContainer) => c.specHash === d.specHash && settled(c, d.job) && !c.handChanges?.length && named(c);
-    const best = candidates.find(matches) ?? candidates[0];
+    // A replacement interrupted (berth killed between the old container's stop and the new one's
+    // start) left the old one aside: unless the new one runs, the old one is the replica, replaced
+    // again (and put back should that fail), and the new one a leftover.
+    const best = candidates.find(matches) ?? candidates.find(isAside) ?? candidates[0];
     for (const extra of candidates.filter((c) => c !== best)) {
-      removals.push({ ...slot, kind: 'remove', live: extra, reason: 'duplicate of the same replica' });
+      const why = isAside(extra) ? ' (the old container kept aside by a replacement)' : isAside(best) ? ' (left by an interrupted replacement)' : '';
+      removals.push({ ...slot, kind: 'remove', live: extra, reason: `duplicate of the same replica${why}` });
     }
     if (!best) updates.push({ ...slot, kind: 'create', desired: d, reason: 'missing' });
     else if (matches(best)) updates.push({ ...slot, kind: 'keep', live: best });
     else {
-      const reason =
-        best.specHash !== d.specHash
+      const reason = isAside(best)
+        ? 'its replacement was interrupted: the old container waits aside, stopped'
+        : best.specHash !== d.specHash
           ? 'spec changed'
           : best.handChanges?.length
             ? `changed by hand: ${best.handChanges.join('; ')}`
             : !named(best)
-              ? `renamed by hand to ${best.name}`
-              : d.job && best.state === 'exited'
-                ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
-                : `not running (${best.state})`;
+                ? `renamed by hand to ${best.name}`
+                : d.job && best.state === 'exited'
+                  ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
+                  : `not running (${best.state})`;
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }
