@@ -4,7 +4,7 @@
 # builds the examples' demo image from busybox (no registry needed), then `npm start`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --demo
 
 if ! docker -H unix:///var/run/docker.sock info >/dev/null 2>&1; then
   echo "demo: starting the local Docker engine (log: /var/log/berth-demo-dockerd.log)"

@@ -464,8 +464,8 @@ describe('the API on a running berth', () => {
     const status = await cli(['status'], TOKENS.viewer);
     expect(status.code, status.stderr).toBe(0);
     // A was rolled back to the first commit and resumed, with no pass since: it runs the first commit, the head differs
-    expect(status.stdout).toMatch(new RegExp(`^${stackA}  OutOfSync  Healthy  ${sha1.slice(0, 7)}  1/1 running`, 'm'));
-    expect(status.stdout).toMatch(new RegExp(`^${stackB}  Synced  Healthy  ${sha3.slice(0, 7)}  1/1 running`, 'm'));
+    expect(status.stdout).toMatch(new RegExp(`^${stackA} +\\S+ +OutOfSync +Healthy +${sha1.slice(0, 7)} +1/1 running +ok `, 'm'));
+    expect(status.stdout).toMatch(new RegExp(`^${stackB} +\\S+ +Synced +Healthy +${sha3.slice(0, 7)} +1/1 running +ok `, 'm'));
     const json = await cli(['status', '--stack', stackB, '--json'], TOKENS.viewer);
     expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ name: stackB, commitInfo: expect.objectContaining({ message: 'b v2' }) })]);
 

@@ -88,6 +88,24 @@ describe('desiredContainer', () => {
     expect(make(svc({ update: { ...update, order: 'start-first' } })).specHash).toBe(base);
   });
 
+  it('writes the readable view as Compose does: durations, sizes, short ports and volumes, no defaults', () => {
+    const view = make(svc({
+      restart: 'no',
+      ports: [{ target: 80, published: '8080', protocol: 'tcp' }, { target: 53, protocol: 'udp' }],
+      volumes: [{ type: 'volume', source: 'data', target: '/data', readOnly: true }, { type: 'bind', source: '/srv/x', target: '/x', readOnly: false }],
+      healthcheck: { test: ['CMD', 'true'], intervalNs: 2e9, timeoutNs: 500e6, startPeriodNs: 90e9, retries: 3 },
+      stopGracePeriodSeconds: 30,
+      limits: { memoryBytes: 512 * 1024 ** 2, cpus: 0.5 },
+    })).view;
+    expect(view).toContain('ports:\n  - 8080:80\n  - 53/udp\n');
+    expect(view).toContain('volumes:\n  - shop_data:/data:ro\n  - /srv/x:/x\n');
+    expect(view).toContain('healthcheck:\n  test:\n    - CMD\n    - "true"\n  interval: 2s\n  timeout: 500ms\n  start_period: 1m30s\n  retries: 3\n');
+    expect(view).toContain('stop_grace_period: 30s\n');
+    expect(view).toContain('limits:\n    cpus: 0.5\n    memory: 512M\n');
+    expect(view).not.toMatch(/restart|Ns:|\/tcp/);
+    expect(make(svc({ healthcheck: { test: ['NONE'] } })).view).toContain('healthcheck:\n  disable: true\n');
+  });
+
   it('never shows secret-looking values in the readable view', () => {
     const view = make(svc()).view;
     expect(view).toContain('MODE: a');

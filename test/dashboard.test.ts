@@ -1,7 +1,8 @@
-// The dashboard (issue 5) in a real browser: Debian's Chromium driven by playwright-core, against
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core, against
 // a berth server in this process (engine on the shared test daemon, a real git server). Two
 // commits, the second of which fails its health checks and is rolled back; then the pages are
-// read as a viewer and as an operator would. Screenshots go to test/artifacts/ (not committed).
+// read as a viewer and as an operator would. A screenshot of every page (1400x1000 viewport, full
+// page) goes to test/artifacts/ (not committed), to be looked at.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -107,6 +108,35 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await page.evaluate('window.scrollTo(0, 0)');
     await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
   };
+  /**
+   * Opens a page of the dashboard by its hash and waits until that page is drawn. A hash change
+   * keeps the document, so the page shown before stays a moment: it is marked, and the wait is for
+   * an unmarked view with the page no longer busy.
+   */
+  const open = async (hash: string, on: Page = page) => {
+    const url = `${base}/${hash}`;
+    if (on.url() === url) await on.reload();
+    else {
+      await on.evaluate(`document.querySelector('main > *')?.setAttribute('data-old', '')`);
+      await on.goto(url);
+    }
+    await on.locator('main:not([aria-busy]) > :not([data-old]):not(noscript)').waitFor();
+  };
+  /** Asks for a sync of the shop stack as the operator and waits for its end: its outcome's status. */
+  const syncShop = async () => {
+    const res = await fetch(`${base}/api/v1/stacks/${shop}/sync`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ wait: true }),
+    });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { outcome: { status: string } }).outcome.status;
+  };
+  /** The text of the page as a person reads it: an absent value must never show as "null" or "undefined". */
+  const expectNoNullText = async (hash: string) => {
+    const text = (await page.evaluate('document.body.innerText')) as string;
+    expect(text.match(/\b(null|undefined)\b/g), `${hash} shows ${JSON.stringify(text)}`).toBeNull();
+  };
 
   beforeAll(async () => {
     git = await startGitServer();
@@ -140,7 +170,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
+      viewport: { width: 1400, height: 1000 },
       colorScheme: 'light',
     }).catch((err: Error) => {
       throw new Error(`Could not start Chromium at ${CHROMIUM} (Debian's chromium; scripts/setup.sh installs it): ${err.message}`, { cause: err });
@@ -209,11 +239,11 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     const phone = await context.newPage();
     try {
       await phone.setViewportSize({ width: 375, height: 800 });
-      for (const hash of ['#/', `#/stacks/${api}`, `#/audit?commit=${second}`]) {
-        await phone.goto(`${base}/${hash}`);
-        await phone.locator('main h1').waitFor();
+      for (const hash of ['#/', `#/stacks/${api}`, `#/audit?commit=${second}`, '#/hosts/test']) {
+        await open(hash, phone);
         await phone.locator('main table').first().waitFor();
         expect(await phone.evaluate('document.documentElement.scrollWidth'), hash).toBeLessThanOrEqual(375);
+        if (hash === '#/hosts/test') await phone.screenshot({ path: join(ARTIFACTS, 'host-phone.png'), fullPage: true });
       }
       await phone.goto(`${base}/#/`);
       await phone.locator(`tr[data-key="${shop}"]`).waitFor();
@@ -245,13 +275,13 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(await diff.locator('tr.add td.code').allTextContents()).toEqual(added);
     expect(await diff.locator('tr.del td.code').allTextContents()).toEqual(removed);
     expect(await diff.locator('tr.hunk').count()).toBeGreaterThan(0);
-    await screenshot('sync.png');
+    await screenshot('sync-failed.png');
 
     // side by side: the removed image faces the added one
     await page.locator('section', { has: page.getByRole('heading', { name: 'Diff', exact: true }) }).getByRole('button', { name: 'Side by side' }).click();
     const facing = diff.locator('tr', { has: page.locator('td.code.del') }).filter({ has: page.locator('td.code.add') });
     expect(await facing.filter({ hasText: IMAGES.webUnhealthy }).filter({ hasText: IMAGES.webV1 }).count()).toBe(1);
-    await screenshot('sync-split.png');
+    await screenshot('sync-failed-split.png');
     await page.getByRole('button', { name: 'Unified' }).first().click();
   });
 
@@ -344,15 +374,121 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await screenshot('deliveries.png');
   });
 
-  it('every page opens, with no error on it or in it', async () => {
+  it('a live update highlights a stack\'s row on the overview only when the stack\'s status changed', async () => {
+    await open('#/');
+    await row(shop).waitFor();
+    await expect.poll(() => page.locator('#live').textContent()).toBe('live');
+    // What the live updates do to the page, counted as it happens: the summary cards redrawn (each
+    // stack event redraws them, so they show that an update was handled), rows put in, rows highlighted.
+    await page.evaluate(`(() => {
+      const seen = window.__seen = { cards: 0, added: {}, highlighted: {} };
+      const count = (what, key) => { seen[what][key] = (seen[what][key] ?? 0) + 1; };
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type === 'childList' && r.target.matches('.summary')) seen.cards++;
+          if (r.type === 'childList') for (const n of r.addedNodes) if (n.nodeName === 'TR' && n.dataset.key) count('added', n.dataset.key);
+          if (r.type === 'attributes' && r.target.nodeName === 'TR' && r.target.classList.contains('highlight') && !String(r.oldValue).includes('highlight')) count('highlighted', r.target.dataset.key);
+        }
+      }).observe(document.querySelector('main'), { childList: true, subtree: true, attributes: true, attributeFilter: ['class'], attributeOldValue: true });
+    })()`);
+    type Seen = { cards: number; added: Record<string, number>; highlighted: Record<string, number> };
+    const seen = async () => (await page.evaluate('window.__seen')) as Seen;
+
+    // a sync that finds nothing to do: its update reaches the page, and the row stays as it is
+    expect(await syncShop()).toBe('unchanged');
+    await expect.poll(async () => (await seen()).cards).toBeGreaterThan(0);
+    const before = await seen();
+    expect([before.added[shop], before.highlighted[shop], before.highlighted[api]]).toEqual([undefined, undefined, undefined]);
+    expect(await row(shop).getAttribute('class')).toBeNull();
+
+    // a new commit applied: the row shows it, highlighted, and the highlight fades out
+    const third = await repo.commit({ [`${shop}/compose.yaml`]: web(IMAGES.webV2, '3') },
+      { message: 'Third version of shop', author: { name: 'Ada Lovelace', email: 'ada@example.com' } });
+    expect(await syncShop()).toBe('synced');
+    await expect.poll(async () => (await seen()).highlighted[shop]).toBe(1);
+    const after = await seen();
+    expect([after.added[shop], after.highlighted[shop], after.highlighted[api]]).toEqual([1, 1, undefined]);
+    expect(await row(shop).locator('td[data-label="Commit applied"]').innerText()).toContain(third.slice(0, 7));
+    await expect.poll(() => row(shop).evaluate((tr) => tr.classList.contains('highlight')), { timeout: 5000 }).toBe(false);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('GET /api/v1/hosts/:name answers a host\'s status and its berth-managed containers; an unknown host is 404', async () => {
+    const get = (path: string) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
+    const res = await get('/hosts/test');
+    expect(res.status).toBe(200);
+    const host = (await res.json()) as { name: string; state: string; version?: string; containers: Array<Record<string, unknown>> };
+    expect(host).toMatchObject({ name: 'test', state: 'up', version: expect.any(String) });
+    for (const stack of [shop, api]) {
+      const [c] = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } });
+      expect(host.containers.filter((x) => x.stack === stack)).toEqual([
+        expect.objectContaining({ id: c!.Id, stack, service: 'web', slot: 1, state: 'running', health: 'healthy', image: c!.Image, imageId: c!.ImageID }),
+      ]);
+    }
+
+    const unknown = await get('/hosts/nowhere');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: string }).error).toMatch(/nowhere/);
+    expect((await fetch(`${base}/api/v1/hosts/test`)).status).toBe(401);
+  });
+
+  it('the hosts page lists the hosts; a host\'s page shows its facts and the test stacks\' containers on it', async () => {
+    await open('#/hosts');
+    const hostRow = row('test');
+    expect(await hostRow.locator('td[data-label="State"]').innerText()).toMatch(/^up/);
+    expect(Number(await hostRow.locator('td[data-label="Containers"]').innerText())).toBeGreaterThanOrEqual(2);
+    await screenshot('hosts.png');
+
+    await hostRow.getByRole('link', { name: 'test' }).click();
+    await page.waitForURL(`${base}/#/hosts/test`);
+    await page.getByRole('heading', { name: /^test/, level: 1 }).waitFor();
+    const facts = await page.locator('main dl.facts').innerText();
+    const [status] = engine.monitor.status();
+    for (const fact of ['State', 'Endpoint', 'Docker', 'CPUs', 'Memory', 'Labels']) expect(facts).toContain(fact);
+    expect(facts).toContain(status!.endpoint);
+    expect(facts).toContain(status!.version!);
+
+    // the other test files share this daemon: only the rows of this file's stacks are checked
+    for (const [stack, image] of [[shop, IMAGES.webV2], [api, IMAGES.webV1]] as const) {
+      const [c] = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } });
+      const tr = page.locator(`tr[data-key="${c!.Id}"]`);
+      await tr.waitFor();
+      const cell = (label: string) => tr.locator(`td[data-label="${label}"]`).innerText();
+      expect(await cell('Stack')).toBe(stack);
+      expect(await cell('Service')).toBe('web');
+      expect(await cell('Replica')).toBe('#1');
+      expect(await cell('State')).toBe('running');
+      expect(await cell('Health')).toBe('healthy');
+      expect(await cell('Image')).toBe(`${image} ${c!.ImageID.slice('sha256:'.length, 'sha256:'.length + 12)}`); // the tag, and which image it was
+      expect(await cell('Container')).toBe(c!.Id.slice(0, 12));
+    }
+    await screenshot('host.png');
+  });
+
+  it('every page opens, with no error on it or in it, and none shows "null" or "undefined"', async () => {
     for (const hash of ['#/syncs', `#/syncs?stack=${api}`, '#/hosts', '#/drift', '#/deliveries?provider=generic', '#/audit?kind=api.action', '#/nowhere']) {
-      await page.goto(`${base}/${hash}`);
-      await page.locator('main h1, main [role="alert"]').first().waitFor();
+      await open(hash);
       const alert = await page.locator('main [role="alert"]').allInnerTexts();
       expect(alert, hash).toEqual(hash === '#/nowhere' ? ['There is no page /nowhere.'] : []);
+      await expectNoNullText(hash);
     }
-    await page.goto(`${base}/#/hosts`);
+    await open('#/hosts');
     expect(await page.locator('tr[data-key="test"] td[data-label="State"]').innerText()).toMatch(/^up/);
+
+    // and the pages that show the most optional fields: a sync that succeeded (no error) and one
+    // that failed, the overview, a stack, a host, and a host berth does not know
+    const succeeded = engine.syncs.list({ stack: shop }).rows.find((s) => s.outcome === 'succeeded')!;
+    const failed = engine.syncs.list({ stack: api }).rows.find((s) => s.outcome === 'failed')!;
+    for (const hash of ['#/', `#/stacks/${shop}`, `#/stacks/${api}`, `#/syncs/${succeeded.id}`, `#/syncs/${failed.id}`, '#/hosts/test', '#/hosts/nowhere']) {
+      await open(hash);
+      await expectNoNullText(hash);
+      if (hash === `#/syncs/${succeeded.id}`) {
+        expect(await page.locator('main [role="alert"]').count()).toBe(0);
+        expect(await page.locator('main dl.facts').innerText()).toMatch(/^Commit\s/);
+        await screenshot('sync-succeeded.png');
+      }
+    }
+    expect(await page.locator('main [role="alert"]').innerText()).toMatch(/no host named nowhere/);
     expect(pageErrors).toEqual([]);
   });
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { handChanges } from '../src/diff/drift.ts';
 import type { DesiredContainer } from '../src/schedule/container.ts';
 
-const VIEW = 'image: web:v1\nenvironment:\n  MODE: prod\nports:\n  - 8080:80/tcp\n';
+const VIEW = 'image: web:v1\nenvironment:\n  MODE: prod\nports:\n  - 8080:80\n';
 
 const desired = {
   host: 'h0', stack: 's', service: 'web', slot: 1, name: 's-web-1', specHash: 'abc', view: VIEW,
@@ -31,8 +31,8 @@ describe('handChanges', () => {
     { what: 'image', change: { image: 'web:hacked' }, changes: ['image: web:hacked (wants web:v1)'], view: /^image: web:hacked$/m },
     { what: 'environment', change: { env: ['MODE=debug', 'PATH=/bin'] }, changes: ['environment MODE: debug (wants prod)'], view: /^ {2}MODE: debug$/m },
     { what: 'a secret in the environment, masked', change: { env: ['MODE=prod', 'API_TOKEN=hunter2', 'PATH=/bin'] }, changes: [expect.stringMatching(/^environment API_TOKEN: <masked sha256:[0-9a-f]{12}> \(not in Git\)$/)], view: /API_TOKEN: <masked/ },
-    { what: 'ports', change: { ports: { '80/tcp': [{ HostPort: '9090' }] } }, changes: ['ports: 9090:80/tcp (wants 8080:80/tcp)'], view: /^ {2}- 9090:80\/tcp$/m },
-    { what: 'mounts', change: { mounts: [{ Type: 'bind', Source: '/etc', Destination: '/data', RW: false }] }, changes: ['mounts: bind:/etc:/data:ro (wants none)'], view: /^ {2}- bind:\/etc:\/data:ro$/m },
+    { what: 'ports', change: { ports: { '80/tcp': [{ HostPort: '9090' }] } }, changes: ['ports: 9090:80 (wants 8080:80)'], view: /^ {2}- 9090:80$/m },
+    { what: 'mounts', change: { mounts: [{ Type: 'bind', Source: '/etc', Destination: '/data', RW: false }] }, changes: ['mounts: bind:/etc:/data:ro (wants none)'], view: /^ {2}- \/etc:\/data:ro$/m },
   ])('finds a changed $what and shows the live value in the view', ({ change, changes, view }) => {
     const found = handChanges(inspect(change), desired, ['PATH=/bin']);
     expect(found.changes).toEqual(changes);

@@ -107,14 +107,16 @@ describe('nextStatus (the state machine)', () => {
   });
 });
 
-/** Runs `berth hosts --json` on a config with these hosts; berth must exit 0 whatever their state. */
+/** Runs `berth hosts --json` on a config with these hosts: the report of each, and exit 0 only when all are up (1 and which are not otherwise). */
 async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostReport>> {
   const cfg = writeConfig([], { hosts });
   try {
     const result = await runCli(['--config', cfg.file, 'hosts', '--json']);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    return new Map((JSON.parse(result.stdout) as HostReport[]).map((r) => [r.name, r]));
+    const reports = JSON.parse(result.stdout) as HostReport[];
+    const down = reports.filter((r) => r.state !== 'up');
+    expect(result.code).toBe(down.length ? 1 : 0);
+    expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');
+    return new Map(reports.map((r) => [r.name, r]));
   } finally {
     cfg.cleanup();
   }
@@ -203,7 +205,7 @@ describe('berth hosts', () => {
       expect((await hostsJson([host])).get('secure')).toMatchObject({ state: 'up', containers: 1 });
     });
 
-    test('a client certificate from another CA is refused: unreachable with a TLS error, and berth exits 0', async () => {
+    test('a client certificate from another CA is refused: unreachable with a TLS error, and berth exits 1', async () => {
       const reports = await hostsJson([
         tlsHost('foreign-client', { ca: certs.ca, cert: foreign.clientCert, key: foreign.clientKey }),
         tlsHost('foreign-server-ca', { ca: foreign.ca, cert: certs.clientCert, key: certs.clientKey }),
@@ -220,7 +222,8 @@ describe('berth hosts', () => {
       const cfg = writeConfig([], { hosts: [{ name: 'closed', endpoint: closed }, { name: 'secure', endpoint, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } }] });
       try {
         const result = await runCli(['--config', cfg.file, 'hosts']);
-        expect(result.code).toBe(0);
+        expect(result.code).toBe(1); // a host not up: scripts can tell
+        expect(result.stderr).toBe('1 of 2 host(s) not up: closed unreachable\n');
         const lines = result.stdout.trimEnd().split('\n');
         expect(lines[1]).toMatch(/^closed\s+\S+\s+unreachable\s+-\s+-\s+-\s+-\s+-$/);
         expect(lines[2]).toMatch(/^secure\s+\S+\s+up\s/);

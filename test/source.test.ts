@@ -365,7 +365,7 @@ describe('GitSource on a local repo', () => {
     const { dir, commit } = await workRepo(join(tmp, 'no-dev'));
     await commit({ 'a.txt': 'a' }, 'on main only');
     expect(await sourceError(() => new GitSource({ name: 'local', url: dir, branch: 'dev' }, cacheDir('x')).update())).toBe(
-      `repo local (${dir}, branch dev): branch dev not found`,
+      `repo local (${dir}, branch dev): branch dev not found; the repo has: main`,
     );
   });
 

@@ -241,15 +241,17 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** `berth hosts --json` on these hosts: it exits 0 and never shows a private key. */
+  /** `berth hosts --json` on these hosts: exit 1 when one is not up (naming it), and never a private key shown. */
   async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostReport>> {
     const cfg = writeConfig([], { hosts });
     try {
       const result = await runCli(['--config', cfg.file, 'hosts', '--json']);
-      expect(result.stderr).toBe('');
-      expect(result.code).toBe(0);
-      for (const key of [clientKey, otherKey, brokenDockerKey]) expect(result.stdout).not.toContain(keyBody(key).slice(20, 60));
-      return new Map((JSON.parse(result.stdout) as HostReport[]).map((r) => [r.name, r]));
+      const reports = JSON.parse(result.stdout) as HostReport[];
+      const down = reports.filter((r) => r.state !== 'up');
+      expect(result.code).toBe(down.length ? 1 : 0);
+      expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');
+      for (const key of [clientKey, otherKey, brokenDockerKey]) expect(result.stdout + result.stderr).not.toContain(keyBody(key).slice(20, 60));
+      return new Map(reports.map((r) => [r.name, r]));
     } finally {
       cfg.cleanup();
     }

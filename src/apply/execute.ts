@@ -54,6 +54,11 @@ export interface ApplyResult {
 type Host = (name: string) => DockerHost;
 type Emit = (e: StepEvent) => void;
 
+export interface ApplyOptions {
+  /** every new replica, not only those another service waits for, is waited for until it runs and is healthy (`berth sync --wait`) */
+  waitHealthy?: boolean;
+}
+
 /**
  * Carries out `plan` for `stack` (null for a stack removed from Git). `onStep` is called after each
  * completed step, before the next starts, so that an audit row exists for everything that happened.
@@ -63,6 +68,7 @@ export async function applyPlan(
   stack: RenderedStack | null,
   hosts: Map<string, DockerHost>,
   onStep: Emit,
+  { waitHealthy = false }: ApplyOptions = {},
 ): Promise<ApplyResult> {
   const host: Host = (name) => {
     const h = hosts.get(name);
@@ -107,7 +113,7 @@ export async function applyPlan(
           if (failed) throw new Halt(failed);
         }
       } else {
-        const result = await rollService(svc, actions, host, onStep, waitedFor('service_healthy'));
+        const result = await rollService(svc, actions, host, onStep, waitHealthy || waitedFor('service_healthy'));
         if (result.outcome !== 'synced') throw new Halt(result);
       }
       const late = removals.filter((a) => a.service === svc.name && !early.includes(a));

@@ -2,6 +2,7 @@
 import type { BerthConfig } from '../config.ts';
 import { connect } from '../observe/docker.ts';
 import { countManagedContainers, HostMonitor, type HostStatus } from '../observe/hosts.ts';
+import { table } from './table.ts';
 
 /** A host's status with how many berth-managed containers it has (absent when it could not be counted). */
 export interface HostReport extends HostStatus {
@@ -32,11 +33,8 @@ export function formatHostsTable(reports: HostReport[]): string {
     r.state !== 'up' ? '-' : (r.containers?.toString() ?? '?'),
     Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
   ]);
-  const table = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
-  const lines = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
   const errors = reports.filter((r) => r.error).map((r) => `${r.name}: ${r.state}: ${r.error}`);
-  return [...lines, ...(errors.length > 0 ? ['', ...errors] : [])].join('\n');
+  return [table(header, rows), ...(errors.length > 0 ? ['', ...errors] : [])].join('\n');
 }
 
 /** 1536 -> "1.5KiB", 8 GiB -> "8.0GiB" (no space: one cell of a table). */

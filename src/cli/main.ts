@@ -1,8 +1,9 @@
 /**
  * The `berth` command (commander). Commands print results on stdout and logs on stderr.
  * Exit codes: 0 fine, 1 the thing checked failed (invalid manifests, a failed sync, a broken audit
- * chain, differences found by `diff`, an action the server refused), 2 berth could not do its job
- * (bad config, unreachable repo or server, a token refused).
+ * chain, differences found by `diff`, a host that is not up for `hosts`, an action the server
+ * refused), 2 berth could not do its job (bad config, unreachable repo or server, a token
+ * refused; for `diff`, any error: an invalid stack, a host that does not answer).
  * With BERTH_URL set, sync, rollback, pause, resume, status, hosts and audit ask that running berth
  * (its API, with BERTH_TOKEN) instead of acting on the hosts and the database themselves.
  */
@@ -11,7 +12,8 @@ import { join, relative, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { ConfigError, resolveConfig, type BerthConfig } from '../config.ts';
-import { createLogger } from '../log.ts';
+import type { Logger } from 'pino';
+import { createLogger, type LogFormat } from '../log.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
 import { Engine, EngineError, type RepoPass } from '../engine/engine.ts';
 import { startPolling } from '../engine/poller.ts';
@@ -26,6 +28,8 @@ import type { ActionOutcome, StackView } from '../server/api.ts';
 import type { StackState } from '../engine/status.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { checkHosts, formatHostsTable, type HostReport } from './hosts.ts';
+import { formatStatusTable } from './status.ts';
+import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
@@ -46,7 +50,26 @@ class Exit extends Error {
 const program = new Command('berth')
   .description('GitOps for plain Docker hosts: Compose files in Git, converged on your hosts.')
   .addOption(new Option('-c, --config <file>', 'engine config (default: $BERTH_CONFIG, ./berth.config.yaml, else the embedded default)'))
+  .addOption(new Option('--log-format <format>', 'logs on stderr: readable lines (default on a terminal) or JSON lines (default otherwise)').choices(['pretty', 'json']))
+  .option('-q, --quiet', 'log errors only')
+  .option('-v, --verbose', 'log debug lines too')
   .showHelpAfterError();
+
+interface GlobalOptions {
+  config?: string;
+  logFormat?: LogFormat;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** The logger of a command: `level` unless --quiet, --verbose or $BERTH_LOG_LEVEL says otherwise. */
+function logger(level: string): Logger {
+  const o = program.opts<GlobalOptions>();
+  return createLogger({ level: o.verbose ? 'debug' : o.quiet ? 'error' : (process.env.BERTH_LOG_LEVEL ?? level), format: o.logFormat });
+}
+
+/** A berth command line to paste, as this one was run (npm or not, the same --config). */
+const hint = (args: string[]) => invocation(args, { config: program.opts<GlobalOptions>().config });
 
 program
   .command('validate')
@@ -64,22 +87,29 @@ program
 
 program
   .command('diff')
-  .description('the plan against the live hosts, as a unified diff; changes nothing (exit 1 when there are differences)')
+  .description('the plan against the live hosts, as a unified diff; changes nothing (exit 0 in sync, 1 differences, 2 errors: an invalid stack, a host that does not answer, a bad config)')
   .option('-s, --stack <name>', 'only this stack')
   .action(async (opts: { stack?: string }) => {
     const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack, dryRun: true }), 'warn');
     let differs = false;
+    let errors = false;
     for (const pass of passes) {
       console.log(passHeader(pass));
+      for (const host of pass.unreachable ?? []) console.log(`# host ${host} does not answer: what runs there is unknown`);
+      errors ||= (pass.unreachable?.length ?? 0) > 0;
       for (const s of pass.stacks) {
         if (s.status === 'planned') {
           differs = true;
           console.log(s.diff);
         } else if (s.status === 'unchanged') console.log(`# ${s.stack}: in sync`);
-        else console.log(`# ${s.stack}: ${s.status}\n${indent(s.errors ?? [])}`);
+        else {
+          errors = true;
+          console.log(`# ${s.stack}: ${s.status}\n${indent(s.errors ?? [])}`);
+        }
       }
     }
-    failOnErrors(passes);
+    failOnErrors(passes, 2);
+    if (errors) throw new Exit('', 2);
     if (differs) throw new Exit('', 1);
   });
 
@@ -87,7 +117,7 @@ program
   .command('sync')
   .description('one reconciliation pass now: fetch, render, diff and apply (with BERTH_URL: asks that berth to sync)')
   .option('-s, --stack <name>', 'only this stack')
-  .option('--wait', 'with BERTH_URL: wait for the sync to end and print its outcome (without it, the server syncs in the background)')
+  .option('--wait', 'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background')
   .action(async (opts: { stack?: string; wait?: boolean }) => {
     const api = apiFromEnv();
     if (api) {
@@ -111,13 +141,15 @@ program
       if (failed) throw new Exit('', 1);
       return;
     }
-    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack }), 'info');
+    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack, waitHealthy: opts.wait }), 'info');
     for (const pass of passes) {
       console.log(passHeader(pass));
       for (const s of pass.stacks) {
         const changes = s.plan?.actions.filter((a) => a.kind !== 'keep').length ?? 0;
-        console.log(`  ${s.stack}: ${s.status}${s.status === 'synced' ? ` (${changes} container change(s))` : ''}`);
+        const converged = opts.wait && s.status === 'synced' ? ', running and healthy' : '';
+        console.log(`  ${s.stack}: ${s.status}${s.status === 'synced' ? ` (${changes} container change(s)${converged})` : ''}`);
         if (s.errors) console.log(indent(s.errors, '    '));
+        if (s.hint) console.log(`    then: ${hint(s.hint)}`);
       }
     }
     failOnErrors(passes);
@@ -130,7 +162,7 @@ program
   .action(async () => {
     const config = await loadConfig();
     checkListen(config);
-    const log = createLogger();
+    const log = logger('info');
     const engine = new Engine(config, log);
     let ready = false;
     const app = buildServer({ ready: () => ready, engine }, log);
@@ -160,14 +192,16 @@ program
 
 program
   .command('hosts')
-  .description('check every configured host once: state, Docker version, CPUs, memory, berth-managed containers (exit 0 even when a host does not answer)')
+  .description('check every configured host once: state, Docker version, CPUs, memory, berth-managed containers (exit 1 when any host is not up)')
   .option('--json', 'the statuses as JSON, with the container counts')
   .action(async (opts: { json?: boolean }) => {
     const api = apiFromEnv();
     const reports = api
       ? (await api.get<{ hosts: HostReport[] }>('/hosts')).hosts
-      : await checkHosts(resolveConfig(program.opts<{ config?: string }>().config));
+      : await checkHosts(resolveConfig(program.opts<GlobalOptions>().config));
     console.log(opts.json ? JSON.stringify(reports, null, 2) : formatHostsTable(reports));
+    const down = reports.filter((r) => r.state !== 'up');
+    if (down.length) throw new Exit(`${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}`, 1);
   });
 
 program
@@ -182,18 +216,7 @@ program
       : opts.stack
         ? [await api.get<StackView>(`/stacks/${encodeURIComponent(opts.stack)}`)]
         : (await api.get<{ stacks: StackView[] }>('/stacks')).stacks;
-    if (opts.json) {
-      console.log(JSON.stringify(states, null, 2));
-      return;
-    }
-    if (states.length === 0) console.log('no stacks');
-    for (const s of states) {
-      const replicas = s.replicas.filter((r) => !r.extra);
-      const up = replicas.filter((r) => r.state === 'running').length;
-      const extra = [s.condition, s.held ? 'held' : undefined].filter(Boolean).join(', ');
-      console.log(`${s.name}  ${s.sync}  ${s.health}  ${s.commit?.slice(0, 7) ?? '-'}  ${up}/${replicas.length} running${extra ? `  (${extra})` : ''}`);
-      if (s.reason) console.log(indent([s.reason], '    '));
-    }
+    console.log(opts.json ? JSON.stringify(states, null, 2) : formatStatusTable(states));
   });
 
 program
@@ -209,7 +232,7 @@ program
     console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
     if (outcome.errors) console.log(indent(outcome.errors));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
-    console.log(`held there: automatic syncs leave ${stack} alone until \`berth resume ${stack}\` or a new commit`);
+    console.log(`held there: automatic syncs leave ${stack} alone until a new commit, or: ${hint(['resume', stack])}`);
   });
 
 program
@@ -265,6 +288,7 @@ function printRemoteSync(name: string, answer: { outcome?: ActionOutcome }, url:
   const o = answer.outcome;
   console.log(o ? `  ${name}: ${o.status}${o.syncId ? ` (sync ${o.syncId})` : ''}` : `  ${name}: sync started by ${url}`);
   if (o?.errors) console.log(indent(o.errors, '    '));
+  if (o?.hint) console.log(`    then: ${hint(o.hint)}`);
   return !o || !BAD_OUTCOMES.has(o.status);
 }
 
@@ -283,7 +307,7 @@ audit
   });
 
 async function loadConfig(): Promise<BerthConfig> {
-  const config = resolveConfig(program.opts<{ config?: string }>().config);
+  const config = resolveConfig(program.opts<GlobalOptions>().config);
   if (config.source === '(embedded default)') await seedExamplesRepo(config.repos[0].url, EXAMPLES_DIR);
   return config;
 }
@@ -295,7 +319,7 @@ async function openAudit(): Promise<AuditLog> {
 
 async function withEngine<T>(fn: (engine: Engine) => Promise<T>, level: string): Promise<T> {
   const config = await loadConfig();
-  const engine = new Engine(config, createLogger(process.env.BERTH_LOG_LEVEL ?? level));
+  const engine = new Engine(config, logger(level));
   try {
     return await fn(engine);
   } finally {
@@ -308,12 +332,12 @@ function passHeader(p: RepoPass): string {
   return `repo ${p.repo}${c ? ` @ ${c.sha.slice(0, 7)} ${c.message.split('\n')[0]} (${c.author})` : ''}`;
 }
 
-/** A repo that could not be read or whose berth.yaml is broken makes the command fail. */
-function failOnErrors(passes: RepoPass[]): void {
+/** A repo that could not be read (exit 2) or whose berth.yaml is broken (exit `invalid`) makes the command fail. */
+function failOnErrors(passes: RepoPass[], invalid = 1): void {
   const broken = passes.filter((p) => p.error);
   if (broken.length === 0) return;
   const unreadable = broken.some((p) => !p.commit);
-  throw new Exit(broken.map((p) => `repo ${p.repo}: ${p.error}`).join('\n'), unreadable ? 2 : 1);
+  throw new Exit(broken.map((p) => `repo ${p.repo}: ${p.error}`).join('\n'), unreadable ? 2 : invalid);
 }
 
 function indent(lines: string[], pad = '  '): string {
@@ -322,7 +346,7 @@ function indent(lines: string[], pad = '  '): string {
 
 /** The policy of repo `name` in the engine config (--config, $BERTH_CONFIG, ./berth.config.yaml). */
 function repoPolicy(name: string) {
-  const config = resolveConfig(program.opts<{ config?: string }>().config);
+  const config = resolveConfig(program.opts<GlobalOptions>().config);
   const repo = config.repos.find((r) => r.name === name);
   if (!repo) throw new Exit(`no repo '${name}' in ${config.source} (its repos: ${config.repos.map((r) => r.name).join(', ') || 'none'})`, 2);
   return repo.policy;

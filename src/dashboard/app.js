@@ -2,7 +2,7 @@
 // stream. Vanilla JS, no build step; every string from the API goes through dom.js's h().
 /* global document, location, window, confirm, setTimeout, clearTimeout, console, FormData, URLSearchParams, CSS */
 import { api, listen, token } from './api.js';
-import { badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, section, short, table, time } from './dom.js';
+import { add, badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, replace, section, short, table, time } from './dom.js';
 import { diffView } from './diff.js';
 
 const main = document.getElementById('main');
@@ -31,6 +31,7 @@ const ROUTES = [
   [/^\/deliveries$/, deliveriesView],
   [/^\/drift$/, driftView],
   [/^\/hosts$/, hostsView],
+  [/^\/hosts\/([^/]+)$/, hostView],
 ];
 
 /** The hash as a path and its query: `#/audit?commit=abc` -> { path: '/audit', q: { commit: 'abc' } }. */
@@ -50,7 +51,7 @@ async function render() {
   }
   const route = ROUTES.find(([re]) => re.test(path));
   main.setAttribute('aria-busy', 'true');
-  if (!main.firstElementChild) main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  if (!main.firstElementChild) replace(main, h('p', { class: 'muted' }, 'Loading…'));
   let view;
   try {
     if (!route) throw Object.assign(new Error(`There is no page ${path}.`), { status: 404 });
@@ -64,7 +65,7 @@ async function render() {
   if (mine !== renders) return;
   current = view;
   main.removeAttribute('aria-busy');
-  main.replaceChildren(view.node);
+  replace(main, view.node);
   document.title = `${view.title} · berth`;
 }
 
@@ -102,13 +103,13 @@ function askToken(message) {
       await start();
     } catch (err) {
       token.clear();
-      problem.replaceChildren(notice('error', err.status === 401
+      replace(problem, notice('error', err.status === 401
         ? 'berth refused this token (401): check it, and that the engine config lists it under auth.tokens.'
         : err.message));
     }
   };
   main.removeAttribute('aria-busy');
-  main.replaceChildren(h('form', { class: 'panel token-form', onsubmit: submit },
+  replace(main, h('form', { class: 'panel token-form', onsubmit: submit },
     h('h1', null, 'Sign in to berth'),
     h('p', null, 'Paste an API token. A viewer token shows everything; an operator token also lets you sync, roll back, pause and resume. ',
       'The token stays in this browser (localStorage) and is sent only to this berth.'),
@@ -123,7 +124,7 @@ function askToken(message) {
 /** Finds out who the token is, opens the event stream and draws the page; rejects with the API's error. */
 async function start() {
   me = await api('/me');
-  who.replaceChildren(h('span', { class: 'who-name' }, me.name), ' ', badge(me.role, { tone: 'neutral' }));
+  replace(who, h('span', { class: 'who-name' }, me.name), ' ', badge(me.role, { tone: 'neutral' }));
   changeToken.hidden = !token.get();
   stopEvents?.();
   stopEvents = listen(onEvent, onLive);
@@ -138,15 +139,18 @@ window.addEventListener('hashchange', () => me && void render());
 keepTimesCurrent();
 start().catch((err) => {
   if (err.status === 401) askToken(token.get() ? 'berth refused the saved token (401): paste a valid one.' : undefined);
-  else main.replaceChildren(notice('error', err.message), h('p', null, h('a', { href: '' }, 'Try again')));
+  else replace(main, notice('error', err.message), h('p', null, h('a', { href: '' }, 'Try again')));
 });
 
 // ---------------------------------------------------------------- shared pieces
 
-/** Briefly highlights an element that a live update changed. */
-function flash(el) {
-  el.classList.add('flash');
-  setTimeout(() => el.classList.remove('flash'), 2000);
+/**
+ * Briefly highlights what a live update added or changed: a calm tint that fades within 1.5 s
+ * (not the colour of a warning: a change is news, not trouble).
+ */
+function highlight(el) {
+  el.classList.add('highlight');
+  setTimeout(() => el.classList.remove('highlight'), 1500);
 }
 
 /** Calls fn once per key after events stop arriving for 150 ms. */
@@ -228,9 +232,15 @@ const STACK_COLUMNS = [
   { label: 'Sync', cell: (s) => h('span', { class: 'badges' }, badge(s.sync, { title: 'Do the hosts run what Git says?' }), s.held ? badge('held', { title: `${s.held.reason} by ${s.held.actor}` }) : null) },
   { label: 'Health', cell: (s) => badge(s.health) },
   { label: 'Commit applied', cell: (s) => commitCell(s.commit, s.commitInfo) },
-  { label: 'Hosts', cell: (s) => (s.replicas.length ? h('div', null, hostsOf(s).join(', '), h('div', { class: 'muted small' }, plural(s.replicas.filter((r) => !r.extra).length, 'replica'))) : h('span', { class: 'muted' }, '—')) },
+  { label: 'Hosts', cell: (s) => (s.replicas.length ? h('div', null, hostsOf(s).join(', '), h('div', { class: 'muted small nowrap' }, plural(s.replicas.filter((r) => !r.extra).length, 'replica'))) : h('span', { class: 'muted' }, '—')) },
   { label: 'Status', class: 'wide', cell: (s) => (s.condition || s.reason ? h('div', null, badge(s.condition), s.reason ? h('div', { class: 'reason' }, s.reason) : null) : null) },
 ];
+
+/** What a stack's row says of its status; only an update that changes it is highlighted. */
+const statusOf = (s) => JSON.stringify([s.sync, s.health, s.condition ?? null, s.commit ?? null, Boolean(s.held)]);
+
+/** Whether two rows show the same thing in every cell (the row's own class, a highlight, aside). */
+const sameCells = (a, b) => a.cells.length === b.cells.length && [...a.cells].every((td, i) => td.isEqualNode(b.cells[i]));
 
 function summary(stacks, hosts) {
   const count = (f) => stacks.filter(f).length;
@@ -244,10 +254,13 @@ function summary(stacks, hosts) {
   ];
 }
 
+const hostLink = (x) => link(`/hosts/${enc(x.name)}`, {}, h('strong', null, x.name));
+const hostState = (x) => h('span', null, badge(x.state), ' ', h('span', { class: 'muted small' }, 'since ', time(x.since)));
+
 function hostsTable(hosts) {
   return table([
-    { label: 'Host', cell: (x) => h('strong', null, x.name) },
-    { label: 'State', cell: (x) => h('span', null, badge(x.state), ' ', h('span', { class: 'muted small' }, 'since ', time(x.since))) },
+    { label: 'Host', cell: hostLink },
+    { label: 'State', cell: hostState },
     { label: 'Endpoint', cell: (x) => h('code', null, x.endpoint) },
     { label: 'Labels', cell: (x) => Object.entries(x.labels ?? {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) },
     { label: 'Docker', cell: (x) => (x.version ? `${x.version} (API ${x.apiVersion})` : '—') },
@@ -262,13 +275,13 @@ async function overviewView() {
   const byName = new Map(stacks.map((s) => [s.name, s]));
   let hostList = hosts;
   const cards = h('div', { class: 'summary' });
-  const drawCards = () => cards.replaceChildren(...summary([...byName.values()], hostList));
+  const drawCards = () => replace(cards, summary([...byName.values()], hostList));
   const stackTable = table(STACK_COLUMNS, stacks, { key: (s) => s.name, empty: 'No stacks: berth found no Compose files in its repos yet.' });
   const hostsBox = h('div', null, hostsTable(hosts));
   drawCards();
   const refreshHosts = debouncer(async () => {
     hostList = (await api('/hosts')).hosts;
-    hostsBox.replaceChildren(hostsTable(hostList));
+    replace(hostsBox, hostsTable(hostList));
     drawCards();
   });
   return {
@@ -277,16 +290,18 @@ async function overviewView() {
     onEvent(type, data) {
       if (type === 'audit' && String(data.kind).startsWith('host.')) refreshHosts('hosts');
       if (type !== 'stack') return;
+      const before = byName.get(data.name);
       byName.set(data.name, data);
+      drawCards();
       const row = stackTable.row(data);
       const old = stackTable.body.querySelector(`tr[data-key="${CSS.escape(data.name)}"]`);
+      if (old && sameCells(old, row)) return; // nothing it shows changed: the row stays as it is
       if (old) old.replaceWith(row);
       else {
         stackTable.body.querySelector('tr.empty')?.remove();
-        stackTable.body.append(row);
+        add(stackTable.body, row);
       }
-      flash(row);
-      drawCards();
+      if (!before || statusOf(before) !== statusOf(data)) highlight(row);
     },
   };
 }
@@ -330,12 +345,12 @@ function actionBar(name, getState, syncs, messages, refresh) {
   const act = (what, fn) => async (e) => {
     const button = e.currentTarget;
     button.disabled = true;
-    msg.replaceChildren();
+    replace(msg);
     try {
       const text = await fn();
-      if (text) msg.replaceChildren(notice('ok', text));
+      if (text) replace(msg, notice('ok', text));
     } catch (err) {
-      msg.replaceChildren(notice('error', `${what} failed: ${err.message}`));
+      replace(msg, notice('error', `${what} failed: ${err.message}`));
     } finally {
       button.disabled = false;
     }
@@ -401,10 +416,9 @@ function syncTimeline(initial, messages, { stack, commit, live: addNew = true } 
       if (last?.sha === s.commitSha) last.items.push(s);
       else groups.push({ sha: s.commitSha, items: [s] });
     }
-    node.replaceChildren(...groups.map((g) => h('div', { class: 'commit-group' },
+    replace(node, groups.length ? groups.map((g) => h('div', { class: 'commit-group' },
       h('div', { class: 'commit-head' }, commitCell(g.sha, messages.get(g.sha))),
-      h('ol', { class: 'syncs' }, g.items.map(item)))));
-    if (!groups.length) node.append(h('p', { class: 'muted' }, 'No syncs yet.'));
+      h('ol', { class: 'syncs' }, g.items.map(item)))) : h('p', { class: 'muted' }, 'No syncs yet.'));
   };
   const fetchSync = debouncer(async (id) => {
     if (!addNew && !syncs.has(id)) return;
@@ -414,7 +428,7 @@ function syncTimeline(initial, messages, { stack, commit, live: addNew = true } 
     syncs.set(s.id, s);
     draw();
     const li = node.querySelector(`li[data-sync-id="${s.id}"]`);
-    if (li) flash(li);
+    if (li) highlight(li);
   });
   draw();
   return {
@@ -445,8 +459,8 @@ async function stackView(_q, name) {
   };
   const actions = canAct() ? actionBar(name, () => state, syncs, messages, refresh) : null;
   const draw = () => {
-    head.replaceChildren(stackHeader(state));
-    services.replaceChildren(...[servicesBlock(state)].flat());
+    replace(head, stackHeader(state));
+    replace(services, servicesBlock(state));
     actions?.update();
   };
   draw();
@@ -501,7 +515,7 @@ const PLAN_COLUMNS = [
 function lazyDiff(text, title) {
   const details = h('details', { class: 'row-diff' }, h('summary', null, 'diff'));
   details.addEventListener('toggle', () => {
-    if (details.open && details.children.length === 1) details.append(diffView(text, { title }));
+    if (details.open && details.children.length === 1) add(details, diffView(text, { title }));
   }, { once: false });
   return details;
 }
@@ -526,7 +540,7 @@ async function syncView(_q, id) {
     const info = [...steps.values()].find((r) => r.commitSha === s.commitSha && r.commitMessage !== undefined);
     const changes = (s.plan?.actions ?? []).filter((a) => a.kind !== 'keep');
     const kept = (s.plan?.actions ?? []).length - changes.length;
-    body.replaceChildren(
+    replace(body,
       h('p', { class: 'crumbs' }, link('/', {}, 'Overview'), ' / ', link(`/stacks/${enc(s.stack)}`, {}, s.stack), ' / ', link('/syncs', { stack: s.stack }, 'Syncs'), ` / #${s.id}`),
       h('h1', null, `Sync #${s.id} of ${s.stack} `, h('span', { class: 'badges' }, badge(s.outcome), s.result && s.result !== 'failed' ? badge(s.result) : null)),
       s.error ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error)) : null,
@@ -558,7 +572,7 @@ async function syncView(_q, id) {
     steps.set(row.id, row);
     drawSteps();
     const tr = stepsTable.body.querySelector(`tr[data-key="${row.id}"]`);
-    if (tr) flash(tr);
+    if (tr) highlight(tr);
   };
   return {
     title: `Sync #${id}`,
@@ -630,7 +644,7 @@ async function auditView(q) {
       t.body.querySelector('tr.empty')?.remove();
       const tr = t.row(row);
       t.body.prepend(tr);
-      flash(tr);
+      highlight(tr);
     },
   };
 }
@@ -685,10 +699,10 @@ async function driftView() {
     }
     const fixedAfter = (r) => corrected.rows.find((c) => c.stack === r.stack && c.service === r.service && c.host === r.host && c.id > r.id);
     const outOfSync = stacks.filter((s) => s.sync === 'OutOfSync');
-    body.replaceChildren(
+    replace(body,
       section('Out of sync now',
         outOfSync.length ? outOfSync.map((s) => h('div', { class: 'service' },
-          h('h3', null, link(`/stacks/${enc(s.name)}`, {}, s.name), ' ', badge(s.sync), badge(s.health), badge(s.condition)),
+          h('h3', null, link(`/stacks/${enc(s.name)}`, {}, s.name), ' ', h('span', { class: 'badges' }, badge(s.sync), badge(s.health), badge(s.condition))),
           s.reason ? h('div', { class: 'reason small' }, s.reason) : null,
           table([{ label: 'Service', cell: (r) => r.service }, ...REPLICA_COLUMNS], s.replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}` })))
           : h('p', { class: 'muted' }, 'Every stack runs what Git says.')),
@@ -716,15 +730,80 @@ async function driftView() {
 
 // ---------------------------------------------------------------- hosts
 
+const HOST_LIST_COLUMNS = [
+  { label: 'Host', cell: hostLink },
+  { label: 'State', cell: hostState },
+  { label: 'Endpoint', cell: (x) => h('code', null, x.endpoint) },
+  { label: 'Containers', cell: (x) => String(x.containers ?? '—') },
+  { label: 'Error', class: 'wide', cell: (x) => (x.error ? h('span', { class: 'reason' }, x.error) : null) },
+];
+
 async function hostsView() {
   const { hosts } = await api('/hosts');
-  const box = h('div', null, hostsTable(hosts));
-  const refresh = debouncer(async () => box.replaceChildren(hostsTable((await api('/hosts')).hosts)));
+  const t = table(HOST_LIST_COLUMNS, hosts, { key: (x) => x.name, empty: 'No hosts configured.' });
+  const refresh = debouncer(async () => t.fill((await api('/hosts')).hosts));
   return {
     title: 'Hosts',
-    node: h('div', null, h('h1', null, 'Hosts'), box),
+    node: h('div', null, h('h1', null, 'Hosts'), h('p', { class: 'muted' }, 'The Docker hosts berth deploys to. Open one for its facts and containers.'), t),
     onEvent(type, data) {
       if (type === 'audit' && String(data.kind).startsWith('host.')) refresh('hosts');
+    },
+  };
+}
+
+const GIB = 2 ** 30;
+
+/** An image as the container was created from it; a digest or an image ID is shortened to 12 hex characters (full on hover). */
+/** The image as the container names it, and the image's own id (short) when known: two builds under one tag differ there. */
+function imageCell(image, imageId) {
+  const id = /^sha256:([0-9a-f]{64})$/.exec(image ?? '');
+  if (id) return h('code', { title: image }, id[1].slice(0, 12));
+  const at = /^(.+)@(sha256:([0-9a-f]{64}))$/.exec(image ?? '');
+  if (at) return h('span', null, h('code', null, at[1]), ' ', h('code', { class: 'muted', title: at[2] }, `@${at[3].slice(0, 12)}`));
+  const own = /^sha256:([0-9a-f]{64})$/.exec(imageId ?? '');
+  if (image && own) return h('span', null, h('code', null, image), ' ', h('code', { class: 'muted', title: imageId }, own[1].slice(0, 12)));
+  return image ? h('code', null, image) : h('span', { class: 'muted' }, '—');
+}
+
+const CONTAINER_COLUMNS = [
+  { label: 'Stack', cell: (c) => (c.stack ? link(`/stacks/${enc(c.stack)}`, {}, c.stack) : '') },
+  { label: 'Service', cell: (c) => h('span', null, c.service, c.job ? h('span', { class: 'muted small' }, ` ${c.job} job`) : null) },
+  { label: 'Replica', cell: (c) => `#${c.slot}` },
+  { label: 'State', cell: (c) => badge(c.state, { tone: c.state === 'running' ? 'good' : undefined }) },
+  { label: 'Health', cell: (c) => badge(c.health) ?? h('span', { class: 'muted', title: 'no health check' }, '—') },
+  { label: 'Image', cell: (c) => imageCell(c.image, c.imageId) },
+  { label: 'Commit', cell: (c) => (c.commit ? link('/audit', { commit: c.commit }, short(c.commit)) : short(c.commit)) },
+  { label: 'Container', cell: (c) => h('span', { title: c.name }, short(c.id, 12)) },
+];
+
+function hostFacts(x) {
+  const labels = Object.entries(x.labels ?? {});
+  return h('dl', { class: 'facts' },
+    h('dt', null, 'State'), h('dd', null, badge(x.state), ' since ', time(x.since), x.since ? ` (${new Date(x.since).toLocaleString()})` : null),
+    h('dt', null, 'Endpoint'), h('dd', null, h('code', null, x.endpoint || '—')),
+    h('dt', null, 'Docker'), h('dd', null, x.version ? `${x.version} (API ${x.apiVersion})` : '—'),
+    h('dt', null, 'CPUs'), h('dd', null, x.cpus ? String(x.cpus) : '—'),
+    h('dt', null, 'Memory'), h('dd', null, x.memoryBytes ? `${(x.memoryBytes / GIB).toFixed(1)} GiB` : '—'),
+    h('dt', null, 'Labels'), h('dd', null, labels.length ? labels.map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) : h('span', { class: 'muted' }, 'none')));
+}
+
+async function hostView(_q, name) {
+  const body = h('div');
+  const draw = (x) => replace(body,
+    h('p', { class: 'crumbs' }, link('/hosts', {}, 'Hosts'), ' / ', x.name),
+    h('h1', null, x.name, ' ', h('span', { class: 'badges' }, badge(x.state))),
+    x.error ? notice('error', h('div', { class: 'reason' }, x.error)) : null,
+    hostFacts(x),
+    section(`Containers managed by berth (${x.containers.length})`,
+      table(CONTAINER_COLUMNS, x.containers, { key: (c) => c.id, empty: x.state === 'up' ? 'berth runs no containers here.' : 'Not known while the host does not answer.' })));
+  draw(await api(`/hosts/${enc(name)}`));
+  const refresh = debouncer(async () => draw(await api(`/hosts/${enc(name)}`)));
+  return {
+    title: name,
+    node: body,
+    onEvent(type, data) {
+      // a pass that changed a stack may have changed the containers here; a host.* row, its state
+      if (type === 'stack' || (type === 'audit' && data.host === name)) refresh('host');
     },
   };
 }

@@ -1,6 +1,6 @@
 // Unified diffs (as the API gives them) shown coloured, unified or side by side.
 /* global localStorage */
-import { h } from './dom.js';
+import { h, replace } from './dom.js';
 
 /**
  * Splits a unified diff into typed lines: note (berth's `# create web#1 ...` summary and other
@@ -95,7 +95,7 @@ export function diffView(text, { title } = {}) {
   const buttons = {};
   const show = (mode) => {
     localStorage.setItem(MODE_KEY, mode);
-    body.replaceChildren(mode === 'split' ? splitTable(lines) : unifiedTable(lines));
+    replace(body, mode === 'split' ? splitTable(lines) : unifiedTable(lines));
     for (const [m, b] of Object.entries(buttons)) b.setAttribute('aria-pressed', String(m === mode));
   };
   buttons.unified = h('button', { type: 'button', onclick: () => show('unified') }, 'Unified');

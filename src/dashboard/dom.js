@@ -28,6 +28,16 @@ export function add(el, children) {
   return el;
 }
 
+/**
+ * Replaces el's children with these, left out and flattened as h() does. The DOM's own
+ * replaceChildren() and append() turn null and undefined into the text "null" and "undefined":
+ * the dashboard goes through add() and replace() instead, so an absent part is just absent.
+ */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return add(el, children);
+}
+
 /** A hash link: the path's parts and the query's values are encoded, so data never escapes them. */
 export function link(path, params, ...children) {
   return h('a', { href: href(path, params) }, ...children);
@@ -118,8 +128,7 @@ export function table(columns, items, { key, empty = 'Nothing yet.', rowClass } 
   const row = (item) => h('tr', { dataset: key ? { key: String(key(item)) } : undefined, class: rowClass?.(item) },
     columns.map((c) => h('td', { 'data-label': c.label, class: c.class }, c.cell(item))));
   const fill = (list) => {
-    body.replaceChildren(...list.map(row));
-    if (!list.length) body.append(h('tr', { class: 'empty' }, h('td', { colspan: columns.length }, empty)));
+    replace(body, list.length ? list.map(row) : h('tr', { class: 'empty' }, h('td', { colspan: columns.length }, empty)));
   };
   fill(items);
   return Object.assign(h('div', { class: 'table-wrap' }, t), { row, fill, body });

@@ -21,7 +21,8 @@ type Bindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | n
 
 function portList(b: Bindings): string[] {
   return Object.entries(b ?? {})
-    .flatMap(([port, list]) => (list ?? []).map((x) => `${x.HostIp && x.HostIp !== '0.0.0.0' ? `${x.HostIp}:` : ''}${x.HostPort ?? ''}:${port}`))
+    // as Compose's short syntax writes them: `127.0.0.1:8080:80`, `8080:80`, `80`, `53/udp`
+    .flatMap(([port, list]) => (list ?? []).map((x) => `${x.HostIp && x.HostIp !== '0.0.0.0' ? `${x.HostIp}:` : ''}${x.HostPort ? `${x.HostPort}:` : ''}${port.replace(/\/tcp$/, '')}`))
     .sort();
 }
 
@@ -75,7 +76,7 @@ export function handChanges(info: Dockerode.ContainerInspectInfo, desired: Desir
     .sort();
   if (wantMounts.join() !== haveMounts.join()) {
     changes.push(`mounts: ${haveMounts.join(', ') || 'none'} (wants ${wantMounts.join(', ') || 'none'})`);
-    live.volumes = haveMounts.length ? haveMounts : undefined;
+    live.volumes = haveMounts.length ? haveMounts.map((m) => m.replace(/^(volume|bind):/, '')) : undefined; // the view's short syntax
   }
 
   if (changes.length === 0) return { changes, view: desired.view };

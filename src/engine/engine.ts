@@ -34,6 +34,8 @@ import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
 import { JobScheduler, runScheduledJob, type ScheduledJob } from './cron.ts';
 import type { SyncEvent } from './events.ts';
+import { EngineError } from './errors.ts';
+import { claimDataDir } from './owner.ts';
 
 export interface PassOptions {
   trigger: Trigger;
@@ -45,10 +47,11 @@ export interface PassOptions {
   dryRun?: boolean;
   /** apply held (paused, rolled back) stacks too: the manual rollback itself */
   ignoreHolds?: boolean;
+  /** end only once every replica the pass created or replaced runs and, with a health check, is healthy (`sync --wait`) */
+  waitHealthy?: boolean;
 }
 
-/** A request the engine cannot carry out, said so a person can act on it. */
-export class EngineError extends Error {}
+export { EngineError };
 
 /**
  * unchanged: nothing to do · synced: changes applied · failed: applying (or placing) failed ·
@@ -70,6 +73,8 @@ export interface StackOutcome {
   syncId?: number;
   /** replicas placed on hosts that do not answer: nothing was done about them */
   unseen?: CurrentReplica[];
+  /** the berth command (its arguments) that a person runs next, when the outcome waits for one: ['resume', 'web'] */
+  hint?: string[];
 }
 
 export interface RepoPass {
@@ -127,6 +132,7 @@ export class Engine {
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    claimDataDir(config);
     this.db = openDatabase(join(config.dataDir, 'berth.db'));
     this.audit = new AuditLog(this.db);
     this.audit.onAppend((row) => this.events.emit('audit', row));
@@ -482,6 +488,7 @@ export class Engine {
     }
 
     const { statuses, live } = await observing;
+    clog.debug({ hosts: live.map((l) => `${l.host}: ${l.containers.length} container(s)`) }, 'hosts observed');
     const reachable = new Set(live.map((l) => l.host));
     const unreachable = statuses.filter((st) => !reachable.has(st.name)).map((st) => st.name);
     // Replicas placed on a host that does not answer (but is not lost yet) keep their place there.
@@ -509,7 +516,7 @@ export class Engine {
         clog.info({ stack: r.def.name }, 'a new commit ends the hold');
       } else if (hold && !opts.dryRun) {
         const at = hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : '';
-        outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): berth resume ${r.def.name}, or a new commit, ends it`] });
+        outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): a resume, or a new commit, ends it`], hint: ['resume', r.def.name] });
         continue;
       }
       if (!r.ok) {
@@ -545,6 +552,7 @@ export class Engine {
         return { stack: w.name, status: 'failed', errors: [err.message] };
       }
       const diff = planDiff(plan);
+      slog.debug({ actions: plan.actions.map(describeAction) }, 'planned');
       const changes = hasChanges(plan);
       const manual = opts.trigger === 'manual';
       if (opts.dryRun) {
@@ -576,10 +584,10 @@ export class Engine {
           wait.until === Infinity
             ? `the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand`
             : `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
-        return { stack: w.name, status: 'outofsync', plan, diff, errors: [error], unseen };
+        return { stack: w.name, status: 'outofsync', plan, diff, errors: [error], unseen, hint: ['sync', '--stack', w.name] };
       }
       const trigger = drift && !manual ? 'drift' : opts.trigger;
-      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, trigger, stack: w.name }, slog, drift);
+      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, trigger, stack: w.name }, slog, { drift, waitHealthy: opts.waitHealthy });
       this.noteOutcome(w.name, commit.sha, outcome.status);
       return { ...outcome, unseen };
     };
@@ -608,7 +616,7 @@ export class Engine {
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
-  private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger, drift = false): Promise<StackOutcome> {
+  private async applyStack(plan: StackPlan, stack: RenderedStack | null, diff: string, base: AuditInput, log: Logger, { drift = false, waitHealthy = false } = {}): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
     for (const orphan of this.syncs.settleOrphans(plan.stack)) {
       this.audit.append({ ...base, commit: undefined, kind: 'sync.failed', syncId: orphan.id, outcome: 'error', message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}` });
@@ -657,7 +665,7 @@ export class Engine {
       const level = entry.outcome === 'error' ? 'warn' : 'info';
       log[level]({ host: entry.host, service: entry.service, before: entry.containerBefore?.slice(0, 12), after: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
     };
-    const result = await applyPlan(plan, stack, this.hosts, onStep);
+    const result = await applyPlan(plan, stack, this.hosts, onStep, { waitHealthy });
     if (result.outcome === 'synced') {
       this.syncs.finish(sync.id, { outcome: 'succeeded' });
       this.audit.append({ ...row, kind: 'sync.succeeded', message: `${changes} container change(s) applied` });
@@ -670,7 +678,9 @@ export class Engine {
     this.events.emit('sync', { id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'finished', outcome: 'failed' });
     log.error({ err: result.error, outcome: result.outcome }, 'sync failed');
     const status = result.outcome === 'rolledback' ? 'rolledback' : result.outcome === 'paused' ? 'paused' : 'failed';
-    return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id };
+    // polls leave a paused or rolled-back commit alone: a new commit, or a sync by hand, tries again
+    const hint = status === 'failed' ? undefined : ['sync', '--stack', plan.stack];
+    return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id, ...(hint ? { hint } : {}) };
   }
 
   /**
@@ -707,9 +717,13 @@ const DRIFT_WAIT_MAX = 4;
 
 const JOB_RUN_ACTIONS = new Set(['start', 'die', 'stop', 'kill', 'oom']);
 
-/** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, and a manual sync's apply-anyway when it is manual. */
+/** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, a manual sync's apply-anyway when it is manual, and its wait for health. */
 function covers(queued: PassOptions, request: PassOptions): boolean {
-  return (queued.stack === undefined || queued.stack === request.stack) && (request.trigger !== 'manual' || queued.trigger === 'manual');
+  return (
+    (queued.stack === undefined || queued.stack === request.stack) &&
+    (request.trigger !== 'manual' || queued.trigger === 'manual') &&
+    (!request.waitHealthy || queued.waitHealthy === true)
+  );
 }
 
 function repoRef(r: RepoConfig) {

@@ -41,7 +41,24 @@ export interface StackState {
   /** why sync, health or condition are what they are */
   reason?: string;
   held?: Hold;
+  /** how the stack's last sync (a rollout, when it changed containers) went, whatever it was */
+  lastSync?: LastSync;
   replicas: ReplicaStatus[];
+}
+
+export interface LastSync {
+  id: number;
+  /** ok, or how it did not succeed (failed, paused, rolledback), or running now */
+  outcome: 'ok' | 'running' | 'failed' | 'paused' | 'rolledback';
+  commit: string;
+  /** when it ended (ISO 8601), or began when it runs */
+  at: string;
+}
+
+/** The last sync as a StackState says it. */
+export function lastSyncOf(s: SyncRecord): LastSync {
+  const outcome = s.outcome === 'succeeded' ? 'ok' : s.outcome === 'running' ? 'running' : (s.result ?? 'failed');
+  return { id: s.id, outcome, commit: s.commitSha, at: s.finishedAt ?? s.startedAt };
 }
 
 export interface StatusInput {
@@ -65,7 +82,7 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
           ...(a.kind === 'remove' ? { extra: true } : {}),
         },
   )];
-  const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, replicas };
+  const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, ...(latest ? { lastSync: lastSyncOf(latest) } : {}), replicas };
   const wanted = replicas.filter((r) => !r.extra);
   const dark = [...new Set(replicas.map((r) => r.host).filter((h) => unreachable.has(h)))];
 

@@ -25,6 +25,8 @@ export interface LiveContainer {
   /** a job's kind (JobSpec['kind']); absent for a service's container */
   job?: string;
   image: string;
+  /** the image's id (`sha256:...`), which tells two builds under one tag apart */
+  imageId?: string;
   view?: string;
   /** what differs from Git although its labels say it matches (set when berth inspected it for drift) */
   handChanges?: string[];
@@ -90,6 +92,7 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
     ...(exited ? { exitCode: Number(exited[1]) } : {}),
     ...(l[LABEL.job] ? { job: l[LABEL.job] } : {}),
     image: c.Image,
+    ...(c.ImageID ? { imageId: c.ImageID } : {}),
     view: l[VIEW_LABEL],
     created: c.Created,
     reserved: reservedOf(l),

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
-import { LABEL, Sealed, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
+import { LABEL, Sealed, type HealthcheckSpec, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
 import type { ContainerSpec } from '../apply/docker-host.ts';
 import { builtImageRef } from '../render/build.ts';
 
@@ -249,9 +249,11 @@ function parseRestart(policy: string): { Name: string; MaximumRetryCount?: numbe
 }
 
 /**
- * A readable YAML view of a service, the text that diffs are made of. Secret-looking env values
- * masked. With a network peer, `network_mode` names the peer's container and spec, so that a
- * replacement caused by the peer shows in the diff.
+ * A readable YAML view of a service, the text that diffs are made of, written as Compose writes
+ * it (durations as `2s`, sizes as `512M`, ports and volumes in the short syntax, defaults left
+ * out). Secret-looking env values masked. With a network peer, `network_mode` names the peer's
+ * container and spec, so that a replacement caused by the peer shows in the diff. Only read by
+ * people: not part of the spec hash.
  */
 export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer): string {
   const view = {
@@ -260,19 +262,17 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
     entrypoint: svc.entrypoint,
     environment: Object.keys(svc.environment).length ? maskEnv(svc.environment) : undefined,
     ports: svc.ports.length
-      ? svc.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}/${p.protocol}`)
+      ? svc.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`)
       : undefined,
-    volumes: svc.volumes.length
-      ? svc.volumes.map((m) => `${m.type}:${m.type === 'volume' && m.source ? volumeName(stack, m.source) : (m.source ?? '')}:${m.target}${m.readOnly ? ':ro' : ''}`)
-      : undefined,
+    volumes: svc.volumes.length ? svc.volumes.map((m) => volumeView(stack, m)) : undefined,
     networks: svc.networks.map((n) => networkName(stack, n.key)),
     labels: Object.keys(svc.labels).length ? svc.labels : undefined,
-    healthcheck: svc.healthcheck,
-    restart: svc.restart,
+    healthcheck: svc.healthcheck && healthcheckView(svc.healthcheck),
+    restart: svc.restart === 'no' || svc.restart === '' ? undefined : svc.restart,
     user: svc.user,
     working_dir: svc.workingDir,
     stop_signal: svc.stopSignal,
-    stop_grace_period: svc.stopGracePeriodSeconds,
+    stop_grace_period: svc.stopGracePeriodSeconds === undefined ? undefined : durationView(svc.stopGracePeriodSeconds * 1e9),
     container_name: svc.containerName,
     build: svc.build && { context: svc.build.context || '.', hash: svc.build.hash.slice(0, 12), pull_policy: svc.pullPolicy },
     pull_policy: svc.build ? undefined : svc.pullPolicy === 'missing' ? undefined : svc.pullPolicy,
@@ -288,9 +288,45 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
 }
 
+/** A mount in Compose's short syntax (`data:/var/lib/x:ro`, `/srv/x:/x`); other kinds as `TYPE:TARGET`. */
+function volumeView(stack: RenderedStack, m: ServiceSpec['volumes'][number]): string {
+  const ro = m.readOnly ? ':ro' : '';
+  if (m.type === 'volume' && m.source) return `${volumeName(stack, m.source)}:${m.target}${ro}`;
+  if (m.type === 'bind') return `${m.source ?? ''}:${m.target}${ro}`;
+  return `${m.type}:${m.target}${ro}`;
+}
+
+/** A health check as Compose writes it: `test` as given to Docker, durations as `2s`, `disable: true` for NONE. */
+function healthcheckView(hc: HealthcheckSpec) {
+  if (hc.test[0] === 'NONE') return { disable: true };
+  const d = (ns: number | undefined) => (ns === undefined ? undefined : durationView(ns));
+  return { test: hc.test.length ? hc.test : undefined, interval: d(hc.intervalNs), timeout: d(hc.timeoutNs), start_period: d(hc.startPeriodNs), start_interval: d(hc.startIntervalNs), retries: hc.retries };
+}
+
+/** Nanoseconds as a Compose duration: `1m30s`, `2s`, `500ms`. */
+export function durationView(ns: number): string {
+  const units: Array<[string, number]> = [['h', 3600e9], ['m', 60e9], ['s', 1e9], ['ms', 1e6], ['us', 1e3], ['ns', 1]];
+  let rest = Math.round(ns);
+  let out = '';
+  for (const [unit, size] of units) {
+    if (rest >= size) {
+      out += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return out || '0s';
+}
+
+/** Bytes as a Compose size: `512M`, `1G`, `1536K`, else the number of bytes. */
+export function bytesView(bytes: number): string | number {
+  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return bytes;
+}
+
 /** `deploy.resources` (also set by cpus, mem_limit, pids_limit, mem_reservation) as Compose writes it; undefined when none. */
 function resourcesView(svc: ServiceSpec) {
-  const side = (r: ServiceSpec['limits']) => (Object.keys(r).length ? { cpus: r.cpus, memory: r.memoryBytes, pids: r.pids } : undefined);
+  const side = (r: ServiceSpec['limits']) =>
+    Object.keys(r).length ? { cpus: r.cpus, memory: r.memoryBytes === undefined ? undefined : bytesView(r.memoryBytes), pids: r.pids } : undefined;
   const limits = side(svc.limits);
   const reservations = side(svc.reservations);
   return limits || reservations ? { limits, reservations } : undefined;

@@ -13,7 +13,8 @@ import { DeliveryStore, type DeliveryOutcome } from '../audit/deliveries.ts';
 import { parseSince } from '../audit/format.ts';
 import { EngineError, type Engine, type RepoPass, type StackOutcome } from '../engine/engine.ts';
 import type { StackState } from '../engine/status.ts';
-import { countManagedContainers, type HostStatus } from '../observe/hosts.ts';
+import { countManagedContainers, explainError, type HostStatus } from '../observe/hosts.ts';
+import { observeHost, type LiveContainer } from '../observe/live.ts';
 import { SourceError } from '../source/git.ts';
 import { allows, bearerToken, LOCAL_ADMIN, Tokens, type Principal, type Role } from './auth.ts';
 import { EventStreams } from './events.ts';
@@ -40,6 +41,12 @@ export interface ApiOptions {
 /** A stack's status with the applied commit's author and message, when known. */
 export type StackView = StackState & { commitInfo?: { sha: string; author: string; message: string } };
 
+/** One berth-managed container on a host, as GET /api/v1/hosts/:name lists it. */
+export type HostContainer = Pick<LiveContainer, 'id' | 'name' | 'stack' | 'service' | 'slot' | 'state' | 'health' | 'job' | 'image' | 'imageId' | 'commit'>;
+
+/** A host's status with its berth-managed containers (none when it does not answer). */
+export type HostView = HostStatus & { containers: HostContainer[] };
+
 /** The `{ stack, status, errors?, syncId? }` of a sync or rollback the client waited for. */
 export interface ActionOutcome {
   stack: string;
@@ -48,6 +55,8 @@ export interface ActionOutcome {
   syncId?: number;
   /** a rollback's target */
   commit?: { sha: string; author: string; message: string };
+  /** the berth command's arguments a person runs next (StackOutcome.hint) */
+  hint?: string[];
 }
 
 /** @fastify/rate-limit settings: `max` requests a minute per client address, then 429 with Retry-After and a message naming the config key. */
@@ -70,6 +79,7 @@ const PAGE = {
 } as const;
 const query = (properties: Record<string, object>) => ({ type: 'object', additionalProperties: false, properties }) as const;
 const STACK_PARAMS = { type: 'object', required: ['name'], properties: { name: NAME } } as const;
+const HOST_PARAMS = { type: 'object', required: ['name'], properties: { name: { ...NAME, description: 'a host name, as GET /api/v1/hosts lists them' } } } as const;
 const WAIT = { type: 'boolean', description: 'true: answer once it ended, with its outcome; false (default): answer 202 at once' } as const;
 
 type Page = { limit?: number; cursor?: number };
@@ -161,6 +171,23 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     return { hosts };
   });
 
+  app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req, reply) => {
+    const { name } = req.params;
+    const docker = engine.hosts.get(name)?.docker;
+    if (!docker) return reply.code(404).send({ error: `there is no host named ${name} in the engine config: GET /api/v1/hosts lists them` });
+    const known = engine.monitor.status().find((s) => s.name === name);
+    const status = known ?? (await engine.monitor.check()).find((s) => s.name === name)!;
+    // a host that does not answer is not asked: its last status says why
+    if (status.state !== 'up') return { ...status, containers: [] } satisfies HostView;
+    const { timeoutMs } = engine.config.hostCheck;
+    try {
+      const live = await withinMs(observeHost(name, docker), timeoutMs);
+      return { ...status, containers: live.containers.map(containerView).sort(byPlace) } satisfies HostView;
+    } catch (err) {
+      return { ...status, containers: [], error: `berth could not list its containers: ${explainError(err, timeoutMs)}` } satisfies HostView;
+    }
+  });
+
   app.get<{ Querystring: { stack?: string; commit?: string } & Page }>('/syncs', {
     config: viewer,
     schema: { querystring: query({ stack: NAME, commit: COMMIT, ...PAGE }) },
@@ -236,7 +263,8 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     if (!repo) return unknownStack(reply, name);
     action(req, repo, name, `sync of ${name}`);
     const actor = req.principal!.name;
-    const running = engine.syncRepo(repo, { trigger: 'manual', actor, stack: name }).then((pass) => outcomeOf(pass, name));
+    // waiting, the sync ends once the replicas it changed run and are healthy: converged
+    const running = engine.syncRepo(repo, { trigger: 'manual', actor, stack: name, waitHealthy: req.body.wait }).then((pass) => outcomeOf(pass, name));
     if (req.body.wait) return { outcome: await running };
     running.catch((err: unknown) => failed(req, name, `the sync of ${name}`, err));
     return reply.code(202).send({ accepted: true, stack: name });
@@ -316,13 +344,32 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   }
 };
 
+/** What a client is told of a container: where it belongs and how it runs, not its full spec view. */
+function containerView(c: LiveContainer): HostContainer {
+  return {
+    id: c.id, name: c.name, stack: c.stack, service: c.service, slot: c.slot, state: c.state, image: c.image, commit: c.commit,
+    ...(c.health ? { health: c.health } : {}), ...(c.job ? { job: c.job } : {}), ...(c.imageId ? { imageId: c.imageId } : {}),
+  };
+}
+
+const byPlace = (a: HostContainer, b: HostContainer) => a.stack.localeCompare(b.stack) || a.service.localeCompare(b.service) || a.slot - b.slot;
+
+/** The promise's value, or a TimeoutError once ms passed (the work itself is not stopped). */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { name: 'TimeoutError' })), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 function unknownStack(reply: FastifyReply, name: string) {
   return reply.code(404).send({ error: `no repo defines a stack named ${name}: GET /api/v1/stacks lists them` });
 }
 
 /** What a client that waited is told of a stack's sync. */
 function outcomeView(o: StackOutcome): ActionOutcome {
-  return { stack: o.stack, status: o.status, ...(o.errors ? { errors: o.errors } : {}), ...(o.syncId !== undefined ? { syncId: o.syncId } : {}) };
+  return { stack: o.stack, status: o.status, ...(o.errors ? { errors: o.errors } : {}), ...(o.syncId !== undefined ? { syncId: o.syncId } : {}), ...(o.hint ? { hint: o.hint } : {}) };
 }
 
 /** The stack's outcome in a pass; a pass that failed as a whole (repo unreadable, berth.yaml broken) fails it too. */

@@ -78,15 +78,32 @@ export class GitSource {
     const ref = `refs/heads/${this.repo.branch}`;
     if (!this.#remote) {
       const gitdir = await this.#localGitdir();
-      return this.#wrap(() => git.resolveRef({ fs, gitdir, ref }), `branch ${this.repo.branch} not found`);
+      const oid = await this.#wrap(() => git.resolveRef({ fs, gitdir, ref }).catch((err: unknown) => ((err as { code?: string }).code === 'NotFoundError' ? undefined : Promise.reject(err))));
+      if (!oid) throw await this.#branchNotFound();
+      return oid;
     }
     const refs = await this.#wrap(() =>
       // Protocol v1: the look-up is one GET of info/refs (v2 would add a POST to upload-pack).
       git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: ref }),
     );
     const head = refs.find((r) => r.ref === ref);
-    if (!head) throw this.#error(`branch ${this.repo.branch} not found`);
+    if (!head) throw await this.#branchNotFound();
     return head.oid;
+  }
+
+  /** The error for a branch that does not exist, naming those that do (a plain `git init` still makes `master`). */
+  async #branchNotFound(): Promise<SourceError> {
+    const where = this.#remote ? 'the remote' : 'the repo';
+    let names: string[] | undefined;
+    try {
+      names = this.#remote
+        ? (await git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: 'refs/heads/' })).map((r) => r.ref.slice('refs/heads/'.length))
+        : await git.listBranches({ fs, gitdir: await this.#localGitdir() });
+    } catch {
+      // the branches cannot be listed: the error says what it can
+    }
+    const has = names === undefined ? '' : names.length ? `; ${where} has: ${names.sort().join(', ')}` : `; ${where} has no branch yet`;
+    return this.#error(`branch ${this.repo.branch} not found${has}`);
   }
 
   /**
@@ -114,7 +131,7 @@ export class GitSource {
           ...this.#auth(),
         }),
       );
-      if (!res.fetchHead) throw this.#error(`branch ${this.repo.branch} not found`);
+      if (!res.fetchHead) throw await this.#branchNotFound();
       oid = res.fetchHead; // the branch may have moved since the look-up: what was fetched wins
       for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
     }

@@ -1,0 +1,19 @@
+/** `berth status` as a table: one row per stack, then why, for those that are not fine. */
+import type { StackState } from '../engine/status.ts';
+import { ago, table } from './table.ts';
+
+const OUTCOME = { ok: 'ok', running: 'running', failed: 'failed', paused: 'paused', rolledback: 'rolled back' } as const;
+
+/** `STACK REPO SYNC HEALTH COMMIT REPLICAS LAST SYNC`, then the reasons, indented under their stack's name. */
+export function formatStatusTable(states: StackState[], now = Date.now()): string {
+  if (states.length === 0) return 'no stacks';
+  const rows = states.map((s) => {
+    const replicas = s.replicas.filter((r) => !r.extra);
+    const up = replicas.filter((r) => r.state === 'running').length;
+    const notes = [s.condition, s.held ? 'held' : undefined].filter(Boolean).join(', ');
+    const last = s.lastSync ? `${OUTCOME[s.lastSync.outcome]} ${ago(s.lastSync.at, now)}` : 'never';
+    return [s.name, s.repo, s.sync, s.health, s.commit?.slice(0, 7) ?? '-', `${up}/${replicas.length} running`, last, notes];
+  });
+  const reasons = states.filter((s) => s.reason).map((s) => `${s.name}: ${s.reason!.split('\n').join('\n  ')}`);
+  return [table(['STACK', 'REPO', 'SYNC', 'HEALTH', 'COMMIT', 'REPLICAS', 'LAST SYNC', 'NOTE'], rows), ...(reasons.length ? ['', ...reasons] : [])].join('\n');
+}
