@@ -448,8 +448,9 @@ describe('the API on a running berth', () => {
     expect(seen((e) => e.event === 'sync' && (e.data as { id: number; phase: string }).id === syncId && (e.data as { phase: string }).phase === 'started')).toBeDefined();
     const step = seen((e) => e.event === 'sync' && (e.data as { phase: string }).phase === 'step' && (e.data as { step: AuditRow }).step.kind === 'container.replaced');
     expect(step?.data).toMatchObject({ id: syncId, stack: stackB, step: { syncId, service: 'web' } });
-    // the status after the pass: from the hosts as they are now (the new container, running v2)
-    const state = await waitFor(() => seen((e) => e.event === 'stack' && (e.data as { name: string }).name === stackB), { what: 'the stack event' });
+    // the status after the pass: from the hosts as they are now (the new container, running v2); the
+    // stream tells each change of the status, so those during the rollout come first
+    const state = await waitFor(() => seen((e) => e.event === 'stack' && (e.data as { name: string; commit?: string }).name === stackB && (e.data as { commit?: string }).commit === sha3), { what: 'the stack event' });
     const b = state.data as { sync: string; health: string; commit: string; commitInfo: { message: string }; replicas: Array<{ state: string; commit: string }> };
     expect(b).toMatchObject({ sync: 'Synced', health: 'Healthy', commit: sha3, commitInfo: { message: 'b v2' } });
     expect(b.replicas).toEqual([expect.objectContaining({ state: 'running', commit: b.commit })]);

@@ -36,6 +36,8 @@ import { JobScheduler, runScheduledJob, type ScheduledJob } from './cron.ts';
 import type { SyncEvent } from './events.ts';
 import { EngineError } from './errors.ts';
 import { claimDataDir } from './owner.ts';
+import { World } from './world.ts';
+import { StatusBoard } from './board.ts';
 
 export interface PassOptions {
   trigger: Trigger;
@@ -128,6 +130,11 @@ export class Engine {
   private readonly rendered = new Map<string, { sha: string; secrets: string; result: RenderResult }>();
   /** the scheduled jobs' triggers, once startSchedules() was called */
   private schedules?: JobScheduler;
+  /** what berth last saw of the hosts and the repos: what reads are answered from */
+  readonly world = new World();
+  /** true while the hosts' events keep the world current (watchDrift): reads then ask nothing of the hosts or the forge */
+  following = false;
+  private readonly board: StatusBoard;
 
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
@@ -141,6 +148,9 @@ export class Engine {
     });
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
+    this.board = new StatusBoard(() => this.statesFromWorld(), (s) => this.events.emit('stack', s), () => this.events.listenerCount('stack') > 0);
+    this.world.onChange(() => this.board.changed());
+    this.audit.onAppend(() => this.board.changed()); // syncs, holds and their outcomes come with audit rows
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.hostChanged(before, after));
     for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
     for (const r of config.repos) {
@@ -155,6 +165,7 @@ export class Engine {
   }
 
   close(): void {
+    this.board.stop();
     this.schedules?.stop();
     this.monitor.stop();
     this.db.close();
@@ -267,8 +278,12 @@ export class Engine {
    */
   watchDrift({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: { resyncMs: number; restartGraceMs?: number; debounceMs?: number }): () => void {
     const stops = [...this.hosts.values()].map((h) =>
-      watchEvents(h.name, h.docker, (e) => this.onContainerEvent(e, restartGraceMs, debounceMs), this.log.child({ host: h.name })),
+      watchEvents(h.name, h.docker, (e) => {
+        this.world.apply(e);
+        this.onContainerEvent(e, restartGraceMs, debounceMs);
+      }, this.log.child({ host: h.name })),
     );
+    this.following = true;
     const resync = setInterval(() => {
       for (const r of this.config.repos) {
         this.suspects.set(r.name, 'all');
@@ -277,6 +292,7 @@ export class Engine {
     }, resyncMs);
     resync.unref();
     return () => {
+      this.following = false;
       stops.forEach((stop) => stop());
       clearInterval(resync);
       for (const t of this.driftTimers.values()) clearTimeout(t.timer);
@@ -313,6 +329,7 @@ export class Engine {
   }
 
   private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
+    if (e.action === 'health_status') return; // a health check's verdict is the container's own doing, never a change by hand
     if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
     if (e.job && JOB_RUN_ACTIONS.has(e.action)) return; // a job starting and ending is what jobs do, not drift
     this.suspect(e.repo, new Set([e.id]));
@@ -360,10 +377,31 @@ export class Engine {
     });
   }
 
-  /** Every stack's status (or one's), from a dry-run pass over each repo, the sync history and the holds. */
+  /**
+   * Every stack's status (or one's), with the sync history and the holds. While the hosts' events
+   * are followed (berth serve), from what berth last saw, at no cost to the hosts or the forge;
+   * otherwise (the CLI on its own) from a dry-run pass that lists the hosts and looks up the branch.
+   */
   async status(stack?: string): Promise<StackState[]> {
+    if (this.following) return (await this.board.states()).filter((s) => !stack || s.name === stack);
     const passes = await Promise.all(this.config.repos.map((r) => this.pass(r.name, { trigger: 'manual', dryRun: true, stack })));
     return passes.flatMap((pass) => pass.stacks.map((outcome) => this.stateOf(pass.repo, outcome, pass.unreachable)));
+  }
+
+  /** Every stack's status from the world alone: the last head of each repo, its hosts as last seen (no Docker or git call). */
+  private async statesFromWorld(): Promise<StackState[]> {
+    const states: StackState[] = [];
+    for (const r of this.config.repos) {
+      const head = this.world.head(r.name);
+      if (!head) continue; // never read: nothing to say yet
+      const pass = await this.pass(r.name, { trigger: 'manual', dryRun: true }, head, { fromWorld: true });
+      for (const outcome of pass.stacks) {
+        const state = this.stateOf(pass.repo, outcome, pass.unreachable);
+        const seen = [...new Set(state.replicas.map((x) => x.host))].map((h) => this.world.seenAt(h)).filter((t): t is string => t !== undefined).sort();
+        states.push({ ...state, ...(seen.length ? { observedAt: seen[0] } : {}) });
+      }
+    }
+    return states;
   }
 
   /** A stack's status from an outcome whose plan describes the hosts as they are, the sync history and the holds. */
@@ -376,27 +414,6 @@ export class Engine {
       hold: this.holds.get(outcome.stack),
       unreachable: new Set(unreachable),
     });
-  }
-
-  /**
-   * Emits 'stack' with the status of each stack a pass went over, when someone listens. An outcome
-   * whose plan still describes the hosts (nothing applied) gives it at once; for the stacks the
-   * pass changed (or skipped, being held) the hosts are observed again, without fetching or
-   * rendering (after a manual rollback, the head is read again: status is against the head).
-   */
-  private async announce(pass: RepoPass, opts: PassOptions, rendered: RenderResult, log: Logger): Promise<void> {
-    if (this.events.listenerCount('stack') === 0 || !pass.commit) return;
-    const stale = (s: StackOutcome) => s.syncId !== undefined || (!s.plan && s.status === 'paused');
-    try {
-      const at = opts.ignoreHolds ? undefined : { commit: pass.commit, rendered };
-      const again = pass.stacks.some(stale) ? await this.pass(pass.repo, { trigger: 'manual', dryRun: true, stack: opts.stack }, at) : undefined;
-      for (const s of pass.stacks) {
-        const now = stale(s) ? again?.stacks.find((o) => o.stack === s.stack) : { ...s, status: s.status === 'outofsync' ? ('planned' as const) : s.status };
-        if (now) this.events.emit('stack', this.stateOf(pass.repo, now, (stale(s) ? again : pass)?.unreachable));
-      }
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'cannot work out the stacks\' status for the event stream');
-    }
   }
 
   /** Pauses automatic syncs of the stack until `resume` or a new commit. */
@@ -447,16 +464,21 @@ export class Engine {
     const commit = await source.update({ moved });
     const last = this.rendered.get(repo);
     const fingerprint = this.secrets.get(repo)?.fingerprint() ?? '';
-    if (last?.sha === commit.sha && last.secrets === fingerprint) return { commit, rendered: last.result };
+    if (last?.sha === commit.sha && last.secrets === fingerprint) {
+      this.world.setHead(repo, { commit, rendered: last.result });
+      return { commit, rendered: last.result };
+    }
     if (last?.sha === commit.sha) log.info('the secrets folder changed: rendering again');
     else log.info({ commit: commit.sha.slice(0, 7), author: commit.author, message: commit.message.split('\n')[0] }, 'new commit');
     // The stacks whose inputs did not change are taken from the last render (same secrets only: they are inputs too).
     const rendered = renderSnapshot(await source.snapshot(commit.sha), this.renderOptions(repo), last?.secrets === fingerprint ? last.result : undefined);
     this.rendered.set(repo, { sha: commit.sha, secrets: fingerprint, result: rendered });
+    this.world.setHead(repo, { commit, rendered });
     return { commit, rendered };
   }
 
-  private async pass(repoName: string, opts: PassOptions, at?: { commit: CommitInfo; rendered: RenderResult }): Promise<RepoPass> {
+  /** `at`: the commit and render to use instead of the branch head; `fromWorld`: the hosts as last seen, not listed now (and nothing inspected). */
+  private async pass(repoName: string, opts: PassOptions, at?: { commit: CommitInfo; rendered: RenderResult }, { fromWorld = false } = {}): Promise<RepoPass> {
     const source = this.sources.get(repoName);
     if (!source) throw new Error(`unknown repo ${repoName}`);
     const log = this.log.child({ repo: repoName });
@@ -464,7 +486,7 @@ export class Engine {
     const suspects = this.suspects.get(repoName) ?? new Set<string>();
     if (!opts.dryRun) this.suspects.delete(repoName);
     // The hosts are observed while the branch is looked up (a round trip to the forge): neither waits for the other.
-    const observing = this.observe(log);
+    const observing = fromWorld ? this.seen() : this.observe(log);
     observing.catch(() => undefined); // awaited below on every path; until then its failure is not unhandled
     let commit: CommitInfo;
     let rendered: RenderResult;
@@ -543,7 +565,7 @@ export class Engine {
         if (!opts.dryRun) this.lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
         const desired = placed.filter((d) => reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
         unseen = placed.filter((d) => !reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
-        await this.inspectSuspects(own, repoName, w.name, desired, suspects);
+        if (!fromWorld) await this.inspectSuspects(own, repoName, w.name, desired, suspects);
         plan = planStack({ repo: repoName, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live: own, prune: w.prune });
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err;
@@ -595,7 +617,11 @@ export class Engine {
     outcomes.push(...(await mapLimit(work, this.config.hostConcurrency, one)));
     if (!opts.dryRun && !opts.ignoreHolds) this.schedules?.install(repoName, commit, rendered);
     const result: RepoPass = { repo: repoName, commit, stacks: outcomes, unreachable };
-    if (!opts.dryRun) await this.announce(result, opts, rendered, clog);
+    // What the pass changed is listed again, so that reads (and the event stream) see the hosts as the
+    // pass left them, not as events report them one by one; only where something reads the world.
+    if (outcomes.some((o) => o.syncId !== undefined) && (this.following || this.events.listenerCount('stack') > 0)) {
+      await this.observe(clog).catch(() => undefined);
+    }
     return result;
   }
 
@@ -604,15 +630,27 @@ export class Engine {
     const statuses = await this.hostStatuses();
     const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
       const h = this.hosts.get(st.name);
-      if (!h || st.state !== 'up') return undefined;
+      if (!h || st.state !== 'up') {
+        this.world.dropHost(st.name);
+        return undefined;
+      }
       try {
-        return await observeHost(h.name, h.docker);
+        const live = await observeHost(h.name, h.docker);
+        this.world.setHost(live);
+        return live;
       } catch (err) {
         log.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
+        this.world.dropHost(st.name);
         return undefined;
       }
     });
     return { statuses, live: observed.filter((l): l is LiveHost => l !== undefined) };
+  }
+
+  /** The hosts' states and their containers as berth last saw them (observe() without a call to a host once the monitor has checked them). */
+  private async seen(): Promise<{ statuses: HostStatus[]; live: LiveHost[] }> {
+    const statuses = await this.hostStatuses();
+    return { statuses, live: this.world.hosts().filter((l) => statuses.some((st) => st.name === l.host && st.state === 'up')) };
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */

@@ -43,6 +43,12 @@ export interface StackState {
   held?: Hold;
   /** how the stack's last sync (a rollout, when it changed containers) went, whatever it was */
   lastSync?: LastSync;
+  /**
+   * Under berth serve: the oldest of its hosts' last sightings (a list of the host, or an event of
+   * it), ISO 8601; what it says of the replicas is as of then. Absent from a status worked out by
+   * listing the hosts now.
+   */
+  observedAt?: string;
   replicas: ReplicaStatus[];
 }
 

@@ -18,10 +18,20 @@ export interface ContainerEvent {
   exitCode?: number;
   /** a job's kind, when the container is a job's */
   job?: string;
+  /** the container's name (its new one after a rename) */
+  name?: string;
+  image?: string;
+  /** the container's labels (Docker sends them with every event) */
+  labels?: Record<string, string>;
+  /** health_status: healthy, unhealthy or starting */
+  health?: string;
 }
 
-/** The actions that can mean drift; health checks' exec_* and health_status are not. */
-const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 'update', 'pause', 'unpause', 'oom'];
+/** The actions followed: those that can mean drift, and health_status (which never does) for what is known of the containers. */
+const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 'update', 'pause', 'unpause', 'oom', 'health_status'];
+
+/** Docker's event attributes that are not labels. */
+const NOT_LABELS = new Set(['name', 'image', 'exitCode', 'oldName', 'signal', 'execDuration']);
 
 /** Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a function that stops it. */
 export function watchEvents(host: string, docker: Dockerode, onEvent: (e: ContainerEvent) => void, log: Logger): () => void {
@@ -92,9 +102,13 @@ function parse(host: string, line: string): ContainerEvent | undefined {
   try {
     const raw = JSON.parse(line) as { Action?: string; id?: string; timeNano?: number; time?: number; Actor?: { ID?: string; Attributes?: Record<string, string> } };
     const attrs = raw.Actor?.Attributes ?? {};
-    const action = (raw.Action ?? '').split(':')[0];
+    const [action, detail] = (raw.Action ?? '').split(':').map((s) => s.trim());
     if (!ACTIONS.includes(action)) return undefined;
     return {
+      ...(attrs.name ? { name: attrs.name } : {}),
+      ...(attrs.image ? { image: attrs.image } : {}),
+      labels: Object.fromEntries(Object.entries(attrs).filter(([k]) => !NOT_LABELS.has(k))),
+      ...(action === 'health_status' && detail ? { health: detail } : {}),
       host,
       action,
       id: raw.Actor?.ID ?? raw.id ?? '',

@@ -74,27 +74,45 @@ function liveObject(name: string, labels: Record<string, string> | null | undefi
 }
 
 function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
-  const l = c.Labels;
   const health = /\((healthy|unhealthy|health: starting)\)/.exec(c.Status)?.[1]?.replace('health: ', '');
   const exited = /^Exited \((-?\d+)\)/.exec(c.Status);
-  return {
+  return liveFromLabels(host, {
     id: c.Id,
-    host,
     name: (c.Names[0] ?? '').replace(/^\//, ''),
+    labels: c.Labels,
+    state: c.State,
+    health,
+    exitCode: exited ? Number(exited[1]) : undefined,
+    image: c.Image,
+    imageId: c.ImageID,
+    created: c.Created,
+  });
+}
+
+/** What a container is to berth, from its labels and what Docker says of its state (a list call's entry, or an event's). */
+export function liveFromLabels(
+  host: string,
+  c: { id: string; name: string; labels: Record<string, string>; state: string; health?: string; exitCode?: number; image: string; imageId?: string; created: number },
+): LiveContainer {
+  const l = c.labels;
+  return {
+    id: c.id,
+    host,
+    name: c.name,
     repo: l[LABEL.repo] ?? '',
     stack: l[LABEL.stack] ?? '',
     service: l[LABEL.service] ?? '',
     slot: Number(l[LABEL.slot] ?? 0),
     specHash: l[LABEL.specHash] ?? '',
     commit: l[LABEL.commit] ?? '',
-    state: c.State,
-    health,
-    ...(exited ? { exitCode: Number(exited[1]) } : {}),
+    state: c.state,
+    health: c.health,
+    ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
     ...(l[LABEL.job] ? { job: l[LABEL.job] } : {}),
-    image: c.Image,
-    ...(c.ImageID ? { imageId: c.ImageID } : {}),
+    image: c.image,
+    ...(c.imageId ? { imageId: c.imageId } : {}),
     view: l[VIEW_LABEL],
-    created: c.Created,
+    created: c.created,
     reserved: reservedOf(l),
   };
 }

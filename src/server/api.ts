@@ -45,7 +45,7 @@ export type StackView = StackState & { commitInfo?: { sha: string; author: strin
 export type HostContainer = Pick<LiveContainer, 'id' | 'name' | 'stack' | 'service' | 'slot' | 'state' | 'health' | 'job' | 'image' | 'imageId' | 'commit'>;
 
 /** A host's status with its berth-managed containers (none when it does not answer). */
-export type HostView = HostStatus & { containers: HostContainer[] };
+export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: string };
 
 /** The `{ stack, status, errors?, syncId? }` of a sync or rollback the client waited for. */
 export interface ActionOutcome {
@@ -162,9 +162,12 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     const known = engine.monitor.status();
     const statuses = known.length === engine.hosts.size ? known : await engine.monitor.check();
     const hosts = await Promise.all(
-      statuses.map(async (s): Promise<HostStatus & { containers?: number }> => {
+      statuses.map(async (s): Promise<HostStatus & { containers?: number; observedAt?: string }> => {
         const docker = engine.hosts.get(s.name)?.docker;
         if (s.state !== 'up' || !docker) return s;
+        // under berth serve, from what it last saw of the host: a read asks nothing of it
+        const seen = engine.following ? engine.world.host(s.name) : undefined;
+        if (seen) return { ...s, containers: seen.containers.length, observedAt: engine.world.seenAt(s.name) };
         return { ...s, containers: await countManagedContainers(docker, engine.config.hostCheck.timeoutMs).catch(() => undefined) };
       }),
     );
@@ -179,6 +182,8 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     const status = known ?? (await engine.monitor.check()).find((s) => s.name === name)!;
     // a host that does not answer is not asked: its last status says why
     if (status.state !== 'up') return { ...status, containers: [] } satisfies HostView;
+    const seen = engine.following ? engine.world.host(name) : undefined;
+    if (seen) return { ...status, containers: seen.containers.map(containerView).sort(byPlace), observedAt: engine.world.seenAt(name) } satisfies HostView;
     const { timeoutMs } = engine.config.hostCheck;
     try {
       const live = await withinMs(observeHost(name, docker), timeoutMs);
@@ -313,7 +318,6 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     if (!repo) return unknownStack(reply, name);
     action(req, repo, name, `pause of ${name}`);
     await engine.pause(name, req.principal!.name);
-    announce(name);
     return { stack: name, paused: true };
   });
 
@@ -330,18 +334,9 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     }
     action(req, hold.repo, name, `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})`);
     if (!(await engine.resume(name, req.principal!.name))) return reply.code(409).send({ error: `${name} is not paused or held: there is nothing to resume` });
-    announce(name);
     return { stack: name, paused: false };
   });
 
-  /** A pause or a resume changes the stack's status without a pass: the event stream hears of it too. */
-  function announce(stack: string): void {
-    if (engine.events.listenerCount('stack') === 0) return;
-    engine.status(stack).then(
-      (states) => states.forEach((s) => engine.events.emit('stack', s)),
-      (err: unknown) => log.warn({ stack, err: (err as Error).message }, 'cannot work out the stack\'s status for the event stream'),
-    );
-  }
 };
 
 /** What a client is told of a container: where it belongs and how it runs, not its full spec view. */
@@ -379,12 +374,21 @@ function outcomeOf(pass: RepoPass, stack: string): ActionOutcome {
   return { stack, status: pass.commit && pass.error ? 'invalid' : 'failed', errors: [pass.error ?? `the pass over ${pass.repo} did not reach ${stack}`] };
 }
 
+/** Commits are immutable: their author and message, once read from the audit log, by SHA (the newest 1,000). */
+const commitInfos = new Map<string, { sha: string; author: string; message: string }>();
+
 /** The state with the applied commit's author and message, from the audit rows of that commit. */
 export function withCommitInfo(engine: Engine, state: StackState): StackView {
   if (!state.commit) return state;
-  const row = engine.audit.query({ commit: state.commit, limit: 1 }).rows[0];
-  if (row?.commitSha !== state.commit) return state;
-  return { ...state, commitInfo: { sha: state.commit, author: row.commitAuthor ?? '', message: row.commitMessage ?? '' } };
+  let info = commitInfos.get(state.commit);
+  if (!info) {
+    const row = engine.audit.query({ commit: state.commit, limit: 1 }).rows[0];
+    if (row?.commitSha !== state.commit) return state;
+    info = { sha: state.commit, author: row.commitAuthor ?? '', message: row.commitMessage ?? '' };
+    commitInfos.set(state.commit, info);
+    if (commitInfos.size > 1000) commitInfos.delete(commitInfos.keys().next().value!);
+  }
+  return { ...state, commitInfo: info };
 }
 
 /** A 400 message naming the field: "body field commit must be string: the commit to roll back to, ...". */

@@ -1,0 +1,137 @@
+/**
+ * What berth last saw, kept so that reads cost the hosts and the forge nothing: per host its
+ * managed containers, networks and volumes as the last pass listed them, then kept current by the
+ * host's Docker events (create, start, die, destroy, rename, pause, health status); per repo the
+ * last head fetched and rendered. A pass lists the hosts again and replaces what is here, so that
+ * an event missed is corrected at the latest by the periodic full resync (docs/how-it-works.md,
+ * "Reads").
+ *
+ * Pure bookkeeping: no Docker or git call is made here.
+ */
+import type { CommitInfo, RenderResult } from '../model.ts';
+import { liveFromLabels, type LiveHost } from '../observe/live.ts';
+import type { ContainerEvent } from '../observe/events.ts';
+
+interface HostEntry {
+  live: LiveHost;
+  /** when the host was last listed, or an event of it seen (ms since the epoch) */
+  seenAt: number;
+}
+
+export interface Head {
+  commit: CommitInfo;
+  rendered: RenderResult;
+}
+
+export class World {
+  readonly #hosts = new Map<string, HostEntry>();
+  readonly #heads = new Map<string, Head>();
+  readonly #changed = new Set<() => void>();
+  /** containers seen with a health status: they have a health check, and start again as `starting` */
+  readonly #checked = new WeakSet<object>();
+  /** counts changes: a view computed at one version is current while it stays so */
+  #version = 0;
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Calls `fn` after every change (a host listed, an event, a head); returns a function that stops it. */
+  onChange(fn: () => void): () => void {
+    this.#changed.add(fn);
+    return () => this.#changed.delete(fn);
+  }
+
+  /** A host as a pass just listed it. */
+  setHost(live: LiveHost, at = Date.now()): void {
+    this.#hosts.set(live.host, { live, seenAt: at });
+    this.#changedNow();
+  }
+
+  /** Forgets a host that did not answer: what ran there is unknown now. */
+  dropHost(name: string): void {
+    if (this.#hosts.delete(name)) this.#changedNow();
+  }
+
+  setHead(repo: string, head: Head): void {
+    const last = this.#heads.get(repo);
+    if (last?.commit.sha === head.commit.sha && last.rendered === head.rendered) return;
+    this.#heads.set(repo, head);
+    this.#changedNow();
+  }
+
+  head(repo: string): Head | undefined {
+    return this.#heads.get(repo);
+  }
+
+  /** The hosts as last seen; those never listed (or dropped) are absent. */
+  hosts(): LiveHost[] {
+    return [...this.#hosts.values()].map((e) => e.live);
+  }
+
+  host(name: string): LiveHost | undefined {
+    return this.#hosts.get(name)?.live;
+  }
+
+  /** When each host was last listed or heard from (ISO 8601). */
+  seenAt(name: string): string | undefined {
+    const at = this.#hosts.get(name)?.seenAt;
+    return at === undefined ? undefined : new Date(at).toISOString();
+  }
+
+  /**
+   * Applies one of a host's container events to what is known of it. An event of a host not yet
+   * listed is dropped: the first list brings everything.
+   */
+  apply(e: ContainerEvent): void {
+    const entry = this.#hosts.get(e.host);
+    if (!entry) return;
+    const at = Math.round(e.time * 1000);
+    entry.seenAt = Math.max(entry.seenAt, at);
+    const list = entry.live.containers;
+    const i = list.findIndex((c) => c.id === e.id);
+    const c = list[i];
+    switch (e.action) {
+      case 'create':
+        if (!c && e.labels) list.push(liveFromLabels(e.host, { id: e.id, name: e.name ?? '', labels: e.labels, image: e.image ?? '', state: 'created', created: Math.floor(e.time) }));
+        break;
+      case 'destroy':
+        if (c) list.splice(i, 1);
+        break;
+      case 'start':
+        if (c) Object.assign(c, { state: 'running', exitCode: undefined, health: this.#hasCheck(c) ? 'starting' : undefined });
+        break;
+      case 'unpause':
+        if (c) c.state = 'running';
+        break;
+      case 'die':
+        if (!c) break;
+        this.#hasCheck(c); // remembered before the health goes with the run
+        Object.assign(c, { state: 'exited', exitCode: e.exitCode, health: undefined });
+        break;
+      case 'pause':
+        if (c) c.state = 'paused';
+        break;
+      case 'rename':
+        if (c && e.name) c.name = e.name;
+        break;
+      case 'health_status':
+        if (c && e.health) c.health = e.health;
+        break;
+      default:
+        return; // kill, stop, oom, update: the state follows in another event
+    }
+    this.#changedNow();
+  }
+
+  /** Whether the container has a health check, as far as its health statuses tell. */
+  #hasCheck(c: { health?: string }): boolean {
+    if (c.health !== undefined) this.#checked.add(c);
+    return this.#checked.has(c);
+  }
+
+  #changedNow(): void {
+    this.#version++;
+    for (const fn of this.#changed) fn();
+  }
+}
