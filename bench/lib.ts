@@ -1,9 +1,7 @@
-/** Shared pieces of the benchmarks: medians, polling, a generated repo, a request-counting Docker proxy, the result rows. */
+/** Shared pieces of the benchmarks: medians, polling, a generated repo, the result rows (the request-counting Docker proxy is the test harness's). */
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
-import { Agent } from 'node:http';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -153,38 +151,7 @@ export async function wipe(docker: Dockerode): Promise<void> {
   await docker.pruneNetworks();
 }
 
-/**
- * An HTTP proxy on a unix socket in front of a daemon's unix socket that counts requests by
- * `METHOD /path` (the API version prefix dropped, container ids folded to `{id}`).
- */
-export async function countingProxy(upstreamSocket: string, socketPath: string) {
-  const counts = new Map<string, number>();
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0].replace(/^\/v[\d.]+/, '').replace(/\/[0-9a-f]{64}\b/g, '/{id}');
-    const key = `${req.method} ${path}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-    const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
-    up.on('error', (err) => { if (!res.headersSent) res.writeHead(502); res.end(String(err)); });
-    req.pipe(up);
-  });
-  rmSync(socketPath, { force: true });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return {
-    socketPath,
-    counts,
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    reset: () => counts.clear(),
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
-    },
-  };
-}
+export { countingProxy } from '../test/harness/proxy.ts';
 
 /** berth in this process: an engine on `hosts` for one repo, with its HTTP server (webhooks) on a loopback port. */
 export interface BenchBerth {

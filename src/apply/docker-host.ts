@@ -34,6 +34,8 @@ export class DockerHost {
   private readonly imageEnvs = new Map<string, Promise<string[]>>();
   /** containers berth itself created, stopped, removed or renamed lately, and the events that caused */
   private readonly own = new Map<string, { until: number; actions: Set<string> }>();
+  /** names of containers berth is creating, and until when their create event is its own */
+  private readonly creating = new Map<string, number>();
 
   constructor(name: string, docker: Dockerode, log: Logger) {
     this.name = name;
@@ -41,8 +43,16 @@ export class DockerHost {
     this.log = log.child({ host: name });
   }
 
-  /** True when the event is one of berth's own doing: an action it took on that container in the last 10 s. */
-  isOwn(id: string, action: string): boolean {
+  /**
+   * True when the event is one of berth's own doing: an action it took on that container in the
+   * last 10 s. A `create` is known by the container's name too: its event can arrive before the
+   * create call's answer gives the id.
+   */
+  isOwn(id: string, action: string, name?: string): boolean {
+    if (action === 'create' && name !== undefined) {
+      const at = this.creating.get(name);
+      if (at !== undefined && at >= Date.now()) return true;
+    }
     const mine = this.own.get(id);
     if (!mine) return false;
     if (mine.until < Date.now()) {
@@ -291,6 +301,8 @@ export class DockerHost {
     const [first, ...others] = spec.networks;
     const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
     let container: Dockerode.Container;
+    for (const [n, until] of this.creating) if (until < Date.now()) this.creating.delete(n);
+    this.creating.set(name, Date.now() + 10_000);
     try {
       container = await this.docker.createContainer({
         ...spec.create,

@@ -330,7 +330,7 @@ export class Engine {
 
   private onContainerEvent(e: ContainerEvent, restartGraceMs: number, debounceMs: number): void {
     if (e.action === 'health_status') return; // a health check's verdict is the container's own doing, never a change by hand
-    if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action)) return;
+    if (!this.sources.has(e.repo) || this.hosts.get(e.host)?.isOwn(e.id, e.action, e.name)) return;
     if (e.job && JOB_RUN_ACTIONS.has(e.action)) return; // a job starting and ending is what jobs do, not drift
     this.suspect(e.repo, new Set([e.id]));
     // A crash (die alone) may be Docker's to restart; a stop, kill or removal by hand is drift now.

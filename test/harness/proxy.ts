@@ -1,4 +1,6 @@
-// A TCP front for a test daemon's unix socket that can be made to stop answering.
+// Fronts for a test daemon's unix socket: one that can be made to stop answering, one that counts requests.
+import { rmSync } from 'node:fs';
+import { Agent, createServer as createHttpServer, request, type Server as HttpServer } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 
 /**
@@ -37,6 +39,39 @@ export async function proxyTo(socketPath: string) {
     stop,
     resume: async () => { await stop(); await listen('forward'); },
     hang: async () => { await stop(); await listen('hang'); },
+  };
+}
+
+/**
+ * An HTTP proxy on a unix socket in front of a daemon's unix socket that counts requests by
+ * `METHOD /path` (the API version prefix dropped, container ids folded to `{id}`).
+ */
+export async function countingProxy(upstreamSocket: string, socketPath: string) {
+  const counts = new Map<string, number>();
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const server: HttpServer = createHttpServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0].replace(/^\/v[\d.]+/, '').replace(/\/[0-9a-f]{64}\b/g, '/{id}');
+    const key = `${req.method} ${path}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      upRes.pipe(res);
+    });
+    up.on('error', (err) => { if (!res.headersSent) res.writeHead(502); res.end(String(err)); });
+    req.pipe(up);
+  });
+  rmSync(socketPath, { force: true });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    socketPath,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    reset: () => counts.clear(),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      agent.destroy();
+    },
   };
 }
 
