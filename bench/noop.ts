@@ -4,7 +4,7 @@
  * daemons' sockets), and the Docker API calls per resync (a second engine whose hosts are HTTP
  * proxies that count each request). For the repo of bench/cold.ts (20 stacks, 100 containers),
  * then 500 stacks / 1,000 containers (only with BERTH_BENCH_LARGE=1); with the largest, the peak
- * RSS of a `berth serve` process managing them (bench/memory.ts).
+ * RSS of a `berth serve` process managing them (bench/memory.ts), and readers polling the API (bench/reads.ts).
  *
  * The containers are not deployed through berth (1,000 took it over 15 min here): berth's own
  * dry-run plan gives the networks and containers it would create, labelled and hashed as it would
@@ -31,6 +31,7 @@ import { LABEL } from '../src/model.ts';
 import type { Action } from '../src/diff/plan.ts';
 import { countingProxy, median, ms, passErrors, repoFiles, repoShape, wipe, type Row } from './lib.ts';
 import { serveRss } from './memory.ts';
+import { readersBench } from './reads.ts';
 
 const HOSTS = 3;
 /** Containers created (and started) at once per daemon while seeding. */
@@ -181,7 +182,10 @@ export async function noop(resyncs = 10): Promise<Row[]> {
             },
           );
         }
-        if (size === SIZES.at(-1)) rows.push(await serveRss(join(dir, `${name}-serve`), daemons.map((d) => d.socketPath), repo, size.containers));
+        if (size === SIZES.at(-1)) {
+          rows.push(...(await readersBench(counted, proxies, label)));
+          rows.push(await serveRss(join(dir, `${name}-serve`), daemons.map((d) => d.socketPath), repo, size.containers));
+        }
       } finally {
         direct.close();
         counted.close();
