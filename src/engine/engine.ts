@@ -510,7 +510,7 @@ export class Engine {
     }
 
     const { statuses, live } = await observing;
-    clog.debug({ hosts: live.map((l) => `${l.host}: ${l.containers.length} container(s)`) }, 'hosts observed');
+    if (clog.isLevelEnabled('debug')) clog.debug({ hosts: live.map((l) => `${l.host}: ${l.containers.length} container(s)`) }, 'hosts observed');
     const reachable = new Set(live.map((l) => l.host));
     const unreachable = statuses.filter((st) => !reachable.has(st.name)).map((st) => st.name);
     // Replicas placed on a host that does not answer (but is not lost yet) keep their place there.
@@ -574,7 +574,7 @@ export class Engine {
         return { stack: w.name, status: 'failed', errors: [err.message] };
       }
       const diff = planDiff(plan);
-      slog.debug({ actions: plan.actions.map(describeAction) }, 'planned');
+      if (slog.isLevelEnabled('debug')) slog.debug({ actions: plan.actions.map(describeAction) }, 'planned'); // a pass over 1,000 containers builds no strings for nothing
       const changes = hasChanges(plan);
       const manual = opts.trigger === 'manual';
       if (opts.dryRun) {
