@@ -142,7 +142,7 @@ export async function cold(runs = 3): Promise<Row[]> {
     }
 
     const floor = median(floorRun);
-    // The target: 1.5x the floor times the containers that must start; starting them in
+    // The target: 1.5x the floor times the containers that must start; starting them in
     // parallel is how a tool gets under it (each container counts once, however it is started).
     const targetRunning = floor * CONTAINERS;
     const b = median(berth);

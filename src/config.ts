@@ -1,6 +1,6 @@
 /**
- * The engine's own config, berth.config.yaml (DESIGN §3): hosts and their credentials, repos and
- * their tokens, limits. Everything that must not live in the watched repos.
+ * The engine's own config, berth.config.yaml (docs/config.md): hosts and their credentials, repos
+ * and their tokens, limits. Everything that must not live in the watched repos.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';

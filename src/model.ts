@@ -1,9 +1,11 @@
 /**
- * The data that flows between berth's modules (DESIGN §1):
- * source -> Snapshot -> render -> RenderedStack -> schedule -> DesiredReplica
- * -> observe (LiveContainer) -> diff -> Plan -> apply -> audit.
- *
- * Pure modules (render, schedule, diff) take and return only these shapes.
+ * The shapes source and render hand on (docs/how-it-works.md, steps 1 and 2): a repo's files at a
+ * commit (Snapshot, CommitInfo); its stacks as listed (StackDef) and as rendered from their
+ * Compose files (RenderedStack with its ServiceSpecs, NetworkSpecs and VolumeSpecs; RenderResult,
+ * with SourceErrors); what render takes from the engine config (RenderOptions, RepoPolicy); secret
+ * bytes (Sealed); and the labels berth puts on what it creates (LABEL). The later steps keep their
+ * own: DesiredContainer in src/schedule/container.ts, LiveContainer in src/observe/live.ts,
+ * StackPlan in src/diff/plan.ts.
  */
 
 /** A commit as berth knows it: every sync and audit row is keyed to one. */
@@ -352,7 +354,7 @@ export class Sealed {
   }
 }
 
-/** Labels berth puts on everything it creates (DESIGN §4). */
+/** Labels berth puts on everything it creates (docs/how-it-works.md, "On the hosts"). */
 export const LABEL = {
   managed: 'berth.managed',
   stack: 'berth.stack',

@@ -1,5 +1,5 @@
-// The HTTP API (issue 5): a real berth server in this process (buildServer + Engine) against the
-// shared test daemon and a real git server, with a token of each role; the CLI through it as a
+// The HTTP API (docs/api.md): a real berth server in this process (buildServer + Engine) against
+// the shared test daemon and a real git server, with a token of each role; the CLI through it as a
 // child process (BERTH_URL, BERTH_TOKEN); the event stream read with fetch; rate limits; and no
 // token value in the logs or the database.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // The order of an apply on a real daemon: services that do not depend on each other go together,
 // a dependant waits for what it depends on, a failure starts nothing more, a stop-first update
 // whose new container cannot be created puts the old one back, and a stack network gets a
-// configured subnet only when a start-first service needs one (issue 6).
+// configured subnet only when a start-first service needs one (docs/how-it-works.md, "Rollouts").
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DockerHost } from '../src/apply/docker-host.ts';

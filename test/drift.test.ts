@@ -1,5 +1,5 @@
 // Drift: hand-made changes to managed containers, noticed through Docker events and put back
-// (selfHeal), or reported and left alone (selfHeal off) (issue 4).
+// (selfHeal), or reported and left alone (selfHeal off) (docs/how-it-works.md, "Drift").
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';

@@ -1,6 +1,6 @@
 // Jobs on a real daemon from a real git remote: replicated-jobs run once per spec, failures fail
 // the sync (with their exit code and last lines), pre-sync / post-sync hooks around a sync, and
-// scheduled jobs on their cron schedule (issue 7, item 5).
+// scheduled jobs on their cron schedule (docs/manifests.md, "Jobs, schedules and hooks").
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { pino } from 'pino';

@@ -1,7 +1,7 @@
-// GET /metrics (issue 5): a strict parser of the Prometheus text format (checked against bad
-// input first), the counters fed from audit rows over a real database, then an in-process berth
-// server against the shared test daemon and a real git server, whose counters move as it syncs,
-// takes webhooks, corrects drift and rolls back. And /readyz.
+// GET /metrics (docs/api.md, "Metrics"): a strict parser of the Prometheus text format (checked
+// against bad input first), the counters fed from audit rows over a real database, then an
+// in-process berth server against the shared test daemon and a real git server, whose counters
+// move as it syncs, takes webhooks, corrects drift and rolls back. And /readyz.
 import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Several real hosts: placement by constraints, caps and modes, and a host that stops answering (issue 3).
+// Several real hosts: placement by constraints, caps and modes, and a host that stops answering.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';

@@ -1,4 +1,5 @@
-// Manual rollback to an earlier commit, the hold it leaves, and the ways the hold ends (issue 3).
+// Manual rollback to an earlier commit, the hold it leaves, and the ways the hold ends
+// (docs/how-it-works.md, "Manual rollback, pause, resume").
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';

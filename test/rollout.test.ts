@@ -1,5 +1,5 @@
 // Rolling updates gated on health, on a real daemon: start-first without a failed request, and an
-// automatic rollback when the new version never gets healthy (issue 3).
+// automatic rollback when the new version never gets healthy (docs/how-it-works.md, "Rollouts").
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer } from './harness/git-server.ts';

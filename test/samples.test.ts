@@ -1,4 +1,4 @@
-// Compose files as people write them (issue 7): well-known public samples, unchanged, deployed by
+// Compose files as people write them: well-known public samples, unchanged, deployed by
 // berth on a harness daemon. Images the tests build locally stand in for the registry images they
 // name (postgres, python, nginx, traefik/whoami); the web app is built by berth from the repo.
 import type Dockerode from 'dockerode';

@@ -1,6 +1,6 @@
-// Secrets and configs delivered as files (issue 7): from the repo, from the repo's secrets folder on
-// the engine's machine, and from the engine's environment; a rotation rolls the service, and no
-// value ever reaches the log, the database, a diff or an API answer.
+// Secrets and configs delivered as files (docs/manifests.md): from the repo, from the repo's
+// secrets folder on the engine's machine, and from the engine's environment; a rotation rolls the
+// service, and no value ever reaches the log, the database, a diff or an API answer.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';

@@ -1,4 +1,4 @@
-// The whole sync loop on one real Docker host, from a real git remote, with its audit log (issue 2).
+// The whole sync loop on one real Docker host, from a real git remote, with its audit log.
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';

@@ -1,6 +1,7 @@
-// Webhooks (issue: webhooks): the forges' parsers and signatures as tables over the samples in
-// webhooks/, then a real berth server in this process, fed those samples signed as each forge signs
-// them, against the test daemon and a real git server, with polling set to an hour.
+// Webhooks (docs/how-it-works.md and docs/config.md, "Webhooks"): the forges' parsers and
+// signatures as tables over the samples in webhooks/, then a real berth server in this process, fed
+// those samples signed as each forge signs them, against the test daemon and a real git server,
+// with polling set to an hour.
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

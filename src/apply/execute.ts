@@ -1,5 +1,5 @@
 /**
- * Apply: walks a stack's plan on the hosts and reports every step (DESIGN §5).
+ * Apply: walks a stack's plan on the hosts and reports every step (docs/how-it-works.md, "Rollouts").
  *
  * Order: networks and volumes; the pre-sync hooks (when the plan changes anything); removals of
  * what Git no longer has (and duplicates); then the services, each once those it depends on are done

@@ -1,6 +1,7 @@
 /**
- * When a replica counts as up (DESIGN §5): it runs, and where it has a health check it is
- * `healthy`, and it stays so for `monitor`. Read by polling the container's state.
+ * When a replica counts as up (docs/how-it-works.md, "Rollouts"): it runs, and where it has a
+ * health check it is `healthy`, and it stays so for `monitor`. Read by polling the container's
+ * state.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';

@@ -1,6 +1,6 @@
 /**
  * berth's database: one SQLite file (node:sqlite) holding history and bookkeeping
- * (the audit log, sync runs), never a copy of the live state (DESIGN §1, §6).
+ * (the audit log, sync runs), never a copy of the live state: every pass reads that from the hosts.
  * Several berth processes (a `serve` and a CLI `sync`) may open the same file.
  */
 import { mkdirSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Holds: stacks that automatic syncs leave alone, because someone paused them or rolled them back
- * by hand (DESIGN §5). A hold ends with `resume`, or by itself when the branch gets a new commit.
- * Bookkeeping of a decision, not a copy of live state.
+ * by hand (docs/how-it-works.md, "Manual rollback, pause, resume"). A hold ends with `resume`, or
+ * by itself when the branch gets a new commit. Bookkeeping of a decision, not a copy of live state.
  */
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { withoutNulls } from './db.ts';

@@ -1,5 +1,5 @@
 /**
- * The audit log (DESIGN §6): one append-only table, one row per event, each row holding the hash
+ * The audit log: one append-only table, one row per event, each row holding the hash
  * of the row before it so that `verify()` proves nothing was removed or edited.
  * Callers must never put secret values in any field.
  */
@@ -20,7 +20,7 @@ export type AuditKind =
   | 'network.created'
   | 'volume.created'
   | 'stack.removed'
-  // any other kind too (DESIGN §6 lists more); the ones above document the common ones
+  // any other kind too (docs/how-it-works.md and docs/api.md name them); these are the common ones
   | string;
 
 /** What set a sync or an action going. */

@@ -1,6 +1,6 @@
 /**
  * Bookkeeping of sync runs: what was planned and how it ended. History only, never a copy of the
- * live state (DESIGN §1).
+ * live state: every pass reads that from the hosts.
  */
 import { hostname } from 'node:os';
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';

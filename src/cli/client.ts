@@ -1,5 +1,5 @@
 /**
- * The CLI's way to a running berth (DESIGN §7): with BERTH_URL set, `sync`, `rollback`, `pause`,
+ * The CLI's way to a running berth: with BERTH_URL set, `sync`, `rollback`, `pause`,
  * `resume`, `status`, `hosts` and `audit` call its API (docs/api.md) with BERTH_TOKEN instead of
  * acting on the hosts and the database themselves.
  */

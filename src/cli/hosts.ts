@@ -1,4 +1,4 @@
-/** `berth hosts` (DESIGN §7): one check of every configured host, as a table or JSON. */
+/** `berth hosts`: one check of every configured host, as a table or JSON. */
 import type { BerthConfig } from '../config.ts';
 import { connect } from '../observe/docker.ts';
 import { countManagedContainers, HostMonitor, type HostStatus } from '../observe/hosts.ts';

@@ -1,9 +1,9 @@
 /**
- * Scheduled jobs (`x-berth.schedule`, DESIGN §2): one node-cron task per service, (re)installed
- * from the stacks each pass rendered and removed when the service or its stack goes. A tick runs
- * the job: its containers, created at sync (or exited from their last run), start again on their
- * hosts. A tick that comes while the job's last run still goes is skipped, and logged, so that two
- * runs of one job never overlap.
+ * Scheduled jobs (`x-berth.schedule`; docs/manifests.md, "Jobs, schedules and hooks"): one
+ * node-cron task per service, (re)installed from the stacks each pass rendered and removed when
+ * the service or its stack goes. A tick runs the job: its containers, created at sync (or exited
+ * from their last run), start again on their hosts. A tick that comes while the job's last run
+ * still goes is skipped, and logged, so that two runs of one job never overlap.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';

@@ -1,5 +1,5 @@
 /**
- * The engine: one reconciliation pass per repo, walking the data flow of DESIGN §1:
+ * The engine: one reconciliation pass per repo, walking the data flow of docs/how-it-works.md:
  * source -> render -> schedule -> observe -> diff -> apply -> audit.
  * It holds no copy of what runs: every pass reads the hosts again, so a restart at any moment
  * (even mid-rollout) rebuilds everything it needs from the hosts and from Git.
@@ -37,6 +37,8 @@ import type { SyncEvent } from './events.ts';
 import { EngineError } from './errors.ts';
 import { claimDataDir } from './owner.ts';
 import { World } from './world.ts';
+import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
+import { PassQueue } from './queue.ts';
 import { StatusBoard } from './board.ts';
 
 export interface PassOptions {
@@ -116,16 +118,15 @@ export class Engine {
   readonly monitor: HostMonitor;
   private monitoring = false;
   private onHostsChanged?: () => void;
-  /** per repo: the end of its queue of passes, and the pass waiting to start (which new requests join) */
-  private readonly lanes = new Map<string, Promise<unknown>>();
-  private readonly waiting = new Map<string, { opts: PassOptions; pass: Promise<RepoPass> }>();
+  /** per repo: one pass at a time, requests merged into the one waiting (queue.ts) */
+  private readonly queue = new PassQueue<PassOptions, RepoPass>((repo, opts) => this.pass(repo, opts));
   /** per repo: containers to inspect for hand-made changes at the next pass ('all': every one) */
   private readonly suspects = new Map<string, Set<string> | 'all'>();
   private readonly driftTimers = new Map<string, { first: number; at: number; timer: NodeJS.Timeout }>();
   /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
   private readonly lastPlaced = new Map<string, CurrentReplica[]>();
-  /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again */
-  private readonly backoff = new Map<string, { commit: string; failures: number; until: number }>();
+  /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again (decide.ts nextBackoff) */
+  private readonly backoff = new Map<string, Backoff>();
   /** the last commit rendered per repo: a poll of an unmoved branch (and unchanged secrets folder) reads and renders nothing again */
   private readonly rendered = new Map<string, { sha: string; secrets: string; result: RenderResult }>();
   /** the scheduled jobs' triggers, once startSchedules() was called */
@@ -161,7 +162,7 @@ export class Engine {
 
   /** Resolves once every pass that is running or queued has ended. */
   async drain(): Promise<void> {
-    await Promise.all(this.lanes.values());
+    await this.queue.drain();
   }
 
   close(): void {
@@ -181,21 +182,12 @@ export class Engine {
    * runs waits for it, and all requests that arrive meanwhile share the one pass that follows.
    */
   syncRepo(repo: string, opts: PassOptions): Promise<RepoPass> {
-    if (opts.dryRun) return this.pass(repo, opts);
-    const waiting = this.waiting.get(repo);
-    if (waiting && covers(waiting.opts, opts)) return waiting.pass;
-    const next: Promise<RepoPass> = this.serialize(repo, () => {
-      if (this.waiting.get(repo)?.pass === next) this.waiting.delete(repo);
-      return this.pass(repo, opts);
-    });
-    this.waiting.set(repo, { opts, pass: next });
-    return next;
+    return opts.dryRun ? this.pass(repo, opts) : this.queue.request(repo, opts);
   }
 
   /** Whether a pass of every stack of the repo is queued and not started yet: a webhook's or a poll's syncRepo() now joins it. */
   passQueued(repo: string): boolean {
-    const waiting = this.waiting.get(repo);
-    return waiting !== undefined && covers(waiting.opts, { trigger: 'webhook' });
+    return this.queue.queued(repo, { trigger: 'webhook' });
   }
 
   /** The repo whose branch head defines the stack, or undefined (repos that cannot be read are skipped). */
@@ -207,20 +199,13 @@ export class Engine {
     return undefined;
   }
 
-  /** Runs `task` after everything already queued for the repo. */
-  private serialize<T>(repo: string, task: () => Promise<T>): Promise<T> {
-    const next = (this.lanes.get(repo) ?? Promise.resolve()).then(task);
-    this.lanes.set(repo, next.catch(() => undefined));
-    return next;
-  }
-
   /**
    * Applies `stack` as it was at commit `to` (default: the commit before the one last applied) and
-   * holds it there: automatic syncs leave it alone until `resume` or a new commit (DESIGN §5).
+   * holds it there: automatic syncs leave it alone until `resume` or a new commit.
    */
   async rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
     const { repo, source, head } = await this.findStack(stackName);
-    return this.serialize(repo, async () => {
+    return this.queue.serialize(repo, async () => {
       const target = await this.rollbackTarget(source, stackName, opts.to);
       const rendered = renderSnapshot(await source.snapshot(target.sha), this.renderOptions(repo));
       const then = rendered.stacks.find((s) => s.def.name === stackName);
@@ -532,11 +517,12 @@ export class Engine {
     const holds = new Map(opts.ignoreHolds ? [] : this.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
       const hold = holds.get(r.def.name);
-      if (hold && hold.headSha !== commit.sha && !opts.dryRun) {
+      const effect = holdEffect(hold, commit.sha, Boolean(opts.dryRun));
+      if (hold && effect === 'released') {
         this.holds.release(r.def.name);
         this.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
         clog.info({ stack: r.def.name }, 'a new commit ends the hold');
-      } else if (hold && !opts.dryRun) {
+      } else if (hold && effect === 'holding') {
         const at = hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : '';
         outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): a resume, or a new commit, ends it`], hint: ['resume', r.def.name] });
         continue;
@@ -575,43 +561,33 @@ export class Engine {
       }
       const diff = planDiff(plan);
       if (slog.isLevelEnabled('debug')) slog.debug({ actions: plan.actions.map(describeAction) }, 'planned'); // a pass over 1,000 containers builds no strings for nothing
-      const changes = hasChanges(plan);
-      const manual = opts.trigger === 'manual';
-      if (opts.dryRun) {
-        return { stack: w.name, status: changes ? 'planned' : 'unchanged', plan, diff, unseen };
+      const decision = decide({
+        plan, stack: w.stack, trigger: opts.trigger, dryRun: Boolean(opts.dryRun), commit: commit.sha, now: Date.now(), backoff: this.backoff.get(w.name),
+        // read only when it can matter: a history query per stack would be paid by every no-op pass
+        lastSucceeded: !opts.dryRun && hasChanges(plan) ? this.syncs.lastSucceeded(w.name)?.commitSha : undefined,
+      });
+      switch (decision.kind) {
+        case 'report':
+          return { stack: w.name, status: decision.status, plan, diff, unseen };
+        case 'nothing':
+          return { stack: w.name, status: 'unchanged', plan, unseen };
+        case 'drift-reported':
+          this.recordOnce({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${decision.summary}; selfHeal is off: nothing changed` });
+          slog.warn({ drift: decision.summary }, 'drift detected; selfHeal is off: out of sync');
+          return { stack: w.name, status: 'outofsync', plan, diff, unseen };
+        case 'auto-off':
+          slog.info('out of sync; auto-sync is off for this stack: sync it by hand');
+          return { stack: w.name, status: 'outofsync', plan, diff, unseen };
+        case 'backing-off':
+          return { stack: w.name, status: 'outofsync', plan, diff, errors: [decision.error], unseen, hint: ['sync', '--stack', w.name] };
+        case 'apply': {
+          const outcome = await this.applyStack(plan, w.stack, diff, { ...base, trigger: decision.trigger, stack: w.name }, slog, { drift: decision.drift, waitHealthy: opts.waitHealthy });
+          const backoff = nextBackoff(this.backoff.get(w.name), commit.sha, outcome.status, Date.now());
+          if (backoff) this.backoff.set(w.name, backoff);
+          else this.backoff.delete(w.name);
+          return { ...outcome, unseen };
+        }
       }
-      if (!changes && !manual) {
-        return { stack: w.name, status: 'unchanged', plan, unseen };
-      }
-      // Drift: the hosts moved away from a commit already applied (not a new commit to roll out).
-      // A replica whose spec hash differs from Git's at an applied commit was not changed by hand: what
-      // Git renders to changed (a secret rotated in the repo's secrets folder), and that is no drift.
-      // Re-running a failed job is no drift either: nobody changed anything.
-      const rendersAnew = plan.actions.some((a) => a.kind === 'replace' && a.live.specHash !== a.desired.specHash);
-      const drifted = hasChanges({ ...plan, actions: plan.actions.filter((a) => !isRerun(a)) });
-      const drift = drifted && w.stack !== null && !rendersAnew && (opts.trigger === 'drift' || this.syncs.lastSucceeded(w.name)?.commitSha === commit.sha);
-      if (drift && !manual && w.stack && (!w.stack.sync.selfHeal || !w.stack.sync.auto)) {
-        const summary = plan.actions.filter((a) => a.kind !== 'keep' && !isRerun(a)).map(describeAction).join('; ');
-        this.recordOnce({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${summary}; selfHeal is off: nothing changed` });
-        slog.warn({ drift: summary }, 'drift detected; selfHeal is off: out of sync');
-        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
-      }
-      if (!manual && w.stack && !w.stack.sync.auto) {
-        slog.info('out of sync; auto-sync is off for this stack: sync it by hand');
-        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
-      }
-      const wait = this.backoff.get(w.name);
-      if (!manual && wait?.commit === commit.sha && wait.until > Date.now()) {
-        const error =
-          wait.until === Infinity
-            ? `the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand`
-            : `the last ${wait.failures} attempt(s) failed; the next in ${Math.ceil((wait.until - Date.now()) / 1000)} s (or sync by hand)`;
-        return { stack: w.name, status: 'outofsync', plan, diff, errors: [error], unseen, hint: ['sync', '--stack', w.name] };
-      }
-      const trigger = drift && !manual ? 'drift' : opts.trigger;
-      const outcome = await this.applyStack(plan, w.stack, diff, { ...base, trigger, stack: w.name }, slog, { drift, waitHealthy: opts.waitHealthy });
-      this.noteOutcome(w.name, commit.sha, outcome.status);
-      return { ...outcome, unseen };
     };
     // Stacks are independent: one whose host is slow does not hold up the others.
     outcomes.push(...(await mapLimit(work, this.config.hostConcurrency, one)));
@@ -625,7 +601,7 @@ export class Engine {
     return result;
   }
 
-  /** The hosts' states, and the live state of those that answer; the others are left alone (DESIGN §5: nothing destructive on what berth cannot see). */
+  /** The hosts' states, and the live state of those that answer; the others are left alone (berth never acts on a host it cannot see). */
   private async observe(log: Logger): Promise<{ statuses: HostStatus[]; live: LiveHost[] }> {
     const statuses = await this.hostStatuses();
     const observed = await mapLimit(statuses, this.config.hostConcurrency, async (st) => {
@@ -721,20 +697,6 @@ export class Engine {
     return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id, ...(hint ? { hint } : {}) };
   }
 
-  /**
-   * Failed applies are retried by automatic triggers after 10 s, 20 s, 40 s ... up to 10 min; a
-   * rollout that paused or rolled back is not retried at all. A new commit or a success resets it.
-   */
-  private noteOutcome(stack: string, commit: string, status: StackStatus): void {
-    if (status !== 'failed' && status !== 'paused' && status !== 'rolledback') {
-      this.backoff.delete(stack);
-      return;
-    }
-    const prev = this.backoff.get(stack);
-    const failures = prev?.commit === commit ? prev.failures + 1 : 1;
-    const until = status === 'failed' ? Date.now() + Math.min(600_000, 10_000 * 2 ** (failures - 1)) : Infinity;
-    this.backoff.set(stack, { commit, failures, until });
-  }
 
   private recordInvalid(base: AuditInput, stack: string | undefined, errors: ManifestError[]): void {
     this.recordOnce({ ...base, kind: 'manifest.invalid', stack, outcome: 'error', message: errors.map(formatError).join('\n') });
@@ -754,15 +716,6 @@ export class Engine {
 const DRIFT_WAIT_MAX = 4;
 
 const JOB_RUN_ACTIONS = new Set(['start', 'die', 'stop', 'kill', 'oom']);
-
-/** Whether a queued pass (`queued`) does all a new request asks: the same stacks or more, a manual sync's apply-anyway when it is manual, and its wait for health. */
-function covers(queued: PassOptions, request: PassOptions): boolean {
-  return (
-    (queued.stack === undefined || queued.stack === request.stack) &&
-    (request.trigger !== 'manual' || queued.trigger === 'manual') &&
-    (!request.waitHealthy || queued.waitHealthy === true)
-  );
-}
 
 function repoRef(r: RepoConfig) {
   return {

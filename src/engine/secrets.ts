@@ -1,7 +1,8 @@
 /**
- * The sources of a repo's secrets and configs outside the repo (DESIGN §2, the engine config's
- * `repos[].secrets`): files in the repo's secrets folder (`external: true`) and the engine's
- * environment variables the config lets that repo read. Nothing here ever logs a value.
+ * The sources of a repo's secrets and configs outside the repo (the engine config's
+ * `repos[].secrets`; docs/manifests.md, "Secrets, configs and repo files"): files in the repo's
+ * secrets folder (`external: true`) and the engine's environment variables the config lets that
+ * repo read. Nothing here ever logs a value.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

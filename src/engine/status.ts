@@ -1,6 +1,7 @@
 /**
- * A stack's status (DESIGN §7): whether the hosts match Git (sync), how its replicas are (health),
- * and how its last rollout ended. Pure: made from a dry-run plan, the sync history and the holds.
+ * A stack's status (docs/how-it-works.md, "Status"): whether the hosts match Git (sync), how its
+ * replicas are (health), and how its last rollout ended. Pure: made from a dry-run plan, the sync
+ * history and the holds.
  */
 import type { Hold } from '../audit/holds.ts';
 import type { SyncRecord } from '../audit/syncs.ts';

@@ -2,7 +2,7 @@
  * Watching the hosts: whether each registered Docker host answers, what it is (Docker version,
  * CPUs, memory), and for how long it has not answered. A host that stops answering is
  * `unreachable` from the first failed check and `lost` once that lasted the grace period
- * (DESIGN §5); it is `up` again as soon as it answers.
+ * (docs/how-it-works.md, "Hosts that stop answering"); it is `up` again as soon as it answers.
  */
 import type Dockerode from 'dockerode';
 import type { HostCheckConfig, HostConfig } from '../config.ts';

@@ -1,6 +1,7 @@
 /**
  * Observe: what berth manages on a host, read back from container, network and volume labels.
- * One list call per kind per host; the labels are the truth about what runs (DESIGN §1, §4).
+ * One list call per kind per host; the labels (LABEL, src/model.ts) are the truth about what runs,
+ * the database only keeps history.
  */
 import type Dockerode from 'dockerode';
 import { LABEL } from '../model.ts';

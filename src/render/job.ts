@@ -1,7 +1,8 @@
 /**
- * Jobs (DESIGN §2): services whose containers run to completion. `deploy.mode: replicated-job |
- * global-job` runs them once per change of their spec; berth's `x-berth: { schedule, hook,
- * timeout }` on a service runs them on a cron schedule or around each sync. Read per file (every
+ * Jobs (docs/manifests.md, "Jobs, schedules and hooks"): services whose containers run to
+ * completion. `deploy.mode: replicated-job | global-job` runs them once per change of their spec;
+ * berth's `x-berth: { schedule, hook, timeout }` on a service runs them on a cron schedule or
+ * around each sync. Read per file (every
  * value checked and located), merged key by key, then checked as a whole once the files are merged.
  */
 import cron from 'node-cron';

@@ -1,6 +1,6 @@
 /**
  * Which stacks a snapshot holds: as listed by `berth.yaml` at its root, or, without one, one
- * stack per folder that holds a Compose file (DESIGN §2).
+ * stack per folder that holds a Compose file (docs/manifests.md, "Which stacks").
  */
 import { posix } from 'node:path';
 import type { HostSelector, SourceError, StackDef, SyncPolicy } from '../model.ts';

@@ -1,6 +1,7 @@
 /**
  * The container a placed replica should be: Docker's create options, a readable view of them for
- * diffs, and the spec hash that decides whether a live container still matches (DESIGN §4, §5).
+ * diffs, and the spec hash that decides whether a live container still matches (a hash of all that
+ * shapes the container and nothing that does not; steps 3 and 5 of docs/how-it-works.md).
  * Pure: no Docker, no I/O.
  */
 import { createHash } from 'node:crypto';
@@ -219,7 +220,7 @@ export function serviceImage(svc: ServiceSpec): string {
   return svc.build && svc.pullPolicy === 'build' ? builtImageRef(svc.image, svc.build.hash) : svc.image;
 }
 
-/** What a replica reserves, on the container, so that placing other stacks can count it (DESIGN §2). */
+/** What a replica reserves, on the container, so that placing other stacks can count it. */
 export const RESERVE_LABEL = { cpus: 'berth.reserve.cpus', memory: 'berth.reserve.memory' } as const;
 
 /** What a berth container's labels say it reserves (nothing when unlabelled). */

@@ -1,7 +1,7 @@
 /**
  * Placement: which replica of which service runs on which host, with Swarm's meaning of
  * `deploy.mode`, `replicas`, `placement` (constraints, max_replicas_per_node, spread preferences)
- * and `resources.reservations` (DESIGN §2, §5). Pure and deterministic.
+ * and `resources.reservations` (step 3 of docs/how-it-works.md). Pure and deterministic.
  *
  * Two passes over the stack: first every replica that runs now keeps its host when it still may
  * (stickiness: a change never moves a replica that need not move), then the missing replicas are

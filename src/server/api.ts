@@ -1,5 +1,5 @@
 /**
- * The HTTP API under /api/v1 (DESIGN §7, docs/api.md): the stacks and their status, the hosts, the
+ * The HTTP API under /api/v1 (docs/api.md): the stacks and their status, the hosts, the
  * sync history, the audit log, the webhook deliveries, the event stream; and the actions sync,
  * rollback, pause and resume. JSON in and out; every error is `{ error }` with a message a person
  * can act on (a bad field is named). Reading needs a viewer token, acting an operator one

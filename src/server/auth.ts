@@ -1,9 +1,9 @@
 /**
- * Who may use the API (DESIGN §7): bearer tokens from the engine config (`auth.tokens`), each with a
- * name and a role, viewer < operator < admin. Reading needs viewer, acting operator. Tokens are read
- * once at start, compared in constant time, and never logged or stored: what is recorded is the
- * token's name. With no token configured, berth listens on loopback only and every request is
- * `local`, an admin.
+ * Who may use the API: bearer tokens from the engine config (`auth.tokens`; docs/config.md, "API
+ * tokens"), each with a name and a role, viewer < operator < admin. Reading needs viewer, acting
+ * operator. Tokens are read once at start, compared in constant time, and never logged or stored:
+ * what is recorded is the token's name. With no token configured, berth listens on loopback only
+ * and every request is `local`, an admin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';

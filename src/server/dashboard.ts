@@ -1,6 +1,6 @@
 /**
- * The dashboard (DESIGN §7): the static files of src/dashboard served at `/`, no build step, no
- * CDN. They need no token: the dashboard's API calls carry it.
+ * The dashboard (docs/api.md, "Dashboard"): the static files of src/dashboard served at `/`, no
+ * build step, no CDN. They need no token: the dashboard's API calls carry it.
  */
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';

@@ -1,10 +1,11 @@
 /**
- * `POST /webhooks/:provider` (DESIGN §7): a push from GitHub, GitLab, Gitea/Forgejo, Bitbucket
- * Cloud or any CI (`generic`) sets a pass of each configured repo it matches going. Authenticated
- * by the forge's signature (or token) against the repo's own `webhookSecretFile`, and nothing else.
- * The answer (202) comes before the sync; a push that arrives while a pass of the repo waits to
- * start joins it (coalesced); a redelivery does nothing new. Every delivery is kept with what came
- * of it and why (DeliveryStore), so that "the webhook did nothing" can be answered from berth.
+ * `POST /webhooks/:provider` (docs/how-it-works.md, "Webhooks"): a push from GitHub, GitLab,
+ * Gitea/Forgejo, Bitbucket Cloud or any CI (`generic`) sets a pass of each configured repo it
+ * matches going. Authenticated by the forge's signature (or token) against the repo's own
+ * `webhookSecretFile`, and nothing else. The answer (202) comes before the sync; a push that
+ * arrives while a pass of the repo waits to start joins it (coalesced); a redelivery does nothing
+ * new. Every delivery is kept with what came of it and why (DeliveryStore), so that "the webhook
+ * did nothing" can be answered from berth.
  */
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { ConfigError, readSecretFile, type RepoConfig } from '../config.ts';

@@ -1,5 +1,5 @@
 /**
- * source: a watched repo's branch, fetched with isomorphic-git (DESIGN §1).
+ * source: a watched repo's branch, fetched with isomorphic-git (step 1 of docs/how-it-works.md).
  * Remote repos (http/https) are fetched into a bare cache repo; local repos (a path or file://
  * URL) are read in place.
  */
