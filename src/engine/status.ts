@@ -7,7 +7,7 @@ import type { Hold } from '../audit/holds.ts';
 import type { SyncRecord } from '../audit/syncs.ts';
 import { settled } from '../diff/plan.ts';
 import type { JobSpec } from '../model.ts';
-import type { StackOutcome } from './engine.ts';
+import type { StackOutcome } from './outcome.ts';
 
 export type SyncState = 'Synced' | 'OutOfSync' | 'Unknown';
 export type Health = 'Healthy' | 'Progressing' | 'Degraded' | 'Missing' | 'Unknown';

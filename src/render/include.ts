@@ -1,12 +1,11 @@
 /**
  * Top-level `include:`: other Compose files whose services, networks and volumes join the stack.
  * Paths are relative to the including file. A service defined both by an include and by the
- * including file (or by two includes) is an error naming both places, as in Compose.
+ * including file (or by two includes) is an error naming both places, as in Compose. The entries
+ * are read here; the included models join the stack's in merge.ts (joinIncluded).
  */
-import type { SourceError } from '../model.ts';
 import { posix } from 'node:path';
-import type { ComposeModel } from './normalize.ts';
-import { siteError, siteOf, type At, type Path, type YamlSource } from './positions.ts';
+import { siteOf, type At, type Path, type YamlSource } from './positions.ts';
 import { obj, repoPath } from './values.ts';
 
 /** One `include:` entry, its paths resolved to snapshot paths. */
@@ -44,26 +43,4 @@ export function includeRefs(src: YamlSource, v: unknown, fail: Fail): At<Include
     refs.push({ value: { paths, envFiles, projectDir: projectDir ?? posix.dirname(paths[0]) }, at: siteOf(src, at) });
   });
   return refs;
-}
-
-/**
- * Adds the included models to `model`. Services may come from one place only; networks and
- * volumes the including file declares itself keep its declaration.
- */
-export function joinIncluded(model: ComposeModel, included: ComposeModel[], errors: SourceError[]): void {
-  const own = new Set(model.services.keys());
-  for (const inc of included) {
-    for (const [name, part] of inc.services) {
-      const other = model.services.get(name);
-      if (!other) {
-        model.services.set(name, part);
-        continue;
-      }
-      const [here, there] = own.has(name) ? [other.at, part.at] : [part.at, other.at];
-      errors.push(siteError(here, `service '${name}' is also defined by ${there.file}:${there.line}:${there.col} (included): a service can be defined in one place only`));
-    }
-    for (const kind of ['networks', 'volumes'] as const) {
-      for (const [key, r] of inc[kind]) if (!model[kind].has(key)) model[kind].set(key, r);
-    }
-  }
 }

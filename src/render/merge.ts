@@ -7,13 +7,13 @@
  * preferences appended without duplicates (mergeDeploy). The long tail merges by each key's rule
  * (mergePass).
  */
-import type { PortSpec } from '../model.ts';
+import type { PortSpec, SourceError } from '../model.ts';
 import { mergeBuild } from './build.ts';
 import { mergeDeploy } from './deploy.ts';
 import type { FileDefPart } from './files.ts';
 import { mergeJob } from './job.ts';
 import { mergePass } from './passthrough.ts';
-import type { At } from './positions.ts';
+import { siteError, type At } from './positions.ts';
 import type { ComposeModel, ResourcePart, ServicePart } from './normalize.ts';
 
 /** The stack's model: `models` merged in order (the first file's places win for where a thing is). */
@@ -95,4 +95,26 @@ function mergeResource(base: ResourcePart, over: ResourcePart): ResourcePart {
 /** The fields of `o` that are set (so that spreading it does not erase earlier values). */
 function definedFields<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Adds the included models to `model`. Services may come from one place only; networks and
+ * volumes the including file declares itself keep its declaration.
+ */
+export function joinIncluded(model: ComposeModel, included: ComposeModel[], errors: SourceError[]): void {
+  const own = new Set(model.services.keys());
+  for (const inc of included) {
+    for (const [name, part] of inc.services) {
+      const other = model.services.get(name);
+      if (!other) {
+        model.services.set(name, part);
+        continue;
+      }
+      const [here, there] = own.has(name) ? [other.at, part.at] : [part.at, other.at];
+      errors.push(siteError(here, `service '${name}' is also defined by ${there.file}:${there.line}:${there.col} (included): a service can be defined in one place only`));
+    }
+    for (const kind of ['networks', 'volumes'] as const) {
+      for (const [key, r] of inc[kind]) if (!model[kind].has(key)) model[kind].set(key, r);
+    }
+  }
 }
