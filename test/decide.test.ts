@@ -41,7 +41,7 @@ describe('decide', () => {
     ['a sync by hand puts drift back even with selfHeal off', { plan: plan(stopped), trigger: 'manual', stack: stack({ selfHeal: false }), lastSucceeded: 'c2' }, { kind: 'apply', trigger: 'manual', drift: true }],
     ['a new commit with auto-sync off waits for a person', { plan: plan(newSpec), stack: stack({ auto: false }) }, { kind: 'auto-off' }],
     ['a failed job run again is no drift', { plan: plan(rerun), trigger: 'drift', stack: stack({ selfHeal: false }) }, { kind: 'apply', trigger: 'drift', drift: false }],
-    ['a stack gone from Git is pruned, never drift', { plan: plan({ ...slot, kind: 'remove', live: live(), reason: 'stack removed from Git' }), stack: null, trigger: 'drift' }, { kind: 'apply', trigger: 'drift', drift: false }],
+    ['a stack gone from Git is pruned, never drift', { plan: plan({ ...slot, kind: 'remove', live: live(), reason: 'stack removed from Git', cause: 'pruned' }), stack: null, trigger: 'drift' }, { kind: 'apply', trigger: 'drift', drift: false }],
   ])('%s', (_, over, expected) => {
     expect(decide(input(over))).toEqual(expected);
   });

@@ -97,7 +97,7 @@ export async function applyPlan(
     if (pre) return pre;
     const services = new Set(stack?.services.map((s) => s.name));
     const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
-    const early = removals.filter((a) => !services.has(a.service) || a.reason.startsWith('duplicate'));
+    const early = removals.filter((a) => !services.has(a.service) || a.cause === 'duplicate');
     await Promise.all(early.map((a) => remove(host(a.host), a, onStep)));
 
     // Each service starts once the services it depends on are done; the others go together.

@@ -16,8 +16,15 @@ interface Slot {
 export type Action =
   | (Slot & { kind: 'create'; desired: DesiredContainer; reason: string })
   | (Slot & { kind: 'replace'; desired: DesiredContainer; live: LiveContainer; reason: string })
-  | (Slot & { kind: 'remove'; live: LiveContainer; reason: string })
+  | (Slot & { kind: 'remove'; live: LiveContainer; reason: string; cause: RemovalCause })
   | (Slot & { kind: 'keep'; live: LiveContainer });
+
+/**
+ * Why a container goes: a second container of one replica (it goes first: it may hold the
+ * replica's name), a replica no longer wanted (scaled down, moved), or its service or stack gone
+ * from Git.
+ */
+export type RemovalCause = 'duplicate' | 'unwanted' | 'pruned';
 
 export interface StackPlan {
   repo: string;
@@ -120,7 +127,7 @@ export function planStack(input: PlanInput): StackPlan {
     const best = candidates.find(matches) ?? candidates.find(isAside) ?? candidates[0];
     for (const extra of candidates.filter((c) => c !== best)) {
       const why = isAside(extra) ? ' (the old container kept aside by a replacement)' : isAside(best) ? ' (left by an interrupted replacement)' : '';
-      removals.push({ ...slot, kind: 'remove', live: extra, reason: `duplicate of the same replica${why}` });
+      removals.push({ ...slot, kind: 'remove', live: extra, reason: `duplicate of the same replica${why}`, cause: 'duplicate' });
     }
     if (!best) updates.push({ ...slot, kind: 'create', desired: d, reason: 'missing' });
     else if (matches(best)) updates.push({ ...slot, kind: 'keep', live: best });
@@ -144,10 +151,10 @@ export function planStack(input: PlanInput): StackPlan {
   for (const c of [...byKey.values()].flat()) {
     const slot = { host: c.host, service: c.service, slot: c.slot };
     if (desiredServices.has(c.service)) {
-      removals.push({ ...slot, kind: 'remove', live: c, reason: 'replica no longer wanted here' });
+      removals.push({ ...slot, kind: 'remove', live: c, reason: 'replica no longer wanted here', cause: 'unwanted' });
     } else if (input.prune) {
       const reason = input.stack ? 'service removed from Git' : 'stack removed from Git';
-      removals.push({ ...slot, kind: 'remove', live: c, reason });
+      removals.push({ ...slot, kind: 'remove', live: c, reason, cause: 'pruned' });
     } else unpruned.push(c);
   }
 
