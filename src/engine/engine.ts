@@ -119,8 +119,12 @@ export class Engine {
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
     this.board = new StatusBoard(() => this.statesFromWorld(), (s) => this.events.emit('stack', s), () => this.events.listenerCount('stack') > 0);
-    this.world.onChange(() => this.board.changed());
-    this.audit.onAppend(() => this.board.changed()); // syncs, holds and their outcomes come with audit rows
+    // While events keep the world current, every change of it, and every audit row (syncs and their
+    // outcomes come with one), is shown at once. Otherwise the hosts are known again only when a pass
+    // ends (pass(), below), and a status worked out in the middle of one would mix the new outcome
+    // with the hosts as they were.
+    this.world.onChange(() => this.following && this.board.changed());
+    this.audit.onAppend(() => this.following && this.board.changed());
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.hostChanged(before, after));
     for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
     for (const r of config.repos) {
@@ -375,6 +379,7 @@ export class Engine {
     const { repo, head } = await this.findStack(stackName);
     this.holds.set({ stack: stackName, repo, headSha: head.sha, reason: 'pause', actor });
     this.audit.append({ kind: 'stack.paused', repo, commit: head, stack: stackName, trigger: 'manual', actor, message: `auto-sync paused by ${actor}` });
+    this.board.changed();
   }
 
   /** Ends a pause or a manual rollback's hold; the next pass applies the branch's head. */
@@ -382,6 +387,7 @@ export class Engine {
     const hold = this.holds.release(stackName);
     if (!hold) return false;
     this.audit.append({ kind: 'stack.resumed', repo: hold.repo, stack: stackName, trigger: 'manual', actor, message: `auto-sync resumed by ${actor} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
+    this.board.changed();
     return true;
   }
 
@@ -567,6 +573,7 @@ export class Engine {
     if (outcomes.some((o) => o.syncId !== undefined) && (this.following || this.events.listenerCount('stack') > 0)) {
       await this.observe(clog).catch(() => undefined);
     }
+    if (!opts.dryRun) this.board.changed(); // its syncs, holds released, back-offs
     return result;
   }
 
