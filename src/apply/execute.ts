@@ -491,9 +491,7 @@ async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, 
   const aside = before.Name === `/${asideAs}` ? Promise.resolve() : h.rename(oldId, asideAs);
   const [stopped, created] = await Promise.allSettled([h.stop(oldId), aside.then(() => h.create(next, { prepared }))]);
   if (stopped.status === 'rejected') {
-    if (created.status === 'fulfilled') await h.remove(created.value).catch(() => {});
-    await h.rename(oldId, name).catch(() => {});
-    await h.start(oldId).catch(() => {});
+    await restore(h, oldId, name, created.status === 'fulfilled' ? created.value : undefined).catch(() => {});
     throw stopped.reason as Error;
   }
   const newId = created.status === 'fulfilled' ? created.value : '';

@@ -29,13 +29,6 @@ export class World {
   readonly #changed = new Set<() => void>();
   /** containers seen with a health status: they have a health check, and start again as `starting` */
   readonly #checked = new WeakSet<object>();
-  /** counts changes: a view computed at one version is current while it stays so */
-  #version = 0;
-
-  get version(): number {
-    return this.#version;
-  }
-
   /** Calls `fn` after every change (a host listed, an event, a head); returns a function that stops it. */
   onChange(fn: () => void): () => void {
     this.#changed.add(fn);
@@ -131,7 +124,6 @@ export class World {
   }
 
   #changedNow(): void {
-    this.#version++;
     for (const fn of this.#changed) fn();
   }
 }

@@ -56,11 +56,11 @@ export interface LiveObject {
 const managed = { label: [`${LABEL.managed}=true`] };
 
 /** Lists everything berth manages on one host (three list calls, whatever the number of containers). */
-export async function observeHost(host: string, docker: Dockerode): Promise<LiveHost> {
+export async function observeHost(host: string, docker: Dockerode, { abortSignal }: { abortSignal?: AbortSignal } = {}): Promise<LiveHost> {
   const [containers, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true, filters: managed }),
-    docker.listNetworks({ filters: managed }),
-    docker.listVolumes({ filters: managed }),
+    docker.listContainers({ all: true, filters: managed, abortSignal }),
+    docker.listNetworks({ filters: managed, abortSignal }),
+    docker.listVolumes({ filters: managed, abortSignal }),
   ]);
   return {
     host,

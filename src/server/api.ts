@@ -186,7 +186,7 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     if (seen) return { ...status, containers: seen.containers.map(containerView).sort(byPlace), observedAt: engine.world.seenAt(name) } satisfies HostView;
     const { timeoutMs } = engine.config.hostCheck;
     try {
-      const live = await withinMs(observeHost(name, docker), timeoutMs);
+      const live = await observeHost(name, docker, { abortSignal: AbortSignal.timeout(timeoutMs) });
       return { ...status, containers: live.containers.map(containerView).sort(byPlace) } satisfies HostView;
     } catch (err) {
       return { ...status, containers: [], error: `berth could not list its containers: ${explainError(err, timeoutMs)}` } satisfies HostView;
@@ -348,15 +348,6 @@ function containerView(c: LiveContainer): HostContainer {
 }
 
 const byPlace = (a: HostContainer, b: HostContainer) => a.stack.localeCompare(b.stack) || a.service.localeCompare(b.service) || a.slot - b.slot;
-
-/** The promise's value, or a TimeoutError once ms passed (the work itself is not stopped). */
-function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { name: 'TimeoutError' })), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 function unknownStack(reply: FastifyReply, name: string) {
   return reply.code(404).send({ error: `no repo defines a stack named ${name}: GET /api/v1/stacks lists them` });
