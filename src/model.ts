@@ -3,10 +3,13 @@
  * commit (Snapshot, CommitInfo); its stacks as listed (StackDef) and as rendered from their
  * Compose files (RenderedStack with its ServiceSpecs, NetworkSpecs and VolumeSpecs; RenderResult,
  * with SourceErrors); what render takes from the engine config (RenderOptions, RepoPolicy); secret
- * bytes (Sealed); and the labels berth puts on what it creates (LABEL). The later steps keep their
- * own: DesiredContainer in src/schedule/container.ts, LiveContainer in src/observe/live.ts,
- * StackPlan in src/diff/plan.ts.
+ * bytes (Sealed); a container to create (ContainerSpec, with its BuildRequest and FileDeliveries),
+ * which schedule makes and apply creates; and the labels berth puts on what it creates (LABEL),
+ * with what they say read back (ownerLabels, reservedOf). The later steps keep their own:
+ * DesiredContainer in src/schedule/container.ts, LiveContainer in src/observe/live.ts, StackPlan
+ * in src/diff/plan.ts.
  */
+import type Dockerode from 'dockerode';
 
 /** A commit as berth knows it: every sync and audit row is keyed to one. */
 export interface CommitInfo {
@@ -365,6 +368,14 @@ export const LABEL = {
   repo: 'berth.repo',
   /** on job containers: their JobSpec kind */
   job: 'berth.job',
+  /**
+   * the service's readable view, riding along on each container so that the diff of a change is
+   * made from the hosts (the truth) without re-reading old commits
+   */
+  view: 'berth.view',
+  /** what a replica reserves (`deploy.resources.reservations`), so that placing other stacks can count it */
+  reserveCpus: 'berth.reserve.cpus',
+  reserveMemory: 'berth.reserve.memory',
   composeProject: 'com.docker.compose.project',
   composeService: 'com.docker.compose.service',
   composeNumber: 'com.docker.compose.container-number',
@@ -376,3 +387,50 @@ export const LABEL = {
   /** on an image berth built: the build's hash */
   buildHash: 'berth.build-hash',
 } as const;
+
+/** The labels that make a container, network or volume berth's, and its repo's and stack's (Compose's project too). */
+export function ownerLabels(repo: string, stack: string): Record<string, string> {
+  return { [LABEL.managed]: 'true', [LABEL.repo]: repo, [LABEL.stack]: stack, [LABEL.composeProject]: stack };
+}
+
+/** What a berth container's labels say it reserves (nothing when unlabelled). */
+export function reservedOf(labels: Record<string, string> | undefined): { cpus: number; memoryBytes: number } {
+  return { cpus: Number(labels?.[LABEL.reserveCpus] ?? 0), memoryBytes: Number(labels?.[LABEL.reserveMemory] ?? 0) };
+}
+
+/**
+ * A container to create: Docker's options plus the networks it joins, each with the aliases it
+ * answers to there. Made from a desired replica, or from a live container (to put it back).
+ */
+export interface ContainerSpec {
+  name: string;
+  create: Dockerode.ContainerCreateOptions;
+  networks: Array<{ network: string; aliases: string[] }>;
+  /** how the image gets onto the host (default `missing`) */
+  pull?: PullPolicy;
+  /** how to build the image, for a service with `build:` */
+  build?: BuildRequest;
+  /** written into the container after it is created and before it starts */
+  files?: FileDelivery[];
+}
+
+/** A build to run on a host: the image's name for this build, the service's own name for it, and the context. */
+export interface BuildRequest {
+  stack: string;
+  service: string;
+  /** `<repository>:berth-<hash>`: the name the containers use */
+  ref: string;
+  /** `image:` as written (or `<stack>-<service>`), tagged too */
+  image: string;
+  spec: BuildSpec;
+  context: ContextFile[];
+}
+
+/** A file to write into a container; the content is sealed so that nothing prints it. */
+export interface FileDelivery {
+  target: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  content: Sealed;
+}

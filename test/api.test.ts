@@ -472,11 +472,11 @@ describe('the API on a running berth', () => {
 
     const sync = await cli(['sync', '--stack', stackA, '--wait'], TOKENS.operator);
     expect(sync.code, sync.stderr).toBe(0);
-    expect(sync.stdout).toMatch(new RegExp(`${stackA}: synced \\(sync \\d+\\)`));
+    expect(sync.stdout).toMatch(new RegExp(`${stackA}: synced \\(running and healthy, sync \\d+\\)`));
     expect(engine.syncs.lastSucceeded(stackA)).toMatchObject({ commitSha: sha3, actor: 'operator-bot' });
     const background = await cli(['sync', '--stack', stackA], TOKENS.operator);
     expect(background.code, background.stderr).toBe(0);
-    expect(background.stdout).toMatch(/sync started by http/);
+    expect(background.stdout).toMatch(/sync started in the background/);
 
     expect(await cli(['pause', stackA], TOKENS.operator)).toMatchObject({ code: 0, stdout: `${stackA}: paused\n` });
     expect(engine.holds.get(stackA)).toMatchObject({ actor: 'operator-bot' });

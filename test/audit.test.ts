@@ -108,7 +108,7 @@ describe('AuditLog.query', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['Date'] });
     log = new AuditLog(open());
-    const fixture: Partial<AuditInput>[] = [
+    const fixture: AuditInput[] = [
       { kind: 'sync.started', stack: 'shop', host: 'h1', commit: commit(SHA_A) }, // 1  10:00
       { kind: 'container.created', stack: 'shop', host: 'h2', commit: commit(SHA_A) }, // 2  11:00
       { kind: 'container.created', stack: 'blog', host: 'h1', commit: commit(SHA_B) }, // 3  12:00
@@ -118,7 +118,7 @@ describe('AuditLog.query', () => {
     ];
     all = fixture.map((f, i) => {
       vi.setSystemTime(new Date(Date.UTC(2024, 4, 1, 10 + i)));
-      return log.append({ kind: 'x', ...f });
+      return log.append(f);
     });
   });
 

@@ -59,7 +59,7 @@ describe('logs on a terminal', () => {
       expect(lines).toEqual(expect.arrayContaining([
         expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack} [0-9a-f]{7}: sync started \\{"changes":1\\}$`)),
         expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack}@test [0-9a-f]{7}: container.created: web#1: missing`)),
-        `  ${s.stack}: synced (1 container change(s))`,
+        expect.stringMatching(new RegExp(`^  ${s.stack}: synced \\(1 container change\\(s\\), sync \\d+\\)$`)),
       ]));
 
       const json = await onTerminal(['--config', s.cfg.file, '--log-format', 'json', 'sync']);
@@ -132,7 +132,7 @@ describe('sync --wait', () => {
     try {
       const r = await runCli(['--config', local.cfg.file, 'sync', '--wait']);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toContain(`${local.stack}: synced (1 container change(s), running and healthy)`);
+      expect(r.stdout).toMatch(new RegExp(`${local.stack}: synced \\(1 container change\\(s\\), running and healthy, sync \\d+\\)`));
       expect(await health(local.stack)).toBe('healthy');
     } finally {
       await local.done();
@@ -144,7 +144,7 @@ describe('sync --wait', () => {
     try {
       const r = await runCli(['sync', '--stack', remote.stack, '--wait'], { env: { BERTH_URL: base } });
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(new RegExp(`${remote.stack}: synced \\(sync \\d+\\)`));
+      expect(r.stdout).toMatch(new RegExp(`${remote.stack}: synced \\(running and healthy, sync \\d+\\)`));
       expect(await health(remote.stack)).toBe('healthy');
     } finally {
       await app.close();

@@ -131,7 +131,7 @@ describe('berth diff and sync against the test daemon', () => {
 
       const synced = await runCli(['--config', cfg.file, 'sync']);
       expect(synced.code, synced.stderr).toBe(0);
-      expect(synced.stdout).toContain(`${stack}: synced (1 container change(s))`);
+      expect(synced.stdout).toMatch(new RegExp(`${stack}: synced \\(1 container change\\(s\\), sync \\d+\\)`));
 
       const clean = await runCli(['--config', cfg.file, 'diff', '--stack', stack]);
       expect(clean.code, clean.stdout).toBe(0);

@@ -1,6 +1,6 @@
 // The container a replica should be: Docker's create options and the spec hash (pure).
 import { describe, expect, it } from 'vitest';
-import { desiredContainer, maskEnv, RESERVE_LABEL } from '../src/schedule/container.ts';
+import { desiredContainer, maskEnv } from '../src/schedule/container.ts';
 import type { RenderedStack, ServiceSpec, UpdateConfig } from '../src/model.ts';
 
 const update: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0, order: 'stop-first' };
@@ -72,8 +72,8 @@ describe('desiredContainer', () => {
       'berth.commit': 'c1',
       'com.docker.compose.project': 'shop',
       'com.docker.compose.container-number': '2',
-      [RESERVE_LABEL.cpus]: '0.25',
-      [RESERVE_LABEL.memory]: String(2 ** 20),
+      'berth.reserve.cpus': '0.25',
+      'berth.reserve.memory': String(2 ** 20),
     });
   });
 

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
+import { AUDIT_KINDS } from '../src/audit/kinds.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
@@ -295,6 +296,10 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
       .toEqual(expected.map((r) => r.id));
     expect(await page.locator('main table.data > tbody > tr td[data-label="Commit"]').allInnerTexts()).toEqual(expected.map(() => second.slice(0, 7)));
     await screenshot('audit.png');
+
+    // the kind filter offers every kind berth writes: the list /kinds.js makes from src/audit/kinds.ts
+    expect(await page.getByLabel('Kind').getAttribute('list')).toBe('f-kind-list');
+    expect(await page.locator('#f-kind-list > option').evaluateAll((os) => os.map((o) => o.getAttribute('value')))).toEqual([...AUDIT_KINDS]);
 
     // a filter typed in the form goes to the URL, next to the commit
     await page.getByLabel('Kind').fill('sync.failed');

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { ConfigError, loadConfig, parseDuration, parsePoll } from '../src/config.ts';
-import { formatBytes, type HostReport } from '../src/cli/hosts.ts';
+import { formatBytes } from '../src/cli/hosts.ts';
+import type { HostSummary } from '../src/engine/ops.ts';
 import { HostMonitor, nextStatus, type HostStatus, type Probe } from '../src/observe/hosts.ts';
 import { runCli, testHosts, writeConfig, type TestHost } from './harness/berth.ts';
 import { startDaemon, type TestDaemon } from './harness/daemon.ts';
@@ -108,11 +109,11 @@ describe('nextStatus (the state machine)', () => {
 });
 
 /** Runs `berth hosts --json` on a config with these hosts: the report of each, and exit 0 only when all are up (1 and which are not otherwise). */
-async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostReport>> {
+async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostSummary>> {
   const cfg = writeConfig([], { hosts });
   try {
     const result = await runCli(['--config', cfg.file, 'hosts', '--json']);
-    const reports = JSON.parse(result.stdout) as HostReport[];
+    const reports = JSON.parse(result.stdout) as HostSummary[];
     const down = reports.filter((r) => r.state !== 'up');
     expect(result.code).toBe(down.length ? 1 : 0);
     expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');

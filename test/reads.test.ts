@@ -10,7 +10,7 @@ import { countingProxy } from './harness/proxy.ts';
 import { gitServerAndDocker, runCli, serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import type { StackView } from '../src/server/api.ts';
+import type { StackView } from '../src/engine/ops.ts';
 
 const ctx = gitServerAndDocker();
 

@@ -80,9 +80,9 @@ it('rolls a stack back by hand, holds it there, and lets go on resume or on a ne
       ['poll', 'berth', c3],
     ]);
 
-    // A stack that does not exist, or a commit that does not: a clear error, exit 2.
+    // A stack that does not exist (refused, exit 1, as the API refuses it), or a commit that cannot be read (exit 2): a clear error.
     const none = await cli('rollback', 'nosuchstack');
-    expect(none.code).toBe(2);
+    expect(none.code).toBe(1);
     expect(none.stderr).toContain('no repo defines a stack named nosuchstack');
     const badCommit = await cli('rollback', stack, '--to', 'deadbeef');
     expect(badCommit.code).toBe(2);

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import type { HostReport } from '../src/cli/hosts.ts';
+import type { HostSummary } from '../src/engine/ops.ts';
 import { connect } from '../src/observe/docker.ts';
 import { checkHostKey, fingerprint, knownHostsName, type HostKeyCheck } from '../src/observe/ssh.ts';
 import { runCli, testEngine, writeConfig, type TestHost } from './harness/berth.ts';
@@ -242,11 +242,11 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
   });
 
   /** `berth hosts --json` on these hosts: exit 1 when one is not up (naming it), and never a private key shown. */
-  async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostReport>> {
+  async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostSummary>> {
     const cfg = writeConfig([], { hosts });
     try {
       const result = await runCli(['--config', cfg.file, 'hosts', '--json']);
-      const reports = JSON.parse(result.stdout) as HostReport[];
+      const reports = JSON.parse(result.stdout) as HostSummary[];
       const down = reports.filter((r) => r.state !== 'up');
       expect(result.code).toBe(down.length ? 1 : 0);
       expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');

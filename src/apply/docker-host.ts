@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
-import { LABEL, Sealed, type BuildSpec, type ContextFile, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
+import { LABEL, ownerLabels, Sealed, type BuildRequest, type ContainerSpec, type FileDelivery, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
 
 /** How many builds of a service a host keeps (the newest). */
 export const BUILDS_KEPT = 3;
@@ -487,43 +487,6 @@ export interface CreateOptions {
   prepared?: boolean;
 }
 
-/**
- * A container to create: Docker's options plus the networks it joins, each with the aliases it
- * answers to there. Made from a desired replica, or from a live container (to put it back).
- */
-export interface ContainerSpec {
-  name: string;
-  create: Dockerode.ContainerCreateOptions;
-  networks: Array<{ network: string; aliases: string[] }>;
-  /** how the image gets onto the host (default `missing`) */
-  pull?: PullPolicy;
-  /** how to build the image, for a service with `build:` */
-  build?: BuildRequest;
-  /** written into the container after it is created and before it starts */
-  files?: FileDelivery[];
-}
-
-/** A build to run on a host: the image's name for this build, the service's own name for it, and the context. */
-export interface BuildRequest {
-  stack: string;
-  service: string;
-  /** `<repository>:berth-<hash>`: the name the containers use */
-  ref: string;
-  /** `image:` as written (or `<stack>-<service>`), tagged too */
-  image: string;
-  spec: BuildSpec;
-  context: ContextFile[];
-}
-
-/** A file to write into a container; the content is sealed so that nothing prints it. */
-export interface FileDelivery {
-  target: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  content: Sealed;
-}
-
 /** The files as a tar whose paths are relative to `/` (parent folders are made by Docker). */
 function filesTar(files: FileDelivery[]): NodeJS.ReadableStream {
   const tar = pack();
@@ -597,8 +560,4 @@ function demux(buf: Buffer): string {
     i += 8 + size;
   }
   return out;
-}
-
-function ownerLabels(repo: string, stack: string): Record<string, string> {
-  return { [LABEL.managed]: 'true', [LABEL.repo]: repo, [LABEL.stack]: stack, [LABEL.composeProject]: stack };
 }

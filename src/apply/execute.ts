@@ -13,9 +13,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { DependsOn, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
+import type { ContainerSpec, DependsOn, FileDelivery, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
-import { specFromInspect, type ContainerSpec, type DockerHost, type FileDelivery } from './docker-host.ts';
+import { specFromInspect, type DockerHost } from './docker-host.ts';
 import { waitReady, type Readiness } from './health.ts';
 import { waitJob } from './job.ts';
 

@@ -8,20 +8,9 @@ import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import type { CommitInfo } from '../model.ts';
 import { commitCondition, immediate, readPage, withoutNulls } from './db.ts';
 import type { Page } from './db.ts';
+import type { AuditKind } from './kinds.ts';
 
-export type AuditKind =
-  | 'sync.started'
-  | 'sync.succeeded'
-  | 'sync.failed'
-  | 'manifest.invalid'
-  | 'container.created'
-  | 'container.replaced'
-  | 'container.removed'
-  | 'network.created'
-  | 'volume.created'
-  | 'stack.removed'
-  // any other kind too (docs/how-it-works.md and docs/api.md name them); these are the common ones
-  | string;
+export type { AuditKind } from './kinds.ts';
 
 /** What set a sync or an action going. */
 export type Trigger = 'poll' | 'webhook' | 'manual' | 'drift' | 'schedule' | 'startup';

@@ -6,7 +6,7 @@ import type { StackPlan } from '../diff/plan.ts';
 import type { AuditInput } from './log.ts';
 
 /** The audit fields of one apply step. */
-export function stepRow(e: StepEvent): Omit<AuditInput, 'kind'> & { kind: string } {
+export function stepRow(e: StepEvent): AuditInput {
   switch (e.kind) {
     case 'network.created':
     case 'volume.created':

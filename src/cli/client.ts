@@ -1,8 +1,9 @@
 /**
  * The CLI's way to a running berth: with BERTH_URL set, `sync`, `rollback`, `pause`,
  * `resume`, `status`, `hosts` and `audit` call its API (docs/api.md) with BERTH_TOKEN instead of
- * acting on the hosts and the database themselves.
+ * acting on the hosts and the database themselves (src/cli/remote.ts).
  */
+import type { ApiErrorCode } from '../engine/ops.ts';
 
 /**
  * A request the server refused or could not be made. `exitCode`: 1 for a refusal of what was asked
@@ -12,10 +13,13 @@
 export class ApiError extends Error {
   readonly status?: number;
   readonly exitCode: 1 | 2;
-  constructor(message: string, exitCode: 1 | 2, status?: number) {
+  /** the server's code for the refusal (docs/api.md, "Errors"), when it said one */
+  readonly code?: ApiErrorCode;
+  constructor(message: string, exitCode: 1 | 2, status?: number, code?: ApiErrorCode) {
     super(message);
     this.exitCode = exitCode;
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -60,11 +64,12 @@ export function apiClient(url: string, token?: string): ApiClient {
       parsed = undefined;
     }
     if (res.ok && parsed !== undefined) return parsed as T;
-    const said = (parsed as { error?: unknown } | undefined)?.error;
-    const message = typeof said === 'string' ? said : `${where} answered HTTP ${res.status} ${res.statusText}${res.ok ? ' without JSON' : ''}: is it berth?`;
-    if (res.status === 401) throw new ApiError(`${message}${token ? '' : ' (BERTH_TOKEN is not set)'}`, 2, 401);
-    if (res.status === 403 || res.status >= 500 || res.ok) throw new ApiError(message, 2, res.status);
-    throw new ApiError(message, 1, res.status);
+    const said = parsed as { error?: unknown; code?: unknown } | undefined;
+    const message = typeof said?.error === 'string' ? said.error : `${where} answered HTTP ${res.status} ${res.statusText}${res.ok ? ' without JSON' : ''}: is it berth?`;
+    const code = typeof said?.code === 'string' ? (said.code as ApiErrorCode) : undefined;
+    if (res.status === 401) throw new ApiError(`${message}${token ? '' : ' (BERTH_TOKEN is not set)'}`, 2, 401, code);
+    if (res.status === 403 || res.status >= 500 || res.ok) throw new ApiError(message, 2, res.status, code);
+    throw new ApiError(message, 1, res.status, code);
   }
 
   return {

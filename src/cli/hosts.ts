@@ -1,27 +1,9 @@
-/** `berth hosts`: one check of every configured host, as a table or JSON. */
-import type { BerthConfig } from '../config.ts';
-import { connect } from '../observe/docker.ts';
-import { countManagedContainers, HostMonitor, type HostStatus } from '../observe/hosts.ts';
+/** `berth hosts`: the hosts' statuses (src/engine/ops.ts) as a table. */
+import type { HostSummary } from '../engine/ops.ts';
 import { table } from './table.ts';
 
-/** A host's status with how many berth-managed containers it has (absent when it could not be counted). */
-export interface HostReport extends HostStatus {
-  containers?: number;
-}
-
-/** Connects to every host of the config, checks them all once in parallel and counts the managed containers of those up. */
-export async function checkHosts(config: BerthConfig): Promise<HostReport[]> {
-  const hosts = new Map(config.hosts.map((h) => [h.name, { name: h.name, docker: connect(h) }]));
-  const statuses = await new HostMonitor(hosts, { ...config.hostCheck, hosts: config.hosts }).check();
-  return Promise.all(statuses.map(async (s): Promise<HostReport> => {
-    if (s.state !== 'up') return s;
-    const containers = await countManagedContainers(hosts.get(s.name)!.docker, config.hostCheck.timeoutMs).catch(() => undefined);
-    return { ...s, containers };
-  }));
-}
-
 /** The table `NAME ENDPOINT STATE VERSION CPUS MEMORY CONTAINERS LABELS`, then a line per host that did not answer, saying why. */
-export function formatHostsTable(reports: HostReport[]): string {
+export function formatHostsTable(reports: HostSummary[]): string {
   const header = ['NAME', 'ENDPOINT', 'STATE', 'VERSION', 'CPUS', 'MEMORY', 'CONTAINERS', 'LABELS'];
   const rows = reports.map((r) => [
     r.name,

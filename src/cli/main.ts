@@ -1,11 +1,12 @@
 /**
  * The `berth` command (commander). Commands print results on stdout and logs on stderr.
  * Exit codes: 0 fine, 1 the thing checked failed (invalid manifests, a failed sync, a broken audit
- * chain, differences found by `diff`, a host that is not up for `hosts`, an action the server
- * refused), 2 berth could not do its job (bad config, unreachable repo or server, a token
+ * chain, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
+ * the server or here: an unknown stack, nothing to resume or roll back), 2 berth could not do its job (bad config, unreachable repo or server, a token
  * refused; for `diff`, any error: an invalid stack, a host that does not answer).
- * With BERTH_URL set, sync, rollback, pause, resume, status, hosts and audit ask that running berth
- * (its API, with BERTH_TOKEN) instead of acting on the hosts and the database themselves.
+ * sync, rollback, pause, resume, status, hosts and audit are operations (src/engine/ops.ts): with
+ * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
+ * process acting on the hosts and the database itself.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -21,16 +22,16 @@ import { seedExamplesRepo } from '../source/seed.ts';
 import { EXAMPLES_DIR } from '../paths.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
-import { formatAuditTable, parseSince } from '../audit/format.ts';
+import { formatAuditTable } from '../audit/format.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
-import type { ActionOutcome, StackView } from '../server/api.ts';
-import type { StackState } from '../engine/status.ts';
+import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
-import { checkHosts, formatHostsTable, type HostReport } from './hosts.ts';
+import { formatHostsTable } from './hosts.ts';
 import { formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
+import { RemoteOps } from './remote.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
 const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
@@ -119,41 +120,12 @@ program
   .option('-s, --stack <name>', 'only this stack')
   .option('--wait', 'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background')
   .action(async (opts: { stack?: string; wait?: boolean }) => {
-    const api = apiFromEnv();
-    if (api) {
-      const ask = (name: string) => api.post<{ outcome?: ActionOutcome }>(`/stacks/${encodeURIComponent(name)}/sync`, { wait: Boolean(opts.wait) });
-      if (opts.stack) {
-        if (!printRemoteSync(opts.stack, await ask(opts.stack), api.url)) throw new Exit('', 1);
-        return;
-      }
-      // Every stack: one refused (a stack only left on the hosts) does not stop the others.
-      const stacks = (await api.get<{ stacks: StackState[] }>('/stacks')).stacks.map((s) => s.name);
-      const answers = await Promise.allSettled(stacks.map(ask));
-      let failed = false;
-      stacks.forEach((name, i) => {
-        const a = answers[i]!;
-        if (a.status === 'fulfilled') failed = !printRemoteSync(name, a.value, api.url) || failed;
-        else if (a.reason instanceof ApiError && a.reason.exitCode === 1) {
-          console.log(`  ${name}: ${a.reason.message}`);
-          failed = true;
-        } else throw a.reason;
-      });
-      if (failed) throw new Exit('', 1);
-      return;
-    }
-    const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack, waitHealthy: opts.wait }), 'info');
-    for (const pass of passes) {
-      console.log(passHeader(pass));
-      for (const s of pass.stacks) {
-        const changes = s.plan?.actions.filter((a) => a.kind !== 'keep').length ?? 0;
-        const converged = opts.wait && s.status === 'synced' ? ', running and healthy' : '';
-        console.log(`  ${s.stack}: ${s.status}${s.status === 'synced' ? ` (${changes} container change(s)${converged})` : ''}`);
-        if (s.errors) console.log(indent(s.errors, '    '));
-        if (s.hint) console.log(`    then: ${hint(s.hint)}`);
-      }
-    }
-    failOnErrors(passes);
-    if (passes.some((p) => p.stacks.some((s) => BAD_OUTCOMES.has(s.status)))) throw new Exit('', 1);
+    const reports = await withOps((ops) => ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait: Boolean(opts.wait) }), 'info');
+    for (const report of reports) printSync(report, opts.wait);
+    const broken = reports.filter((r) => r.error);
+    // a repo that cannot be read: berth could not do its job (2); a broken berth.yaml: the thing synced failed (1)
+    if (broken.length) throw new Exit(broken.map((r) => `repo ${r.repo}: ${r.error}`).join('\n'), broken.some((r) => !r.commit) ? 2 : 1);
+    if (reports.some((r) => r.stacks.some((s) => BAD_OUTCOMES.has(s.status)))) throw new Exit('', 1);
   });
 
 program
@@ -195,10 +167,7 @@ program
   .description('check every configured host once: state, Docker version, CPUs, memory, berth-managed containers (exit 1 when any host is not up)')
   .option('--json', 'the statuses as JSON, with the container counts')
   .action(async (opts: { json?: boolean }) => {
-    const api = apiFromEnv();
-    const reports = api
-      ? (await api.get<{ hosts: HostReport[] }>('/hosts')).hosts
-      : await checkHosts(resolveConfig(program.opts<GlobalOptions>().config));
+    const reports = await withOps((ops) => ops.hosts(), 'warn');
     console.log(opts.json ? JSON.stringify(reports, null, 2) : formatHostsTable(reports));
     const down = reports.filter((r) => r.state !== 'up');
     if (down.length) throw new Exit(`${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}`, 1);
@@ -210,12 +179,7 @@ program
   .option('-s, --stack <name>', 'only this stack')
   .option('--json', 'JSON, with every replica')
   .action(async (opts: { stack?: string; json?: boolean }) => {
-    const api = apiFromEnv();
-    const states: StackState[] = !api
-      ? await withEngine((engine) => engine.status(opts.stack), 'warn')
-      : opts.stack
-        ? [await api.get<StackView>(`/stacks/${encodeURIComponent(opts.stack)}`)]
-        : (await api.get<{ stacks: StackView[] }>('/stacks')).stacks;
+    const states = await withOps(async (ops) => (opts.stack ? [await ops.stack(opts.stack)] : ops.stacks()), 'warn');
     console.log(opts.json ? JSON.stringify(states, null, 2) : formatStatusTable(states));
   });
 
@@ -225,11 +189,8 @@ program
   .argument('<stack>')
   .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
   .action(async (stack: string, opts: { to?: string }) => {
-    const api = apiFromEnv();
-    const outcome = api
-      ? ((await api.post<{ outcome: ActionOutcome }>(`/stacks/${encodeURIComponent(stack)}/rollback`, { commit: opts.to, wait: true })).outcome as ActionOutcome & { commit: { sha: string; message: string } })
-      : await withEngine((engine) => engine.rollback(stack, { to: opts.to, actor: CLI_ACTOR }), 'info');
-    console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
+    const outcome = (await withOps((ops) => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true }), 'info'))!;
+    if (outcome.commit) console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
     if (outcome.errors) console.log(indent(outcome.errors));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
     console.log(`held there: automatic syncs leave ${stack} alone until a new commit, or: ${hint(['resume', stack])}`);
@@ -240,9 +201,7 @@ program
   .description('stop automatic syncs of STACK until `resume` or a new commit')
   .argument('<stack>')
   .action(async (stack: string) => {
-    const api = apiFromEnv();
-    if (api) await api.post(`/stacks/${encodeURIComponent(stack)}/pause`);
-    else await withEngine((engine) => engine.pause(stack, CLI_ACTOR), 'warn');
+    await withOps((ops) => ops.pause(stack, CLI_ACTOR), 'warn');
     console.log(`${stack}: paused`);
   });
 
@@ -251,10 +210,9 @@ program
   .description('end a pause or a rollback hold of STACK: the next pass applies the branch head')
   .argument('<stack>')
   .action(async (stack: string) => {
-    const api = apiFromEnv();
-    // the server answers 409 (exit 1) when there was nothing to resume
-    const resumed = api ? Boolean(await api.post(`/stacks/${encodeURIComponent(stack)}/resume`)) : await withEngine(async (engine) => engine.resume(stack, CLI_ACTOR), 'warn');
-    console.log(resumed ? `${stack}: resumed` : `${stack} was not paused`);
+    // nothing to resume is refused (not-held): exit 1
+    await withOps((ops) => ops.resume(stack, CLI_ACTOR), 'warn');
+    console.log(`${stack}: resumed`);
   });
 
 const audit = program
@@ -266,30 +224,28 @@ const audit = program
   .option('--limit <n>', 'at most this many rows', '100')
   .option('--json', 'JSON lines, with every field (diffs included)')
   .action(async (opts: { stack?: string; commit?: string; since?: string; limit: string; json?: boolean }) => {
-    const api = apiFromEnv();
-    if (api) {
-      const { rows } = await api.get<{ rows: AuditRow[] }>('/audit', { stack: opts.stack, commit: opts.commit, since: opts.since, limit: opts.limit });
-      printAudit(rows, opts.json);
-      return;
-    }
-    const log = await openAudit();
-    let since: Date | undefined;
-    try {
-      since = opts.since ? parseSince(opts.since) : undefined;
-    } catch (err) {
-      throw new Exit((err as Error).message, 2);
-    }
-    const { rows } = log.query({ stack: opts.stack, commit: opts.commit, since, limit: Number(opts.limit) });
+    const { rows } = await withOps((ops) => ops.audit({ stack: opts.stack, commit: opts.commit, since: opts.since, limit: Number(opts.limit) }), 'warn');
     printAudit(rows, opts.json);
   });
 
-/** Prints what the server said of a sync it was asked for; false when it ended badly. */
-function printRemoteSync(name: string, answer: { outcome?: ActionOutcome }, url: string): boolean {
-  const o = answer.outcome;
-  console.log(o ? `  ${name}: ${o.status}${o.syncId ? ` (sync ${o.syncId})` : ''}` : `  ${name}: sync started by ${url}`);
-  if (o?.errors) console.log(indent(o.errors, '    '));
-  if (o?.hint) console.log(`    then: ${hint(o.hint)}`);
-  return !o || !BAD_OUTCOMES.has(o.status);
+/** A sync's report: the repo and its commit, then a line per stack (what it changed, or why it failed, and what to run next). */
+function printSync(report: SyncReport, wait?: boolean): void {
+  if (report.repo) console.log(passHeader(report));
+  for (const s of report.stacks) {
+    if (s.status === 'started') {
+      console.log(`  ${s.stack}: sync started in the background`);
+      continue;
+    }
+    const synced = s.status === 'synced';
+    const details = [
+      synced && s.changes !== undefined ? `${s.changes} container change(s)` : '',
+      synced && wait ? 'running and healthy' : '',
+      s.syncId !== undefined ? `sync ${s.syncId}` : '',
+    ].filter(Boolean);
+    console.log(`  ${s.stack}: ${s.status}${details.length ? ` (${details.join(', ')})` : ''}`);
+    if (s.errors) console.log(indent(s.errors, '    '));
+    if (s.hint) console.log(`    then: ${hint(s.hint)}`);
+  }
 }
 
 function printAudit(rows: AuditRow[], json?: boolean): void {
@@ -317,6 +273,13 @@ async function openAudit(): Promise<AuditLog> {
   return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
 }
 
+/** The operations: those of the berth at BERTH_URL, else of an engine in this process (closed after `fn`). */
+async function withOps<T>(fn: (ops: Operations) => Promise<T>, level: string): Promise<T> {
+  const api = apiFromEnv();
+  if (api) return fn(new RemoteOps(api));
+  return withEngine((engine) => fn(new LocalOps(engine)), level);
+}
+
 async function withEngine<T>(fn: (engine: Engine) => Promise<T>, level: string): Promise<T> {
   const config = await loadConfig();
   const engine = new Engine(config, logger(level));
@@ -327,7 +290,7 @@ async function withEngine<T>(fn: (engine: Engine) => Promise<T>, level: string):
   }
 }
 
-function passHeader(p: RepoPass): string {
+function passHeader(p: Pick<RepoPass, 'repo'> & { commit?: { sha: string; message: string; author: string } }): string {
   const c = p.commit;
   return `repo ${p.repo}${c ? ` @ ${c.sha.slice(0, 7)} ${c.message.split('\n')[0]} (${c.author})` : ''}`;
 }
@@ -382,6 +345,10 @@ try {
   } else if (err instanceof ApiError) {
     console.error(`berth: ${err.message}`);
     process.exitCode = err.exitCode;
+  } else if (err instanceof EngineError && err.code !== 'data-dir-owned') {
+    // refused as the server would refuse it (an unknown stack, nothing to resume): what was asked failed
+    console.error(`berth: ${err.message}`);
+    process.exitCode = 1;
   } else if (err instanceof ConfigError || err instanceof EngineError) {
     console.error(`berth: ${err.message}`);
     process.exitCode = 2;

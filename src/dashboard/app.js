@@ -4,6 +4,8 @@
 import { api, listen, token } from './api.js';
 import { add, badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, replace, section, short, table, time } from './dom.js';
 import { diffView } from './diff.js';
+// served by berth from src/audit/kinds.ts, not a file here: the audit page's kind filter offers what berth writes
+import { KINDS } from './kinds.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -593,10 +595,6 @@ async function syncView(_q, id) {
 // ---------------------------------------------------------------- audit
 
 const AUDIT_FILTERS = ['stack', 'host', 'commit', 'kind', 'since'];
-const KINDS = ['sync.started', 'sync.succeeded', 'sync.failed', 'manifest.invalid', 'container.created', 'container.replaced', 'container.restored',
-  'container.removed', 'container.unhealthy', 'rollout.batch', 'rollout.failed', 'rollout.paused', 'rollback.started', 'rollback.succeeded',
-  'rollback.failed', 'drift.detected', 'drift.corrected', 'webhook.received', 'webhook.rejected', 'host.down', 'host.up', 'api.action',
-  'stack.paused', 'stack.resumed', 'job.started', 'job.succeeded', 'job.failed'];
 
 const AUDIT_COLUMNS = [
   { label: 'Time', class: 'nowrap', cell: (r) => time(r.time) },

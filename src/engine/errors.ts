@@ -1,2 +1,31 @@
+/**
+ * Why the engine refused a request, as a stable code that code (and API clients) branch on; the
+ * message says the same to a person (docs/api.md, "Errors").
+ */
+export type EngineErrorCode =
+  /** no repo's branch head defines a stack of that name */
+  | 'unknown-stack'
+  /** a rollback without --to, and no commit before the one applied to go back to */
+  | 'nothing-to-roll-back'
+  /** the rollback's commit cannot be read, does not hold the stack, or holds it invalid */
+  | 'rollback-target-invalid'
+  /** a resume of a stack that is not paused or held */
+  | 'not-held'
+  /** the data folder belongs to another config, or cannot be read */
+  | 'data-dir-owned'
+  /** no host of that name in the engine config */
+  | 'unknown-host'
+  /** no sync run of that id */
+  | 'unknown-sync'
+  /** a value of the request cannot be used (a time that is neither ISO nor how long ago) */
+  | 'invalid-request';
+
 /** A request the engine cannot carry out, said so a person can act on it. */
-export class EngineError extends Error {}
+export class EngineError extends Error {
+  override name = 'EngineError';
+  readonly code: EngineErrorCode;
+  constructor(message: string, code: EngineErrorCode) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -24,13 +24,14 @@ export function claimDataDir(config: Pick<BerthConfig, 'source' | 'dataDir'>): v
   try {
     owner = JSON.parse(readFileSync(file, 'utf8')) as { config?: string };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EngineError(`cannot read ${file}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new EngineError(`cannot read ${file}: ${(err as Error).message}`, 'data-dir-owned');
   }
   if (owner?.config === me) return;
   if (owner?.config) {
     throw new EngineError(
       `the data folder ${config.dataDir} holds the state of another config (${owner.config}); ` +
         `give ${me} a dataDir of its own, or, if it takes that config's place, delete ${file}`,
+      'data-dir-owned',
     );
   }
   mkdirSync(config.dataDir, { recursive: true });

@@ -23,14 +23,20 @@ export interface Head {
   rendered: RenderResult;
 }
 
+/** What a change touched: one repo's stacks (or one of them); none said: everything. */
+export interface Scope {
+  repo: string;
+  stack?: string;
+}
+
 export class World {
   readonly #hosts = new Map<string, HostEntry>();
   readonly #heads = new Map<string, Head>();
-  readonly #changed = new Set<() => void>();
+  readonly #changed = new Set<(scope?: Scope) => void>();
   /** containers seen with a health status: they have a health check, and start again as `starting` */
   readonly #checked = new WeakSet<object>();
-  /** Calls `fn` after every change (a host listed, an event, a head); returns a function that stops it. */
-  onChange(fn: () => void): () => void {
+  /** Calls `fn` after every change (a host listed, an event, a head) with what it touched; returns a function that stops it. */
+  onChange(fn: (scope?: Scope) => void): () => void {
     this.#changed.add(fn);
     return () => this.#changed.delete(fn);
   }
@@ -50,7 +56,7 @@ export class World {
     const last = this.#heads.get(repo);
     if (last?.commit.sha === head.commit.sha && last.rendered === head.rendered) return;
     this.#heads.set(repo, head);
-    this.#changedNow();
+    this.#changedNow({ repo });
   }
 
   head(repo: string): Head | undefined {
@@ -114,7 +120,7 @@ export class World {
       default:
         return; // kill, stop, oom, update: the state follows in another event
     }
-    this.#changedNow();
+    this.#changedNow({ repo: e.repo, stack: e.stack });
   }
 
   /** Whether the container has a health check, as far as its health statuses tell. */
@@ -123,7 +129,7 @@ export class World {
     return this.#checked.has(c);
   }
 
-  #changedNow(): void {
-    for (const fn of this.#changed) fn();
+  #changedNow(scope?: Scope): void {
+    for (const fn of this.#changed) fn(scope);
   }
 }

@@ -4,8 +4,7 @@
  * the database only keeps history.
  */
 import type Dockerode from 'dockerode';
-import { LABEL } from '../model.ts';
-import { reservedOf, VIEW_LABEL } from '../schedule/container.ts';
+import { LABEL, reservedOf } from '../model.ts';
 
 export interface LiveContainer {
   id: string;
@@ -112,7 +111,7 @@ export function liveFromLabels(
     ...(l[LABEL.job] ? { job: l[LABEL.job] } : {}),
     image: c.image,
     ...(c.imageId ? { imageId: c.imageId } : {}),
-    view: l[VIEW_LABEL],
+    view: l[LABEL.view],
     created: c.created,
     reserved: reservedOf(l),
   };

@@ -7,8 +7,7 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { stringify } from 'yaml';
-import { LABEL, Sealed, type HealthcheckSpec, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
-import type { ContainerSpec } from '../apply/docker-host.ts';
+import { LABEL, ownerLabels, Sealed, type ContainerSpec, type HealthcheckSpec, type JobSpec, type RenderedStack, type ServiceSpec } from '../model.ts';
 import { builtImageRef } from '../render/build.ts';
 
 export interface DesiredContainer extends ContainerSpec {
@@ -24,12 +23,6 @@ export interface DesiredContainer extends ContainerSpec {
   /** set for a job's container */
   job?: JobSpec;
 }
-
-/**
- * The service's readable view rides along on each container, so that the diff of a change is made
- * from the hosts (the truth) without re-reading old commits.
- */
-export const VIEW_LABEL = 'berth.view';
 
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
 export const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
@@ -64,12 +57,9 @@ export function volumeName(stack: RenderedStack, key: string): string {
 /** The labels that identify a berth container; `commit` is left out of the spec hash. */
 export function identityLabels(repo: string, stack: string, service: string, slot: number): Record<string, string> {
   return {
-    [LABEL.managed]: 'true',
-    [LABEL.repo]: repo,
-    [LABEL.stack]: stack,
+    ...ownerLabels(repo, stack),
     [LABEL.service]: service,
     [LABEL.slot]: String(slot),
-    [LABEL.composeProject]: stack,
     [LABEL.composeService]: service,
     [LABEL.composeNumber]: String(slot),
     [LABEL.composeOneoff]: 'False',
@@ -103,7 +93,7 @@ export function desiredContainer(
     ...identityLabels(repo, stack.name, svc.name, slot),
     [LABEL.specHash]: specHash,
     [LABEL.commit]: commitSha,
-    [VIEW_LABEL]: view,
+    [LABEL.view]: view,
     ...(files.length ? { [LABEL.files]: JSON.stringify(files.map((f) => f.target)) } : {}),
     ...reservationLabels(svc),
     ...(svc.job ? { [LABEL.job]: svc.job.kind } : {}),
@@ -220,19 +210,14 @@ export function serviceImage(svc: ServiceSpec): string {
   return svc.build && svc.pullPolicy === 'build' ? builtImageRef(svc.image, svc.build.hash) : svc.image;
 }
 
-/** What a replica reserves, on the container, so that placing other stacks can count it. */
-export const RESERVE_LABEL = { cpus: 'berth.reserve.cpus', memory: 'berth.reserve.memory' } as const;
+/** What a berth container's labels say it reserves: it lives with the labels (src/model.ts), re-exported for the callers that import it from here. */
 
-/** What a berth container's labels say it reserves (nothing when unlabelled). */
-export function reservedOf(labels: Record<string, string> | undefined): { cpus: number; memoryBytes: number } {
-  return { cpus: Number(labels?.[RESERVE_LABEL.cpus] ?? 0), memoryBytes: Number(labels?.[RESERVE_LABEL.memory] ?? 0) };
-}
-
+/** What a replica reserves, on the container (read back by reservedOf), so that placing other stacks can count it. */
 function reservationLabels(svc: ServiceSpec): Record<string, string> {
   const { cpus, memoryBytes } = svc.reservations;
   return {
-    ...(cpus !== undefined ? { [RESERVE_LABEL.cpus]: String(cpus) } : {}),
-    ...(memoryBytes !== undefined ? { [RESERVE_LABEL.memory]: String(memoryBytes) } : {}),
+    ...(cpus !== undefined ? { [LABEL.reserveCpus]: String(cpus) } : {}),
+    ...(memoryBytes !== undefined ? { [LABEL.reserveMemory]: String(memoryBytes) } : {}),
   };
 }
 

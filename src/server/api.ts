@@ -1,20 +1,20 @@
 /**
  * The HTTP API under /api/v1 (docs/api.md): the stacks and their status, the hosts, the
  * sync history, the audit log, the webhook deliveries, the event stream; and the actions sync,
- * rollback, pause and resume. JSON in and out; every error is `{ error }` with a message a person
- * can act on (a bad field is named). Reading needs a viewer token, acting an operator one
- * (src/server/auth.ts); every action is audited as `api.action` with the token's name.
+ * rollback, pause and resume, each the same operation the CLI runs (src/engine/ops.ts). JSON in
+ * and out; every error is `{ error, code }`: a message a person can act on (a bad field is named)
+ * and a stable code a program can branch on (docs/api.md, "Errors"). Reading needs a viewer
+ * token, acting an operator one (src/server/auth.ts); every action is audited as `api.action` with
+ * the token's name.
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditFilter, AuditRow } from '../audit/log.ts';
-import { DeliveryStore, type DeliveryOutcome } from '../audit/deliveries.ts';
-import { parseSince } from '../audit/format.ts';
-import { EngineError, type Engine, type RepoPass, type StackOutcome } from '../engine/engine.ts';
-import type { StackState } from '../engine/status.ts';
-import { countManagedContainers, explainError, type HostStatus } from '../observe/hosts.ts';
-import { observeHost, type LiveContainer } from '../observe/live.ts';
+import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { DeliveryFilter } from '../audit/deliveries.ts';
+import type { SyncFilter } from '../audit/syncs.ts';
+import { EngineError, type Engine } from '../engine/engine.ts';
+import { LocalOps, type ApiErrorCode, type AuditQuery } from '../engine/ops.ts';
+import type { EngineErrorCode } from '../engine/errors.ts';
 import { SourceError } from '../source/git.ts';
 import { allows, bearerToken, LOCAL_ADMIN, Tokens, type Principal, type Role } from './auth.ts';
 import { EventStreams } from './events.ts';
@@ -36,27 +36,6 @@ export interface ApiOptions {
   engine: Engine;
   /** how often the event stream sends a comment line (ms); default 15 s */
   heartbeatMs?: number;
-}
-
-/** A stack's status with the applied commit's author and message, when known. */
-export type StackView = StackState & { commitInfo?: { sha: string; author: string; message: string } };
-
-/** One berth-managed container on a host, as GET /api/v1/hosts/:name lists it. */
-export type HostContainer = Pick<LiveContainer, 'id' | 'name' | 'stack' | 'service' | 'slot' | 'state' | 'health' | 'job' | 'image' | 'imageId' | 'commit'>;
-
-/** A host's status with its berth-managed containers (none when it does not answer). */
-export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: string };
-
-/** The `{ stack, status, errors?, syncId? }` of a sync or rollback the client waited for. */
-export interface ActionOutcome {
-  stack: string;
-  status: StackOutcome['status'];
-  errors?: string[];
-  syncId?: number;
-  /** a rollback's target */
-  commit?: { sha: string; author: string; message: string };
-  /** the berth command's arguments a person runs next (StackOutcome.hint) */
-  hint?: string[];
 }
 
 /** @fastify/rate-limit settings: `max` requests a minute per client address, then 429 with Retry-After and a message naming the config key. */
@@ -82,14 +61,37 @@ const STACK_PARAMS = { type: 'object', required: ['name'], properties: { name: N
 const HOST_PARAMS = { type: 'object', required: ['name'], properties: { name: { ...NAME, description: 'a host name, as GET /api/v1/hosts lists them' } } } as const;
 const WAIT = { type: 'boolean', description: 'true: answer once it ended, with its outcome; false (default): answer 202 at once' } as const;
 
-type Page = { limit?: number; cursor?: number };
+/** The HTTP status of each refusal's code. */
+const STATUS: Record<EngineErrorCode, number> = {
+  'unknown-stack': 404,
+  'unknown-host': 404,
+  'unknown-sync': 404,
+  'invalid-request': 400,
+  'not-held': 409,
+  'nothing-to-roll-back': 409,
+  'rollback-target-invalid': 409,
+  'data-dir-owned': 409,
+};
+
+/** The code of an HTTP error that no operation refused (validation, the token, limits). */
+const CODE_OF_STATUS: Record<number, ApiErrorCode> = { 400: 'invalid-request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no-such-route', 413: 'too-large', 415: 'invalid-request', 429: 'rate-limited' };
+
+/** An error answer: the message and its code. */
+const refusal = (error: string, code: ApiErrorCode) => ({ error, code });
 
 /** The /api/v1 routes, as an encapsulated fastify plugin; reads the token files when registered (ConfigError on a bad one). */
 export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbeatMs = 15_000 }) => {
   const tokens = Tokens.load(engine.config.auth);
   const log = engine.log.child({ component: 'api' }); // not app.log's child: that one is bound to component: 'http' already
-  const deliveries = new DeliveryStore(engine.db);
-  const streams = new EventStreams(engine, { heartbeatMs, stackView: (s) => withCommitInfo(engine, s), log });
+  const ops = new LocalOps(engine, {
+    asked: ({ repo, stack, actor, message }) =>
+      engine.audit.append({ kind: 'api.action', repo, stack, trigger: 'manual', actor, outcome: 'info', message: `${message}, asked by ${actor} through the API` }),
+    failed: ({ stack, actor, what, err }) => {
+      log.error({ stack, actor, err: (err as Error).message }, `${what} failed`);
+      engine.audit.append({ kind: 'api.action', stack, trigger: 'manual', actor, outcome: 'error', message: `${what} failed: ${(err as Error).message}` });
+    },
+  });
+  const streams = new EventStreams(engine, { heartbeatMs, stackView: (s) => ops.withCommitInfo(s), log });
   if (tokens.open) {
     log.warn('no API token is configured (auth.tokens): every API request is treated as the admin "local"; berth serves on loopback only');
   }
@@ -102,15 +104,15 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema));
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err.validation) return reply.code(400).send({ error: validationMessage(err.validation as ErrorObject[], err.validationContext) });
-    if (err instanceof EngineError) return reply.code(409).send({ error: err.message });
-    if (err instanceof SourceError) return reply.code(502).send({ error: `berth cannot read the repo: ${err.message}` });
-    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    if (err.validation) return reply.code(400).send(refusal(validationMessage(err.validation as ErrorObject[], err.validationContext), 'invalid-request'));
+    if (err instanceof EngineError) return reply.code(STATUS[err.code]).send(refusal(err.message, err.code));
+    if (err instanceof SourceError) return reply.code(502).send(refusal(`berth cannot read the repo: ${err.message}`, 'repo-unreadable'));
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send(refusal(err.message, CODE_OF_STATUS[err.statusCode] ?? 'invalid-request'));
     log.error({ route: req.routeOptions.url, err: err.message }, 'API request failed');
-    return reply.code(500).send({ error: `berth could not answer: ${err.message}` });
+    return reply.code(500).send(refusal(`berth could not answer: ${err.message}`, 'internal'));
   });
   app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) =>
-    reply.code(404).send({ error: `no API route ${req.method} ${req.url.split('?')[0]}: docs/api.md lists them` }),
+    reply.code(404).send(refusal(`no API route ${req.method} ${req.url.split('?')[0]}: docs/api.md lists them`, 'no-such-route')),
   );
   // Open event streams would keep app.close() waiting: they end first.
   app.addHook('preClose', async () => streams.close());
@@ -121,11 +123,11 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     const needed = req.routeOptions.config.role ?? (req.is404 ? 'viewer' : 'admin');
     const principal = tokens.open ? LOCAL_ADMIN : identify(req);
     if (typeof principal === 'string') {
-      reply.code(401).header('www-authenticate', 'Bearer').send({ error: principal });
+      reply.code(401).header('www-authenticate', 'Bearer').send(refusal(principal, 'unauthenticated'));
       return reply;
     }
     if (!allows(principal.role, needed)) {
-      reply.code(403).send({ error: `the token ${principal.name} is a ${principal.role} token: ${req.method} ${req.routeOptions.url} needs ${needed} or higher` });
+      reply.code(403).send(refusal(`the token ${principal.name} is a ${principal.role} token: ${req.method} ${req.routeOptions.url} needs ${needed} or higher`, 'forbidden'));
       return reply;
     }
     req.principal = principal;
@@ -149,97 +151,40 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.get('/me', { config: viewer }, async (req) => req.principal);
 
-  app.get('/stacks', { config: viewer, schema: { querystring: query({}) } }, async () => ({
-    stacks: (await engine.status()).map((s) => withCommitInfo(engine, s)),
-  }));
+  app.get('/stacks', { config: viewer, schema: { querystring: query({}) } }, async () => ({ stacks: await ops.stacks() }));
 
-  app.get<{ Params: { name: string } }>('/stacks/:name', { config: viewer, schema: { params: STACK_PARAMS } }, async (req, reply) => {
-    const state = (await engine.status(req.params.name)).find((s) => s.name === req.params.name);
-    return state ? withCommitInfo(engine, state) : unknownStack(reply, req.params.name);
-  });
+  app.get<{ Params: { name: string } }>('/stacks/:name', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stack(req.params.name));
 
-  app.get('/hosts', { config: viewer, schema: { querystring: query({}) } }, async () => {
-    const known = engine.monitor.status();
-    const statuses = known.length === engine.hosts.size ? known : await engine.monitor.check();
-    const hosts = await Promise.all(
-      statuses.map(async (s): Promise<HostStatus & { containers?: number; observedAt?: string }> => {
-        const docker = engine.hosts.get(s.name)?.docker;
-        if (s.state !== 'up' || !docker) return s;
-        // under berth serve, from what it last saw of the host: a read asks nothing of it
-        const seen = engine.following ? engine.world.host(s.name) : undefined;
-        if (seen) return { ...s, containers: seen.containers.length, observedAt: engine.world.seenAt(s.name) };
-        return { ...s, containers: await countManagedContainers(docker, engine.config.hostCheck.timeoutMs).catch(() => undefined) };
-      }),
-    );
-    return { hosts };
-  });
+  app.get('/hosts', { config: viewer, schema: { querystring: query({}) } }, async () => ({ hosts: await ops.hosts() }));
 
-  app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req, reply) => {
-    const { name } = req.params;
-    const docker = engine.hosts.get(name)?.docker;
-    if (!docker) return reply.code(404).send({ error: `there is no host named ${name} in the engine config: GET /api/v1/hosts lists them` });
-    const known = engine.monitor.status().find((s) => s.name === name);
-    const status = known ?? (await engine.monitor.check()).find((s) => s.name === name)!;
-    // a host that does not answer is not asked: its last status says why
-    if (status.state !== 'up') return { ...status, containers: [] } satisfies HostView;
-    const seen = engine.following ? engine.world.host(name) : undefined;
-    if (seen) return { ...status, containers: seen.containers.map(containerView).sort(byPlace), observedAt: engine.world.seenAt(name) } satisfies HostView;
-    const { timeoutMs } = engine.config.hostCheck;
-    try {
-      const live = await observeHost(name, docker, { abortSignal: AbortSignal.timeout(timeoutMs) });
-      return { ...status, containers: live.containers.map(containerView).sort(byPlace) } satisfies HostView;
-    } catch (err) {
-      return { ...status, containers: [], error: `berth could not list its containers: ${explainError(err, timeoutMs)}` } satisfies HostView;
-    }
-  });
+  app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req) => ops.host(req.params.name));
 
-  app.get<{ Querystring: { stack?: string; commit?: string } & Page }>('/syncs', {
+  app.get<{ Querystring: SyncFilter }>('/syncs', {
     config: viewer,
     schema: { querystring: query({ stack: NAME, commit: COMMIT, ...PAGE }) },
   }, async (req) => {
-    const { rows, nextCursor } = engine.syncs.list(req.query);
+    const { rows, nextCursor } = await ops.syncs(req.query);
     return { syncs: rows, nextCursor };
   });
 
   app.get<{ Params: { id: number } }>('/syncs/:id', {
     config: viewer,
     schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, description: 'a sync id, as GET /api/v1/syncs lists them' } } } },
-  }, async (req, reply) => {
-    const sync = engine.syncs.get(req.params.id);
-    if (!sync) return reply.code(404).send({ error: `there is no sync ${req.params.id}: GET /api/v1/syncs lists them` });
-    const steps: AuditRow[] = [];
-    let cursor: number | undefined;
-    do {
-      const page = engine.audit.query({ syncId: sync.id, limit: 1000, cursor });
-      steps.push(...page.rows);
-      cursor = page.nextCursor;
-    } while (cursor !== undefined);
-    return { ...sync, steps: steps.reverse() };
-  });
+  }, async (req) => ops.sync(req.params.id));
 
-  app.get<{ Querystring: { stack?: string; host?: string; commit?: string; kind?: string; since?: string; until?: string } & Page }>('/audit', {
+  app.get<{ Querystring: AuditQuery }>('/audit', {
     config: viewer,
     schema: { querystring: query({ stack: NAME, host: NAME, commit: COMMIT, kind: NAME, since: TIME, until: TIME, ...PAGE }) },
-  }, async (req, reply) => {
-    const { since, until, ...rest } = req.query;
-    const filter: AuditFilter = { ...rest };
-    for (const [key, value] of [['since', since], ['until', until]] as const) {
-      if (value === undefined) continue;
-      try {
-        filter[key] = parseSince(value);
-      } catch (err) {
-        return reply.code(400).send({ error: `query parameter ${key}: ${(err as Error).message}` });
-      }
-    }
-    const { rows, nextCursor } = engine.audit.query(filter);
+  }, async (req) => {
+    const { rows, nextCursor } = await ops.audit(req.query);
     return { rows, nextCursor };
   });
 
-  app.get<{ Querystring: { provider?: string; repo?: string; outcome?: DeliveryOutcome } & Page }>('/deliveries', {
+  app.get<{ Querystring: DeliveryFilter }>('/deliveries', {
     config: viewer,
     schema: { querystring: query({ provider: NAME, repo: NAME, outcome: { enum: ['accepted', 'rejected', 'ignored'] }, ...PAGE }) },
   }, async (req) => {
-    const { rows, nextCursor } = deliveries.query(req.query);
+    const { rows, nextCursor } = await ops.deliveries(req.query);
     return { deliveries: rows, nextCursor };
   });
 
@@ -250,29 +195,16 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     streams.serve(reply);
   });
 
-  // Actions: the stack must be one a repo defines; each is audited (api.action) before it is done.
-  const action = (req: FastifyRequest, repo: string | undefined, stack: string, message: string) =>
-    engine.audit.append({ kind: 'api.action', repo, stack, trigger: 'manual', actor: req.principal!.name, outcome: 'info', message: `${message}, asked by ${req.principal!.name} through the API` });
-  const failed = (req: FastifyRequest, stack: string, what: string, err: unknown) => {
-    log.error({ stack, actor: req.principal!.name, err: (err as Error).message }, `${what} failed`);
-    engine.audit.append({ kind: 'api.action', stack, trigger: 'manual', actor: req.principal!.name, outcome: 'error', message: `${what} failed: ${(err as Error).message}` });
-  };
+  // Actions: the stack must be one a repo defines; each is audited (api.action) before it is done (ops' asked hook).
+  const actor = (req: FastifyRequest) => req.principal!.name;
 
   app.post<{ Params: { name: string }; Body: { wait?: boolean } }>('/stacks/:name/sync', {
     config: operator,
     bodyLimit: 64 * 1024,
     schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: { wait: WAIT } } },
   }, async (req, reply) => {
-    const { name } = req.params;
-    const repo = await engine.stackRepo(name);
-    if (!repo) return unknownStack(reply, name);
-    action(req, repo, name, `sync of ${name}`);
-    const actor = req.principal!.name;
-    // waiting, the sync ends once the replicas it changed run and are healthy: converged
-    const running = engine.syncRepo(repo, { trigger: 'manual', actor, stack: name, waitHealthy: req.body.wait }).then((pass) => outcomeOf(pass, name));
-    if (req.body.wait) return { outcome: await running };
-    running.catch((err: unknown) => failed(req, name, `the sync of ${name}`, err));
-    return reply.code(202).send({ accepted: true, stack: name });
+    const outcome = await ops.syncStack(req.params.name, { actor: actor(req), wait: Boolean(req.body.wait) });
+    return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: req.params.name });
   });
 
   app.post<{ Params: { name: string }; Body: { commit?: string; wait?: boolean } }>('/stacks/:name/rollback', {
@@ -288,23 +220,13 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     },
   }, async (req, reply) => {
     const { name } = req.params;
-    const { commit, wait } = req.body;
-    const repo = await engine.stackRepo(name);
-    if (!repo) return unknownStack(reply, name);
-    action(req, repo, name, `rollback of ${name} to ${commit ?? 'the commit before the one applied'}`);
-    const running = engine.rollback(name, { to: commit, actor: req.principal!.name }).then((o): ActionOutcome => ({
-      ...outcomeView(o),
-      commit: { sha: o.commit.sha, author: o.commit.author, message: o.commit.message },
-    }));
-    if (!wait) {
-      running.catch((err: unknown) => failed(req, name, `the rollback of ${name}`, err));
-      return reply.code(202).send({ accepted: true, stack: name });
-    }
     try {
-      return { outcome: await running };
+      const outcome = await ops.rollback(name, { to: req.body.commit, actor: actor(req), wait: Boolean(req.body.wait) });
+      return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: name });
     } catch (err) {
-      if (!(err instanceof EngineError || err instanceof SourceError)) throw err;
-      return reply.code(409).send({ error: `cannot roll back ${name}: ${err.message}` });
+      if (err instanceof SourceError) throw new EngineError(`cannot roll back ${name}: ${err.message}`, 'rollback-target-invalid');
+      if (err instanceof EngineError && err.code !== 'unknown-stack') throw new EngineError(`cannot roll back ${name}: ${err.message}`, err.code);
+      throw err;
     }
   });
 
@@ -312,75 +234,20 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     config: operator,
     bodyLimit: 64 * 1024,
     schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
-  }, async (req, reply) => {
-    const { name } = req.params;
-    const repo = await engine.stackRepo(name);
-    if (!repo) return unknownStack(reply, name);
-    action(req, repo, name, `pause of ${name}`);
-    await engine.pause(name, req.principal!.name);
-    return { stack: name, paused: true };
+  }, async (req) => {
+    await ops.pause(req.params.name, actor(req));
+    return { stack: req.params.name, paused: true };
   });
 
   app.post<{ Params: { name: string } }>('/stacks/:name/resume', {
     config: operator,
     bodyLimit: 64 * 1024,
     schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
-  }, async (req, reply) => {
-    const { name } = req.params;
-    const hold = engine.holds.get(name);
-    if (!hold) {
-      if (!(await engine.stackRepo(name))) return unknownStack(reply, name);
-      return reply.code(409).send({ error: `${name} is not paused or held: there is nothing to resume` });
-    }
-    action(req, hold.repo, name, `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})`);
-    if (!(await engine.resume(name, req.principal!.name))) return reply.code(409).send({ error: `${name} is not paused or held: there is nothing to resume` });
-    return { stack: name, paused: false };
+  }, async (req) => {
+    await ops.resume(req.params.name, actor(req));
+    return { stack: req.params.name, paused: false };
   });
-
 };
-
-/** What a client is told of a container: where it belongs and how it runs, not its full spec view. */
-function containerView(c: LiveContainer): HostContainer {
-  return {
-    id: c.id, name: c.name, stack: c.stack, service: c.service, slot: c.slot, state: c.state, image: c.image, commit: c.commit,
-    ...(c.health ? { health: c.health } : {}), ...(c.job ? { job: c.job } : {}), ...(c.imageId ? { imageId: c.imageId } : {}),
-  };
-}
-
-const byPlace = (a: HostContainer, b: HostContainer) => a.stack.localeCompare(b.stack) || a.service.localeCompare(b.service) || a.slot - b.slot;
-
-function unknownStack(reply: FastifyReply, name: string) {
-  return reply.code(404).send({ error: `no repo defines a stack named ${name}: GET /api/v1/stacks lists them` });
-}
-
-/** What a client that waited is told of a stack's sync. */
-function outcomeView(o: StackOutcome): ActionOutcome {
-  return { stack: o.stack, status: o.status, ...(o.errors ? { errors: o.errors } : {}), ...(o.syncId !== undefined ? { syncId: o.syncId } : {}), ...(o.hint ? { hint: o.hint } : {}) };
-}
-
-/** The stack's outcome in a pass; a pass that failed as a whole (repo unreadable, berth.yaml broken) fails it too. */
-function outcomeOf(pass: RepoPass, stack: string): ActionOutcome {
-  const found = pass.stacks.find((s) => s.stack === stack);
-  if (found) return outcomeView(found);
-  return { stack, status: pass.commit && pass.error ? 'invalid' : 'failed', errors: [pass.error ?? `the pass over ${pass.repo} did not reach ${stack}`] };
-}
-
-/** Commits are immutable: their author and message, once read from the audit log, by SHA (the newest 1,000). */
-const commitInfos = new Map<string, { sha: string; author: string; message: string }>();
-
-/** The state with the applied commit's author and message, from the audit rows of that commit. */
-export function withCommitInfo(engine: Engine, state: StackState): StackView {
-  if (!state.commit) return state;
-  let info = commitInfos.get(state.commit);
-  if (!info) {
-    const row = engine.audit.query({ commit: state.commit, limit: 1 }).rows[0];
-    if (row?.commitSha !== state.commit) return state;
-    info = { sha: state.commit, author: row.commitAuthor ?? '', message: row.commitMessage ?? '' };
-    commitInfos.set(state.commit, info);
-    if (commitInfos.size > 1000) commitInfos.delete(commitInfos.keys().next().value!);
-  }
-  return { ...state, commitInfo: info };
-}
 
 /** A 400 message naming the field: "body field commit must be string: the commit to roll back to, ...". */
 export function validationMessage(errors: ErrorObject[], context: string | undefined): string {

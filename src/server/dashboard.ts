@@ -1,10 +1,13 @@
 /**
  * The dashboard (docs/api.md, "Dashboard"): the static files of src/dashboard served at `/`, no
- * build step, no CDN. They need no token: the dashboard's API calls carry it.
+ * build step, no CDN, and /kinds.js, the audit kinds as an ES module made from src/audit/kinds.ts
+ * (so that the page's kind filter never needs a copy of its own). They need no token: the
+ * dashboard's API calls carry it.
  */
 import fastifyStatic from '@fastify/static';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
+import { AUDIT_KINDS } from '../audit/kinds.ts';
 import { DASHBOARD_DIR } from '../paths.ts';
 
 /**
@@ -13,7 +16,17 @@ import { DASHBOARD_DIR } from '../paths.ts';
  */
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/** Serves the dashboard: `/` is index.html, the other files under their own names. */
+/** The headers of everything the dashboard serves. */
+function secure(reply: FastifyReply): void {
+  reply.header('content-security-policy', CSP);
+  reply.header('x-content-type-options', 'nosniff');
+  reply.header('referrer-policy', 'no-referrer');
+}
+
+/** The body of /kinds.js: a module the dashboard imports like its own files. */
+export const KINDS_MODULE = `// The audit kinds berth writes (src/audit/kinds.ts).\nexport const KINDS = ${JSON.stringify(AUDIT_KINDS)};\n`;
+
+/** Serves the dashboard: `/` is index.html, the other files under their own names, and /kinds.js. */
 export async function dashboard(app: FastifyInstance): Promise<void> {
   await app.register(fastifyStatic, {
     root: DASHBOARD_DIR,
@@ -22,11 +35,12 @@ export async function dashboard(app: FastifyInstance): Promise<void> {
     wildcard: false,
     index: ['index.html'],
     decorateReply: false,
-    setHeaders: (reply) => {
-      reply.header('content-security-policy', CSP);
-      reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
-    },
+    setHeaders: secure,
+  });
+  app.get('/kinds.js', async (_req, reply) => {
+    secure(reply);
+    reply.header('cache-control', 'no-cache');
+    return reply.type('text/javascript; charset=utf-8').send(KINDS_MODULE);
   });
 }
 

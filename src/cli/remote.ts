@@ -1,0 +1,106 @@
+/**
+ * The operations (src/engine/ops.ts) over a running berth's API (docs/api.md): what the CLI uses
+ * when BERTH_URL is set. A refusal comes back as an ApiError carrying the server's code.
+ */
+import type { Page } from '../audit/db.ts';
+import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
+import type { AuditRow } from '../audit/log.ts';
+import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
+import type {
+  ActionOptions,
+  ActionOutcome,
+  AuditQuery,
+  HostSummary,
+  HostView,
+  Operations,
+  StackView,
+  SyncReport,
+  SyncView,
+} from '../engine/ops.ts';
+import { ApiError, type ApiClient } from './client.ts';
+
+const at = (name: string) => encodeURIComponent(name);
+
+export class RemoteOps implements Operations {
+  readonly #api: ApiClient;
+
+  constructor(api: ApiClient) {
+    this.#api = api;
+  }
+
+  /** where the server is, for messages */
+  get url(): string {
+    return this.#api.url;
+  }
+
+  async stacks(): Promise<StackView[]> {
+    return (await this.#api.get<{ stacks: StackView[] }>('/stacks')).stacks;
+  }
+
+  stack(name: string): Promise<StackView> {
+    return this.#api.get<StackView>(`/stacks/${at(name)}`);
+  }
+
+  async hosts(): Promise<HostSummary[]> {
+    return (await this.#api.get<{ hosts: HostSummary[] }>('/hosts')).hosts;
+  }
+
+  host(name: string): Promise<HostView> {
+    return this.#api.get<HostView>(`/hosts/${at(name)}`);
+  }
+
+  async syncs(filter: SyncFilter): Promise<Page<SyncRecord>> {
+    const { syncs, nextCursor } = await this.#api.get<{ syncs: SyncRecord[]; nextCursor?: number }>('/syncs', { ...filter });
+    return { rows: syncs, nextCursor };
+  }
+
+  sync(id: number): Promise<SyncView> {
+    return this.#api.get<SyncView>(`/syncs/${id}`);
+  }
+
+  audit(filter: AuditQuery): Promise<Page<AuditRow>> {
+    return this.#api.get<Page<AuditRow>>('/audit', { ...filter });
+  }
+
+  async deliveries(filter: DeliveryFilter): Promise<Page<DeliveryRecord>> {
+    const { deliveries, nextCursor } = await this.#api.get<{ deliveries: DeliveryRecord[]; nextCursor?: number }>('/deliveries', { ...filter });
+    return { rows: deliveries, nextCursor };
+  }
+
+  async syncStack(name: string, { wait }: ActionOptions): Promise<ActionOutcome | undefined> {
+    return (await this.#api.post<{ outcome?: ActionOutcome }>(`/stacks/${at(name)}/sync`, { wait })).outcome;
+  }
+
+  /**
+   * Every stack the server lists (or `stack`), each its own sync, grouped by repo. A stack the
+   * server refuses (one only left on the hosts) is reported failed with its message; it does not
+   * stop the others.
+   */
+  async syncAll(opts: ActionOptions & { stack?: string }): Promise<SyncReport[]> {
+    const stacks = opts.stack ? [{ name: opts.stack, repo: '' }] : await this.stacks();
+    const answers = await Promise.allSettled(stacks.map((s) => this.syncStack(s.name, opts)));
+    const reports = new Map<string, SyncReport>();
+    stacks.forEach((s, i) => {
+      const a = answers[i]!;
+      if (a.status === 'rejected' && !(a.reason instanceof ApiError && a.reason.exitCode === 1)) throw a.reason;
+      const outcome: SyncReport['stacks'][number] =
+        a.status === 'fulfilled' ? (a.value ?? { stack: s.name, status: 'started' }) : { stack: s.name, status: 'failed', errors: [(a.reason as Error).message] };
+      const report = reports.get(s.repo) ?? { repo: s.repo, stacks: [] };
+      report.stacks.push(outcome);
+      reports.set(s.repo, report);
+    });
+    return [...reports.values()];
+  }
+
+  async rollback(name: string, { to, wait }: ActionOptions & { to?: string }): Promise<ActionOutcome | undefined> {
+    return (await this.#api.post<{ outcome?: ActionOutcome }>(`/stacks/${at(name)}/rollback`, { commit: to, wait })).outcome;
+  }
+
+  async pause(name: string): Promise<void> {
+    await this.#api.post(`/stacks/${at(name)}/pause`);
+  }
+
+  async resume(name: string): Promise<void> {
+    await this.#api.post(`/stacks/${at(name)}/resume`);
+  }
+}

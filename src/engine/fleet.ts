@@ -1,0 +1,107 @@
+/**
+ * The engine's hosts: a DockerHost per configured host, the monitor that checks them (each change of
+ * a host's state audited), and the two ways a pass learns what runs there: `observe()` lists the
+ * hosts that answer now, `seen()` takes them as berth last saw them (the World), asking nothing.
+ */
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config.ts';
+import { DockerHost } from '../apply/docker-host.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { connect } from '../observe/docker.ts';
+import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
+import { observeHost, type LiveHost } from '../observe/live.ts';
+import { mapLimit } from './limit.ts';
+import type { World } from './world.ts';
+
+export interface Observed {
+  statuses: HostStatus[];
+  /** the hosts that answered, as listed (or last seen) */
+  live: LiveHost[];
+}
+
+export class Fleet {
+  readonly hosts = new Map<string, DockerHost>();
+  readonly monitor: HostMonitor;
+  readonly #config: BerthConfig;
+  readonly #audit: AuditLog;
+  readonly #world: World;
+  readonly #log: Logger;
+  #monitoring = false;
+  #onLostOrBack?: () => void;
+
+  constructor(config: BerthConfig, audit: AuditLog, world: World, log: Logger) {
+    this.#config = config;
+    this.#audit = audit;
+    this.#world = world;
+    this.#log = log;
+    this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.#changed(before, after));
+    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
+  }
+
+  /** Checks the hosts every `hostCheck.intervalMs`; `onLostOrBack` when one is lost or answers again (its replicas move). */
+  start(onLostOrBack?: () => void): void {
+    this.#onLostOrBack = onLostOrBack;
+    this.#monitoring = true;
+    this.monitor.start();
+  }
+
+  stop(): void {
+    this.monitor.stop();
+  }
+
+  /** The hosts' states: the monitor's when it runs, else one check now. */
+  async statuses(): Promise<HostStatus[]> {
+    const known = this.#monitoring ? this.monitor.status() : [];
+    return known.length === this.hosts.size ? known : this.monitor.check();
+  }
+
+  /** The names of the hosts that do not answer now (as last checked). */
+  down(): Set<string> {
+    return new Set(this.monitor.status().filter((st) => st.state !== 'up').map((st) => st.name));
+  }
+
+  /** The hosts' states, and the containers of those that answer, listed now; the others are left alone (berth never acts on a host it cannot see). */
+  async observe(log: Logger): Promise<Observed> {
+    const statuses = await this.statuses();
+    const observed = await mapLimit(statuses, this.#config.hostConcurrency, async (st) => {
+      const h = this.hosts.get(st.name);
+      if (!h || st.state !== 'up') {
+        this.#world.dropHost(st.name);
+        return undefined;
+      }
+      try {
+        const live = await observeHost(h.name, h.docker);
+        this.#world.setHost(live);
+        return live;
+      } catch (err) {
+        log.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
+        this.#world.dropHost(st.name);
+        return undefined;
+      }
+    });
+    return { statuses, live: observed.filter((l): l is LiveHost => l !== undefined) };
+  }
+
+  /** The hosts' states and their containers as berth last saw them: no call to a host once the monitor has checked them. */
+  async seen(): Promise<Observed> {
+    const statuses = await this.statuses();
+    const up = new Set(statuses.filter((st) => st.state === 'up').map((st) => st.name));
+    return { statuses, live: this.#world.hosts().filter((l) => up.has(l.host)) };
+  }
+
+  #changed(before: HostStatus | undefined, after: HostStatus): void {
+    const log = this.#log.child({ host: after.name });
+    const graceS = this.#config.hostCheck.graceMs / 1000;
+    if (after.state === 'up' && before && before.state !== 'up') {
+      this.#audit.append({ kind: 'host.up', host: after.name, message: `answers again (Docker ${after.version ?? '?'})` });
+      log.info('host is up again');
+    } else if (after.state === 'unreachable') {
+      this.#audit.append({ kind: 'host.down', host: after.name, outcome: 'error', message: `${after.error ?? 'does not answer'}; nothing is done on it until it answers, its replicas move after ${graceS} s` });
+      log.warn({ err: after.error }, 'host does not answer');
+    } else if (after.state === 'lost') {
+      this.#audit.append({ kind: 'host.lost', host: after.name, outcome: 'error', message: `has not answered for ${graceS} s: its replicated replicas are placed on the other hosts` });
+      log.warn('host lost: its replicas move to the other hosts');
+    } else return;
+    if (before && (after.state === 'lost' || after.state === 'up')) this.#onLostOrBack?.();
+  }
+}

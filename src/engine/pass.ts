@@ -1,0 +1,235 @@
+/**
+ * One reconciliation pass over a repo, walking the data flow of docs/how-it-works.md:
+ * source -> render -> schedule -> observe -> diff -> apply -> audit. It holds no copy of what runs:
+ * every applying pass lists the hosts again, so a restart at any moment (even mid-rollout) rebuilds
+ * everything it needs from the hosts and from Git. What it does with each stack's plan is decided
+ * by decide.ts (pure); applying and recording it is record.ts's.
+ */
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config.ts';
+import type { HoldStore } from '../audit/holds.ts';
+import type { AuditLog, Trigger } from '../audit/log.ts';
+import type { SyncStore } from '../audit/syncs.ts';
+import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
+import { formatError } from '../render/index.ts';
+import { reservedOf, type RenderedStack } from '../model.ts';
+import { currentReplicas, LiveIndex } from '../schedule/current.ts';
+import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
+import type { JobScheduler } from './cron.ts';
+import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
+import type { DriftWatcher, Suspects } from './drift.ts';
+import type { Fleet, Observed } from './fleet.ts';
+import { mapLimit } from './limit.ts';
+import type { RepoPass, StackOutcome } from './outcome.ts';
+import type { PassRow, Recorder } from './record.ts';
+import type { Head } from './world.ts';
+
+export interface PassOptions {
+  trigger: Trigger;
+  /** who asked: a token's name, `cli`, or `berth` for the engine's own triggers */
+  actor?: string;
+  /** only this stack */
+  stack?: string;
+  /** work out the plans but change nothing and record nothing */
+  dryRun?: boolean;
+  /** apply held (paused, rolled back) stacks too: the manual rollback itself */
+  ignoreHolds?: boolean;
+  /** end only once every replica the pass created or replaced runs and, with a health check, is healthy (`sync --wait`) */
+  waitHealthy?: boolean;
+}
+
+/** What a pass needs of the engine. */
+export interface PassContext {
+  config: BerthConfig;
+  log: Logger;
+  audit: AuditLog;
+  holds: HoldStore;
+  syncs: SyncStore;
+  fleet: Fleet;
+  drift: DriftWatcher;
+  recorder: Recorder;
+  /** the repo's branch head, fetched and rendered; `moved`: fetch at once (a push said so) */
+  readHead(repo: string, log: Logger, moved: boolean): Promise<Head>;
+  /** the scheduled jobs' triggers, once started */
+  schedules(): JobScheduler | undefined;
+  /** whether something reads the World (events followed, or the stacks' status listened to): an applying pass then lists the hosts again at its end */
+  watched(): boolean;
+  /** the stacks' status may have changed */
+  changed(): void;
+}
+
+/** One stack's share of a pass: its render (null: gone from Git, pruned). */
+interface Work {
+  name: string;
+  stack: RenderedStack | null;
+  prune: boolean;
+}
+
+/** The hosts as one pass sees them. */
+interface Hosts {
+  infos: HostInfo[];
+  reachable: Set<string>;
+  /** hosts that do not answer but are not lost yet: replicas placed there keep their place */
+  waiting: Set<string>;
+  index: LiveIndex;
+}
+
+export class Reconciler {
+  readonly #ctx: PassContext;
+  /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
+  readonly #lastPlaced = new Map<string, CurrentReplica[]>();
+  /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again (decide.ts nextBackoff) */
+  readonly #backoff = new Map<string, Backoff>();
+
+  constructor(ctx: PassContext) {
+    this.#ctx = ctx;
+  }
+
+  /** `at`: the commit and render to use instead of the branch head; `fromWorld`: the hosts as last seen, not listed now (and nothing inspected). */
+  async run(repo: string, opts: PassOptions, at?: Head, { fromWorld = false } = {}): Promise<RepoPass> {
+    const ctx = this.#ctx;
+    if (!ctx.config.repos.some((r) => r.name === repo)) throw new Error(`unknown repo ${repo}`);
+    const log = ctx.log.child({ repo });
+    // Containers whose events suggest a hand-made change, taken as the hosts are observed: inspected against Git in this pass.
+    const suspects = ctx.drift.suspects(repo, !opts.dryRun);
+    // The hosts are observed while the branch is looked up (a round trip to the forge): neither waits for the other.
+    const observing = fromWorld ? ctx.fleet.seen() : ctx.fleet.observe(log);
+    observing.catch(() => undefined); // awaited below on every path; until then its failure is not unhandled
+    let head: Head;
+    try {
+      head = at ?? (await ctx.readHead(repo, log, opts.trigger === 'webhook'));
+    } catch (err) {
+      await observing.catch(() => undefined);
+      if (!opts.dryRun) ctx.drift.suspect(repo, suspects); // for the next pass
+      log.error({ err: (err as Error).message }, 'cannot read the repo');
+      return { repo, error: (err as Error).message, stacks: [] };
+    }
+    const { commit, rendered } = head;
+    const clog = log.child({ commit: commit.sha.slice(0, 7) });
+    const base: PassRow = { repo, commit, trigger: opts.trigger, actor: opts.actor ?? 'berth' };
+
+    if (rendered.errors.length > 0) {
+      const message = rendered.errors.map(formatError).join('\n');
+      clog.error({ errors: message }, 'berth.yaml is invalid: nothing changes');
+      await observing.catch(() => undefined);
+      if (!opts.dryRun) ctx.recorder.invalid(base, undefined, rendered.errors);
+      return { repo, commit, error: message, stacks: [] };
+    }
+
+    const observed = await observing;
+    if (clog.isLevelEnabled('debug')) clog.debug({ hosts: observed.live.map((l) => `${l.host}: ${l.containers.length} container(s)`) }, 'hosts observed');
+    const hosts = hostsOf(observed);
+    const outcomes: StackOutcome[] = [];
+    const work = this.#work(repo, head, opts, observed, base, clog, outcomes);
+    // Stacks are independent: one whose host is slow does not hold up the others.
+    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld);
+    outcomes.push(...(await mapLimit(work, ctx.config.hostConcurrency, one)));
+    if (!opts.dryRun && !opts.ignoreHolds) ctx.schedules()?.install(repo, commit, rendered);
+    const unreachable = observed.statuses.filter((st) => !hosts.reachable.has(st.name)).map((st) => st.name);
+    // What the pass changed is listed again, so that reads (and the event stream) see the hosts as the
+    // pass left them, not as events report them one by one; only where something reads the world.
+    if (outcomes.some((o) => o.syncId !== undefined) && ctx.watched()) await ctx.fleet.observe(clog).catch(() => undefined);
+    if (!opts.dryRun) ctx.changed(); // its syncs, holds released, back-offs
+    return { repo, commit, stacks: outcomes, unreachable };
+  }
+
+  /** The stacks the pass works on: Git's (less those held, and the invalid, whose outcome is pushed to `outcomes` now) and those only left on the hosts (pruned). */
+  #work(repo: string, { commit, rendered }: Head, opts: PassOptions, observed: Observed, base: PassRow, log: Logger, outcomes: StackOutcome[]): Work[] {
+    const ctx = this.#ctx;
+    const wanted = (name: string) => !opts.stack || opts.stack === name;
+    const work: Work[] = [];
+    const holds = new Map(opts.ignoreHolds ? [] : ctx.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
+    for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
+      const hold = holds.get(r.def.name);
+      const effect = holdEffect(hold, commit.sha, Boolean(opts.dryRun));
+      if (hold && effect === 'released') {
+        ctx.holds.release(r.def.name);
+        ctx.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
+        log.info({ stack: r.def.name }, 'a new commit ends the hold');
+      } else if (hold && effect === 'holding') {
+        const at = hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : '';
+        outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): a resume, or a new commit, ends it`], hint: ['resume', r.def.name] });
+        continue;
+      }
+      if (!r.ok) {
+        log.error({ stack: r.def.name, errors: r.errors.map(formatError).join('\n') }, 'stack is invalid: its containers stay as they are');
+        if (!opts.dryRun) ctx.recorder.invalid({ ...base, stack: r.def.name }, r.def.name, r.errors);
+        outcomes.push({ stack: r.def.name, status: 'invalid', errors: r.errors.map(formatError) });
+      } else work.push({ name: r.def.name, stack: r.stack, prune: r.stack.sync.prune });
+    }
+    const inGit = new Set(rendered.stacks.map((s) => s.def.name));
+    const liveStacks = new Set(observed.live.flatMap((h) => h.containers.filter((c) => c.repo === repo).map((c) => c.stack)));
+    for (const name of [...liveStacks].filter((s) => !inGit.has(s) && wanted(s)).sort()) work.push({ name, stack: null, prune: true });
+    return work;
+  }
+
+  /** One stack: placed, planned against what runs, decided on (decide.ts) and, when that says so, applied. */
+  async #stack(repo: string, w: Work, { commit }: Head, opts: PassOptions, hosts: Hosts, suspects: Suspects, base: PassRow, log: Logger, fromWorld: boolean): Promise<StackOutcome> {
+    const ctx = this.#ctx;
+    let plan: StackPlan;
+    let unseen: CurrentReplica[];
+    try {
+      const key = `${repo}/${w.name}`;
+      const own = hosts.index.stack(repo, w.name);
+      const current = [...currentReplicas(own, repo, w.name), ...(this.#lastPlaced.get(key) ?? []).filter((r) => hosts.waiting.has(r.host))];
+      const placed = w.stack ? placeStack(repo, w.stack, hosts.index.hostsFor(hosts.infos, repo, w.name), commit.sha, current) : [];
+      hosts.index.placed(repo, w.name, placed.map((d) => ({ host: d.host, reserved: reservedOf(d.create.Labels) })));
+      if (!opts.dryRun) this.#lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
+      const desired = placed.filter((d) => hosts.reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
+      unseen = placed.filter((d) => !hosts.reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
+      if (!fromWorld) await ctx.drift.inspect(own, repo, w.name, desired, suspects);
+      plan = planStack({ repo, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live: own, prune: w.prune });
+    } catch (err) {
+      if (!(err instanceof PlacementError)) throw err;
+      log.error({ err: err.message }, 'cannot place the stack');
+      if (!opts.dryRun) ctx.recorder.once({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
+      return { stack: w.name, status: 'failed', errors: [err.message] };
+    }
+    const diff = planDiff(plan);
+    if (log.isLevelEnabled('debug')) log.debug({ actions: plan.actions.map(describeAction) }, 'planned'); // a pass over 1,000 containers builds no strings for nothing
+    const decision = decide({
+      plan, stack: w.stack, trigger: opts.trigger, dryRun: Boolean(opts.dryRun), commit: commit.sha, now: Date.now(), backoff: this.#backoff.get(w.name),
+      // read only when it can matter: a history query per stack would be paid by every no-op pass
+      lastSucceeded: !opts.dryRun && hasChanges(plan) ? ctx.syncs.lastSucceeded(w.name)?.commitSha : undefined,
+    });
+    switch (decision.kind) {
+      case 'report':
+        return { stack: w.name, status: decision.status, plan, diff, unseen };
+      case 'nothing':
+        return { stack: w.name, status: 'unchanged', plan, unseen };
+      case 'drift-reported':
+        ctx.recorder.once({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${decision.summary}; selfHeal is off: nothing changed` });
+        log.warn({ drift: decision.summary }, 'drift detected; selfHeal is off: out of sync');
+        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
+      case 'auto-off':
+        log.info('out of sync; auto-sync is off for this stack: sync it by hand');
+        return { stack: w.name, status: 'outofsync', plan, diff, unseen };
+      case 'backing-off':
+        return { stack: w.name, status: 'outofsync', plan, diff, errors: [decision.error], unseen, hint: ['sync', '--stack', w.name] };
+      case 'apply': {
+        const outcome = await ctx.recorder.apply(plan, w.stack, diff, { ...base, trigger: decision.trigger, stack: w.name }, log, { drift: decision.drift, waitHealthy: opts.waitHealthy });
+        const backoff = nextBackoff(this.#backoff.get(w.name), commit.sha, outcome.status, Date.now());
+        if (backoff) this.#backoff.set(w.name, backoff);
+        else this.#backoff.delete(w.name);
+        return { ...outcome, unseen };
+      }
+    }
+  }
+}
+
+/** The hosts' states as placement sees them, and their containers grouped once per stack and per host. */
+function hostsOf({ statuses, live }: Observed): Hosts {
+  const reachable = new Set(live.map((l) => l.host));
+  return {
+    reachable,
+    waiting: new Set(statuses.filter((st) => !reachable.has(st.name) && st.state !== 'lost').map((st) => st.name)),
+    infos: statuses.map((st) => ({
+      name: st.name,
+      labels: st.labels,
+      state: reachable.has(st.name) ? 'up' : st.state === 'lost' ? 'lost' : 'unreachable',
+      cpus: st.cpus,
+      memoryBytes: st.memoryBytes,
+    })),
+    index: new LiveIndex(live),
+  };
+}
