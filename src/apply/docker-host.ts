@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
 import { LABEL, ownerLabels, Sealed, type BuildRequest, type ContainerSpec, type FileDelivery, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
+import type { CreateOptions, HostOps } from './host-ops.ts';
 
 /** How many builds of a service a host keeps (the newest). */
 export const BUILDS_KEPT = 3;
@@ -25,7 +26,8 @@ export class DockerError extends Error {
 
 const status = (err: unknown) => (err as { statusCode?: number }).statusCode;
 
-export class DockerHost {
+/** The executor uses a host through HostOps only (host-ops.ts): a recording fake stands in for it in tests. */
+export class DockerHost implements HostOps {
   readonly name: string;
   readonly docker: Dockerode;
   private readonly log: Logger;
@@ -477,14 +479,6 @@ export class DockerHost {
       if (status(err) !== 404 && status(err) !== 409) throw new DockerError(`remove container ${id.slice(0, 12)} on ${this.name}`, err);
     }
   }
-}
-
-/** How to create a container: under another name, without its service aliases, or with its image readied already (`prepare`). */
-export interface CreateOptions {
-  name?: string;
-  aliases?: boolean;
-  /** the caller ran prepare() for this image in this sync: no second pull for `pull_policy: always` */
-  prepared?: boolean;
 }
 
 /** The files as a tar whose paths are relative to `/` (parent folders are made by Docker). */

@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { ContainerSpec, DependsOn, FileDelivery, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
-import { specFromInspect, type DockerHost } from './docker-host.ts';
+import { specFromInspect } from './docker-host.ts';
+import type { HostOps } from './host-ops.ts';
 import { waitReady, type Readiness } from './health.ts';
 import { waitJob } from './job.ts';
 
@@ -51,7 +52,7 @@ export interface ApplyResult {
   service?: string;
 }
 
-type Host = (name: string) => DockerHost;
+type Host = (name: string) => HostOps;
 type Emit = (e: StepEvent) => void;
 
 export interface ApplyOptions {
@@ -66,7 +67,8 @@ export interface ApplyOptions {
 export async function applyPlan(
   plan: StackPlan,
   stack: RenderedStack | null,
-  hosts: Map<string, DockerHost>,
+  // the executor needs only these of a host (HostOps): a recording fake stands in for DockerHost in tests
+  hosts: ReadonlyMap<string, HostOps>,
   onStep: Emit,
   { waitHealthy = false }: ApplyOptions = {},
 ): Promise<ApplyResult> {
@@ -221,7 +223,7 @@ async function launchJobs(svc: ServiceSpec, actions: Action[], host: Host, onSte
 type Removal = Extract<Action, { kind: 'remove' }>;
 type Replace = Extract<Action, { kind: 'replace' }>;
 
-async function remove(h: DockerHost, a: Removal, onStep: Emit): Promise<void> {
+async function remove(h: HostOps, a: Removal, onStep: Emit): Promise<void> {
   await h.stopAndRemove(a.live.id).catch((err: unknown) => {
     throw Object.assign(new Error(`${describeAction(a)} failed: ${(err as Error).message}`, { cause: err }), { service: a.service });
   });
@@ -386,7 +388,7 @@ interface Was {
   files: FileDelivery[];
 }
 
-async function readWas(h: DockerHost, id: string): Promise<Was> {
+async function readWas(h: HostOps, id: string): Promise<Was> {
   const before = await h.inspect(id);
   return { before, files: before ? await h.readFiles(before) : [] };
 }
@@ -431,7 +433,7 @@ interface Replaced extends Was {
  * `was`: the old container as it was, read already (else read here).
  */
 async function replaceReplica(
-  h: DockerHost,
+  h: HostOps,
   oldId: string,
   next: ContainerSpec,
   order: UpdateConfig['order'],
@@ -483,7 +485,7 @@ async function replaceReplica(
  * or started, `restored` with the daemon's reason (the old container runs again under its name).
  * A failure to stop the old container, or to put it back, is thrown.
  */
-async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<{ newId: string } | { newId: string; restored: string }> {
+async function stopFirst(h: HostOps, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<{ newId: string } | { newId: string; restored: string }> {
   const oldId = before.Id;
   const name = slotName(before);
   const asideAs = asideName(name, oldId);
@@ -509,7 +511,7 @@ async function stopFirst(h: DockerHost, before: Dockerode.ContainerInspectInfo, 
 }
 
 /** Undoes a stop-first replacement: the new container (if any) goes, the old one gets `name` back and starts. */
-async function restore(h: DockerHost, oldId: string, name: string, newId?: string): Promise<void> {
+async function restore(h: HostOps, oldId: string, name: string, newId?: string): Promise<void> {
   if (newId) await h.remove(newId);
   const info = await h.inspect(oldId);
   if (info && info.Name !== `/${name}`) await h.rename(oldId, name);

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import type { DockerHost } from './docker-host.ts';
+import type { HostOps } from './host-ops.ts';
 
 export type Readiness = { ok: true; health: 'healthy' | 'running' } | { ok: false; reason: string };
 
@@ -32,7 +32,7 @@ export function healthDeadlineMs(hc: Dockerode.HealthConfig | undefined): number
 }
 
 /** Waits until the container is ready (or fails: exits, restarts, turns unhealthy, or times out). */
-export async function waitReady(host: DockerHost, id: string, opts: ReadyOptions = {}): Promise<Readiness> {
+export async function waitReady(host: HostOps, id: string, opts: ReadyOptions = {}): Promise<Readiness> {
   const poll = opts.pollMs ?? 200;
   const started = Date.now();
   let deadline: number | undefined = opts.timeoutMs !== undefined ? Date.now() + opts.timeoutMs : undefined;
@@ -62,7 +62,7 @@ export async function waitReady(host: DockerHost, id: string, opts: ReadyOptions
   }
 }
 
-async function whyNotReady(host: DockerHost, id: string, info: Dockerode.ContainerInspectInfo, restarts: number, checked: boolean): Promise<string | undefined> {
+async function whyNotReady(host: HostOps, id: string, info: Dockerode.ContainerInspectInfo, restarts: number, checked: boolean): Promise<string | undefined> {
   const state = info.State;
   const tail = async () => {
     const out = await host.tail(id);

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { SECRET_KEY } from '../schedule/container.ts';
-import type { DockerHost } from './docker-host.ts';
+import type { HostOps } from './host-ops.ts';
 
 export interface JobRun {
   ok: boolean;
@@ -23,7 +23,7 @@ export const TAIL_LINES = 10;
  * (and kept, for inspection) and the run counts as failed. `since` (seconds since the epoch, the
  * daemon's clock) leaves out the output of the container's earlier runs.
  */
-export async function waitJob(host: DockerHost, id: string, timeoutMs: number, since?: string, pollMs = 100): Promise<JobRun> {
+export async function waitJob(host: HostOps, id: string, timeoutMs: number, since?: string, pollMs = 100): Promise<JobRun> {
   const deadline = Date.now() + timeoutMs;
   let poll = pollMs;
   for (;;) {
@@ -42,7 +42,7 @@ export async function waitJob(host: DockerHost, id: string, timeoutMs: number, s
 
 const ended = (info: Dockerode.ContainerInspectInfo) => !info.State.Running && (info.State.Status === 'exited' || info.State.Status === 'dead');
 
-async function outcome(host: DockerHost, info: Dockerode.ContainerInspectInfo, since: string | undefined, timedOut?: string): Promise<JobRun> {
+async function outcome(host: HostOps, info: Dockerode.ContainerInspectInfo, since: string | undefined, timedOut?: string): Promise<JobRun> {
   const code = info.State.ExitCode;
   if (code === 0 && !timedOut) return { ok: true, exitCode: 0, reason: 'exit code 0' };
   const output = redact(await host.tail(info.Id, TAIL_LINES, since), info.Config.Env ?? []);
