@@ -191,6 +191,7 @@ describe('the API on a running berth', () => {
     const none = await call('GET', '/api/v1/stacks');
     expect(none.status).toBe(401);
     expect(none.body.error).toMatch(/no API token.*Authorization: Bearer/);
+    expect(none.body.code).toBe('unauthenticated');
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
     const wrong = await call('GET', '/api/v1/stacks', { headers: { authorization: `Bearer ${TOKENS.admin}x` } });
     expect(wrong.status).toBe(401);
@@ -212,6 +213,7 @@ describe('the API on a running berth', () => {
       const res = await post(`/api/v1/stacks/${stackA}/${action}`, {}, 'viewer');
       expect(res.status, action).toBe(403);
       expect(res.body.error).toMatch(/viewer-bot is a viewer token.*needs operator/);
+      expect(res.body.code).toBe('forbidden');
     }
     expect(engine.holds.get(stackA)).toBeUndefined();
     expect(engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length).toBe(before);
@@ -227,6 +229,7 @@ describe('the API on a running berth', () => {
     const route = await get('/api/v1/nosuchroute');
     expect(route.status).toBe(404);
     expect(route.body.error).toMatch(/no API route GET \/api\/v1\/nosuchroute/);
+    expect(route.body.code).toBe('no-such-route');
   });
 
   it('GET /stacks and /stacks/:name: the status, replicas and the applied commit; 404 for an unknown stack', async () => {
@@ -245,10 +248,12 @@ describe('the API on a running berth', () => {
     expect(one).toMatchObject({ status: 200, body: { name: stackA, sync: 'Synced', commitInfo: { sha: sha1 } } });
     const unknown = await get('/api/v1/stacks/nosuchstack');
     expect(unknown.status).toBe(404);
-    expect(unknown.body.error).toMatch(/no repo defines a stack named nosuchstack/);
+    expect(unknown.body).toEqual({ error: expect.stringMatching(/no repo defines a stack named nosuchstack/), code: 'unknown-stack' });
+    const before = engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length;
     for (const action of ['sync', 'rollback', 'pause', 'resume']) {
-      expect((await post(`/api/v1/stacks/nosuchstack/${action}`, {})).status, action).toBe(404);
+      expect(await post(`/api/v1/stacks/nosuchstack/${action}`, {}), action).toMatchObject({ status: 404, body: { code: 'unknown-stack' } });
     }
+    expect(engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length).toBe(before); // refused before it was asked
   });
 
   it('GET /hosts: each host with its state and its managed containers', async () => {
@@ -278,6 +283,7 @@ describe('the API on a running berth', () => {
       const { status, body } = await res;
       expect(status, String(message)).toBe(400);
       expect(body.error).toMatch(message);
+      expect(body.code, String(message)).toBe('invalid-request');
     }
   });
 
@@ -320,6 +326,7 @@ describe('the API on a running berth', () => {
     const again = await post(`/api/v1/stacks/${stackB}/resume`);
     expect(again.status).toBe(409);
     expect(again.body.error).toMatch(/is not paused or held: there is nothing to resume/);
+    expect(again.body.code).toBe('not-held');
     const kinds = engine.audit.query({ stack: stackB, limit: 5 }).rows.map((r) => [r.kind, r.actor]);
     expect(kinds).toContainEqual(['stack.paused', 'operator-bot']);
     expect(kinds).toContainEqual(['stack.resumed', 'operator-bot']);
@@ -334,6 +341,7 @@ describe('the API on a running berth', () => {
     const missing = await post(`/api/v1/stacks/${stackA}/rollback`, { commit: 'deadbeef', wait: true });
     expect(missing.status).toBe(409);
     expect(missing.body.error).toMatch(/cannot roll back .*deadbeef/);
+    expect(missing.body.code).toBe('rollback-target-invalid');
 
     const back = await post(`/api/v1/stacks/${stackA}/rollback`, { wait: true });
     expect(back.status).toBe(200);
@@ -375,7 +383,7 @@ describe('the API on a running berth', () => {
 
     const none = await get('/api/v1/syncs/99999999');
     expect(none.status).toBe(404);
-    expect(none.body.error).toMatch(/there is no sync 99999999/);
+    expect(none.body).toEqual({ error: expect.stringMatching(/there is no sync 99999999/), code: 'unknown-sync' });
   });
 
   it('GET /audit with filters and cursor pages', async () => {

@@ -158,7 +158,7 @@ describe('sync --wait', () => {
     try {
       const r = await runCli(['--config', s.cfg.file, 'sync', '--wait']);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/failed\n\s+web: a new replica is not up: unhealthy: health check exit code 1/);
+      expect(r.stdout).toMatch(/failed \(sync \d+\)\n\s+web: a new replica is not up: unhealthy: health check exit code 1/);
     } finally {
       await s.done();
     }

@@ -332,6 +332,20 @@ describe('the executor on a recording fake of the hosts', () => {
     expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:2 running' });
   });
 
+  it('start-first: a replica left under the temporary name (berth stopped before its rename) takes its own name back, then is replaced', async () => {
+    const deployCfg = '      update_config: { order: start-first }';
+    const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg));
+    d.fleet.hosts.get('h1')!.containers.get('c1')!.name = 'app-web-1-next';
+    const { result, log } = await apply(d);
+    expect(result).toEqual({ outcome: 'synced' });
+    expect(ops(log).slice(0, 3)).toEqual([
+      ['h1', 'prepare', 'web:2'],
+      ['h1', 'rename', 'app-web-1-next', 'app-web-1'],
+      ['h1', 'create', 'app-web-1-next'],
+    ]);
+    expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:2 running' });
+  });
+
   it('start-first: a new replica that exits is removed, the old one serves on untouched; failure_action pause', async () => {
     const deployCfg = '      update_config: { order: start-first }';
     const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg), { fates: ({ image }) => (image === 'web:2' ? { becomes: { exitCode: 3 } } : undefined) });

@@ -455,6 +455,9 @@ async function replaceReplica(
     const { newId } = started;
     return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, aside: oldId, finished: done };
   }
+  // A replica left under the temporary name (berth stopped between the old one's removal and the
+  // rename in `finished`) takes its own name back first: the new one needs the temporary one.
+  if (before.Name === `/${next.name}-next`) await h.rename(oldId, next.name);
   let newId = '';
   try {
     newId = await h.create(next, { name: `${next.name}-next`, aliases: false, prepared });

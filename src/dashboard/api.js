@@ -10,11 +10,12 @@ export const token = {
   clear: () => localStorage.removeItem(TOKEN_KEY),
 };
 
-/** An answer other than 2xx: status and the API's own message. */
+/** An answer other than 2xx: status, the API's own message and its code (docs/api.md, "Errors"). */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, code) {
     super(message);
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -38,7 +39,7 @@ export async function api(path, { method = 'GET', params, body } = {}) {
   if (!res.ok) {
     const retry = res.headers.get('retry-after');
     const fallback = res.status === 429 ? `too many requests: try again in ${retry ?? 'a few'} s` : `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, data?.error ?? fallback);
+    throw new ApiError(res.status, data?.error ?? fallback, data?.code);
   }
   return data;
 }

@@ -55,6 +55,16 @@ export class Fleet {
     return known.length === this.hosts.size ? known : this.monitor.check();
   }
 
+  /**
+   * The hosts' states for a read: the monitor's when it has checked them all, else one check now
+   * that records nothing (a read writes no audit row; the monitor audits what it sees change).
+   */
+  async readStatuses(): Promise<HostStatus[]> {
+    const known = this.monitor.status();
+    if (known.length === this.hosts.size) return known;
+    return new HostMonitor(this.hosts, { ...this.#config.hostCheck, hosts: this.#config.hosts }).check();
+  }
+
   /** The names of the hosts that do not answer now (as last checked). */
   down(): Set<string> {
     return new Set(this.monitor.status().filter((st) => st.state !== 'up').map((st) => st.name));

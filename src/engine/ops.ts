@@ -258,10 +258,9 @@ export class LocalOps implements Operations {
     return repo;
   }
 
-  /** The monitor's statuses when it has checked every host, else one check now. */
-  async #statuses(): Promise<HostStatus[]> {
-    const known = this.#engine.monitor.status();
-    return known.length === this.#engine.hosts.size ? known : this.#engine.monitor.check();
+  /** The monitor's statuses when it has checked every host, else one check now that records nothing. */
+  #statuses(): Promise<HostStatus[]> {
+    return this.#engine.fleet.readStatuses();
   }
 }
 

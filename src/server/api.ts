@@ -176,8 +176,14 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     config: viewer,
     schema: { querystring: query({ stack: NAME, host: NAME, commit: COMMIT, kind: NAME, since: TIME, until: TIME, ...PAGE }) },
   }, async (req) => {
-    const { rows, nextCursor } = await ops.audit(req.query);
-    return { rows, nextCursor };
+    try {
+      const { rows, nextCursor } = await ops.audit(req.query);
+      return { rows, nextCursor };
+    } catch (err) {
+      // a time that is neither ISO nor how long ago: named as the query parameter it came in
+      if (err instanceof EngineError && err.code === 'invalid-request') throw new EngineError(`query parameter ${err.message}`, err.code);
+      throw err;
+    }
   });
 
   app.get<{ Querystring: DeliveryFilter }>('/deliveries', {
