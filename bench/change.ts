@@ -27,7 +27,23 @@ import { cleanupLeftovers, startDaemon, type TestDaemon } from '../test/harness/
 import { buildTestImages, IMAGES } from '../test/harness/images.ts';
 import { git, startGitServer } from '../test/harness/git-server.ts';
 import { CONTAINERS, SERVICES, STACKS } from './cold.ts';
-import { cli, containerStates, floorRuns, median, ms, passErrors, probeContainer, pushWebhook, repoFiles, repoShape, startBerth, until, wipe, type OnNetwork, type Row } from './lib.ts';
+import {
+  cli,
+  containerStates,
+  floorRuns,
+  median,
+  ms,
+  passErrors,
+  probeContainer,
+  pushWebhook,
+  repoFiles,
+  repoShape,
+  startBerth,
+  until,
+  wipe,
+  type OnNetwork,
+  type Row,
+} from './lib.ts';
 
 const STACK = 's0';
 const SERVICE = 'svc0';
@@ -44,7 +60,9 @@ const other = (image: string) => (image === IMAGES.webV1 ? IMAGES.webV2 : IMAGES
  * works on the change: the bench must not load it for one tool and not for another.
  */
 async function watchChange(docker: Dockerode, labels: string[]) {
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: labels, event: ['start', 'die'] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: labels, event: ['start', 'die'] } })) as NodeJS.ReadableStream & {
+    destroy(): void;
+  };
   const events: Array<{ at: number; start: boolean; id: string }> = [];
   let wake = () => {};
   let buffer = '';
@@ -101,11 +119,13 @@ async function serviceNetwork(docker: Dockerode, labels: string[]): Promise<OnNe
 async function apiReplaceOnce(docker: Dockerode, on: OnNetwork, replicas: number): Promise<number> {
   let n = 0;
   const probe = () => docker.createContainer(probeContainer(`api-replace-${n++}`, on));
-  const live = await Promise.all(Array.from({ length: replicas }, async () => {
-    const c = await probe();
-    await c.start();
-    return c;
-  }));
+  const live = await Promise.all(
+    Array.from({ length: replicas }, async () => {
+      const c = await probe();
+      await c.start();
+      return c;
+    }),
+  );
   try {
     const t0 = performance.now();
     for (let i = 0; i < replicas; i++) {
@@ -143,7 +163,8 @@ export async function change(runs = 5): Promise<Row[]> {
     const repo = await git_.createRepo('change');
     let deployed: string = IMAGES.webV1; // the changed service's image at the repo's head
     await repo.commit(filesFor(deployed));
-    const allRunning = (d: Dockerode) => until(async () => ((await containerStates(d)).running >= CONTAINERS ? true : undefined), `${CONTAINERS} containers running`, 900_000, 200);
+    const allRunning = (d: Dockerode) =>
+      until(async () => ((await containerStates(d)).running >= CONTAINERS ? true : undefined), `${CONTAINERS} containers running`, 900_000, 200);
 
     // The floor: one container's create + start.
     const floorRun = await floorRuns(docker);
@@ -166,7 +187,10 @@ export async function change(runs = 5): Promise<Row[]> {
       const on = await serviceNetwork(docker, labels);
       serviceNet = on.network;
       const watch = await watchChange(docker, labels);
-      for (const [times, parallelism, out] of [[runs, undefined, berthRuns], [runs + 1, 0, berthAllRuns]] as const) {
+      for (const [times, parallelism, out] of [
+        [runs, undefined, berthRuns],
+        [runs + 1, 0, berthAllRuns],
+      ] as const) {
         for (let r = 0; r < times; r++) {
           // Beside each run of berth, in the same moment of the machine: the floor in place and, for
           // the default order, the same replacement straight through the API.
@@ -225,7 +249,11 @@ export async function change(runs = 5): Promise<Row[]> {
       const image = (deployed = other(deployed));
       const id = await imageId(swarmDocker, image);
       const t0 = performance.now();
-      await cli('docker', ['service', 'update', '--detach', '--no-resolve-image', '--update-monitor', '1ms', '--image', image, `${STACK}_${SERVICE}`], swarmSocket);
+      await cli(
+        'docker',
+        ['service', 'update', '--detach', '--no-resolve-image', '--update-monitor', '1ms', '--image', image, `${STACK}_${SERVICE}`],
+        swarmSocket,
+      );
       swarmRuns.push(await swarmWatch.until(id, replicas, t0, 'Swarm to update the service'));
       await sleep(1000); // the update's last monitor period and its state in the Swarm settle before the next
     }
@@ -243,13 +271,51 @@ export async function change(runs = 5): Promise<Row[]> {
       `${(x / (floor * replicas)).toFixed(2)}x floor in place x ${replicas} (${ms(floor * replicas)}); ${(x / (empty * replicas)).toFixed(2)}x the empty daemon's floor x ${replicas}; ${(x / api).toFixed(2)}x the API alone`;
     return [
       { scenario: 'one change: floor on the empty daemon (create + start, default bridge)', value: ms(empty) },
-      { scenario: `one change: floor in place (create + start on ${serviceNet}, ${CONTAINERS} containers running)`, value: ms(floor), against: `${(floor / empty).toFixed(2)}x the empty daemon's` },
-      { scenario: `one change: the same replacement straight through the Docker API, no tool (${replicas} containers, stop-first, one after the other)`, value: ms(api), against: `${(api / (floor * replicas)).toFixed(2)}x floor in place x ${replicas}` },
-      { scenario: `one change: ${what}, berth, push (webhook) to running, one replica after the other (update_config's default)`, value: ms(b), against: toFloor(b), target: `within 1.5x floor x ${replicas}`, met: b <= target },
-      { scenario: 'one change: the same, berth, with update_config parallelism 0 (both at once, as docker-compose does)', value: ms(all), against: toFloor(all), target: `within 1.5x floor x ${replicas}`, met: all <= target },
-      { scenario: 'one change: git pull + docker-compose up -d of the one stack', value: ms(median(composeRuns.one)), against: vs(median(composeRuns.one)), target: 'berth faster', met: b < median(composeRuns.one) },
-      { scenario: `one change: git pull + docker-compose up -d of all ${STACKS} stacks`, value: ms(median(composeRuns.all)), against: vs(median(composeRuns.all)), target: 'berth faster', met: b < median(composeRuns.all) },
-      { scenario: 'one change: docker service update --image (Swarm, monitor 1ms)', value: ms(median(swarmRuns)), against: vs(median(swarmRuns)), target: 'berth faster', met: b < median(swarmRuns) },
+      {
+        scenario: `one change: floor in place (create + start on ${serviceNet}, ${CONTAINERS} containers running)`,
+        value: ms(floor),
+        against: `${(floor / empty).toFixed(2)}x the empty daemon's`,
+      },
+      {
+        scenario: `one change: the same replacement straight through the Docker API, no tool (${replicas} containers, stop-first, one after the other)`,
+        value: ms(api),
+        against: `${(api / (floor * replicas)).toFixed(2)}x floor in place x ${replicas}`,
+      },
+      {
+        scenario: `one change: ${what}, berth, push (webhook) to running, one replica after the other (update_config's default)`,
+        value: ms(b),
+        against: toFloor(b),
+        target: `within 1.5x floor x ${replicas}`,
+        met: b <= target,
+      },
+      {
+        scenario: 'one change: the same, berth, with update_config parallelism 0 (both at once, as docker-compose does)',
+        value: ms(all),
+        against: toFloor(all),
+        target: `within 1.5x floor x ${replicas}`,
+        met: all <= target,
+      },
+      {
+        scenario: 'one change: git pull + docker-compose up -d of the one stack',
+        value: ms(median(composeRuns.one)),
+        against: vs(median(composeRuns.one)),
+        target: 'berth faster',
+        met: b < median(composeRuns.one),
+      },
+      {
+        scenario: `one change: git pull + docker-compose up -d of all ${STACKS} stacks`,
+        value: ms(median(composeRuns.all)),
+        against: vs(median(composeRuns.all)),
+        target: 'berth faster',
+        met: b < median(composeRuns.all),
+      },
+      {
+        scenario: 'one change: docker service update --image (Swarm, monitor 1ms)',
+        value: ms(median(swarmRuns)),
+        against: vs(median(swarmRuns)),
+        target: 'berth faster',
+        met: b < median(swarmRuns),
+      },
     ];
   } finally {
     if (swarmSocket) await cli('docker', ['swarm', 'leave', '--force'], swarmSocket).catch((err: unknown) => console.error(String(err)));

@@ -40,12 +40,14 @@ async function converged(docker: Dockerode, t0: number, n: number, what: string)
 async function apiFloor(docker: Dockerode): Promise<number> {
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: PARALLELISM }, async () => {
-    while (next < CONTAINERS) {
-      const i = next++;
-      await (await docker.createContainer({ Image: IMAGES.webV1, name: `floor-all-${i}`, Healthcheck: { Test: ['NONE'] } })).start();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: PARALLELISM }, async () => {
+      while (next < CONTAINERS) {
+        const i = next++;
+        await (await docker.createContainer({ Image: IMAGES.webV1, name: `floor-all-${i}`, Healthcheck: { Test: ['NONE'] } })).start();
+      }
+    }),
+  );
   const took = performance.now() - t0;
   await wipe(docker);
   return took;
@@ -55,11 +57,14 @@ async function apiFloor(docker: Dockerode): Promise<number> {
 async function berthDeploy(docker: Dockerode, socketPath: string, url: string, data: string): Promise<number> {
   mkdirSync(data);
   const config = join(data, 'berth.config.yaml');
-  writeFileSync(config, stringify({
-    dataDir: join(data, 'data'),
-    hosts: [{ name: 'bench', endpoint: `unix://${socketPath}` }],
-    repos: [{ name: 'cold', url, branch: 'main', poll: '1h' }],
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      dataDir: join(data, 'data'),
+      hosts: [{ name: 'bench', endpoint: `unix://${socketPath}` }],
+      repos: [{ name: 'cold', url, branch: 'main', poll: '1h' }],
+    }),
+  );
   const engine = new Engine(loadConfig(config), pino({ level: 'silent' }));
   try {
     const t0 = performance.now();
@@ -94,10 +99,22 @@ async function swarmDeploy(swarmDocker: Dockerode, socketPath: string, repoDir: 
   const took = await converged(swarmDocker, t0, CONTAINERS, 'docker stack deploy');
   // Under load Swarm may refuse to remove a network a task still holds: remove again once the tasks are gone.
   const rm = () => cli('docker', ['stack', 'rm', ...names], socketPath);
-  const refused = await rm().then(() => undefined, (err: unknown) => err);
+  const refused = await rm().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   await until(async () => ((await containerStates(swarmDocker)).all === 0 ? true : undefined), 'the Swarm stacks to be removed', 300_000, 200);
   await sleep(2000); // Swarm removes the stacks' networks after their tasks
-  if (refused) await until(() => rm().then(() => true, () => sleep(2000).then(() => undefined)), 'the Swarm stacks\' networks to be removed', 120_000);
+  if (refused)
+    await until(
+      () =>
+        rm().then(
+          () => true,
+          () => sleep(2000).then(() => undefined),
+        ),
+      "the Swarm stacks' networks to be removed",
+      120_000,
+    );
   return took;
 }
 
@@ -151,12 +168,26 @@ export async function cold(runs = 3): Promise<Row[]> {
       { scenario: 'floor: create + start, one container', value: ms(floor) },
       { scenario: `floor: ${CONTAINERS} containers via the API, ${PARALLELISM} at a time, running`, value: ms(median(floorAll)) },
       {
-        scenario: `cold deploy ${STACKS} stacks / ${CONTAINERS} containers, berth, running`, value: ms(b),
+        scenario: `cold deploy ${STACKS} stacks / ${CONTAINERS} containers, berth, running`,
+        value: ms(b),
         against: `${(b / targetRunning).toFixed(2)}x floor x ${CONTAINERS} (${ms(targetRunning)}); ${(b / median(floorAll)).toFixed(2)}x the parallel API floor`,
-        target: 'within 1.5x floor x containers', met: b <= 1.5 * targetRunning,
+        target: 'within 1.5x floor x containers',
+        met: b <= 1.5 * targetRunning,
       },
-      { scenario: 'cold deploy, docker-compose up -d per stack, running', value: ms(median(compose)), against: vs(median(compose), b), target: 'berth faster', met: b < median(compose) },
-      { scenario: 'cold deploy, docker stack deploy per stack, running', value: ms(median(stack)), against: vs(median(stack), b), target: 'berth faster', met: b < median(stack) },
+      {
+        scenario: 'cold deploy, docker-compose up -d per stack, running',
+        value: ms(median(compose)),
+        against: vs(median(compose), b),
+        target: 'berth faster',
+        met: b < median(compose),
+      },
+      {
+        scenario: 'cold deploy, docker stack deploy per stack, running',
+        value: ms(median(stack)),
+        against: vs(median(stack), b),
+        target: 'berth faster',
+        met: b < median(stack),
+      },
     ];
     return rows;
   } finally {

@@ -42,8 +42,12 @@ for (const [name, run] of scenarios) {
 }
 
 const dockerd = execFileSync('dockerd', ['--version'], { encoding: 'utf8' }).trim();
-console.log(`\nberth bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${dockerd}, Node ${process.versions.node}; load average ${load} at the start; ${((performance.now() - t0) / 60_000).toFixed(0)} min in all`);
-console.log(`medians over: reaction times ${RUNS.react} runs, cold deploy ${RUNS.cold}, one change ${RUNS.change}, no-op resync ${RUNS.noop} (API calls 3), rolling update ${RUNS.rolling}; the peak RSS and the database size once`);
+console.log(
+  `\nberth bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${dockerd}, Node ${process.versions.node}; load average ${load} at the start; ${((performance.now() - t0) / 60_000).toFixed(0)} min in all`,
+);
+console.log(
+  `medians over: reaction times ${RUNS.react} runs, cold deploy ${RUNS.cold}, one change ${RUNS.change}, no-op resync ${RUNS.noop} (API calls 3), rolling update ${RUNS.rolling}; the peak RSS and the database size once`,
+);
 printTable('berth against its peers', rows);
 const missed = rows.filter((r) => r.target && !r.met);
 console.log(missed.length ? `\n${missed.length} target(s) missed: see docs/benchmarks.md for why.` : '\nEvery target met.');

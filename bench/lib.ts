@@ -118,7 +118,12 @@ export function repoShape(stacks: number, services: number, containers: number):
   for (let i = 0; i < services; i++) out[i % stacks].push({ name: `svc${Math.floor(i / stacks)}`, replicas: 1 });
   let extra = containers - services;
   const all = out.flat();
-  for (let round = 0; extra > 0; round++) for (const s of all) if (extra > 0 && s.replicas < 3) { s.replicas++; extra--; }
+  for (let round = 0; extra > 0; round++)
+    for (const s of all)
+      if (extra > 0 && s.replicas < 3) {
+        s.replicas++;
+        extra--;
+      }
   return out;
 }
 
@@ -147,7 +152,14 @@ export async function containerStates(docker: Dockerode): Promise<{ running: num
 /** Removes every container and every unused network of a bench daemon. */
 export async function wipe(docker: Dockerode): Promise<void> {
   const list = await docker.listContainers({ all: true });
-  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
   await docker.pruneNetworks();
 }
 
@@ -170,12 +182,15 @@ export async function startBerth(dir: string, hosts: Array<{ name: string; socke
   const secret = 'bench-webhook-secret';
   writeFileSync(join(dir, 'hook-secret'), secret);
   const file = join(dir, 'berth.config.yaml');
-  writeFileSync(file, stringify({
-    dataDir: join(dir, 'data'),
-    listen: '127.0.0.1:0',
-    hosts: hosts.map((h) => ({ name: h.name, endpoint: `unix://${h.socketPath}` })),
-    repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '1h', webhookSecretFile: 'hook-secret' }],
-  }));
+  writeFileSync(
+    file,
+    stringify({
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      hosts: hosts.map((h) => ({ name: h.name, endpoint: `unix://${h.socketPath}` })),
+      repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '1h', webhookSecretFile: 'hook-secret' }],
+    }),
+  );
   const engine = new Engine(loadConfig(file), pino({ level: 'silent' }));
   const app = buildServer({ ready: () => true, engine }, pino({ level: 'silent' }));
   try {

@@ -49,26 +49,37 @@ export async function serveRss(dir: string, sockets: string[], repo: { name: str
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const file = join(dir, 'berth.config.yaml');
-  writeFileSync(file, stringify({
-    dataDir: join(dir, 'data'),
-    listen: `127.0.0.1:${port}`,
-    resync: '10s',
-    hosts: sockets.map((s, i) => ({ name: `h${i}`, endpoint: `unix://${s}` })),
-    repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '2s' }],
-  }));
+  writeFileSync(
+    file,
+    stringify({
+      dataDir: join(dir, 'data'),
+      listen: `127.0.0.1:${port}`,
+      resync: '10s',
+      hosts: sockets.map((s, i) => ({ name: `h${i}`, endpoint: `unix://${s}` })),
+      repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '2s' }],
+    }),
+  );
   const logFile = join(dir, 'serve.log');
   const out = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...nodeArgs, BERTH_BIN, 'serve', '--config', file], { env: { ...process.env, BERTH_LOG_JSON: '1' }, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [...nodeArgs, BERTH_BIN, 'serve', '--config', file], {
+    env: { ...process.env, BERTH_LOG_JSON: '1' },
+    stdio: ['ignore', out, out],
+  });
   closeSync(out);
   const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   let gone = false;
   void exited.then(() => (gone = true));
   const api = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(60_000) });
   try {
-    await until(async () => {
-      if (gone) throw new Error(`bench: berth serve exited: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
-      return (await api('/readyz').catch(() => undefined))?.status === 200 ? true : undefined;
-    }, 'berth serve to be ready', 600_000, 200);
+    await until(
+      async () => {
+        if (gone) throw new Error(`bench: berth serve exited: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
+        return (await api('/readyz').catch(() => undefined))?.status === 200 ? true : undefined;
+      },
+      'berth serve to be ready',
+      600_000,
+      200,
+    );
     const deadline = Date.now() + WINDOW_MS;
     let stacks = 0;
     while (Date.now() < deadline) {
@@ -78,7 +89,9 @@ export async function serveRss(dir: string, sockets: string[], repo: { name: str
       await sleep(5000);
     }
     const mem = procMemory(child.pid!);
-    const errors = readFileSync(logFile, 'utf8').split('\n').filter((l) => /"level":(50|60)/.test(l));
+    const errors = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((l) => /"level":(50|60)/.test(l));
     if (errors.length) throw new Error(`bench: berth serve logged errors: ${errors.slice(0, 3).join('\n')}`);
     const mb = (mem.hwm * 1024) / 1e6;
     return {
@@ -125,7 +138,13 @@ export function auditDbBytes(rows = 10_000): number {
       });
     }
     db.close();
-    const size = (f: string) => { try { return statSync(f).size; } catch { return 0; } };
+    const size = (f: string) => {
+      try {
+        return statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
     return size(file) + size(`${file}-wal`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -135,7 +154,9 @@ export function auditDbBytes(rows = 10_000): number {
 /** The database-size row. */
 export function memory(): Row[] {
   const bytes = auditDbBytes();
-  return [{ scenario: 'database after 10,000 audit rows', value: `${(bytes / 1024 / 1024).toFixed(1)} MiB`, against: `${(bytes / 10_000).toFixed(0)} bytes per row` }];
+  return [
+    { scenario: 'database after 10,000 audit rows', value: `${(bytes / 1024 / 1024).toFixed(1)} MiB`, against: `${(bytes / 10_000).toFixed(0)} bytes per row` },
+  ];
 }
 
 if (import.meta.main) {

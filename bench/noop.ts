@@ -85,18 +85,35 @@ export async function seed(engine: Engine, dockers: Map<string, Dockerode>): Pro
   const networks = plans.flatMap((p) => p.networks.map((n) => ({ ...n, repo: p.repo, stack: p.stack })));
   const creates = plans.flatMap((p) => p.actions).filter((a): a is Extract<Action, { kind: 'create' }> => a.kind === 'create');
   const log = pino({ level: 'silent' });
-  await Promise.all([...dockers].map(async ([host, docker]) => {
-    await mapLimit(networks.filter((n) => n.host === host), SEED_PARALLEL, async (n) => {
-      await docker.createNetwork({
-        Name: n.spec.name,
-        Driver: n.spec.driver ?? 'bridge',
-        CheckDuplicate: true,
-        Labels: { ...n.spec.labels, [LABEL.managed]: 'true', [LABEL.repo]: n.repo, [LABEL.stack]: n.stack, [LABEL.composeProject]: n.stack, [LABEL.composeNetwork]: n.spec.key },
-      });
-    });
-    const edge = new DockerHost(host, docker, log);
-    await mapLimit(creates.filter((a) => a.host === host), SEED_PARALLEL, (a) => edge.createAndStart(a.desired));
-  }));
+  await Promise.all(
+    [...dockers].map(async ([host, docker]) => {
+      await mapLimit(
+        networks.filter((n) => n.host === host),
+        SEED_PARALLEL,
+        async (n) => {
+          await docker.createNetwork({
+            Name: n.spec.name,
+            Driver: n.spec.driver ?? 'bridge',
+            CheckDuplicate: true,
+            Labels: {
+              ...n.spec.labels,
+              [LABEL.managed]: 'true',
+              [LABEL.repo]: n.repo,
+              [LABEL.stack]: n.stack,
+              [LABEL.composeProject]: n.stack,
+              [LABEL.composeNetwork]: n.spec.key,
+            },
+          });
+        },
+      );
+      const edge = new DockerHost(host, docker, log);
+      await mapLimit(
+        creates.filter((a) => a.host === host),
+        SEED_PARALLEL,
+        (a) => edge.createAndStart(a.desired),
+      );
+    }),
+  );
   return performance.now() - t0;
 }
 
@@ -119,14 +136,24 @@ export async function noop(resyncs = 10): Promise<Row[]> {
       const name = `noop${size.stacks}`;
       const repo = await git.createRepo(name);
       await repo.commit(spreadRepo(repoFiles(repoShape(size.stacks, size.services, size.containers), IMAGES.webV1)));
-      const direct = engineFor(join(dir, `${name}-direct`), repo, daemons.map((d) => d.socketPath));
-      const counted = engineFor(join(dir, `${name}-counted`), repo, proxies.map((p) => p.socketPath));
+      const direct = engineFor(
+        join(dir, `${name}-direct`),
+        repo,
+        daemons.map((d) => d.socketPath),
+      );
+      const counted = engineFor(
+        join(dir, `${name}-counted`),
+        repo,
+        proxies.map((p) => p.socketPath),
+      );
       try {
         const seedMs = await seed(direct, new Map(dockers.map((d, i) => [`h${i}`, d])));
         const check = await direct.syncAll({ trigger: 'manual', dryRun: true });
         const planned = check.flatMap((p) => p.stacks).filter((s) => s.status !== 'unchanged');
         if (planned.length || passErrors(check).length) {
-          throw new Error(`bench: after seeding, berth does not see ${label} in sync: ${planned.length} stack(s) ${planned[0]?.status ?? ''}\n${planned[0]?.diff ?? passErrors(check).join('\n')}`);
+          throw new Error(
+            `bench: after seeding, berth does not see ${label} in sync: ${planned.length} stack(s) ${planned[0]?.status ?? ''}\n${planned[0]?.diff ?? passErrors(check).join('\n')}`,
+          );
         }
         console.error(`bench: ${label} created in ${(seedMs / 1000).toFixed(0)} s`);
         await direct.syncAll({ trigger: 'poll' }); // warm-up: the clone, the render of the commit
@@ -135,7 +162,9 @@ export async function noop(resyncs = 10): Promise<Row[]> {
         const notNoop = (pass: Awaited<ReturnType<Engine['syncAll']>>) => {
           const changed = pass.flatMap((p) => p.stacks).filter((s) => s.status !== 'unchanged');
           if (changed.length || passErrors(pass).length) {
-            throw new Error(`bench: a no-op resync of ${label} was not a no-op: ${[...changed.map((s) => `${s.stack} ${s.status}`), ...passErrors(pass)].join(', ')}`);
+            throw new Error(
+              `bench: a no-op resync of ${label} was not a no-op: ${[...changed.map((s) => `${s.stack} ${s.status}`), ...passErrors(pass)].join(', ')}`,
+            );
           }
         };
         // Twice: as a CLI-style pass (each pass checks its hosts first: _ping, info, version), then
@@ -173,18 +202,38 @@ export async function noop(resyncs = 10): Promise<Row[]> {
           const judged = style === 'serve';
           const what = `no-op resync (${style === 'serve' ? 'as under berth serve' : 'CLI-style, hosts checked first'}), ${label}`;
           rows.push(
-            { scenario: `${what}: wall`, value: ms(median(wall)), against: `min ${ms(Math.min(...wall))}, max ${ms(Math.max(...wall))}`, target: large && judged ? 'under 300 ms' : undefined, met: median(wall) < 300 },
-            { scenario: `${what}: CPU time`, value: ms(median(cpu)), against: `the engine's process; ${(median(cpu) / median(wall)).toFixed(2)} CPU s per wall s` },
             {
-              scenario: `${what}: Docker API calls`, value: String(callsMedian), against: perCall,
+              scenario: `${what}: wall`,
+              value: ms(median(wall)),
+              against: `min ${ms(Math.min(...wall))}, max ${ms(Math.max(...wall))}`,
+              target: large && judged ? 'under 300 ms' : undefined,
+              met: median(wall) < 300,
+            },
+            {
+              scenario: `${what}: CPU time`,
+              value: ms(median(cpu)),
+              against: `the engine's process; ${(median(cpu) / median(wall)).toFixed(2)} CPU s per wall s`,
+            },
+            {
+              scenario: `${what}: Docker API calls`,
+              value: String(callsMedian),
+              against: perCall,
               // per host: the three list calls of observe, and (CLI-style) the host check's ping, info and version
-              target: 'O(hosts), not O(containers): at most 6 per host', met: callsMedian <= 6 * HOSTS,
+              target: 'O(hosts), not O(containers): at most 6 per host',
+              met: callsMedian <= 6 * HOSTS,
             },
           );
         }
         if (size === SIZES.at(-1)) {
           rows.push(...(await readersBench(counted, proxies, label)));
-          rows.push(await serveRss(join(dir, `${name}-serve`), daemons.map((d) => d.socketPath), repo, size.containers));
+          rows.push(
+            await serveRss(
+              join(dir, `${name}-serve`),
+              daemons.map((d) => d.socketPath),
+              repo,
+              size.containers,
+            ),
+          );
         }
       } finally {
         direct.close();

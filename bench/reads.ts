@@ -35,17 +35,19 @@ export async function readersBench(engine: Engine, proxies: Proxy[], label: stri
       const t0 = performance.now();
       const end = t0 + seconds * 1000;
       const latencies: number[] = [];
-      await Promise.all(Array.from({ length: n }, async (_, i) => {
-        await sleep((i * 1000) / n); // spread over the second
-        while (performance.now() < end) {
-          const s = performance.now();
-          const res = await fetch(url);
-          await res.arrayBuffer();
-          if (res.status !== 200) throw new Error(`bench: GET /api/v1/stacks answered ${res.status}`);
-          latencies.push(performance.now() - s);
-          await sleep(Math.max(0, 1000 - (performance.now() - s)));
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: n }, async (_, i) => {
+          await sleep((i * 1000) / n); // spread over the second
+          while (performance.now() < end) {
+            const s = performance.now();
+            const res = await fetch(url);
+            await res.arrayBuffer();
+            if (res.status !== 200) throw new Error(`bench: GET /api/v1/stacks answered ${res.status}`);
+            latencies.push(performance.now() - s);
+            await sleep(Math.max(0, 1000 - (performance.now() - s)));
+          }
+        }),
+      );
       if (n === 0) await sleep(seconds * 1000);
       const wall = performance.now() - t0;
       const c = process.cpuUsage(cpu0);
@@ -56,8 +58,20 @@ export async function readersBench(engine: Engine, proxies: Proxy[], label: stri
     const busy = await window(readers);
     const what = `${readers} readers polling GET /api/v1/stacks every second, ${label}`;
     return [
-      { scenario: `${what}: Docker API calls a minute`, value: busy.perMinute.toFixed(1), against: `${idle.perMinute.toFixed(1)} with no reader`, target: 'the same as with no reader', met: busy.perMinute <= idle.perMinute },
-      { scenario: `${what}: read latency p99`, value: ms(quantile(busy.latencies, 0.99)), against: `p50 ${ms(quantile(busy.latencies, 0.5))}, ${busy.latencies.length} reads`, target: 'under 20 ms', met: quantile(busy.latencies, 0.99) < 20 },
+      {
+        scenario: `${what}: Docker API calls a minute`,
+        value: busy.perMinute.toFixed(1),
+        against: `${idle.perMinute.toFixed(1)} with no reader`,
+        target: 'the same as with no reader',
+        met: busy.perMinute <= idle.perMinute,
+      },
+      {
+        scenario: `${what}: read latency p99`,
+        value: ms(quantile(busy.latencies, 0.99)),
+        against: `p50 ${ms(quantile(busy.latencies, 0.5))}, ${busy.latencies.length} reads`,
+        target: 'under 20 ms',
+        met: quantile(busy.latencies, 0.99) < 20,
+      },
       { scenario: `${what}: CPU`, value: `${busy.cpu.toFixed(3)} CPU s per wall s`, against: `${idle.cpu.toFixed(3)} with no reader` },
     ];
   } finally {

@@ -55,10 +55,15 @@ async function answers(docker: Dockerode, clientLabel: string): Promise<{ ok: nu
 
 /** Waits until exactly REPLICAS web containers run, all healthy on `imageId`; returns the time since t0. */
 async function rolled(docker: Dockerode, webLabel: string, imageId: string, t0: number, what: string): Promise<number> {
-  await until(async () => {
-    const list = await docker.listContainers({ filters: { label: [webLabel] } });
-    return list.length === REPLICAS && list.every((c) => c.ImageID === imageId && c.Status.includes('(healthy)')) ? true : undefined;
-  }, what, 300_000, 20);
+  await until(
+    async () => {
+      const list = await docker.listContainers({ filters: { label: [webLabel] } });
+      return list.length === REPLICAS && list.every((c) => c.ImageID === imageId && c.Status.includes('(healthy)')) ? true : undefined;
+    },
+    what,
+    300_000,
+    20,
+  );
   return performance.now() - t0;
 }
 
@@ -73,9 +78,15 @@ export async function rolling(runs = 3): Promise<Row[]> {
     daemon = await startDaemon();
     const docker = new Dockerode(daemon.dockerOptions);
     await buildTestImages(docker);
-    const ids: Record<string, string> = { [IMAGES.webV1]: (await docker.getImage(IMAGES.webV1).inspect()).Id, [IMAGES.webV2]: (await docker.getImage(IMAGES.webV2).inspect()).Id };
+    const ids: Record<string, string> = {
+      [IMAGES.webV1]: (await docker.getImage(IMAGES.webV1).inspect()).Id,
+      [IMAGES.webV2]: (await docker.getImage(IMAGES.webV2).inspect()).Id,
+    };
     const other = (image: string) => (image === IMAGES.webV1 ? IMAGES.webV2 : IMAGES.webV1);
-    const result = { berth: { wall: [] as number[], failed: [] as number[], ok: [] as number[] }, swarm: { wall: [] as number[], failed: [] as number[], ok: [] as number[] } };
+    const result = {
+      berth: { wall: [] as number[], failed: [] as number[], ok: [] as number[] },
+      swarm: { wall: [] as number[], failed: [] as number[], ok: [] as number[] },
+    };
 
     /** One update: the trigger, then the wall time until rolled out, and the client's answers over it and 2 s after. */
     const measure = async (tool: 'berth' | 'swarm', labels: { web: string; client: string }, imageId: string, trigger: () => Promise<void>) => {
@@ -89,7 +100,12 @@ export async function rolling(runs = 3): Promise<Row[]> {
       result[tool].ok.push(after.ok - before.ok);
     };
     const clientAnswers = (labels: { client: string }) =>
-      until(async () => ((await answers(docker, labels.client).catch(() => ({ ok: 0 }))).ok > 20 ? true : undefined), 'the client to get answers', 120_000, 200);
+      until(
+        async () => ((await answers(docker, labels.client).catch(() => ({ ok: 0 }))).ok > 20 ? true : undefined),
+        'the client to get answers',
+        120_000,
+        200,
+      );
 
     // berth: the stack deployed, then each update pushed by webhook.
     const repo = await git.createRepo('rolling');
@@ -135,9 +151,21 @@ export async function rolling(runs = 3): Promise<Row[]> {
     const what = `rolling update, ${REPLICAS} replicas, start-first, parallelism 2`;
     const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
     return [
-      { scenario: `${what}: berth, push to all healthy`, value: ms(median(b.wall)), against: `${(median(b.wall) / median(s.wall)).toFixed(2)}x Swarm`, target: "no worse than Swarm's", met: median(b.wall) <= median(s.wall) },
+      {
+        scenario: `${what}: berth, push to all healthy`,
+        value: ms(median(b.wall)),
+        against: `${(median(b.wall) / median(s.wall)).toFixed(2)}x Swarm`,
+        target: "no worse than Swarm's",
+        met: median(b.wall) <= median(s.wall),
+      },
       { scenario: `${what}: docker stack deploy (Swarm)`, value: ms(median(s.wall)) },
-      { scenario: `${what}: failed requests, berth`, value: `${sum(b.failed)} of ${sum(b.failed) + sum(b.ok)}`, against: `over ${runs} updates`, target: 'no failed request', met: sum(b.failed) === 0 },
+      {
+        scenario: `${what}: failed requests, berth`,
+        value: `${sum(b.failed)} of ${sum(b.failed) + sum(b.ok)}`,
+        against: `over ${runs} updates`,
+        target: 'no failed request',
+        met: sum(b.failed) === 0,
+      },
       { scenario: `${what}: failed requests, Swarm`, value: `${sum(s.failed)} of ${sum(s.failed) + sum(s.ok)}`, against: `over ${runs} updates` },
     ];
   } finally {

@@ -71,7 +71,10 @@ export async function build(): Promise<{ bytes: number; inputs: number }> {
   const text = result.outputFiles[0].text.replace(/[^\t\n\r\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   // A CommonJS module that reads a file beside itself would look for it beside the bundle instead.
   const local = /\b__(dirname|filename)\b/.exec(text);
-  if (local) throw new Error(`build: a bundled module uses ${local[0]} (near "${text.slice(Math.max(0, local.index - 120), local.index + 40)}"): leave its package out of the bundle (external)`);
+  if (local)
+    throw new Error(
+      `build: a bundled module uses ${local[0]} (near "${text.slice(Math.max(0, local.index - 120), local.index + 40)}"): leave its package out of the bundle (external)`,
+    );
   const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith('node_modules/'));
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
   // Written aside, then renamed: a berth starting meanwhile reads the old bundle or the new, whole.
@@ -87,6 +90,8 @@ if (import.meta.main) {
   const t0 = performance.now();
   const { bytes, inputs } = await build();
   if (!process.argv.includes('--quiet')) {
-    console.log(`build: ${relative(process.cwd(), BUNDLE) || BUNDLE}: ${(bytes / 1e6).toFixed(1)} MB from ${inputs} files in ${Math.round(performance.now() - t0)} ms`);
+    console.log(
+      `build: ${relative(process.cwd(), BUNDLE) || BUNDLE}: ${(bytes / 1e6).toFixed(1)} MB from ${inputs} files in ${Math.round(performance.now() - t0)} ms`,
+    );
   }
 }

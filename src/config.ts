@@ -124,7 +124,11 @@ const schema = {
             type: 'object',
             additionalProperties: false,
             required: ['keyFile'],
-            properties: { keyFile: { type: 'string', minLength: 1 }, knownHostsFile: { type: 'string', minLength: 1 }, insecureIgnoreHostKey: { type: 'boolean' } },
+            properties: {
+              keyFile: { type: 'string', minLength: 1 },
+              knownHostsFile: { type: 'string', minLength: 1 },
+              insecureIgnoreHostKey: { type: 'boolean' },
+            },
           },
         },
       },
@@ -214,7 +218,10 @@ export function loadConfig(file: string): BerthConfig {
   const raw: unknown = doc.toJS() ?? {};
   if (!validate(raw)) {
     const lines = (validate.errors ?? []).map((e) => {
-      const path = e.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+      const path = e.instancePath
+        .split('/')
+        .slice(1)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       const node = doc.getIn(path, true);
       const at = isNode(node) ? node.range?.[0] : undefined;
       const key = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
@@ -256,7 +263,10 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     secrets: r.secrets && { dir: r.secrets.dir && rel(r.secrets.dir), environment: r.secrets.environment ?? [] },
     policy: { privileged: false, hostNetwork: false, hostNamespaces: false, bindMounts: [], ...r.policy },
   }));
-  for (const [what, list] of [['hosts', hosts], ['repos', repos]] as const) {
+  for (const [what, list] of [
+    ['hosts', hosts],
+    ['repos', repos],
+  ] as const) {
     const seen = new Set<string>();
     for (const item of list) {
       if (seen.has(item.name)) throw new ConfigError(`${source}: ${what}: the name '${item.name}' is used twice`);
@@ -314,7 +324,8 @@ function sshConfig(h: { endpoint: string; ssh?: SshConfig }, rel: (p: string) =>
   if (url.pathname && url.pathname !== '/') throw new ConfigError(`${where}: an ssh:// endpoint has no path: ssh://user@host[:port]`);
   if (!h.ssh) throw new ConfigError(`${where}: an ssh:// endpoint needs ssh: { keyFile } (the private key berth logs in with)`);
   const { keyFile, knownHostsFile, insecureIgnoreHostKey } = h.ssh;
-  if (insecureIgnoreHostKey && knownHostsFile) throw new ConfigError(`${where}.ssh: knownHostsFile and insecureIgnoreHostKey: true contradict each other; keep one`);
+  if (insecureIgnoreHostKey && knownHostsFile)
+    throw new ConfigError(`${where}.ssh: knownHostsFile and insecureIgnoreHostKey: true contradict each other; keep one`);
   if (insecureIgnoreHostKey) return { keyFile: rel(keyFile), insecureIgnoreHostKey };
   return { keyFile: rel(keyFile), knownHostsFile: rel(knownHostsFile ?? join(homedir(), '.ssh', 'known_hosts')) };
 }

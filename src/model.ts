@@ -41,10 +41,7 @@ export interface SourceError {
   message: string;
 }
 
-export type HostSelector =
-  | { kind: 'all' }
-  | { kind: 'labels'; labels: Record<string, string> }
-  | { kind: 'names'; names: string[] };
+export type HostSelector = { kind: 'all' } | { kind: 'labels'; labels: Record<string, string> } | { kind: 'names'; names: string[] };
 
 export interface SyncPolicy {
   auto: boolean;
@@ -330,9 +327,7 @@ export interface RenderOptions {
   external?: (name: string) => Uint8Array | undefined;
 }
 
-export type StackRender =
-  | { def: StackDef; ok: true; stack: RenderedStack }
-  | { def: StackDef; ok: false; errors: SourceError[] };
+export type StackRender = { def: StackDef; ok: true; stack: RenderedStack } | { def: StackDef; ok: false; errors: SourceError[] };
 
 /** What render makes of one snapshot. `errors` are repo-wide (berth.yaml): when present, no stack is known. */
 export interface RenderResult {

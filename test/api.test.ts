@@ -120,9 +120,39 @@ describe('auth, validation messages (pure)', () => {
   });
 
   it.each([
-    [[{ instancePath: '/commit', keyword: 'type', message: 'must be string', params: {}, schemaPath: '', parentSchema: { type: 'string', description: 'a SHA' } }], 'body', 'body field commit must be string: a SHA'],
-    [[{ instancePath: '/limit', keyword: 'type', message: 'must be integer', params: {}, schemaPath: '' }], 'querystring', 'query parameter limit must be integer'],
-    [[{ instancePath: '', keyword: 'additionalProperties', message: '', params: { additionalProperty: 'comit' }, schemaPath: '', parentSchema: { properties: { commit: {}, wait: {} } } }], 'body', "unknown body field 'comit': use commit, wait"],
+    [
+      [
+        {
+          instancePath: '/commit',
+          keyword: 'type',
+          message: 'must be string',
+          params: {},
+          schemaPath: '',
+          parentSchema: { type: 'string', description: 'a SHA' },
+        },
+      ],
+      'body',
+      'body field commit must be string: a SHA',
+    ],
+    [
+      [{ instancePath: '/limit', keyword: 'type', message: 'must be integer', params: {}, schemaPath: '' }],
+      'querystring',
+      'query parameter limit must be integer',
+    ],
+    [
+      [
+        {
+          instancePath: '',
+          keyword: 'additionalProperties',
+          message: '',
+          params: { additionalProperty: 'comit' },
+          schemaPath: '',
+          parentSchema: { properties: { commit: {}, wait: {} } },
+        },
+      ],
+      'body',
+      "unknown body field 'comit': use commit, wait",
+    ],
     [[{ instancePath: '', keyword: 'type', message: 'must be object', params: {}, schemaPath: '' }], 'body', 'the body must be object'],
   ])('400 message %#', (errors, context, message) => {
     expect(validationMessage(errors, context)).toBe(message);
@@ -160,14 +190,18 @@ describe('the API on a running berth', () => {
   }
   const get = (path: string, role: RoleName = 'viewer') => call('GET', path, { role });
   const post = (path: string, body?: unknown, role: RoleName = 'operator') => call('POST', path, { role, body });
-  const cli = (args: string[], token?: string) => runCli(args, { env: { BERTH_URL: base, BERTH_TOKEN: token ?? '', BERTH_CONFIG: '/nonexistent/berth.config.yaml' } });
+  const cli = (args: string[], token?: string) =>
+    runCli(args, { env: { BERTH_URL: base, BERTH_TOKEN: token ?? '', BERTH_CONFIG: '/nonexistent/berth.config.yaml' } });
 
   beforeAll(async () => {
     git = await startGitServer();
     stackA = uniqueName('apia').replaceAll('-', '');
     stackB = uniqueName('apib').replaceAll('-', '');
     repo = await git.createRepo(uniqueName('apirepo'));
-    sha1 = await repo.commit({ [`${stackA}/compose.yaml`]: compose(IMAGES.webV1), [`${stackB}/compose.yaml`]: compose(IMAGES.webV1) }, { message: 'first', author: { name: 'Ada', email: 'ada@example.com' } });
+    sha1 = await repo.commit(
+      { [`${stackA}/compose.yaml`]: compose(IMAGES.webV1), [`${stackB}/compose.yaml`]: compose(IMAGES.webV1) },
+      { message: 'first', author: { name: 'Ada', email: 'ada@example.com' } },
+    );
     cfg = writeConfig([{ name: repo.name, url: repo.url }], {
       auth: { tokens: (Object.keys(TOKENS) as RoleName[]).map((role) => ({ name: `${role}-bot`, role, tokenFile: `${role}.token` })) },
     });
@@ -234,14 +268,26 @@ describe('the API on a running berth', () => {
 
   it('GET /stacks and /stacks/:name: the status, replicas and the applied commit; 404 for an unknown stack', async () => {
     // a container just created may still be starting its health check (Progressing)
-    const list = await waitFor(async () => {
-      const res = await get('/api/v1/stacks');
-      return res.body.stacks?.every((s: { health: string }) => s.health === 'Healthy') && res;
-    }, { what: 'both stacks to be healthy' });
+    const list = await waitFor(
+      async () => {
+        const res = await get('/api/v1/stacks');
+        return res.body.stacks?.every((s: { health: string }) => s.health === 'Healthy') && res;
+      },
+      { what: 'both stacks to be healthy' },
+    );
     expect(list.status).toBe(200);
     const a = list.body.stacks.find((s: { name: string }) => s.name === stackA);
-    expect(a).toMatchObject({ name: stackA, repo: repo.name, sync: 'Synced', health: 'Healthy', commit: sha1, commitInfo: { sha: sha1, author: 'Ada', message: 'first' } });
-    expect(a.replicas).toEqual([expect.objectContaining({ service: 'web', slot: 1, host: 'test', state: 'running', commit: sha1, container: expect.any(String) })]);
+    expect(a).toMatchObject({
+      name: stackA,
+      repo: repo.name,
+      sync: 'Synced',
+      health: 'Healthy',
+      commit: sha1,
+      commitInfo: { sha: sha1, author: 'Ada', message: 'first' },
+    });
+    expect(a.replicas).toEqual([
+      expect.objectContaining({ service: 'web', slot: 1, host: 'test', state: 'running', commit: sha1, container: expect.any(String) }),
+    ]);
     expect(list.body.stacks.map((s: { name: string }) => s.name)).toContain(stackB);
 
     const one = await get(`/api/v1/stacks/${stackA}`);
@@ -266,7 +312,10 @@ describe('the API on a running berth', () => {
   it('400 naming the field for a bad body or query', async () => {
     const cases: Array<[Promise<{ status: number; body: Json }>, RegExp]> = [
       [post(`/api/v1/stacks/${stackA}/rollback`, { commit: 42 }), /body field commit must be string: the commit to roll back to/],
-      [post(`/api/v1/stacks/${stackA}/rollback`, { commit: 'zzzz' }), /body field commit must match pattern.*a full commit SHA or a prefix of at least 4 hex characters/],
+      [
+        post(`/api/v1/stacks/${stackA}/rollback`, { commit: 'zzzz' }),
+        /body field commit must match pattern.*a full commit SHA or a prefix of at least 4 hex characters/,
+      ],
       [post(`/api/v1/stacks/${stackA}/sync`, { wait: 'yes' }), /body field wait must be boolean/],
       [post(`/api/v1/stacks/${stackA}/sync`, { wiat: true }), /unknown body field 'wiat': use wait/],
       [post(`/api/v1/stacks/${stackA}/sync`, [1]), /the body must be object/],
@@ -300,7 +349,12 @@ describe('the API on a running berth', () => {
     expect(engine.syncs.latest(stackB)).toMatchObject({ trigger: 'manual', actor: 'admin-bot', outcome: 'succeeded' });
 
     const asked = engine.audit.query({ kind: 'api.action', limit: 10 }).rows;
-    expect(asked.find((r) => r.stack === stackA)).toMatchObject({ actor: 'operator-bot', repo: repo.name, trigger: 'manual', message: expect.stringMatching(new RegExp(`^sync of ${stackA}, asked by operator-bot through the API`)) });
+    expect(asked.find((r) => r.stack === stackA)).toMatchObject({
+      actor: 'operator-bot',
+      repo: repo.name,
+      trigger: 'manual',
+      message: expect.stringMatching(new RegExp(`^sync of ${stackA}, asked by operator-bot through the API`)),
+    });
     expect(asked.find((r) => r.stack === stackB)).toMatchObject({ actor: 'admin-bot', message: expect.stringMatching(/^sync of/) });
   });
 
@@ -348,7 +402,9 @@ describe('the API on a running berth', () => {
     expect(back.body.outcome).toMatchObject({ stack: stackA, status: 'synced', commit: { sha: sha1, message: 'first' } });
     const state = (await get(`/api/v1/stacks/${stackA}`)).body;
     expect(state).toMatchObject({ commit: sha1, held: { reason: 'rollback', commitSha: sha1, actor: 'operator-bot' } });
-    expect(engine.audit.query({ kind: 'api.action', stack: stackA, limit: 1 }).rows[0]!.message).toMatch(/^rollback of .* to the commit before the one applied, asked by operator-bot/);
+    expect(engine.audit.query({ kind: 'api.action', stack: stackA, limit: 1 }).rows[0]!.message).toMatch(
+      /^rollback of .* to the commit before the one applied, asked by operator-bot/,
+    );
     expect((await post(`/api/v1/stacks/${stackA}/resume`)).status).toBe(200);
   });
 
@@ -448,18 +504,38 @@ describe('the API on a running berth', () => {
     sha3 = await repo.commit({ [`${stackB}/compose.yaml`]: compose(IMAGES.webV2) }, { message: 'b v2' });
     expect((await post(`/api/v1/stacks/${stackB}/sync`, {})).status).toBe(202);
     const seen = (pred: (e: SseEvent) => boolean) => stream.events.find(pred);
-    const asked = await waitFor(() => seen((e) => e.event === 'audit' && (e.data as AuditRow).kind === 'api.action' && (e.data as AuditRow).stack === stackB), { what: 'the api.action audit event' });
+    const asked = await waitFor(() => seen((e) => e.event === 'audit' && (e.data as AuditRow).kind === 'api.action' && (e.data as AuditRow).stack === stackB), {
+      what: 'the api.action audit event',
+    });
     expect(asked.data).toMatchObject({ actor: 'operator-bot', hash: expect.any(String) });
-    const finished = await waitFor(() => seen((e) => e.event === 'sync' && (e.data as { stack: string; phase: string }).stack === stackB && (e.data as { phase: string }).phase === 'finished'), { what: 'the sync finished event', timeoutMs: 60_000 });
+    const finished = await waitFor(
+      () =>
+        seen((e) => e.event === 'sync' && (e.data as { stack: string; phase: string }).stack === stackB && (e.data as { phase: string }).phase === 'finished'),
+      { what: 'the sync finished event', timeoutMs: 60_000 },
+    );
     const syncId = (finished.data as { id: number }).id;
     expect(finished.data).toMatchObject({ outcome: 'succeeded', repo: repo.name });
-    expect(seen((e) => e.event === 'sync' && (e.data as { id: number; phase: string }).id === syncId && (e.data as { phase: string }).phase === 'started')).toBeDefined();
-    const step = seen((e) => e.event === 'sync' && (e.data as { phase: string }).phase === 'step' && (e.data as { step: AuditRow }).step.kind === 'container.replaced');
+    expect(
+      seen((e) => e.event === 'sync' && (e.data as { id: number; phase: string }).id === syncId && (e.data as { phase: string }).phase === 'started'),
+    ).toBeDefined();
+    const step = seen(
+      (e) => e.event === 'sync' && (e.data as { phase: string }).phase === 'step' && (e.data as { step: AuditRow }).step.kind === 'container.replaced',
+    );
     expect(step?.data).toMatchObject({ id: syncId, stack: stackB, step: { syncId, service: 'web' } });
     // the status after the pass: from the hosts as they are now (the new container, running v2); the
     // stream tells each change of the status, so those during the rollout come first
-    const state = await waitFor(() => seen((e) => e.event === 'stack' && (e.data as { name: string; commit?: string }).name === stackB && (e.data as { commit?: string }).commit === sha3), { what: 'the stack event' });
-    const b = state.data as { sync: string; health: string; commit: string; commitInfo: { message: string }; replicas: Array<{ state: string; commit: string }> };
+    const state = await waitFor(
+      () =>
+        seen((e) => e.event === 'stack' && (e.data as { name: string; commit?: string }).name === stackB && (e.data as { commit?: string }).commit === sha3),
+      { what: 'the stack event' },
+    );
+    const b = state.data as {
+      sync: string;
+      health: string;
+      commit: string;
+      commitInfo: { message: string };
+      replicas: Array<{ state: string; commit: string }>;
+    };
     expect(b).toMatchObject({ sync: 'Synced', health: 'Healthy', commit: sha3, commitInfo: { message: 'b v2' } });
     expect(b.replicas).toEqual([expect.objectContaining({ state: 'running', commit: b.commit })]);
     await waitFor(() => stream.events.some((e) => e.comment === 'keep-alive'), { what: 'a heartbeat comment' });
@@ -495,7 +571,10 @@ describe('the API on a running berth', () => {
 
     const audit = await cli(['audit', '--stack', stackA, '--json', '--limit', '5'], TOKENS.viewer);
     expect(audit.code, audit.stderr).toBe(0);
-    const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditRow);
+    const rows = audit.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRow);
     expect(rows).toHaveLength(5);
     expect(rows.every((r) => r.stack === stackA)).toBe(true);
     expect(rows.find((r) => r.kind === 'api.action')).toMatchObject({ actor: 'operator-bot', message: expect.stringMatching(/^resume of/) });
@@ -553,7 +632,9 @@ describe('servers of other configs', () => {
       const limited = answers[3]!;
       expect(limited.status).toBe(429);
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-      expect(((await limited.json()) as { error: string }).error).toMatch(/too many requests from this address: at most 3 a minute \(limits\.api in the engine config\)/);
+      expect(((await limited.json()) as { error: string }).error).toMatch(
+        /too many requests from this address: at most 3 a minute \(limits\.api in the engine config\)/,
+      );
       // the webhooks have their own budget
       const hooks = [];
       for (let i = 0; i < 3; i++) hooks.push(await fetch(`${base}/webhooks/generic`, { method: 'POST', body: '{}' }));
@@ -592,7 +673,9 @@ describe('servers of other configs', () => {
     const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
     try {
       const file = join(cfg.dir, 'ci.token');
-      await expect(buildServer({ ready: () => true, engine }, pino({ level: 'silent' })).ready()).rejects.toThrow(`cannot read the API token ci from ${file}: ENOENT`);
+      await expect(buildServer({ ready: () => true, engine }, pino({ level: 'silent' })).ready()).rejects.toThrow(
+        `cannot read the API token ci from ${file}: ENOENT`,
+      );
       writeFileSync(file, '\n');
       await expect(buildServer({ ready: () => true, engine }, pino({ level: 'silent' })).ready()).rejects.toThrow(`the API token ci in ${file} is empty`);
     } finally {

@@ -109,7 +109,6 @@ describe('stop-first', () => {
     }
   });
 
-
   it('puts the old container back, name and all, when the new one cannot be created', async () => {
     const { stack, apply, rows, done } = await setup('restore');
     try {
@@ -128,7 +127,11 @@ describe('stop-first', () => {
       expect(result.errors?.join('\n')).toMatch(/CPUs/);
       const after = await serviceContainers(docker, stack, 'web');
       expect(after.map((c) => [c.Id, c.Names[0], c.State])).toEqual([[before.Id, `/${stack}-web-1`, 'running']]);
-      expect(rows().slice(-4).map((r) => r.kind)).toEqual(['container.restored', 'rollout.failed', 'rollout.paused', 'sync.failed']);
+      expect(
+        rows()
+          .slice(-4)
+          .map((r) => r.kind),
+      ).toEqual(['container.restored', 'rollout.failed', 'rollout.paused', 'sync.failed']);
     } finally {
       await done();
     }
@@ -153,13 +156,18 @@ async function takesAnAddress(network: string): Promise<boolean> {
 
 describe('stack networks', () => {
   it('the networks that need a configured subnet: those a service joins that updates or rolls back start-first', () => {
-    const stack = stackOf({ 'app/compose.yaml': `services:
+    const stack = stackOf(
+      {
+        'app/compose.yaml': `services:
   a: { image: nginx, networks: [front] }
   b: { image: nginx, networks: [back], deploy: { update_config: { order: start-first } } }
   c: { image: nginx, deploy: { rollback_config: { order: start-first } } }
   d: { image: nginx, networks: [front, back] }
 networks: { front: {}, back: {} }
-` }, 'app');
+`,
+      },
+      'app',
+    );
     expect([...startFirstNetworks(stack)].sort()).toEqual(['back', 'default']);
     expect(startFirstNetworks(null).size).toBe(0);
   });

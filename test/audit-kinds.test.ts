@@ -17,12 +17,15 @@ const DOTTED = /['"]([a-z][a-z0-9_-]*\.[a-z][a-z0-9_-]*)['"]/g;
 
 /** Every 'noun.verb' literal given as a `kind:` in src/**\/*.ts, with where it is. */
 function kindsInSources(): Array<{ kind: string; at: string }> {
-  const files = readdirSync(SRC, { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== join('audit', 'kinds.ts'));
+  const files = readdirSync(SRC, { recursive: true, encoding: 'utf8' }).filter(
+    (f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && f !== join('audit', 'kinds.ts'),
+  );
   return files.flatMap((file) =>
-    readFileSync(join(SRC, file), 'utf8').split('\n').flatMap((line, i) =>
-      [...line.matchAll(KIND_VALUE)].flatMap((m) => [...m[1]!.matchAll(DOTTED)].map((d) => ({ kind: d[1]!, at: `src/${file}:${i + 1}` }))),
-    ),
+    readFileSync(join(SRC, file), 'utf8')
+      .split('\n')
+      .flatMap((line, i) =>
+        [...line.matchAll(KIND_VALUE)].flatMap((m) => [...m[1]!.matchAll(DOTTED)].map((d) => ({ kind: d[1]!, at: `src/${file}:${i + 1}` }))),
+      ),
   );
 }
 

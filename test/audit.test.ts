@@ -77,16 +77,42 @@ describe('AuditLog.append', () => {
     expect(Object.keys(first)).not.toContain('stack'); // absent, not null or undefined
 
     const input: AuditInput = {
-      kind: 'container.replaced', repo: 'platform', commit: commit(SHA_A), stack: 'shop', service: 'web', host: 'h1',
-      containerBefore: 'c-old', containerAfter: 'c-new', trigger: 'webhook', actor: 'ci', diff: '-a\n+b\n',
-      outcome: 'error', message: 'health check failed', syncId: 7,
+      kind: 'container.replaced',
+      repo: 'platform',
+      commit: commit(SHA_A),
+      stack: 'shop',
+      service: 'web',
+      host: 'h1',
+      containerBefore: 'c-old',
+      containerAfter: 'c-new',
+      trigger: 'webhook',
+      actor: 'ci',
+      diff: '-a\n+b\n',
+      outcome: 'error',
+      message: 'health check failed',
+      syncId: 7,
     };
     const second = log.append(input);
     expect(second).toMatchObject({
-      id: 2, kind: 'container.replaced', repo: 'platform', commitSha: SHA_A, commitAuthor: 'Ada',
-      commitEmail: 'ada@example.com', commitMessage: 'commit a1b2c3d', stack: 'shop', service: 'web', host: 'h1',
-      containerBefore: 'c-old', containerAfter: 'c-new', trigger: 'webhook', actor: 'ci', diff: '-a\n+b\n',
-      outcome: 'error', message: 'health check failed', syncId: 7, prevHash: first.hash,
+      id: 2,
+      kind: 'container.replaced',
+      repo: 'platform',
+      commitSha: SHA_A,
+      commitAuthor: 'Ada',
+      commitEmail: 'ada@example.com',
+      commitMessage: 'commit a1b2c3d',
+      stack: 'shop',
+      service: 'web',
+      host: 'h1',
+      containerBefore: 'c-old',
+      containerAfter: 'c-new',
+      trigger: 'webhook',
+      actor: 'ci',
+      diff: '-a\n+b\n',
+      outcome: 'error',
+      message: 'health check failed',
+      syncId: 7,
+      prevHash: first.hash,
     });
     expect(second.hash).toBe(rowHash(second));
     // what append returned is exactly what is stored
@@ -333,12 +359,23 @@ describe('parseSince', () => {
     expect(parseSince(input, now).toISOString()).toBe(expected);
   });
 
-  it.each(['', 'yesterday', '2h30', '-2h', '2 h', '2y', '1.5h', '2024-13-01', '2024-02-30', '2023-02-29', '2024-05-01T25:00', '2024-5-1', '2024-05-01T10:00+0200'])(
-    'refuses %j',
-    (input) => {
-      expect(() => parseSince(input, now)).toThrow(/invalid time .*30m, 2h or 7d.*2024-05-01/);
-    },
-  );
+  it.each([
+    '',
+    'yesterday',
+    '2h30',
+    '-2h',
+    '2 h',
+    '2y',
+    '1.5h',
+    '2024-13-01',
+    '2024-02-30',
+    '2023-02-29',
+    '2024-05-01T25:00',
+    '2024-5-1',
+    '2024-05-01T10:00+0200',
+  ])('refuses %j', (input) => {
+    expect(() => parseSince(input, now)).toThrow(/invalid time .*30m, 2h or 7d.*2024-05-01/);
+  });
 });
 
 describe('formatAuditTable', () => {
@@ -347,13 +384,32 @@ describe('formatAuditTable', () => {
     vi.setSystemTime(new Date('2024-05-01T10:00:00.123Z'));
     const log = new AuditLog(open());
     const rows = [
-      log.append({ kind: 'container.replaced', stack: 'shop', service: 'web', host: 'h1', commit: commit(SHA_A), actor: 'ci', outcome: 'error', message: 'line one\nline two\u001b[31m', diff: '+SECRET_DIFF_LINE' }),
+      log.append({
+        kind: 'container.replaced',
+        stack: 'shop',
+        service: 'web',
+        host: 'h1',
+        commit: commit(SHA_A),
+        actor: 'ci',
+        outcome: 'error',
+        message: 'line one\nline two\u001b[31m',
+        diff: '+SECRET_DIFF_LINE',
+      }),
       log.append({ kind: 'host.down', host: 'edge-7', outcome: 'info' }),
     ];
     const lines = formatAuditTable(rows).split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]!.split(/\s+/)).toEqual(['TIME', 'KIND', 'STACK/SERVICE', 'HOST', 'COMMIT', 'ACTOR', 'OUTCOME', 'MESSAGE']);
-    expect(lines[1]!.split(/\s{2,}/)).toEqual(['2024-05-01T10:00:00Z', 'container.replaced', 'shop/web', 'h1', 'a1b2c3d', 'ci', 'error', 'line one line two [31m']);
+    expect(lines[1]!.split(/\s{2,}/)).toEqual([
+      '2024-05-01T10:00:00Z',
+      'container.replaced',
+      'shop/web',
+      'h1',
+      'a1b2c3d',
+      'ci',
+      'error',
+      'line one line two [31m',
+    ]);
     expect(lines[2]!.split(/\s{2,}/)).toEqual(['2024-05-01T10:00:00Z', 'host.down', '-', 'edge-7', '-', 'berth', 'info']);
     // columns line up
     expect(lines[1]!.indexOf('a1b2c3d')).toBe(lines[0]!.indexOf('COMMIT'));

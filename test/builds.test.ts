@@ -32,7 +32,11 @@ it(`keeps the newest ${BUILDS_KEPT} builds of a service on its host and removes 
   } finally {
     engine.close();
     await removeContainers(t.docker, { 'berth.stack': stack });
-    for (const b of await builds()) await t.docker.getImage(b.Id).remove({ force: true }).catch(() => undefined);
+    for (const b of await builds())
+      await t.docker
+        .getImage(b.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     cfg.cleanup();
   }
 });

@@ -73,7 +73,8 @@ it('makes the bundle again on start once a source is newer, and the new bundle r
   // a copy of berth's sources and build script, with the installed packages
   const root = mkdtempSync(join(tmpdir(), 'berth-rebuild-'));
   try {
-    for (const path of ['bin', 'src', 'scripts', 'examples', 'package.json', 'package-lock.json']) cpSync(join(ROOT, path), join(root, path), { recursive: true });
+    for (const path of ['bin', 'src', 'scripts', 'examples', 'package.json', 'package-lock.json'])
+      cpSync(join(ROOT, path), join(root, path), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
     const bundle = join(root, 'dist', 'berth.mjs');
     expect(await berth(root, ['--help'])).toContain('Usage: berth');
@@ -106,7 +107,10 @@ it('the bundle is ASCII (V8 keeps its text one byte a character), holds neither 
   try {
     // what the process has loaded when `berth hosts` (which connects to a host) ends
     const probe = join(dir, 'probe.mjs');
-    writeFileSync(probe, "import { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify(Object.keys(cache).filter((k) => /node_modules\\/(@grpc|ssh2|protobufjs|docker-modem\\/lib\\/(modem|ssh))/.test(k)).map((k) => k.split('node_modules/')[1]))));\n");
+    writeFileSync(
+      probe,
+      "import { createRequire } from 'node:module';\nconst cache = createRequire(import.meta.url).cache;\nprocess.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify(Object.keys(cache).filter((k) => /node_modules\\/(@grpc|ssh2|protobufjs|docker-modem\\/lib\\/(modem|ssh))/.test(k)).map((k) => k.split('node_modules/')[1]))));\n",
+    );
     const config = join(dir, 'berth.config.yaml');
     writeFileSync(config, `dataDir: ${dir}/data\nhosts:\n  - name: h\n    endpoint: unix://${dir}/none.sock\nrepos: []\n`);
     const got = await runCli(['--config', config, 'hosts'], { env: { NODE_OPTIONS: `--import=${probe}` } });

@@ -56,11 +56,13 @@ describe('logs on a terminal', () => {
       expect(code, screen).toBe(0);
       const lines = screen.split('\n');
       expect(lines.some((l) => l.trimStart().startsWith('{'))).toBe(false); // no raw JSON
-      expect(lines).toEqual(expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack} [0-9a-f]{7}: sync started \\{"changes":1\\}$`)),
-        expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack}@test [0-9a-f]{7}: container.created: web#1: missing`)),
-        expect.stringMatching(new RegExp(`^  ${s.stack}: synced \\(1 container change\\(s\\), sync \\d+\\)$`)),
-      ]));
+      expect(lines).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack} [0-9a-f]{7}: sync started \\{"changes":1\\}$`)),
+          expect.stringMatching(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] INFO: ${s.stack}@test [0-9a-f]{7}: container.created: web#1: missing`)),
+          expect.stringMatching(new RegExp(`^  ${s.stack}: synced \\(1 container change\\(s\\), sync \\d+\\)$`)),
+        ]),
+      );
 
       const json = await onTerminal(['--config', s.cfg.file, '--log-format', 'json', 'sync']);
       const logLines = json.screen.split('\n').filter((l) => l.startsWith('{'));
@@ -93,7 +95,10 @@ describe('exit codes', () => {
     } finally {
       await s.done();
     }
-    const hosts = [{ name: 'test', endpoint: `unix://${inject('docker').socketPath}` }, { name: 'gone', endpoint: 'unix:///var/run/no-such-docker.sock' }];
+    const hosts = [
+      { name: 'test', endpoint: `unix://${inject('docker').socketPath}` },
+      { name: 'gone', endpoint: 'unix:///var/run/no-such-docker.sock' },
+    ];
     const dark = await stackRepo('exitsdark', web(), { hosts, hostCheck: { timeout: '2s' } });
     try {
       const unreachable = await runCli(['--config', dark.cfg.file, 'diff']);
@@ -203,13 +208,18 @@ describe('a branch that does not exist', () => {
 describe('one config per data folder', () => {
   it('a second config on the same dataDir is refused, naming the one that owns it; nothing is written', async () => {
     const s = await stackRepo('owner', web());
-    const other = writeConfig([{ name: s.repo.name, url: s.repo.url }], { dataDir: s.cfg.dataDir, hosts: [{ name: 'far', endpoint: 'unix:///var/run/no-such-docker.sock' }] });
+    const other = writeConfig([{ name: s.repo.name, url: s.repo.url }], {
+      dataDir: s.cfg.dataDir,
+      hosts: [{ name: 'far', endpoint: 'unix:///var/run/no-such-docker.sock' }],
+    });
     try {
       expect((await runCli(['--config', s.cfg.file, 'sync', '--wait'])).code).toBe(0);
       const before = readFileSync(`${s.cfg.dataDir}/berth.db`);
       const refused = await runCli(['--config', other.file, 'sync']);
       expect(refused.code).toBe(2);
-      expect(refused.stderr).toContain(`the data folder ${s.cfg.dataDir} holds the state of another config (${s.cfg.file}); give ${other.file} a dataDir of its own`);
+      expect(refused.stderr).toContain(
+        `the data folder ${s.cfg.dataDir} holds the state of another config (${s.cfg.file}); give ${other.file} a dataDir of its own`,
+      );
       expect(readFileSync(`${s.cfg.dataDir}/berth.db`).equals(before)).toBe(true);
       const status = await runCli(['--config', s.cfg.file, 'status']);
       expect(status.stdout).toMatch(new RegExp(`${s.stack} +${s.repo.name} +Synced +Healthy`));
@@ -223,20 +233,38 @@ describe('one config per data folder', () => {
 describe('berth status', () => {
   it('is a table with a header, aligned columns and the last sync always shown', () => {
     const now = Date.parse('2026-12-02T10:00:00Z');
-    const state = (over: Partial<StackState>): StackState => ({ name: 'web', repo: 'apps', sync: 'Synced', health: 'Healthy', replicas: [{ service: 'web', slot: 1, host: 'h1', state: 'running' }], ...over });
-    const out = formatStatusTable([
-      state({ commit: 'a3f1c9e0d', lastSync: { id: 3, outcome: 'ok', commit: 'a3f1c9e0d', at: '2026-12-02T09:57:00Z' } }),
-      state({ name: 'payments-api', sync: 'OutOfSync', condition: 'RolledBack', reason: 'web: rolled back: unhealthy', lastSync: { id: 4, outcome: 'rolledback', commit: 'b', at: '2026-12-02T07:00:00Z' } }),
-      state({ name: 'new', sync: 'OutOfSync', health: 'Missing', replicas: [{ service: 'web', slot: 1, host: 'h1', state: 'missing' }] }),
-    ], now);
-    expect(out).toBe([
-      'STACK         REPO  SYNC       HEALTH   COMMIT   REPLICAS     LAST SYNC            NOTE',
-      'web           apps  Synced     Healthy  a3f1c9e  1/1 running  ok 3 m ago',
-      'payments-api  apps  OutOfSync  Healthy  -        1/1 running  rolled back 3 h ago  RolledBack',
-      'new           apps  OutOfSync  Missing  -        0/1 running  never',
-      '',
-      'payments-api: web: rolled back: unhealthy',
-    ].join('\n'));
+    const state = (over: Partial<StackState>): StackState => ({
+      name: 'web',
+      repo: 'apps',
+      sync: 'Synced',
+      health: 'Healthy',
+      replicas: [{ service: 'web', slot: 1, host: 'h1', state: 'running' }],
+      ...over,
+    });
+    const out = formatStatusTable(
+      [
+        state({ commit: 'a3f1c9e0d', lastSync: { id: 3, outcome: 'ok', commit: 'a3f1c9e0d', at: '2026-12-02T09:57:00Z' } }),
+        state({
+          name: 'payments-api',
+          sync: 'OutOfSync',
+          condition: 'RolledBack',
+          reason: 'web: rolled back: unhealthy',
+          lastSync: { id: 4, outcome: 'rolledback', commit: 'b', at: '2026-12-02T07:00:00Z' },
+        }),
+        state({ name: 'new', sync: 'OutOfSync', health: 'Missing', replicas: [{ service: 'web', slot: 1, host: 'h1', state: 'missing' }] }),
+      ],
+      now,
+    );
+    expect(out).toBe(
+      [
+        'STACK         REPO  SYNC       HEALTH   COMMIT   REPLICAS     LAST SYNC            NOTE',
+        'web           apps  Synced     Healthy  a3f1c9e  1/1 running  ok 3 m ago',
+        'payments-api  apps  OutOfSync  Healthy  -        1/1 running  rolled back 3 h ago  RolledBack',
+        'new           apps  OutOfSync  Missing  -        0/1 running  never',
+        '',
+        'payments-api: web: rolled back: unhealthy',
+      ].join('\n'),
+    );
   });
 
   it('prints the table from a real engine, and --json', async () => {

@@ -39,7 +39,10 @@ describe('berth validate', () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^web\/compose\.yaml:4:5: .*enviroment.*environment/), expect.stringMatching(/^db\/compose\.yaml:4:12: services\.db\.build: db\/Dockerfile does not exist in the repository/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^web\/compose\.yaml:4:5: .*enviroment.*environment/),
+        expect.stringMatching(/^db\/compose\.yaml:4:12: services\.db\.build: db\/Dockerfile does not exist in the repository/),
+      ]),
     );
     noStackTrace(r.stderr);
   });
@@ -49,10 +52,15 @@ describe('berth validate', () => {
     mkdirSync(join(dir, 'agent'), { recursive: true });
     writeFileSync(join(dir, 'agent/compose.yaml'), 'services:\n  agent:\n    image: busybox\n    privileged: true\n    volumes: [/srv/agent:/data]\n');
     const config = join(tmp, 'policy.yaml');
-    writeFileSync(config, 'repos:\n  - name: ops\n    url: /nowhere\n    policy: { privileged: true, bindMounts: [/srv/] }\n  - name: apps\n    url: /nowhere\n');
+    writeFileSync(
+      config,
+      'repos:\n  - name: ops\n    url: /nowhere\n    policy: { privileged: true, bindMounts: [/srv/] }\n  - name: apps\n    url: /nowhere\n',
+    );
     const strict = await runCli(['validate', dir]);
     expect(strict.code).toBe(1);
-    expect(strict.stdout).toContain("agent/compose.yaml:4:17: services.agent.privileged: a privileged container is not allowed for this repo: allow it with policy.privileged: true on the repo in berth's config");
+    expect(strict.stdout).toContain(
+      "agent/compose.yaml:4:17: services.agent.privileged: a privileged container is not allowed for this repo: allow it with policy.privileged: true on the repo in berth's config",
+    );
     expect(strict.stdout).toContain('agent/compose.yaml:5:15: services.agent.volumes[0]: a bind mount of /srv/agent is not allowed for this repo');
     const ops = await runCli(['--config', config, 'validate', dir, '--repo', 'ops']);
     expect(ops.stdout).toBe('ok: 1 stack(s), 1 service(s)\n');
@@ -82,7 +90,7 @@ describe('bad config and unreachable repos', () => {
     const r = await runCli(['--config', file, 'sync']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:2:`);
-    expect(r.stderr).toContain("lables");
+    expect(r.stderr).toContain('lables');
     noStackTrace(r.stderr);
   });
 

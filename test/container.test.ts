@@ -10,7 +10,10 @@ const svc = (over: Partial<ServiceSpec> = {}): ServiceSpec => ({
   environment: { MODE: 'a', DB_PASSWORD: 's3cret' },
   ports: [{ target: 80, published: '8080', protocol: 'tcp' }],
   volumes: [{ type: 'volume', source: 'data', target: '/data', readOnly: false }],
-  networks: [{ key: 'default', aliases: [] }, { key: 'back', aliases: ['www'] }],
+  networks: [
+    { key: 'default', aliases: [] },
+    { key: 'back', aliases: ['www'] },
+  ],
   labels: {},
   restart: 'unless-stopped',
   mode: 'replicated',
@@ -43,7 +46,14 @@ const make = (s: ServiceSpec, commit = 'c1') => desiredContainer('repo', stack(s
 
 describe('desiredContainer', () => {
   it('turns the service into create options, networks with aliases, and labels', () => {
-    const d = make(svc({ stopSignal: 'SIGINT', stopGracePeriodSeconds: 20, limits: { cpus: 0.5, memoryBytes: 256 * 2 ** 20, pids: 100 }, reservations: { cpus: 0.25, memoryBytes: 2 ** 20 } }));
+    const d = make(
+      svc({
+        stopSignal: 'SIGINT',
+        stopGracePeriodSeconds: 20,
+        limits: { cpus: 0.5, memoryBytes: 256 * 2 ** 20, pids: 100 },
+        reservations: { cpus: 0.25, memoryBytes: 2 ** 20 },
+      }),
+    );
     expect(d.name).toBe('shop-web-2');
     expect(d.create).toMatchObject({
       Image: 'nginx:1',
@@ -82,21 +92,38 @@ describe('desiredContainer', () => {
     expect(make(svc(), 'another-commit').specHash).toBe(base);
     expect(make(svc({ environment: { MODE: 'b', DB_PASSWORD: 's3cret' } })).specHash).not.toBe(base);
     expect(make(svc({ environment: { MODE: 'a', DB_PASSWORD: 'rotated' } })).specHash).not.toBe(base);
-    expect(make(svc({ networks: [{ key: 'default', aliases: [] }, { key: 'back', aliases: ['api'] }] })).specHash).not.toBe(base);
+    expect(
+      make(
+        svc({
+          networks: [
+            { key: 'default', aliases: [] },
+            { key: 'back', aliases: ['api'] },
+          ],
+        }),
+      ).specHash,
+    ).not.toBe(base);
     expect(make(svc({ stopSignal: 'SIGQUIT' })).specHash).not.toBe(base);
     // How a service is rolled out is not part of the container.
     expect(make(svc({ update: { ...update, order: 'start-first' } })).specHash).toBe(base);
   });
 
   it('writes the readable view as Compose does: durations, sizes, short ports and volumes, no defaults', () => {
-    const view = make(svc({
-      restart: 'no',
-      ports: [{ target: 80, published: '8080', protocol: 'tcp' }, { target: 53, protocol: 'udp' }],
-      volumes: [{ type: 'volume', source: 'data', target: '/data', readOnly: true }, { type: 'bind', source: '/srv/x', target: '/x', readOnly: false }],
-      healthcheck: { test: ['CMD', 'true'], intervalNs: 2e9, timeoutNs: 500e6, startPeriodNs: 90e9, retries: 3 },
-      stopGracePeriodSeconds: 30,
-      limits: { memoryBytes: 512 * 1024 ** 2, cpus: 0.5 },
-    })).view;
+    const view = make(
+      svc({
+        restart: 'no',
+        ports: [
+          { target: 80, published: '8080', protocol: 'tcp' },
+          { target: 53, protocol: 'udp' },
+        ],
+        volumes: [
+          { type: 'volume', source: 'data', target: '/data', readOnly: true },
+          { type: 'bind', source: '/srv/x', target: '/x', readOnly: false },
+        ],
+        healthcheck: { test: ['CMD', 'true'], intervalNs: 2e9, timeoutNs: 500e6, startPeriodNs: 90e9, retries: 3 },
+        stopGracePeriodSeconds: 30,
+        limits: { memoryBytes: 512 * 1024 ** 2, cpus: 0.5 },
+      }),
+    ).view;
     expect(view).toContain('ports:\n  - 8080:80\n  - 53/udp\n');
     expect(view).toContain('volumes:\n  - shop_data:/data:ro\n  - /srv/x:/x\n');
     expect(view).toContain('healthcheck:\n  test:\n    - CMD\n    - "true"\n  interval: 2s\n  timeout: 500ms\n  start_period: 1m30s\n  retries: 3\n');

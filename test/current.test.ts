@@ -28,11 +28,21 @@ const net = (name: string, repo: string, stack: string) => ({ name, repo, stack 
 const live: LiveHost[] = [
   {
     host: 'a',
-    containers: [c('a', 'r', 'shop', 'web.1', 0.1, 100, 5), c('a', 'r', 'blog', 'app.1', 0.2, 200), c('a', 'q', 'shop', 'web.1', 0.3, 300), c('a', 'r', 'shop', 'db.1', 0.25, 0, 9)],
+    containers: [
+      c('a', 'r', 'shop', 'web.1', 0.1, 100, 5),
+      c('a', 'r', 'blog', 'app.1', 0.2, 200),
+      c('a', 'q', 'shop', 'web.1', 0.3, 300),
+      c('a', 'r', 'shop', 'db.1', 0.25, 0, 9),
+    ],
     networks: [net('shop_default', 'r', 'shop'), net('blog_default', 'r', 'blog')],
     volumes: [],
   },
-  { host: 'b', containers: [c('b', 'r', 'shop', 'web.2', 0.1, 100, 7), c('b', 'r', 'blog', 'app.2', 1.5, 1 << 30)], networks: [net('shop_default', 'r', 'shop')], volumes: [] },
+  {
+    host: 'b',
+    containers: [c('b', 'r', 'shop', 'web.2', 0.1, 100, 7), c('b', 'r', 'blog', 'app.2', 1.5, 1 << 30)],
+    networks: [net('shop_default', 'r', 'shop')],
+    volumes: [],
+  },
   { host: 'c', containers: [], networks: [], volumes: [] },
 ];
 const hosts: HostInfo[] = ['a', 'b', 'c', 'gone'].map((name) => ({ name, labels: {}, state: 'up' as const }));
@@ -59,7 +69,7 @@ describe('LiveIndex', () => {
     ['r', 'blog'],
     ['q', 'shop'],
     ['r', 'new'],
-  ])('%s/%s: every host with only the stack\'s containers; the others\' reservations and count per host, as a walk finds them', (repo, stack) => {
+  ])("%s/%s: every host with only the stack's containers; the others' reservations and count per host, as a walk finds them", (repo, stack) => {
     const index = new LiveIndex(live);
     const own = index.stack(repo, stack);
     expect(own.map((h) => h.host)).toEqual(['a', 'b', 'c']);
@@ -71,7 +81,7 @@ describe('LiveIndex', () => {
     expect(summary(index.hostsFor(hosts, repo, stack))).toEqual(walked(repo, stack));
   });
 
-  it('keeps the stack\'s containers as the same objects (a drift inspection marks them for the plan)', () => {
+  it("keeps the stack's containers as the same objects (a drift inspection marks them for the plan)", () => {
     expect(new LiveIndex(live).stack('r', 'shop')[1].containers[0]).toBe(live[1].containers[0]);
   });
 
@@ -82,7 +92,12 @@ describe('LiveIndex', () => {
     const counts = (stack: string) => index.hostsFor(hosts, 'r', stack).map((h) => h.containers);
     const reserved = (stack: string) => index.hostsFor(hosts, 'r', stack).map((h) => h.reserved);
     expect(counts('shop')).toEqual([1, 0, 3, 0]); // q/shop on a; blog's three on c
-    expect(reserved('shop')).toEqual([{ cpus: 0.3, memoryBytes: 300 }, { cpus: 0, memoryBytes: 0 }, { cpus: 1, memoryBytes: 10 }, { cpus: 0, memoryBytes: 0 }]);
+    expect(reserved('shop')).toEqual([
+      { cpus: 0.3, memoryBytes: 300 },
+      { cpus: 0, memoryBytes: 0 },
+      { cpus: 1, memoryBytes: 10 },
+      { cpus: 0, memoryBytes: 0 },
+    ]);
     expect(counts('blog')).toEqual([3, 1, 0, 0]);
     index.placed('r', 'new', [at('b', 1.25, 1 << 20)]);
     expect(counts('shop')).toEqual([1, 1, 3, 0]);

@@ -29,7 +29,12 @@ const OPERATOR_TOKEN = 'operator-token-7d1e4b2a9c6f3e80';
 /** Markup in a commit message must show as text, never run. */
 const EVIL_MESSAGE = 'Break the api <img src=x onerror="window.__xss=1"> on purpose';
 
-interface DiffLine { type: string; text: string; oldNo?: number; newNo?: number }
+interface DiffLine {
+  type: string;
+  text: string;
+  oldNo?: number;
+  newNo?: number;
+}
 /** The dashboard's diff parsing (plain ES module, no DOM needed for these two). */
 const { parseDiff, splitRows } = (await import(pathToFileURL(resolve(import.meta.dirname, '../src/dashboard/diff.js')).href)) as {
   parseDiff: (text: string) => DiffLine[];
@@ -39,29 +44,41 @@ const { parseDiff, splitRows } = (await import(pathToFileURL(resolve(import.meta
 describe('reading unified diffs (src/dashboard/diff.js)', () => {
   const brief = (lines: DiffLine[]) => lines.map((l) => [l.type, l.text, l.oldNo ?? null, l.newNo ?? null]);
   it.each([
-    ['berth\'s summary, headers, a hunk', '# replace web#1 on test: spec changed\n--- a/s/web\tlive\n+++ b/s/web\tcommit 1\n@@ -1,3 +1,3 @@\n-image: v1\n+image: v2\n env:\n   A: 1\n', [
-      ['note', '# replace web#1 on test: spec changed', null, null],
-      ['file', '--- a/s/web\tlive', null, null],
-      ['file', '+++ b/s/web\tcommit 1', null, null],
-      ['hunk', '@@ -1,3 +1,3 @@', null, null],
-      ['del', '-image: v1', 1, null],
-      ['add', '+image: v2', null, 1],
-      ['ctx', ' env:', 2, 2],
-      ['ctx', '   A: 1', 3, 3],
-    ]],
-    ['a removed line that looks like a header, and a one-line hunk', '@@ -7 +7,2 @@\n--- not a header\n++++ nor this\n+x\n--- a/next\n', [
-      ['hunk', '@@ -7 +7,2 @@', null, null],
-      ['del', '--- not a header', 7, null],
-      ['add', '++++ nor this', null, 7],
-      ['add', '+x', null, 8],
-      ['file', '--- a/next', null, null],
-    ]],
-    ['no newline at the end', '@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b\n', [
-      ['hunk', '@@ -1 +1 @@', null, null],
-      ['del', '-a', 1, null],
-      ['meta', '\\ No newline at end of file', null, null],
-      ['add', '+b', null, 1],
-    ]],
+    [
+      "berth's summary, headers, a hunk",
+      '# replace web#1 on test: spec changed\n--- a/s/web\tlive\n+++ b/s/web\tcommit 1\n@@ -1,3 +1,3 @@\n-image: v1\n+image: v2\n env:\n   A: 1\n',
+      [
+        ['note', '# replace web#1 on test: spec changed', null, null],
+        ['file', '--- a/s/web\tlive', null, null],
+        ['file', '+++ b/s/web\tcommit 1', null, null],
+        ['hunk', '@@ -1,3 +1,3 @@', null, null],
+        ['del', '-image: v1', 1, null],
+        ['add', '+image: v2', null, 1],
+        ['ctx', ' env:', 2, 2],
+        ['ctx', '   A: 1', 3, 3],
+      ],
+    ],
+    [
+      'a removed line that looks like a header, and a one-line hunk',
+      '@@ -7 +7,2 @@\n--- not a header\n++++ nor this\n+x\n--- a/next\n',
+      [
+        ['hunk', '@@ -7 +7,2 @@', null, null],
+        ['del', '--- not a header', 7, null],
+        ['add', '++++ nor this', null, 7],
+        ['add', '+x', null, 8],
+        ['file', '--- a/next', null, null],
+      ],
+    ],
+    [
+      'no newline at the end',
+      '@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b\n',
+      [
+        ['hunk', '@@ -1 +1 @@', null, null],
+        ['del', '-a', 1, null],
+        ['meta', '\\ No newline at end of file', null, null],
+        ['add', '+b', null, 1],
+      ],
+    ],
     ['nothing', '', [['note', '', null, null]]],
   ])('%s', (_name, text, expected) => {
     expect(brief(parseDiff(text))).toEqual(expected);
@@ -154,12 +171,16 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     writeFileSync(join(cfg.dir, 'eve.token'), `${VIEWER_TOKEN}\n`);
     engine = testEngine(cfg.file);
 
-    first = await repo.commit({ [`${shop}/compose.yaml`]: web(IMAGES.webV1, '1'), [`${api}/compose.yaml`]: web(IMAGES.webV1, '1') },
-      { message: 'First version of shop and api', author: { name: 'Ada Lovelace', email: 'ada@example.com' } });
+    first = await repo.commit(
+      { [`${shop}/compose.yaml`]: web(IMAGES.webV1, '1'), [`${api}/compose.yaml`]: web(IMAGES.webV1, '1') },
+      { message: 'First version of shop and api', author: { name: 'Ada Lovelace', email: 'ada@example.com' } },
+    );
     const pass1 = await engine.syncAll({ trigger: 'startup' });
     expect(pass1[0]!.stacks.map((s) => s.status)).toEqual(['synced', 'synced']);
-    second = await repo.commit({ [`${shop}/compose.yaml`]: web(IMAGES.webV2, '2'), [`${api}/compose.yaml`]: web(IMAGES.webUnhealthy, '2') },
-      { message: EVIL_MESSAGE, author: { name: 'Bob Builder', email: 'bob@example.com' } });
+    second = await repo.commit(
+      { [`${shop}/compose.yaml`]: web(IMAGES.webV2, '2'), [`${api}/compose.yaml`]: web(IMAGES.webUnhealthy, '2') },
+      { message: EVIL_MESSAGE, author: { name: 'Bob Builder', email: 'bob@example.com' } },
+    );
     const pass2 = await engine.syncAll({ trigger: 'poll' });
     const outcome = Object.fromEntries(pass2[0]!.stacks.map((s) => [s.stack, s.status]));
     expect(outcome).toEqual({ [shop]: 'synced', [api]: 'rolledback' });
@@ -168,14 +189,25 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
 
     mkdirSync(ARTIFACTS, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'berth-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1400, height: 1000 },
-      colorScheme: 'light',
-    }).catch((err: Error) => {
-      throw new Error(`Could not start Chromium at ${CHROMIUM} (Debian's chromium; scripts/setup.sh installs it): ${err.message}`, { cause: err });
-    });
+    context = await chromium
+      .launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+        viewport: { width: 1400, height: 1000 },
+        colorScheme: 'light',
+      })
+      .catch((err: Error) => {
+        throw new Error(`Could not start Chromium at ${CHROMIUM} (Debian's chromium; scripts/setup.sh installs it): ${err.message}`, { cause: err });
+      });
     context.on('request', (r) => requested.push(r.url()));
     context.on('weberror', (e) => pageErrors.push(e.error().message));
     context.on('console', (m) => {
@@ -195,7 +227,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  it('asks for the token once, then the overview shows the stacks\' real states', async () => {
+  it("asks for the token once, then the overview shows the stacks' real states", async () => {
     await page.goto(`${base}/`);
     await page.getByLabel('API token').fill(VIEWER_TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -259,11 +291,17 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(failed.error).toMatch(/rolled back/);
     await page.goto(`${base}/#/`);
     await row(api).getByRole('link', { name: api }).click();
-    await page.getByRole('heading', { name: new RegExp(api) }).first().waitFor();
+    await page
+      .getByRole('heading', { name: new RegExp(api) })
+      .first()
+      .waitFor();
     // the viewer sees no action buttons
     await page.locator(`li[data-sync-id="${failed.id}"]`).waitFor();
     expect(await page.getByRole('button', { name: 'Sync now' }).count()).toBe(0);
-    await page.locator(`li[data-sync-id="${failed.id}"]`).getByRole('link', { name: `Sync #${failed.id}` }).click();
+    await page
+      .locator(`li[data-sync-id="${failed.id}"]`)
+      .getByRole('link', { name: `Sync #${failed.id}` })
+      .click();
 
     await page.waitForURL(`${base}/#/syncs/${failed.id}`);
     expect(await page.locator('main [role="alert"] pre').textContent()).toBe(failed.error);
@@ -279,20 +317,24 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await screenshot('sync-failed.png');
 
     // side by side: the removed image faces the added one
-    await page.locator('section', { has: page.getByRole('heading', { name: 'Diff', exact: true }) }).getByRole('button', { name: 'Side by side' }).click();
+    await page
+      .locator('section', { has: page.getByRole('heading', { name: 'Diff', exact: true }) })
+      .getByRole('button', { name: 'Side by side' })
+      .click();
     const facing = diff.locator('tr', { has: page.locator('td.code.del') }).filter({ has: page.locator('td.code.add') });
     expect(await facing.filter({ hasText: IMAGES.webUnhealthy }).filter({ hasText: IMAGES.webV1 }).count()).toBe(1);
     await screenshot('sync-failed-split.png');
     await page.getByRole('button', { name: 'Unified' }).first().click();
   });
 
-  it('the audit page filtered by commit (in the URL) shows exactly that commit\'s rows', async () => {
+  it("the audit page filtered by commit (in the URL) shows exactly that commit's rows", async () => {
     const expected = engine.audit.query({ commit: second, limit: 1000 }).rows;
     expect(expected.length).toBeGreaterThan(5);
     expect(expected.length).toBeLessThan(100); // one page
     await page.goto(`${base}/#/audit?commit=${second}`);
     // a hash change: the page that was shown may stay a moment before the filtered rows replace it
-    await expect.poll(() => page.locator('main table.data > tbody > tr').evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-key')))))
+    await expect
+      .poll(() => page.locator('main table.data > tbody > tr').evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-key')))))
       .toEqual(expected.map((r) => r.id));
     expect(await page.locator('main table.data > tbody > tr td[data-label="Commit"]').allInnerTexts()).toEqual(expected.map(() => second.slice(0, 7)));
     await screenshot('audit.png');
@@ -308,7 +350,8 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(new URLSearchParams(new URL(page.url()).hash.split('?')[1]).get('commit')).toBe(second);
     const failedRows = engine.audit.query({ commit: second, kind: 'sync.failed' }).rows;
     expect(failedRows.map((r) => r.stack)).toEqual([api]);
-    await expect.poll(() => page.locator('main table.data > tbody > tr').evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-key')))))
+    await expect
+      .poll(() => page.locator('main table.data > tbody > tr').evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-key')))))
       .toEqual(failedRows.map((r) => r.id));
   });
 
@@ -326,10 +369,13 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await page.evaluate('window.__sameDocument = true');
 
     await button.click();
-    const started = await waitFor(() => {
-      const latest = engine.syncs.latest(shop)!;
-      return latest.id > before ? latest : undefined;
-    }, { what: 'the sync that Sync now asked for' });
+    const started = await waitFor(
+      () => {
+        const latest = engine.syncs.latest(shop)!;
+        return latest.id > before ? latest : undefined;
+      },
+      { what: 'the sync that Sync now asked for' },
+    );
     expect(started).toMatchObject({ trigger: 'manual', actor: 'ops', commitSha: second });
     const item = page.locator(`li[data-sync-id="${started.id}"]`);
     await item.waitFor();
@@ -379,7 +425,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await screenshot('deliveries.png');
   });
 
-  it('a live update highlights a stack\'s row on the overview only when the stack\'s status changed', async () => {
+  it("a live update highlights a stack's row on the overview only when the stack's status changed", async () => {
     await open('#/');
     await row(shop).waitFor();
     await expect.poll(() => page.locator('#live').textContent()).toBe('live');
@@ -407,8 +453,10 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(await row(shop).getAttribute('class')).toBeNull();
 
     // a new commit applied: the row shows it, highlighted, and the highlight fades out
-    const third = await repo.commit({ [`${shop}/compose.yaml`]: web(IMAGES.webV2, '3') },
-      { message: 'Third version of shop', author: { name: 'Ada Lovelace', email: 'ada@example.com' } });
+    const third = await repo.commit(
+      { [`${shop}/compose.yaml`]: web(IMAGES.webV2, '3') },
+      { message: 'Third version of shop', author: { name: 'Ada Lovelace', email: 'ada@example.com' } },
+    );
     expect(await syncShop()).toBe('synced');
     await expect.poll(() => row(shop).locator('td[data-label="Commit applied"]').innerText()).toContain(third.slice(0, 7));
     const after = await seen();
@@ -420,7 +468,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(pageErrors).toEqual([]);
   });
 
-  it('GET /api/v1/hosts/:name answers a host\'s status and its berth-managed containers; an unknown host is 404', async () => {
+  it("GET /api/v1/hosts/:name answers a host's status and its berth-managed containers; an unknown host is 404", async () => {
     const get = (path: string) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
     const res = await get('/hosts/test');
     expect(res.status).toBe(200);
@@ -439,7 +487,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect((await fetch(`${base}/api/v1/hosts/test`)).status).toBe(401);
   });
 
-  it('the hosts page lists the hosts; a host\'s page shows its facts and the test stacks\' containers on it', async () => {
+  it("the hosts page lists the hosts; a host's page shows its facts and the test stacks' containers on it", async () => {
     await open('#/hosts');
     const hostRow = row('test');
     expect(await hostRow.locator('td[data-label="State"]').innerText()).toMatch(/^up/);
@@ -456,7 +504,10 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     expect(facts).toContain(status!.version!);
 
     // the other test files share this daemon: only the rows of this file's stacks are checked
-    for (const [stack, image] of [[shop, IMAGES.webV2], [api, IMAGES.webV1]] as const) {
+    for (const [stack, image] of [
+      [shop, IMAGES.webV2],
+      [api, IMAGES.webV1],
+    ] as const) {
       const [c] = await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } });
       const tr = page.locator(`tr[data-key="${c!.Id}"]`);
       await tr.waitFor();

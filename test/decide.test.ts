@@ -10,11 +10,33 @@ import type { Hold } from '../src/audit/holds.ts';
 
 const slot = { host: 'h1', service: 'web', slot: 1 };
 const live = (over: Partial<LiveContainer> = {}): LiveContainer => ({
-  id: 'c1', host: 'h1', name: 'shop-web-1', repo: 'r', stack: 'shop', service: 'web', slot: 1, specHash: 'a', commit: 'c1',
-  state: 'running', image: 'web:v1', created: 0, reserved: { cpus: 0, memoryBytes: 0 }, ...over,
+  id: 'c1',
+  host: 'h1',
+  name: 'shop-web-1',
+  repo: 'r',
+  stack: 'shop',
+  service: 'web',
+  slot: 1,
+  specHash: 'a',
+  commit: 'c1',
+  state: 'running',
+  image: 'web:v1',
+  created: 0,
+  reserved: { cpus: 0, memoryBytes: 0 },
+  ...over,
 });
 const desired = (over: Partial<DesiredContainer> = {}) => ({ ...slot, name: 'shop-web-1', specHash: 'a', ...over }) as DesiredContainer;
-const plan = (...actions: Action[]): StackPlan => ({ repo: 'r', stack: 'shop', commit: 'c2', networks: [], volumes: [], removeNetworks: [], actions, unpruned: [], hooks: [] });
+const plan = (...actions: Action[]): StackPlan => ({
+  repo: 'r',
+  stack: 'shop',
+  commit: 'c2',
+  networks: [],
+  volumes: [],
+  removeNetworks: [],
+  actions,
+  unpruned: [],
+  hooks: [],
+});
 const stack = (sync: Partial<RenderedStack['sync']> = {}) => ({ name: 'shop', sync: { auto: true, prune: true, selfHeal: true, ...sync } }) as RenderedStack;
 
 const keep: Action = { ...slot, kind: 'keep', live: live() };
@@ -23,9 +45,23 @@ const newSpec: Action = { ...slot, kind: 'replace', desired: desired({ specHash:
 /** the same spec, the container stopped by hand */
 const stopped: Action = { ...slot, kind: 'replace', desired: desired(), live: live({ state: 'exited' }), reason: 'not running (exited)' };
 /** a job whose last run failed: run again, same spec */
-const rerun: Action = { ...slot, kind: 'replace', desired: desired({ job: { kind: 'once', timeoutMs: 1 } }), live: live({ state: 'exited', exitCode: 1 }), reason: 'its last run failed' };
+const rerun: Action = {
+  ...slot,
+  kind: 'replace',
+  desired: desired({ job: { kind: 'once', timeoutMs: 1 } }),
+  live: live({ state: 'exited', exitCode: 1 }),
+  reason: 'its last run failed',
+};
 
-const input = (over: Partial<DecisionInput>): DecisionInput => ({ plan: plan(keep), stack: stack(), trigger: 'poll', dryRun: false, commit: 'c2', now: 1_000_000, ...over });
+const input = (over: Partial<DecisionInput>): DecisionInput => ({
+  plan: plan(keep),
+  stack: stack(),
+  trigger: 'poll',
+  dryRun: false,
+  commit: 'c2',
+  now: 1_000_000,
+  ...over,
+});
 
 describe('decide', () => {
   it.each<[string, Partial<DecisionInput>, ReturnType<typeof decide>]>([
@@ -34,25 +70,55 @@ describe('decide', () => {
     ['a poll with nothing to do does nothing', {}, { kind: 'nothing' }],
     ['a sync by hand with nothing to do still applies (and is recorded)', { trigger: 'manual' }, { kind: 'apply', trigger: 'manual', drift: false }],
     ['a new commit is applied by a poll', { plan: plan(newSpec), lastSucceeded: 'c1' }, { kind: 'apply', trigger: 'poll', drift: false }],
-    ['a change by hand at the applied commit is drift, put back under the drift trigger', { plan: plan(stopped), lastSucceeded: 'c2' }, { kind: 'apply', trigger: 'drift', drift: true }],
+    [
+      'a change by hand at the applied commit is drift, put back under the drift trigger',
+      { plan: plan(stopped), lastSucceeded: 'c2' },
+      { kind: 'apply', trigger: 'drift', drift: true },
+    ],
     ['a drift pass sees drift whatever the history', { plan: plan(stopped), trigger: 'drift' }, { kind: 'apply', trigger: 'drift', drift: true }],
-    ['drift with selfHeal off is reported, nothing changed', { plan: plan(stopped), trigger: 'drift', stack: stack({ selfHeal: false }) }, { kind: 'drift-reported', summary: 'replace web#1 on h1: not running (exited)' }],
-    ['drift with auto-sync off is reported too', { plan: plan(stopped), trigger: 'drift', stack: stack({ auto: false }) }, { kind: 'drift-reported', summary: 'replace web#1 on h1: not running (exited)' }],
-    ['a sync by hand puts drift back even with selfHeal off', { plan: plan(stopped), trigger: 'manual', stack: stack({ selfHeal: false }), lastSucceeded: 'c2' }, { kind: 'apply', trigger: 'manual', drift: true }],
+    [
+      'drift with selfHeal off is reported, nothing changed',
+      { plan: plan(stopped), trigger: 'drift', stack: stack({ selfHeal: false }) },
+      { kind: 'drift-reported', summary: 'replace web#1 on h1: not running (exited)' },
+    ],
+    [
+      'drift with auto-sync off is reported too',
+      { plan: plan(stopped), trigger: 'drift', stack: stack({ auto: false }) },
+      { kind: 'drift-reported', summary: 'replace web#1 on h1: not running (exited)' },
+    ],
+    [
+      'a sync by hand puts drift back even with selfHeal off',
+      { plan: plan(stopped), trigger: 'manual', stack: stack({ selfHeal: false }), lastSucceeded: 'c2' },
+      { kind: 'apply', trigger: 'manual', drift: true },
+    ],
     ['a new commit with auto-sync off waits for a person', { plan: plan(newSpec), stack: stack({ auto: false }) }, { kind: 'auto-off' }],
-    ['a failed job run again is no drift', { plan: plan(rerun), trigger: 'drift', stack: stack({ selfHeal: false }) }, { kind: 'apply', trigger: 'drift', drift: false }],
-    ['a stack gone from Git is pruned, never drift', { plan: plan({ ...slot, kind: 'remove', live: live(), reason: 'stack removed from Git', cause: 'pruned' }), stack: null, trigger: 'drift' }, { kind: 'apply', trigger: 'drift', drift: false }],
+    [
+      'a failed job run again is no drift',
+      { plan: plan(rerun), trigger: 'drift', stack: stack({ selfHeal: false }) },
+      { kind: 'apply', trigger: 'drift', drift: false },
+    ],
+    [
+      'a stack gone from Git is pruned, never drift',
+      { plan: plan({ ...slot, kind: 'remove', live: live(), reason: 'stack removed from Git', cause: 'pruned' }), stack: null, trigger: 'drift' },
+      { kind: 'apply', trigger: 'drift', drift: false },
+    ],
   ])('%s', (_, over, expected) => {
     expect(decide(input(over))).toEqual(expected);
   });
 
   it('a commit whose apply failed waits out its back-off, but not a sync by hand or another commit', () => {
     const backoff = { commit: 'c2', failures: 2, until: 1_000_000 + 15_500 };
-    expect(decide(input({ plan: plan(newSpec), backoff }))).toEqual({ kind: 'backing-off', error: 'the last 2 attempt(s) failed; the next in 16 s (or sync by hand)' });
+    expect(decide(input({ plan: plan(newSpec), backoff }))).toEqual({
+      kind: 'backing-off',
+      error: 'the last 2 attempt(s) failed; the next in 16 s (or sync by hand)',
+    });
     expect(decide(input({ plan: plan(newSpec), backoff, now: 1_000_000 + 15_500 }))).toMatchObject({ kind: 'apply' });
     expect(decide(input({ plan: plan(newSpec), backoff, trigger: 'manual' }))).toMatchObject({ kind: 'apply' });
     expect(decide(input({ plan: plan(newSpec), backoff: { ...backoff, commit: 'c1' } }))).toMatchObject({ kind: 'apply' });
-    expect(decide(input({ plan: plan(newSpec), backoff: { ...backoff, until: Infinity } }))).toEqual({ kind: 'backing-off', error: 'the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand' });
+    expect(decide(input({ plan: plan(newSpec), backoff: { ...backoff, until: Infinity } }))).toEqual({
+      kind: 'backing-off',
+      error: 'the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand',
+    });
   });
 
   it('drift needs a change nobody rendered: a spec that differs from the hosts is a rollout, not drift', () => {

@@ -160,10 +160,14 @@ describe('with selfHeal, each kind of drift is corrected and audited twice', () 
     expect(detected.message).toMatch(/mounts: tmpfs:.*:\/data \(wants volume:.*_data:\/data\)/);
   });
 
-  it('an extra container carrying berth\'s labels', async () => {
+  it("an extra container carrying berth's labels", async () => {
     const c = await web('extra');
     const info = await docker.getContainer(c.Id).inspect();
-    const extra = await docker.createContainer({ Image: IMAGES.webV1, name: `${stackOf('extra')}-web-2`, Labels: { ...info.Config.Labels, 'berth.slot': '2', 'com.docker.compose.container-number': '2' } });
+    const extra = await docker.createContainer({
+      Image: IMAGES.webV1,
+      name: `${stackOf('extra')}-web-2`,
+      Labels: { ...info.Config.Labels, 'berth.slot': '2', 'com.docker.compose.container-number': '2' },
+    });
     await extra.start();
     const { detected, fixed } = await corrected('extra', extra.id);
     expect(detected.message).toBe('remove web#2 on test: replica no longer wanted here');
@@ -188,7 +192,11 @@ describe('what is not drift', () => {
 
   it('containers berth does not manage, stopped or removed by hand, cause no action', async () => {
     const before = engine.audit.query({ limit: 1000 }).rows.length;
-    const other = await docker.createContainer({ Image: IMAGES.webV1, name: `${prefix}-unmanaged`, Labels: { 'test.drift': prefix, 'com.docker.compose.project': stackOf('stopped') } });
+    const other = await docker.createContainer({
+      Image: IMAGES.webV1,
+      name: `${prefix}-unmanaged`,
+      Labels: { 'test.drift': prefix, 'com.docker.compose.project': stackOf('stopped') },
+    });
     await other.start();
     await other.stop({ t: 1 });
     await other.remove();
@@ -214,7 +222,7 @@ describe('what is not drift', () => {
   });
 });
 
-describe('a container on another\'s network (network_mode: service:)', () => {
+describe("a container on another's network (network_mode: service:)", () => {
   it('is created anew with the container it shares a network with, when drift repair recreates that one', async () => {
     const own = await ownStack(server, docker, 'peer');
     try {

@@ -7,7 +7,7 @@ import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
 import { proxyTo } from './harness/proxy.ts';
 
-it('delivers managed containers\' events, and after the stream drops, subscribes again without losing any', async () => {
+it("delivers managed containers' events, and after the stream drops, subscribes again without losing any", async () => {
   const socketPath = inject('docker').socketPath;
   const direct = new Dockerode({ socketPath });
   const proxy = await proxyTo(socketPath);

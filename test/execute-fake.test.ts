@@ -19,7 +19,8 @@ import { stackOf } from './render/helpers.ts';
 // 200 ms, delays between batches) last at most 1 ms here: what they wait for is the fake's answer.
 vi.mock('node:timers/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:timers/promises')>();
-  const setTimeout = ((ms?: number, value?: unknown, options?: { signal?: AbortSignal }) => real.setTimeout(Math.min(ms ?? 0, 1), value, options)) as typeof real.setTimeout;
+  const setTimeout = ((ms?: number, value?: unknown, options?: { signal?: AbortSignal }) =>
+    real.setTimeout(Math.min(ms ?? 0, 1), value, options)) as typeof real.setTimeout;
   return { ...real, setTimeout };
 });
 
@@ -76,8 +77,20 @@ class FakeFleet {
     c.status = 'running';
     c.health = c.fate.becomes === 'healthy' ? 'healthy' : undefined;
     return {
-      id, host: d.host, name: d.name, repo: REPO, stack: d.stack, service: d.service, slot: d.slot, specHash: d.specHash, commit: 'c1',
-      state: 'running', image: c.image, view: d.view, created: 0, reserved: { cpus: 0, memoryBytes: 0 },
+      id,
+      host: d.host,
+      name: d.name,
+      repo: REPO,
+      stack: d.stack,
+      service: d.service,
+      slot: d.slot,
+      specHash: d.specHash,
+      commit: 'c1',
+      state: 'running',
+      image: c.image,
+      view: d.view,
+      created: 0,
+      reserved: { cpus: 0, memoryBytes: 0 },
     };
   }
 
@@ -117,7 +130,16 @@ class FakeHost implements HostOps {
   make(id: string, name: string, spec: ContainerSpec): FakeContainer {
     if (this.byName(name)) throw new Error(`create container ${name} on ${this.name}: Conflict. The container name "/${name}" is already in use`);
     const image = spec.create.Image ?? '';
-    const c: FakeContainer = { id, name, image, spec, status: 'created', exitCode: 0, starting: 0, fate: this.fleet.fates({ host: this.name, name, image }) ?? {} };
+    const c: FakeContainer = {
+      id,
+      name,
+      image,
+      spec,
+      status: 'created',
+      exitCode: 0,
+      starting: 0,
+      fate: this.fleet.fates({ host: this.name, name, image }) ?? {},
+    };
     this.containers.set(id, c);
     return c;
   }
@@ -207,7 +229,8 @@ class FakeHost implements HostOps {
   async rename(id: string, name: string): Promise<void> {
     this.record('rename', this.named(id), name);
     const c = this.get(id, 'rename');
-    if (this.byName(name) && this.byName(name) !== c) throw new Error(`rename ${id} to ${name} on ${this.name}: Conflict. The name "/${name}" is already in use`);
+    if (this.byName(name) && this.byName(name) !== c)
+      throw new Error(`rename ${id} to ${name} on ${this.name}: Conflict. The name "/${name}" is already in use`);
     c.name = name;
   }
 
@@ -227,7 +250,9 @@ class FakeHost implements HostOps {
         Running: c.status === 'running',
         Restarting: false,
         ExitCode: c.exitCode,
-        ...(checked ? { Health: { Status: c.health, FailingStreak: 0, Log: c.health === 'unhealthy' ? [{ ExitCode: 1, Output: 'connection refused' }] : [] } } : {}),
+        ...(checked
+          ? { Health: { Status: c.health, FailingStreak: 0, Log: c.health === 'unhealthy' ? [{ ExitCode: 1, Output: 'connection refused' }] : [] } }
+          : {}),
       },
       Config: {
         ...c.spec.create,
@@ -272,7 +297,12 @@ function deploy(after: string, before: string | undefined, { hosts = ['h1'], fat
   const stack = stackOf({ 'app/compose.yaml': after }, 'app');
   const desired = placeStack(REPO, stack, infos, 'c2', live);
   const plan = planStack({
-    repo: REPO, stack, stackName: 'app', commit: 'c2', desired, prune: true,
+    repo: REPO,
+    stack,
+    stackName: 'app',
+    commit: 'c2',
+    desired,
+    prune: true,
     live: hosts.map((host) => ({
       host,
       containers: live.filter((c) => c.host === host),
@@ -284,7 +314,15 @@ function deploy(after: string, before: string | undefined, { hosts = ['h1'], fat
 }
 
 /** Applies the plan on the fake, the step events logged among the operations; the result, the log, and the events. */
-async function apply({ plan, stack, fleet }: { plan: StackPlan; stack: RenderedStack; fleet: FakeFleet }): Promise<{ result: ApplyResult; log: Entry[]; events: StepEvent[] }> {
+async function apply({
+  plan,
+  stack,
+  fleet,
+}: {
+  plan: StackPlan;
+  stack: RenderedStack;
+  fleet: FakeFleet;
+}): Promise<{ result: ApplyResult; log: Entry[]; events: StepEvent[] }> {
   const events: StepEvent[] = [];
   const result = await applyPlan(plan, stack, fleet.hosts, (e) => {
     events.push(e);
@@ -348,9 +386,15 @@ describe('the executor on a recording fake of the hosts', () => {
 
   it('start-first: a new replica that exits is removed, the old one serves on untouched; failure_action pause', async () => {
     const deployCfg = '      update_config: { order: start-first }';
-    const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg), { fates: ({ image }) => (image === 'web:2' ? { becomes: { exitCode: 3 } } : undefined) });
+    const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg), {
+      fates: ({ image }) => (image === 'web:2' ? { becomes: { exitCode: 3 } } : undefined),
+    });
     const { result, log, events } = await apply(d);
-    expect(result).toMatchObject({ outcome: 'paused', service: 'web', error: expect.stringMatching(/rollout paused: 1 of 1 replica\(s\) failed .*it exited with code 3; last output: the last output/) });
+    expect(result).toMatchObject({
+      outcome: 'paused',
+      service: 'web',
+      error: expect.stringMatching(/rollout paused: 1 of 1 replica\(s\) failed .*it exited with code 3; last output: the last output/),
+    });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
       ['h1', 'create', 'app-web-1-next'],
@@ -398,7 +442,9 @@ describe('the executor on a recording fake of the hosts', () => {
     expect(result).toMatchObject({
       outcome: 'paused',
       service: 'web',
-      error: expect.stringMatching(/^web: rollout paused: 1 of 1 replica\(s\) failed \(batch 1 of 1\): the new container did not start, the old one runs again: .*port is already allocated$/),
+      error: expect.stringMatching(
+        /^web: rollout paused: 1 of 1 replica\(s\) failed \(batch 1 of 1\): the new container did not start, the old one runs again: .*port is already allocated$/,
+      ),
     });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
@@ -406,12 +452,22 @@ describe('the executor on a recording fake of the hosts', () => {
       ['h1', 'stop', 'app-web-1-old-c1'],
       ['h1', 'create', 'app-web-1'],
       // a started-and-failed new container is there to remove; one never created is not
-      ...(step === 'start' ? [['h1', 'start', 'app-web-1'], ['h1', 'remove', 'app-web-1']] : []),
+      ...(step === 'start'
+        ? [
+            ['h1', 'start', 'app-web-1'],
+            ['h1', 'remove', 'app-web-1'],
+          ]
+        : []),
       ['h1', 'rename', 'app-web-1-old-c1', 'app-web-1'],
       ['h1', 'start', 'app-web-1'],
     ]);
     const restored = events.find((e) => e.kind === 'container.restored');
-    expect(restored).toMatchObject({ failed: true, containerAfter: 'c1', containerBefore: step === 'start' ? 'n1' : undefined, reason: expect.stringContaining('port is already allocated') });
+    expect(restored).toMatchObject({
+      failed: true,
+      containerAfter: 'c1',
+      containerBefore: step === 'start' ? 'n1' : undefined,
+      reason: expect.stringContaining('port is already allocated'),
+    });
     expect(events.map((e) => e.kind)).toEqual(['rollout.batch', 'container.restored', 'rollout.failed', 'rollout.paused']);
     expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:1 running' });
   });
@@ -425,7 +481,11 @@ describe('the executor on a recording fake of the hosts', () => {
       image === 'web:2' ? { becomes: name === 'app-web-2' ? 'unhealthy' : 'healthy', startingFor: 1 } : { becomes: 'healthy' };
     const d = deploy(web('web:2', deployCfg, healthcheck), web('web:1', deployCfg, healthcheck), { fates });
     const { result, log } = await apply(d);
-    expect(result).toMatchObject({ outcome: 'rolledback', service: 'web', error: expect.stringMatching(/^web: rolled back: 1 of 3 replica\(s\) failed \(batch 2 of 3\): unhealthy: health check exit code 1, connection refused$/) });
+    expect(result).toMatchObject({
+      outcome: 'rolledback',
+      service: 'web',
+      error: expect.stringMatching(/^web: rolled back: 1 of 3 replica\(s\) failed \(batch 2 of 3\): unhealthy: health check exit code 1, connection refused$/),
+    });
     const rollback = at(log, 'step', 'rollback.started', 'web');
     expect(rollback).toBeGreaterThan(at(log, 'step', 'container.unhealthy', 'web#2'));
     // the third replica was never touched; the first two come back as they were, together (rollback parallelism 0)
@@ -445,7 +505,11 @@ describe('the executor on a recording fake of the hosts', () => {
       ['step', 'rollback.succeeded', 'web'],
     ]);
     expect(ops(log).filter((e) => e.includes('app-web-3'))).toEqual([]);
-    expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:1 running (healthy)', 'app-web-2': 'web:1 running (healthy)', 'app-web-3': 'web:1 running (healthy)' });
+    expect(d.fleet.state('h1')).toEqual({
+      'app-web-1': 'web:1 running (healthy)',
+      'app-web-2': 'web:1 running (healthy)',
+      'app-web-3': 'web:1 running (healthy)',
+    });
   });
 
   it('an unhealthy new replica of a start-first rollout with failure_action rollback: a replaced replica is recreated from what it was', async () => {
@@ -455,7 +519,11 @@ describe('the executor on a recording fake of the hosts', () => {
     const fates: Fates = ({ name }) => ({ becomes: name === 'app-web-2-next' ? 'unhealthy' : 'healthy' });
     const d = deploy(web('web:2', deployCfg, healthcheck), web('web:1', deployCfg, healthcheck), { fates });
     const { result, log } = await apply(d);
-    expect(result).toMatchObject({ outcome: 'rolledback', service: 'web', error: expect.stringMatching(/^web: rolled back: 1 of 2 replica\(s\) failed \(batch 2 of 2\): unhealthy/) });
+    expect(result).toMatchObject({
+      outcome: 'rolledback',
+      service: 'web',
+      error: expect.stringMatching(/^web: rolled back: 1 of 2 replica\(s\) failed \(batch 2 of 2\): unhealthy/),
+    });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
       ['h1', 'create', 'app-web-1-next'],
@@ -532,7 +600,14 @@ volumes:
       ]);
       expect(d.fleet.state(h)).toEqual({ 'app-web-1': 'web:2 running' });
     }
-    expect(log.filter((e) => e[0] === 'step').map((e) => e[1])).toEqual(['network.created', 'network.created', 'volume.created', 'volume.created', 'container.created', 'container.created']);
+    expect(log.filter((e) => e[0] === 'step').map((e) => e[1])).toEqual([
+      'network.created',
+      'network.created',
+      'volume.created',
+      'volume.created',
+      'container.created',
+      'container.created',
+    ]);
     expect(events.flatMap((e) => (e.kind === 'container.created' ? [e.host] : [])).sort()).toEqual(['h1', 'h2']);
   });
 });

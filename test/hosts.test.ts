@@ -87,15 +87,62 @@ describe('nextStatus (the state machine)', () => {
   test.each<[string, Array<[number, Probe]>, Array<[string, number]>]>([
     ['first answer: up', [[1000, up]], [['up', 1000]]],
     ['first failure: unreachable', [[1000, down]], [['unreachable', 1000]]],
-    ['up stays up since it first answered', [[1000, up], [2000, up]], [['up', 1000], ['up', 1000]]],
-    ['unreachable within the grace period stays unreachable since the first failure',
-      [[1000, up], [2000, down], [2000 + GRACE - 1, down]], [['up', 1000], ['unreachable', 2000], ['unreachable', 2000]]],
-    ['unreachable for the grace period: lost',
-      [[1000, up], [2000, down], [2000 + GRACE, down], [3000 + GRACE, down]],
-      [['up', 1000], ['unreachable', 2000], ['lost', 2000 + GRACE], ['lost', 2000 + GRACE]]],
-    ['back up from unreachable and from lost',
-      [[0, down], [1000, up], [2000, down], [2000 + GRACE, down], [3000 + GRACE, up]],
-      [['unreachable', 0], ['up', 1000], ['unreachable', 2000], ['lost', 2000 + GRACE], ['up', 3000 + GRACE]]],
+    [
+      'up stays up since it first answered',
+      [
+        [1000, up],
+        [2000, up],
+      ],
+      [
+        ['up', 1000],
+        ['up', 1000],
+      ],
+    ],
+    [
+      'unreachable within the grace period stays unreachable since the first failure',
+      [
+        [1000, up],
+        [2000, down],
+        [2000 + GRACE - 1, down],
+      ],
+      [
+        ['up', 1000],
+        ['unreachable', 2000],
+        ['unreachable', 2000],
+      ],
+    ],
+    [
+      'unreachable for the grace period: lost',
+      [
+        [1000, up],
+        [2000, down],
+        [2000 + GRACE, down],
+        [3000 + GRACE, down],
+      ],
+      [
+        ['up', 1000],
+        ['unreachable', 2000],
+        ['lost', 2000 + GRACE],
+        ['lost', 2000 + GRACE],
+      ],
+    ],
+    [
+      'back up from unreachable and from lost',
+      [
+        [0, down],
+        [1000, up],
+        [2000, down],
+        [2000 + GRACE, down],
+        [3000 + GRACE, up],
+      ],
+      [
+        ['unreachable', 0],
+        ['up', 1000],
+        ['unreachable', 2000],
+        ['lost', 2000 + GRACE],
+        ['up', 3000 + GRACE],
+      ],
+    ],
   ])('%s', (_, steps, expected) => {
     expect(run(steps)).toEqual(expected);
   });
@@ -116,7 +163,9 @@ async function hostsJson(hosts: TestHost[]): Promise<Map<string, HostSummary>> {
     const reports = JSON.parse(result.stdout) as HostSummary[];
     const down = reports.filter((r) => r.state !== 'up');
     expect(result.code).toBe(down.length ? 1 : 0);
-    expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');
+    expect(result.stderr).toBe(
+      down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '',
+    );
     return new Map(reports.map((r) => [r.name, r]));
   } finally {
     cfg.cleanup();
@@ -138,11 +187,13 @@ describe('berth hosts', () => {
 
   test('lists the three test daemons up, with their version, CPUs, memory, managed containers and labels', async () => {
     const hosts = testHosts(labels);
-    const facts = await Promise.all(dockers.map(async (d) => {
-      const docker = new Dockerode({ socketPath: d.socketPath });
-      const [info, version] = await Promise.all([docker.info(), docker.version()]);
-      return { version: version.Version, apiVersion: version.ApiVersion, cpus: info.NCPU as number, memoryBytes: info.MemTotal as number };
-    }));
+    const facts = await Promise.all(
+      dockers.map(async (d) => {
+        const docker = new Dockerode({ socketPath: d.socketPath });
+        const [info, version] = await Promise.all([docker.info(), docker.version()]);
+        return { version: version.Version, apiVersion: version.ApiVersion, cpus: info.NCPU as number, memoryBytes: info.MemTotal as number };
+      }),
+    );
     const reports = await hostsJson(hosts);
     expect([...reports.keys()]).toEqual(['d1', 'd2', 'd3']);
     hosts.forEach((h, i) => {
@@ -160,7 +211,14 @@ describe('berth hosts', () => {
       expect(lines[0].split(/\s+/)).toEqual(['NAME', 'ENDPOINT', 'STATE', 'VERSION', 'CPUS', 'MEMORY', 'CONTAINERS', 'LABELS']);
       expect(lines).toHaveLength(4);
       expect(lines[1].split(/\s+/)).toEqual([
-        'd1', hosts[0].endpoint, 'up', facts[0].version, String(facts[0].cpus), formatBytes(facts[0].memoryBytes), expect.stringMatching(/^\d+$/), 'role=web,zone=a',
+        'd1',
+        hosts[0].endpoint,
+        'up',
+        facts[0].version,
+        String(facts[0].cpus),
+        formatBytes(facts[0].memoryBytes),
+        expect.stringMatching(/^\d+$/),
+        'role=web,zone=a',
       ]);
       expect(lines[3]).toMatch(/^d3\s.*\sup\s.*\srole=db$/);
     } finally {
@@ -213,14 +271,25 @@ describe('berth hosts', () => {
         { name: 'plain', endpoint },
       ]);
       expect(reports.get('plain')).toMatchObject({ state: 'unreachable', error: 'the host speaks TLS: give it tls: { ca, cert, key } in the config' });
-      expect(reports.get('foreign-client')).toMatchObject({ state: 'unreachable', error: expect.stringMatching(/^TLS handshake failed \(.*certificate.*\): the host did not accept berth's client certificate/) });
-      expect(reports.get('foreign-server-ca')).toMatchObject({ state: 'unreachable', error: expect.stringMatching(/^TLS: the host's certificate is not trusted/) });
+      expect(reports.get('foreign-client')).toMatchObject({
+        state: 'unreachable',
+        error: expect.stringMatching(/^TLS handshake failed \(.*certificate.*\): the host did not accept berth's client certificate/),
+      });
+      expect(reports.get('foreign-server-ca')).toMatchObject({
+        state: 'unreachable',
+        error: expect.stringMatching(/^TLS: the host's certificate is not trusted/),
+      });
       expect(reports.get('foreign-client')!.containers).toBeUndefined();
     });
 
     test('a host on a closed port is unreachable; the table says why', async () => {
       const closed = `tcp://${daemon.address}:9`; // nothing listens there in the daemon's network namespace
-      const cfg = writeConfig([], { hosts: [{ name: 'closed', endpoint: closed }, { name: 'secure', endpoint, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } }] });
+      const cfg = writeConfig([], {
+        hosts: [
+          { name: 'closed', endpoint: closed },
+          { name: 'secure', endpoint, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } },
+        ],
+      });
       try {
         const result = await runCli(['--config', cfg.file, 'hosts']);
         expect(result.code).toBe(1); // a host not up: scripts can tell
@@ -228,7 +297,9 @@ describe('berth hosts', () => {
         const lines = result.stdout.trimEnd().split('\n');
         expect(lines[1]).toMatch(/^closed\s+\S+\s+unreachable\s+-\s+-\s+-\s+-\s+-$/);
         expect(lines[2]).toMatch(/^secure\s+\S+\s+up\s/);
-        expect(lines.at(-1)).toBe(`closed: unreachable: connection refused at ${daemon.address}:9: nothing listens there (is dockerd running, and listening on that port?)`);
+        expect(lines.at(-1)).toBe(
+          `closed: unreachable: connection refused at ${daemon.address}:9: nothing listens there (is dockerd running, and listening on that port?)`,
+        );
       } finally {
         cfg.cleanup();
       }
@@ -266,9 +337,14 @@ describe('HostMonitor', () => {
   test('a host that accepts connections but never answers is unreachable once the timeout passes', async () => {
     const proxy = await proxyTo(dockers[0].socketPath);
     const docker = new Dockerode({ host: '127.0.0.1', port: proxy.port });
-    const hosts = new Map([['slow', { name: 'slow', docker }], ['fine', { name: 'fine', docker: new Dockerode({ socketPath: dockers[1].socketPath }) }]]);
+    const hosts = new Map([
+      ['slow', { name: 'slow', docker }],
+      ['fine', { name: 'fine', docker: new Dockerode({ socketPath: dockers[1].socketPath }) }],
+    ]);
     const monitor = new HostMonitor(hosts, {
-      intervalMs: 60_000, graceMs: 60_000, timeoutMs: 300,
+      intervalMs: 60_000,
+      graceMs: 60_000,
+      timeoutMs: 300,
       hosts: [{ name: 'slow', endpoint: `https://berth:s3cret@127.0.0.1:${proxy.port}`, labels: {} }],
     });
     try {

@@ -10,13 +10,36 @@ import { duration, justAfter, redact } from '../src/apply/job.ts';
 
 const update: UpdateConfig = { parallelism: 1, delayMs: 0, failureAction: 'pause', monitorMs: 0, maxFailureRatio: 0, order: 'stop-first' };
 const svc = (name: string, job?: JobSpec['kind'], image = 'busybox'): ServiceSpec => ({
-  name, image, environment: {}, ports: [], volumes: [], networks: [{ key: 'default', aliases: [] }], labels: {}, restart: 'no',
-  mode: 'replicated', replicas: 1, placement: { constraints: [], spread: [] }, reservations: {}, limits: {}, update, rollback: update, dependsOn: [], pullPolicy: 'missing', files: [],
+  name,
+  image,
+  environment: {},
+  ports: [],
+  volumes: [],
+  networks: [{ key: 'default', aliases: [] }],
+  labels: {},
+  restart: 'no',
+  mode: 'replicated',
+  replicas: 1,
+  placement: { constraints: [], spread: [] },
+  reservations: {},
+  limits: {},
+  update,
+  rollback: update,
+  dependsOn: [],
+  pullPolicy: 'missing',
+  files: [],
   ...(job ? { job: { kind: job, timeoutMs: 60_000, ...(job === 'schedule' ? { schedule: '* * * * *' } : {}) } } : {}),
 });
 const stackOf = (services: ServiceSpec[]): RenderedStack => ({
-  name: 'shop', composeFiles: ['shop/compose.yaml'], hosts: { kind: 'all' }, sync: { auto: true, prune: true, selfHeal: true },
-  services, networks: [{ key: 'default', name: 'shop_default', external: false, labels: {} }], volumes: [], contents: new Map(), contexts: new Map(),
+  name: 'shop',
+  composeFiles: ['shop/compose.yaml'],
+  hosts: { kind: 'all' },
+  sync: { auto: true, prune: true, selfHeal: true },
+  services,
+  networks: [{ key: 'default', name: 'shop_default', external: false, labels: {} }],
+  volumes: [],
+  contents: new Map(),
+  contexts: new Map(),
 });
 const desired = (stack: RenderedStack) => stack.services.map((s) => desiredContainer('r', stack, s, 1, 'h1', 'c2'));
 
@@ -25,14 +48,32 @@ let ids = 0;
 function live(stack: RenderedStack, s: ServiceSpec, state: string, over: Partial<LiveContainer> = {}): LiveContainer {
   const d = desiredContainer('r', stack, s, 1, 'h1', 'c1');
   return {
-    id: `id${++ids}`, host: 'h1', name: d.name, repo: 'r', stack: 'shop', service: s.name, slot: 1, specHash: d.specHash, commit: 'c1',
-    state, image: s.image, view: d.view, created: ids, reserved: { cpus: 0, memoryBytes: 0 },
-    ...(s.job ? { job: s.job.kind } : {}), ...over,
+    id: `id${++ids}`,
+    host: 'h1',
+    name: d.name,
+    repo: 'r',
+    stack: 'shop',
+    service: s.name,
+    slot: 1,
+    specHash: d.specHash,
+    commit: 'c1',
+    state,
+    image: s.image,
+    view: d.view,
+    created: ids,
+    reserved: { cpus: 0, memoryBytes: 0 },
+    ...(s.job ? { job: s.job.kind } : {}),
+    ...over,
   };
 }
 function plan(stack: RenderedStack, containers: LiveContainer[], prune = true) {
   return planStack({
-    repo: 'r', stack, stackName: 'shop', commit: 'c2', desired: desired(stack), prune,
+    repo: 'r',
+    stack,
+    stackName: 'shop',
+    commit: 'c2',
+    desired: desired(stack),
+    prune,
     live: [{ host: 'h1', containers, networks: [{ name: 'shop_default', repo: 'r', stack: 'shop' }], volumes: [] }],
   });
 }
@@ -47,7 +88,13 @@ describe('the planner and jobs', () => {
     ['a job that ran to success is kept, never run again', svc('seed', 'once'), 'exited', { exitCode: 0 }, 'keep'],
     ['a job still running is kept', svc('seed', 'once'), 'running', {}, 'keep'],
     ['a job that failed runs again', svc('seed', 'once'), 'exited', { exitCode: 3 }, 'replace: its last run failed (exit code 3): run again'],
-    ['a job whose spec changed runs anew, though its last run succeeded', svc('seed', 'once'), 'exited', { exitCode: 0, specHash: 'old' }, 'replace: spec changed'],
+    [
+      'a job whose spec changed runs anew, though its last run succeeded',
+      svc('seed', 'once'),
+      'exited',
+      { exitCode: 0, specHash: 'old' },
+      'replace: spec changed',
+    ],
     ['a job created but never started is run', svc('seed', 'once'), 'created', {}, 'replace: not running (created)'],
     ['a scheduled job waiting for its first tick is kept', svc('backup', 'schedule'), 'created', {}, 'keep'],
     ['a scheduled job whose last run failed is kept: it runs at its next tick', svc('backup', 'schedule'), 'exited', { exitCode: 1 }, 'keep'],
@@ -89,7 +136,11 @@ describe('the planner and hooks', () => {
   it('a hook is never a change: its past runs are neither kept replicas nor extras to prune', () => {
     const stack = stackOf([migrate, svc('web'), notify]);
     const webLive = live(stack, stack.services[1], 'running');
-    const past = [live(stack, migrate, 'exited', { exitCode: 0 }), live(stack, migrate, 'exited', { exitCode: 1, specHash: 'old', slot: 1 }), live(stack, notify, 'exited', { exitCode: 0, host: 'h1' })];
+    const past = [
+      live(stack, migrate, 'exited', { exitCode: 0 }),
+      live(stack, migrate, 'exited', { exitCode: 1, specHash: 'old', slot: 1 }),
+      live(stack, notify, 'exited', { exitCode: 0, host: 'h1' }),
+    ];
     const p = plan(stack, [webLive, ...past]);
     expect(p.actions.map((a) => `${a.service} ${summary(a)}`)).toEqual(['web keep']);
     expect(hasChanges(p)).toBe(false);
@@ -104,11 +155,11 @@ describe('the planner and hooks', () => {
     const stack = stackOf([migrate, svc('web', undefined, 'busybox:2'), notify]);
     const p = plan(stack, [live(stack, svc('web'), 'running', { specHash: 'old' })]);
     expect(hasChanges(p)).toBe(true);
-    expect(planDiff(p).split('\n').filter((l) => l.startsWith('#'))).toEqual([
-      '# run pre-sync hook migrate on h1',
-      '# replace web#1 on h1: spec changed',
-      '# run post-sync hook notify on h1',
-    ]);
+    expect(
+      planDiff(p)
+        .split('\n')
+        .filter((l) => l.startsWith('#')),
+    ).toEqual(['# run pre-sync hook migrate on h1', '# replace web#1 on h1: spec changed', '# run post-sync hook notify on h1']);
   });
 
   it('the containers of a hook removed from Git are pruned like any other', () => {
@@ -122,25 +173,54 @@ describe('the planner and hooks', () => {
 describe('the status of jobs', () => {
   const state = (containers: Array<[ServiceSpec, string, Partial<LiveContainer>?]>) => {
     const stack = stackOf(containers.map(([s]) => s));
-    const p = plan(stack, containers.map(([s, st, over]) => live(stack, s, st, over)));
+    const p = plan(
+      stack,
+      containers.map(([s, st, over]) => live(stack, s, st, over)),
+    );
     return stackState({ repo: 'r', outcome: { stack: 'shop', status: hasChanges(p) ? 'planned' : 'unchanged', plan: p }, unreachable: new Set() });
   };
   it.each<[string, Array<[ServiceSpec, string, Partial<LiveContainer>?]>, object]>([
-    ['a job that ran to success is healthy', [[svc('seed', 'once'), 'exited', { exitCode: 0 }], [svc('web'), 'running']], { sync: 'Synced', health: 'Healthy' }],
+    [
+      'a job that ran to success is healthy',
+      [
+        [svc('seed', 'once'), 'exited', { exitCode: 0 }],
+        [svc('web'), 'running'],
+      ],
+      { sync: 'Synced', health: 'Healthy' },
+    ],
     ['a scheduled job waiting for its tick is healthy', [[svc('backup', 'schedule'), 'created']], { sync: 'Synced', health: 'Healthy' }],
-    ['a failed job degrades the stack, and waits to run again', [[svc('seed', 'once'), 'exited', { exitCode: 3 }]], {
-      sync: 'OutOfSync', health: 'Degraded', reason: 'seed#1 on h1: exited (exit code 3)',
-    }],
-    ['a scheduled job whose last run failed degrades it, in sync', [[svc('backup', 'schedule'), 'exited', { exitCode: 2 }]], {
-      sync: 'Synced', health: 'Degraded', reason: 'backup#1 on h1: exited (exit code 2)',
-    }],
-    ['a hook\'s failed run is no replica of the stack', [[svc('migrate', 'pre-sync'), 'exited', { exitCode: 1 }], [svc('web'), 'running']], { sync: 'Synced', health: 'Healthy' }],
+    [
+      'a failed job degrades the stack, and waits to run again',
+      [[svc('seed', 'once'), 'exited', { exitCode: 3 }]],
+      {
+        sync: 'OutOfSync',
+        health: 'Degraded',
+        reason: 'seed#1 on h1: exited (exit code 3)',
+      },
+    ],
+    [
+      'a scheduled job whose last run failed degrades it, in sync',
+      [[svc('backup', 'schedule'), 'exited', { exitCode: 2 }]],
+      {
+        sync: 'Synced',
+        health: 'Degraded',
+        reason: 'backup#1 on h1: exited (exit code 2)',
+      },
+    ],
+    [
+      "a hook's failed run is no replica of the stack",
+      [
+        [svc('migrate', 'pre-sync'), 'exited', { exitCode: 1 }],
+        [svc('web'), 'running'],
+      ],
+      { sync: 'Synced', health: 'Healthy' },
+    ],
   ])('%s', (_, containers, expected) => {
     expect(state(containers)).toMatchObject(expected);
   });
 });
 
-describe('a job run\'s helpers', () => {
+describe("a job run's helpers", () => {
   it.each([
     ['2026-11-21T13:08:04.351858643Z', '1795266484.351858644'],
     ['2026-11-21T13:08:04Z', '1795266484.000000001'],
@@ -152,11 +232,18 @@ describe('a job run\'s helpers', () => {
     expect(justAfter(time)).toBe(since);
   });
 
-  it('masks the values of secret-looking variables in a job\'s output, whatever they are called there', () => {
-    expect(redact('connecting with hunter22 to db (user app)', ['DB_PASSWORD=hunter22', 'DB_USER=app', 'API_TOKEN=abc'])).toBe('connecting with <masked> to db (user app)');
+  it("masks the values of secret-looking variables in a job's output, whatever they are called there", () => {
+    expect(redact('connecting with hunter22 to db (user app)', ['DB_PASSWORD=hunter22', 'DB_USER=app', 'API_TOKEN=abc'])).toBe(
+      'connecting with <masked> to db (user app)',
+    );
   });
 
-  it.each([[600_000, '10m'], [90_000, '1m30s'], [1500, '1.5s'], [1000, '1s']])('duration(%d) is %s', (ms, text) => {
+  it.each([
+    [600_000, '10m'],
+    [90_000, '1m30s'],
+    [1500, '1.5s'],
+    [1000, '1s'],
+  ])('duration(%d) is %s', (ms, text) => {
     expect(duration(ms)).toBe(text);
   });
 });
@@ -183,9 +270,10 @@ describe('the planner and a replacement interrupted by a crash', () => {
     const c = live(stack, s, 'exited', { specHash: 'old', exitCode: 0 });
     return { ...c, name: asideName(c.name, c.id) };
   };
-  const lines = (containers: LiveContainer[]) => plan(stack, containers).actions.map((a) => `${summary(a)}${a.kind === 'remove' || a.kind === 'replace' ? ` (${a.live.id})` : ''}`);
+  const lines = (containers: LiveContainer[]) =>
+    plan(stack, containers).actions.map((a) => `${summary(a)}${a.kind === 'remove' || a.kind === 'replace' ? ` (${a.live.id})` : ''}`);
 
-  it('an aside name carries the container\'s own id, and gives the replica\'s name back', () => {
+  it("an aside name carries the container's own id, and gives the replica's name back", () => {
     const c = aside();
     expect(isAside(c)).toBe(true);
     expect(replicaName(c)).toBe(name);

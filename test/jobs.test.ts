@@ -148,11 +148,15 @@ describe('hooks', () => {
   web:
     image: ${version === '1' ? IMAGES.webV1 : IMAGES.webV2}
     environment: { VERSION: "${version}" }
-${post ? `  notify:
+${
+  post
+    ? `  notify:
     image: ${IMAGES.base}
     command: ["sh", "-c", "echo web is at ${version}"]
     x-berth: { hook: post-sync }
-` : ''}`;
+`
+    : ''
+}`;
 
   it('a failing pre-sync migration stops the sync before web is touched; once fixed, web updates and post-sync runs after', async () => {
     const t = await setup('hook');
@@ -167,7 +171,10 @@ ${post ? `  notify:
       ]);
 
       // v2 with a migration that fails: nothing of the stack changes.
-      const bad = await t.commit(file('2', '{ echo applying 0002; echo migration failed: column users.email already exists; } >&2; exit 1'), 'v2 with a broken migration');
+      const bad = await t.commit(
+        file('2', '{ echo applying 0002; echo migration failed: column users.email already exists; } >&2; exit 1'),
+        'v2 with a broken migration',
+      );
       const failed = await t.sync();
       expect(failed.status).toBe('failed');
       expect(failed.errors?.[0]).toBe(
@@ -175,7 +182,11 @@ ${post ? `  notify:
       );
       const badRows = t.engine.audit.query({ stack: t.stack, commit: bad, limit: 100 }).rows.reverse();
       expect(badRows.map((r) => r.kind)).toEqual(['sync.started', 'job.started', 'job.failed', 'sync.failed']);
-      expect(badRows[2]).toMatchObject({ service: 'migrate', outcome: 'error', message: 'migrate#1: pre-sync hook: exit code 1; last output:\napplying 0002\nmigration failed: column users.email already exists' });
+      expect(badRows[2]).toMatchObject({
+        service: 'migrate',
+        outcome: 'error',
+        message: 'migrate#1: pre-sync hook: exit code 1; last output:\napplying 0002\nmigration failed: column users.email already exists',
+      });
       const [webStill] = await containers(t.stack, 'web');
       expect(webStill.Id).toBe(web1.Id);
       expect(webStill.Image).toBe(IMAGES.webV1);
@@ -226,7 +237,9 @@ describe('scheduled jobs', () => {
     const t = await setup('cron', (configFile) => new Engine(loadConfig(configFile), logger));
     const stop = t.engine.startSchedules();
     const file = (yearlyEnv: string, withTick = true) => `services:
-${withTick ? `  tick:
+${
+  withTick
+    ? `  tick:
     image: ${IMAGES.base}
     command: ["sh", "-c", "trap 'exit 143' TERM; echo start; sleep 2 & wait; echo end"]
     x-berth: { schedule: "* * * * * *" }
@@ -234,7 +247,9 @@ ${withTick ? `  tick:
     image: ${IMAGES.base}
     command: ["sh", "-c", "echo run $$RANDOM >&2; exit 4"]
     x-berth: { schedule: "*/2 * * * * *" }
-` : ''}  yearly:
+`
+    : ''
+}  yearly:
     image: ${IMAGES.base}
     command: ["echo", "happy new year"]
     environment: { N: "${yearlyEnv}" }
@@ -243,7 +258,12 @@ ${withTick ? `  tick:
     try {
       await t.commit(file('1'));
       expect((await t.sync('manual')).status).toBe('synced');
-      expect(t.engine.scheduled().map((j) => `${j.service} ${j.schedule}`).sort()).toEqual(['failing */2 * * * * *', 'tick * * * * * *', 'yearly 0 0 1 1 *']);
+      expect(
+        t.engine
+          .scheduled()
+          .map((j) => `${j.service} ${j.schedule}`)
+          .sort(),
+      ).toEqual(['failing */2 * * * * *', 'tick * * * * * *', 'yearly 0 0 1 1 *']);
       const [yearly] = await containers(t.stack, 'yearly');
       expect(yearly.State).toBe('created');
 
@@ -259,7 +279,8 @@ ${withTick ? `  tick:
       // A failing run is audited with its exit code and its own last lines (not those of the runs before).
       const failures = () => rows(t.engine, t.stack, ['job.failed']).filter((r) => r.service === 'failing');
       await waitFor(() => failures().length >= 2, { what: 'two failed scheduled runs' });
-      for (const r of failures()) expect(r).toMatchObject({ trigger: 'schedule', outcome: 'error', message: expect.stringMatching(/^failing#1: exit code 4; last output:\nrun \d+$/) });
+      for (const r of failures())
+        expect(r).toMatchObject({ trigger: 'schedule', outcome: 'error', message: expect.stringMatching(/^failing#1: exit code 4; last output:\nrun \d+$/) });
       // Between its runs (not while one goes), the stack says the last one failed.
       const degraded = await waitFor(async () => (await t.engine.status(t.stack)).find((st) => st.health === 'Degraded'), { what: 'the stack to be Degraded' });
       expect(degraded).toMatchObject({ sync: 'Synced', reason: 'failing#1 on test: exited (exit code 4)' });
@@ -312,7 +333,7 @@ ${withTick ? `  tick:
       // The control: removing its container by hand is drift, put back at once.
       const [tick] = await containers(t.stack, 'tick');
       await docker.getContainer(tick.Id).remove({ force: true });
-      await waitFor(() => rows(t.engine, t.stack, ['drift.corrected']).length > 0, { what: 'the job\'s container to be put back' });
+      await waitFor(() => rows(t.engine, t.stack, ['drift.corrected']).length > 0, { what: "the job's container to be put back" });
       expect(passes).toBeGreaterThan(before);
       expect(rows(t.engine, t.stack, ['drift.detected']).map((r) => r.service)).toEqual(['tick']);
     } finally {

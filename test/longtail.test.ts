@@ -128,7 +128,8 @@ describe('the long tail on a real daemon', () => {
     const sidecar = first.get('sidecar')!;
     expect(sidecar.HostConfig.NetworkMode).toMatch(new RegExp(`^container:(${stack}-web-1|${web.Id})$`));
     // (web's server may still be starting: the engine waits for health only where a dependent asks for it)
-    const served = (id: string) => waitFor(async () => (await run(id, ['wget', '-q', '-O-', 'http://127.0.0.1/'])).includes('v1'), { what: "web's page through the shared network" });
+    const served = (id: string) =>
+      waitFor(async () => (await run(id, ['wget', '-q', '-O-', 'http://127.0.0.1/'])).includes('v1'), { what: "web's page through the shared network" });
     await served(sidecar.Id);
     // offline has no network but loopback
     const offline = first.get('offline')!;
@@ -168,7 +169,9 @@ describe('the long tail on a real daemon', () => {
       await armRepo.commit({ 'berth.yaml': `stacks:\n  - name: ${arm}\n    compose: [arm/compose.yaml]\n`, 'arm/compose.yaml': compose });
       const pass = await armEngine.syncRepo(armRepo.name, { trigger: 'manual', actor: 'test' });
       expect(pass.stacks.map((s) => s.status)).toEqual(['failed']);
-      expect(pass.stacks[0].errors?.join('\n')).toContain(`image ${IMAGES.base} for linux/arm64 is not on host test (it has ${IMAGES.base} for linux/amd64) and could not be pulled`);
+      expect(pass.stacks[0].errors?.join('\n')).toContain(
+        `image ${IMAGES.base} for linux/arm64 is not on host test (it has ${IMAGES.base} for linux/amd64) and could not be pulled`,
+      );
     } finally {
       armEngine.close();
       armCfg.cleanup();

@@ -182,7 +182,10 @@ describe('the Prometheus text parser of this test', () => {
     expect(f.get('a_total')).toEqual({
       type: 'counter',
       help: 'A "count" \\ of\nthings',
-      samples: [{ name: 'a_total', labels: { x: 'q"\\\n', y: '' }, value: 3 }, { name: 'a_total', labels: {}, value: 1500 }],
+      samples: [
+        { name: 'a_total', labels: { x: 'q"\\\n', y: '' }, value: 3 },
+        { name: 'a_total', labels: {}, value: 1500 },
+      ],
     });
     expect(valueOf(f, 'h_count')).toBe(2);
     expect(valueOf(f, 'h_bucket', { le: '+Inf' })).toBe(2);
@@ -243,13 +246,23 @@ describe('berthMetrics over a real database', () => {
   const delivery = (provider: string, outcome: 'accepted' | 'rejected' | 'ignored') => deliveries.record({ provider, outcome, status: 200 });
 
   /** One sync of `stack` as the engine records it: the record, sync.started, the steps, the record finished, then sync.succeeded/failed. */
-  function sync(stack: string, steps: Array<Omit<AuditInput, 'stack'>>, end: { outcome: 'succeeded' | 'failed'; result?: 'failed' | 'paused' | 'rolledback' }, opts: { announce?: boolean } = {}) {
+  function sync(
+    stack: string,
+    steps: Array<Omit<AuditInput, 'stack'>>,
+    end: { outcome: 'succeeded' | 'failed'; result?: 'failed' | 'paused' | 'rolledback' },
+    opts: { announce?: boolean } = {},
+  ) {
     const rec = syncs.start({ repo: 'r', stack, commitSha: 'a'.repeat(40), trigger: 'poll', actor: 'berth' });
     if (opts.announce !== false) audit.append({ kind: 'sync.started', stack, syncId: rec.id });
     for (const s of steps) audit.append({ ...s, stack, syncId: rec.id });
     return () => {
       syncs.finish(rec.id, end);
-      audit.append({ kind: end.outcome === 'succeeded' ? 'sync.succeeded' : 'sync.failed', stack, syncId: rec.id, outcome: end.outcome === 'succeeded' ? 'ok' : 'error' });
+      audit.append({
+        kind: end.outcome === 'succeeded' ? 'sync.succeeded' : 'sync.failed',
+        stack,
+        syncId: rec.id,
+        outcome: end.outcome === 'succeeded' ? 'ok' : 'error',
+      });
     };
   }
 
@@ -268,24 +281,39 @@ describe('berthMetrics over a real database', () => {
     expect(valueOf(f, 'process_cpu_seconds_total')).toBeGreaterThanOrEqual(0); // the default Node metrics
 
     sync('shop', [{ kind: 'container.created', service: 'db' }], { outcome: 'succeeded' })();
-    sync('shop', [
-      { kind: 'rollout.batch', service: 'web', outcome: 'info' },
-      { kind: 'container.replaced', service: 'web' },
-      { kind: 'container.unhealthy', service: 'web', outcome: 'error' },
-      { kind: 'rollout.failed', service: 'web', outcome: 'error' },
-      { kind: 'rollback.started', service: 'web' },
-      { kind: 'rollback.batch', service: 'web', outcome: 'info' },
-      { kind: 'container.replaced', service: 'web' },
-      { kind: 'rollback.succeeded', service: 'web' },
-    ], { outcome: 'failed', result: 'rolledback' })();
-    sync('shop', [{ kind: 'rollout.batch', service: 'api', outcome: 'info' }, { kind: 'rollout.paused', service: 'api', outcome: 'error' }], { outcome: 'failed', result: 'paused' })();
-    sync('cart', [
-      { kind: 'drift.detected', service: 'web', outcome: 'error' },
-      { kind: 'container.created', service: 'web' },
-      { kind: 'drift.corrected', service: 'web' },
-      { kind: 'container.removed', service: 'extra' },
-      { kind: 'drift.corrected', service: 'extra' },
-    ], { outcome: 'succeeded' })();
+    sync(
+      'shop',
+      [
+        { kind: 'rollout.batch', service: 'web', outcome: 'info' },
+        { kind: 'container.replaced', service: 'web' },
+        { kind: 'container.unhealthy', service: 'web', outcome: 'error' },
+        { kind: 'rollout.failed', service: 'web', outcome: 'error' },
+        { kind: 'rollback.started', service: 'web' },
+        { kind: 'rollback.batch', service: 'web', outcome: 'info' },
+        { kind: 'container.replaced', service: 'web' },
+        { kind: 'rollback.succeeded', service: 'web' },
+      ],
+      { outcome: 'failed', result: 'rolledback' },
+    )();
+    sync(
+      'shop',
+      [
+        { kind: 'rollout.batch', service: 'api', outcome: 'info' },
+        { kind: 'rollout.paused', service: 'api', outcome: 'error' },
+      ],
+      { outcome: 'failed', result: 'paused' },
+    )();
+    sync(
+      'cart',
+      [
+        { kind: 'drift.detected', service: 'web', outcome: 'error' },
+        { kind: 'container.created', service: 'web' },
+        { kind: 'drift.corrected', service: 'web' },
+        { kind: 'container.removed', service: 'extra' },
+        { kind: 'drift.corrected', service: 'extra' },
+      ],
+      { outcome: 'succeeded' },
+    )();
     sync('cart', [], { outcome: 'failed', result: 'failed' })();
     orphanEnds();
     audit.append({ kind: 'rollback.started', stack: 'shop', trigger: 'manual', actor: 'ada' }); // engine.rollback's own row
@@ -305,7 +333,10 @@ describe('berthMetrics over a real database', () => {
     expect(valueOf(f, 'berth_sync_duration_seconds_count', { stack: 'orphan' })).toBeUndefined();
     // rollouts: services that had a rollout batch (not db, created only; not web of cart, a drift repair)
     const rollouts = f.get('berth_rollout_duration_seconds')!.samples.filter((s) => s.name.endsWith('_count'));
-    expect(rollouts.map((s) => [s.labels, s.value])).toEqual([[{ stack: 'shop', service: 'web' }, 1], [{ stack: 'shop', service: 'api' }, 1]]);
+    expect(rollouts.map((s) => [s.labels, s.value])).toEqual([
+      [{ stack: 'shop', service: 'web' }, 1],
+      [{ stack: 'shop', service: 'api' }, 1],
+    ]);
     expect(valueOf(f, 'berth_rollout_duration_seconds_sum', { stack: 'shop', service: 'web' })).toBeGreaterThanOrEqual(0);
     expect(valueOf(f, 'berth_rollbacks_total', { stack: 'shop', kind: 'automatic' })).toBe(1);
     expect(valueOf(f, 'berth_rollbacks_total', { stack: 'shop', kind: 'manual' })).toBe(1);
@@ -329,7 +360,11 @@ describe('berthMetrics over a real database', () => {
   });
 
   it('a failure to count a row is reported, and the row is still appended', () => {
-    const broken = { get: () => { throw new Error('boom'); } };
+    const broken = {
+      get: () => {
+        throw new Error('boom');
+      },
+    };
     const errors: string[] = [];
     const m = berthMetrics({ db, syncs: broken, monitor: { status: () => [] }, events }, (err, row) => errors.push(`${row.kind}: ${err.message}`));
     try {
@@ -397,9 +432,16 @@ describe('GET /metrics on a running berth', () => {
     await git?.close();
   });
 
-  it('serves the Node process metrics and berth\'s, nothing counted yet', async () => {
+  it("serves the Node process metrics and berth's, nothing counted yet", async () => {
     const f = await scrape();
-    expect(valueOf(f, 'nodejs_version_info', { version: process.version, major: process.versions.node.split('.')[0]!, minor: process.versions.node.split('.')[1]!, patch: process.versions.node.split('.')[2]! })).toBe(1);
+    expect(
+      valueOf(f, 'nodejs_version_info', {
+        version: process.version,
+        major: process.versions.node.split('.')[0]!,
+        minor: process.versions.node.split('.')[1]!,
+        patch: process.versions.node.split('.')[2]!,
+      }),
+    ).toBe(1);
     expect(valueOf(f, 'berth_syncs_total', { stack, outcome: 'succeeded' })).toBeUndefined();
     expect(valueOf(f, 'berth_hosts_up')).toBe(0); // no host checked yet
     expect(f.get('berth_sync_duration_seconds')?.type).toBe('histogram');
@@ -419,7 +461,7 @@ describe('GET /metrics on a running berth', () => {
     expect(valueOf(f, 'berth_audit_rows_total')).toBe(engine.audit.query({ limit: 1000 }).rows.length);
   });
 
-  it('webhook deliveries are counted by provider and outcome, ignored ones too; the push\'s rollout is timed', async () => {
+  it("webhook deliveries are counted by provider and outcome, ignored ones too; the push's rollout is timed", async () => {
     const sha = await repo.commit(compose(IMAGES.webV2), { message: 'rev 2' });
     expect((await hook({ after: sha })).statusCode).toBe(202);
     expect((await hook({ after: sha }, 'a-guessed-secret')).statusCode).toBe(401);
@@ -443,7 +485,7 @@ describe('GET /metrics on a running berth', () => {
     expect(valueOf(f, 'berth_drift_corrections_total', { stack })).toBe(1);
     expect(valueOf(f, 'berth_syncs_total', { stack, outcome: 'succeeded' })).toBe(3);
 
-    const first = (engine.syncs.list({ stack, limit: 1000 })).rows.at(-1)!.commitSha;
+    const first = engine.syncs.list({ stack, limit: 1000 }).rows.at(-1)!.commitSha;
     expect((await engine.rollback(stack, { to: first, actor: 'test' })).status).toBe('synced');
     const broken = await repo.commit(compose(IMAGES.webUnhealthy), { message: 'rev 3, unhealthy' });
     const pass = await engine.syncRepo(repo.name, { trigger: 'poll' }); // a new commit ends the rollback's hold

@@ -71,7 +71,9 @@ describe('placement over three hosts', () => {
       });
       const full = await engine.syncRepo(repo.name, { trigger: 'poll' });
       expect(full.stacks[0].status).toBe('failed');
-      expect(full.stacks[0].errors?.[0]).toMatch(/service web: cannot place replica 5 of 5: host d1: max_replicas_per_node \(2\) reached; host d2: max_replicas_per_node \(2\) reached; host d3: does not match node\.labels\.role == web/);
+      expect(full.stacks[0].errors?.[0]).toMatch(
+        /service web: cannot place replica 5 of 5: host d1: max_replicas_per_node \(2\) reached; host d2: max_replicas_per_node \(2\) reached; host d3: does not match node\.labels\.role == web/,
+      );
       expect(await spread(stack, clients)).toEqual({ web: { d1: 2, d2: 2 }, agent: { d1: 1, d3: 1 } });
     } finally {
       engine.close();

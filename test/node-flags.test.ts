@@ -12,7 +12,10 @@ it('berth serve runs with the heap flags and its malloc settings as one process 
   const cfg = writeConfig([], { listen: `127.0.0.1:${port}` });
   const serve = runCli(['--config', cfg.file, 'serve']);
   try {
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, { what: 'berth serve to be ready', timeoutMs: 60_000 });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, {
+      what: 'berth serve to be ready',
+      timeoutMs: 60_000,
+    });
     // the process the test started is berth itself, now a Node with the flags, and has no child
     const pid = serve.child.pid!;
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -37,15 +40,28 @@ it('berth serve runs with the heap flags and its malloc settings as one process 
 // The limit is the old space's plus the young generation's (3 semi-spaces, up to 64 MiB each by default).
 const cases: Array<{ name: string; env: Record<string, string>; execArgv: string[]; limitMiB?: [number, number] }> = [
   { name: 'by default: both flags', env: {}, execArgv: DEFAULT, limitMiB: [512, 530] },
-  { name: 'BERTH_NODE_FLAGS replaces them', env: { BERTH_NODE_FLAGS: '--max-old-space-size=300' }, execArgv: ['--max-old-space-size=300'], limitMiB: [300, 520] },
+  {
+    name: 'BERTH_NODE_FLAGS replaces them',
+    env: { BERTH_NODE_FLAGS: '--max-old-space-size=300' },
+    execArgv: ['--max-old-space-size=300'],
+    limitMiB: [300, 520],
+  },
   { name: 'BERTH_NODE_FLAGS empty: Node as it is, no re-exec', env: { BERTH_NODE_FLAGS: '' }, execArgv: [] },
-  { name: "the user's NODE_OPTIONS wins over berth's flag of the same name", env: { NODE_OPTIONS: '--max-old-space-size=400' }, execArgv: ['--max-semi-space-size=1'], limitMiB: [400, 430] },
+  {
+    name: "the user's NODE_OPTIONS wins over berth's flag of the same name",
+    env: { NODE_OPTIONS: '--max-old-space-size=400' },
+    execArgv: ['--max-semi-space-size=1'],
+    limitMiB: [400, 430],
+  },
 ];
 
 it.each(cases)('$name', async ({ env, execArgv, limitMiB }) => {
   const cfg = writeConfig([]);
   const probe = join(cfg.dir, 'probe.mjs');
-  writeFileSync(probe, `import v8 from 'node:v8';\nprocess.on('exit', () => process.stdout.write('\\nPROBE ' + JSON.stringify({ execArgv: process.execArgv, limit: v8.getHeapStatistics().heap_size_limit / 2 ** 20 })));\n`);
+  writeFileSync(
+    probe,
+    `import v8 from 'node:v8';\nprocess.on('exit', () => process.stdout.write('\\nPROBE ' + JSON.stringify({ execArgv: process.execArgv, limit: v8.getHeapStatistics().heap_size_limit / 2 ** 20 })));\n`,
+  );
   try {
     const got = await runCli(['--help'], { env: { ...env, NODE_OPTIONS: `--import=${probe} ${env.NODE_OPTIONS ?? ''}` } });
     expect(got.code).toBe(0);

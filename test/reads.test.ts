@@ -26,7 +26,10 @@ describe('reads under berth serve', () => {
       ...Object.fromEntries(stacks.map((s) => [`${s}/compose.yaml`, `services:\n  web:\n    image: ${IMAGES.webV1}\n    deploy: { replicas: 2 }\n`])),
     });
     // the host checked hourly, so that the monitor's own checks do not fall in the reads below
-    const cfg = writeConfig([{ name: repo.name, url: repo.url }], { hosts: [{ name: 'test', endpoint: `unix://${proxy.socketPath}` }], hostCheck: { interval: '1h' } });
+    const cfg = writeConfig([{ name: repo.name, url: repo.url }], {
+      hosts: [{ name: 'test', endpoint: `unix://${proxy.socketPath}` }],
+      hostCheck: { interval: '1h' },
+    });
     const engine = testEngine(cfg.file);
     engine.startMonitor();
     const stopWatching = engine.watchDrift({ resyncMs: 3_600_000 });
@@ -40,7 +43,9 @@ describe('reads under berth serve', () => {
     try {
       const [pass] = await engine.syncAll({ trigger: 'startup', waitHealthy: true });
       expect(pass.stacks.map((s) => s.status)).toEqual(['synced', 'synced', 'synced']);
-      await waitFor(async () => (await get<{ stacks: StackView[] }>('/stacks')).stacks.every((s) => s.health === 'Healthy' && s.sync === 'Synced'), { what: 'every stack Healthy and Synced' });
+      await waitFor(async () => (await get<{ stacks: StackView[] }>('/stacks')).stacks.every((s) => s.health === 'Healthy' && s.sync === 'Synced'), {
+        what: 'every stack Healthy and Synced',
+      });
 
       const docker0 = new Map(proxy.counts);
       const git0 = ctx.server.requests(repo.name);
@@ -61,10 +66,13 @@ describe('reads under berth serve', () => {
       // a replica removed by hand (straight on the daemon, not through berth): the reads say so within seconds
       const [victim] = await ctx.docker.listContainers({ filters: { label: [`berth.stack=${stacks[1]}`, 'berth.slot=1'] } });
       await ctx.docker.getContainer(victim.Id).remove({ force: true });
-      const seen = await waitFor(async () => {
-        const s = await stackView(stacks[1]);
-        return s.sync === 'OutOfSync' && s.health === 'Degraded' && s.replicas.some((r) => r.state === 'missing') ? s : undefined;
-      }, { what: `${stacks[1]} OutOfSync and Degraded`, timeoutMs: 5000, intervalMs: 100 });
+      const seen = await waitFor(
+        async () => {
+          const s = await stackView(stacks[1]);
+          return s.sync === 'OutOfSync' && s.health === 'Degraded' && s.replicas.some((r) => r.state === 'missing') ? s : undefined;
+        },
+        { what: `${stacks[1]} OutOfSync and Degraded`, timeoutMs: 5000, intervalMs: 100 },
+      );
       expect(seen.replicas.filter((r) => r.state === 'missing').map((r) => r.slot)).toEqual([1]);
       expect((await stackView(stacks[0])).health).toBe('Healthy'); // the others as they were
     } finally {

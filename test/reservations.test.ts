@@ -6,7 +6,7 @@ import { gitServerAndDocker, testEngine, writeConfig } from './harness/berth.ts'
 
 const t = gitServerAndDocker();
 
-it('two stacks that each reserve most of the host\'s CPUs, deployed in one pass: the second is refused, not placed beside the first', async () => {
+it("two stacks that each reserve most of the host's CPUs, deployed in one pass: the second is refused, not placed beside the first", async () => {
   const cpus = (await t.docker.info()).NCPU as number;
   const [one, two] = [uniqueName('resa'), uniqueName('resb')].map((n) => n.replaceAll('-', ''));
   const compose = `services:\n  web:\n    image: ${IMAGES.webV1}\n    deploy:\n      resources:\n        reservations:\n          cpus: '${(cpus * 0.75).toFixed(2)}'\n`;

@@ -25,7 +25,8 @@ async function setup(prefix: string, settings: Record<string, unknown> = {}) {
     sync: async () => (await inProcess().syncRepo(repo.name, { trigger: 'poll' })).stacks[0],
     rows: () => auditRows(inProcess(), stack),
     /** every container of the stack, aside ones and leftovers too */
-    all: async () => (await ctx.docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => a.Names[0].localeCompare(b.Names[0])),
+    all: async () =>
+      (await ctx.docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => a.Names[0].localeCompare(b.Names[0])),
     done: async () => {
       engine?.close();
       const list = await ctx.docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } });
@@ -51,7 +52,11 @@ describe('a replacement whose new container cannot start keeps the old one', () 
     const s = await setup('portbusy');
     // an unmanaged container holds the port the new version asks for
     const busy = await freePort();
-    const holder = await ctx.docker.createContainer({ Image: IMAGES.webV1, name: uniqueName('holder'), HostConfig: { PortBindings: { '80/tcp': [{ HostPort: String(busy) }] } } });
+    const holder = await ctx.docker.createContainer({
+      Image: IMAGES.webV1,
+      name: uniqueName('holder'),
+      HostConfig: { PortBindings: { '80/tcp': [{ HostPort: String(busy) }] } },
+    });
     try {
       await holder.start();
       await s.commit(web('', '', 1));
@@ -69,7 +74,12 @@ describe('a replacement whose new container cannot start keeps the old one', () 
       expect(restored).toHaveLength(1);
       expect(restored[0]).toMatchObject({ outcome: 'error', containerAfter: before[0].Id, service: 'web' });
       expect(restored[0].message).toMatch(/^web#1: the new container did not start, the old one runs again: .*port is already allocated/);
-      expect(s.rows().map((r) => r.kind).slice(-5)).toEqual(['rollout.batch', 'container.restored', 'rollout.failed', 'rollout.paused', 'sync.failed']);
+      expect(
+        s
+          .rows()
+          .map((r) => r.kind)
+          .slice(-5),
+      ).toEqual(['rollout.batch', 'container.restored', 'rollout.failed', 'rollout.paused', 'sync.failed']);
     } finally {
       await holder.remove({ force: true });
       await s.done();
@@ -132,10 +142,13 @@ ${extra}`;
     const [old] = await s.all();
     await s.commit(next);
     const run = runCli(['--config', s.cfg.file, 'sync']);
-    await waitFor(async () => {
-      const list = await s.all();
-      return list.some((c) => c.Names[0] === `/${s.stack}-web-1-old-${old.Id.slice(0, 12)}`) && list.some((c) => c.Id !== old.Id && c.State === 'created');
-    }, { what: 'the old container renamed aside and the new one created', intervalMs: 20 });
+    await waitFor(
+      async () => {
+        const list = await s.all();
+        return list.some((c) => c.Names[0] === `/${s.stack}-web-1-old-${old.Id.slice(0, 12)}`) && list.some((c) => c.Id !== old.Id && c.State === 'created');
+      },
+      { what: 'the old container renamed aside and the new one created', intervalMs: 20 },
+    );
     run.child.kill('SIGKILL');
     await run;
     await waitFor(async () => (await s.all()).find((c) => c.Id === old.Id)?.State === 'exited', { what: 'the old container to have stopped' });
@@ -154,7 +167,12 @@ ${extra}`;
       expect(after.map((c) => [c.Names[0], c.State, c.Image])).toEqual([[`/${s.stack}-web-1`, 'running', IMAGES.webV2]]);
       const removed = s.rows().filter((r) => r.kind === 'container.removed');
       expect(removed.map((r) => r.message)).toEqual(['web#1: duplicate of the same replica (left by an interrupted replacement)']);
-      expect(s.rows().filter((r) => r.kind === 'container.replaced').at(-1)?.message).toBe('web#1: its replacement was interrupted: the old container waits aside, stopped');
+      expect(
+        s
+          .rows()
+          .filter((r) => r.kind === 'container.replaced')
+          .at(-1)?.message,
+      ).toBe('web#1: its replacement was interrupted: the old container waits aside, stopped');
     } finally {
       await s.done();
     }
@@ -169,7 +187,12 @@ ${extra}`;
       expect(again.stdout).toMatch(/paused/);
       const after = await s.all();
       expect(after.map((c) => [c.Id, c.Names[0], c.State])).toEqual([[old.Id, `/${s.stack}-web-1`, 'running']]);
-      expect(s.rows().filter((r) => r.kind === 'container.restored').map((r) => r.containerAfter)).toEqual([old.Id]);
+      expect(
+        s
+          .rows()
+          .filter((r) => r.kind === 'container.restored')
+          .map((r) => r.containerAfter),
+      ).toEqual([old.Id]);
     } finally {
       await s.done();
     }

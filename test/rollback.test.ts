@@ -60,7 +60,9 @@ it('rolls a stack back by hand, holds it there, and lets go on resume or on a ne
     expect(await live()).toEqual({ commits: [c3], images: [IMAGES.webV2], count: 2 });
 
     const rows = engine.audit.query({ stack, limit: 1000 }).rows.reverse();
-    const story = rows.filter((r) => ['rollback.started', 'rollback.succeeded', 'stack.resumed'].includes(r.kind)).map((r) => [r.kind, r.actor, r.commitSha?.slice(0, 7)]);
+    const story = rows
+      .filter((r) => ['rollback.started', 'rollback.succeeded', 'stack.resumed'].includes(r.kind))
+      .map((r) => [r.kind, r.actor, r.commitSha?.slice(0, 7)]);
     expect(story).toEqual([
       ['rollback.started', 'alice', c1.slice(0, 7)],
       ['rollback.succeeded', 'alice', c1.slice(0, 7)],

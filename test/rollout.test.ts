@@ -80,11 +80,13 @@ describe('rolling updates', () => {
       // The audit shows the three batches in order, each followed by its replica's replacement and health.
       const rows = engine.audit.query({ stack, limit: 1000 }).rows.reverse();
       const rollout = rows.filter((r) => ['rollout.batch', 'container.replaced', 'container.healthy'].includes(r.kind) && r.service === 'web');
-      expect(rollout.map((r) => `${r.kind} ${r.message}`)).toEqual([1, 2, 3].flatMap((n) => [
-        `rollout.batch batch ${n} of 3: web#${n}@test`,
-        `container.replaced web#${n}: spec changed`,
-        `container.healthy web#${n}: healthy`,
-      ]));
+      expect(rollout.map((r) => `${r.kind} ${r.message}`)).toEqual(
+        [1, 2, 3].flatMap((n) => [
+          `rollout.batch batch ${n} of 3: web#${n}@test`,
+          `container.replaced web#${n}: spec changed`,
+          `container.healthy web#${n}: healthy`,
+        ]),
+      );
     } finally {
       engine.close();
       await removeContainers(docker, { 'berth.stack': stack });
@@ -113,7 +115,9 @@ describe('rolling updates', () => {
       const v1 = await imageId(IMAGES.webV1);
       expect(after).toHaveLength(3);
       for (const c of after) expect(c.ImageID).toBe(v1);
-      await waitFor(async () => (await replicas(stack, 'web')).every((c) => c.Status.includes('(healthy)')), { what: 'the rolled-back replicas to be healthy' });
+      await waitFor(async () => (await replicas(stack, 'web')).every((c) => c.Status.includes('(healthy)')), {
+        what: 'the rolled-back replicas to be healthy',
+      });
       // Replicas 2 and 3 were never touched; replica 1's old container, kept aside while its new one
       // was not healthy, is back.
       expect(after.map((c) => c.Id)).toEqual(before.map((c) => c.Id));

@@ -175,7 +175,14 @@ beforeAll(async () => {
   const d = inject('dockers')[2];
   docker = new Docker({ socketPath: d.socketPath });
   address = d.address;
-  await Promise.all(Object.entries(STAND_INS).map(([image, files]) => docker.getImage(image).inspect().catch(() => buildImage(docker, image, files))));
+  await Promise.all(
+    Object.entries(STAND_INS).map(([image, files]) =>
+      docker
+        .getImage(image)
+        .inspect()
+        .catch(() => buildImage(docker, image, files)),
+    ),
+  );
 });
 afterAll(async () => {
   await server?.close();
@@ -265,12 +272,17 @@ describe('public Compose samples, unchanged', () => {
     expect(await builds()).toBe(2);
     // no health check: the new container runs, and answers once its server listens
     const answer = () => get(`http://${address}:${flaskPort}/`).catch((err: unknown) => String(err));
-    await waitFor(async () => ((await answer()) === '200 Hello again!' ? true : undefined), { what: 'the rebuilt app to answer' }).catch(async (err: unknown) => {
-      throw new Error(`${(err as Error).message}; it answers: ${await answer()}`);
-    });
+    await waitFor(async () => ((await answer()) === '200 Hello again!' ? true : undefined), { what: 'the rebuilt app to answer' }).catch(
+      async (err: unknown) => {
+        throw new Error(`${(err as Error).message}; it answers: ${await answer()}`);
+      },
+    );
 
     // a build that fails: the sync fails with the daemon's words, audited; the app keeps running
-    await repo.commit({ [`${flask}/app/requirements.txt`]: 'Flask\n', [`${flask}/app/Dockerfile`]: 'FROM python:3.10-alpine AS builder\nRUN echo installing; exit 3\n' });
+    await repo.commit({
+      [`${flask}/app/requirements.txt`]: 'Flask\n',
+      [`${flask}/app/Dockerfile`]: 'FROM python:3.10-alpine AS builder\nRUN echo installing; exit 3\n',
+    });
     const failed = (await sync()).get(flask);
     expect(failed?.status).toBe('failed');
     expect(failed?.errors?.join('\n')).toMatch(/^web: build web on d3: .*returned a non-zero code: 3/);
@@ -311,7 +323,11 @@ describe('container_name', () => {
 
   it('keeps the fixed name through rolling updates, stop-first and start-first', async () => {
     const ids: string[] = [];
-    for (const [order, mode] of [['stop-first', 'a'], ['stop-first', 'b'], ['start-first', 'c']]) {
+    for (const [order, mode] of [
+      ['stop-first', 'a'],
+      ['stop-first', 'b'],
+      ['start-first', 'c'],
+    ]) {
       await repo.commit({ [`${stack}/compose.yaml`]: compose(order, mode) });
       const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
       expect(pass.stacks.map((s) => [s.status, s.errors])).toEqual([['synced', undefined]]);
@@ -341,7 +357,10 @@ describe('build on several hosts', () => {
   let engine: Engine;
   let cfg: ReturnType<typeof writeConfig>;
   const stack = `bh${uniqueName('').replaceAll('-', '')}`;
-  const daemons = () => inject('dockers').slice(0, 2).map((d) => new Docker({ socketPath: d.socketPath }));
+  const daemons = () =>
+    inject('dockers')
+      .slice(0, 2)
+      .map((d) => new Docker({ socketPath: d.socketPath }));
 
   beforeAll(async () => {
     repo = await server.createRepo(uniqueName('buildhosts'));

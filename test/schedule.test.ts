@@ -102,8 +102,16 @@ describe('replicated placement', () => {
     { what: '!= is true when the label is absent', opts: { replicas: 1, constraints: ['node.labels.gpu != yes'] }, want: ['web.1@a'] },
     { what: 'node.hostname', opts: { replicas: 2, constraints: ['node.hostname == b'] }, want: ['web.1@b', 'web.2@b'] },
     { what: 'node.id is the host name too', opts: { replicas: 3, constraints: ['node.id != a'] }, want: ['web.1@b', 'web.2@c', 'web.3@b'] },
-    { what: 'several constraints all apply', opts: { replicas: 2, constraints: ['node.labels.zone == z1', 'node.labels.role == db'] }, want: ['web.1@c', 'web.2@c'] },
-    { what: 'max_replicas_per_node 0 is no cap (Swarm)', opts: { replicas: 3, constraints: ['node.hostname == a'], max: 0 }, want: ['web.1@a', 'web.2@a', 'web.3@a'] },
+    {
+      what: 'several constraints all apply',
+      opts: { replicas: 2, constraints: ['node.labels.zone == z1', 'node.labels.role == db'] },
+      want: ['web.1@c', 'web.2@c'],
+    },
+    {
+      what: 'max_replicas_per_node 0 is no cap (Swarm)',
+      opts: { replicas: 3, constraints: ['node.hostname == a'], max: 0 },
+      want: ['web.1@a', 'web.2@a', 'web.3@a'],
+    },
     { what: 'replicas 0: nothing', opts: { replicas: 0, constraints: ['node.labels.role == nope'] }, want: [] },
   ])('$what', ({ opts, want }) => {
     expect(placed(stack([svc('web', opts)]), labelled)).toEqual(want);
@@ -117,16 +125,21 @@ describe('replicated placement', () => {
   it.each([
     { what: 'one replica goes to the host with the fewest containers of other stacks', counts: [2, 1, 1], opts: {}, want: ['web.1@b'] },
     { what: 'equal counts: config order', counts: [3, 3, 3], opts: {}, want: ['web.1@a'] },
-    { what: 'the service\'s own count comes first', counts: [0, 5, 1], opts: { replicas: 4 }, want: ['web.1@a', 'web.2@c', 'web.3@b', 'web.4@a'] },
+    { what: "the service's own count comes first", counts: [0, 5, 1], opts: { replicas: 4 }, want: ['web.1@a', 'web.2@c', 'web.3@b', 'web.4@a'] },
     { what: 'unknown counts are none', counts: [undefined, 1, 0], opts: { replicas: 2 }, want: ['web.1@a', 'web.2@c'] },
-  ])('other stacks\' containers: $what', ({ counts, opts, want }) => {
+  ])("other stacks' containers: $what", ({ counts, opts, want }) => {
     const hosts = labelled.map((h, i) => ({ ...h, containers: counts[i] }));
     expect(placed(stack([svc('web', opts)]), hosts)).toEqual(want);
   });
 
-  it('the stack\'s own count comes before other stacks\' containers', () => {
+  it("the stack's own count comes before other stacks' containers", () => {
     const s = stack([svc('db', { constraints: ['node.hostname == a'] }), svc('web', { replicas: 2 })]);
-    expect(placed(s, labelled.map((h) => ({ ...h, containers: h.name === 'a' ? 0 : 9 })))).toEqual(['db.1@a', 'web.1@b', 'web.2@c']);
+    expect(
+      placed(
+        s,
+        labelled.map((h) => ({ ...h, containers: h.name === 'a' ? 0 : 9 })),
+      ),
+    ).toEqual(['db.1@a', 'web.1@b', 'web.2@c']);
   });
 
   it('only uses the hosts of the stack selector', () => {
@@ -215,7 +228,7 @@ describe('reservations', () => {
     );
   });
 
-  it('counts memory, and the reservations of the stack\'s other services', () => {
+  it("counts memory, and the reservations of the stack's other services", () => {
     const hosts = [host('a', {}, { memoryBytes: 512 * MiB }), host('b', {}, { memoryBytes: 1024 * MiB, reserved: { cpus: 0, memoryBytes: 256 * MiB } })];
     const s = (replicas: number) =>
       stack([
@@ -276,7 +289,7 @@ describe('stickiness', () => {
     expect(placed(s, three, now)).toEqual(['web.1@a', 'web.2@a', 'web.3@b']);
   });
 
-  it('an unreachable host keeps its replicas; a lost host\'s replicas move', () => {
+  it("an unreachable host keeps its replicas; a lost host's replicas move", () => {
     const now = cur('web.1@a', 'web.2@b', 'web.3@c');
     const s = stack([svc('web', { replicas: 3 })]);
     const hosts = [host('a', {}, { state: 'unreachable' }), host('b', {}, { state: 'lost' }), host('c'), host('d')];
@@ -337,7 +350,9 @@ describe('placement errors', () => {
         'host b: does not match node.labels.role == cache; host c: does not match node.labels.role == cache',
     );
     const g = stack([svc('agent', { mode: 'global', constraints: ['node.hostname == z'] })]);
-    expect(placementError(() => schedule(g, labelled, []))).toMatch(/^service agent: its placement constraints match none of the stack's hosts: host a: does not match node.hostname == z;/);
+    expect(placementError(() => schedule(g, labelled, []))).toMatch(
+      /^service agent: its placement constraints match none of the stack's hosts: host a: does not match node.hostname == z;/,
+    );
   });
 
   it('says so when the selector picks no host', () => {
@@ -378,7 +393,11 @@ describe('determinism', () => {
   // `zone != b` and moves; the zones take turns, c1 (no zone) is a group of its own, capped at 2.
   it('gives the same output for the same input, whatever the order of the current replicas', () => {
     const first = schedule(s, hosts, now);
-    const again: Assignment[][] = [schedule(s, hosts, now), schedule(s, hosts, [...now].reverse()), schedule(s, hosts, [now[3], now[0], now[4], now[2], now[1]])];
+    const again: Assignment[][] = [
+      schedule(s, hosts, now),
+      schedule(s, hosts, [...now].reverse()),
+      schedule(s, hosts, [now[3], now[0], now[4], now[2], now[1]]),
+    ];
     for (const other of again) expect(other).toEqual(first);
     expect(first.map((a) => `${a.service}.${a.slot}@${a.host}`)).toEqual([
       'web.1@a1',

@@ -105,7 +105,10 @@ describe('secret rotation', () => {
     expect(await cat('/run/secrets/token')).toBe(VALUES.ext1);
     expect(await cat('/run/secrets/from_env')).toBe(VALUES.env);
     expect(await cat('/etc/app/settings.conf')).toBe('level=debug\n');
-    expect((await execIn(await app(), ['stat', '-c', '%a %u %g', '/run/secrets/api-key', '/run/secrets/token'])).output.trim().split('\n')).toEqual(['400 100 101', '444 0 0']);
+    expect((await execIn(await app(), ['stat', '-c', '%a %u %g', '/run/secrets/api-key', '/run/secrets/token'])).output.trim().split('\n')).toEqual([
+      '400 100 101',
+      '444 0 0',
+    ]);
     const first = (await app()).id;
 
     // rotated in Git: the service rolls, the new value is in the file
@@ -178,9 +181,13 @@ describe('a rollback puts the files back', () => {
   const file = (next: boolean) => `services:
   web:
     image: ${next ? IMAGES.webV2 : IMAGES.webV1}
-${next ? `    command: ["sh", "-c", "trap 'exit 0' TERM; if mkdir /shared/lock; then touch /ok; fi; httpd -f -p 80 -h /www & wait"]
+${
+  next
+    ? `    command: ["sh", "-c", "trap 'exit 0' TERM; if mkdir /shared/lock; then touch /ok; fi; httpd -f -p 80 -h /www & wait"]
     healthcheck: { test: ["CMD", "test", "-f", "/ok"], interval: 1s, retries: 2 }
-` : ''}    secrets: [key]
+`
+    : ''
+}    secrets: [key]
     volumes: ["shared:/shared"]
     deploy:
       replicas: 2
@@ -211,12 +218,24 @@ volumes:
     await repo.commit({ [`${stack}/compose.yaml`]: file(true), [`${stack}/key.txt`]: 'new-key' });
     const second = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
     expect(second.stacks.map((s) => s.status)).toEqual(['rolledback']);
-    const after = (await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) => a.Names[0].localeCompare(b.Names[0]));
-    expect(after.map((c) => [c.Names[0], c.State])).toEqual([[`/${stack}-web-1`, 'running'], [`/${stack}-web-2`, 'running']]);
+    const after = (await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })).sort((a, b) =>
+      a.Names[0].localeCompare(b.Names[0]),
+    );
+    expect(after.map((c) => [c.Names[0], c.State])).toEqual([
+      [`/${stack}-web-1`, 'running'],
+      [`/${stack}-web-2`, 'running'],
+    ]);
     const rows = engine.audit.query({ stack, limit: 100 }).rows.reverse();
     expect(after[0].Id).not.toBe(before[0].Id); // recreated from what it was
     expect(after[1].Id).toBe(before[1].Id); // never replaced
-    expect(rows.slice(rows.findIndex((r) => r.kind === 'rollback.started'), -1).map((r) => `${r.kind} ${r.message}`)).toEqual([
+    expect(
+      rows
+        .slice(
+          rows.findIndex((r) => r.kind === 'rollback.started'),
+          -1,
+        )
+        .map((r) => `${r.kind} ${r.message}`),
+    ).toEqual([
       'rollback.started 1 of 2 replica(s) failed (batch 2 of 2): unhealthy: health check exit code 1; rolling back 1 replica(s)',
       'rollback.batch batch 1 of 1: web#1@test',
       'container.replaced web#1: rollback',

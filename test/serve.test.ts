@@ -39,7 +39,10 @@ it('converges at start, follows a push by polling, and stops cleanly', async () 
     const ended = await serve;
     expect(ended.code).toBe(0);
     // Every log line is structured JSON; the sync lines carry repo, stack and commit.
-    const lines = ended.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = ended.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // each names a field once: a logger bound to a key its parent is bound to already writes it twice
     for (const l of ended.stderr.trim().split('\n')) expect(JSON.stringify(JSON.parse(l))).toBe(l);
     expect(lines.filter((l) => l.component === 'api').length).toBeGreaterThan(0);
@@ -50,7 +53,10 @@ it('converges at start, follows a push by polling, and stops cleanly', async () 
     ]);
 
     const audit = await runCli(['--config', cfg.file, 'audit', '--stack', stack, '--json']);
-    const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; trigger: string; commitSha: string });
+    const rows = audit.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; trigger: string; commitSha: string });
     expect(rows.filter((r) => r.kind === 'sync.started').map((r) => [r.trigger, r.commitSha])).toEqual([
       ['poll', sha2],
       ['startup', sha1],

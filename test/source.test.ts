@@ -18,7 +18,10 @@ const text = (files: Map<string, Uint8Array>) =>
 
 /** Runs `fn`, expects a SourceError, returns its message. */
 async function sourceError(fn: () => Promise<unknown>): Promise<string> {
-  const err = await fn().then(() => undefined, (e: unknown) => e);
+  const err = await fn().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(SourceError);
   return (err as Error).message;
 }
@@ -56,10 +59,7 @@ describe('GitSource over smart HTTP', () => {
   it('fetches the pushed files and commit info, and fetches again only when the branch moved', async () => {
     const remote = await server.createRepo('platform');
     const author = { name: 'Ada Lovelace', email: 'ada@example.com' };
-    const first = await remote.commit(
-      { 'shop/compose.yaml': 'services: {}\n', 'README.md': 'hi\n' },
-      { author, message: 'Add shop\n\nWith a body.' },
-    );
+    const first = await remote.commit({ 'shop/compose.yaml': 'services: {}\n', 'README.md': 'hi\n' }, { author, message: 'Add shop\n\nWith a body.' });
     const src = new GitSource({ name: 'platform', url: remote.url, branch: 'main' }, cacheDir('platform'));
 
     expect(await src.remoteHead()).toBe(first);
@@ -146,7 +146,11 @@ describe('GitSource over smart HTTP', () => {
     expect(pack).toBeDefined();
     // the index lists what git's own reader lists
     const idx = join(cacheDir('loose'), 'objects', 'pack', pack.replace(/\.pack$/, '.idx'));
-    const listed = (await git(['verify-pack', '-v', idx])).split('\n').filter((l) => /^[0-9a-f]{40} /.test(l)).map((l) => l.slice(0, 40)).sort();
+    const listed = (await git(['verify-pack', '-v', idx]))
+      .split('\n')
+      .filter((l) => /^[0-9a-f]{40} /.test(l))
+      .map((l) => l.slice(0, 40))
+      .sort();
     expect(packIndexOids(await readFile(idx))?.sort()).toEqual(listed);
     expect(listed.length).toBeGreaterThan(1200);
     for (const [i, sha] of shas.entries()) {
@@ -243,20 +247,20 @@ describe('GitSource over smart HTTP', () => {
   });
 });
 
-  it('gives up on a server that accepts the connection but never answers', async () => {
-    const sockets: import('node:net').Socket[] = [];
-    const silent = createServer((s) => sockets.push(s));
-    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/x.git`;
-    try {
-      const src = new GitSource({ name: 'mute', url, branch: 'main', timeoutMs: 300 }, cacheDir('mute'));
-      const msg = await sourceError(() => src.update());
-      expect(msg).toContain(`repo mute (${url}, branch main): the server did not answer within 0.3 s`);
-    } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise<void>((r) => silent.close(() => r()));
-    }
-  });
+it('gives up on a server that accepts the connection but never answers', async () => {
+  const sockets: import('node:net').Socket[] = [];
+  const silent = createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/x.git`;
+  try {
+    const src = new GitSource({ name: 'mute', url, branch: 'main', timeoutMs: 300 }, cacheDir('mute'));
+    const msg = await sourceError(() => src.update());
+    expect(msg).toContain(`repo mute (${url}, branch main): the server did not answer within 0.3 s`);
+  } finally {
+    sockets.forEach((s) => s.destroy());
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
 
 describe('GitSource with a token', () => {
   const token = 'tok-9f8e7d6c5b4a';

@@ -66,7 +66,11 @@ async function keygen(file: string, passphrase = ''): Promise<string> {
 }
 
 /** The base64 body of an OpenSSH private key file: what must never appear in an output. */
-const keyBody = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+const keyBody = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
 
 describe('the ssh config block', () => {
   let dir: string;
@@ -81,12 +85,14 @@ describe('the ssh config block', () => {
   };
 
   test('resolves keyFile and knownHostsFile against the config file; knownHostsFile defaults to ~/.ssh/known_hosts', () => {
-    const config = load([
-      '  - { name: a, endpoint: "ssh://deploy@h:2222", ssh: { keyFile: keys/id, knownHostsFile: keys/known_hosts } }',
-      '  - { name: b, endpoint: "ssh://h", ssh: { keyFile: /abs/id } }',
-      '  - { name: c, endpoint: "ssh://h", ssh: { keyFile: id, insecureIgnoreHostKey: true } }',
-      '',
-    ].join('\n'));
+    const config = load(
+      [
+        '  - { name: a, endpoint: "ssh://deploy@h:2222", ssh: { keyFile: keys/id, knownHostsFile: keys/known_hosts } }',
+        '  - { name: b, endpoint: "ssh://h", ssh: { keyFile: /abs/id } }',
+        '  - { name: c, endpoint: "ssh://h", ssh: { keyFile: id, insecureIgnoreHostKey: true } }',
+        '',
+      ].join('\n'),
+    );
     expect(config.hosts.map((h) => h.ssh)).toEqual([
       { keyFile: join(dir, 'keys/id'), knownHostsFile: join(dir, 'keys/known_hosts') },
       { keyFile: '/abs/id', knownHostsFile: join(homedir(), '.ssh/known_hosts') },
@@ -98,7 +104,10 @@ describe('the ssh config block', () => {
     ['{ name: a, endpoint: "ssh://root@h" }', /hosts\.a: an ssh:\/\/ endpoint needs ssh: \{ keyFile \}/],
     ['{ name: a, endpoint: "unix:///x.sock", ssh: { keyFile: id } }', /hosts\.a: ssh is only for an ssh:\/\/ endpoint/],
     ['{ name: a, endpoint: "ssh://root:pw@h", ssh: { keyFile: id } }', /hosts\.a: berth does not log in with a password/],
-    ['{ name: a, endpoint: "ssh://h", ssh: { keyFile: id, knownHostsFile: kh, insecureIgnoreHostKey: true } }', /hosts\.a\.ssh: knownHostsFile and insecureIgnoreHostKey: true contradict/],
+    [
+      '{ name: a, endpoint: "ssh://h", ssh: { keyFile: id, knownHostsFile: kh, insecureIgnoreHostKey: true } }',
+      /hosts\.a\.ssh: knownHostsFile and insecureIgnoreHostKey: true contradict/,
+    ],
     ['{ name: a, endpoint: "ssh://h", ssh: { knownHostsFile: kh } }', /:2:\d+: hosts\.0\.ssh: must have required property 'keyFile'/],
     ['{ name: a, endpoint: "ssh://h", ssh: { keyFile: id, key: x } }', /hosts\.0\.ssh: must NOT have additional properties 'key'/],
     ['{ name: a, endpoint: "ssh://h", ssh: { keyFile: id, insecureIgnoreHostKey: "yes" } }', /hosts\.0\.ssh\.insecureIgnoreHostKey: must be boolean/],
@@ -125,7 +134,9 @@ describe('the ssh config block', () => {
     expect(message(missing)).toBe(`host x: cannot read ssh.keyFile ${missing}: ENOENT`);
     expect(message(garbage)).toMatch(new RegExp(`^host x: ssh.keyFile ${garbage} is not a private key berth can use: `));
     expect(message(garbage)).not.toContain('TOPSECRET');
-    expect(message(locked)).toBe(`host x: ssh.keyFile ${locked} is not a private key berth can use: it is protected by a passphrase, which berth does not support`);
+    expect(message(locked)).toBe(
+      `host x: ssh.keyFile ${locked} is not a private key berth can use: it is protected by a passphrase, which berth does not support`,
+    );
     expect(message(locked)).not.toContain(keyBody(locked).slice(0, 40));
   });
 });
@@ -134,21 +145,37 @@ describe('the ssh config block', () => {
 function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    const stat = (() => { try { return readFileSync(`/proc/${entry}/stat`, 'utf8'); } catch { return ''; } })();
+    const stat = (() => {
+      try {
+        return readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        return '';
+      }
+    })();
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
     if (ppid) children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
   }
   const found: number[] = [];
-  const walk = (p: number) => (children.get(p) ?? []).forEach((c) => { found.push(c); walk(c); });
+  const walk = (p: number) =>
+    (children.get(p) ?? []).forEach((c) => {
+      found.push(c);
+      walk(c);
+    });
   walk(pid);
   return found;
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ host, port, timeout: 1000 }, () => { socket.destroy(); resolve(true); });
+    const socket = tcpConnect({ host, port, timeout: 1000 }, () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.on('error', () => resolve(false));
-    socket.on('timeout', () => { socket.destroy(); resolve(false); });
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -165,42 +192,54 @@ async function startSshd(dir: string, authorizedKey: string, brokenDockerKey: st
   const address = docker.address;
   const port = 2222; // free: the namespace is the daemon's own (dockerd listens on 2375 there)
   const hostKey = await keygen(join(dir, 'ssh_host_ed25519_key'));
-  writeFileSync(join(dir, 'authorized_keys'), [
-    readFileSync(`${authorizedKey}.pub`, 'utf8').trim(),
-    `command="DOCKER_HOST=unix:///nonexistent.sock docker system dial-stdio" ${readFileSync(`${brokenDockerKey}.pub`, 'utf8').trim()}`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'authorized_keys'),
+    [
+      readFileSync(`${authorizedKey}.pub`, 'utf8').trim(),
+      `command="DOCKER_HOST=unix:///nonexistent.sock docker system dial-stdio" ${readFileSync(`${brokenDockerKey}.pub`, 'utf8').trim()}`,
+      '',
+    ].join('\n'),
+  );
   const version = Number(/OpenSSH_(\d+\.\d+)/.exec((await execFileAsync('/usr/sbin/sshd', ['-V']).catch((e: { stderr: string }) => e)).stderr)?.[1] ?? 0);
   const config = join(dir, 'sshd_config');
-  writeFileSync(config, [
-    `ListenAddress ${address}:${port}`,
-    `HostKey ${hostKey}`,
-    'PidFile none',
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'PermitRootLogin prohibit-password',
-    'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'UsePAM no',
-    'StrictModes no',
-    'MaxStartups 100',
-    `SetEnv DOCKER_HOST=unix://${docker.socketPath}`,
-    'LogLevel VERBOSE',
-    // OpenSSH 9.8+ shuts out an address for a while after failed logins; the tests fail logins on purpose
-    ...(version >= 9.8 ? ['PerSourcePenalties no'] : []),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `ListenAddress ${address}:${port}`,
+      `HostKey ${hostKey}`,
+      'PidFile none',
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'MaxStartups 100',
+      `SetEnv DOCKER_HOST=unix://${docker.socketPath}`,
+      'LogLevel VERBOSE',
+      // OpenSSH 9.8+ shuts out an address for a while after failed logins; the tests fail logins on purpose
+      ...(version >= 9.8 ? ['PerSourcePenalties no'] : []),
+      '',
+    ].join('\n'),
+  );
   mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege separation folder
   const logPath = join(dir, 'sshd.log');
   const log = openSync(logPath, 'a');
-  const child: ChildProcess = spawn('nsenter', [`--net=/run/netns/berth-t${index}`, '/usr/sbin/sshd', '-D', '-e', '-f', config], { stdio: ['ignore', log, log] });
+  const child: ChildProcess = spawn('nsenter', [`--net=/run/netns/berth-t${index}`, '/usr/sbin/sshd', '-D', '-e', '-f', config], {
+    stdio: ['ignore', log, log],
+  });
   closeSync(log);
   let exited = false;
   child.on('exit', () => (exited = true));
   const stop = async () => {
     if (!child.pid) return;
     for (const pid of [child.pid, ...descendants(child.pid)]) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
     while (!exited && existsSync(`/proc/${child.pid}`)) await sleep(50);
   };
@@ -249,7 +288,9 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
       const reports = JSON.parse(result.stdout) as HostSummary[];
       const down = reports.filter((r) => r.state !== 'up');
       expect(result.code).toBe(down.length ? 1 : 0);
-      expect(result.stderr).toBe(down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '');
+      expect(result.stderr).toBe(
+        down.length ? `${down.length} of ${reports.length} host(s) not up: ${down.map((r) => `${r.name} ${r.state}`).join(', ')}\n` : '',
+      );
       for (const key of [clientKey, otherKey, brokenDockerKey]) expect(result.stdout + result.stderr).not.toContain(keyBody(key).slice(20, 60));
       return new Map(reports.map((r) => [r.name, r]));
     } finally {
@@ -257,7 +298,7 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
     }
   }
 
-  test('berth hosts: up with the daemon\'s version; a wrong key, an unknown or changed host key, a closed port and a host whose docker fails each say why', async () => {
+  test("berth hosts: up with the daemon's version; a wrong key, an unknown or changed host key, a closed port and a host whose docker fails each say why", async () => {
     const emptyKnownHosts = join(dir, 'known_hosts.empty');
     writeFileSync(emptyKnownHosts, '');
     const otherHostKey = await keygen(join(dir, 'other_host_key'));
@@ -288,7 +329,11 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
         `If that is the host's key (check on the host: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), add this line to ${emptyKnownHosts}: ${name} ${sshd.hostKeyLine}`,
     );
     expect(reports.get('changed-host')).toMatchObject({ state: 'unreachable' });
-    expect(reports.get('changed-host')!.error).toMatch(new RegExp(`^the SSH host key of \\[${sshd.address.replaceAll('.', '\\.')}\\]:${sshd.port} changed: it is now ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')} \\(ssh-ed25519\\), not the key ${changedKnownHosts} lists for it\\. Someone may be intercepting the connection`));
+    expect(reports.get('changed-host')!.error).toMatch(
+      new RegExp(
+        `^the SSH host key of \\[${sshd.address.replaceAll('.', '\\.')}\\]:${sshd.port} changed: it is now ${sshd.hostKeyFingerprint.replace(/[+/]/g, '\\$&')} \\(ssh-ed25519\\), not the key ${changedKnownHosts} lists for it\\. Someone may be intercepting the connection`,
+      ),
+    );
     expect(reports.get('closed')).toMatchObject({
       state: 'unreachable',
       error: `connection refused at ${sshd.address}:1: nothing listens there (is sshd running, and listening on that port?)`,
@@ -296,13 +341,16 @@ describe('a Docker host over ssh:// (a real sshd)', () => {
 
     expect(reports.get('no-docker')).toMatchObject({
       state: 'unreachable',
-      error: `docker system dial-stdio failed on root@${sshd.address}:${sshd.port}: failed to open the raw stream connection: dial unix /nonexistent.sock: connect: no such file or directory ` +
+      error:
+        `docker system dial-stdio failed on root@${sshd.address}:${sshd.port}: failed to open the raw stream connection: dial unix /nonexistent.sock: connect: no such file or directory ` +
         '(the docker CLI must be installed there, and user root allowed to use the Docker daemon)',
     });
 
     // the line the message offers is what it takes
     writeFileSync(emptyKnownHosts, `${reports.get('unknown-host')!.error!.split(': ').at(-1)}\n`);
-    expect((await hostsJson([{ name: 'unknown-host', endpoint, ssh: { keyFile: clientKey, knownHostsFile: emptyKnownHosts } }])).get('unknown-host')).toMatchObject({ state: 'up' });
+    expect(
+      (await hostsJson([{ name: 'unknown-host', endpoint, ssh: { keyFile: clientKey, knownHostsFile: emptyKnownHosts } }])).get('unknown-host'),
+    ).toMatchObject({ state: 'up' });
   });
 
   describe('the engine syncs a stack through it', () => {

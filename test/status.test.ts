@@ -6,12 +6,35 @@ import type { LiveContainer } from '../src/observe/live.ts';
 import type { SyncRecord } from '../src/audit/syncs.ts';
 
 const live = (over: Partial<LiveContainer> = {}): LiveContainer => ({
-  id: 'c1', host: 'h1', name: 'shop-web-1', repo: 'r', stack: 'shop', service: 'web', slot: 1, specHash: 'x', commit: 'abc',
-  state: 'running', image: 'img', created: 0, reserved: { cpus: 0, memoryBytes: 0 }, ...over,
+  id: 'c1',
+  host: 'h1',
+  name: 'shop-web-1',
+  repo: 'r',
+  stack: 'shop',
+  service: 'web',
+  slot: 1,
+  specHash: 'x',
+  commit: 'abc',
+  state: 'running',
+  image: 'img',
+  created: 0,
+  reserved: { cpus: 0, memoryBytes: 0 },
+  ...over,
 });
 const keep = (c = live()) => ({ kind: 'keep' as const, host: c.host, service: c.service, slot: c.slot, live: c });
-const plan = (actions: unknown[]) => ({ repo: 'r', stack: 'shop', networks: [], volumes: [], removeNetworks: [], actions, unpruned: [] }) as unknown as StackOutcome['plan'];
-const sync = (over: Partial<SyncRecord>): SyncRecord => ({ id: 1, repo: 'r', stack: 'shop', commitSha: 'abc', trigger: 'poll', actor: 'berth', startedAt: 't', outcome: 'succeeded', ...over });
+const plan = (actions: unknown[]) =>
+  ({ repo: 'r', stack: 'shop', networks: [], volumes: [], removeNetworks: [], actions, unpruned: [] }) as unknown as StackOutcome['plan'];
+const sync = (over: Partial<SyncRecord>): SyncRecord => ({
+  id: 1,
+  repo: 'r',
+  stack: 'shop',
+  commitSha: 'abc',
+  trigger: 'poll',
+  actor: 'berth',
+  startedAt: 't',
+  outcome: 'succeeded',
+  ...over,
+});
 const state = (outcome: Partial<StackOutcome>, extra: Partial<StatusInput> = {}) =>
   stackState({ repo: 'r', outcome: { stack: 'shop', status: 'unchanged', ...outcome }, unreachable: new Set(), ...extra });
 
@@ -22,12 +45,32 @@ describe('stackState', () => {
     ['a replica down', { status: 'planned' as const, plan: plan([keep(live({ state: 'exited' }))]) }, {}, { sync: 'OutOfSync', health: 'Degraded' }],
     ['an unhealthy replica', { plan: plan([keep(live({ health: 'unhealthy' }))]) }, {}, { health: 'Degraded' }],
     ['a health check still starting', { plan: plan([keep(live({ health: 'starting' }))]) }, {}, { health: 'Progressing' }],
-    ['nothing running yet', { status: 'planned' as const, plan: plan([{ kind: 'create', host: 'h1', service: 'web', slot: 1 }]) }, {}, { sync: 'OutOfSync', health: 'Missing' }],
+    [
+      'nothing running yet',
+      { status: 'planned' as const, plan: plan([{ kind: 'create', host: 'h1', service: 'web', slot: 1 }]) },
+      {},
+      { sync: 'OutOfSync', health: 'Missing' },
+    ],
     ['a sync under way', { plan: plan([keep()]) }, { latest: sync({ outcome: 'running' }) }, { health: 'Progressing' }],
-    ['rolled back', { status: 'planned' as const, plan: plan([keep()]) }, { latest: sync({ outcome: 'failed', result: 'rolledback', error: 'web: rolled back: unhealthy' }) }, { sync: 'OutOfSync', health: 'Healthy', condition: 'RolledBack', reason: 'web: rolled back: unhealthy' }],
-    ['invalid manifests', { status: 'invalid' as const, errors: ['a.yaml:1:1: bad'] }, {}, { sync: 'Unknown', health: 'Unknown', condition: 'Invalid', reason: 'a.yaml:1:1: bad' }],
+    [
+      'rolled back',
+      { status: 'planned' as const, plan: plan([keep()]) },
+      { latest: sync({ outcome: 'failed', result: 'rolledback', error: 'web: rolled back: unhealthy' }) },
+      { sync: 'OutOfSync', health: 'Healthy', condition: 'RolledBack', reason: 'web: rolled back: unhealthy' },
+    ],
+    [
+      'invalid manifests',
+      { status: 'invalid' as const, errors: ['a.yaml:1:1: bad'] },
+      {},
+      { sync: 'Unknown', health: 'Unknown', condition: 'Invalid', reason: 'a.yaml:1:1: bad' },
+    ],
     ['placement impossible', { status: 'failed' as const, errors: ['cannot place'] }, {}, { sync: 'Unknown', health: 'Unknown', condition: 'Failed' }],
-    ['a host not answering', { plan: plan([keep()]), unseen: [{ service: 'web', slot: 2, host: 'h2' }] }, { unreachable: new Set(['h2']) }, { sync: 'Unknown', health: 'Unknown', reason: 'host(s) not answering: h2' }],
+    [
+      'a host not answering',
+      { plan: plan([keep()]), unseen: [{ service: 'web', slot: 2, host: 'h2' }] },
+      { unreachable: new Set(['h2']) },
+      { sync: 'Unknown', health: 'Unknown', reason: 'host(s) not answering: h2' },
+    ],
   ])('%s', (_name, outcome, extra, expected) => {
     expect(state(outcome, extra)).toMatchObject(expected);
   });

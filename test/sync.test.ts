@@ -41,7 +41,10 @@ async function containerEvents(stack: string, since: number, until: number): Pro
   } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of stream) text += chunk.toString();
-  return text.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { Action: string }).Action);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { Action: string }).Action);
 }
 
 function compose(opts: { greeting: string; withApi?: boolean; apiEnv?: string }): string {
@@ -55,7 +58,10 @@ function compose(opts: { greeting: string; withApi?: boolean; apiEnv?: string })
     healthcheck:
       test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/"]
       interval: 1s
-${opts.withApi === false ? '' : `  api:
+${
+  opts.withApi === false
+    ? ''
+    : `  api:
     image: ${IMAGES.webV2}
     environment:
       MODE: ${opts.apiEnv ?? 'one'}
@@ -65,7 +71,8 @@ ${opts.withApi === false ? '' : `  api:
       - cache:/cache
 volumes:
   cache: {}
-`}`;
+`
+}`;
 }
 
 describe('one host converges to a git branch', () => {
@@ -222,7 +229,7 @@ describe('one host converges to a git branch', () => {
     expect(pass.stacks.find((s) => s.stack === second)?.status).toBe('synced');
     expect((await containersOf(second)).size).toBe(0);
     await expect(docker.getNetwork(`${second}_default`).inspect()).rejects.toMatchObject({ statusCode: 404 });
-    expect([...(await containersOf(stack)).keys()].sort()).toEqual(["web#1", "web#2"]);
+    expect([...(await containersOf(stack)).keys()].sort()).toEqual(['web#1', 'web#2']);
   });
 
   it('audit verify passes on the real log and fails once a row is edited in the file', async () => {
@@ -233,7 +240,10 @@ describe('one host converges to a git branch', () => {
 
     const listed = await runCli(['--config', cfg.file, 'audit', '--stack', stack, '--json']);
     expect(listed.code).toBe(0);
-    const rows = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; stack: string });
+    const rows = listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; stack: string });
     expect(rows.length).toBeGreaterThan(5);
     expect(rows.every((r) => r.stack === stack)).toBe(true);
 
@@ -293,7 +303,10 @@ describe('an engine killed mid-plan', () => {
       }
       // The killed run's sync is settled as interrupted, in the audit log too.
       const audit = await runCli(['--config', cfg.file, 'audit', '--stack', stack, '--json']);
-      const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; message?: string });
+      const rows = audit.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; message?: string });
       expect(rows.filter((r) => r.kind === 'sync.failed').map((r) => r.message)).toEqual([
         expect.stringMatching(new RegExp(`of commit ${sha2.slice(0, 7)}: interrupted: the berth process that ran it \\(.*:${killed.pid}\\) stopped`)),
       ]);

@@ -41,10 +41,12 @@ const DELIVERY_HEADER: Record<Provider, string> = {
 /** The headers in webhooks/<provider>/headers.txt, names in lower case, placeholders as they are. */
 function sampleHeaders(provider: Provider): Record<string, string> {
   const lines = readFileSync(join(SAMPLES, provider, 'headers.txt'), 'utf8').split('\n');
-  const pairs = lines.filter((l) => l.trim() && !l.startsWith('#')).map((l) => {
-    const i = l.indexOf(':');
-    return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()] as const;
-  });
+  const pairs = lines
+    .filter((l) => l.trim() && !l.startsWith('#'))
+    .map((l) => {
+      const i = l.indexOf(':');
+      return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()] as const;
+    });
   return Object.fromEntries(pairs);
 }
 
@@ -128,7 +130,12 @@ describe('forge parsers (the samples in webhooks/)', () => {
     github: {
       event: 'push',
       deliveryId: '3f8b2c60-fe5a-11ef-8e1c-52a9b1c7d4e2',
-      repoUrls: ['https://github.com/octo-org/shop.git', 'git@github.com:octo-org/shop.git', 'https://github.com/octo-org/shop', 'git://github.com/octo-org/shop.git'],
+      repoUrls: [
+        'https://github.com/octo-org/shop.git',
+        'git@github.com:octo-org/shop.git',
+        'https://github.com/octo-org/shop',
+        'git://github.com/octo-org/shop.git',
+      ],
       pusher: 'ada',
     },
     gitlab: {
@@ -158,7 +165,9 @@ describe('forge parsers (the samples in webhooks/)', () => {
     const s = sample(provider, { secret: SECRET });
     expect(verify(provider, SECRET, s)).toBe('ok');
     expect(verify(provider, `${SECRET}x`, s)).toBe('bad signature');
-    expect(verify(provider, SECRET, { ...s, body: s.body.replace('"main"', '"evil"').replace('refs/heads/main', 'refs/heads/evil') })).toBe(provider === 'gitlab' ? 'ok' : 'bad signature');
+    expect(verify(provider, SECRET, { ...s, body: s.body.replace('"main"', '"evil"').replace('refs/heads/main', 'refs/heads/evil') })).toBe(
+      provider === 'gitlab' ? 'ok' : 'bad signature',
+    );
     expect(verify(provider, SECRET, sample(provider, { secret: 'another-secret' }))).toBe('bad signature');
     const name = Object.keys(s.headers).find((h) => s.headers[h]!.includes(provider === 'gitlab' ? SECRET : hmacHex(SECRET, s.body)))!;
     expect(verify(provider, SECRET, { ...s, headers: without(s.headers, name) })).toBe('no signature');
@@ -184,7 +193,13 @@ describe('forge parsers (the samples in webhooks/)', () => {
   it('a tag push or a deleted branch moves no branch; Bitbucket may move several', () => {
     const tag = sample('github', { secret: SECRET, rewrite: (b) => b.replace('refs/heads/main', 'refs/tags/v1.0') });
     expect(parse('github', tag)).toMatchObject({ kind: 'push', pushes: [] });
-    const deleted = sample('gitlab', { secret: SECRET, rewrite: (b) => b.replaceAll(`"${SAMPLE_SHA}"`, '"0000000000000000000000000000000000000000"').replace('"checkout_sha": "0000000000000000000000000000000000000000"', '"checkout_sha": null') });
+    const deleted = sample('gitlab', {
+      secret: SECRET,
+      rewrite: (b) =>
+        b
+          .replaceAll(`"${SAMPLE_SHA}"`, '"0000000000000000000000000000000000000000"')
+          .replace('"checkout_sha": "0000000000000000000000000000000000000000"', '"checkout_sha": null'),
+    });
     expect(parse('gitlab', deleted)).toMatchObject({ kind: 'push', pushes: [] });
     const two = sample('bitbucket', {
       secret: SECRET,
@@ -195,27 +210,39 @@ describe('forge parsers (the samples in webhooks/)', () => {
         return JSON.stringify(p);
       },
     });
-    expect(parse('bitbucket', two).pushes).toEqual([{ branch: 'main', after: SAMPLE_SHA }, { branch: 'dev', after: 'b'.repeat(40) }]);
+    expect(parse('bitbucket', two).pushes).toEqual([
+      { branch: 'main', after: SAMPLE_SHA },
+      { branch: 'dev', after: 'b'.repeat(40) },
+    ]);
   });
 
   it('GitHub and Gitea form-encoded bodies are read from their payload field, and signed as sent', () => {
     const json = readFileSync(join(SAMPLES, 'github/push.json'), 'utf8');
     const body = new URLSearchParams({ payload: json }).toString();
-    const headers = { ...sampleHeaders('github'), 'content-type': 'application/x-www-form-urlencoded', 'x-hub-signature-256': `sha256=${hmacHex(SECRET, body)}` };
+    const headers = {
+      ...sampleHeaders('github'),
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-hub-signature-256': `sha256=${hmacHex(SECRET, body)}`,
+    };
     expect(parse('github', { headers, body })).toMatchObject({ kind: 'push', pushes: [{ branch: 'main', after: SAMPLE_SHA }] });
     expect(verify('github', SECRET, { headers, body })).toBe('ok');
   });
 
-  it('Forgejo\'s own headers and the X-Hub-Signature-256 fallback are read too', () => {
+  it("Forgejo's own headers and the X-Hub-Signature-256 fallback are read too", () => {
     const s = sample('gitea', { secret: SECRET });
-    const forgejo = { 'content-type': 'application/json', 'x-forgejo-event': 'push', 'x-forgejo-delivery': 'f-1', 'x-forgejo-signature': hmacHex(SECRET, s.body) };
+    const forgejo = {
+      'content-type': 'application/json',
+      'x-forgejo-event': 'push',
+      'x-forgejo-delivery': 'f-1',
+      'x-forgejo-signature': hmacHex(SECRET, s.body),
+    };
     expect(parse('gitea', { ...s, headers: forgejo })).toMatchObject({ kind: 'push', deliveryId: 'f-1' });
     expect(verify('gitea', SECRET, { ...s, headers: forgejo })).toBe('ok');
     const hub = { ...without(s.headers, 'x-gitea-signature'), 'x-hub-signature-256': `sha256=${hmacHex(SECRET, s.body)}` };
     expect(verify('gitea', SECRET, { ...s, headers: hub })).toBe('ok');
   });
 
-  it('generic: without X-Berth-Delivery the body\'s hash is the delivery id', () => {
+  it("generic: without X-Berth-Delivery the body's hash is the delivery id", () => {
     const s = sample('generic', { secret: SECRET });
     const a = parse('generic', { ...s, headers: without(s.headers, 'x-berth-delivery') });
     const b = parse('generic', { ...s, headers: without(s.headers, 'x-berth-delivery') });
@@ -258,7 +285,8 @@ describe('POST /webhooks/:provider on a running berth', () => {
   const compose = () => ({ [`${stack}/compose.yaml`]: `services:\n  web:\n    image: ${IMAGES.webV1}\n    environment:\n      REV: "${++rev}"\n` });
 
   const web = async () => (await docker.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } }))[0];
-  const converged = (sha: string) => waitFor(async () => (await web())?.Labels['berth.commit'] === sha, { what: `web to run commit ${sha.slice(0, 7)}`, timeoutMs: 60_000 });
+  const converged = (sha: string) =>
+    waitFor(async () => (await web())?.Labels['berth.commit'] === sha, { what: `web to run commit ${sha.slice(0, 7)}`, timeoutMs: 60_000 });
   const audit = (kind: string) => engine.audit.query({ kind, limit: 1000 }).rows.filter((r) => r.repo === repo.name);
   const syncsStarted = () => engine.audit.query({ kind: 'sync.started', stack, limit: 1000 }).rows;
   const rowsOf = (deliveryId: string) => deliveries.query({ deliveryId }).rows.reverse();
@@ -314,7 +342,16 @@ describe('POST /webhooks/:provider on a running berth', () => {
     await converged(sha);
     const deliveryId = first.headers['x-github-delivery']!;
     expect(rowsOf(deliveryId)).toEqual([
-      expect.objectContaining({ id: res.body.delivery, provider: 'github', event: 'push', repo: repo.name, branch: 'main', commitSha: sha, outcome: 'accepted', status: 202 }),
+      expect.objectContaining({
+        id: res.body.delivery,
+        provider: 'github',
+        event: 'push',
+        repo: repo.name,
+        branch: 'main',
+        commitSha: sha,
+        outcome: 'accepted',
+        status: 202,
+      }),
     ]);
     expect(rowsOf(deliveryId)[0]!.reason).toBeUndefined();
     const received = audit('webhook.received').at(0)!;
@@ -322,7 +359,11 @@ describe('POST /webhooks/:provider on a running berth', () => {
     expect(received.message).toContain(deliveryId);
     expect(received.message).toContain(sha);
     await engine.drain();
-    expect(syncsStarted().filter((r) => r.commitSha === sha).map((r) => [r.trigger, r.actor])).toEqual([['webhook', 'github:ada']]);
+    expect(
+      syncsStarted()
+        .filter((r) => r.commitSha === sha)
+        .map((r) => [r.trigger, r.actor]),
+    ).toEqual([['webhook', 'github:ada']]);
   });
 
   it('a bad or missing signature is refused with 401, audited without the secret, and changes nothing', async () => {
@@ -344,7 +385,10 @@ describe('POST /webhooks/:provider on a running berth', () => {
     expect(engine.passQueued(repo.name)).toBe(false);
 
     const rejected = audit('webhook.rejected');
-    expect(rejected.map((r) => [r.outcome, r.trigger])).toEqual([['error', 'webhook'], ['error', 'webhook']]);
+    expect(rejected.map((r) => [r.outcome, r.trigger])).toEqual([
+      ['error', 'webhook'],
+      ['error', 'webhook'],
+    ]);
     expect(rejected[1]!.message).toContain(forged.headers['x-github-delivery']);
     expect(rejected[1]!.message).toMatch(/does not match/);
     expect(rejected[0]!.message).toMatch(/no X-Hub-Signature-256 header/);
@@ -352,7 +396,9 @@ describe('POST /webhooks/:provider on a running berth', () => {
     for (const secretish of [SECRET, 'guessed-secret', hmacHex('guessed-secret', forged.body), hmacHex(SECRET, unsigned.body)]) {
       expect(everything).not.toContain(secretish);
     }
-    expect(rowsOf(forged.headers['x-github-delivery']!)).toEqual([expect.objectContaining({ outcome: 'rejected', reason: 'bad signature', status: 401, repo: repo.name })]);
+    expect(rowsOf(forged.headers['x-github-delivery']!)).toEqual([
+      expect.objectContaining({ outcome: 'rejected', reason: 'bad signature', status: 401, repo: repo.name }),
+    ]);
     expect(rowsOf(unsigned.headers['x-github-delivery']!)).toEqual([expect.objectContaining({ outcome: 'rejected', reason: 'no signature', status: 401 })]);
   });
 
@@ -433,7 +479,9 @@ describe('POST /webhooks/:provider on a running berth', () => {
     const refused = await post('github', noSecret);
     expect(refused.status).toBe(401);
     expect(refused.body.error).toMatch(new RegExp(`repo ${other.name} has no webhookSecretFile, so it takes no webhooks`));
-    expect(rowsOf(noSecret.headers['x-github-delivery']!)).toEqual([expect.objectContaining({ outcome: 'rejected', reason: 'no webhook secret', repo: other.name })]);
+    expect(rowsOf(noSecret.headers['x-github-delivery']!)).toEqual([
+      expect.objectContaining({ outcome: 'rejected', reason: 'no webhook secret', repo: other.name }),
+    ]);
 
     const unknown = await fetch(`${base}/webhooks/svn`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(unknown.status).toBe(404);

@@ -8,7 +8,17 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
-import { LABEL, ownerLabels, Sealed, type BuildRequest, type ContainerSpec, type FileDelivery, type NetworkSpec, type PullPolicy, type VolumeSpec } from '../model.ts';
+import {
+  LABEL,
+  ownerLabels,
+  Sealed,
+  type BuildRequest,
+  type ContainerSpec,
+  type FileDelivery,
+  type NetworkSpec,
+  type PullPolicy,
+  type VolumeSpec,
+} from '../model.ts';
 import type { CreateOptions, HostOps } from './host-ops.ts';
 
 /** How many builds of a service a host keeps (the newest). */
@@ -81,7 +91,10 @@ export class DockerHost implements HostOps {
       p = this.docker
         .getImage(image)
         .inspect()
-        .then((i) => i.Config?.Env ?? [], () => []);
+        .then(
+          (i) => i.Config?.Env ?? [],
+          () => [],
+        );
       this.imageEnvs.set(image, p);
     }
     return p;
@@ -103,7 +116,10 @@ export class DockerHost implements HostOps {
     if (!p) {
       p = this.getImage(image, policy, spec.build, platform);
       // only a present image is remembered; `always` pulls again next time
-      p.then(() => policy === 'always' && this.images.delete(key), () => this.images.delete(key));
+      p.then(
+        () => policy === 'always' && this.images.delete(key),
+        () => this.images.delete(key),
+      );
       this.images.set(key, p);
     }
     return p;
@@ -144,9 +160,7 @@ export class DockerHost implements HostOps {
     this.log.info({ image, platform }, 'pulling image');
     try {
       const stream = await this.docker.pull(image, platform ? { platform } : {});
-      await new Promise<void>((resolve, reject) =>
-        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
-      );
+      await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
     } catch (err) {
       throw new DockerError(failure, err);
     }
@@ -380,7 +394,10 @@ export class DockerHost implements HostOps {
         // A network whose subnet Docker chose alone (one berth made before a start-first service
         // joined it, or one made outside berth) takes no address from the caller.
         if (!ip || !/user configured subnets/.test(String((err as Error).message))) throw err;
-        this.log.warn({ network, container: id.slice(0, 12) }, 'the network has no configured subnet: the container reconnects with a new address, and its open connections drop');
+        this.log.warn(
+          { network, container: id.slice(0, 12) },
+          'the network has no configured subnet: the container reconnects with a new address, and its open connections drop',
+        );
         await net.connect({ Container: id, EndpointConfig: { Aliases: aliases } });
       }
     } catch (err) {
@@ -440,7 +457,9 @@ export class DockerHost implements HostOps {
   /** The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the audit of a failed replica or job. */
   async tail(id: string, lines = 5, since?: string): Promise<string> {
     try {
-      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
+      const buf = (await this.docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
       return demux(buf).trim();
     } catch {
       return '';
@@ -548,7 +567,7 @@ function isFor(i: Dockerode.ImageInspectInfo, platform: string): boolean {
 /** Docker's multiplexed log stream (8-byte frame headers) as text. */
 function demux(buf: Buffer): string {
   let out = '';
-  for (let i = 0; i + 8 <= buf.length; ) {
+  for (let i = 0; i + 8 <= buf.length;) {
     const size = buf.readUInt32BE(i + 4);
     out += buf.subarray(i + 8, i + 8 + size).toString();
     i += 8 + size;

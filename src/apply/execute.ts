@@ -106,7 +106,8 @@ export async function applyPlan(
     let stopped: ApplyResult | undefined;
     const applyService = async (svc: ServiceSpec): Promise<void> => {
       const actions = plan.actions.filter((a) => a.service === svc.name);
-      const waitedFor = (condition: DependsOn['condition']) => stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === condition));
+      const waitedFor = (condition: DependsOn['condition']) =>
+        stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === condition));
       if (svc.job) {
         const { done } = await launchJobs(svc, actions, host, onStep, waitedFor('service_completed_successfully'));
         pending.push(done);
@@ -187,22 +188,36 @@ async function runHooks(hooks: Hook[], host: Host, onStep: Emit): Promise<ApplyR
  * scheduled) started, all at once. `done` resolves, once they have all exited, to the failure if
  * any failed; with `waitForKept`, running containers kept from before are waited for too.
  */
-async function launchJobs(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, waitForKept: boolean): Promise<{ done: Promise<ApplyResult | undefined> }> {
+async function launchJobs(
+  svc: ServiceSpec,
+  actions: Action[],
+  host: Host,
+  onStep: Emit,
+  waitForKept: boolean,
+): Promise<{ done: Promise<ApplyResult | undefined> }> {
   const job = svc.job!;
   const scheduled = job.kind === 'schedule';
   const launched = await Promise.all(
-    actions.flatMap((a) => (a.kind === 'create' || a.kind === 'replace' ? [a] : [])).map(async (a) => {
-      const h = host(a.host);
-      try {
-        if (a.kind === 'replace') await h.stopAndRemove(a.live.id);
-        const id = scheduled ? await h.create(a.desired) : await h.createAndStart(a.desired);
-        const before = a.kind === 'replace' ? a.live.id : undefined;
-        onStep({ ...where(a), kind: a.kind === 'create' ? 'container.created' : 'container.replaced', containerBefore: before, containerAfter: id, reason: a.reason });
-        return { w: where(a), id };
-      } catch (err) {
-        throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`, { cause: err });
-      }
-    }),
+    actions
+      .flatMap((a) => (a.kind === 'create' || a.kind === 'replace' ? [a] : []))
+      .map(async (a) => {
+        const h = host(a.host);
+        try {
+          if (a.kind === 'replace') await h.stopAndRemove(a.live.id);
+          const id = scheduled ? await h.create(a.desired) : await h.createAndStart(a.desired);
+          const before = a.kind === 'replace' ? a.live.id : undefined;
+          onStep({
+            ...where(a),
+            kind: a.kind === 'create' ? 'container.created' : 'container.replaced',
+            containerBefore: before,
+            containerAfter: id,
+            reason: a.reason,
+          });
+          return { w: where(a), id };
+        } catch (err) {
+          throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`, { cause: err });
+        }
+      }),
   );
   if (scheduled) return { done: Promise.resolve(undefined) };
   const kept = waitForKept ? actions.flatMap((a) => (a.kind === 'keep' && a.live.state === 'running' ? [{ w: where(a), id: a.live.id }] : [])) : [];
@@ -244,7 +259,6 @@ interface Changed {
 }
 
 async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
-
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
   // Meanwhile what each changed replica was (for a rollback) is read, so that no replacement waits for it.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
@@ -254,9 +268,11 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
   await Promise.all(
     [...images.values()].map((a) =>
-      host(a.host).prepare(a.desired).catch((err: unknown) => {
-        throw new Error(`${svc.name}: ${(err as Error).message}`);
-      }),
+      host(a.host)
+        .prepare(a.desired)
+        .catch((err: unknown) => {
+          throw new Error(`${svc.name}: ${(err as Error).message}`);
+        }),
     ),
   );
 
@@ -288,7 +304,14 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
 }
 
 /** rollService's changed replicas, batch after batch; `finishing` gets each replacement's `finished`; `was`: what each old replica was, by id. */
-async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, onStep: Emit, finishing: Array<Promise<void>>, was: Map<string, Promise<Was>>): Promise<ApplyResult> {
+async function rollBatches(
+  svc: ServiceSpec,
+  replaces: Replace[],
+  host: Host,
+  onStep: Emit,
+  finishing: Array<Promise<void>>,
+  was: Map<string, Promise<Was>>,
+): Promise<ApplyResult> {
   const config = svc.update;
   const batches = chunk(replaces, config.parallelism);
   const changed: Changed[] = [];
@@ -304,7 +327,15 @@ async function rollBatches(svc: ServiceSpec, replaces: Replace[], host: Host, on
         const r = await replaceReplica(h, a.live.id, a.desired, config.order, wait, { prepared: true, was: was.get(a.live.id) });
         changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced, aside: r.aside });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
-        if (r.restored) onStep({ ...where(a), kind: 'container.restored', containerBefore: r.newId || undefined, containerAfter: r.current, reason: r.restored, failed: true });
+        if (r.restored)
+          onStep({
+            ...where(a),
+            kind: 'container.restored',
+            containerBefore: r.newId || undefined,
+            containerAfter: r.current,
+            reason: r.restored,
+            failed: true,
+          });
         else report(onStep, where(a), r.newId, r.readiness);
         finishing.push(r.finished);
         return r.readiness;
@@ -355,17 +386,43 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
         if (c.aside) {
           // the old container is still there, kept aside: it comes back as it was
           await restore(h, c.aside, slotName(c.before!), c.current);
-          onStep({ ...c.where, kind: 'container.restored', containerBefore: c.current, containerAfter: c.aside, reason: 'rollback: the old container, kept aside, runs again', failed: false });
+          onStep({
+            ...c.where,
+            kind: 'container.restored',
+            containerBefore: c.current,
+            containerAfter: c.aside,
+            reason: 'rollback: the old container, kept aside, runs again',
+            failed: false,
+          });
           readiness = await ready(c.aside);
-          onStep({ ...c.where, kind: readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: c.aside, reason: readiness.ok ? readiness.health : readiness.reason });
+          onStep({
+            ...c.where,
+            kind: readiness.ok ? 'container.healthy' : 'container.unhealthy',
+            containerAfter: c.aside,
+            reason: readiness.ok ? readiness.health : readiness.reason,
+          });
         } else {
           const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, ready);
           await r.finished;
           if (r.aside) await h.remove(r.aside);
           readiness = r.readiness;
           if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
-          if (r.restored) onStep({ ...c.where, kind: 'container.restored', containerBefore: r.newId || undefined, containerAfter: r.current, reason: r.restored, failed: true });
-          else onStep({ ...c.where, kind: readiness.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: r.newId, reason: readiness.ok ? readiness.health : readiness.reason });
+          if (r.restored)
+            onStep({
+              ...c.where,
+              kind: 'container.restored',
+              containerBefore: r.newId || undefined,
+              containerAfter: r.current,
+              reason: r.restored,
+              failed: true,
+            });
+          else
+            onStep({
+              ...c.where,
+              kind: readiness.ok ? 'container.healthy' : 'container.unhealthy',
+              containerAfter: r.newId,
+              reason: readiness.ok ? readiness.health : readiness.reason,
+            });
         }
         if (!readiness.ok) failed ??= `${label(c.where)}: ${readiness.reason}`;
       }),
@@ -488,7 +545,12 @@ async function replaceReplica(
  * or started, `restored` with the daemon's reason (the old container runs again under its name).
  * A failure to stop the old container, or to put it back, is thrown.
  */
-async function stopFirst(h: HostOps, before: Dockerode.ContainerInspectInfo, next: ContainerSpec, prepared: boolean): Promise<{ newId: string } | { newId: string; restored: string }> {
+async function stopFirst(
+  h: HostOps,
+  before: Dockerode.ContainerInspectInfo,
+  next: ContainerSpec,
+  prepared: boolean,
+): Promise<{ newId: string } | { newId: string; restored: string }> {
   const oldId = before.Id;
   const name = slotName(before);
   const asideAs = asideName(name, oldId);

@@ -135,9 +135,7 @@ function migrate(db: DatabaseSync, file: string): void {
   immediate(db, () => {
     const from = version();
     if (from > migrations.length) {
-      throw new Error(
-        `the database ${file} has schema version ${from}, newer than this berth knows (${migrations.length}); upgrade berth`,
-      );
+      throw new Error(`the database ${file} has schema version ${from}, newer than this berth knows (${migrations.length}); upgrade berth`);
     }
     for (let v = from; v < migrations.length; v++) {
       db.exec(migrations[v]!);

@@ -19,13 +19,17 @@ export function parseSince(s: string, now: Date = new Date()): Date {
     const [, y, mo, d, h = '00', mi = '00', sec = '00', zone] = iso;
     const date = new Date(`${text.slice(0, 10)}T${text.slice(11) || '00:00'}${zone ? '' : 'Z'}`);
     // Date() rolls over out-of-range fields (Feb 30 -> Mar 1); refuse those instead.
-    const valid = Number(mo) >= 1 && Number(mo) <= 12 && Number(d) >= 1 && Number(d) <= daysIn(Number(y), Number(mo))
-      && Number(h) <= 23 && Number(mi) <= 59 && Number(sec) <= 59;
+    const valid =
+      Number(mo) >= 1 &&
+      Number(mo) <= 12 &&
+      Number(d) >= 1 &&
+      Number(d) <= daysIn(Number(y), Number(mo)) &&
+      Number(h) <= 23 &&
+      Number(mi) <= 59 &&
+      Number(sec) <= 59;
     if (valid && !Number.isNaN(date.getTime())) return date;
   }
-  throw new Error(
-    `invalid time "${s}": give a duration such as 30m, 2h or 7d, or an ISO date or time such as 2024-05-01 or 2024-05-01T10:00:00Z`,
-  );
+  throw new Error(`invalid time "${s}": give a duration such as 30m, 2h or 7d, or an ISO date or time such as 2024-05-01 or 2024-05-01T10:00:00Z`);
 }
 
 function daysIn(year: number, month: number): number {
@@ -39,20 +43,27 @@ function daysIn(year: number, month: number): number {
  */
 export function formatAuditTable(rows: AuditRow[]): string {
   const header = ['TIME', 'KIND', 'STACK/SERVICE', 'HOST', 'COMMIT', 'ACTOR', 'OUTCOME', 'MESSAGE'];
-  const lines = rows.map((r) => [
-    r.time.replace(/\.\d+Z$/, 'Z'),
-    r.kind,
-    [r.stack, r.service].filter(Boolean).join('/') || '-',
-    r.host ?? '-',
-    r.commitSha?.slice(0, 7) ?? '-',
-    r.actor,
-    r.outcome,
-    r.message ?? '',
-  ].map(printable));
+  const lines = rows.map((r) =>
+    [
+      r.time.replace(/\.\d+Z$/, 'Z'),
+      r.kind,
+      [r.stack, r.service].filter(Boolean).join('/') || '-',
+      r.host ?? '-',
+      r.commitSha?.slice(0, 7) ?? '-',
+      r.actor,
+      r.outcome,
+      r.message ?? '',
+    ].map(printable),
+  );
   const table = [header, ...lines];
   const widths = header.map((_, i) => Math.max(...table.map((l) => l[i]!.length)));
   return table
-    .map((l) => l.map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd())
+    .map((l) =>
+      l
+        .map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 

@@ -30,9 +30,7 @@ export class HoldStore {
   /** Holds the stack (replacing a hold it already had). */
   set(h: Omit<Hold, 'since'>): Hold {
     this.#db
-      .prepare(
-        `INSERT OR REPLACE INTO holds (stack, repo, commitSha, headSha, reason, actor, since) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
+      .prepare(`INSERT OR REPLACE INTO holds (stack, repo, commitSha, headSha, reason, actor, since) VALUES (?, ?, ?, ?, ?, ?, ?)`)
       .run(h.stack, h.repo, h.commitSha ?? null, h.headSha, h.reason, h.actor, new Date().toISOString());
     return this.get(h.stack)!;
   }

@@ -91,9 +91,26 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 /** Every column of the audit table except `hash`, in the order they are hashed. */
 const HASHED_FIELDS = [
-  'id', 'time', 'kind', 'repo', 'commitSha', 'commitAuthor', 'commitEmail', 'commitMessage',
-  'stack', 'service', 'host', 'containerBefore', 'containerAfter', 'trigger', 'actor', 'diff',
-  'outcome', 'message', 'syncId', 'prevHash',
+  'id',
+  'time',
+  'kind',
+  'repo',
+  'commitSha',
+  'commitAuthor',
+  'commitEmail',
+  'commitMessage',
+  'stack',
+  'service',
+  'host',
+  'containerBefore',
+  'containerAfter',
+  'trigger',
+  'actor',
+  'diff',
+  'outcome',
+  'message',
+  'syncId',
+  'prevHash',
 ] as const satisfies readonly (keyof AuditRow)[];
 
 /**
@@ -225,7 +242,10 @@ export class AuditLog {
         return bad(row.id, `row ${row.id}: ${missing} removed (${jump})`);
       }
       if (row.prevHash !== (prev?.hash ?? GENESIS_HASH)) {
-        return bad(row.id, `row ${row.id}: its prevHash does not match the hash of row ${prev?.id ?? '(none)'}; the chain is broken (a row before it was replaced)`);
+        return bad(
+          row.id,
+          `row ${row.id}: its prevHash does not match the hash of row ${prev?.id ?? '(none)'}; the chain is broken (a row before it was replaced)`,
+        );
       }
       if (rowHash(row) !== row.hash) {
         return bad(row.id, `row ${row.id}: its content does not match its hash (it was edited after it was written)`);

@@ -56,4 +56,3 @@ export function summarizePlan(plan: StackPlan) {
     hooks: plan.hooks.map((h) => ({ phase: h.phase, host: h.desired.host, service: h.service, specHash: h.desired.specHash })),
   };
 }
-

@@ -161,9 +161,7 @@ export class SyncStore {
 
   /** The stack's sync run that succeeded last (by finishing time), if any. */
   lastSucceeded(stack: string): SyncRecord | undefined {
-    const r = this.#db
-      .prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'succeeded' ORDER BY finishedAt DESC, id DESC LIMIT 1`)
-      .get(stack);
+    const r = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'succeeded' ORDER BY finishedAt DESC, id DESC LIMIT 1`).get(stack);
     return r && toRecord(r);
   }
 }

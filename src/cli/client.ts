@@ -54,7 +54,10 @@ export function apiClient(url: string, token?: string): ApiClient {
       res = await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(`cannot reach berth at ${where}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`berth serve\` running there? BERTH_URL says where)`, 2);
+      throw new ApiError(
+        `cannot reach berth at ${where}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`berth serve\` running there? BERTH_URL says where)`,
+        2,
+      );
     }
     const text = await res.text();
     let parsed: unknown;
@@ -65,7 +68,8 @@ export function apiClient(url: string, token?: string): ApiClient {
     }
     if (res.ok && parsed !== undefined) return parsed as T;
     const said = parsed as { error?: unknown; code?: unknown } | undefined;
-    const message = typeof said?.error === 'string' ? said.error : `${where} answered HTTP ${res.status} ${res.statusText}${res.ok ? ' without JSON' : ''}: is it berth?`;
+    const message =
+      typeof said?.error === 'string' ? said.error : `${where} answered HTTP ${res.status} ${res.statusText}${res.ok ? ' without JSON' : ''}: is it berth?`;
     const code = typeof said?.code === 'string' ? (said.code as ApiErrorCode) : undefined;
     if (res.status === 401) throw new ApiError(`${message}${token ? '' : ' (BERTH_TOKEN is not set)'}`, 2, 401, code);
     if (res.status === 403 || res.status >= 500 || res.ok) throw new ApiError(message, 2, res.status, code);

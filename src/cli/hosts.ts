@@ -13,7 +13,9 @@ export function formatHostsTable(reports: HostSummary[]): string {
     r.cpus?.toString() ?? '-',
     r.memoryBytes === undefined ? '-' : formatBytes(r.memoryBytes),
     r.state !== 'up' ? '-' : (r.containers?.toString() ?? '?'),
-    Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    Object.entries(r.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '-',
   ]);
   const errors = reports.filter((r) => r.error).map((r) => `${r.name}: ${r.state}: ${r.error}`);
   return [table(header, rows), ...(errors.length > 0 ? ['', ...errors] : [])].join('\n');

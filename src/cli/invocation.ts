@@ -6,7 +6,10 @@
 import { basename, relative } from 'node:path';
 
 /** The command line that runs berth with `args`, as this process was started. */
-export function invocation(args: string[], { config, env = process.env, argv = process.argv }: { config?: string; env?: NodeJS.ProcessEnv; argv?: string[] } = {}): string {
+export function invocation(
+  args: string[],
+  { config, env = process.env, argv = process.argv }: { config?: string; env?: NodeJS.ProcessEnv; argv?: string[] } = {},
+): string {
   const script = argv[1] ?? 'berth';
   const base =
     env.npm_lifecycle_event === 'berth'

@@ -51,7 +51,9 @@ class Exit extends Error {
 const program = new Command('berth')
   .description('GitOps for plain Docker hosts: Compose files in Git, converged on your hosts.')
   .addOption(new Option('-c, --config <file>', 'engine config (default: $BERTH_CONFIG, ./berth.config.yaml, else the embedded default)'))
-  .addOption(new Option('--log-format <format>', 'logs on stderr: readable lines (default on a terminal) or JSON lines (default otherwise)').choices(['pretty', 'json']))
+  .addOption(
+    new Option('--log-format <format>', 'logs on stderr: readable lines (default on a terminal) or JSON lines (default otherwise)').choices(['pretty', 'json']),
+  )
   .option('-q, --quiet', 'log errors only')
   .option('-v, --verbose', 'log debug lines too')
   .showHelpAfterError();
@@ -88,7 +90,9 @@ program
 
 program
   .command('diff')
-  .description('the plan against the live hosts, as a unified diff; changes nothing (exit 0 in sync, 1 differences, 2 errors: an invalid stack, a host that does not answer, a bad config)')
+  .description(
+    'the plan against the live hosts, as a unified diff; changes nothing (exit 0 in sync, 1 differences, 2 errors: an invalid stack, a host that does not answer, a bad config)',
+  )
   .option('-s, --stack <name>', 'only this stack')
   .action(async (opts: { stack?: string }) => {
     const passes = await withEngine((engine) => engine.syncAll({ trigger: 'manual', actor: CLI_ACTOR, stack: opts.stack, dryRun: true }), 'warn');
@@ -118,7 +122,10 @@ program
   .command('sync')
   .description('one reconciliation pass now: fetch, render, diff and apply (with BERTH_URL: asks that berth to sync)')
   .option('-s, --stack <name>', 'only this stack')
-  .option('--wait', 'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background')
+  .option(
+    '--wait',
+    'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background',
+  )
   .action(async (opts: { stack?: string; wait?: boolean }) => {
     const reports = await withOps((ops) => ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait: Boolean(opts.wait) }), 'info');
     for (const report of reports) printSync(report, opts.wait);
@@ -140,7 +147,10 @@ program
     const app = buildServer({ ready: () => ready, engine }, log);
     const { host, port } = parseListen(config.listen);
     await app.listen({ host, port });
-    log.info({ config: config.source, hosts: config.hosts.map((h) => h.name), repos: config.repos.map((r) => r.name) }, `berth serving on http://${config.listen}`);
+    log.info(
+      { config: config.source, hosts: config.hosts.map((h) => h.name), repos: config.repos.map((r) => r.name) },
+      `berth serving on http://${config.listen}`,
+    );
     if (config.source === '(embedded default)') {
       log.info(`embedded default: edit the Compose files in ${config.repos[0].url}, commit there, and berth converges within ${config.repos[0].poll}`);
     }
@@ -255,7 +265,9 @@ function printAudit(rows: AuditRow[], json?: boolean): void {
 
 audit
   .command('verify')
-  .description('check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise); reads the local database, even with BERTH_URL')
+  .description(
+    'check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise); reads the local database, even with BERTH_URL',
+  )
   .action(async () => {
     const result = (await openAudit()).verify();
     if (result.ok) console.log(`ok: ${result.rows} row(s), chain intact`);
@@ -304,7 +316,14 @@ function failOnErrors(passes: RepoPass[], invalid = 1): void {
 }
 
 function indent(lines: string[], pad = '  '): string {
-  return lines.map((l) => l.split('\n').map((x) => pad + x).join('\n')).join('\n');
+  return lines
+    .map((l) =>
+      l
+        .split('\n')
+        .map((x) => pad + x)
+        .join('\n'),
+    )
+    .join('\n');
 }
 
 /** The policy of repo `name` in the engine config (--config, $BERTH_CONFIG, ./berth.config.yaml). */

@@ -6,17 +6,7 @@ import type { Page } from '../audit/db.ts';
 import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
-import type {
-  ActionOptions,
-  ActionOutcome,
-  AuditQuery,
-  HostSummary,
-  HostView,
-  Operations,
-  StackView,
-  SyncReport,
-  SyncView,
-} from '../engine/ops.ts';
+import type { ActionOptions, ActionOutcome, AuditQuery, HostSummary, HostView, Operations, StackView, SyncReport, SyncView } from '../engine/ops.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -84,7 +74,9 @@ export class RemoteOps implements Operations {
       const a = answers[i]!;
       if (a.status === 'rejected' && !(a.reason instanceof ApiError && a.reason.exitCode === 1)) throw a.reason;
       const outcome: SyncReport['stacks'][number] =
-        a.status === 'fulfilled' ? (a.value ?? { stack: s.name, status: 'started' }) : { stack: s.name, status: 'failed', errors: [(a.reason as Error).message] };
+        a.status === 'fulfilled'
+          ? (a.value ?? { stack: s.name, status: 'started' })
+          : { stack: s.name, status: 'failed', errors: [(a.reason as Error).message] };
       const report = reports.get(s.repo) ?? { repo: s.repo, stacks: [] };
       report.stacks.push(outcome);
       reports.set(s.repo, report);

@@ -57,7 +57,10 @@ async function render() {
   let view;
   try {
     if (!route) throw Object.assign(new Error(`There is no page ${path}.`), { status: 404 });
-    const args = route[0].exec(path).slice(1).map((a) => decodeURIComponent(a));
+    const args = route[0]
+      .exec(path)
+      .slice(1)
+      .map((a) => decodeURIComponent(a));
     view = await route[1](q, ...args);
   } catch (err) {
     if (mine !== renders) return;
@@ -105,20 +108,31 @@ function askToken(message) {
       await start();
     } catch (err) {
       token.clear();
-      replace(problem, notice('error', err.status === 401
-        ? 'berth refused this token (401): check it, and that the engine config lists it under auth.tokens.'
-        : err.message));
+      replace(
+        problem,
+        notice('error', err.status === 401 ? 'berth refused this token (401): check it, and that the engine config lists it under auth.tokens.' : err.message),
+      );
     }
   };
   main.removeAttribute('aria-busy');
-  replace(main, h('form', { class: 'panel token-form', onsubmit: submit },
-    h('h1', null, 'Sign in to berth'),
-    h('p', null, 'Paste an API token. A viewer token shows everything; an operator token also lets you sync, roll back, pause and resume. ',
-      'The token stays in this browser (localStorage) and is sent only to this berth.'),
-    problem,
-    h('label', { for: 'token' }, 'API token'),
-    input,
-    h('button', { type: 'submit', class: 'primary' }, 'Sign in')));
+  replace(
+    main,
+    h(
+      'form',
+      { class: 'panel token-form', onsubmit: submit },
+      h('h1', null, 'Sign in to berth'),
+      h(
+        'p',
+        null,
+        'Paste an API token. A viewer token shows everything; an operator token also lets you sync, roll back, pause and resume. ',
+        'The token stays in this browser (localStorage) and is sent only to this berth.',
+      ),
+      problem,
+      h('label', { for: 'token' }, 'API token'),
+      input,
+      h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
+    ),
+  );
   document.title = 'Sign in · berth';
   input.focus();
 }
@@ -160,20 +174,26 @@ function debouncer(fn) {
   const timers = new Map();
   return (key, ...args) => {
     clearTimeout(timers.get(key));
-    timers.set(key, setTimeout(() => {
-      timers.delete(key);
-      Promise.resolve(fn(key, ...args)).catch((err) => console.error('live update failed', err));
-    }, 150));
+    timers.set(
+      key,
+      setTimeout(() => {
+        timers.delete(key);
+        Promise.resolve(fn(key, ...args)).catch((err) => console.error('live update failed', err));
+      }, 150),
+    );
   };
 }
 
 /** A commit: short SHA (a link to its audit rows), first line of its message, author. */
 function commitCell(sha, info) {
   if (!sha) return h('span', { class: 'muted' }, 'none applied yet');
-  return h('div', { class: 'commit' },
+  return h(
+    'div',
+    { class: 'commit' },
     link('/audit', { commit: sha }, short(sha)),
     info?.message ? h('span', { class: 'commit-msg' }, firstLine(info.message)) : null,
-    info?.author ? h('span', { class: 'commit-author' }, info.author) : null);
+    info?.author ? h('span', { class: 'commit-author' }, info.author) : null,
+  );
 }
 
 /** Messages and authors of the commits synced so far, by SHA (from the sync.started rows). */
@@ -194,29 +214,57 @@ function filterForm(path, q, fields) {
   const inputs = fields.map((f) => {
     const id = `f-${f.name}`;
     const input = f.options
-      ? h('select', { id, name: f.name }, h('option', { value: '' }, 'any'), f.options.map((o) => h('option', { value: o, selected: q[f.name] === o }, o)))
-      : h('input', { id, name: f.name, value: q[f.name] ?? '', placeholder: f.placeholder ?? '', list: f.list ? `${id}-list` : undefined, autocomplete: 'off', spellcheck: 'false' });
-    return h('div', { class: 'field' },
+      ? h(
+          'select',
+          { id, name: f.name },
+          h('option', { value: '' }, 'any'),
+          f.options.map((o) => h('option', { value: o, selected: q[f.name] === o }, o)),
+        )
+      : h('input', {
+          id,
+          name: f.name,
+          value: q[f.name] ?? '',
+          placeholder: f.placeholder ?? '',
+          list: f.list ? `${id}-list` : undefined,
+          autocomplete: 'off',
+          spellcheck: 'false',
+        });
+    return h(
+      'div',
+      { class: 'field' },
       h('label', { for: id }, f.label ?? `${f.name[0].toUpperCase()}${f.name.slice(1)}`),
       input,
-      f.list ? h('datalist', { id: `${id}-list` }, f.list.map((o) => h('option', { value: o }))) : null);
+      f.list
+        ? h(
+            'datalist',
+            { id: `${id}-list` },
+            f.list.map((o) => h('option', { value: o })),
+          )
+        : null,
+    );
   });
   const submit = (e) => {
     e.preventDefault();
     const values = Object.fromEntries(new FormData(e.currentTarget));
     location.hash = href(path, values);
   };
-  return h('form', { class: 'filters', onsubmit: submit, role: 'search' },
+  return h(
+    'form',
+    { class: 'filters', onsubmit: submit, role: 'search' },
     inputs,
-    h('div', { class: 'field buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Filter'), link(path, {}, 'Clear')));
+    h('div', { class: 'field buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Filter'), link(path, {}, 'Clear')),
+  );
 }
 
 /** Newest / Older links: the cursor lives in the URL too. */
 function pager(path, q, nextCursor) {
   if (!q.cursor && !nextCursor) return null;
-  return h('nav', { class: 'pager', 'aria-label': 'Pages' },
+  return h(
+    'nav',
+    { class: 'pager', 'aria-label': 'Pages' },
     q.cursor ? link(path, { ...q, cursor: undefined }, '← Newest') : h('span'),
-    nextCursor ? link(path, { ...q, cursor: nextCursor }, 'Older →') : null);
+    nextCursor ? link(path, { ...q, cursor: nextCursor }, 'Older →') : null,
+  );
 }
 
 const hostsOf = (s) => [...new Set(s.replicas.map((r) => r.host))].sort();
@@ -231,11 +279,30 @@ function replicaState(r) {
 
 const STACK_COLUMNS = [
   { label: 'Stack', cell: (s) => h('div', null, link(`/stacks/${enc(s.name)}`, {}, h('strong', null, s.name)), h('div', { class: 'muted small' }, s.repo)) },
-  { label: 'Sync', cell: (s) => h('span', { class: 'badges' }, badge(s.sync, { title: 'Do the hosts run what Git says?' }), s.held ? badge('held', { title: `${s.held.reason} by ${s.held.actor}` }) : null) },
+  {
+    label: 'Sync',
+    cell: (s) =>
+      h(
+        'span',
+        { class: 'badges' },
+        badge(s.sync, { title: 'Do the hosts run what Git says?' }),
+        s.held ? badge('held', { title: `${s.held.reason} by ${s.held.actor}` }) : null,
+      ),
+  },
   { label: 'Health', cell: (s) => badge(s.health) },
   { label: 'Commit applied', cell: (s) => commitCell(s.commit, s.commitInfo) },
-  { label: 'Hosts', cell: (s) => (s.replicas.length ? h('div', null, hostsOf(s).join(', '), h('div', { class: 'muted small nowrap' }, plural(s.replicas.filter((r) => !r.extra).length, 'replica'))) : h('span', { class: 'muted' }, '—')) },
-  { label: 'Status', class: 'wide', cell: (s) => (s.condition || s.reason ? h('div', null, badge(s.condition), s.reason ? h('div', { class: 'reason' }, s.reason) : null) : null) },
+  {
+    label: 'Hosts',
+    cell: (s) =>
+      s.replicas.length
+        ? h('div', null, hostsOf(s).join(', '), h('div', { class: 'muted small nowrap' }, plural(s.replicas.filter((r) => !r.extra).length, 'replica')))
+        : h('span', { class: 'muted' }, '—'),
+  },
+  {
+    label: 'Status',
+    class: 'wide',
+    cell: (s) => (s.condition || s.reason ? h('div', null, badge(s.condition), s.reason ? h('div', { class: 'reason' }, s.reason) : null) : null),
+  },
 ];
 
 /** What a stack's row says of its status; only an update that changes it is highlighted. */
@@ -249,10 +316,30 @@ function summary(stacks, hosts) {
   const card = (n, label, t, to) => h('a', { class: `card tone-${n ? t : 'neutral'}`, href: to }, h('span', { class: 'n' }, String(n)), label);
   return [
     card(stacks.length, 'stacks', 'neutral', '#/'),
-    card(count((s) => s.sync === 'Synced'), 'synced', 'good', '#/'),
-    card(count((s) => s.sync === 'OutOfSync'), 'out of sync', 'warn', '#/drift'),
-    card(count((s) => s.health === 'Degraded' || s.health === 'Missing' || s.condition), 'need attention', 'bad', '#/'),
-    card(hosts.filter((x) => x.state === 'up').length, `of ${plural(hosts.length, 'host')} up`, hosts.every((x) => x.state === 'up') ? 'good' : 'bad', '#/hosts'),
+    card(
+      count((s) => s.sync === 'Synced'),
+      'synced',
+      'good',
+      '#/',
+    ),
+    card(
+      count((s) => s.sync === 'OutOfSync'),
+      'out of sync',
+      'warn',
+      '#/drift',
+    ),
+    card(
+      count((s) => s.health === 'Degraded' || s.health === 'Missing' || s.condition),
+      'need attention',
+      'bad',
+      '#/',
+    ),
+    card(
+      hosts.filter((x) => x.state === 'up').length,
+      `of ${plural(hosts.length, 'host')} up`,
+      hosts.every((x) => x.state === 'up') ? 'good' : 'bad',
+      '#/hosts',
+    ),
   ];
 }
 
@@ -260,16 +347,20 @@ const hostLink = (x) => link(`/hosts/${enc(x.name)}`, {}, h('strong', null, x.na
 const hostState = (x) => h('span', null, badge(x.state), ' ', h('span', { class: 'muted small' }, 'since ', time(x.since)));
 
 function hostsTable(hosts) {
-  return table([
-    { label: 'Host', cell: hostLink },
-    { label: 'State', cell: hostState },
-    { label: 'Endpoint', cell: (x) => h('code', null, x.endpoint) },
-    { label: 'Labels', cell: (x) => Object.entries(x.labels ?? {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) },
-    { label: 'Docker', cell: (x) => (x.version ? `${x.version} (API ${x.apiVersion})` : '—') },
-    { label: 'CPUs · memory', cell: (x) => (x.cpus ? `${x.cpus} · ${(x.memoryBytes / 2 ** 30).toFixed(1)} GiB` : '—') },
-    { label: 'Containers', cell: (x) => String(x.containers ?? '—') },
-    { label: 'Error', class: 'wide', cell: (x) => (x.error ? h('span', { class: 'reason' }, x.error) : null) },
-  ], hosts, { key: (x) => x.name, empty: 'No hosts configured.' });
+  return table(
+    [
+      { label: 'Host', cell: hostLink },
+      { label: 'State', cell: hostState },
+      { label: 'Endpoint', cell: (x) => h('code', null, x.endpoint) },
+      { label: 'Labels', cell: (x) => Object.entries(x.labels ?? {}).map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) },
+      { label: 'Docker', cell: (x) => (x.version ? `${x.version} (API ${x.apiVersion})` : '—') },
+      { label: 'CPUs · memory', cell: (x) => (x.cpus ? `${x.cpus} · ${(x.memoryBytes / 2 ** 30).toFixed(1)} GiB` : '—') },
+      { label: 'Containers', cell: (x) => String(x.containers ?? '—') },
+      { label: 'Error', class: 'wide', cell: (x) => (x.error ? h('span', { class: 'reason' }, x.error) : null) },
+    ],
+    hosts,
+    { key: (x) => x.name, empty: 'No hosts configured.' },
+  );
 }
 
 async function overviewView() {
@@ -311,7 +402,10 @@ async function overviewView() {
 // ---------------------------------------------------------------- stack
 
 const REPLICA_COLUMNS = [
-  { label: 'Replica', cell: (r) => h('span', null, `#${r.slot}`, r.extra ? h('span', { class: 'muted small' }, ' not in Git: removed at the next sync') : null) },
+  {
+    label: 'Replica',
+    cell: (r) => h('span', null, `#${r.slot}`, r.extra ? h('span', { class: 'muted small' }, ' not in Git: removed at the next sync') : null),
+  },
   { label: 'Host', cell: (r) => r.host },
   { label: 'Container', cell: (r) => short(r.container, 12) },
   { label: 'State', cell: replicaState },
@@ -319,14 +413,23 @@ const REPLICA_COLUMNS = [
 ];
 
 function stackHeader(s) {
-  return h('div', { class: 'stack-head' },
+  return h(
+    'div',
+    { class: 'stack-head' },
     h('h1', null, s.name, ' ', h('span', { class: 'badges' }, badge(s.sync), badge(s.health), badge(s.condition), s.held ? badge('held') : null)),
-    h('dl', { class: 'facts' },
-      h('dt', null, 'Repo'), h('dd', null, s.repo),
-      h('dt', null, 'Commit applied'), h('dd', null, commitCell(s.commit, s.commitInfo)),
-      h('dt', null, 'Hosts'), h('dd', null, hostsOf(s).join(', ') || '—'),
-      s.held ? [h('dt', null, 'Held'), h('dd', null, `${s.held.reason} by ${s.held.actor}`, s.held.since ? [' ', time(s.held.since)] : null)] : null),
-    s.reason ? notice(s.condition || s.health === 'Degraded' ? 'error' : 'info', h('div', { class: 'reason' }, s.reason)) : null);
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', null, 'Repo'),
+      h('dd', null, s.repo),
+      h('dt', null, 'Commit applied'),
+      h('dd', null, commitCell(s.commit, s.commitInfo)),
+      h('dt', null, 'Hosts'),
+      h('dd', null, hostsOf(s).join(', ') || '—'),
+      s.held ? [h('dt', null, 'Held'), h('dd', null, `${s.held.reason} by ${s.held.actor}`, s.held.since ? [' ', time(s.held.since)] : null)] : null,
+    ),
+    s.reason ? notice(s.condition || s.health === 'Degraded' ? 'error' : 'info', h('div', { class: 'reason' }, s.reason)) : null,
+  );
 }
 
 function servicesBlock(s) {
@@ -336,9 +439,26 @@ function servicesBlock(s) {
     if (!groups.has(r.service)) groups.set(r.service, []);
     groups.get(r.service).push(r);
   }
-  return [...groups].sort(([a], [b]) => a.localeCompare(b)).map(([service, replicas]) => h('div', { class: 'service' },
-    h('h3', null, service, ' ', h('span', { class: 'muted small' }, `${plural(replicas.filter((r) => !r.extra).length, 'replica')} on ${[...new Set(replicas.map((r) => r.host))].join(', ')}`)),
-    table(REPLICA_COLUMNS, replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}` })));
+  return [...groups]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([service, replicas]) =>
+      h(
+        'div',
+        { class: 'service' },
+        h(
+          'h3',
+          null,
+          service,
+          ' ',
+          h(
+            'span',
+            { class: 'muted small' },
+            `${plural(replicas.filter((r) => !r.extra).length, 'replica')} on ${[...new Set(replicas.map((r) => r.host))].join(', ')}`,
+          ),
+        ),
+        table(REPLICA_COLUMNS, replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}` }),
+      ),
+    );
 }
 
 /** Sync now, roll back to a chosen commit, pause / resume: only for operators and admins. */
@@ -361,38 +481,71 @@ function actionBar(name, getState, syncs, messages, refresh) {
 
   const applied = getState().commit;
   const commits = [...new Set(syncs.filter((s) => s.outcome === 'succeeded' && s.commitSha !== applied).map((s) => s.commitSha))];
-  const select = h('select', { id: 'rollback-to', name: 'commit', 'aria-label': 'Commit to roll back to' },
+  const select = h(
+    'select',
+    { id: 'rollback-to', name: 'commit', 'aria-label': 'Commit to roll back to' },
     h('option', { value: '' }, 'previous commit'),
-    commits.map((sha) => h('option', { value: sha }, `${sha.slice(0, 7)} ${firstLine(messages.get(sha)?.message ?? '')}`.trim())));
+    commits.map((sha) => h('option', { value: sha }, `${sha.slice(0, 7)} ${firstLine(messages.get(sha)?.message ?? '')}`.trim())),
+  );
   const pauseButton = h('button', { type: 'button' });
   const drawPause = () => {
     const held = Boolean(getState().held);
     pauseButton.textContent = held ? 'Resume' : 'Pause';
     pauseButton.title = held ? 'Let automatic syncs apply new commits again' : 'Stop automatic syncs of this stack until resumed';
   };
-  pauseButton.addEventListener('click', act('Pause / resume', async () => {
-    const resume = Boolean(getState().held);
-    const res = await post(resume ? 'resume' : 'pause');
-    await refresh();
-    return res.paused ? 'Paused: automatic syncs leave this stack alone until you resume it.' : 'Resumed.';
-  }));
+  pauseButton.addEventListener(
+    'click',
+    act('Pause / resume', async () => {
+      const resume = Boolean(getState().held);
+      const res = await post(resume ? 'resume' : 'pause');
+      await refresh();
+      return res.paused ? 'Paused: automatic syncs leave this stack alone until you resume it.' : 'Resumed.';
+    }),
+  );
   drawPause();
 
-  const node = h('div', { class: 'actions panel' },
-    h('button', { type: 'button', class: 'primary', onclick: act('Sync', async () => {
-      await post('sync');
-      return 'Sync started: it shows in the list below as it runs.';
-    }) }, 'Sync now'),
-    h('span', { class: 'rollback' },
-      h('label', { for: 'rollback-to' }, 'Roll back to'), select,
-      h('button', { type: 'button', onclick: act('Rollback', async () => {
-        const to = select.value;
-        if (!confirm(`Roll ${name} back to ${to ? to.slice(0, 7) : 'the commit before the applied one'}? The stack stays held there until resumed or a new commit arrives.`)) return '';
-        await post('rollback', to ? { commit: to } : {});
-        return 'Rollback started: it shows in the list below as it runs.';
-      }) }, 'Roll back')),
+  const node = h(
+    'div',
+    { class: 'actions panel' },
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'primary',
+        onclick: act('Sync', async () => {
+          await post('sync');
+          return 'Sync started: it shows in the list below as it runs.';
+        }),
+      },
+      'Sync now',
+    ),
+    h(
+      'span',
+      { class: 'rollback' },
+      h('label', { for: 'rollback-to' }, 'Roll back to'),
+      select,
+      h(
+        'button',
+        {
+          type: 'button',
+          onclick: act('Rollback', async () => {
+            const to = select.value;
+            if (
+              !confirm(
+                `Roll ${name} back to ${to ? to.slice(0, 7) : 'the commit before the applied one'}? The stack stays held there until resumed or a new commit arrives.`,
+              )
+            )
+              return '';
+            await post('rollback', to ? { commit: to } : {});
+            return 'Rollback started: it shows in the list below as it runs.';
+          }),
+        },
+        'Roll back',
+      ),
+    ),
     pauseButton,
-    msg);
+    msg,
+  );
   return { node, update: drawPause };
 }
 
@@ -404,13 +557,27 @@ function syncTimeline(initial, messages, { stack, commit, live: addNew = true } 
   const syncs = new Map(initial.map((s) => [s.id, s]));
   const node = h('div', { class: 'timeline' });
   const matches = (s) => (!stack || s.stack === stack) && (!commit || s.commitSha.startsWith(commit.toLowerCase()));
-  const item = (s) => h('li', { class: `sync outcome-${s.outcome}`, dataset: { syncId: String(s.id) } },
-    h('div', { class: 'sync-line' },
-      badge(s.outcome), s.result && s.result !== 'failed' ? badge(s.result) : null,
-      link(`/syncs/${s.id}`, {}, `Sync #${s.id}`),
-      stack ? null : link(`/stacks/${enc(s.stack)}`, {}, s.stack),
-      h('span', { class: 'muted small' }, `${s.trigger} by ${s.actor} · `, time(s.startedAt), s.finishedAt ? ` · took ${duration(s.startedAt, s.finishedAt)}` : '')),
-    s.error ? h('div', { class: 'sync-error' }, firstLine(s.error)) : null);
+  const item = (s) =>
+    h(
+      'li',
+      { class: `sync outcome-${s.outcome}`, dataset: { syncId: String(s.id) } },
+      h(
+        'div',
+        { class: 'sync-line' },
+        badge(s.outcome),
+        s.result && s.result !== 'failed' ? badge(s.result) : null,
+        link(`/syncs/${s.id}`, {}, `Sync #${s.id}`),
+        stack ? null : link(`/stacks/${enc(s.stack)}`, {}, s.stack),
+        h(
+          'span',
+          { class: 'muted small' },
+          `${s.trigger} by ${s.actor} · `,
+          time(s.startedAt),
+          s.finishedAt ? ` · took ${duration(s.startedAt, s.finishedAt)}` : '',
+        ),
+      ),
+      s.error ? h('div', { class: 'sync-error' }, firstLine(s.error)) : null,
+    );
   const draw = () => {
     const groups = [];
     for (const s of [...syncs.values()].sort((a, b) => b.id - a.id)) {
@@ -418,9 +585,19 @@ function syncTimeline(initial, messages, { stack, commit, live: addNew = true } 
       if (last?.sha === s.commitSha) last.items.push(s);
       else groups.push({ sha: s.commitSha, items: [s] });
     }
-    replace(node, groups.length ? groups.map((g) => h('div', { class: 'commit-group' },
-      h('div', { class: 'commit-head' }, commitCell(g.sha, messages.get(g.sha))),
-      h('ol', { class: 'syncs' }, g.items.map(item)))) : h('p', { class: 'muted' }, 'No syncs yet.'));
+    replace(
+      node,
+      groups.length
+        ? groups.map((g) =>
+            h(
+              'div',
+              { class: 'commit-group' },
+              h('div', { class: 'commit-head' }, commitCell(g.sha, messages.get(g.sha))),
+              h('ol', { class: 'syncs' }, g.items.map(item)),
+            ),
+          )
+        : h('p', { class: 'muted' }, 'No syncs yet.'),
+    );
   };
   const fetchSync = debouncer(async (id) => {
     if (!addNew && !syncs.has(id)) return;
@@ -468,12 +645,15 @@ async function stackView(_q, name) {
   draw();
   return {
     title: name,
-    node: h('div', null,
+    node: h(
+      'div',
+      null,
       h('p', { class: 'crumbs' }, link('/', {}, 'Overview'), ' / ', name),
       head,
       actions?.node,
       section('Services', services),
-      section('Syncs', timeline.node, h('p', null, link('/syncs', { stack: name }, `All syncs of ${name} →`)))),
+      section('Syncs', timeline.node, h('p', null, link('/syncs', { stack: name }, `All syncs of ${name} →`))),
+    ),
     onEvent(type, data) {
       if (type === 'stack' && data.name === name) {
         state = data;
@@ -494,11 +674,14 @@ async function syncsView(q) {
   const timeline = syncTimeline(syncs, messages, { stack: q.stack, commit: q.commit, live: !q.cursor });
   return {
     title: 'Syncs',
-    node: h('div', null,
+    node: h(
+      'div',
+      null,
       h('h1', null, 'Syncs'),
       filterForm('/syncs', q, [{ name: 'stack' }, { name: 'commit', placeholder: 'SHA or prefix' }]),
       timeline.node,
-      pager('/syncs', q, nextCursor)),
+      pager('/syncs', q, nextCursor),
+    ),
     onEvent: timeline.onEvent,
   };
 }
@@ -516,9 +699,13 @@ const PLAN_COLUMNS = [
 /** A diff shown only when asked (steps can each carry one). */
 function lazyDiff(text, title) {
   const details = h('details', { class: 'row-diff' }, h('summary', null, 'diff'));
-  details.addEventListener('toggle', () => {
-    if (details.open && details.children.length === 1) add(details, diffView(text, { title }));
-  }, { once: false });
+  details.addEventListener(
+    'toggle',
+    () => {
+      if (details.open && details.children.length === 1) add(details, diffView(text, { title }));
+    },
+    { once: false },
+  );
   return details;
 }
 
@@ -528,7 +715,11 @@ const STEP_COLUMNS = [
   { label: 'Service', cell: (r) => r.service ?? '' },
   { label: 'Host', cell: (r) => r.host ?? '' },
   { label: 'Result', cell: (r) => badge(r.outcome) },
-  { label: 'Detail', class: 'wide', cell: (r) => h('div', null, h('div', { class: 'reason' }, r.message ?? ''), r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null) },
+  {
+    label: 'Detail',
+    class: 'wide',
+    cell: (r) => h('div', null, h('div', { class: 'reason' }, r.message ?? ''), r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null),
+  },
 ];
 
 async function syncView(_q, id) {
@@ -542,24 +733,55 @@ async function syncView(_q, id) {
     const info = [...steps.values()].find((r) => r.commitSha === s.commitSha && r.commitMessage !== undefined);
     const changes = (s.plan?.actions ?? []).filter((a) => a.kind !== 'keep');
     const kept = (s.plan?.actions ?? []).length - changes.length;
-    replace(body,
-      h('p', { class: 'crumbs' }, link('/', {}, 'Overview'), ' / ', link(`/stacks/${enc(s.stack)}`, {}, s.stack), ' / ', link('/syncs', { stack: s.stack }, 'Syncs'), ` / #${s.id}`),
-      h('h1', null, `Sync #${s.id} of ${s.stack} `, h('span', { class: 'badges' }, badge(s.outcome), s.result && s.result !== 'failed' ? badge(s.result) : null)),
-      s.error ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error)) : null,
-      h('dl', { class: 'facts' },
-        h('dt', null, 'Commit'), h('dd', null, commitCell(s.commitSha, info && { message: info.commitMessage, author: info.commitAuthor })),
-        h('dt', null, 'Repo'), h('dd', null, s.repo),
-        h('dt', null, 'Trigger'), h('dd', null, `${s.trigger} by ${s.actor}`),
-        h('dt', null, 'Started'), h('dd', null, time(s.startedAt), ` (${new Date(s.startedAt).toLocaleString()})`),
-        h('dt', null, 'Finished'), h('dd', null, s.finishedAt ? [time(s.finishedAt), ` after ${duration(s.startedAt, s.finishedAt)}`] : 'still running'),
-        h('dt', null, 'Audit'), h('dd', null, link('/audit', { commit: s.commitSha, stack: s.stack }, 'every row of this commit and stack'))),
-      section('Plan',
-        changes.length ? table(PLAN_COLUMNS, changes, { key: (a) => `${a.kind}:${a.service}#${a.slot}@${a.host}` }) : h('p', { class: 'muted' }, 'No container changes.'),
+    replace(
+      body,
+      h(
+        'p',
+        { class: 'crumbs' },
+        link('/', {}, 'Overview'),
+        ' / ',
+        link(`/stacks/${enc(s.stack)}`, {}, s.stack),
+        ' / ',
+        link('/syncs', { stack: s.stack }, 'Syncs'),
+        ` / #${s.id}`,
+      ),
+      h(
+        'h1',
+        null,
+        `Sync #${s.id} of ${s.stack} `,
+        h('span', { class: 'badges' }, badge(s.outcome), s.result && s.result !== 'failed' ? badge(s.result) : null),
+      ),
+      s.error
+        ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error))
+        : null,
+      h(
+        'dl',
+        { class: 'facts' },
+        h('dt', null, 'Commit'),
+        h('dd', null, commitCell(s.commitSha, info && { message: info.commitMessage, author: info.commitAuthor })),
+        h('dt', null, 'Repo'),
+        h('dd', null, s.repo),
+        h('dt', null, 'Trigger'),
+        h('dd', null, `${s.trigger} by ${s.actor}`),
+        h('dt', null, 'Started'),
+        h('dd', null, time(s.startedAt), ` (${new Date(s.startedAt).toLocaleString()})`),
+        h('dt', null, 'Finished'),
+        h('dd', null, s.finishedAt ? [time(s.finishedAt), ` after ${duration(s.startedAt, s.finishedAt)}`] : 'still running'),
+        h('dt', null, 'Audit'),
+        h('dd', null, link('/audit', { commit: s.commitSha, stack: s.stack }, 'every row of this commit and stack')),
+      ),
+      section(
+        'Plan',
+        changes.length
+          ? table(PLAN_COLUMNS, changes, { key: (a) => `${a.kind}:${a.service}#${a.slot}@${a.host}` })
+          : h('p', { class: 'muted' }, 'No container changes.'),
         kept ? h('p', { class: 'muted small' }, `${plural(kept, 'replica')} unchanged.`) : null,
         (s.plan?.networks ?? []).map((n) => h('p', { class: 'small' }, `create network ${n.name} on ${n.host}`)),
-        (s.plan?.volumes ?? []).map((v) => h('p', { class: 'small' }, `create volume ${v.name} on ${v.host}`))),
+        (s.plan?.volumes ?? []).map((v) => h('p', { class: 'small' }, `create volume ${v.name} on ${v.host}`)),
+      ),
       section('Steps', stepsTable),
-      section('Diff', h('p', { class: 'muted small' }, 'What the plan changes: live (−) against desired at this commit (+).'), diffView(s.diff)));
+      section('Diff', h('p', { class: 'muted small' }, 'What the plan changes: live (−) against desired at this commit (+).'), diffView(s.diff)),
+    );
   };
   drawSteps();
   draw();
@@ -602,21 +824,34 @@ const AUDIT_COLUMNS = [
   { label: 'Stack', cell: (r) => (r.stack ? link(`/stacks/${enc(r.stack)}`, {}, r.stack) : '') },
   { label: 'Service', cell: (r) => r.service ?? '' },
   { label: 'Host', cell: (r) => (r.host ? link('/audit', { host: r.host }, r.host) : '') },
-  { label: 'Commit', cell: (r) => (r.commitSha ? h('span', { title: firstLine(r.commitMessage) }, link('/audit', { commit: r.commitSha }, short(r.commitSha))) : '') },
+  {
+    label: 'Commit',
+    cell: (r) => (r.commitSha ? h('span', { title: firstLine(r.commitMessage) }, link('/audit', { commit: r.commitSha }, short(r.commitSha))) : ''),
+  },
   { label: 'Who', cell: (r) => h('span', null, r.actor, r.trigger ? h('span', { class: 'muted small' }, ` (${r.trigger})`) : null) },
   { label: 'Outcome', cell: (r) => badge(r.outcome) },
-  { label: 'Message', class: 'wide', cell: (r) => h('div', null,
-    h('div', { class: 'reason' }, r.message ?? ''),
-    r.syncId ? link(`/syncs/${r.syncId}`, {}, `sync #${r.syncId}`) : null,
-    r.diff ? lazyDiff(r.diff) : null) },
+  {
+    label: 'Message',
+    class: 'wide',
+    cell: (r) =>
+      h(
+        'div',
+        null,
+        h('div', { class: 'reason' }, r.message ?? ''),
+        r.syncId ? link(`/syncs/${r.syncId}`, {}, `sync #${r.syncId}`) : null,
+        r.diff ? lazyDiff(r.diff) : null,
+      ),
+  },
 ];
 
 /** Whether a new row belongs on the audit page with these filters (since: new rows are always recent). */
 function auditMatches(row, q) {
-  return (!q.stack || row.stack === q.stack)
-    && (!q.host || row.host === q.host)
-    && (!q.kind || row.kind === q.kind)
-    && (!q.commit || (row.commitSha ?? '').startsWith(q.commit.toLowerCase()));
+  return (
+    (!q.stack || row.stack === q.stack) &&
+    (!q.host || row.host === q.host) &&
+    (!q.kind || row.kind === q.kind) &&
+    (!q.commit || (row.commitSha ?? '').startsWith(q.commit.toLowerCase()))
+  );
 }
 
 async function auditView(q) {
@@ -626,16 +861,27 @@ async function auditView(q) {
   const active = AUDIT_FILTERS.filter((k) => q[k]);
   return {
     title: 'Audit',
-    node: h('div', null,
+    node: h(
+      'div',
+      null,
       h('h1', null, 'Audit trail'),
       filterForm('/audit', q, [
-        { name: 'stack' }, { name: 'host' }, { name: 'commit', placeholder: 'SHA or prefix' },
-        { name: 'kind', list: KINDS }, { name: 'since', placeholder: '2h, 7d or 2024-05-01' },
+        { name: 'stack' },
+        { name: 'host' },
+        { name: 'commit', placeholder: 'SHA or prefix' },
+        { name: 'kind', list: KINDS },
+        { name: 'since', placeholder: '2h, 7d or 2024-05-01' },
       ]),
-      h('p', { class: 'muted small', id: 'audit-count' }, `${rows.length} row(s)${nextCursor ? ' on this page' : ''}`,
-        active.length ? ` where ${active.map((k) => `${k} = ${q[k]}`).join(', ')}` : '', q.cursor ? '' : ' · new rows appear as they happen'),
+      h(
+        'p',
+        { class: 'muted small', id: 'audit-count' },
+        `${rows.length} row(s)${nextCursor ? ' on this page' : ''}`,
+        active.length ? ` where ${active.map((k) => `${k} = ${q[k]}`).join(', ')}` : '',
+        q.cursor ? '' : ' · new rows appear as they happen',
+      ),
       t,
-      pager('/audit', q, nextCursor)),
+      pager('/audit', q, nextCursor),
+    ),
     onEvent(type, row) {
       if (type !== 'audit' || q.cursor || !auditMatches(row, q)) return;
       if (t.body.querySelector(`tr[data-key="${row.id}"]`)) return;
@@ -657,7 +903,11 @@ const DELIVERY_COLUMNS = [
   { label: 'Branch', cell: (d) => d.branch ?? '' },
   { label: 'Commit', cell: (d) => (d.commitSha ? link('/audit', { commit: d.commitSha }, short(d.commitSha)) : '') },
   { label: 'Outcome', cell: (d) => h('span', null, badge(d.outcome), ' ', h('span', { class: 'muted small' }, `HTTP ${d.status}`)) },
-  { label: 'Reason', class: 'wide', cell: (d) => h('div', null, d.reason ? h('strong', null, d.reason) : null, d.detail ? h('div', { class: 'reason' }, d.detail) : null) },
+  {
+    label: 'Reason',
+    class: 'wide',
+    cell: (d) => h('div', null, d.reason ? h('strong', null, d.reason) : null, d.detail ? h('div', { class: 'reason' }, d.detail) : null),
+  },
   { label: 'Delivery', cell: (d) => (d.deliveryId ? h('code', { class: 'small' }, d.deliveryId) : '') },
 ];
 
@@ -668,11 +918,14 @@ async function deliveriesView(q) {
   const refresh = debouncer(async () => t.fill((await api('/deliveries', { params })).deliveries));
   return {
     title: 'Webhooks',
-    node: h('div', null,
+    node: h(
+      'div',
+      null,
       h('h1', null, 'Webhook deliveries'),
       filterForm('/deliveries', q, [{ name: 'provider', options: ['github', 'gitlab', 'gitea', 'bitbucket', 'generic'] }, { name: 'repo' }]),
       t,
-      pager('/deliveries', q, nextCursor)),
+      pager('/deliveries', q, nextCursor),
+    ),
     onEvent(type, row) {
       if (type === 'audit' && !q.cursor && String(row.kind).startsWith('webhook.')) refresh('deliveries');
     },
@@ -682,11 +935,12 @@ async function deliveriesView(q) {
 // ---------------------------------------------------------------- drift
 
 async function driftView() {
-  const load = () => Promise.all([
-    api('/audit', { params: { kind: 'drift.detected', limit: 500 } }),
-    api('/audit', { params: { kind: 'drift.corrected', limit: 500 } }),
-    api('/stacks'),
-  ]);
+  const load = () =>
+    Promise.all([
+      api('/audit', { params: { kind: 'drift.detected', limit: 500 } }),
+      api('/audit', { params: { kind: 'drift.corrected', limit: 500 } }),
+      api('/stacks'),
+    ]);
   const body = h('div');
   const draw = ([detected, corrected, { stacks }]) => {
     // per container (stack, service, host): its latest detection, and whether it was put back since
@@ -697,23 +951,61 @@ async function driftView() {
     }
     const fixedAfter = (r) => corrected.rows.find((c) => c.stack === r.stack && c.service === r.service && c.host === r.host && c.id > r.id);
     const outOfSync = stacks.filter((s) => s.sync === 'OutOfSync');
-    replace(body,
-      section('Out of sync now',
-        outOfSync.length ? outOfSync.map((s) => h('div', { class: 'service' },
-          h('h3', null, link(`/stacks/${enc(s.name)}`, {}, s.name), ' ', h('span', { class: 'badges' }, badge(s.sync), badge(s.health), badge(s.condition))),
-          s.reason ? h('div', { class: 'reason small' }, s.reason) : null,
-          table([{ label: 'Service', cell: (r) => r.service }, ...REPLICA_COLUMNS], s.replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}` })))
-          : h('p', { class: 'muted' }, 'Every stack runs what Git says.')),
-      section('Drift detected, per container',
-        latest.size ? [...latest.values()].map((r) => {
-          const fixed = fixedAfter(r);
-          return h('article', { class: 'drift', dataset: { key: `${r.stack}|${r.service ?? ''}|${r.host ?? ''}` } },
-            h('h3', null, link(`/stacks/${enc(r.stack)}`, {}, r.stack), r.service ? ` / ${r.service}` : '', r.host ? ` on ${r.host}` : '', ' ',
-              fixed ? badge('corrected', { tone: 'good', title: fixed.message }) : badge('not corrected', { tone: 'bad' })),
-            h('p', { class: 'small' }, time(r.time), ' · container ', short(r.containerBefore, 12), ' · ', r.message ?? '',
-              r.syncId ? [' · ', link(`/syncs/${r.syncId}`, {}, `sync #${r.syncId}`)] : null),
-            diffView(r.diff, { title: 'live (−) against desired (+)' }));
-        }) : h('p', { class: 'muted' }, 'No drift recorded.')));
+    replace(
+      body,
+      section(
+        'Out of sync now',
+        outOfSync.length
+          ? outOfSync.map((s) =>
+              h(
+                'div',
+                { class: 'service' },
+                h(
+                  'h3',
+                  null,
+                  link(`/stacks/${enc(s.name)}`, {}, s.name),
+                  ' ',
+                  h('span', { class: 'badges' }, badge(s.sync), badge(s.health), badge(s.condition)),
+                ),
+                s.reason ? h('div', { class: 'reason small' }, s.reason) : null,
+                table([{ label: 'Service', cell: (r) => r.service }, ...REPLICA_COLUMNS], s.replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}` }),
+              ),
+            )
+          : h('p', { class: 'muted' }, 'Every stack runs what Git says.'),
+      ),
+      section(
+        'Drift detected, per container',
+        latest.size
+          ? [...latest.values()].map((r) => {
+              const fixed = fixedAfter(r);
+              return h(
+                'article',
+                { class: 'drift', dataset: { key: `${r.stack}|${r.service ?? ''}|${r.host ?? ''}` } },
+                h(
+                  'h3',
+                  null,
+                  link(`/stacks/${enc(r.stack)}`, {}, r.stack),
+                  r.service ? ` / ${r.service}` : '',
+                  r.host ? ` on ${r.host}` : '',
+                  ' ',
+                  fixed ? badge('corrected', { tone: 'good', title: fixed.message }) : badge('not corrected', { tone: 'bad' }),
+                ),
+                h(
+                  'p',
+                  { class: 'small' },
+                  time(r.time),
+                  ' · container ',
+                  short(r.containerBefore, 12),
+                  ' · ',
+                  r.message ?? '',
+                  r.syncId ? [' · ', link(`/syncs/${r.syncId}`, {}, `sync #${r.syncId}`)] : null,
+                ),
+                diffView(r.diff, { title: 'live (−) against desired (+)' }),
+              );
+            })
+          : h('p', { class: 'muted' }, 'No drift recorded.'),
+      ),
+    );
   };
   draw(await load());
   const refresh = debouncer(async () => draw(await load()));
@@ -776,24 +1068,41 @@ const CONTAINER_COLUMNS = [
 
 function hostFacts(x) {
   const labels = Object.entries(x.labels ?? {});
-  return h('dl', { class: 'facts' },
-    h('dt', null, 'State'), h('dd', null, badge(x.state), ' since ', time(x.since), x.since ? ` (${new Date(x.since).toLocaleString()})` : null),
-    h('dt', null, 'Endpoint'), h('dd', null, h('code', null, x.endpoint || '—')),
-    h('dt', null, 'Docker'), h('dd', null, x.version ? `${x.version} (API ${x.apiVersion})` : '—'),
-    h('dt', null, 'CPUs'), h('dd', null, x.cpus ? String(x.cpus) : '—'),
-    h('dt', null, 'Memory'), h('dd', null, x.memoryBytes ? `${(x.memoryBytes / GIB).toFixed(1)} GiB` : '—'),
-    h('dt', null, 'Labels'), h('dd', null, labels.length ? labels.map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) : h('span', { class: 'muted' }, 'none')));
+  return h(
+    'dl',
+    { class: 'facts' },
+    h('dt', null, 'State'),
+    h('dd', null, badge(x.state), ' since ', time(x.since), x.since ? ` (${new Date(x.since).toLocaleString()})` : null),
+    h('dt', null, 'Endpoint'),
+    h('dd', null, h('code', null, x.endpoint || '—')),
+    h('dt', null, 'Docker'),
+    h('dd', null, x.version ? `${x.version} (API ${x.apiVersion})` : '—'),
+    h('dt', null, 'CPUs'),
+    h('dd', null, x.cpus ? String(x.cpus) : '—'),
+    h('dt', null, 'Memory'),
+    h('dd', null, x.memoryBytes ? `${(x.memoryBytes / GIB).toFixed(1)} GiB` : '—'),
+    h('dt', null, 'Labels'),
+    h('dd', null, labels.length ? labels.map(([k, v]) => h('span', { class: 'chip' }, `${k}=${v}`)) : h('span', { class: 'muted' }, 'none')),
+  );
 }
 
 async function hostView(_q, name) {
   const body = h('div');
-  const draw = (x) => replace(body,
-    h('p', { class: 'crumbs' }, link('/hosts', {}, 'Hosts'), ' / ', x.name),
-    h('h1', null, x.name, ' ', h('span', { class: 'badges' }, badge(x.state))),
-    x.error ? notice('error', h('div', { class: 'reason' }, x.error)) : null,
-    hostFacts(x),
-    section(`Containers managed by berth (${x.containers.length})`,
-      table(CONTAINER_COLUMNS, x.containers, { key: (c) => c.id, empty: x.state === 'up' ? 'berth runs no containers here.' : 'Not known while the host does not answer.' })));
+  const draw = (x) =>
+    replace(
+      body,
+      h('p', { class: 'crumbs' }, link('/hosts', {}, 'Hosts'), ' / ', x.name),
+      h('h1', null, x.name, ' ', h('span', { class: 'badges' }, badge(x.state))),
+      x.error ? notice('error', h('div', { class: 'reason' }, x.error)) : null,
+      hostFacts(x),
+      section(
+        `Containers managed by berth (${x.containers.length})`,
+        table(CONTAINER_COLUMNS, x.containers, {
+          key: (c) => c.id,
+          empty: x.state === 'up' ? 'berth runs no containers here.' : 'Not known while the host does not answer.',
+        }),
+      ),
+    );
   draw(await api(`/hosts/${enc(name)}`));
   const refresh = debouncer(async () => draw(await api(`/hosts/${enc(name)}`)));
   return {

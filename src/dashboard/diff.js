@@ -14,14 +14,32 @@ export function parseDiff(text) {
   let right = 0;
   let oldNo = 0;
   let newNo = 0;
-  const lines = String(text ?? '').replace(/\n$/, '').split('\n');
+  const lines = String(text ?? '')
+    .replace(/\n$/, '')
+    .split('\n');
   for (const line of lines) {
     if (left > 0 || right > 0) {
       const c = line[0];
-      if (c === '+') { out.push({ type: 'add', text: line, newNo: newNo++ }); right--; continue; }
-      if (c === '-') { out.push({ type: 'del', text: line, oldNo: oldNo++ }); left--; continue; }
-      if (c === ' ' || line === '') { out.push({ type: 'ctx', text: line, oldNo: oldNo++, newNo: newNo++ }); left--; right--; continue; }
-      if (c === '\\') { out.push({ type: 'meta', text: line }); continue; }
+      if (c === '+') {
+        out.push({ type: 'add', text: line, newNo: newNo++ });
+        right--;
+        continue;
+      }
+      if (c === '-') {
+        out.push({ type: 'del', text: line, oldNo: oldNo++ });
+        left--;
+        continue;
+      }
+      if (c === ' ' || line === '') {
+        out.push({ type: 'ctx', text: line, oldNo: oldNo++, newNo: newNo++ });
+        left--;
+        right--;
+        continue;
+      }
+      if (c === '\\') {
+        out.push({ type: 'meta', text: line });
+        continue;
+      }
       left = right = 0; // a short hunk: read on as headers
     }
     const hunk = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(line);
@@ -69,17 +87,31 @@ export function splitRows(lines) {
 const num = (n) => h('td', { class: 'num', 'data-n': n ?? '' });
 
 function unifiedTable(lines) {
-  return h('table', { class: 'diff unified' }, h('tbody', null, lines.map((l) =>
-    h('tr', { class: l.type }, num(l.oldNo), num(l.newNo), h('td', { class: 'code' }, l.text)))));
+  return h(
+    'table',
+    { class: 'diff unified' },
+    h(
+      'tbody',
+      null,
+      lines.map((l) => h('tr', { class: l.type }, num(l.oldNo), num(l.newNo), h('td', { class: 'code' }, l.text))),
+    ),
+  );
 }
 
 function splitTable(lines) {
-  const side = (l) => (l
-    ? [num(l.type === 'add' ? l.newNo : l.oldNo), h('td', { class: `code ${l.type}` }, l.text.slice(1))]
-    : [num(), h('td', { class: 'code blank' })]);
-  return h('table', { class: 'diff split' }, h('tbody', null, splitRows(lines).map((r) => r.full
-    ? h('tr', { class: r.full.type }, h('td', { class: 'code', colspan: 4 }, r.full.text))
-    : h('tr', null, side(r.left), side(r.right)))));
+  const side = (l) =>
+    l ? [num(l.type === 'add' ? l.newNo : l.oldNo), h('td', { class: `code ${l.type}` }, l.text.slice(1))] : [num(), h('td', { class: 'code blank' })];
+  return h(
+    'table',
+    { class: 'diff split' },
+    h(
+      'tbody',
+      null,
+      splitRows(lines).map((r) =>
+        r.full ? h('tr', { class: r.full.type }, h('td', { class: 'code', colspan: 4 }, r.full.text)) : h('tr', null, side(r.left), side(r.right)),
+      ),
+    ),
+  );
 }
 
 const MODE_KEY = 'berth.diffMode';
@@ -102,12 +134,18 @@ export function diffView(text, { title } = {}) {
   buttons.split = h('button', { type: 'button', onclick: () => show('split') }, 'Side by side');
   const adds = lines.filter((l) => l.type === 'add').length;
   const dels = lines.filter((l) => l.type === 'del').length;
-  const view = h('div', { class: 'diff-view' },
-    h('div', { class: 'diff-bar' },
+  const view = h(
+    'div',
+    { class: 'diff-view' },
+    h(
+      'div',
+      { class: 'diff-bar' },
       title ? h('strong', null, title) : null,
       h('span', { class: 'diff-stat' }, h('span', { class: 'plus' }, `+${adds}`), ' ', h('span', { class: 'minus' }, `−${dels}`)),
-      h('span', { class: 'toggle', role: 'group', 'aria-label': 'Diff layout' }, buttons.unified, buttons.split)),
-    body);
+      h('span', { class: 'toggle', role: 'group', 'aria-label': 'Diff layout' }, buttons.unified, buttons.split),
+    ),
+    body,
+  );
   show(localStorage.getItem(MODE_KEY) === 'split' ? 'split' : 'unified');
   return view;
 }

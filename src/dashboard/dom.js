@@ -83,7 +83,14 @@ export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export const firstLine = (s) => String(s ?? '').split('\n')[0];
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-const UNITS = [['year', 31536000], ['month', 2592000], ['day', 86400], ['hour', 3600], ['minute', 60], ['second', 1]];
+const UNITS = [
+  ['year', 31536000],
+  ['month', 2592000],
+  ['day', 86400],
+  ['hour', 3600],
+  ['minute', 60],
+  ['second', 1],
+];
 
 /** "3 minutes ago" for an ISO time. */
 export function ago(iso) {
@@ -122,11 +129,26 @@ export function duration(from, to) {
  */
 export function table(columns, items, { key, empty = 'Nothing yet.', rowClass } = {}) {
   const body = h('tbody');
-  const t = h('table', { class: 'data' },
-    h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label)))),
-    body);
-  const row = (item) => h('tr', { dataset: key ? { key: String(key(item)) } : undefined, class: rowClass?.(item) },
-    columns.map((c) => h('td', { 'data-label': c.label, class: c.class }, c.cell(item))));
+  const t = h(
+    'table',
+    { class: 'data' },
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label)),
+      ),
+    ),
+    body,
+  );
+  const row = (item) =>
+    h(
+      'tr',
+      { dataset: key ? { key: String(key(item)) } : undefined, class: rowClass?.(item) },
+      columns.map((c) => h('td', { 'data-label': c.label, class: c.class }, c.cell(item))),
+    );
   const fill = (list) => {
     replace(body, list.length ? list.map(row) : h('tr', { class: 'empty' }, h('td', { colspan: columns.length }, empty)));
   };

@@ -20,10 +20,16 @@ const envMap = (env: string[] | undefined) =>
 type Bindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | undefined;
 
 function portList(b: Bindings): string[] {
-  return Object.entries(b ?? {})
-    // as Compose's short syntax writes them: `127.0.0.1:8080:80`, `8080:80`, `80`, `53/udp`
-    .flatMap(([port, list]) => (list ?? []).map((x) => `${x.HostIp && x.HostIp !== '0.0.0.0' ? `${x.HostIp}:` : ''}${x.HostPort ? `${x.HostPort}:` : ''}${port.replace(/\/tcp$/, '')}`))
-    .sort();
+  return (
+    Object.entries(b ?? {})
+      // as Compose's short syntax writes them: `127.0.0.1:8080:80`, `8080:80`, `80`, `53/udp`
+      .flatMap(([port, list]) =>
+        (list ?? []).map(
+          (x) => `${x.HostIp && x.HostIp !== '0.0.0.0' ? `${x.HostIp}:` : ''}${x.HostPort ? `${x.HostPort}:` : ''}${port.replace(/\/tcp$/, '')}`,
+        ),
+      )
+      .sort()
+  );
 }
 
 /**
@@ -66,7 +72,9 @@ export function handChanges(info: Dockerode.ContainerInspectInfo, desired: Desir
     live.ports = havePorts.length ? havePorts : undefined;
   }
 
-  const wantMounts = (desired.create.HostConfig?.Mounts ?? []).map((m) => `${m.Type}:${m.Source || '(anonymous)'}:${m.Target}${m.ReadOnly ? ':ro' : ''}`).sort();
+  const wantMounts = (desired.create.HostConfig?.Mounts ?? [])
+    .map((m) => `${m.Type}:${m.Source || '(anonymous)'}:${m.Target}${m.ReadOnly ? ':ro' : ''}`)
+    .sort();
   const haveMounts = (info.Mounts ?? [])
     .map((m) => {
       const anonymous = m.Type === 'volume' && !wantMounts.some((w) => w.startsWith(`volume:${m.Name}:`));

@@ -92,7 +92,9 @@ export function settled(c: Pick<LiveContainer, 'state' | 'exitCode'>, job: Pick<
 
 /** Whether the action runs a job again because its last run failed (the same spec): not a change anyone made. */
 export function isRerun(a: Action): a is Extract<Action, { kind: 'replace' }> {
-  return a.kind === 'replace' && a.desired.job !== undefined && a.live.specHash === a.desired.specHash && a.live.state === 'exited' && !a.live.handChanges?.length;
+  return (
+    a.kind === 'replace' && a.desired.job !== undefined && a.live.specHash === a.desired.specHash && a.live.state === 'exited' && !a.live.handChanges?.length
+  );
 }
 
 /** Works out what must happen for one stack to match Git. */
@@ -139,10 +141,10 @@ export function planStack(input: PlanInput): StackPlan {
           : best.handChanges?.length
             ? `changed by hand: ${best.handChanges.join('; ')}`
             : !named(best)
-                ? `renamed by hand to ${best.name}`
-                : d.job && best.state === 'exited'
-                  ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
-                  : `not running (${best.state})`;
+              ? `renamed by hand to ${best.name}`
+              : d.job && best.state === 'exited'
+                ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
+                : `not running (${best.state})`;
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }
@@ -189,7 +191,7 @@ export function planStack(input: PlanInput): StackPlan {
 function renewPeers(updates: Action[], desired: DesiredContainer[]): void {
   const wanted = new Map(desired.map((d) => [`${d.host}/${d.service}/${d.slot}`, d]));
   const renewed = new Set(updates.filter((a) => a.kind === 'create' || a.kind === 'replace').map((a) => `${a.host}/${a.desired.name}`));
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     updates.forEach((a, i) => {
       if (a.kind !== 'keep') return;
@@ -197,7 +199,15 @@ function renewPeers(updates: Action[], desired: DesiredContainer[]): void {
       const mode = d?.create.HostConfig?.NetworkMode ?? '';
       const peer = mode.startsWith('container:') ? mode.slice('container:'.length) : undefined;
       if (!d || peer === undefined || !renewed.has(`${a.host}/${peer}`)) return;
-      updates[i] = { host: a.host, service: a.service, slot: a.slot, kind: 'replace', desired: d, live: a.live, reason: `the container whose network it shares (${peer}) is created anew` };
+      updates[i] = {
+        host: a.host,
+        service: a.service,
+        slot: a.slot,
+        kind: 'replace',
+        desired: d,
+        live: a.live,
+        reason: `the container whose network it shares (${peer}) is created anew`,
+      };
       renewed.add(`${a.host}/${d.name}`);
       changed = true;
     });
@@ -223,12 +233,7 @@ function objects(list: LiveObject[]): { names: Set<string>; byStack: Map<string,
 
 /** True when applying the plan would change anything on a host. */
 export function hasChanges(plan: StackPlan): boolean {
-  return (
-    plan.networks.length > 0 ||
-    plan.volumes.length > 0 ||
-    plan.removeNetworks.length > 0 ||
-    plan.actions.some((a) => a.kind !== 'keep')
-  );
+  return plan.networks.length > 0 || plan.volumes.length > 0 || plan.removeNetworks.length > 0 || plan.actions.some((a) => a.kind !== 'keep');
 }
 
 /** One line per change: `replace web#1 on local: spec changed`. */
@@ -260,7 +265,10 @@ export function planDiff(plan: StackPlan): string {
     const job = a.kind === 'remove' ? (a.live.job ? { kind: a.live.job as JobSpec['kind'] } : undefined) : a.desired.job;
     const down = a.kind !== 'create' && !settled(a.live, job);
     const exit = a.kind !== 'create' && job && a.live.exitCode !== undefined ? ` (exit code ${a.live.exitCode})` : '';
-    const liveView = a.kind === 'create' ? '' : (a.live.liveView ?? a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`) + (down ? `state: ${a.live.state}${exit}\n` : '');
+    const liveView =
+      a.kind === 'create'
+        ? ''
+        : (a.live.liveView ?? a.live.view ?? `(spec ${a.live.specHash}, no readable view)\n`) + (down ? `state: ${a.live.state}${exit}\n` : '');
     const desiredView = a.kind === 'remove' ? '' : a.desired.view + (down ? `state: ${job ? 'run to completion' : 'running'}\n` : '');
     if (liveView === desiredView) continue;
     const name = `${plan.stack}/${a.service}`;

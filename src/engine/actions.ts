@@ -65,10 +65,16 @@ export class Actions {
       const rendered = await this.#ctx.render(repo, source, target.sha);
       const then = rendered.stacks.find((s) => s.def.name === stackName);
       if (!then?.ok) {
-        throw new EngineError(`stack ${stackName} ${then ? 'was invalid' : 'did not exist'} at commit ${target.sha.slice(0, 7)}: nothing changed`, 'rollback-target-invalid');
+        throw new EngineError(
+          `stack ${stackName} ${then ? 'was invalid' : 'did not exist'} at commit ${target.sha.slice(0, 7)}: nothing changed`,
+          'rollback-target-invalid',
+        );
       }
       const base: AuditInput = { kind: 'rollback.started', repo, commit: target, stack: stackName, trigger: 'manual', actor: opts.actor };
-      this.#ctx.audit.append({ ...base, message: `manual rollback of ${stackName} to ${target.sha.slice(0, 7)} (${target.message.split('\n')[0]}), asked by ${opts.actor}` });
+      this.#ctx.audit.append({
+        ...base,
+        message: `manual rollback of ${stackName} to ${target.sha.slice(0, 7)} (${target.message.split('\n')[0]}), asked by ${opts.actor}`,
+      });
       this.#ctx.holds.set({ stack: stackName, repo, commitSha: target.sha, headSha: head.sha, reason: 'rollback', actor: opts.actor });
       const pass = await this.#ctx.passAt(repo, { trigger: 'manual', actor: opts.actor, stack: stackName, ignoreHolds: true }, { commit: target, rendered });
       const outcome = pass.stacks.find((s) => s.stack === stackName) ?? { stack: stackName, status: 'failed' as const, errors: [pass.error ?? 'failed'] };
@@ -95,7 +101,14 @@ export class Actions {
   resume(stackName: string, actor: string): boolean {
     const hold = this.#ctx.holds.release(stackName);
     if (!hold) return false;
-    this.#ctx.audit.append({ kind: 'stack.resumed', repo: hold.repo, stack: stackName, trigger: 'manual', actor, message: `auto-sync resumed by ${actor} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
+    this.#ctx.audit.append({
+      kind: 'stack.resumed',
+      repo: hold.repo,
+      stack: stackName,
+      trigger: 'manual',
+      actor,
+      message: `auto-sync resumed by ${actor} (held since ${hold.since} by ${hold.actor}: ${hold.reason})`,
+    });
     this.#ctx.changed();
     return true;
   }
@@ -115,8 +128,16 @@ export class Actions {
     if (!applied) throw new EngineError(`stack ${stackName} has no applied commit to roll back from: name one with --to`, 'nothing-to-roll-back');
     const history = await source.history();
     const i = history.findIndex((c) => c.sha === applied);
-    if (i < 0) throw new EngineError(`the applied commit ${applied.slice(0, 7)} of ${stackName} is not on the branch any more: name a commit with --to`, 'nothing-to-roll-back');
-    if (i + 1 >= history.length) throw new EngineError(`the applied commit ${applied.slice(0, 7)} of ${stackName} is the branch's first: there is nothing before it`, 'nothing-to-roll-back');
+    if (i < 0)
+      throw new EngineError(
+        `the applied commit ${applied.slice(0, 7)} of ${stackName} is not on the branch any more: name a commit with --to`,
+        'nothing-to-roll-back',
+      );
+    if (i + 1 >= history.length)
+      throw new EngineError(
+        `the applied commit ${applied.slice(0, 7)} of ${stackName} is the branch's first: there is nothing before it`,
+        'nothing-to-roll-back',
+      );
     return history[i + 1];
   }
 }

@@ -107,24 +107,34 @@ const where = (j: ScheduledJob) => ({ repo: j.repo, stack: j.stack, service: j.s
  * already runs is left to finish), waited for, and reported (`job.succeeded` / `job.failed`).
  */
 export async function runScheduledJob(job: ScheduledJob, hosts: DockerHost[], onStep: (e: StepEvent) => void, log: Logger): Promise<void> {
-  const label = [`${LABEL.managed}=true`, `${LABEL.repo}=${job.repo}`, `${LABEL.stack}=${job.stack}`, `${LABEL.service}=${job.service}`, `${LABEL.job}=schedule`];
-  await Promise.all(hosts.map(async (h) => {
-    const containers = await h.docker.listContainers({ all: true, filters: { label } }).catch((err: unknown) => {
-      log.warn({ host: h.name, err: (err as Error).message }, 'cannot list the scheduled job\'s containers: not run there this time');
-      return [];
-    });
-    await Promise.all(containers.map(async (c) => {
-      const where = { host: h.name, service: job.service, slot: Number(c.Labels[LABEL.slot] ?? 0) };
-      if (c.State === 'running') return log.warn(where, 'the scheduled job\'s container is still running: this tick is skipped');
-      let since: string | undefined; // the runs before printed up to here
-      try {
-        since = justAfter(await h.lastOutputTime(c.Id));
-        await h.start(c.Id, (c.Names[0] ?? '').replace(/^\//, ''));
-      } catch (err) {
-        return log.warn({ ...where, err: (err as Error).message }, 'cannot start the scheduled job\'s container (replaced meanwhile?)');
-      }
-      const run = await waitJob(h, c.Id, job.timeoutMs, since);
-      onStep({ ...where, kind: run.ok ? 'job.succeeded' : 'job.failed', containerAfter: c.Id, exitCode: run.exitCode, reason: run.reason });
-    }));
-  }));
+  const label = [
+    `${LABEL.managed}=true`,
+    `${LABEL.repo}=${job.repo}`,
+    `${LABEL.stack}=${job.stack}`,
+    `${LABEL.service}=${job.service}`,
+    `${LABEL.job}=schedule`,
+  ];
+  await Promise.all(
+    hosts.map(async (h) => {
+      const containers = await h.docker.listContainers({ all: true, filters: { label } }).catch((err: unknown) => {
+        log.warn({ host: h.name, err: (err as Error).message }, "cannot list the scheduled job's containers: not run there this time");
+        return [];
+      });
+      await Promise.all(
+        containers.map(async (c) => {
+          const where = { host: h.name, service: job.service, slot: Number(c.Labels[LABEL.slot] ?? 0) };
+          if (c.State === 'running') return log.warn(where, "the scheduled job's container is still running: this tick is skipped");
+          let since: string | undefined; // the runs before printed up to here
+          try {
+            since = justAfter(await h.lastOutputTime(c.Id));
+            await h.start(c.Id, (c.Names[0] ?? '').replace(/^\//, ''));
+          } catch (err) {
+            return log.warn({ ...where, err: (err as Error).message }, "cannot start the scheduled job's container (replaced meanwhile?)");
+          }
+          const run = await waitJob(h, c.Id, job.timeoutMs, since);
+          onStep({ ...where, kind: run.ok ? 'job.succeeded' : 'job.failed', containerAfter: c.Id, exitCode: run.exitCode, reason: run.reason });
+        }),
+      );
+    }),
+  );
 }

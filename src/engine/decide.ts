@@ -49,7 +49,13 @@ export type Decision =
  * Git renders to changed (a secret rotated in the repo's secrets folder), and that is no drift.
  * Re-running a failed job is no drift either: nobody changed anything.
  */
-export function isDrift({ plan, stack, trigger, commit, lastSucceeded }: Pick<DecisionInput, 'plan' | 'stack' | 'trigger' | 'commit' | 'lastSucceeded'>): boolean {
+export function isDrift({
+  plan,
+  stack,
+  trigger,
+  commit,
+  lastSucceeded,
+}: Pick<DecisionInput, 'plan' | 'stack' | 'trigger' | 'commit' | 'lastSucceeded'>): boolean {
   const rendersAnew = plan.actions.some((a) => a.kind === 'replace' && a.live.specHash !== a.desired.specHash);
   const drifted = hasChanges({ ...plan, actions: plan.actions.filter((a) => !isRerun(a)) });
   return drifted && stack !== null && !rendersAnew && (trigger === 'drift' || lastSucceeded === commit);
@@ -63,7 +69,13 @@ export function decide(input: DecisionInput): Decision {
   if (!changes && !manual) return { kind: 'nothing' };
   const drift = isDrift(input);
   if (drift && !manual && stack && (!stack.sync.selfHeal || !stack.sync.auto)) {
-    return { kind: 'drift-reported', summary: plan.actions.filter((a) => a.kind !== 'keep' && !isRerun(a)).map(describeAction).join('; ') };
+    return {
+      kind: 'drift-reported',
+      summary: plan.actions
+        .filter((a) => a.kind !== 'keep' && !isRerun(a))
+        .map(describeAction)
+        .join('; '),
+    };
   }
   if (!manual && stack && !stack.sync.auto) return { kind: 'auto-off' };
   if (!manual && backoff?.commit === commit && backoff.until > now) {

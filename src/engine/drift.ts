@@ -64,10 +64,15 @@ export class DriftWatcher {
    */
   watch({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: DriftOptions): () => void {
     const stops = [...this.#hosts.values()].map((h) =>
-      watchEvents(h.name, h.docker, (e) => {
-        this.#world.apply(e);
-        this.#onEvent(e, restartGraceMs, debounceMs);
-      }, this.#log.child({ host: h.name })),
+      watchEvents(
+        h.name,
+        h.docker,
+        (e) => {
+          this.#world.apply(e);
+          this.#onEvent(e, restartGraceMs, debounceMs);
+        },
+        this.#log.child({ host: h.name }),
+      ),
     );
     this.#following = true;
     const resync = setInterval(() => {

@@ -94,7 +94,11 @@ export class Engine {
     this.fleet = new Fleet(config, this.audit, this.world, log);
     const repos = new Set(this.#sources.keys());
     this.#drift = new DriftWatcher(this.fleet.hosts, repos, this.world, log, (repo) => void this.syncRepo(repo, { trigger: 'drift' }).catch(() => undefined));
-    this.#board = new StatusBoard((scope) => this.#statesFromWorld(scope), (s) => this.events.emit('stack', s), () => this.events.listenerCount('stack') > 0);
+    this.#board = new StatusBoard(
+      (scope) => this.#statesFromWorld(scope),
+      (s) => this.events.emit('stack', s),
+      () => this.events.listenerCount('stack') > 0,
+    );
     // While events keep the world current, every change of it, and every audit row (syncs and their
     // outcomes come with one), is shown at once. Otherwise the hosts are known again only when a pass
     // ends, and a status worked out in the middle of one would mix the new outcome with the hosts as they were.
@@ -102,7 +106,13 @@ export class Engine {
     this.audit.onAppend((row) => this.following && this.#board.changed(row.repo ? { repo: row.repo, stack: row.stack } : undefined));
     const changed = () => this.#board.changed();
     this.#reconciler = new Reconciler({
-      config, log, audit: this.audit, holds: this.holds, syncs: this.syncs, fleet: this.fleet, drift: this.#drift,
+      config,
+      log,
+      audit: this.audit,
+      holds: this.holds,
+      syncs: this.syncs,
+      fleet: this.fleet,
+      drift: this.#drift,
       recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
       readHead: (repo, plog, moved) => this.#readHead(repo, plog, moved),
       schedules: () => this.#schedules,
@@ -110,7 +120,11 @@ export class Engine {
       changed,
     });
     this.#actions = new Actions({
-      audit: this.audit, holds: this.holds, syncs: this.syncs, sources: this.#sources, changed,
+      audit: this.audit,
+      holds: this.holds,
+      syncs: this.syncs,
+      sources: this.#sources,
+      changed,
       readHead: (repo) => this.#readHead(repo, log.child({ repo })),
       lastHead: (repo) => this.world.head(repo),
       render: async (repo, source, sha) => renderSnapshot(await source.snapshot(sha), this.#renderOptions(repo)),
@@ -221,11 +235,16 @@ export class Engine {
     const down = this.fleet.down();
     const hosts = [...this.fleet.hosts.values()].filter((h) => !down.has(h.name));
     const log = this.log.child({ repo: job.repo, stack: job.stack, service: job.service, trigger: 'schedule' });
-    return runScheduledJob(job, hosts, (e) => {
-      const entry = stepRow(e);
-      this.audit.append({ ...entry, repo: job.repo, commit: job.commit, stack: job.stack, trigger: 'schedule', actor: 'berth' });
-      log[entry.outcome === 'error' ? 'warn' : 'info']({ host: entry.host, container: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
-    }, log);
+    return runScheduledJob(
+      job,
+      hosts,
+      (e) => {
+        const entry = stepRow(e);
+        this.audit.append({ ...entry, repo: job.repo, commit: job.commit, stack: job.stack, trigger: 'schedule', actor: 'berth' });
+        log[entry.outcome === 'error' ? 'warn' : 'info']({ host: entry.host, container: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
+      },
+      log,
+    );
   }
 
   /**
@@ -248,7 +267,10 @@ export class Engine {
       const pass = await this.#reconciler.run(r.name, { trigger: 'manual', dryRun: true, stack: scope?.stack }, head, { fromWorld: true });
       for (const outcome of pass.stacks) {
         const state = this.#stateOf(pass.repo, outcome, pass.unreachable);
-        const seen = [...new Set(state.replicas.map((x) => x.host))].map((h) => this.world.seenAt(h)).filter((t): t is string => t !== undefined).sort();
+        const seen = [...new Set(state.replicas.map((x) => x.host))]
+          .map((h) => this.world.seenAt(h))
+          .filter((t): t is string => t !== undefined)
+          .sort();
         states.push({ ...state, ...(seen.length ? { observedAt: seen[0] } : {}) });
       }
     }

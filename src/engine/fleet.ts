@@ -67,7 +67,12 @@ export class Fleet {
 
   /** The names of the hosts that do not answer now (as last checked). */
   down(): Set<string> {
-    return new Set(this.monitor.status().filter((st) => st.state !== 'up').map((st) => st.name));
+    return new Set(
+      this.monitor
+        .status()
+        .filter((st) => st.state !== 'up')
+        .map((st) => st.name),
+    );
   }
 
   /** The hosts' states, and the containers of those that answer, listed now; the others are left alone (berth never acts on a host it cannot see). */
@@ -106,10 +111,20 @@ export class Fleet {
       this.#audit.append({ kind: 'host.up', host: after.name, message: `answers again (Docker ${after.version ?? '?'})` });
       log.info('host is up again');
     } else if (after.state === 'unreachable') {
-      this.#audit.append({ kind: 'host.down', host: after.name, outcome: 'error', message: `${after.error ?? 'does not answer'}; nothing is done on it until it answers, its replicas move after ${graceS} s` });
+      this.#audit.append({
+        kind: 'host.down',
+        host: after.name,
+        outcome: 'error',
+        message: `${after.error ?? 'does not answer'}; nothing is done on it until it answers, its replicas move after ${graceS} s`,
+      });
       log.warn({ err: after.error }, 'host does not answer');
     } else if (after.state === 'lost') {
-      this.#audit.append({ kind: 'host.lost', host: after.name, outcome: 'error', message: `has not answered for ${graceS} s: its replicated replicas are placed on the other hosts` });
+      this.#audit.append({
+        kind: 'host.lost',
+        host: after.name,
+        outcome: 'error',
+        message: `has not answered for ${graceS} s: its replicated replicas are placed on the other hosts`,
+      });
       log.warn('host lost: its replicas move to the other hosts');
     } else return;
     if (before && (after.state === 'lost' || after.state === 'up')) this.#onLostOrBack?.();

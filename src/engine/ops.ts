@@ -185,7 +185,10 @@ export class LocalOps implements Operations {
 
   async audit({ since, until, ...rest }: AuditQuery): Promise<Page<AuditRow>> {
     const filter: AuditFilter = { ...rest };
-    for (const [key, value] of [['since', since], ['until', until]] as const) {
+    for (const [key, value] of [
+      ['since', since],
+      ['until', until],
+    ] as const) {
       if (value === undefined) continue;
       try {
         filter[key] = parseSince(value);
@@ -232,7 +235,8 @@ export class LocalOps implements Operations {
 
   async resume(name: string, actor: string): Promise<void> {
     const hold = this.#engine.holds.get(name);
-    if (hold) this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
+    if (hold)
+      this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so
     if (!hold || !(await this.#engine.resume(name, actor))) throw new EngineError(`${name} is not paused or held: there is nothing to resume`, 'not-held');
   }
@@ -271,8 +275,17 @@ const commitView = (c: CommitView): CommitView => ({ sha: c.sha, author: c.autho
 /** What a client is told of a container: where it belongs and how it runs, not its full spec view. */
 function containerView(c: LiveContainer): HostContainer {
   return {
-    id: c.id, name: c.name, stack: c.stack, service: c.service, slot: c.slot, state: c.state, image: c.image, commit: c.commit,
-    ...(c.health ? { health: c.health } : {}), ...(c.job ? { job: c.job } : {}), ...(c.imageId ? { imageId: c.imageId } : {}),
+    id: c.id,
+    name: c.name,
+    stack: c.stack,
+    service: c.service,
+    slot: c.slot,
+    state: c.state,
+    image: c.image,
+    commit: c.commit,
+    ...(c.health ? { health: c.health } : {}),
+    ...(c.job ? { job: c.job } : {}),
+    ...(c.imageId ? { imageId: c.imageId } : {}),
   };
 }
 
@@ -280,7 +293,13 @@ const byPlace = (a: HostContainer, b: HostContainer) => a.stack.localeCompare(b.
 
 /** What a client that waited is told of a stack's sync. */
 export function outcomeView(o: StackOutcome): ActionOutcome {
-  return { stack: o.stack, status: o.status, ...(o.errors ? { errors: o.errors } : {}), ...(o.syncId !== undefined ? { syncId: o.syncId } : {}), ...(o.hint ? { hint: o.hint } : {}) };
+  return {
+    stack: o.stack,
+    status: o.status,
+    ...(o.errors ? { errors: o.errors } : {}),
+    ...(o.syncId !== undefined ? { syncId: o.syncId } : {}),
+    ...(o.hint ? { hint: o.hint } : {}),
+  };
 }
 
 /** The stack's outcome in a pass; a pass that failed as a whole (repo unreadable, berth.yaml broken) fails it too. */

@@ -144,11 +144,22 @@ export class Reconciler {
       const effect = holdEffect(hold, commit.sha, Boolean(opts.dryRun));
       if (hold && effect === 'released') {
         ctx.holds.release(r.def.name);
-        ctx.audit.append({ ...base, kind: 'stack.resumed', stack: r.def.name, actor: 'berth', message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}` });
+        ctx.audit.append({
+          ...base,
+          kind: 'stack.resumed',
+          stack: r.def.name,
+          actor: 'berth',
+          message: `a new commit ends the ${hold.reason} hold set by ${hold.actor}`,
+        });
         log.info({ stack: r.def.name }, 'a new commit ends the hold');
       } else if (hold && effect === 'holding') {
         const at = hold.commitSha ? ` at ${hold.commitSha.slice(0, 7)}` : '';
-        outcomes.push({ stack: r.def.name, status: 'paused', errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): a resume, or a new commit, ends it`], hint: ['resume', r.def.name] });
+        outcomes.push({
+          stack: r.def.name,
+          status: 'paused',
+          errors: [`held${at} by ${hold.actor} since ${hold.since} (${hold.reason}): a resume, or a new commit, ends it`],
+          hint: ['resume', r.def.name],
+        });
         continue;
       }
       if (!r.ok) {
@@ -164,7 +175,17 @@ export class Reconciler {
   }
 
   /** One stack: placed, planned against what runs, decided on (decide.ts) and, when that says so, applied. */
-  async #stack(repo: string, w: Work, { commit }: Head, opts: PassOptions, hosts: Hosts, suspects: Suspects, base: PassRow, log: Logger, fromWorld: boolean): Promise<StackOutcome> {
+  async #stack(
+    repo: string,
+    w: Work,
+    { commit }: Head,
+    opts: PassOptions,
+    hosts: Hosts,
+    suspects: Suspects,
+    base: PassRow,
+    log: Logger,
+    fromWorld: boolean,
+  ): Promise<StackOutcome> {
     const ctx = this.#ctx;
     let plan: StackPlan;
     let unseen: CurrentReplica[];
@@ -173,8 +194,16 @@ export class Reconciler {
       const own = hosts.index.stack(repo, w.name);
       const current = [...currentReplicas(own, repo, w.name), ...(this.#lastPlaced.get(key) ?? []).filter((r) => hosts.waiting.has(r.host))];
       const placed = w.stack ? placeStack(repo, w.stack, hosts.index.hostsFor(hosts.infos, repo, w.name), commit.sha, current) : [];
-      hosts.index.placed(repo, w.name, placed.map((d) => ({ host: d.host, reserved: reservedOf(d.create.Labels) })));
-      if (!opts.dryRun) this.#lastPlaced.set(key, placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })));
+      hosts.index.placed(
+        repo,
+        w.name,
+        placed.map((d) => ({ host: d.host, reserved: reservedOf(d.create.Labels) })),
+      );
+      if (!opts.dryRun)
+        this.#lastPlaced.set(
+          key,
+          placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })),
+        );
       const desired = placed.filter((d) => hosts.reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
       unseen = placed.filter((d) => !hosts.reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
       if (!fromWorld) await ctx.drift.inspect(own, repo, w.name, desired, suspects);
@@ -188,7 +217,13 @@ export class Reconciler {
     const diff = planDiff(plan);
     if (log.isLevelEnabled('debug')) log.debug({ actions: plan.actions.map(describeAction) }, 'planned'); // a pass over 1,000 containers builds no strings for nothing
     const decision = decide({
-      plan, stack: w.stack, trigger: opts.trigger, dryRun: Boolean(opts.dryRun), commit: commit.sha, now: Date.now(), backoff: this.#backoff.get(w.name),
+      plan,
+      stack: w.stack,
+      trigger: opts.trigger,
+      dryRun: Boolean(opts.dryRun),
+      commit: commit.sha,
+      now: Date.now(),
+      backoff: this.#backoff.get(w.name),
       // read only when it can matter: a history query per stack would be paid by every no-op pass
       lastSucceeded: !opts.dryRun && hasChanges(plan) ? ctx.syncs.lastSucceeded(w.name)?.commitSha : undefined,
     });
@@ -198,7 +233,14 @@ export class Reconciler {
       case 'nothing':
         return { stack: w.name, status: 'unchanged', plan, unseen };
       case 'drift-reported':
-        ctx.recorder.once({ ...base, kind: 'drift.detected', stack: w.name, outcome: 'error', diff, message: `${decision.summary}; selfHeal is off: nothing changed` });
+        ctx.recorder.once({
+          ...base,
+          kind: 'drift.detected',
+          stack: w.name,
+          outcome: 'error',
+          diff,
+          message: `${decision.summary}; selfHeal is off: nothing changed`,
+        });
         log.warn({ drift: decision.summary }, 'drift detected; selfHeal is off: out of sync');
         return { stack: w.name, status: 'outofsync', plan, diff, unseen };
       case 'auto-off':
@@ -207,7 +249,10 @@ export class Reconciler {
       case 'backing-off':
         return { stack: w.name, status: 'outofsync', plan, diff, errors: [decision.error], unseen, hint: ['sync', '--stack', w.name] };
       case 'apply': {
-        const outcome = await ctx.recorder.apply(plan, w.stack, diff, { ...base, trigger: decision.trigger, stack: w.name }, log, { drift: decision.drift, waitHealthy: opts.waitHealthy });
+        const outcome = await ctx.recorder.apply(plan, w.stack, diff, { ...base, trigger: decision.trigger, stack: w.name }, log, {
+          drift: decision.drift,
+          waitHealthy: opts.waitHealthy,
+        });
         const backoff = nextBackoff(this.#backoff.get(w.name), commit.sha, outcome.status, Date.now());
         if (backoff) this.#backoff.set(w.name, backoff);
         else this.#backoff.delete(w.name);

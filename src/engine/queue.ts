@@ -53,7 +53,10 @@ export class PassQueue<O extends PassRequest, R> {
   /** Runs `task` after everything already queued for the repo. */
   serialize<T>(repo: string, task: () => Promise<T>): Promise<T> {
     const next = (this.#lanes.get(repo) ?? Promise.resolve()).then(task);
-    this.#lanes.set(repo, next.catch(() => undefined));
+    this.#lanes.set(
+      repo,
+      next.catch(() => undefined),
+    );
     return next;
   }
 

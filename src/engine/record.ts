@@ -45,10 +45,24 @@ export class Recorder {
   }
 
   /** Applies one stack's plan, recording the sync and each step in the audit log. */
-  async apply(plan: StackPlan, stack: RenderedStack | null, diff: string, base: PassRow, log: Logger, { drift = false, waitHealthy = false } = {}): Promise<StackOutcome> {
+  async apply(
+    plan: StackPlan,
+    stack: RenderedStack | null,
+    diff: string,
+    base: PassRow,
+    log: Logger,
+    { drift = false, waitHealthy = false } = {},
+  ): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
     for (const orphan of this.#syncs.settleOrphans(plan.stack)) {
-      this.#audit.append({ ...base, commit: undefined, kind: 'sync.failed', syncId: orphan.id, outcome: 'error', message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}` });
+      this.#audit.append({
+        ...base,
+        commit: undefined,
+        kind: 'sync.failed',
+        syncId: orphan.id,
+        outcome: 'error',
+        message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}`,
+      });
       log.warn({ syncId: orphan.id }, orphan.error ?? 'interrupted sync');
     }
     const sync = this.#syncs.start({
@@ -104,14 +118,28 @@ export class Recorder {
   #step(plan: StackPlan, e: StepEvent, row: PassRow, drift: boolean, log: Logger): void {
     const entry = stepRow(e);
     const withDiff = e.kind === 'container.created' || e.kind === 'container.replaced' || e.kind === 'container.removed';
-    this.#audit.append({ ...row, ...entry, diff: withDiff ? planDiff(only(plan, plan.actions.filter((a) => a.service === entry.service))) : undefined });
+    this.#audit.append({
+      ...row,
+      ...entry,
+      diff: withDiff
+        ? planDiff(
+            only(
+              plan,
+              plan.actions.filter((a) => a.service === entry.service),
+            ),
+          )
+        : undefined,
+    });
     const rerun = entry.containerBefore !== undefined && plan.actions.some((a) => isRerun(a) && a.live.id === entry.containerBefore);
     if (drift && withDiff && !rerun) {
       const done = { 'container.created': 'recreated', 'container.replaced': 'replaced', 'container.removed': 'removed' }[e.kind];
       this.#audit.append({ ...row, ...entry, kind: 'drift.corrected', message: `${entry.message}: ${done}` });
     }
     const level = entry.outcome === 'error' ? 'warn' : 'info';
-    log[level]({ host: entry.host, service: entry.service, before: entry.containerBefore?.slice(0, 12), after: entry.containerAfter?.slice(0, 12) }, `${e.kind}: ${entry.message}`);
+    log[level](
+      { host: entry.host, service: entry.service, before: entry.containerBefore?.slice(0, 12), after: entry.containerAfter?.slice(0, 12) },
+      `${e.kind}: ${entry.message}`,
+    );
   }
 }
 

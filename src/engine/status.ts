@@ -80,16 +80,34 @@ export interface StatusInput {
 
 export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreachable }: StatusInput): StackState {
   const unseen: ReplicaStatus[] = (outcome.unseen ?? []).map((r) => ({ ...r, state: 'unknown' }));
-  const replicas: ReplicaStatus[] = [...unseen, ...(outcome.plan?.actions ?? []).map((a) =>
-    a.kind === 'create'
-      ? { service: a.service, slot: a.slot, host: a.host, state: 'missing' }
-      : {
-          service: a.service, slot: a.slot, host: a.host, container: a.live.id, state: a.live.state, health: a.live.health, commit: a.live.commit,
-          ...(a.live.job ? { job: a.live.job as JobSpec['kind'], exitCode: a.live.exitCode } : {}),
-          ...(a.kind === 'remove' ? { extra: true } : {}),
-        },
-  )];
-  const state: StackState = { name: outcome.stack, repo, sync: 'Synced', health: 'Healthy', commit: lastSucceeded?.commitSha, held: hold, ...(latest ? { lastSync: lastSyncOf(latest) } : {}), replicas };
+  const replicas: ReplicaStatus[] = [
+    ...unseen,
+    ...(outcome.plan?.actions ?? []).map((a) =>
+      a.kind === 'create'
+        ? { service: a.service, slot: a.slot, host: a.host, state: 'missing' }
+        : {
+            service: a.service,
+            slot: a.slot,
+            host: a.host,
+            container: a.live.id,
+            state: a.live.state,
+            health: a.live.health,
+            commit: a.live.commit,
+            ...(a.live.job ? { job: a.live.job as JobSpec['kind'], exitCode: a.live.exitCode } : {}),
+            ...(a.kind === 'remove' ? { extra: true } : {}),
+          },
+    ),
+  ];
+  const state: StackState = {
+    name: outcome.stack,
+    repo,
+    sync: 'Synced',
+    health: 'Healthy',
+    commit: lastSucceeded?.commitSha,
+    held: hold,
+    ...(latest ? { lastSync: lastSyncOf(latest) } : {}),
+    replicas,
+  };
   const wanted = replicas.filter((r) => !r.extra);
   const dark = [...new Set(replicas.map((r) => r.host).filter((h) => unreachable.has(h)))];
 
@@ -114,12 +132,18 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
   const ok = (r: ReplicaStatus) => (r.job ? settled(r, { kind: r.job }) && !r.exitCode : r.state === 'running' && r.health !== 'unhealthy');
   const down = wanted.filter((r) => r.state !== 'unknown' && !ok(r));
   if (latest?.outcome === 'running') state.health = 'Progressing';
-  else if (dark.length || !outcome.plan) state.health = 'Unknown'; // nothing seen, nothing to say
+  else if (dark.length || !outcome.plan)
+    state.health = 'Unknown'; // nothing seen, nothing to say
   else if (wanted.length > 0 && wanted.every((r) => r.state === 'missing')) state.health = 'Missing';
   else if (down.length) state.health = 'Degraded';
   else if (wanted.some((r) => r.health === 'starting')) state.health = 'Progressing';
   if (down.length && !state.reason) {
-    state.reason = down.map((r) => `${r.service}#${r.slot} on ${r.host}: ${r.state}${r.job && r.exitCode !== undefined ? ` (exit code ${r.exitCode})` : ''}${r.health ? `, ${r.health}` : ''}`).join('; ');
+    state.reason = down
+      .map(
+        (r) =>
+          `${r.service}#${r.slot} on ${r.host}: ${r.state}${r.job && r.exitCode !== undefined ? ` (exit code ${r.exitCode})` : ''}${r.health ? `, ${r.health}` : ''}`,
+      )
+      .join('; ');
   }
   return state;
 }

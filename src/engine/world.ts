@@ -92,7 +92,10 @@ export class World {
     const c = list[i];
     switch (e.action) {
       case 'create':
-        if (!c && e.labels) list.push(liveFromLabels(e.host, { id: e.id, name: e.name ?? '', labels: e.labels, image: e.image ?? '', state: 'created', created: Math.floor(e.time) }));
+        if (!c && e.labels)
+          list.push(
+            liveFromLabels(e.host, { id: e.id, name: e.name ?? '', labels: e.labels, image: e.image ?? '', state: 'created', created: Math.floor(e.time) }),
+          );
         break;
       case 'destroy':
         if (c) list.splice(i, 1);

@@ -36,7 +36,7 @@ const NOT_LABELS = new Set(['name', 'image', 'exitCode', 'oldName', 'signal', 'e
 /** Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a function that stops it. */
 export function watchEvents(host: string, docker: Dockerode, onEvent: (e: ContainerEvent) => void, log: Logger): () => void {
   let stopped = false;
-  let stream: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
+  let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
   let since = Math.floor(Date.now() / 1000);
   let delay = 1000;
   let timer: NodeJS.Timeout | undefined;
@@ -54,7 +54,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
         filters: { type: ['container'], label: [`${LABEL.managed}=true`], event: ACTIONS },
       } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void };
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'cannot follow the host\'s events; trying again');
+      log.warn({ err: (err as Error).message }, "cannot follow the host's events; trying again");
       again();
       return;
     }
@@ -79,7 +79,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
       if (done) return;
       done = true;
       if (stream === current) stream = undefined;
-      if (!stopped) log.warn('the host\'s event stream ended; subscribing again');
+      if (!stopped) log.warn("the host's event stream ended; subscribing again");
       again();
     };
     // A dropped connection ends the stream with 'end', 'close' or 'error', depending on how it went.
@@ -100,7 +100,13 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
 
 function parse(host: string, line: string): ContainerEvent | undefined {
   try {
-    const raw = JSON.parse(line) as { Action?: string; id?: string; timeNano?: number; time?: number; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+    const raw = JSON.parse(line) as {
+      Action?: string;
+      id?: string;
+      timeNano?: number;
+      time?: number;
+      Actor?: { ID?: string; Attributes?: Record<string, string> };
+    };
     const attrs = raw.Actor?.Attributes ?? {};
     const [action, detail] = (raw.Action ?? '').split(':').map((s) => s.trim());
     if (!ACTIONS.includes(action)) return undefined;

@@ -39,9 +39,7 @@ export interface HostMonitorConfig extends HostCheckConfig {
 }
 
 /** What one probe of a host found: its facts when it answered, else why not. */
-export type Probe =
-  | { ok: true; version: string; apiVersion: string; cpus: number; memoryBytes: number }
-  | { ok: false; error: string };
+export type Probe = { ok: true; version: string; apiVersion: string; cpus: number; memoryBytes: number } | { ok: false; error: string };
 
 /** Checks every host in parallel, now (`check`) or every intervalMs (`start`), and keeps their last status. */
 export class HostMonitor {

@@ -92,7 +92,17 @@ function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {
 /** What a container is to berth, from its labels and what Docker says of its state (a list call's entry, or an event's). */
 export function liveFromLabels(
   host: string,
-  c: { id: string; name: string; labels: Record<string, string>; state: string; health?: string; exitCode?: number; image: string; imageId?: string; created: number },
+  c: {
+    id: string;
+    name: string;
+    labels: Record<string, string>;
+    state: string;
+    health?: string;
+    exitCode?: number;
+    image: string;
+    imageId?: string;
+    created: number;
+  },
 ): LiveContainer {
   const l = c.labels;
   return {

@@ -95,7 +95,12 @@ export class DialStdioAgent extends Agent {
     channel.prependListener('end', () => {
       const said = stderr.trim().split('\n')[0];
       if (said) {
-        channel.emit('error', new Error(`docker system dial-stdio failed on ${this.where}: ${said} (the docker CLI must be installed there, and user ${this.target.username} allowed to use the Docker daemon)`));
+        channel.emit(
+          'error',
+          new Error(
+            `docker system dial-stdio failed on ${this.where}: ${said} (the docker CLI must be installed there, and user ${this.target.username} allowed to use the Docker daemon)`,
+          ),
+        );
       }
     });
     // what node:http calls on a socket, done on the SSH connection's (one channel each)
@@ -116,9 +121,13 @@ export class DialStdioAgent extends Agent {
     const address = `${this.target.hostname}:${this.target.port}`;
     switch (err.level) {
       case 'client-authentication':
-        return line(`SSH login as ${this.where} refused: the host did not accept the key of ssh.keyFile (its public key must be in ~${this.target.username}/.ssh/authorized_keys there)`);
+        return line(
+          `SSH login as ${this.where} refused: the host did not accept the key of ssh.keyFile (its public key must be in ~${this.target.username}/.ssh/authorized_keys there)`,
+        );
       case 'client-timeout':
-        return line(`no SSH handshake with ${this.where} within ${(this.config.readyTimeout ?? 0) / 1000} s: is the host reachable, and sshd listening on that port?`);
+        return line(
+          `no SSH handshake with ${this.where} within ${(this.config.readyTimeout ?? 0) / 1000} s: is the host reachable, and sshd listening on that port?`,
+        );
       case 'client-socket':
         if (err.code === 'ECONNREFUSED') return line(`connection refused at ${address}: nothing listens there (is sshd running, and listening on that port?)`);
         return line(`cannot reach sshd at ${address}: ${err.message}`);
@@ -139,7 +148,11 @@ function readPrivateKey(hostName: string, keyFile: string): Buffer {
   const parsed = ssh2().utils.parseKey(privateKey);
   if (parsed instanceof Error || !parsed.isPrivateKey()) {
     const passphrase = parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
-    const reason = passphrase ? 'it is protected by a passphrase, which berth does not support' : parsed instanceof Error ? parsed.message : 'it holds no private key';
+    const reason = passphrase
+      ? 'it is protected by a passphrase, which berth does not support'
+      : parsed instanceof Error
+        ? parsed.message
+        : 'it holds no private key';
     throw new ConfigError(`host ${hostName}: ssh.keyFile ${keyFile} is not a private key berth can use: ${reason}`);
   }
   return privateKey;
@@ -236,7 +249,11 @@ function patternMatches(pattern: string, name: string): boolean {
     const hash = createHmac('sha1', Buffer.from(hashed[1], 'base64')).update(name).digest();
     return sameBytes(hash, Buffer.from(hashed[2], 'base64'));
   }
-  const re = pattern.toLowerCase().replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const re = pattern
+    .toLowerCase()
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${re}$`).test(name);
 }
 

@@ -62,7 +62,8 @@ export function buildPart(src: YamlSource, v: unknown, path: Path, fail: Fail): 
   if (b.context !== undefined) {
     const given = scalarText(b.context);
     const resolved = posix.normalize(posix.join(posix.dirname(src.file), given));
-    if (/^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(given)) fail(contextPath, `'${given}' is a remote context: berth builds from the commit's own tree (a folder of the repository)`);
+    if (/^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(given))
+      fail(contextPath, `'${given}' is a remote context: berth builds from the commit's own tree (a folder of the repository)`);
     else if (given.startsWith('/')) fail(contextPath, `'${given}' must be a folder relative to the compose file (berth builds from the repository)`);
     else if (resolved === '..' || resolved.startsWith('../')) fail(contextPath, `'${given}' points outside the repository`);
     else part.context = { value: resolved, at: siteOf(src, contextPath) };
@@ -77,7 +78,10 @@ export function buildPart(src: YamlSource, v: unknown, path: Path, fail: Fail): 
   for (const [k, val] of pairs(b.args)) if (val !== undefined) part.args.set(k, val);
   for (const [k, val] of pairs(b.labels)) part.labels.set(k, val ?? '');
   if (typeof b.target === 'string') part.target = b.target;
-  for (const [key, field] of [['no_cache', 'noCache'], ['pull', 'pull']] as const) {
+  for (const [key, field] of [
+    ['no_cache', 'noCache'],
+    ['pull', 'pull'],
+  ] as const) {
     if (b[key] === undefined) continue;
     const flag = toBool(b[key]);
     if (flag === undefined) fail([...path, key], 'must be true or false');

@@ -187,7 +187,10 @@ function updateConfig(u: Obj, path: Path, key: keyof typeof FAILURE_ACTIONS, fai
     if (n === undefined || n < 0) fail(p('parallelism'), `'${scalarText(u.parallelism)}' is not a number of replicas at a time (0: all at once)`);
     else out.parallelism = n;
   }
-  for (const [k, field] of [['delay', 'delayMs'], ['monitor', 'monitorMs']] as const) {
+  for (const [k, field] of [
+    ['delay', 'delayMs'],
+    ['monitor', 'monitorMs'],
+  ] as const) {
     if (u[k] === undefined) continue;
     const ns = parseDuration(scalarText(u[k]));
     if (ns === undefined) fail(p(k), badDuration(u[k]));

@@ -53,7 +53,11 @@ export function fileDefs(src: YamlSource, defs: unknown, kind: FileKind, fail: F
     }
     if (typeof d.file === 'string') {
       const resolved = posix.normalize(posix.join(dir, d.file));
-      if (d.file.startsWith('/')) fail([...path, 'file'], `'${d.file}' must be a path relative to the compose file (berth reads it from the repository; for a file on the engine's machine use external: true and the repo's secrets folder)`);
+      if (d.file.startsWith('/'))
+        fail(
+          [...path, 'file'],
+          `'${d.file}' must be a path relative to the compose file (berth reads it from the repository; for a file on the engine's machine use external: true and the repo's secrets folder)`,
+        );
       else if (resolved === '..' || resolved.startsWith('../')) fail([...path, 'file'], `'${d.file}' points outside the repository`);
       else part.file = { value: resolved, at: siteOf(src, [...path, 'file']) };
     }
@@ -155,10 +159,17 @@ export function resolveFiles(
     const exact = sources.files.get(m.path);
     const under = exact ? [] : [...sources.files.keys()].filter((p) => m.path === '.' || p.startsWith(`${m.path}/`)).sort();
     if (!exact && under.length === 0) {
-      errors.push(siteError(at, `'${m.path}' is not a file or folder of the repository; berth copies repo files into the container, and keeps data in named volumes (declare one under the top-level volumes:)`));
+      errors.push(
+        siteError(
+          at,
+          `'${m.path}' is not a file or folder of the repository; berth copies repo files into the container, and keeps data in named volumes (declare one under the top-level volumes:)`,
+        ),
+      );
       continue;
     }
-    const entries: Array<[string, string]> = exact ? [[m.path, m.target]] : under.map((p) => [p, posix.join(m.target, m.path === '.' ? p : p.slice(m.path.length + 1))]);
+    const entries: Array<[string, string]> = exact
+      ? [[m.path, m.target]]
+      : under.map((p) => [p, posix.join(m.target, m.path === '.' ? p : p.slice(m.path.length + 1))]);
     for (const [path, target] of entries) {
       const mode = sources.modes?.get(path);
       if (mode === 0o120000) {
@@ -193,7 +204,12 @@ function defContent(kind: FileKind, def: FileDefPart, sources: FileSources, erro
     if (!lookup) return new TextEncoder().encode(`\0unresolved environment ${def.environment.value}`); // offline validation
     const value = lookup(def.environment.value);
     if (value === undefined) {
-      errors.push(siteError(def.environment.at, `the engine may not read '${def.environment.value}' from its environment, or it is not set: list it under the repo's secrets.environment in the engine config and set it`));
+      errors.push(
+        siteError(
+          def.environment.at,
+          `the engine may not read '${def.environment.value}' from its environment, or it is not set: list it under the repo's secrets.environment in the engine config and set it`,
+        ),
+      );
       return undefined;
     }
     return new TextEncoder().encode(value);

@@ -25,7 +25,9 @@ export function jobSpec(s: ServicePart, errors: SourceError[]): JobSpec | undefi
   }
   if (s.restart !== undefined && s.restart !== 'no') {
     const at: Site = s.restartAt ?? s.at;
-    errors.push(siteError(at, `'${s.restart}' cannot be used on a job: its containers run to completion and are never restarted (use restart: no, or leave it out)`));
+    errors.push(
+      siteError(at, `'${s.restart}' cannot be used on a job: its containers run to completion and are never restarted (use restart: no, or leave it out)`),
+    );
   }
   if (hook) {
     const mode = s.deploy.mode;

@@ -111,7 +111,9 @@ export function joinIncluded(model: ComposeModel, included: ComposeModel[], erro
         continue;
       }
       const [here, there] = own.has(name) ? [other.at, part.at] : [part.at, other.at];
-      errors.push(siteError(here, `service '${name}' is also defined by ${there.file}:${there.line}:${there.col} (included): a service can be defined in one place only`));
+      errors.push(
+        siteError(here, `service '${name}' is also defined by ${there.file}:${there.line}:${there.col} (included): a service can be defined in one place only`),
+      );
     }
     for (const kind of ['networks', 'volumes'] as const) {
       for (const [key, r] of inc[kind]) if (!model[kind].has(key)) model[kind].set(key, r);

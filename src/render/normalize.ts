@@ -171,7 +171,10 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     part.networks = new Map(s.networks.map((key: string, i) => [key, { value: [], at: siteOf(src, p('networks', i)) }]));
   } else if (s.networks !== undefined) {
     part.networks = new Map(
-      entries(s.networks).map(([key, v]) => [key, { value: (obj(v).aliases as string[] | undefined) ?? [], at: siteOf(src, p('networks', key), { key: true }) }]),
+      entries(s.networks).map(([key, v]) => [
+        key,
+        { value: (obj(v).aliases as string[] | undefined) ?? [], at: siteOf(src, p('networks', key), { key: true }) },
+      ]),
     );
   }
   if (s.healthcheck !== undefined) part.healthcheck = healthcheck(obj(s.healthcheck), p('healthcheck'), fail);
@@ -381,7 +384,7 @@ function shortVolume(text: string, dir: string): MountSpec | string {
 function longVolume(v: Obj, dir: string): MountSpec | string {
   const type = scalarText(v.type);
   if (type !== 'bind' && type !== 'volume' && type !== 'tmpfs') return `type '${type}' is not supported by berth yet (bind, volume, tmpfs)`;
-  if (typeof v.target !== 'string') return 'missing required key \'target\'';
+  if (typeof v.target !== 'string') return "missing required key 'target'";
   const bad = checkTarget(v.target);
   if (bad) return bad;
   const readOnly = toBool(v.read_only ?? false);

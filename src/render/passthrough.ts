@@ -38,11 +38,13 @@ const bool = (v: unknown, path: Path, fail: Fail) => {
   return b;
 };
 
-const int = (what: string, min: number, max = Infinity) => (v: unknown, path: Path, fail: Fail) => {
-  const n = toInt(v);
-  if (n === undefined || n < min || n > max) return void fail(path, `'${scalarText(v)}' is not ${what}`);
-  return n;
-};
+const int =
+  (what: string, min: number, max = Infinity) =>
+  (v: unknown, path: Path, fail: Fail) => {
+    const n = toInt(v);
+    if (n === undefined || n < min || n > max) return void fail(path, `'${scalarText(v)}' is not ${what}`);
+    return n;
+  };
 
 const text = (pattern?: RegExp, what?: string) => (v: unknown, path: Path, fail: Fail) => {
   const s = scalarText(v);
@@ -66,15 +68,17 @@ const micros = (min: number) => (v: unknown, path: Path, fail: Fail) => {
 };
 
 /** A string or a list of strings, as items; `each` checks and canonicalises one. */
-const items = (each: (s: string) => string | { error: string } = (s) => s) => (v: unknown, path: Path, fail: Fail): Item[] => {
-  const list: Item[] = Array.isArray(v) ? v.map((x, i) => [x, [...path, i]]) : [[v, path]];
-  return list.flatMap(([x, at]) => {
-    const r = each(scalarText(x));
-    if (typeof r === 'string') return [[r, at] as Item];
-    fail(at, r.error);
-    return [];
-  });
-};
+const items =
+  (each: (s: string) => string | { error: string } = (s) => s) =>
+  (v: unknown, path: Path, fail: Fail): Item[] => {
+    const list: Item[] = Array.isArray(v) ? v.map((x, i) => [x, [...path, i]]) : [[v, path]];
+    return list.flatMap(([x, at]) => {
+      const r = each(scalarText(x));
+      if (typeof r === 'string') return [[r, at] as Item];
+      fail(at, r.error);
+      return [];
+    });
+  };
 
 /** A mapping or a list of "KEY=VALUE": string values. */
 const dict = (what: string) => (v: unknown, path: Path, fail: Fail) => {
@@ -245,7 +249,12 @@ function blkio(v: unknown, path: Path, fail: Fail): Blkio {
       const d = obj(x);
       const at: Path = [...path, key, i];
       const raw = key === 'weight_device' ? d.weight : d.rate;
-      const n = key === 'weight_device' ? weight(raw, [...at, 'weight'], fail) : key.endsWith('bps') ? bytes('a rate in bytes')(raw, [...at, 'rate'], fail) : int('a number of operations a second', 0)(raw, [...at, 'rate'], fail);
+      const n =
+        key === 'weight_device'
+          ? weight(raw, [...at, 'weight'], fail)
+          : key.endsWith('bps')
+            ? bytes('a rate in bytes')(raw, [...at, 'rate'], fail)
+            : int('a number of operations a second', 0)(raw, [...at, 'rate'], fail);
       if (typeof d.path !== 'string' || !d.path.startsWith('/')) fail([...at, 'path'], 'must be the absolute path of a device (like /dev/sda)');
       else if (n !== undefined) per[d.path] = n;
     });
@@ -278,14 +287,21 @@ const RULES: Record<string, Rule> = {
   expose: { merge: 'append', read: exposed, docker: (v, out) => void (out.config.ExposedPorts = Object.fromEntries((v as string[]).map((p) => [p, {}]))) },
   cap_add: { merge: 'append', read: capabilities, docker: toHost('CapAdd') },
   cap_drop: { merge: 'append', read: capabilities, docker: toHost('CapDrop') },
-  platform: { merge: 'replace', read: text(PLATFORM, 'a platform (os[/arch[/variant]], like linux/amd64)'), docker: (v, out) => void (out.platform = v as string) },
+  platform: {
+    merge: 'replace',
+    read: text(PLATFORM, 'a platform (os[/arch[/variant]], like linux/amd64)'),
+    docker: (v, out) => void (out.platform = v as string),
+  },
   runtime: { merge: 'replace', read: text(/^[\w.-]+$/, 'a runtime name (like runc)'), docker: toHost('Runtime') },
   hostname: { merge: 'replace', read: text(HOSTNAME, 'a host name'), docker: toConfig('Hostname') },
   domainname: { merge: 'replace', read: text(HOSTNAME, 'a domain name'), docker: toConfig('Domainname') },
   stdin_open: { merge: 'replace', read: bool, docker: toConfig('OpenStdin') },
   tty: { merge: 'replace', read: bool, docker: toConfig('Tty') },
   sysctls: { merge: 'map', read: dict('a sysctl'), docker: toHost('Sysctls') },
-  network_mode: { merge: 'replace', read: text(/^(host|none|bridge|(service|container):.+)$/, 'a network mode (host, none, bridge, service:NAME or container:NAME)') },
+  network_mode: {
+    merge: 'replace',
+    read: text(/^(host|none|bridge|(service|container):.+)$/, 'a network mode (host, none, bridge, service:NAME or container:NAME)'),
+  },
   ulimits: {
     merge: 'map',
     read: ulimits,
@@ -318,7 +334,9 @@ const RULES: Record<string, Rule> = {
   security_opt: {
     merge: 'append',
     read: items((s) =>
-      /^seccomp[=:](?!unconfined$)/.test(s) ? { error: `'${s}': berth passes no seccomp profile file to Docker (only seccomp=unconfined, under the repo's policy)` } : s,
+      /^seccomp[=:](?!unconfined$)/.test(s)
+        ? { error: `'${s}': berth passes no seccomp profile file to Docker (only seccomp=unconfined, under the repo's policy)` }
+        : s,
     ),
     docker: toHost('SecurityOpt'),
   },
@@ -327,11 +345,17 @@ const RULES: Record<string, Rule> = {
     read: devices,
     docker: (v, out) => {
       const split = (s: string) => s.split(':');
-      out.hostConfig.Devices = (v as string[]).map(split).map(([PathOnHost, PathInContainer, CgroupPermissions]) => ({ PathOnHost, PathInContainer, CgroupPermissions }));
+      out.hostConfig.Devices = (v as string[])
+        .map(split)
+        .map(([PathOnHost, PathInContainer, CgroupPermissions]) => ({ PathOnHost, PathInContainer, CgroupPermissions }));
     },
   },
   pid: { merge: 'replace', read: text(NAMESPACE([]), 'a PID mode berth supports (host or container:NAME)'), docker: toHost('PidMode') },
-  ipc: { merge: 'replace', read: text(NAMESPACE(['none', 'private', 'shareable']), 'an IPC mode berth supports (none, private, shareable, host or container:NAME)'), docker: toHost('IpcMode') },
+  ipc: {
+    merge: 'replace',
+    read: text(NAMESPACE(['none', 'private', 'shareable']), 'an IPC mode berth supports (none, private, shareable, host or container:NAME)'),
+    docker: toHost('IpcMode'),
+  },
   mem_limit: { merge: 'replace', read: bytes('an amount of memory') },
   mem_reservation: { merge: 'replace', read: bytes('an amount of memory') },
   memswap_limit: {
@@ -402,7 +426,10 @@ export function passPart(src: YamlSource, s: Record<string, unknown>, base: Path
     if (rule.merge === 'append') {
       const seen = new Set<string>();
       const list = (value as Item[]).filter(([x]) => !seen.has(JSON.stringify(x)) && seen.add(JSON.stringify(x)));
-      part.set(key, list.map(([x, at]) => ({ value: x, at: siteOf(src, at) })));
+      part.set(
+        key,
+        list.map(([x, at]) => ({ value: x, at: siteOf(src, at) })),
+      );
     } else {
       part.set(key, [{ value, at: siteOf(src, path) }]);
     }
@@ -448,7 +475,12 @@ type PassFields = Pick<ServiceSpec, 'replicas' | 'limits' | 'reservations' | 'ne
  * limits and reservations. Where those say something else than `deploy:`, an error (Compose
  * refuses that too).
  */
-export function passFields(part: PassPart, deploy: DeployPart, spec: Pick<ServiceSpec, 'mode' | 'replicas' | 'limits' | 'reservations'>, errors: SourceError[]): PassFields {
+export function passFields(
+  part: PassPart,
+  deploy: DeployPart,
+  spec: Pick<ServiceSpec, 'mode' | 'replicas' | 'limits' | 'reservations'>,
+  errors: SourceError[],
+): PassFields {
   const out: PassFields = { replicas: spec.replicas, limits: { ...spec.limits }, reservations: { ...spec.reservations } };
   const fold = (key: string, into: Resources, field: keyof Resources, given: number | undefined, deployKey: string, show: (n: number) => string) => {
     const raw = passValue<number>(part, key);
@@ -465,7 +497,8 @@ export function passFields(part: PassPart, deploy: DeployPart, spec: Pick<Servic
 
   const scale = passValue<number>(part, 'scale');
   if (scale !== undefined) {
-    if (spec.mode === 'global') errors.push(siteError(passSite(part, 'scale')!, 'cannot be used with mode: global (a global service runs one replica on each eligible host)'));
+    if (spec.mode === 'global')
+      errors.push(siteError(passSite(part, 'scale')!, 'cannot be used with mode: global (a global service runs one replica on each eligible host)'));
     else if (deploy.replicas && deploy.replicas.value !== scale) {
       errors.push(siteError(passSite(part, 'scale')!, `${scale} differs from deploy.replicas (${deploy.replicas.value}): give one of them`));
     } else out.replicas = scale;

@@ -44,7 +44,8 @@ export function policyErrors(s: ServicePart, policy: RepoPolicy): SourceError[] 
   }
   if (!policy.hostNamespaces) {
     for (const key of NAMESPACE_KEYS) {
-      for (const e of entries(key)) if (e.value === 'host') refuse(e.at, `the host's ${key === 'userns_mode' ? 'user' : key} namespace`, 'policy.hostNamespaces: true');
+      for (const e of entries(key))
+        if (e.value === 'host') refuse(e.at, `the host's ${key === 'userns_mode' ? 'user' : key} namespace`, 'policy.hostNamespaces: true');
     }
   }
   for (const { value: m, at } of s.volumes) {

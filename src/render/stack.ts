@@ -59,11 +59,16 @@ function loadTree(file: string, files: Files, lookup: Lookup, stack: string | un
   const model = loadComposeFile(file, files, lookup, stack, errors);
   if (!model) return undefined;
   const others = new Map<string, ComposeModel | undefined>();
-  resolveExtends(model, file, (other) => {
-    if (!files.has(other)) return 'missing';
-    if (!others.has(other)) others.set(other, loadComposeFile(other, files, lookup, undefined, errors));
-    return others.get(other);
-  }, errors);
+  resolveExtends(
+    model,
+    file,
+    (other) => {
+      if (!files.has(other)) return 'missing';
+      if (!others.has(other)) others.set(other, loadComposeFile(other, files, lookup, undefined, errors));
+      return others.get(other);
+    },
+    errors,
+  );
   const included: ComposeModel[] = [];
   for (const { value: ref, at } of model.includes ?? []) {
     const missing = [...ref.envFiles, ...ref.paths].find((p) => !files.has(p));
@@ -177,8 +182,16 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
       if (key === 'default') usesDefault = true;
       else if (!model.networks.has(key)) errors.push(siteError(at, `network '${key}' is not declared under the top-level networks:`));
     }
-    const repoFiles = s.volumes.filter((v) => v.value.repoPath !== undefined).map(({ value: m, at }) => ({ value: { path: m.repoPath as string, target: m.target }, at }));
-    const delivered = resolveFiles({ secret: s.secrets, config: s.configs, repo: repoFiles }, { secret: model.secrets, config: model.configs }, inputs, contents, errors);
+    const repoFiles = s.volumes
+      .filter((v) => v.value.repoPath !== undefined)
+      .map(({ value: m, at }) => ({ value: { path: m.repoPath as string, target: m.target }, at }));
+    const delivered = resolveFiles(
+      { secret: s.secrets, config: s.configs, repo: repoFiles },
+      { secret: model.secrets, config: model.configs },
+      inputs,
+      contents,
+      errors,
+    );
     const targets = new Set<string>();
     for (const { value: m, at } of s.volumes) {
       if (m.type === 'volume' && m.source !== undefined && !model.volumes.has(m.source)) {
@@ -205,7 +218,13 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
     // Docker copies into a read-only root file system only into a volume mounted there
     const inVolume = (target: string) => spec.volumes.some((m) => m.type === 'volume' && (target + '/').startsWith(m.target.replace(/\/?$/, '/')));
     const stuck = spec.extras?.hostConfig.ReadonlyRootfs === true ? delivered.find((f) => !inVolume(f.target)) : undefined;
-    if (stuck) errors.push(siteError(passSite(s.pass, 'read_only') ?? s.at, `${stuck.kind} ${stuck.source} cannot be written to ${stuck.target} on a read-only root file system: put it under a volume mounted there, or drop read_only`));
+    if (stuck)
+      errors.push(
+        siteError(
+          passSite(s.pass, 'read_only') ?? s.at,
+          `${stuck.kind} ${stuck.source} cannot be written to ${stuck.target} on a read-only root file system: put it under a volume mounted there, or drop read_only`,
+        ),
+      );
     if (built) spec.build = built.spec;
     if (built && !s.image) spec.image = `${def.name}-${s.name}`; // Compose's name for an image it builds
     services.set(s.name, spec);
@@ -243,11 +262,20 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
   }
   if (s.containerName) {
     const many = spec.mode === 'replicated' && spec.replicas > 1;
-    if (many) errors.push(siteError(s.containerName.at, `'${s.containerName.value}' can name one container, but deploy.replicas is ${spec.replicas}: drop container_name or use one replica`));
+    if (many)
+      errors.push(
+        siteError(
+          s.containerName.at,
+          `'${s.containerName.value}' can name one container, but deploy.replicas is ${spec.replicas}: drop container_name or use one replica`,
+        ),
+      );
     else spec.containerName = s.containerName.value;
   }
   const published = s.ports.find((p) => p.value.published !== undefined);
-  for (const [key, config] of [['update_config', spec.update], ['rollback_config', spec.rollback]] as const) {
+  for (const [key, config] of [
+    ['update_config', spec.update],
+    ['rollback_config', spec.rollback],
+  ] as const) {
     if (published && config.order === 'start-first') {
       const why = `host port ${published.value.published} cannot be published with deploy.${key}.order: start-first: the old and the new replica would need it at once on the same host (use stop-first, or publish no fixed host port)`;
       errors.push(siteError(published.at, why));
@@ -284,7 +312,12 @@ function withNetworkMode(s: ServicePart, model: ComposeModel, disabled: Map<stri
   if (s.networks) fail('cannot be used together with networks: (with a network_mode the service joins no stack network)');
   if (mode === 'bridge') return s;
   for (const p of s.ports) {
-    errors.push(siteError(p.at, `ports cannot be published with network_mode: ${mode} (${mode === 'host' ? "the service's ports are the host's already" : 'the container has no network of its own to publish from'})`));
+    errors.push(
+      siteError(
+        p.at,
+        `ports cannot be published with network_mode: ${mode} (${mode === 'host' ? "the service's ports are the host's already" : 'the container has no network of its own to publish from'})`,
+      ),
+    );
   }
   const shared = mode.startsWith('service:') || mode.startsWith('container:');
   for (const key of OWN_NETWORK_KEYS.filter((k) => shared || (mode === 'host' && k === 'mac_address'))) {

@@ -36,9 +36,7 @@ export const validateCompose: Validator = validator(validateComposeSchema);
  */
 function reduce(all: ErrorObject[]): ErrorObject[] {
   let errors = [...all];
-  const oneOfs = errors
-    .filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf')
-    .sort((a, b) => b.instancePath.length - a.instancePath.length);
+  const oneOfs = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').sort((a, b) => b.instancePath.length - a.instancePath.length);
   for (const o of oneOfs) {
     const p = o.instancePath;
     const under = errors.filter((e) => e !== o && (e.instancePath === p || e.instancePath.startsWith(`${p}/`)));

@@ -28,9 +28,7 @@ export interface DesiredContainer extends ContainerSpec {
 export const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
 
 export function maskEnv(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? `<masked sha256:${sha256(v).slice(0, 12)}>` : v]),
-  );
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? `<masked sha256:${sha256(v).slice(0, 12)}>` : v]));
 }
 
 function sha256(s: string): string {
@@ -40,9 +38,7 @@ function sha256(s: string): string {
 /** Stable JSON: object keys sorted, so equal specs hash equally. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
   );
 }
 
@@ -118,7 +114,13 @@ export function desiredContainer(
       spec: build,
       context: stack.contexts.get(svc.name) ?? [],
     },
-    files: svc.files.map((f) => ({ target: f.target, mode: f.mode, uid: f.uid, gid: f.gid, content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()) })),
+    files: svc.files.map((f) => ({
+      target: f.target,
+      mode: f.mode,
+      uid: f.uid,
+      gid: f.gid,
+      content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()),
+    })),
     ...(svc.job ? { job: svc.job } : {}),
   };
 }
@@ -169,14 +171,16 @@ function serviceShape(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer
     ExposedPorts: Object.keys(exposedAll).length ? exposedAll : undefined,
     StopSignal: svc.stopSignal,
     StopTimeout: svc.stopGracePeriodSeconds,
-    Healthcheck: hc && {
-      Test: hc.test,
-      Interval: hc.intervalNs,
-      Timeout: hc.timeoutNs,
-      StartPeriod: hc.startPeriodNs,
-      StartInterval: hc.startIntervalNs,
-      Retries: hc.retries,
-    } as Dockerode.ContainerCreateOptions['Healthcheck'],
+    Healthcheck:
+      hc &&
+      ({
+        Test: hc.test,
+        Interval: hc.intervalNs,
+        Timeout: hc.timeoutNs,
+        StartPeriod: hc.startPeriodNs,
+        StartInterval: hc.startIntervalNs,
+        Retries: hc.retries,
+      } as Dockerode.ContainerCreateOptions['Healthcheck']),
     HostConfig: {
       ...(extras?.hostConfig as Dockerode.HostConfig | undefined),
       PortBindings: Object.keys(bindings).length ? bindings : undefined,
@@ -197,7 +201,16 @@ function serviceShape(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer
   // (each only when set, so that adding a field never changes the hash of a spec that does not use it)
   const userLabels = svc.labels;
   const specHash = sha256(
-    canonical({ shape, userLabels, networks, files: files.length ? files : undefined, build: svc.build?.hash, name: svc.containerName, job: svc.job?.kind, peer: peer?.specHash }),
+    canonical({
+      shape,
+      userLabels,
+      networks,
+      files: files.length ? files : undefined,
+      build: svc.build?.hash,
+      name: svc.containerName,
+      job: svc.job?.kind,
+      peer: peer?.specHash,
+    }),
   ).slice(0, 16);
   const made = { shape, networks, view, specHash, files };
   if (!shapes.has(svc)) shapes.set(svc, new Map());
@@ -248,7 +261,9 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
     entrypoint: svc.entrypoint,
     environment: Object.keys(svc.environment).length ? maskEnv(svc.environment) : undefined,
     ports: svc.ports.length
-      ? svc.ports.map((p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`)
+      ? svc.ports.map(
+          (p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`,
+        )
       : undefined,
     volumes: svc.volumes.length ? svc.volumes.map((m) => volumeView(stack, m)) : undefined,
     networks: svc.networks.map((n) => networkName(stack, n.key)),
@@ -264,7 +279,9 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
     pull_policy: svc.build ? undefined : svc.pullPolicy === 'missing' ? undefined : svc.pullPolicy,
     // what a file holds is shown by a short hash of it: a rotation shows, the content never does
     files: svc.files.length
-      ? svc.files.map((f) => `${f.target}: ${f.kind} ${f.source} sha256:${f.hash.slice(0, 12)} mode ${f.mode.toString(8).padStart(4, '0')} uid ${f.uid} gid ${f.gid}`)
+      ? svc.files.map(
+          (f) => `${f.target}: ${f.kind} ${f.source} sha256:${f.hash.slice(0, 12)} mode ${f.mode.toString(8).padStart(4, '0')} uid ${f.uid} gid ${f.gid}`,
+        )
       : undefined,
     job: svc.job && (svc.job.schedule ? `schedule ${svc.job.schedule}` : svc.job.kind),
     network_mode: peer ? `${svc.networkMode} (the network of ${peer.name}, spec ${peer.specHash})` : svc.networkMode,
@@ -286,12 +303,26 @@ function volumeView(stack: RenderedStack, m: ServiceSpec['volumes'][number]): st
 function healthcheckView(hc: HealthcheckSpec) {
   if (hc.test[0] === 'NONE') return { disable: true };
   const d = (ns: number | undefined) => (ns === undefined ? undefined : durationView(ns));
-  return { test: hc.test.length ? hc.test : undefined, interval: d(hc.intervalNs), timeout: d(hc.timeoutNs), start_period: d(hc.startPeriodNs), start_interval: d(hc.startIntervalNs), retries: hc.retries };
+  return {
+    test: hc.test.length ? hc.test : undefined,
+    interval: d(hc.intervalNs),
+    timeout: d(hc.timeoutNs),
+    start_period: d(hc.startPeriodNs),
+    start_interval: d(hc.startIntervalNs),
+    retries: hc.retries,
+  };
 }
 
 /** Nanoseconds as a Compose duration: `1m30s`, `2s`, `500ms`. */
 export function durationView(ns: number): string {
-  const units: Array<[string, number]> = [['h', 3600e9], ['m', 60e9], ['s', 1e9], ['ms', 1e6], ['us', 1e3], ['ns', 1]];
+  const units: Array<[string, number]> = [
+    ['h', 3600e9],
+    ['m', 60e9],
+    ['s', 1e9],
+    ['ms', 1e6],
+    ['us', 1e3],
+    ['ns', 1],
+  ];
   let rest = Math.round(ns);
   let out = '';
   for (const [unit, size] of units) {
@@ -305,7 +336,12 @@ export function durationView(ns: number): string {
 
 /** Bytes as a Compose size: `512M`, `1G`, `1536K`, else the number of bytes. */
 export function bytesView(bytes: number): string | number {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  for (const [unit, size] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['K', 1024],
+  ] as const)
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   return bytes;
 }
 

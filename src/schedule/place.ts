@@ -87,7 +87,9 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
   for (const svc of stack.services) {
     if (svc.mode === 'replicated' && svc.replicas === 0) continue;
     if (!stackHosts.some((h) => !mismatch(svc, h))) {
-      throw new PlacementError(`service ${svc.name}: its placement constraints match none of the stack's hosts: ${reasons(stackHosts, (h) => mismatch(svc, h))}`);
+      throw new PlacementError(
+        `service ${svc.name}: its placement constraints match none of the stack's hosts: ${reasons(stackHosts, (h) => mismatch(svc, h))}`,
+      );
     }
     if (svc.mode === 'global') {
       const refused: HostInfo[] = [];
@@ -104,7 +106,9 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
       if (ledger.hasSlot(svc.name, slot)) continue;
       const candidates = stackHosts.filter((h) => !refusal(svc, h, ledger));
       if (candidates.length === 0) {
-        throw new PlacementError(`service ${svc.name}: cannot place replica ${slot} of ${svc.replicas}: ${reasons(stackHosts, (h) => refusal(svc, h, ledger))}`);
+        throw new PlacementError(
+          `service ${svc.name}: cannot place replica ${slot} of ${svc.replicas}: ${reasons(stackHosts, (h) => refusal(svc, h, ledger))}`,
+        );
       }
       ledger.add(svc, slot, best(svc, candidates, stackHosts, ledger));
     }
@@ -112,9 +116,7 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
 
   const order = new Map(stack.services.map((s, i) => [s.name, i]));
   const hostOrder = new Map(stackHosts.map((h, i) => [h.name, i]));
-  return ledger.assignments.sort(
-    (a, b) => order.get(a.service)! - order.get(b.service)! || a.slot - b.slot || hostOrder.get(a.host)! - hostOrder.get(b.host)!,
-  );
+  return ledger.assignments.sort((a, b) => order.get(a.service)! - order.get(b.service)! || a.slot - b.slot || hostOrder.get(a.host)! - hostOrder.get(b.host)!);
 }
 
 /** schedule() + desiredContainer() for each assignment: every container the stack should have, each on its host. */
@@ -235,8 +237,7 @@ function noRoom(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefin
  */
 function best(svc: ServiceSpec, candidates: HostInfo[], stackHosts: HostInfo[], ledger: Ledger): HostInfo {
   // Hosts without the label form one group of their own (null never equals a label value).
-  const group = (h: HostInfo, depth: number) =>
-    JSON.stringify(svc.placement.spread.slice(0, depth + 1).map((p) => h.labels[labelKey(p) ?? ''] ?? null));
+  const group = (h: HostInfo, depth: number) => JSON.stringify(svc.placement.spread.slice(0, depth + 1).map((p) => h.labels[labelKey(p) ?? ''] ?? null));
   const inGroup = (h: HostInfo, depth: number) =>
     stackHosts.filter((x) => group(x, depth) === group(h, depth)).reduce((n, x) => n + ledger.count(svc.name, x.name), 0);
   const key = (h: HostInfo) => [
@@ -268,7 +269,9 @@ function noHosts(selector: HostSelector, hosts: HostInfo[]): string {
     case 'names':
       return `none of its hosts (${selector.names.join(', ')}) is in the config; configured hosts: ${hosts.map((h) => h.name).join(', ')}`;
     case 'labels':
-      return `no configured host has the labels ${Object.entries(selector.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`;
+      return `no configured host has the labels ${Object.entries(selector.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}`;
   }
 }
 

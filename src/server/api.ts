@@ -44,7 +44,9 @@ export function rateLimits(max: number, key: string, what = 'requests'): RateLim
     max,
     timeWindow: 60_000,
     errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new Error(`too many ${what} from this address: at most ${ctx.max} a minute (${key} in the engine config); retry in ${ctx.after}`), { statusCode: ctx.statusCode }),
+      Object.assign(new Error(`too many ${what} from this address: at most ${ctx.max} a minute (${key} in the engine config); retry in ${ctx.after}`), {
+        statusCode: ctx.statusCode,
+      }),
   };
 }
 
@@ -58,7 +60,11 @@ const PAGE = {
 } as const;
 const query = (properties: Record<string, object>) => ({ type: 'object', additionalProperties: false, properties }) as const;
 const STACK_PARAMS = { type: 'object', required: ['name'], properties: { name: NAME } } as const;
-const HOST_PARAMS = { type: 'object', required: ['name'], properties: { name: { ...NAME, description: 'a host name, as GET /api/v1/hosts lists them' } } } as const;
+const HOST_PARAMS = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { ...NAME, description: 'a host name, as GET /api/v1/hosts lists them' } },
+} as const;
 const WAIT = { type: 'boolean', description: 'true: answer once it ended, with its outcome; false (default): answer 202 at once' } as const;
 
 /** The HTTP status of each refusal's code. */
@@ -74,7 +80,15 @@ const STATUS: Record<EngineErrorCode, number> = {
 };
 
 /** The code of an HTTP error that no operation refused (validation, the token, limits). */
-const CODE_OF_STATUS: Record<number, ApiErrorCode> = { 400: 'invalid-request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no-such-route', 413: 'too-large', 415: 'invalid-request', 429: 'rate-limited' };
+const CODE_OF_STATUS: Record<number, ApiErrorCode> = {
+  400: 'invalid-request',
+  401: 'unauthenticated',
+  403: 'forbidden',
+  404: 'no-such-route',
+  413: 'too-large',
+  415: 'invalid-request',
+  429: 'rate-limited',
+};
 
 /** An error answer: the message and its code. */
 const refusal = (error: string, code: ApiErrorCode) => ({ error, code });
@@ -85,7 +99,15 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   const log = engine.log.child({ component: 'api' }); // not app.log's child: that one is bound to component: 'http' already
   const ops = new LocalOps(engine, {
     asked: ({ repo, stack, actor, message }) =>
-      engine.audit.append({ kind: 'api.action', repo, stack, trigger: 'manual', actor, outcome: 'info', message: `${message}, asked by ${actor} through the API` }),
+      engine.audit.append({
+        kind: 'api.action',
+        repo,
+        stack,
+        trigger: 'manual',
+        actor,
+        outcome: 'info',
+        message: `${message}, asked by ${actor} through the API`,
+      }),
     failed: ({ stack, actor, what, err }) => {
       log.error({ stack, actor, err: (err as Error).message }, `${what} failed`);
       engine.audit.append({ kind: 'api.action', stack, trigger: 'manual', actor, outcome: 'error', message: `${what} failed: ${(err as Error).message}` });
@@ -107,7 +129,8 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     if (err.validation) return reply.code(400).send(refusal(validationMessage(err.validation as ErrorObject[], err.validationContext), 'invalid-request'));
     if (err instanceof EngineError) return reply.code(STATUS[err.code]).send(refusal(err.message, err.code));
     if (err instanceof SourceError) return reply.code(502).send(refusal(`berth cannot read the repo: ${err.message}`, 'repo-unreadable'));
-    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send(refusal(err.message, CODE_OF_STATUS[err.statusCode] ?? 'invalid-request'));
+    if (err.statusCode && err.statusCode < 500)
+      return reply.code(err.statusCode).send(refusal(err.message, CODE_OF_STATUS[err.statusCode] ?? 'invalid-request'));
     log.error({ route: req.routeOptions.url, err: err.message }, 'API request failed');
     return reply.code(500).send(refusal(`berth could not answer: ${err.message}`, 'internal'));
   });
@@ -127,7 +150,11 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
       return reply;
     }
     if (!allows(principal.role, needed)) {
-      reply.code(403).send(refusal(`the token ${principal.name} is a ${principal.role} token: ${req.method} ${req.routeOptions.url} needs ${needed} or higher`, 'forbidden'));
+      reply
+        .code(403)
+        .send(
+          refusal(`the token ${principal.name} is a ${principal.role} token: ${req.method} ${req.routeOptions.url} needs ${needed} or higher`, 'forbidden'),
+        );
       return reply;
     }
     req.principal = principal;
@@ -159,100 +186,145 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req) => ops.host(req.params.name));
 
-  app.get<{ Querystring: SyncFilter }>('/syncs', {
-    config: viewer,
-    schema: { querystring: query({ stack: NAME, commit: COMMIT, ...PAGE }) },
-  }, async (req) => {
-    const { rows, nextCursor } = await ops.syncs(req.query);
-    return { syncs: rows, nextCursor };
-  });
+  app.get<{ Querystring: SyncFilter }>(
+    '/syncs',
+    {
+      config: viewer,
+      schema: { querystring: query({ stack: NAME, commit: COMMIT, ...PAGE }) },
+    },
+    async (req) => {
+      const { rows, nextCursor } = await ops.syncs(req.query);
+      return { syncs: rows, nextCursor };
+    },
+  );
 
-  app.get<{ Params: { id: number } }>('/syncs/:id', {
-    config: viewer,
-    schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1, description: 'a sync id, as GET /api/v1/syncs lists them' } } } },
-  }, async (req) => ops.sync(req.params.id));
+  app.get<{ Params: { id: number } }>(
+    '/syncs/:id',
+    {
+      config: viewer,
+      schema: {
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'integer', minimum: 1, description: 'a sync id, as GET /api/v1/syncs lists them' } },
+        },
+      },
+    },
+    async (req) => ops.sync(req.params.id),
+  );
 
-  app.get<{ Querystring: AuditQuery }>('/audit', {
-    config: viewer,
-    schema: { querystring: query({ stack: NAME, host: NAME, commit: COMMIT, kind: NAME, since: TIME, until: TIME, ...PAGE }) },
-  }, async (req) => {
-    try {
-      const { rows, nextCursor } = await ops.audit(req.query);
-      return { rows, nextCursor };
-    } catch (err) {
-      // a time that is neither ISO nor how long ago: named as the query parameter it came in
-      if (err instanceof EngineError && err.code === 'invalid-request') throw new EngineError(`query parameter ${err.message}`, err.code);
-      throw err;
-    }
-  });
+  app.get<{ Querystring: AuditQuery }>(
+    '/audit',
+    {
+      config: viewer,
+      schema: { querystring: query({ stack: NAME, host: NAME, commit: COMMIT, kind: NAME, since: TIME, until: TIME, ...PAGE }) },
+    },
+    async (req) => {
+      try {
+        const { rows, nextCursor } = await ops.audit(req.query);
+        return { rows, nextCursor };
+      } catch (err) {
+        // a time that is neither ISO nor how long ago: named as the query parameter it came in
+        if (err instanceof EngineError && err.code === 'invalid-request') throw new EngineError(`query parameter ${err.message}`, err.code);
+        throw err;
+      }
+    },
+  );
 
-  app.get<{ Querystring: DeliveryFilter }>('/deliveries', {
-    config: viewer,
-    schema: { querystring: query({ provider: NAME, repo: NAME, outcome: { enum: ['accepted', 'rejected', 'ignored'] }, ...PAGE }) },
-  }, async (req) => {
-    const { rows, nextCursor } = await ops.deliveries(req.query);
-    return { deliveries: rows, nextCursor };
-  });
+  app.get<{ Querystring: DeliveryFilter }>(
+    '/deliveries',
+    {
+      config: viewer,
+      schema: { querystring: query({ provider: NAME, repo: NAME, outcome: { enum: ['accepted', 'rejected', 'ignored'] }, ...PAGE }) },
+    },
+    async (req) => {
+      const { rows, nextCursor } = await ops.deliveries(req.query);
+      return { deliveries: rows, nextCursor };
+    },
+  );
 
-  app.get('/events', {
-    config: { ...viewer, queryToken: true },
-    schema: { querystring: query({ token: { type: 'string' } }) },
-  }, (_req, reply) => {
-    streams.serve(reply);
-  });
+  app.get(
+    '/events',
+    {
+      config: { ...viewer, queryToken: true },
+      schema: { querystring: query({ token: { type: 'string' } }) },
+    },
+    (_req, reply) => {
+      streams.serve(reply);
+    },
+  );
 
   // Actions: the stack must be one a repo defines; each is audited (api.action) before it is done (ops' asked hook).
   const actor = (req: FastifyRequest) => req.principal!.name;
 
-  app.post<{ Params: { name: string }; Body: { wait?: boolean } }>('/stacks/:name/sync', {
-    config: operator,
-    bodyLimit: 64 * 1024,
-    schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: { wait: WAIT } } },
-  }, async (req, reply) => {
-    const outcome = await ops.syncStack(req.params.name, { actor: actor(req), wait: Boolean(req.body.wait) });
-    return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: req.params.name });
-  });
+  app.post<{ Params: { name: string }; Body: { wait?: boolean } }>(
+    '/stacks/:name/sync',
+    {
+      config: operator,
+      bodyLimit: 64 * 1024,
+      schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: { wait: WAIT } } },
+    },
+    async (req, reply) => {
+      const outcome = await ops.syncStack(req.params.name, { actor: actor(req), wait: Boolean(req.body.wait) });
+      return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: req.params.name });
+    },
+  );
 
-  app.post<{ Params: { name: string }; Body: { commit?: string; wait?: boolean } }>('/stacks/:name/rollback', {
-    config: operator,
-    bodyLimit: 64 * 1024,
-    schema: {
-      params: STACK_PARAMS,
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        properties: { commit: { ...COMMIT, description: `the commit to roll back to, ${COMMIT.description} (default: the one before the commit applied)` }, wait: WAIT },
+  app.post<{ Params: { name: string }; Body: { commit?: string; wait?: boolean } }>(
+    '/stacks/:name/rollback',
+    {
+      config: operator,
+      bodyLimit: 64 * 1024,
+      schema: {
+        params: STACK_PARAMS,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            commit: { ...COMMIT, description: `the commit to roll back to, ${COMMIT.description} (default: the one before the commit applied)` },
+            wait: WAIT,
+          },
+        },
       },
     },
-  }, async (req, reply) => {
-    const { name } = req.params;
-    try {
-      const outcome = await ops.rollback(name, { to: req.body.commit, actor: actor(req), wait: Boolean(req.body.wait) });
-      return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: name });
-    } catch (err) {
-      if (err instanceof SourceError) throw new EngineError(`cannot roll back ${name}: ${err.message}`, 'rollback-target-invalid');
-      if (err instanceof EngineError && err.code !== 'unknown-stack') throw new EngineError(`cannot roll back ${name}: ${err.message}`, err.code);
-      throw err;
-    }
-  });
+    async (req, reply) => {
+      const { name } = req.params;
+      try {
+        const outcome = await ops.rollback(name, { to: req.body.commit, actor: actor(req), wait: Boolean(req.body.wait) });
+        return outcome ? { outcome } : reply.code(202).send({ accepted: true, stack: name });
+      } catch (err) {
+        if (err instanceof SourceError) throw new EngineError(`cannot roll back ${name}: ${err.message}`, 'rollback-target-invalid');
+        if (err instanceof EngineError && err.code !== 'unknown-stack') throw new EngineError(`cannot roll back ${name}: ${err.message}`, err.code);
+        throw err;
+      }
+    },
+  );
 
-  app.post<{ Params: { name: string } }>('/stacks/:name/pause', {
-    config: operator,
-    bodyLimit: 64 * 1024,
-    schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
-  }, async (req) => {
-    await ops.pause(req.params.name, actor(req));
-    return { stack: req.params.name, paused: true };
-  });
+  app.post<{ Params: { name: string } }>(
+    '/stacks/:name/pause',
+    {
+      config: operator,
+      bodyLimit: 64 * 1024,
+      schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
+    },
+    async (req) => {
+      await ops.pause(req.params.name, actor(req));
+      return { stack: req.params.name, paused: true };
+    },
+  );
 
-  app.post<{ Params: { name: string } }>('/stacks/:name/resume', {
-    config: operator,
-    bodyLimit: 64 * 1024,
-    schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
-  }, async (req) => {
-    await ops.resume(req.params.name, actor(req));
-    return { stack: req.params.name, paused: false };
-  });
+  app.post<{ Params: { name: string } }>(
+    '/stacks/:name/resume',
+    {
+      config: operator,
+      bodyLimit: 64 * 1024,
+      schema: { params: STACK_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
+    },
+    async (req) => {
+      await ops.resume(req.params.name, actor(req));
+      return { stack: req.params.name, paused: false };
+    },
+  );
 };
 
 /** A 400 message naming the field: "body field commit must be string: the commit to roll back to, ...". */

@@ -14,7 +14,8 @@ import { DASHBOARD_DIR } from '../paths.ts';
  * Everything the page loads comes from berth itself: a page that tried to reach a CDN would fail
  * here as it fails offline, and injected markup could run no script.
  */
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /** The headers of everything the dashboard serves. */
 function secure(reply: FastifyReply): void {

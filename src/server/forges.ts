@@ -91,7 +91,7 @@ function jsonBody(headers: Headers, body: Buffer): Json {
   let text = body.toString('utf8');
   if (/^application\/x-www-form-urlencoded\b/i.test(header(headers, 'content-type') ?? '')) {
     const payload = new URLSearchParams(text).get('payload');
-    if (payload === null) throw new PayloadError('the form-encoded body has no payload field: set the webhook\'s content type to application/json');
+    if (payload === null) throw new PayloadError("the form-encoded body has no payload field: set the webhook's content type to application/json");
     text = payload;
   }
   let value: unknown;
@@ -172,8 +172,12 @@ const gitlab = define({
     const p = jsonBody(h, body);
     if (str(p, 'object_kind') !== 'push') return { ...base, kind: 'other' };
     const repoUrls = strings(p, [
-      'project.git_http_url', 'project.git_ssh_url', 'project.web_url',
-      'repository.git_http_url', 'repository.git_ssh_url', 'repository.homepage',
+      'project.git_http_url',
+      'project.git_ssh_url',
+      'project.web_url',
+      'repository.git_http_url',
+      'repository.git_ssh_url',
+      'repository.homepage',
     ]);
     const ref = need(p, 'ref', 'push');
     const pushes = branchPush(ref, str(p, 'checkout_sha') ?? need(p, 'after', 'push'));
@@ -228,14 +232,15 @@ const bitbucket = define({
 const generic = define({
   title: 'generic',
   signatureHeader: 'X-Berth-Signature',
-  deliveryId: (h, body) => header(h, 'x-berth-delivery') ?? (body?.length ? `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 32)}` : undefined),
+  deliveryId: (h, body) =>
+    header(h, 'x-berth-delivery') ?? (body?.length ? `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 32)}` : undefined),
   read(h, body) {
     const p = jsonBody(h, body);
     const repo = need(p, 'repo', 'generic');
     const branch = need(p, 'branch', 'generic').replace(/^refs\/heads\//, '');
     const after = get(p, ['after']);
     if (after !== undefined && (typeof after !== 'string' || !/^[0-9a-f]{4,64}$/i.test(after))) {
-      throw new PayloadError('the generic payload\'s after must be a commit SHA (hex)');
+      throw new PayloadError("the generic payload's after must be a commit SHA (hex)");
     }
     return { kind: 'push', event: 'push', repoUrls: [repo], pushes: [{ branch, after }] };
   },
@@ -268,7 +273,10 @@ export function normalizeRepoUrl(url: string): string | undefined {
     else if (parsed.hostname) [host, path] = [parsed.hostname, decodeURIComponent(parsed.pathname)];
     else return undefined;
   }
-  path = path.replace(/\/+$/, '').replace(/\.git$/i, '').replace(/^\/+|\/+$/g, '');
+  path = path
+    .replace(/\/+$/, '')
+    .replace(/\.git$/i, '')
+    .replace(/^\/+|\/+$/g, '');
   return host === 'file:' ? `file:/${path}` : `${host}/${path}`.toLowerCase();
 }
 

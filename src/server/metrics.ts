@@ -132,9 +132,14 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     } else if (row.kind === 'sync.succeeded' || row.kind === 'sync.failed') {
       // The sync record is finished before this row is appended: it says how a failure ended.
       const rec = src.syncs.get(row.syncId);
-      const outcome = rec && rec.outcome !== 'running'
-        ? rec.outcome === 'succeeded' ? 'succeeded' : (rec.result ?? 'failed')
-        : row.kind === 'sync.succeeded' ? 'succeeded' : 'failed';
+      const outcome =
+        rec && rec.outcome !== 'running'
+          ? rec.outcome === 'succeeded'
+            ? 'succeeded'
+            : (rec.result ?? 'failed')
+          : row.kind === 'sync.succeeded'
+            ? 'succeeded'
+            : 'failed';
       const name = rec?.stack ?? stack;
       syncs.inc({ stack: name, outcome });
       // Only syncs this process saw start: an interrupted one settled now would count the downtime.

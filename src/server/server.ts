@@ -29,12 +29,15 @@ export function redactUrl(url: string): string {
  * no webhook signature) and with the `token` query parameter blanked, even at debug level.
  */
 function httpLogger(log: Logger): FastifyBaseLogger {
-  return log.child({ component: 'http' }, {
-    serializers: {
-      req: (req: IncomingMessage & { ip?: string }) => ({ method: req.method, url: redactUrl(req.url ?? ''), remoteAddress: req.ip }),
+  return log.child(
+    { component: 'http' },
+    {
+      serializers: {
+        req: (req: IncomingMessage & { ip?: string }) => ({ method: req.method, url: redactUrl(req.url ?? ''), remoteAddress: req.ip }),
+      },
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'], censor: '[redacted]' },
     },
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'], censor: '[redacted]' },
-  }) as FastifyBaseLogger;
+  ) as FastifyBaseLogger;
 }
 
 export function buildServer(state: ServerState, log: Logger): FastifyInstance {

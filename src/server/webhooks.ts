@@ -51,106 +51,143 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     return reply.code(500).send({ error: `berth could not handle the delivery: ${err.message}` });
   });
 
-  app.post<{ Params: { provider: string } }>('/webhooks/:provider', {
-    bodyLimit,
-    // before the body is read: an unknown provider is 404 whatever it sends
-    onRequest: async (req, reply) => {
-      if (!FORGES.has(req.params.provider)) {
-        return reply.code(404).send({ error: `unknown webhook provider '${req.params.provider}': use one of ${[...FORGES.keys()].join(', ')}` });
+  app.post<{ Params: { provider: string } }>(
+    '/webhooks/:provider',
+    {
+      bodyLimit,
+      // before the body is read: an unknown provider is 404 whatever it sends
+      onRequest: async (req, reply) => {
+        if (!FORGES.has(req.params.provider)) {
+          return reply.code(404).send({ error: `unknown webhook provider '${req.params.provider}': use one of ${[...FORGES.keys()].join(', ')}` });
+        }
+      },
+    },
+    async (req, reply) => {
+      const provider = req.params.provider;
+      const forge = FORGES.get(provider)!;
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const headers = req.headers;
+      const send = (status: number, rows: DeliveryRecord[], extra: Record<string, unknown> = {}) => {
+        const accepted = rows.filter((r) => r.outcome === 'accepted');
+        if (accepted.length) return reply.code(status).send({ accepted: true, delivery: accepted[0]!.id, repos: accepted.map((r) => r.repo), ...extra });
+        const detail = rows.map((r) => r.detail).join('; ');
+        if (status >= 400) return reply.code(status).send({ error: detail, delivery: rows[0]?.id });
+        return reply.code(status).send({ accepted: false, delivery: rows[0]?.id, reason: rows[0]?.reason, message: detail, ...extra });
+      };
+      const keep = (status: number, rows: Row[]) => rows.map((r) => store.record({ ...r, status }));
+      let d: Delivery;
+      try {
+        d = forge.parse(headers, body);
+      } catch (err) {
+        if (!(err instanceof PayloadError)) throw err;
+        const rows = keep(400, [{ provider, deliveryId: forge.deliveryId(headers, body), outcome: 'rejected', reason: 'bad payload', detail: err.message }]);
+        log.warn({ provider, delivery: rows[0]!.deliveryId }, `webhook rejected: ${err.message}`);
+        return send(400, rows);
+      }
+      const base: Row = { provider, deliveryId: d.deliveryId, event: d.event, outcome: 'ignored' };
+      const ignored = (rows: Row[], extra?: Record<string, unknown>) => {
+        const kept = keep(200, rows);
+        log.info({ provider, delivery: d.deliveryId, reasons: kept.map((r) => r.reason) }, `webhook ignored: ${kept.map((r) => r.detail).join('; ')}`);
+        return send(200, kept, extra);
+      };
+
+      if (d.kind === 'other') {
+        return ignored([
+          { ...base, reason: 'not a push', detail: `${forge.title} sent a ${d.event} event: berth acts on pushes only (send it push events only)` },
+        ]);
+      }
+      const candidates = matchRepos(engine.config.repos, d.repoUrls);
+      if (candidates.length === 0) {
+        const detail = `no configured repo has the URL ${d.repoUrls.join(' or ')}`;
+        if (d.kind === 'ping') return ignored([{ ...base, reason: 'ping', detail: `pong; but ${detail}` }], { pong: true });
+        return ignored([{ ...base, reason: 'no repo matches', detail }]);
+      }
+
+      // Authenticated against each matching repo's own secret: any one that holds makes the delivery genuine for that repo.
+      const checked = candidates.map((repo) => ({ repo, verdict: verify(forge, secrets.get(repo.name), headers, body) }));
+      const trusted = checked.filter((c) => c.verdict === 'ok').map((c) => c.repo);
+      if (trusted.length === 0) {
+        const rows = keep(
+          401,
+          checked.map(({ repo, verdict }) => ({
+            ...base,
+            repo: repo.name,
+            outcome: 'rejected',
+            reason: verdict as Exclude<Verdict, 'ok'>,
+            detail: rejection(forge, repo, verdict),
+          })),
+        );
+        for (const r of rows) {
+          // the reason only: never the secret, nor the signature that was sent
+          engine.audit.append({
+            kind: 'webhook.rejected',
+            repo: r.repo,
+            trigger: 'webhook',
+            actor: provider,
+            outcome: 'error',
+            message: `${provider} delivery ${r.deliveryId ?? '(no id)'} (${r.event}) rejected: ${r.detail}`,
+          });
+        }
+        log.warn({ provider, delivery: d.deliveryId, repos: rows.map((r) => r.repo) }, `webhook rejected: ${rows.map((r) => r.detail).join('; ')}`);
+        return send(401, rows);
+      }
+      if (d.kind === 'ping') {
+        return ignored(
+          trusted.map((repo) => ({ ...base, repo: repo.name, reason: 'ping', detail: `pong: the signature holds for repo ${repo.name}` })),
+          { pong: true },
+        );
+      }
+
+      // A push: per trusted repo, the branch it watches must be one the push moved.
+      const actor = d.pusher ? `${provider}:${d.pusher}` : provider;
+      const decided = trusted.map((repo): Row & { sync?: boolean } => {
+        const push = d.pushes.find((p) => p.branch === repo.branch);
+        const row = { ...base, repo: repo.name, branch: push?.branch ?? d.pushes[0]?.branch, commitSha: push?.after ?? d.pushes[0]?.after };
+        if (!push) {
+          const moved = d.pushes.map((p) => p.branch).join(', ') || 'no branch (a tag, or a deleted branch)';
+          return { ...row, reason: 'branch not watched', detail: `the push moved ${moved}; repo ${repo.name} watches ${repo.branch}` };
+        }
+        if (d.deliveryId && store.wasAccepted(provider, d.deliveryId, repo.name)) {
+          return { ...row, reason: 'duplicate', detail: `delivery ${d.deliveryId} was accepted before: a redelivery starts no second sync` };
+        }
+        // Decided and acted on in one go (no await in between): the pass still waits, so this push joins it.
+        if (engine.passQueued(repo.name)) {
+          return {
+            ...row,
+            outcome: 'accepted',
+            reason: 'coalesced',
+            detail: `joins the pass of ${repo.name} already queued, which fetches the branch's newest commit`,
+            sync: true,
+          };
+        }
+        return { ...row, outcome: 'accepted', sync: true };
+      });
+      if (!decided.some((r) => r.sync)) return ignored(decided);
+      const rows = decided.map(({ sync, ...row }) => {
+        const kept = store.record({ ...row, status: 202 });
+        if (sync) startSync(kept);
+        return kept;
+      });
+      const coalesced = rows.every((r) => r.outcome !== 'accepted' || r.reason === 'coalesced');
+      return send(202, rows, coalesced ? { reason: 'coalesced' } : {});
+
+      function startSync(r: DeliveryRecord): void {
+        const what = `${provider} delivery ${r.deliveryId ?? '(no id)'}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
+        engine.audit.append({
+          kind: 'webhook.received',
+          repo: r.repo,
+          trigger: 'webhook',
+          actor,
+          message: `${what}; ${r.reason === 'coalesced' ? 'joins the pass already queued' : 'a pass is queued'}`,
+        });
+        log.info({ provider, delivery: r.deliveryId, repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' }, 'webhook accepted');
+        // Not awaited: the forge gets its answer now; the pass's own rows go to the audit log.
+        engine.syncRepo(r.repo!, { trigger: 'webhook', actor }).catch((err: unknown) => {
+          log.error({ repo: r.repo, delivery: r.deliveryId, err: (err as Error).message }, 'the sync a webhook asked for failed');
+        });
       }
     },
-  }, async (req, reply) => {
-    const provider = req.params.provider;
-    const forge = FORGES.get(provider)!;
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const headers = req.headers;
-    const send = (status: number, rows: DeliveryRecord[], extra: Record<string, unknown> = {}) => {
-      const accepted = rows.filter((r) => r.outcome === 'accepted');
-      if (accepted.length) return reply.code(status).send({ accepted: true, delivery: accepted[0]!.id, repos: accepted.map((r) => r.repo), ...extra });
-      const detail = rows.map((r) => r.detail).join('; ');
-      if (status >= 400) return reply.code(status).send({ error: detail, delivery: rows[0]?.id });
-      return reply.code(status).send({ accepted: false, delivery: rows[0]?.id, reason: rows[0]?.reason, message: detail, ...extra });
-    };
-    const keep = (status: number, rows: Row[]) => rows.map((r) => store.record({ ...r, status }));
-    let d: Delivery;
-    try {
-      d = forge.parse(headers, body);
-    } catch (err) {
-      if (!(err instanceof PayloadError)) throw err;
-      const rows = keep(400, [{ provider, deliveryId: forge.deliveryId(headers, body), outcome: 'rejected', reason: 'bad payload', detail: err.message }]);
-      log.warn({ provider, delivery: rows[0]!.deliveryId }, `webhook rejected: ${err.message}`);
-      return send(400, rows);
-    }
-    const base: Row = { provider, deliveryId: d.deliveryId, event: d.event, outcome: 'ignored' };
-    const ignored = (rows: Row[], extra?: Record<string, unknown>) => {
-      const kept = keep(200, rows);
-      log.info({ provider, delivery: d.deliveryId, reasons: kept.map((r) => r.reason) }, `webhook ignored: ${kept.map((r) => r.detail).join('; ')}`);
-      return send(200, kept, extra);
-    };
-
-    if (d.kind === 'other') {
-      return ignored([{ ...base, reason: 'not a push', detail: `${forge.title} sent a ${d.event} event: berth acts on pushes only (send it push events only)` }]);
-    }
-    const candidates = matchRepos(engine.config.repos, d.repoUrls);
-    if (candidates.length === 0) {
-      const detail = `no configured repo has the URL ${d.repoUrls.join(' or ')}`;
-      if (d.kind === 'ping') return ignored([{ ...base, reason: 'ping', detail: `pong; but ${detail}` }], { pong: true });
-      return ignored([{ ...base, reason: 'no repo matches', detail }]);
-    }
-
-    // Authenticated against each matching repo's own secret: any one that holds makes the delivery genuine for that repo.
-    const checked = candidates.map((repo) => ({ repo, verdict: verify(forge, secrets.get(repo.name), headers, body) }));
-    const trusted = checked.filter((c) => c.verdict === 'ok').map((c) => c.repo);
-    if (trusted.length === 0) {
-      const rows = keep(401, checked.map(({ repo, verdict }) => ({ ...base, repo: repo.name, outcome: 'rejected', reason: verdict as Exclude<Verdict, 'ok'>, detail: rejection(forge, repo, verdict) })));
-      for (const r of rows) {
-        // the reason only: never the secret, nor the signature that was sent
-        engine.audit.append({ kind: 'webhook.rejected', repo: r.repo, trigger: 'webhook', actor: provider, outcome: 'error', message: `${provider} delivery ${r.deliveryId ?? '(no id)'} (${r.event}) rejected: ${r.detail}` });
-      }
-      log.warn({ provider, delivery: d.deliveryId, repos: rows.map((r) => r.repo) }, `webhook rejected: ${rows.map((r) => r.detail).join('; ')}`);
-      return send(401, rows);
-    }
-    if (d.kind === 'ping') {
-      return ignored(trusted.map((repo) => ({ ...base, repo: repo.name, reason: 'ping', detail: `pong: the signature holds for repo ${repo.name}` })), { pong: true });
-    }
-
-    // A push: per trusted repo, the branch it watches must be one the push moved.
-    const actor = d.pusher ? `${provider}:${d.pusher}` : provider;
-    const decided = trusted.map((repo): Row & { sync?: boolean } => {
-      const push = d.pushes.find((p) => p.branch === repo.branch);
-      const row = { ...base, repo: repo.name, branch: push?.branch ?? d.pushes[0]?.branch, commitSha: push?.after ?? d.pushes[0]?.after };
-      if (!push) {
-        const moved = d.pushes.map((p) => p.branch).join(', ') || 'no branch (a tag, or a deleted branch)';
-        return { ...row, reason: 'branch not watched', detail: `the push moved ${moved}; repo ${repo.name} watches ${repo.branch}` };
-      }
-      if (d.deliveryId && store.wasAccepted(provider, d.deliveryId, repo.name)) {
-        return { ...row, reason: 'duplicate', detail: `delivery ${d.deliveryId} was accepted before: a redelivery starts no second sync` };
-      }
-      // Decided and acted on in one go (no await in between): the pass still waits, so this push joins it.
-      if (engine.passQueued(repo.name)) {
-        return { ...row, outcome: 'accepted', reason: 'coalesced', detail: `joins the pass of ${repo.name} already queued, which fetches the branch's newest commit`, sync: true };
-      }
-      return { ...row, outcome: 'accepted', sync: true };
-    });
-    if (!decided.some((r) => r.sync)) return ignored(decided);
-    const rows = decided.map(({ sync, ...row }) => {
-      const kept = store.record({ ...row, status: 202 });
-      if (sync) startSync(kept);
-      return kept;
-    });
-    const coalesced = rows.every((r) => r.outcome !== 'accepted' || r.reason === 'coalesced');
-    return send(202, rows, coalesced ? { reason: 'coalesced' } : {});
-
-    function startSync(r: DeliveryRecord): void {
-      const what = `${provider} delivery ${r.deliveryId ?? '(no id)'}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
-      engine.audit.append({ kind: 'webhook.received', repo: r.repo, trigger: 'webhook', actor, message: `${what}; ${r.reason === 'coalesced' ? 'joins the pass already queued' : 'a pass is queued'}` });
-      log.info({ provider, delivery: r.deliveryId, repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' }, 'webhook accepted');
-      // Not awaited: the forge gets its answer now; the pass's own rows go to the audit log.
-      engine.syncRepo(r.repo!, { trigger: 'webhook', actor }).catch((err: unknown) => {
-        log.error({ repo: r.repo, delivery: r.deliveryId, err: (err as Error).message }, 'the sync a webhook asked for failed');
-      });
-    }
-  });
+  );
 };
 
 /** The verdict for one repo: a repo without a webhook secret takes no webhooks. */
@@ -176,9 +213,11 @@ function webhookSecrets(repos: readonly RepoConfig[]): Map<string, string> {
   for (const r of repos) {
     if (!r.webhookSecretFile) continue;
     const secret = readSecretFile(r.webhookSecretFile, `the webhook secret of repo ${r.name}`);
-    if (!secret) throw new ConfigError(`the webhook secret of repo ${r.name} in ${r.webhookSecretFile} is empty: put a long random string there (openssl rand -hex 32) and the same on the forge`);
+    if (!secret)
+      throw new ConfigError(
+        `the webhook secret of repo ${r.name} in ${r.webhookSecretFile} is empty: put a long random string there (openssl rand -hex 32) and the same on the forge`,
+      );
     secrets.set(r.name, secret);
   }
   return secrets;
 }
-

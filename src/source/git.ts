@@ -78,7 +78,9 @@ export class GitSource {
     const ref = `refs/heads/${this.repo.branch}`;
     if (!this.#remote) {
       const gitdir = await this.#localGitdir();
-      const oid = await this.#wrap(() => git.resolveRef({ fs, gitdir, ref }).catch((err: unknown) => ((err as { code?: string }).code === 'NotFoundError' ? undefined : Promise.reject(err))));
+      const oid = await this.#wrap(() =>
+        git.resolveRef({ fs, gitdir, ref }).catch((err: unknown) => ((err as { code?: string }).code === 'NotFoundError' ? undefined : Promise.reject(err))),
+      );
       if (!oid) throw await this.#branchNotFound();
       return oid;
     }
@@ -97,7 +99,9 @@ export class GitSource {
     let names: string[] | undefined;
     try {
       names = this.#remote
-        ? (await git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: 'refs/heads/' })).map((r) => r.ref.slice('refs/heads/'.length))
+        ? (await git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, prefix: 'refs/heads/' })).map((r) =>
+            r.ref.slice('refs/heads/'.length),
+          )
         : await git.listBranches({ fs, gitdir: await this.#localGitdir() });
     } catch {
       // the branches cannot be listed: the error says what it can
@@ -127,7 +131,13 @@ export class GitSource {
       const packs = await packNames(gitdir);
       const res = await this.#wrap(() =>
         git.fetch({
-          fs, http: this.#http, gitdir, url: this.repo.url, ref: this.repo.branch, singleBranch: true, tags: false,
+          fs,
+          http: this.#http,
+          gitdir,
+          url: this.repo.url,
+          ref: this.repo.branch,
+          singleBranch: true,
+          tags: false,
           ...this.#auth(),
         }),
       );
@@ -189,7 +199,14 @@ export class GitSource {
   async history(limit?: number): Promise<CommitInfo[]> {
     const gitdir = await this.#dir();
     const ref = `refs/heads/${this.repo.branch}`;
-    if (this.#remote && !(await git.resolveRef({ fs, gitdir, ref }).then(() => true, () => false))) await this.update();
+    if (
+      this.#remote &&
+      !(await git.resolveRef({ fs, gitdir, ref }).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await this.update();
     const log = await this.#wrap(() => git.log({ fs, gitdir, ref, depth: limit }));
     return log.map((e) => toCommitInfo(e.oid, e.commit));
   }
@@ -221,7 +238,11 @@ export class GitSource {
   async #localGitdir(): Promise<string> {
     if (this.#gitdir) return this.#gitdir;
     const path = resolve(this.repo.url.startsWith('file:') ? fileURLToPath(this.repo.url) : this.repo.url);
-    const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
+    const isDir = (p: string) =>
+      stat(p).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
     for (const gitdir of [join(path, '.git'), path]) {
       if ((await isDir(join(gitdir, 'objects'))) && (await isDir(join(gitdir, 'refs')))) return (this.#gitdir = gitdir);
     }
@@ -253,7 +274,8 @@ export class GitSource {
     }
     if (e.code === 'HttpError' && status === 404) return this.#error('repository not found on the server (HTTP 404)');
     if (e.code === 'NotFoundError') return this.#error(notFound ?? this.#redact(err));
-    if (['TimeoutError', 'AbortError'].includes((err as Error).name)) return this.#error(`the server did not answer within ${(this.repo.timeoutMs ?? 120_000) / 1000} s`);
+    if (['TimeoutError', 'AbortError'].includes((err as Error).name))
+      return this.#error(`the server did not answer within ${(this.repo.timeoutMs ?? 120_000) / 1000} s`);
     const sys = (err as NodeJS.ErrnoException).code;
     if (sys && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH)$/.test(sys)) {
       return this.#error(`cannot reach the server: ${this.#redact(err)}`);
@@ -358,5 +380,8 @@ export function packIndexOids(idx: Uint8Array): string[] | undefined {
 }
 
 async function hasCommit(gitdir: string, oid: string): Promise<boolean> {
-  return git.readCommit({ fs, gitdir, oid }).then(() => true, () => false);
+  return git.readCommit({ fs, gitdir, oid }).then(
+    () => true,
+    () => false,
+  );
 }

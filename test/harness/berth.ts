@@ -47,7 +47,10 @@ export function testHosts(labels: Array<Record<string, string>> = []): TestHost[
  * A temp folder with a berth.config.yaml for the given repos and, by default, the first shared
  * test daemon as the one host `test`; `extra` adds or replaces top-level keys (`hosts: testHosts()`).
  */
-export function writeConfig(repos: TestRepo[], extra: Record<string, unknown> & { hosts?: TestHost[] } = {}): { dir: string; file: string; dataDir: string; cleanup: () => void } {
+export function writeConfig(
+  repos: TestRepo[],
+  extra: Record<string, unknown> & { hosts?: TestHost[] } = {},
+): { dir: string; file: string; dataDir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
   const config = {
     dataDir: join(dir, 'data'),
@@ -88,7 +91,11 @@ export function testEngine(configFile: string): Engine {
 }
 
 /** berth's HTTP server (API, webhooks, dashboard) for `engine`, ready and listening on a free loopback port at `base`. */
-export async function serveEngine(engine: Engine, log: Logger = testLog(), opts: { heartbeatMs?: number } = {}): Promise<{ app: FastifyInstance; base: string }> {
+export async function serveEngine(
+  engine: Engine,
+  log: Logger = testLog(),
+  opts: { heartbeatMs?: number } = {},
+): Promise<{ app: FastifyInstance; base: string }> {
   const app = buildServer({ ready: () => true, engine, ...opts }, log);
   await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
@@ -112,9 +119,7 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolveDone) =>
-    child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })),
-  );
+  const done = new Promise<CliResult>((resolveDone) => child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })));
   return Object.assign(done, { child });
 }
 
@@ -129,7 +134,10 @@ export async function freePort(): Promise<number> {
 
 /** The stack's audit rows, oldest first, optionally of some kinds only. */
 export function auditRows(engine: Engine, stack: string, kinds?: string[]): AuditRow[] {
-  return engine.audit.query({ stack, limit: 1000 }).rows.reverse().filter((r) => !kinds || kinds.includes(r.kind));
+  return engine.audit
+    .query({ stack, limit: 1000 })
+    .rows.reverse()
+    .filter((r) => !kinds || kinds.includes(r.kind));
 }
 
 /**

@@ -93,7 +93,10 @@ async function requireTools(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('The Docker test harness needs root (network namespaces, dockerd): run the tests as root.');
   const dirs = withSbinPath().PATH!.split(':').filter(Boolean);
   for (const tool of ['dockerd', 'ip', 'nsenter', 'umount']) {
-    const found = await Promise.any(dirs.map((d) => access(join(d, tool), constants.X_OK))).then(() => true, () => false);
+    const found = await Promise.any(dirs.map((d) => access(join(d, tool), constants.X_OK))).then(
+      () => true,
+      () => false,
+    );
     if (!found) throw new Error(`${tool} not found on PATH: ${SETUP_HINT}.`);
   }
 }
@@ -109,7 +112,11 @@ function isAlive(pid: number): boolean {
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
-  try { process.kill(pid, sig); } catch { /* already gone */ }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -146,10 +153,20 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
 /** Indexes that exist in any form: an owner file, a folder, a network namespace or a veth. */
 async function knownIndexes(): Promise<Set<number>> {
   const found = new Set<number>();
-  const add = (re: RegExp, names: string[]) => names.forEach((n) => { const m = re.exec(n); if (m) found.add(Number(m[1])); });
+  const add = (re: RegExp, names: string[]) =>
+    names.forEach((n) => {
+      const m = re.exec(n);
+      if (m) found.add(Number(m[1]));
+    });
   add(/^d(\d+)(\.owner)?$/, await readdir(TEST_ROOT).catch(() => []));
-  add(new RegExp(`^${NETNS_PREFIX}(\\d+)$`), (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]));
-  add(new RegExp(`^${HOST_VETH_PREFIX}(\\d+)$`), (await run('ip', ['-o', 'link', 'show'])).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0] ?? ''));
+  add(
+    new RegExp(`^${NETNS_PREFIX}(\\d+)$`),
+    (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]),
+  );
+  add(
+    new RegExp(`^${HOST_VETH_PREFIX}(\\d+)$`),
+    (await run('ip', ['-o', 'link', 'show'])).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0] ?? ''),
+  );
   return found;
 }
 
@@ -173,7 +190,14 @@ async function killCgroups(name: string): Promise<void> {
         signal(Number(pid), 'SIGKILL');
       }
     }
-    for (const dir of [...dirs]) if (await rmdir(dir).then(() => true, () => false)) dirs.splice(dirs.indexOf(dir), 1);
+    for (const dir of [...dirs])
+      if (
+        await rmdir(dir).then(
+          () => true,
+          () => false,
+        )
+      )
+        dirs.splice(dirs.indexOf(dir), 1);
     if (dirs.length) await sleep(100);
   }
 }
@@ -181,7 +205,8 @@ async function killCgroups(name: string): Promise<void> {
 /** Unmounts whatever is still mounted under dir (overlays, container netns and shm mounts). */
 async function unmountUnder(dir: string): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')
+    const mounts = (await readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
       .map((line) => line.split(' ')[4]?.replace(/\\040/g, ' '))
       .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
       .sort((a, b) => b.length - a.length);
@@ -316,19 +341,42 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
 
     // nsenter, not `ip netns exec`: the latter remounts /sys and dockerd loses the cgroups.
     const log = openSync(logPath, 'a');
-    const child = spawn('nsenter', [
-      `--net=/run/netns/${name}`, 'dockerd',
-      '-H', `unix://${socketPath}`, ...tcpArgs,
-      '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'x'), // short: unix socket paths are limited
-      '--pidfile', join(dir, 'dockerd.pid'), '--config-file', join(dir, 'daemon.json'),
-      '--containerd-namespace', name, '--containerd-plugins-namespace', `${name}-plugins`,
-      '--exec-opt', 'native.cgroupdriver=cgroupfs', '--cgroup-parent', `/${name}`,
-    ], { stdio: ['ignore', log, log], env: withSbinPath() });
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${name}`,
+        'dockerd',
+        '-H',
+        `unix://${socketPath}`,
+        ...tcpArgs,
+        '--data-root',
+        join(dir, 'data'),
+        '--exec-root',
+        join(dir, 'x'), // short: unix socket paths are limited
+        '--pidfile',
+        join(dir, 'dockerd.pid'),
+        '--config-file',
+        join(dir, 'daemon.json'),
+        '--containerd-namespace',
+        name,
+        '--containerd-plugins-namespace',
+        `${name}-plugins`,
+        '--exec-opt',
+        'native.cgroupdriver=cgroupfs',
+        '--cgroup-parent',
+        `/${name}`,
+      ],
+      { stdio: ['ignore', log, log], env: withSbinPath() },
+    );
     closeSync(log);
     pid = child.pid;
     let exited: string | undefined;
-    child.on('exit', (code, signal) => { exited = signal ? `was killed by ${signal}` : `exited with code ${code}`; });
-    child.on('error', (err) => { exited = `could not be started (${err.message})`; });
+    child.on('exit', (code, signal) => {
+      exited = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    });
+    child.on('error', (err) => {
+      exited = `could not be started (${err.message})`;
+    });
 
     const docker = new Dockerode({ socketPath });
     const overTcp = new Dockerode({ host: address, port: TCP_PORT });
@@ -338,9 +386,13 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (exited) throw new Error(`dockerd for test daemon ${name} ${exited}. Last lines of ${logPath}:\n${await tail(logPath)}`);
-      const ok = await Promise.all([docker.ping(), tcpReady()]).then(() => true, () => false);
+      const ok = await Promise.all([docker.ping(), tcpReady()]).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
-      if (Date.now() > deadline) throw new Error(`dockerd for test daemon ${name} did not answer within ${timeoutMs / 1000} s. Last lines of ${logPath}:\n${await tail(logPath)}`);
+      if (Date.now() > deadline)
+        throw new Error(`dockerd for test daemon ${name} did not answer within ${timeoutMs / 1000} s. Last lines of ${logPath}:\n${await tail(logPath)}`);
       await sleep(200);
     }
     child.unref();

@@ -46,10 +46,16 @@ export async function removeContainers(docker: Dockerode, filterLabels: Record<s
   const label = Object.entries(filterLabels).map(([k, v]) => `${k}=${v}`);
   if (!label.length) throw new Error('removeContainers needs at least one label to filter on.');
   const containers = await docker.listContainers({ all: true, filters: { label } });
-  await Promise.all(containers.map((c) =>
-    docker.getContainer(c.Id).remove({ force: true, v: true }).catch((err: { statusCode?: number }) => {
-      if (err.statusCode !== 404 && err.statusCode !== 409) throw err; // already gone / removal in progress
-    })));
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch((err: { statusCode?: number }) => {
+          if (err.statusCode !== 404 && err.statusCode !== 409) throw err; // already gone / removal in progress
+        }),
+    ),
+  );
 }
 
 /** Runs a command in a running container; returns its output (stdout and stderr) and exit code. */
@@ -59,7 +65,7 @@ export async function execIn(container: Dockerode.Container, cmd: string[]): Pro
   let raw = Buffer.alloc(0);
   for await (const chunk of stream) raw = Buffer.concat([raw, chunk as Buffer]);
   let output = '';
-  for (let i = 0; i + 8 <= raw.length; ) {
+  for (let i = 0; i + 8 <= raw.length;) {
     const size = raw.readUInt32BE(i + 4);
     output += raw.subarray(i + 8, i + 8 + size).toString();
     i += 8 + size;

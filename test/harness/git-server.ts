@@ -194,7 +194,10 @@ export async function startGitServer(opts: { token?: string; tls?: { cert: strin
       const branch = o.branch ?? 'main';
       const author = o.author ?? { name: 'Test Author', email: 'author@example.com' };
       // Start from the remote's branch if it exists, else from an empty tree.
-      const exists = await head(branch).then(() => true, () => false);
+      const exists = await head(branch).then(
+        () => true,
+        () => false,
+      );
       if (exists) {
         await git(['-c', 'credential.helper=', 'fetch', '--quiet', pushUrl, `refs/heads/${branch}`], work, sslEnv);
         await git(['checkout', '--quiet', '--force', '-B', branch, 'FETCH_HEAD'], work);

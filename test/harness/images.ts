@@ -37,7 +37,13 @@ const WEB_VARIANTS: { image: string; body: string; healthCmd: string }[] = [
 ];
 
 async function exists(docker: Dockerode, image: string): Promise<boolean> {
-  return docker.getImage(image).inspect().then(() => true, () => false);
+  return docker
+    .getImage(image)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
 }
 
 /** Builds one image from in-memory files (a tar context) and fails with the build's own error. */
@@ -54,7 +60,10 @@ export async function buildImage(docker: Dockerode, image: string, files: Record
   });
   const failed = output.find((o) => o.error);
   if (failed) {
-    const log = output.map((o) => o.stream ?? '').join('').trimEnd();
+    const log = output
+      .map((o) => o.stream ?? '')
+      .join('')
+      .trimEnd();
     throw new Error(`Building test image ${image} failed: ${failed.error}\n${log}`);
   }
 }
@@ -69,7 +78,9 @@ export async function buildTestImages(docker: Dockerode): Promise<void> {
       throw new Error(`${(err as Error).message}\n(${BUSYBOX} must be the statically linked one from busybox-static: run scripts/setup.sh.)`, { cause: err });
     });
   }
-  await Promise.all(WEB_VARIANTS.map(async ({ image, body, healthCmd }) => {
-    if (!(await exists(docker, image))) await buildImage(docker, image, { Dockerfile: webDockerfile(healthCmd), 'index.html': body });
-  }));
+  await Promise.all(
+    WEB_VARIANTS.map(async ({ image, body, healthCmd }) => {
+      if (!(await exists(docker, image))) await buildImage(docker, image, { Dockerfile: webDockerfile(healthCmd), 'index.html': body });
+    }),
+  );
 }

@@ -37,8 +37,14 @@ export async function proxyTo(socketPath: string) {
   return {
     port,
     stop,
-    resume: async () => { await stop(); await listen('forward'); },
-    hang: async () => { await stop(); await listen('hang'); },
+    resume: async () => {
+      await stop();
+      await listen('forward');
+    },
+    hang: async () => {
+      await stop();
+      await listen('hang');
+    },
   };
 }
 
@@ -50,14 +56,20 @@ export async function countingProxy(upstreamSocket: string, socketPath: string) 
   const counts = new Map<string, number>();
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const server: HttpServer = createHttpServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0].replace(/^\/v[\d.]+/, '').replace(/\/[0-9a-f]{64}\b/g, '/{id}');
+    const path = (req.url ?? '/')
+      .split('?')[0]
+      .replace(/^\/v[\d.]+/, '')
+      .replace(/\/[0-9a-f]{64}\b/g, '/{id}');
     const key = `${req.method} ${path}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       upRes.pipe(res);
     });
-    up.on('error', (err) => { if (!res.headersSent) res.writeHead(502); res.end(String(err)); });
+    up.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end(String(err));
+    });
     req.pipe(up);
   });
   rmSync(socketPath, { force: true });
@@ -74,4 +86,3 @@ export async function countingProxy(upstreamSocket: string, socketPath: string) 
     },
   };
 }
-

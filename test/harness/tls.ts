@@ -31,7 +31,25 @@ export async function makeCerts(dir: string, { ips = ['127.0.0.1'], names = ['lo
   const sign = async (name: string, ext: string) => {
     await writeFile(join(dir, `${name}.ext`), ext);
     await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=berth test ${name}`], dir);
-    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}.pem`, '-extfile', `${name}.ext`, ...days], dir);
+    await openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca-key.pem',
+        '-CAcreateserial',
+        '-out',
+        `${name}.pem`,
+        '-extfile',
+        `${name}.ext`,
+        ...days,
+      ],
+      dir,
+    );
   };
   const san = [...ips.map((ip) => `IP:${ip}`), ...names.map((n) => `DNS:${n}`)].join(',');
   await sign('server', `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);

@@ -25,13 +25,16 @@ const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
 
 describe('secrets and configs', () => {
   test('short and long forms, with Compose defaults for targets and modes', () => {
-    const stack = stackOf({
-      'compose.yaml': web(
-        'secrets: [db, { source: api, target: api-key, mode: 0400, uid: "1000", gid: "1000" }, { source: abs, target: /etc/abs, mode: "0o640" }]\nconfigs: [conf, { source: conf, target: etc/nginx.conf }]',
-        'secrets:\n  db: { file: db.txt }\n  api: { environment: API_KEY }\n  abs: { external: true, name: shared-abs }\nconfigs:\n  conf: { content: "x=1" }\n',
-      ),
-      'db.txt': 'pw',
-    }, { environment: (n) => (n === 'API_KEY' ? 'k3y' : undefined), external: (n) => (n === 'shared-abs' ? new TextEncoder().encode('abs!') : undefined) });
+    const stack = stackOf(
+      {
+        'compose.yaml': web(
+          'secrets: [db, { source: api, target: api-key, mode: 0400, uid: "1000", gid: "1000" }, { source: abs, target: /etc/abs, mode: "0o640" }]\nconfigs: [conf, { source: conf, target: etc/nginx.conf }]',
+          'secrets:\n  db: { file: db.txt }\n  api: { environment: API_KEY }\n  abs: { external: true, name: shared-abs }\nconfigs:\n  conf: { content: "x=1" }\n',
+        ),
+        'db.txt': 'pw',
+      },
+      { environment: (n) => (n === 'API_KEY' ? 'k3y' : undefined), external: (n) => (n === 'shared-abs' ? new TextEncoder().encode('abs!') : undefined) },
+    );
     const files = stack.services[0].files;
     expect(files.map(({ kind, source, target, mode, uid, gid }) => [kind, source, target, mode.toString(8), uid, gid])).toEqual([
       ['config', 'conf', '/conf', '444', 0, 0],
@@ -46,12 +49,16 @@ describe('secrets and configs', () => {
   });
 
   test('a repo file or folder mounted by a relative path is copied in, executables keep their bit', () => {
-    const stack = stackOf({
-      'compose.yaml': web('volumes: ["./conf/nginx.conf:/etc/nginx/nginx.conf:ro", "./scripts:/scripts", { type: bind, source: ., target: /repo }]'),
-      'conf/nginx.conf': 'events {}',
-      'scripts/run.sh': 'echo hi',
-      'scripts/lib/x.txt': 'x',
-    }, {}, { 'scripts/run.sh': 0o100755 });
+    const stack = stackOf(
+      {
+        'compose.yaml': web('volumes: ["./conf/nginx.conf:/etc/nginx/nginx.conf:ro", "./scripts:/scripts", { type: bind, source: ., target: /repo }]'),
+        'conf/nginx.conf': 'events {}',
+        'scripts/run.sh': 'echo hi',
+        'scripts/lib/x.txt': 'x',
+      },
+      {},
+      { 'scripts/run.sh': 0o100755 },
+    );
     const svc = stack.services[0];
     expect(svc.volumes).toEqual([]);
     expect(svc.files.filter((f) => !f.target.startsWith('/repo')).map((f) => [f.target, f.source, f.mode.toString(8)])).toEqual([
@@ -60,7 +67,10 @@ describe('secrets and configs', () => {
       ['/scripts/run.sh', 'app/scripts/run.sh', '755'],
     ]);
     expect(svc.files.filter((f) => f.target.startsWith('/repo')).map((f) => f.target)).toEqual([
-      '/repo/compose.yaml', '/repo/conf/nginx.conf', '/repo/scripts/lib/x.txt', '/repo/scripts/run.sh',
+      '/repo/compose.yaml',
+      '/repo/conf/nginx.conf',
+      '/repo/scripts/lib/x.txt',
+      '/repo/scripts/run.sh',
     ]);
   });
 
@@ -70,20 +80,62 @@ describe('secrets and configs', () => {
   });
 
   test.each<[string, string, string, string, RenderOptions?]>([
-    ['an undeclared secret', 'secrets: [db_pasword]', 'secrets:\n  db_password: { file: x.txt }\n',
-      "app/compose.yaml:4:15: services.web.secrets[0]: secret 'db_pasword' is not declared under the top-level secrets: (did you mean 'db_password'?)"],
-    ['two sources', 'secrets: [s]', 'secrets:\n  s: { file: x.txt, environment: X }\n', 'app/compose.yaml:6:3: secrets.s: has file and environment: give exactly one of file:, environment: or external: true'],
-    ['no source', 'configs: [c]', 'configs:\n  c: { name: c }\n', 'app/compose.yaml:6:3: configs.c: needs one source: file:, environment:, content: or external: true'],
-    ['an absolute file', 'secrets: [s]', 'secrets:\n  s: { file: /etc/shadow }\n',
-      "app/compose.yaml:6:14: secrets.s.file: '/etc/shadow' must be a path relative to the compose file (berth reads it from the repository; for a file on the engine's machine use external: true and the repo's secrets folder)"],
-    ['a file outside the repository', 'secrets: [s]', 'secrets:\n  s: { file: ../../x }\n', "app/compose.yaml:6:14: secrets.s.file: '../../x' points outside the repository"],
-    ['a missing file', 'secrets: [s]', 'secrets:\n  s: { file: nope.txt }\n', 'app/compose.yaml:6:14: secrets.s.file: app/nope.txt does not exist in the repository'],
-    ['a bad mode', 'secrets: [{ source: s, mode: 999 }]', 'secrets:\n  s: { file: x.txt }\n', "app/compose.yaml:4:34: services.web.secrets[0].mode: '999' is not a file mode (like 0440 or 0o440)"],
-    ['an environment variable the repo may not read', 'secrets: [s]', 'secrets:\n  s: { environment: HOME }\n',
+    [
+      'an undeclared secret',
+      'secrets: [db_pasword]',
+      'secrets:\n  db_password: { file: x.txt }\n',
+      "app/compose.yaml:4:15: services.web.secrets[0]: secret 'db_pasword' is not declared under the top-level secrets: (did you mean 'db_password'?)",
+    ],
+    [
+      'two sources',
+      'secrets: [s]',
+      'secrets:\n  s: { file: x.txt, environment: X }\n',
+      'app/compose.yaml:6:3: secrets.s: has file and environment: give exactly one of file:, environment: or external: true',
+    ],
+    [
+      'no source',
+      'configs: [c]',
+      'configs:\n  c: { name: c }\n',
+      'app/compose.yaml:6:3: configs.c: needs one source: file:, environment:, content: or external: true',
+    ],
+    [
+      'an absolute file',
+      'secrets: [s]',
+      'secrets:\n  s: { file: /etc/shadow }\n',
+      "app/compose.yaml:6:14: secrets.s.file: '/etc/shadow' must be a path relative to the compose file (berth reads it from the repository; for a file on the engine's machine use external: true and the repo's secrets folder)",
+    ],
+    [
+      'a file outside the repository',
+      'secrets: [s]',
+      'secrets:\n  s: { file: ../../x }\n',
+      "app/compose.yaml:6:14: secrets.s.file: '../../x' points outside the repository",
+    ],
+    [
+      'a missing file',
+      'secrets: [s]',
+      'secrets:\n  s: { file: nope.txt }\n',
+      'app/compose.yaml:6:14: secrets.s.file: app/nope.txt does not exist in the repository',
+    ],
+    [
+      'a bad mode',
+      'secrets: [{ source: s, mode: 999 }]',
+      'secrets:\n  s: { file: x.txt }\n',
+      "app/compose.yaml:4:34: services.web.secrets[0].mode: '999' is not a file mode (like 0440 or 0o440)",
+    ],
+    [
+      'an environment variable the repo may not read',
+      'secrets: [s]',
+      'secrets:\n  s: { environment: HOME }\n',
       "app/compose.yaml:6:21: secrets.s.environment: the engine may not read 'HOME' from its environment, or it is not set: list it under the repo's secrets.environment in the engine config and set it",
-      { environment: () => undefined }],
-    ['an external secret not in the folder', 'secrets: [s]', 'secrets:\n  s: { external: true }\n',
-      "app/compose.yaml:6:3: secrets.s: external secret 's' is not in the repo's secrets folder (secrets.dir in the engine config)", { external: () => undefined }],
+      { environment: () => undefined },
+    ],
+    [
+      'an external secret not in the folder',
+      'secrets: [s]',
+      'secrets:\n  s: { external: true }\n',
+      "app/compose.yaml:6:3: secrets.s: external secret 's' is not in the repo's secrets folder (secrets.dir in the engine config)",
+      { external: () => undefined },
+    ],
   ])('%s', (_, body, top, expected, options) => {
     expect(renderApp({ 'compose.yaml': web(body, top), 'x.txt': 'x' }, options).errors).toEqual([expected]);
   });
@@ -112,7 +164,7 @@ describe('build', () => {
     ...extra,
   });
 
-  test('the context is the commit\'s folder minus .dockerignore; the image is named by the build\'s hash', () => {
+  test("the context is the commit's folder minus .dockerignore; the image is named by the build's hash", () => {
     const stack = stackOf(app('build: ./web'));
     const svc = stack.services[0];
     expect(svc.image).toBe('app-web');
@@ -127,7 +179,11 @@ describe('build', () => {
   });
 
   test('the long form, with image: naming the result', () => {
-    const svc = stackOf(app('image: registry:5000/org/web:1.2\nbuild:\n  context: web\n  dockerfile: Dockerfile\n  args: [VERSION=3, BARE]\n  target: prod\n  labels: { team: a }\n  tags: [web:extra]\n  no_cache: true')).services[0];
+    const svc = stackOf(
+      app(
+        'image: registry:5000/org/web:1.2\nbuild:\n  context: web\n  dockerfile: Dockerfile\n  args: [VERSION=3, BARE]\n  target: prod\n  labels: { team: a }\n  tags: [web:extra]\n  no_cache: true',
+      ),
+    ).services[0];
     expect(svc.image).toBe('registry:5000/org/web:1.2');
     expect(svc.pullPolicy).toBe('missing');
     expect(svc.build).toMatchObject({ args: { VERSION: '3' }, target: 'prod', labels: { team: 'a' }, tags: ['web:extra'], noCache: true });
@@ -141,12 +197,32 @@ describe('build', () => {
   });
 
   test.each<[string, string, string]>([
-    ['a remote context', 'build: https://github.com/org/repo.git', "app/compose.yaml:3:12: services.web.build: 'https://github.com/org/repo.git' is a remote context: berth builds from the commit's own tree (a folder of the repository)"],
-    ['a context that is not there', 'build: ./nope', "app/compose.yaml:3:12: services.web.build: the build context 'app/nope' is not a folder of the repository"],
-    ['a missing Dockerfile', 'build: { context: web, dockerfile: Prod.Dockerfile }', 'app/compose.yaml:3:40: services.web.build.dockerfile: app/web/Prod.Dockerfile does not exist in the repository'],
-    ['an unknown pull policy', 'image: x\npull_policy: daily', "app/compose.yaml:4:18: services.web.pull_policy: 'daily' is not supported by berth (always, missing, never, build)"],
+    [
+      'a remote context',
+      'build: https://github.com/org/repo.git',
+      "app/compose.yaml:3:12: services.web.build: 'https://github.com/org/repo.git' is a remote context: berth builds from the commit's own tree (a folder of the repository)",
+    ],
+    [
+      'a context that is not there',
+      'build: ./nope',
+      "app/compose.yaml:3:12: services.web.build: the build context 'app/nope' is not a folder of the repository",
+    ],
+    [
+      'a missing Dockerfile',
+      'build: { context: web, dockerfile: Prod.Dockerfile }',
+      'app/compose.yaml:3:40: services.web.build.dockerfile: app/web/Prod.Dockerfile does not exist in the repository',
+    ],
+    [
+      'an unknown pull policy',
+      'image: x\npull_policy: daily',
+      "app/compose.yaml:4:18: services.web.pull_policy: 'daily' is not supported by berth (always, missing, never, build)",
+    ],
     ['pull_policy build without build', 'image: x\npull_policy: build', 'app/compose.yaml:4:18: services.web.pull_policy: build needs a build: section'],
-    ['pull_policy never with build and no image', 'build: web\npull_policy: never', 'app/compose.yaml:4:18: services.web.pull_policy: never needs image: to name what to pull or use'],
+    [
+      'pull_policy never with build and no image',
+      'build: web\npull_policy: never',
+      'app/compose.yaml:4:18: services.web.pull_policy: never needs image: to name what to pull or use',
+    ],
     ['neither image nor build', 'restart: always', 'app/compose.yaml:2:3: services.web: needs image: or build:'],
     ['an unsupported build key', 'build: { context: web, ssh: [default] }', 'app/compose.yaml:3:28: services.web.build.ssh: not supported by berth yet'],
   ])('%s', (_, body, expected) => {

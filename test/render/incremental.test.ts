@@ -49,7 +49,8 @@ describe('renderSnapshot with the previous result', () => {
   });
 
   test("berth.yaml's definition of a stack renders it again; a stack gone from it is gone", () => {
-    const manifest = (autoA: boolean) => `stacks:\n  - { name: a, compose: a/compose.yaml, sync: { auto: ${autoA} } }\n  - { name: b, compose: b/compose.yaml }\n  - { name: c, compose: c/compose.yaml }\n`;
+    const manifest = (autoA: boolean) =>
+      `stacks:\n  - { name: a, compose: a/compose.yaml, sync: { auto: ${autoA} } }\n  - { name: b, compose: b/compose.yaml }\n  - { name: c, compose: c/compose.yaml }\n`;
     const before = renderSnapshot(snapshot({ ...base, 'berth.yaml': manifest(true) }));
     const after = renderSnapshot(snapshot({ ...base, 'berth.yaml': manifest(false) }), {}, before);
     expect(renderedAgain(before, after)).toEqual(['a']);

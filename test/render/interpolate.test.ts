@@ -71,10 +71,9 @@ describe('interpolate', () => {
 
 describe('interpolation in compose files', () => {
   test('values come from the .env next to the first compose file; keys are not interpolated', () => {
-    const s = serviceOf(
-      'services:\n  web:\n    image: "nginx:${TAG}"\n    environment:\n      $KEY: "${TAG}-$$HOME"\n',
-      { 'app/.env': 'TAG=1.27\nKEY=ignored\n' },
-    );
+    const s = serviceOf('services:\n  web:\n    image: "nginx:${TAG}"\n    environment:\n      $KEY: "${TAG}-$$HOME"\n', {
+      'app/.env': 'TAG=1.27\nKEY=ignored\n',
+    });
     expect(s.image).toBe('nginx:1.27');
     expect(s.environment).toEqual({ $KEY: '1.27-$HOME' });
   });

@@ -42,15 +42,31 @@ const ROWS: Record<string, Row> = {
   attach: { yaml: 'attach: false', noEffect: true },
   blkio_config: {
     yaml: 'blkio_config:\n  weight: 300\n  weight_device: [{ path: /dev/sda, weight: 400 }]\n  device_read_bps: [{ path: /dev/sda, rate: 1mb }]\n  device_write_iops: [{ path: /dev/sda, rate: 30 }]',
-    create: { HostConfig: { BlkioWeight: 300, BlkioWeightDevice: [{ Path: '/dev/sda', Weight: 400 }], BlkioDeviceReadBps: [{ Path: '/dev/sda', Rate: 2 ** 20 }], BlkioDeviceWriteIOps: [{ Path: '/dev/sda', Rate: 30 }] } },
+    create: {
+      HostConfig: {
+        BlkioWeight: 300,
+        BlkioWeightDevice: [{ Path: '/dev/sda', Weight: 400 }],
+        BlkioDeviceReadBps: [{ Path: '/dev/sda', Rate: 2 ** 20 }],
+        BlkioDeviceWriteIOps: [{ Path: '/dev/sda', Rate: 30 }],
+      },
+    },
   },
-  build: { yaml: 'build: .', files: { 'app/Dockerfile': 'FROM busybox\n' }, spec: { pullPolicy: 'missing', build: expect.objectContaining({ context: 'app', dockerfile: 'Dockerfile' }) as ServiceSpec['build'] }, create: { Image: 'nginx' } },
+  build: {
+    yaml: 'build: .',
+    files: { 'app/Dockerfile': 'FROM busybox\n' },
+    spec: { pullPolicy: 'missing', build: expect.objectContaining({ context: 'app', dockerfile: 'Dockerfile' }) as ServiceSpec['build'] },
+    create: { Image: 'nginx' },
+  },
   cap_add: { yaml: 'cap_add: [net_admin, CAP_SYS_TIME]', create: { HostConfig: { CapAdd: ['NET_ADMIN', 'SYS_TIME'] } } },
   cap_drop: { yaml: 'cap_drop: [ALL]', create: { HostConfig: { CapDrop: ['ALL'] } } },
   cgroup: { yaml: 'cgroup: private', create: { HostConfig: { CgroupnsMode: 'private' } } },
   cgroup_parent: { yaml: 'cgroup_parent: batch.slice', create: { HostConfig: { CgroupParent: 'batch.slice' } } },
   command: { yaml: 'command: sleep 5', create: { Cmd: ['sleep', '5'] } },
-  configs: { yaml: 'configs: [c]', rest: 'configs:\n  c: { content: x }\n', spec: { files: [expect.objectContaining({ kind: 'config', target: '/c', mode: 0o444 })] as ServiceSpec['files'] } },
+  configs: {
+    yaml: 'configs: [c]',
+    rest: 'configs:\n  c: { content: x }\n',
+    spec: { files: [expect.objectContaining({ kind: 'config', target: '/c', mode: 0o444 })] as ServiceSpec['files'] },
+  },
   container_name: { yaml: 'container_name: web1', spec: { containerName: 'web1' }, name: 'web1' },
   cpu_count: { yaml: 'cpu_count: 2', refused: WHY('cpu_count', WINDOWS) },
   cpu_percent: { yaml: 'cpu_percent: 50', refused: WHY('cpu_percent', WINDOWS) },
@@ -69,11 +85,15 @@ const ROWS: Record<string, Row> = {
   devices: {
     yaml: 'devices: [/dev/fuse, "/dev/sda:/dev/xvda:r", { source: /dev/kvm, permissions: rw }]',
     policy: { privileged: true },
-    create: { HostConfig: { Devices: [
-      { PathOnHost: '/dev/fuse', PathInContainer: '/dev/fuse', CgroupPermissions: 'rwm' },
-      { PathOnHost: '/dev/sda', PathInContainer: '/dev/xvda', CgroupPermissions: 'r' },
-      { PathOnHost: '/dev/kvm', PathInContainer: '/dev/kvm', CgroupPermissions: 'rw' },
-    ] } },
+    create: {
+      HostConfig: {
+        Devices: [
+          { PathOnHost: '/dev/fuse', PathInContainer: '/dev/fuse', CgroupPermissions: 'rwm' },
+          { PathOnHost: '/dev/sda', PathInContainer: '/dev/xvda', CgroupPermissions: 'r' },
+          { PathOnHost: '/dev/kvm', PathInContainer: '/dev/kvm', CgroupPermissions: 'rw' },
+        ],
+      },
+    },
   },
   dns: { yaml: 'dns: 1.1.1.1', create: { HostConfig: { Dns: ['1.1.1.1'] } } },
   dns_opt: { yaml: 'dns_opt: [use-vc, "timeout:2"]', create: { HostConfig: { DnsOptions: ['use-vc', 'timeout:2'] } } },
@@ -84,11 +104,20 @@ const ROWS: Record<string, Row> = {
   environment: { yaml: 'environment: { A: "1" }', create: { Env: ['A=1'] } },
   expose: { yaml: 'expose: ["3000", "53/udp", 8000-8001]', create: { ExposedPorts: { '3000/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {} } } },
   extends: { yaml: 'extends: base', rest: '  base:\n    image: busybox\n    environment: { FROM: base }\n', create: { Image: 'nginx', Env: ['FROM=base'] } },
-  external_links: { yaml: 'external_links: [redis]', refused: WHY('external_links', "a stack's containers reach only what is on its networks (join an external network under networks: instead)") },
-  extra_hosts: { yaml: 'extra_hosts: ["db.local:10.0.0.2", "gw=host-gateway", "v6:[::1]"]', create: { HostConfig: { ExtraHosts: ['db.local:10.0.0.2', 'gw:host-gateway', 'v6:::1'] } } },
+  external_links: {
+    yaml: 'external_links: [redis]',
+    refused: WHY('external_links', "a stack's containers reach only what is on its networks (join an external network under networks: instead)"),
+  },
+  extra_hosts: {
+    yaml: 'extra_hosts: ["db.local:10.0.0.2", "gw=host-gateway", "v6:[::1]"]',
+    create: { HostConfig: { ExtraHosts: ['db.local:10.0.0.2', 'gw:host-gateway', 'v6:::1'] } },
+  },
   gpus: { yaml: 'gpus: all', create: { HostConfig: { DeviceRequests: [{ Driver: '', Count: -1, DeviceIDs: [], Capabilities: [['gpu']], Options: {} }] } } },
   group_add: { yaml: 'group_add: [audio, 1000]', create: { HostConfig: { GroupAdd: ['audio', '1000'] } } },
-  healthcheck: { yaml: 'healthcheck: { test: [CMD, "true"], start_period: 10s, start_interval: 1s }', create: { Healthcheck: { Test: ['CMD', 'true'], StartPeriod: 10e9, StartInterval: 1e9 } } },
+  healthcheck: {
+    yaml: 'healthcheck: { test: [CMD, "true"], start_period: 10s, start_interval: 1s }',
+    create: { Healthcheck: { Test: ['CMD', 'true'], StartPeriod: 10e9, StartInterval: 1e9 } },
+  },
   hostname: { yaml: 'hostname: web1', create: { Hostname: 'web1' } },
   image: { yaml: '', create: { Image: 'nginx' } },
   init: { yaml: 'init: true', create: { HostConfig: { Init: true } } },
@@ -96,8 +125,15 @@ const ROWS: Record<string, Row> = {
   isolation: { yaml: 'isolation: process', refused: WHY('isolation', WINDOWS) },
   label_file: { yaml: 'label_file: web.labels', refused: `${at('label_file')}: not supported by berth yet (write the labels under labels:)` },
   labels: { yaml: 'labels: { team: web }', create: { Labels: { team: 'web' } } },
-  links: { yaml: 'links: [db]', rest: '  db:\n    image: postgres\n', refused: WHY('links', "every service already answers to its name on the stack's network (give other names with networks: { NAME: { aliases: [...] } })") },
-  logging: { yaml: 'logging: { driver: json-file, options: { max-size: 10m, max-file: 3 } }', create: { HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } } } },
+  links: {
+    yaml: 'links: [db]',
+    rest: '  db:\n    image: postgres\n',
+    refused: WHY('links', "every service already answers to its name on the stack's network (give other names with networks: { NAME: { aliases: [...] } })"),
+  },
+  logging: {
+    yaml: 'logging: { driver: json-file, options: { max-size: 10m, max-file: 3 } }',
+    create: { HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } } },
+  },
   mac_address: { yaml: 'mac_address: "02:42:ac:11:00:02"', create: { MacAddress: '02:42:ac:11:00:02' } },
   mem_limit: { yaml: 'mem_limit: 256m', create: { HostConfig: { Memory: 256 * 2 ** 20 } } },
   mem_reservation: { yaml: 'mem_reservation: 128m', create: { HostConfig: { MemoryReservation: 128 * 2 ** 20 } } },
@@ -123,7 +159,12 @@ const ROWS: Record<string, Row> = {
   restart: { yaml: 'restart: always', create: { HostConfig: { RestartPolicy: { Name: 'always' } } } },
   runtime: { yaml: 'runtime: runc', create: { HostConfig: { Runtime: 'runc' } } },
   scale: { yaml: 'scale: 3', spec: { replicas: 3 } },
-  secrets: { yaml: 'secrets: [s]', rest: 'secrets:\n  s: { file: s.txt }\n', files: { 'app/s.txt': 'x' }, spec: { files: [expect.objectContaining({ kind: 'secret', target: '/run/secrets/s', mode: 0o444 })] as ServiceSpec['files'] } },
+  secrets: {
+    yaml: 'secrets: [s]',
+    rest: 'secrets:\n  s: { file: s.txt }\n',
+    files: { 'app/s.txt': 'x' },
+    spec: { files: [expect.objectContaining({ kind: 'secret', target: '/run/secrets/s', mode: 0o444 })] as ServiceSpec['files'] },
+  },
   security_opt: { yaml: 'security_opt: ["no-new-privileges:true"]', create: { HostConfig: { SecurityOpt: ['no-new-privileges:true'] } } },
   shm_size: { yaml: 'shm_size: 64m', create: { HostConfig: { ShmSize: 64 * 2 ** 20 } } },
   stdin_open: { yaml: 'stdin_open: true', create: { OpenStdin: true } },
@@ -133,13 +174,37 @@ const ROWS: Record<string, Row> = {
   sysctls: { yaml: 'sysctls: { net.core.somaxconn: 1024 }', create: { HostConfig: { Sysctls: { 'net.core.somaxconn': '1024' } } } },
   tmpfs: { yaml: 'tmpfs: [/run, "/tmp:size=64m,mode=1777"]', create: { HostConfig: { Tmpfs: { '/run': '', '/tmp': 'size=64m,mode=1777' } } } },
   tty: { yaml: 'tty: true', create: { Tty: true } },
-  ulimits: { yaml: 'ulimits: { nofile: { soft: 1024, hard: 4096 }, nproc: 512 }', create: { HostConfig: { Ulimits: [{ Name: 'nofile', Soft: 1024, Hard: 4096 }, { Name: 'nproc', Soft: 512, Hard: 512 }] } } },
-  use_api_socket: { yaml: 'use_api_socket: true', refused: WHY('use_api_socket', "it hands the host's Docker API to the container: bind-mount the socket instead, where the repo's policy allows it (policy.bindMounts)") },
+  ulimits: {
+    yaml: 'ulimits: { nofile: { soft: 1024, hard: 4096 }, nproc: 512 }',
+    create: {
+      HostConfig: {
+        Ulimits: [
+          { Name: 'nofile', Soft: 1024, Hard: 4096 },
+          { Name: 'nproc', Soft: 512, Hard: 512 },
+        ],
+      },
+    },
+  },
+  use_api_socket: {
+    yaml: 'use_api_socket: true',
+    refused: WHY(
+      'use_api_socket',
+      "it hands the host's Docker API to the container: bind-mount the socket instead, where the repo's policy allows it (policy.bindMounts)",
+    ),
+  },
   user: { yaml: 'user: "1000:1000"', create: { User: '1000:1000' } },
   userns_mode: { yaml: 'userns_mode: host', policy: { hostNamespaces: true }, create: { HostConfig: { UsernsMode: 'host' } } },
   uts: { yaml: 'uts: host', policy: { hostNamespaces: true }, create: { HostConfig: { UTSMode: 'host' } } },
-  volumes: { yaml: 'volumes: [data:/data]', rest: 'volumes: { data: {} }\n', create: { HostConfig: { Mounts: [{ Type: 'volume', Source: 'app_data', Target: '/data', ReadOnly: false }] } } },
-  volumes_from: { yaml: 'volumes_from: [db]', rest: '  db:\n    image: postgres\n', refused: WHY('volumes_from', "a service's replicas may run on other hosts than the other service's: share a named volume instead") },
+  volumes: {
+    yaml: 'volumes: [data:/data]',
+    rest: 'volumes: { data: {} }\n',
+    create: { HostConfig: { Mounts: [{ Type: 'volume', Source: 'app_data', Target: '/data', ReadOnly: false }] } },
+  },
+  volumes_from: {
+    yaml: 'volumes_from: [db]',
+    rest: '  db:\n    image: postgres\n',
+    refused: WHY('volumes_from', "a service's replicas may run on other hosts than the other service's: share a named volume instead"),
+  },
   working_dir: { yaml: 'working_dir: /app', create: { WorkingDir: '/app' } },
 };
 
@@ -212,7 +277,10 @@ describe('every top-level key of the Compose schema', () => {
     services: { yaml: '' },
     networks: { yaml: 'networks: { front: {} }' },
     volumes: { yaml: 'volumes: { data: {} }' },
-    models: { yaml: 'models:\n  m: { model: ai/smollm2 }', refused: 'app/compose.yaml:4:1: models: not supported by berth: models are run by Docker Model Runner, not as containers' },
+    models: {
+      yaml: 'models:\n  m: { model: ai/smollm2 }',
+      refused: 'app/compose.yaml:4:1: models: not supported by berth: models are run by Docker Model Runner, not as containers',
+    },
     secrets: { yaml: 'secrets:\n  s: { file: ./s.txt }', files: { 'app/s.txt': 's' } },
     configs: { yaml: 'configs:\n  c: { file: ./c.txt }', files: { 'app/c.txt': 'c' } },
   };

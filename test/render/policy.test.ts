@@ -12,30 +12,60 @@ const PRIV = allowedWith('policy.privileged: true');
 describe('refused by the default policy, with the setting that allows it', () => {
   test.each<[string, string, Partial<RepoPolicy>, string[]]>([
     ['privileged', 'privileged: true', { privileged: true }, [`app/compose.yaml:4:17: services.web.privileged: a privileged container ${PRIV}`]],
-    ['capabilities that open the host', 'cap_add: [NET_ADMIN, SYS_ADMIN, cap_sys_module, ALL]', { privileged: true }, [
-      `app/compose.yaml:4:26: services.web.cap_add[1]: the capability SYS_ADMIN (it opens the host) ${PRIV}`,
-      `app/compose.yaml:4:37: services.web.cap_add[2]: the capability SYS_MODULE (it opens the host) ${PRIV}`,
-      `app/compose.yaml:4:53: services.web.cap_add[3]: the capability ALL (it opens the host) ${PRIV}`,
-    ]],
+    [
+      'capabilities that open the host',
+      'cap_add: [NET_ADMIN, SYS_ADMIN, cap_sys_module, ALL]',
+      { privileged: true },
+      [
+        `app/compose.yaml:4:26: services.web.cap_add[1]: the capability SYS_ADMIN (it opens the host) ${PRIV}`,
+        `app/compose.yaml:4:37: services.web.cap_add[2]: the capability SYS_MODULE (it opens the host) ${PRIV}`,
+        `app/compose.yaml:4:53: services.web.cap_add[3]: the capability ALL (it opens the host) ${PRIV}`,
+      ],
+    ],
     ['devices', 'devices: ["/dev/sda:/dev/xvda"]', { privileged: true }, [`app/compose.yaml:4:15: services.web.devices[0]: the host device /dev/sda ${PRIV}`]],
-    ['device cgroup rules', "device_cgroup_rules: ['c *:* rwm']", { privileged: true }, [`app/compose.yaml:4:27: services.web.device_cgroup_rules[0]: the device cgroup rule 'c *:* rwm' ${PRIV}`]],
-    ['confinement off', 'security_opt: [seccomp=unconfined, "apparmor:unconfined", label=disable, no-new-privileges]', { privileged: true }, [
-      `app/compose.yaml:4:20: services.web.security_opt[0]: seccomp=unconfined (confinement off) ${PRIV}`,
-      `app/compose.yaml:4:40: services.web.security_opt[1]: apparmor:unconfined (confinement off) ${PRIV}`,
-      `app/compose.yaml:4:63: services.web.security_opt[2]: label=disable (confinement off) ${PRIV}`,
-    ]],
-    ['the host network', 'network_mode: host', { hostNetwork: true }, [`app/compose.yaml:4:19: services.web.network_mode: the host's network ${allowedWith('policy.hostNetwork: true')}`]],
-    ['host namespaces', 'pid: host\nipc: host\nuts: host\nuserns_mode: host\ncgroup: host', { hostNamespaces: true }, [
-      `app/compose.yaml:4:10: services.web.pid: the host's pid namespace ${allowedWith('policy.hostNamespaces: true')}`,
-      `app/compose.yaml:5:10: services.web.ipc: the host's ipc namespace ${allowedWith('policy.hostNamespaces: true')}`,
-      `app/compose.yaml:6:10: services.web.uts: the host's uts namespace ${allowedWith('policy.hostNamespaces: true')}`,
-      `app/compose.yaml:7:18: services.web.userns_mode: the host's user namespace ${allowedWith('policy.hostNamespaces: true')}`,
-      `app/compose.yaml:8:13: services.web.cgroup: the host's cgroup namespace ${allowedWith('policy.hostNamespaces: true')}`,
-    ]],
-    ['bind mounts', 'volumes: [/var/run/docker.sock:/var/run/docker.sock, { type: bind, source: /srv/app/../../etc, target: /etc2 }]', { bindMounts: ['/var/run/docker.sock', '/etc'] }, [
-      `app/compose.yaml:4:15: services.web.volumes[0]: a bind mount of /var/run/docker.sock ${allowedWith('policy.bindMounts: ["/var/run/docker.sock"] (or a folder above it)')}`,
-      `app/compose.yaml:4:58: services.web.volumes[1]: a bind mount of /etc ${allowedWith('policy.bindMounts: ["/etc"] (or a folder above it)')}`,
-    ]],
+    [
+      'device cgroup rules',
+      "device_cgroup_rules: ['c *:* rwm']",
+      { privileged: true },
+      [`app/compose.yaml:4:27: services.web.device_cgroup_rules[0]: the device cgroup rule 'c *:* rwm' ${PRIV}`],
+    ],
+    [
+      'confinement off',
+      'security_opt: [seccomp=unconfined, "apparmor:unconfined", label=disable, no-new-privileges]',
+      { privileged: true },
+      [
+        `app/compose.yaml:4:20: services.web.security_opt[0]: seccomp=unconfined (confinement off) ${PRIV}`,
+        `app/compose.yaml:4:40: services.web.security_opt[1]: apparmor:unconfined (confinement off) ${PRIV}`,
+        `app/compose.yaml:4:63: services.web.security_opt[2]: label=disable (confinement off) ${PRIV}`,
+      ],
+    ],
+    [
+      'the host network',
+      'network_mode: host',
+      { hostNetwork: true },
+      [`app/compose.yaml:4:19: services.web.network_mode: the host's network ${allowedWith('policy.hostNetwork: true')}`],
+    ],
+    [
+      'host namespaces',
+      'pid: host\nipc: host\nuts: host\nuserns_mode: host\ncgroup: host',
+      { hostNamespaces: true },
+      [
+        `app/compose.yaml:4:10: services.web.pid: the host's pid namespace ${allowedWith('policy.hostNamespaces: true')}`,
+        `app/compose.yaml:5:10: services.web.ipc: the host's ipc namespace ${allowedWith('policy.hostNamespaces: true')}`,
+        `app/compose.yaml:6:10: services.web.uts: the host's uts namespace ${allowedWith('policy.hostNamespaces: true')}`,
+        `app/compose.yaml:7:18: services.web.userns_mode: the host's user namespace ${allowedWith('policy.hostNamespaces: true')}`,
+        `app/compose.yaml:8:13: services.web.cgroup: the host's cgroup namespace ${allowedWith('policy.hostNamespaces: true')}`,
+      ],
+    ],
+    [
+      'bind mounts',
+      'volumes: [/var/run/docker.sock:/var/run/docker.sock, { type: bind, source: /srv/app/../../etc, target: /etc2 }]',
+      { bindMounts: ['/var/run/docker.sock', '/etc'] },
+      [
+        `app/compose.yaml:4:15: services.web.volumes[0]: a bind mount of /var/run/docker.sock ${allowedWith('policy.bindMounts: ["/var/run/docker.sock"] (or a folder above it)')}`,
+        `app/compose.yaml:4:58: services.web.volumes[1]: a bind mount of /etc ${allowedWith('policy.bindMounts: ["/etc"] (or a folder above it)')}`,
+      ],
+    ],
   ])('%s', (_, body, allowing, refusals) => {
     expect(errorsOf(web(body))).toEqual(refusals);
     expect(errorsOf(web(body), { policy: { ...STRICT, ...allowing } })).toEqual([]);
@@ -48,16 +78,23 @@ describe('refused by the default policy, with the setting that allows it', () =>
   });
 
   test('what an ordinary container may have needs no policy', () => {
-    expect(errorsOf(web('cap_add: [NET_ADMIN, CHOWN]\nprivileged: false\nipc: shareable\nvolumes: [data:/data, { type: tmpfs, target: /tmp }]\nsecurity_opt: [no-new-privileges:true]'), {})).toEqual([
-      "app/compose.yaml:7:15: services.web.volumes[0]: volume 'data' is not declared under the top-level volumes:",
-    ]);
+    expect(
+      errorsOf(
+        web(
+          'cap_add: [NET_ADMIN, CHOWN]\nprivileged: false\nipc: shareable\nvolumes: [data:/data, { type: tmpfs, target: /tmp }]\nsecurity_opt: [no-new-privileges:true]',
+        ),
+        {},
+      ),
+    ).toEqual(["app/compose.yaml:7:15: services.web.volumes[0]: volume 'data' is not declared under the top-level volumes:"]);
   });
 
   test('a key merged in from another file or a base service is checked where it was written', () => {
-    expect(errorsOf({
-      'app/compose.yaml': 'services:\n  web:\n    extends: { file: base.yaml, service: base }\n',
-      'app/base.yaml': 'services:\n  base:\n    image: x\n    privileged: true\n',
-    })).toEqual([`app/base.yaml:4:17: services.base.privileged: a privileged container ${PRIV}`]);
+    expect(
+      errorsOf({
+        'app/compose.yaml': 'services:\n  web:\n    extends: { file: base.yaml, service: base }\n',
+        'app/base.yaml': 'services:\n  base:\n    image: x\n    privileged: true\n',
+      }),
+    ).toEqual([`app/base.yaml:4:17: services.base.privileged: a privileged container ${PRIV}`]);
   });
 });
 

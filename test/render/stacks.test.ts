@@ -12,13 +12,27 @@ const DEFAULTS = { hosts: { kind: 'all' }, sync: { auto: true, prune: true, self
 
 describe('discovery without berth.yaml', () => {
   test.each<[string, Record<string, string>, Partial<StackDef>[]]>([
-    ['one stack per folder, sorted by folder', { 'b/compose.yaml': SVC, 'a/compose.yml': SVC }, [
-      { name: 'a', composeFiles: ['a/compose.yml'], ...DEFAULTS } as Partial<StackDef>,
-      { name: 'b', composeFiles: ['b/compose.yaml'], ...DEFAULTS } as Partial<StackDef>,
-    ]],
-    ['the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml', {
-      'a/docker-compose.yml': SVC, 'a/docker-compose.yaml': SVC, 'b/compose.yml': SVC, 'b/docker-compose.yaml': SVC,
-    }, [{ name: 'a', composeFiles: ['a/docker-compose.yaml'] }, { name: 'b', composeFiles: ['b/compose.yml'] }]],
+    [
+      'one stack per folder, sorted by folder',
+      { 'b/compose.yaml': SVC, 'a/compose.yml': SVC },
+      [
+        { name: 'a', composeFiles: ['a/compose.yml'], ...DEFAULTS } as Partial<StackDef>,
+        { name: 'b', composeFiles: ['b/compose.yaml'], ...DEFAULTS } as Partial<StackDef>,
+      ],
+    ],
+    [
+      'the first of compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml',
+      {
+        'a/docker-compose.yml': SVC,
+        'a/docker-compose.yaml': SVC,
+        'b/compose.yml': SVC,
+        'b/docker-compose.yaml': SVC,
+      },
+      [
+        { name: 'a', composeFiles: ['a/docker-compose.yaml'] },
+        { name: 'b', composeFiles: ['b/compose.yml'] },
+      ],
+    ],
     ['named after the innermost folder, lower-cased', { 'apps/Shop/compose.yaml': SVC }, [{ name: 'shop', composeFiles: ['apps/Shop/compose.yaml'] }]],
     ['hidden folders and other files are ignored', { '.devcontainer/compose.yaml': SVC, 'a/compose.yaml.bak': SVC, 'README.md': '#' }, []],
   ])('%s', (_, files, expected) => {
@@ -26,9 +40,21 @@ describe('discovery without berth.yaml', () => {
   });
 
   test.each([
-    ['a compose file at the root', { 'compose.yaml': SVC, 'a/compose.yaml': SVC }, 'compose.yaml: a Compose file at the root needs a berth.yaml that names its stack'],
-    ['a folder that is no stack name', { 'my.app/compose.yaml': SVC }, "my.app/compose.yaml: the folder 'my.app' does not make a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit); rename it or list the stack in a berth.yaml"],
-    ['two folders with one name', { 'x/web/compose.yaml': SVC, 'y/Web/compose.yaml': SVC }, "y/Web/compose.yaml: the folders 'x/web' and 'y/Web' would both be stack 'web'; rename one or list the stacks in a berth.yaml"],
+    [
+      'a compose file at the root',
+      { 'compose.yaml': SVC, 'a/compose.yaml': SVC },
+      'compose.yaml: a Compose file at the root needs a berth.yaml that names its stack',
+    ],
+    [
+      'a folder that is no stack name',
+      { 'my.app/compose.yaml': SVC },
+      "my.app/compose.yaml: the folder 'my.app' does not make a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit); rename it or list the stack in a berth.yaml",
+    ],
+    [
+      'two folders with one name',
+      { 'x/web/compose.yaml': SVC, 'y/Web/compose.yaml': SVC },
+      "y/Web/compose.yaml: the folders 'x/web' and 'y/Web' would both be stack 'web'; rename one or list the stacks in a berth.yaml",
+    ],
   ])('%s is a repo-wide error', (_, files, message) => {
     const result = render(files);
     expect(result.stacks).toEqual([]);
@@ -58,7 +84,12 @@ describe('berth.yaml', () => {
       'other/compose.yaml': SVC, // not listed, so not a stack
     };
     expect(defs(files)).toEqual([
-      { name: 'shop', composeFiles: ['shop/compose.yaml', 'shop/compose.prod.yaml'], hosts: { kind: 'labels', labels: { role: 'web', zone: '1' } }, sync: { auto: true, prune: false, selfHeal: true } },
+      {
+        name: 'shop',
+        composeFiles: ['shop/compose.yaml', 'shop/compose.prod.yaml'],
+        hosts: { kind: 'labels', labels: { role: 'web', zone: '1' } },
+        sync: { auto: true, prune: false, selfHeal: true },
+      },
       { name: 'db', composeFiles: ['db.yaml'], hosts: { kind: 'names', names: ['a', 'b'] }, sync: DEFAULTS.sync },
       { name: 'root', composeFiles: ['compose.yaml'], ...DEFAULTS },
     ]);
@@ -73,12 +104,36 @@ describe('berth.yaml', () => {
     ['an unknown top-level key', 'stack: []\n', ["berth.yaml:1:1: unknown key 'stack' (did you mean 'stacks'?)"]],
     ['missing stacks', '{}\n', ["berth.yaml:1:1: missing required key 'stacks'"]],
     ['a missing compose key', 'stacks:\n  - name: a\n', ["berth.yaml:2:5: stacks[0]: missing required key 'compose'"]],
-    ['a bad name', 'stacks:\n  - name: Shop\n    compose: a.yaml\n', ["berth.yaml:2:11: stacks[0].name: 'Shop' is not a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit)"]],
-    ['a duplicate name', 'stacks:\n  - name: a\n    compose: a.yaml\n  - name: a\n    compose: a.yaml\n', ["berth.yaml:4:11: stacks[1].name: stack name 'a' is used twice"]],
-    ['a missing compose file', 'stacks:\n  - name: a\n    compose: [a.yaml, nope.yaml]\n', ['berth.yaml:3:23: stacks[0].compose[1]: nope.yaml does not exist in the repository']],
-    ['a path outside the repo', 'stacks:\n  - name: a\n    compose: ../a.yaml\n', ["berth.yaml:3:14: stacks[0].compose: '../a.yaml' must be a path inside the repository, relative to berth.yaml"]],
-    ['both labels and names', 'stacks:\n  - name: a\n    compose: a.yaml\n    hosts: { labels: {}, names: [] }\n', ['berth.yaml:4:12: stacks[0].hosts: give either labels or names, not both']],
-    ['an empty hosts', 'stacks:\n  - name: a\n    compose: a.yaml\n    hosts: {}\n', ['berth.yaml:4:12: stacks[0].hosts: give labels or names (or leave hosts out for all hosts)']],
+    [
+      'a bad name',
+      'stacks:\n  - name: Shop\n    compose: a.yaml\n',
+      ["berth.yaml:2:11: stacks[0].name: 'Shop' is not a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit)"],
+    ],
+    [
+      'a duplicate name',
+      'stacks:\n  - name: a\n    compose: a.yaml\n  - name: a\n    compose: a.yaml\n',
+      ["berth.yaml:4:11: stacks[1].name: stack name 'a' is used twice"],
+    ],
+    [
+      'a missing compose file',
+      'stacks:\n  - name: a\n    compose: [a.yaml, nope.yaml]\n',
+      ['berth.yaml:3:23: stacks[0].compose[1]: nope.yaml does not exist in the repository'],
+    ],
+    [
+      'a path outside the repo',
+      'stacks:\n  - name: a\n    compose: ../a.yaml\n',
+      ["berth.yaml:3:14: stacks[0].compose: '../a.yaml' must be a path inside the repository, relative to berth.yaml"],
+    ],
+    [
+      'both labels and names',
+      'stacks:\n  - name: a\n    compose: a.yaml\n    hosts: { labels: {}, names: [] }\n',
+      ['berth.yaml:4:12: stacks[0].hosts: give either labels or names, not both'],
+    ],
+    [
+      'an empty hosts',
+      'stacks:\n  - name: a\n    compose: a.yaml\n    hosts: {}\n',
+      ['berth.yaml:4:12: stacks[0].hosts: give labels or names (or leave hosts out for all hosts)'],
+    ],
     ['a wrong type', 'stacks:\n  - name: a\n    compose: a.yaml\n    sync: { auto: "yes" }\n', ['berth.yaml:4:19: stacks[0].sync.auto: must be true or false']],
     ['compose neither string nor list', 'stacks:\n  - name: a\n    compose: {a: 1}\n', ['berth.yaml:3:14: stacks[0].compose: must be a string or a list']],
     ['a YAML syntax error', 'stacks:\n  - name: a\n   compose: x\n', ['berth.yaml:3:1: Sequence item without - indicator']],

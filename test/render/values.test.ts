@@ -42,11 +42,30 @@ describe('parseDuration', () => {
   });
 });
 
-test.each<[unknown, number | undefined]>([[3, 3], ['3', 3], [' 4 ', 4], [1.5, undefined], ['x', undefined], [null, undefined]])('toInt(%j)', (v, n) => {
+test.each<[unknown, number | undefined]>([
+  [3, 3],
+  ['3', 3],
+  [' 4 ', 4],
+  [1.5, undefined],
+  ['x', undefined],
+  [null, undefined],
+])('toInt(%j)', (v, n) => {
   expect(toInt(v)).toBe(n);
 });
 
-test.each<[unknown, number | undefined]>([[0.5, 0.5], ['0.5', 0.5], ['.5', 0.5], [' 2 ', 2], ['1.', 1], ['-1', -1], ['1e3', undefined], ['x', undefined], ['', undefined], [Infinity, undefined], [null, undefined]])('toNumber(%j)', (v, n) => {
+test.each<[unknown, number | undefined]>([
+  [0.5, 0.5],
+  ['0.5', 0.5],
+  ['.5', 0.5],
+  [' 2 ', 2],
+  ['1.', 1],
+  ['-1', -1],
+  ['1e3', undefined],
+  ['x', undefined],
+  ['', undefined],
+  [Infinity, undefined],
+  [null, undefined],
+])('toNumber(%j)', (v, n) => {
   expect(toNumber(v)).toBe(n);
 });
 
@@ -74,7 +93,13 @@ describe('parseBytes', () => {
   });
 });
 
-test.each<[unknown, boolean | undefined]>([[true, true], ['false', false], ['TRUE', true], ['yes', undefined], [1, undefined]])('toBool(%j)', (v, b) => {
+test.each<[unknown, boolean | undefined]>([
+  [true, true],
+  ['false', false],
+  ['TRUE', true],
+  ['yes', undefined],
+  [1, undefined],
+])('toBool(%j)', (v, b) => {
   expect(toBool(v)).toBe(b);
 });
 
