@@ -57,6 +57,13 @@ export interface RepoConfig {
   policy?: RepoPolicy;
 }
 
+/**
+ * Credentials for pulling from a registry (paths absolute once loaded): a `host` with a username
+ * and a password or token file, or Docker's own config file (its `auths`, `credHelpers` and
+ * `credsStore`). The first entry that knows an image's registry gives its credentials.
+ */
+export type RegistryConfig = { host: string; username: string; passwordFile: string; caFile?: string } | { dockerConfigFile: string };
+
 export interface BerthConfig {
   /** where the config came from, for messages; "(embedded default)" without a file */
   source: string;
@@ -73,6 +80,8 @@ export interface BerthConfig {
   hostCheck: HostCheckConfig;
   /** requests a minute one client address may make to /api/v1 and to /webhooks (each over 429) */
   limits: { api: number; webhooks: number };
+  /** credentials for the registries images are pulled from (src/apply/registries.ts) */
+  registries: RegistryConfig[];
 }
 
 export interface HostCheckConfig {
@@ -173,6 +182,21 @@ const schema = {
         },
       },
     },
+    registries: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          // host[:port] as in an image reference, no scheme or path
+          host: { type: 'string', pattern: '^[A-Za-z0-9.-]+(:[0-9]+)?$' },
+          username: { type: 'string', minLength: 1 },
+          passwordFile: { type: 'string', minLength: 1 },
+          caFile: { type: 'string', minLength: 1 },
+          dockerConfigFile: { type: 'string', minLength: 1 },
+        },
+      },
+    },
     auth: {
       type: 'object',
       additionalProperties: false,
@@ -234,7 +258,8 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits'>> & {
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries'>> & {
+  registries?: Array<{ host?: string; username?: string; passwordFile?: string; caFile?: string; dockerConfigFile?: string }>;
   limits?: Partial<BerthConfig['limits']>;
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
   resync?: string;
@@ -285,7 +310,22 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     resyncMs: parseDuration(raw.resync ?? '10m', `${source}: resync`),
     hostCheck: hostCheck(raw.hostCheck ?? {}, `${source}: hostCheck`),
     limits: { ...LIMITS, ...raw.limits },
+    registries: (raw.registries ?? []).map((r, i) => registry(r, rel, `${source}: registries[${i}]`)),
   };
+}
+
+/** A registries entry: a host with its username and password file (and CA), or a Docker config file alone. */
+function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: string) => string, where: string): RegistryConfig {
+  const { host, username, passwordFile, caFile, dockerConfigFile } = r;
+  if (dockerConfigFile !== undefined) {
+    if (host ?? username ?? passwordFile ?? caFile)
+      throw new ConfigError(`${where}: dockerConfigFile stands alone: give host, username and passwordFile in an entry of their own`);
+    return { dockerConfigFile: rel(dockerConfigFile) };
+  }
+  const missing = (['host', 'username', 'passwordFile'] as const).filter((k) => r[k] === undefined);
+  if (missing.length)
+    throw new ConfigError(`${where}: ${missing.join(', ')} missing: an entry is host, username and passwordFile (and caFile), or dockerConfigFile alone`);
+  return { host: host!.toLowerCase(), username: username!, passwordFile: rel(passwordFile!), ...(caFile ? { caFile: rel(caFile) } : {}) };
 }
 
 /** The defaults: 300 API requests and 60 webhook deliveries a minute per client address. */
@@ -375,6 +415,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     resyncMs: 600_000,
     hostCheck: { ...HOST_CHECK },
     limits: { ...LIMITS },
+    registries: [],
   };
 }
 

@@ -355,7 +355,9 @@ describe('what automatic triggers leave alone', () => {
       await repo.commit({ [`${stack}/compose.yaml`]: `services:\n  web:\n    image: berth-test/nowhere:1\n` });
       const first = await engine.syncRepo(repo.name, { trigger: 'poll' });
       expect(first.stacks[0].status).toBe('failed');
-      expect(first.stacks[0].errors?.[0]).toMatch(/^web: image berth-test\/nowhere:1 is not on host test and could not be pulled/);
+      expect(first.stacks[0].errors?.[0]).toMatch(
+        /^web: pull berth-test\/nowhere:1 on test: .* \(registry docker\.io, no credentials for it in the engine config \(registries:\)\)/,
+      );
       const rows = () => engine.audit.query({ stack }).rows.map((r) => r.kind);
       expect(rows()).toEqual(['sync.failed', 'network.created', 'sync.started']);
 

@@ -8,6 +8,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
+import { Registries, registryOf } from './registries.ts';
 import {
   LABEL,
   ownerLabels,
@@ -27,9 +28,10 @@ export const BUILDS_KEPT = 3;
 /** A Docker API error with the daemon's message, without the request details dockerode adds. */
 export class DockerError extends Error {
   readonly statusCode?: number;
-  constructor(what: string, err: unknown) {
+  /** `after`: said after the daemon's message (where it happened, which credentials). */
+  constructor(what: string, err: unknown, after?: string) {
     const e = err as { statusCode?: number; json?: { message?: string }; reason?: string; message?: string };
-    super(`${what}: ${e.json?.message ?? e.reason ?? e.message ?? String(err)}`);
+    super(`${what}: ${e.json?.message ?? e.reason ?? e.message ?? String(err)}${after ? ` ${after}` : ''}`);
     this.statusCode = e.statusCode;
   }
 }
@@ -40,6 +42,7 @@ const status = (err: unknown) => (err as { statusCode?: number }).statusCode;
 export class DockerHost implements HostOps {
   readonly name: string;
   readonly docker: Dockerode;
+  private readonly registries: Registries;
   private readonly log: Logger;
   /** images made present (or being made present), by pull policy and name */
   private readonly images = new Map<string, Promise<void>>();
@@ -49,10 +52,12 @@ export class DockerHost implements HostOps {
   /** names of containers berth is creating, and until when their create event is its own */
   private readonly creating = new Map<string, number>();
 
-  constructor(name: string, docker: Dockerode, log: Logger) {
+  /** `registries`: the credentials pulls send (none: anonymous pulls). */
+  constructor(name: string, docker: Dockerode, log: Logger, registries: Registries = Registries.none()) {
     this.name = name;
     this.docker = docker;
     this.log = log.child({ host: name });
+    this.registries = registries;
   }
 
   /**
@@ -144,7 +149,7 @@ export class DockerHost implements HostOps {
     if (policy === 'never') throw new Error(`image ${image}${platform ? ` for ${platform}` : ''} is not on host ${this.name}, and pull_policy is never`);
     if (build) return this.build(build); // missing, with build: build what is not there
     const has = found ? ` (it has ${image} for ${platformOf(found)})` : '';
-    await this.pull(image, platform, `image ${image}${platform ? ` for ${platform}` : ''} is not on host ${this.name}${has} and could not be pulled`);
+    await this.pull(image, platform, `pull ${image}${platform ? ` for ${platform}` : ''} on ${this.name}${has}`);
   }
 
   private async localImage(image: string): Promise<Dockerode.ImageInspectInfo | undefined> {
@@ -156,13 +161,21 @@ export class DockerHost implements HostOps {
     }
   }
 
-  private async pull(image: string, platform?: string, failure = `image ${image} could not be pulled on ${this.name}`): Promise<void> {
-    this.log.info({ image, platform }, 'pulling image');
+  /**
+   * Pulls the image with the credentials `registries:` gives for its registry. A failure says the
+   * registry's own reason, the registry, and whose credentials were sent (or that none were).
+   */
+  private async pull(image: string, platform?: string, failure = `pull ${image} on ${this.name}`): Promise<void> {
+    const credential = await this.registries.credentialFor(image).catch((err: unknown) => {
+      throw new Error(`${failure}: no credentials for registry ${registryOf(image)}: ${(err as Error).message}`);
+    });
+    this.log.info({ image, platform, registry: registryOf(image), credentials: credential?.source ?? 'none' }, 'pulling image');
     try {
-      const stream = await this.docker.pull(image, platform ? { platform } : {});
+      const stream = await this.docker.pull(image, { ...(platform ? { platform } : {}), ...(credential ? { authconfig: credential.authconfig() } : {}) });
       await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
     } catch (err) {
-      throw new DockerError(failure, err);
+      const whose = credential ? `credentials from ${credential.source}` : 'no credentials for it in the engine config (registries:)';
+      throw new DockerError(failure, err, `(registry ${registryOf(image)}, ${whose})`);
     }
     const pulled = platform ? await this.localImage(image) : undefined;
     if (platform && pulled && !isFor(pulled, platform)) {

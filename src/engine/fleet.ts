@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config.ts';
 import { DockerHost } from '../apply/docker-host.ts';
+import { Registries } from '../apply/registries.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { connect } from '../observe/docker.ts';
 import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
@@ -35,7 +36,9 @@ export class Fleet {
     this.#world = world;
     this.#log = log;
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.#changed(before, after));
-    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log));
+    // every file registries: names is read now: one that cannot be read stops berth here, naming it
+    const registries = Registries.load(config.registries);
+    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log, registries));
   }
 
   /** Checks the hosts every `hostCheck.intervalMs`; `onLostOrBack` when one is lost or answers again (its replicas move). */
