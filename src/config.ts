@@ -62,7 +62,7 @@ export interface RepoConfig {
  * and a password or token file, or Docker's own config file (its `auths`, `credHelpers` and
  * `credsStore`). The first entry that knows an image's registry gives its credentials.
  */
-export type RegistryConfig = { host: string; username: string; passwordFile: string; caFile?: string } | { dockerConfigFile: string };
+export type RegistryConfig = { host: string; username: string; passwordFile: string } | { dockerConfigFile: string };
 
 export interface BerthConfig {
   /** where the config came from, for messages; "(embedded default)" without a file */
@@ -192,7 +192,6 @@ const schema = {
           host: { type: 'string', pattern: '^[A-Za-z0-9.-]+(:[0-9]+)?$' },
           username: { type: 'string', minLength: 1 },
           passwordFile: { type: 'string', minLength: 1 },
-          caFile: { type: 'string', minLength: 1 },
           dockerConfigFile: { type: 'string', minLength: 1 },
         },
       },
@@ -259,7 +258,7 @@ export function loadConfig(file: string): BerthConfig {
 }
 
 type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries'>> & {
-  registries?: Array<{ host?: string; username?: string; passwordFile?: string; caFile?: string; dockerConfigFile?: string }>;
+  registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string }>;
   limits?: Partial<BerthConfig['limits']>;
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
   resync?: string;
@@ -314,18 +313,17 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
   };
 }
 
-/** A registries entry: a host with its username and password file (and CA), or a Docker config file alone. */
+/** A registries entry: a host with its username and password file, or a Docker config file alone. */
 function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: string) => string, where: string): RegistryConfig {
-  const { host, username, passwordFile, caFile, dockerConfigFile } = r;
+  const { host, username, passwordFile, dockerConfigFile } = r;
   if (dockerConfigFile !== undefined) {
-    if (host ?? username ?? passwordFile ?? caFile)
+    if (host ?? username ?? passwordFile)
       throw new ConfigError(`${where}: dockerConfigFile stands alone: give host, username and passwordFile in an entry of their own`);
     return { dockerConfigFile: rel(dockerConfigFile) };
   }
   const missing = (['host', 'username', 'passwordFile'] as const).filter((k) => r[k] === undefined);
-  if (missing.length)
-    throw new ConfigError(`${where}: ${missing.join(', ')} missing: an entry is host, username and passwordFile (and caFile), or dockerConfigFile alone`);
-  return { host: host!.toLowerCase(), username: username!, passwordFile: rel(passwordFile!), ...(caFile ? { caFile: rel(caFile) } : {}) };
+  if (missing.length) throw new ConfigError(`${where}: ${missing.join(', ')} missing: an entry is host, username and passwordFile, or dockerConfigFile alone`);
+  return { host: host!.toLowerCase(), username: username!, passwordFile: rel(passwordFile!) };
 }
 
 /** The defaults: 300 API requests and 60 webhook deliveries a minute per client address. */

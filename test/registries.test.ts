@@ -165,12 +165,10 @@ esac
 describe('registries: in the engine config', () => {
   const config = (yaml: string) => loadConfig(file(`berth-${Math.random().toString(36).slice(2)}.yaml`, yaml));
 
-  it('takes host, username and passwordFile (and caFile), or dockerConfigFile, paths relative to the config', () => {
-    const c = config(
-      'registries:\n  - host: GHCR.io\n    username: bot\n    passwordFile: secrets/ghcr\n    caFile: ca.pem\n  - dockerConfigFile: /root/.docker/config.json\n',
-    );
+  it('takes host, username and passwordFile, or dockerConfigFile, paths relative to the config', () => {
+    const c = config('registries:\n  - host: GHCR.io\n    username: bot\n    passwordFile: secrets/ghcr\n  - dockerConfigFile: /root/.docker/config.json\n');
     expect(c.registries).toEqual([
-      { host: 'ghcr.io', username: 'bot', passwordFile: join(dir, 'secrets/ghcr'), caFile: join(dir, 'ca.pem') },
+      { host: 'ghcr.io', username: 'bot', passwordFile: join(dir, 'secrets/ghcr') },
       { dockerConfigFile: '/root/.docker/config.json' },
     ]);
     expect(config('hosts:\n  - name: a\n    endpoint: unix:///x.sock\n').registries).toEqual([]);

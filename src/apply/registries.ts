@@ -78,8 +78,6 @@ interface Entry {
   source: string;
   /** the credentials of the registry, or undefined when the entry does not know it */
   lookup(registry: string): Promise<Credential | undefined>;
-  /** a private CA this entry gives for the registry */
-  ca?: { registry: string; pem: string };
 }
 
 /** Runs `docker-credential-NAME get` (a credential helper), as Docker's CLI does; undefined when it knows no credentials for the registry. */
@@ -109,8 +107,7 @@ export class Registries {
         const password = readSecretFile(c.passwordFile, `the password of registry ${c.host} (${source})`);
         if (!password) throw new ConfigError(`the password file ${c.passwordFile} of registry ${c.host} (${source}) is empty`);
         const credential = new Credential(normalizeRegistry(c.host), source, c.username, password);
-        const ca = c.caFile ? { registry: credential.registry, pem: readSecretFile(c.caFile, `the CA of registry ${c.host} (${source})`) } : undefined;
-        return { source, lookup: async (registry) => (registry === credential.registry ? credential : undefined), ca };
+        return { source, lookup: async (registry) => (registry === credential.registry ? credential : undefined) };
       }),
     );
   }
@@ -123,11 +120,6 @@ export class Registries {
       if (found) return found;
     }
     return undefined;
-  }
-
-  /** The private CA given for the registry (caFile), for berth's own requests to it. */
-  caFor(registry: string): string | undefined {
-    return this.#entries.find((e) => e.ca?.registry === registry)?.ca?.pem;
   }
 }
 

@@ -3,6 +3,11 @@
 // socket. The user's own daemon (/var/run/docker.sock) is never touched. A daemon started with
 // `tls` serves TCP with mutual TLS on port 2376 instead of plain TCP on 2375.
 //
+// Servers that the daemons themselves use (the test registry) listen on a host address
+// 10.231.<index>.1 of an index of their own (`claimHostAddress`): every daemon routes 10.231.0.0/16
+// to the host, so one address serves them all, whichever namespace each is in, and the test process
+// reaches it too.
+//
 // Every index is owned by the process that started it (file `d<index>.owner` holding its pid), so
 // that test runs going on at the same time do not tear down each other's daemons, while whatever a
 // killed run left behind (its owner is dead) is reaped by the next `cleanupLeftovers()`.
@@ -22,6 +27,11 @@ const HOST_VETH_PREFIX = 'bth';
 const TCP_PORT = 2375;
 const TLS_PORT = 2376;
 const LOCK = join(TEST_ROOT, 'lock');
+/** Where Docker looks for the CA of a registry (`<host>:<port>/ca.crt`), for every daemon on the machine. */
+export const CERTS_D = '/etc/docker/certs.d';
+
+/** The host's side of an index: a daemon's veth there, or a host address of its own. */
+const hostAddressOf = (index: number) => `10.231.${index}.1`;
 
 /** What tests need to reach a test daemon (also what the global setup provides to test files). */
 export interface TestDockerInfo {
@@ -150,7 +160,7 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Indexes that exist in any form: an owner file, a folder, a network namespace or a veth. */
+/** Indexes that exist in any form: an owner file, a folder, a network namespace, a veth or a CA trusted for its host address. */
 async function knownIndexes(): Promise<Set<number>> {
   const found = new Set<number>();
   const add = (re: RegExp, names: string[]) =>
@@ -167,6 +177,7 @@ async function knownIndexes(): Promise<Set<number>> {
     new RegExp(`^${HOST_VETH_PREFIX}(\\d+)$`),
     (await run('ip', ['-o', 'link', 'show'])).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0] ?? ''),
   );
+  add(/^10\.231\.(\d+)\.1:\d+$/, await readdir(CERTS_D).catch(() => []));
   return found;
 }
 
@@ -225,20 +236,34 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
 }
 
 /**
- * Removes everything of one index: stops its dockerd (SIGTERM, then SIGKILL), kills what still
- * runs in its network namespace and container cgroups, unmounts and deletes its folder, and removes
- * its network namespace, veth and owner file.
+ * The processes the harness started for an index that still run: those of the pid files in its
+ * folder (`dockerd.pid`, `registry.pid`) and `known`. A pid file may be stale: only a process whose
+ * command line names the folder is one of ours.
+ */
+async function harnessPids(dir: string, known?: number): Promise<number[]> {
+  const files = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.pid'));
+  const pids = [known, ...(await Promise.all(files.map((f) => readPid(join(dir, f)))))].filter((pid) => pid !== undefined);
+  const ours = await Promise.all(
+    [...new Set(pids)].map(async (pid) => ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(`${dir}/`) ? [pid] : [])),
+  );
+  return ours.flat();
+}
+
+/**
+ * Removes everything of one index: stops its dockerd or registry (SIGTERM, then SIGKILL), kills
+ * what still runs in its network namespace and container cgroups, unmounts and deletes its folder,
+ * and removes its network namespace, veth, trusted CAs and owner file.
  */
 async function removeIndex(index: number, dockerdPid?: number): Promise<void> {
   const name = `${NETNS_PREFIX}${index}`;
   const dir = dirOf(index);
-  const pid = dockerdPid ?? (await readPid(join(dir, 'dockerd.pid')));
-  // The pid file may be stale: only signal a process that really is this index's dockerd.
-  const cmdline = pid === undefined ? '' : await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (pid !== undefined && cmdline.includes(`${dir}/`)) {
-    signal(pid, 'SIGTERM');
-    if (!(await waitForExit(pid, 30_000))) signal(pid, 'SIGKILL');
-  }
+  const pids = await harnessPids(dir, dockerdPid);
+  pids.forEach((pid) => signal(pid, 'SIGTERM'));
+  await Promise.all(
+    pids.map(async (pid) => {
+      if (!(await waitForExit(pid, 30_000))) signal(pid, 'SIGKILL');
+    }),
+  );
   const netnsPids = (await run('ip', ['netns', 'pids', name]).catch(() => '')).split('\n').filter(Boolean).map(Number);
   netnsPids.forEach((p) => signal(p, 'SIGKILL'));
   await Promise.all(netnsPids.map((p) => waitForExit(p, 10_000)));
@@ -247,6 +272,11 @@ async function removeIndex(index: number, dockerdPid?: number): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await tryRun('ip', ['netns', 'delete', name]);
   await tryRun('ip', ['link', 'delete', `${HOST_VETH_PREFIX}${index}`]);
+  // Docker would go on trusting that CA for whatever listens there next.
+  const trusted = new RegExp(`^${hostAddressOf(index).replaceAll('.', '\\.')}:\\d+$`);
+  for (const entry of await readdir(CERTS_D).catch(() => [])) {
+    if (trusted.test(entry)) await rm(join(CERTS_D, entry), { recursive: true, force: true });
+  }
   await rm(ownerFile(index), { force: true });
 }
 
@@ -333,11 +363,13 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
     await run('ip', ['netns', 'add', name]);
     await run('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', innerVeth]);
     await run('ip', ['link', 'set', innerVeth, 'netns', name]);
-    await run('ip', ['addr', 'add', `10.231.${index}.1/24`, 'dev', hostVeth]);
+    await run('ip', ['addr', 'add', `${hostAddressOf(index)}/24`, 'dev', hostVeth]);
     await run('ip', ['link', 'set', hostVeth, 'up']);
     await run('ip', ['-n', name, 'addr', 'add', `${address}/24`, 'dev', innerVeth]);
     await run('ip', ['-n', name, 'link', 'set', innerVeth, 'up']);
     await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    // The host addresses of other indexes (claimHostAddress) through the host; nothing else is routed.
+    await run('ip', ['-n', name, 'route', 'add', '10.231.0.0/16', 'via', hostAddressOf(index)]);
 
     // nsenter, not `ip netns exec`: the latter remounts /sys and dockerd loses the cgroups.
     const log = openSync(logPath, 'a');
@@ -404,4 +436,43 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Tes
     await stop().catch(() => undefined);
     throw new Error(`Could not start test daemon ${name}: ${message}${logTail ? `\nLast lines of dockerd's log:\n${logTail}` : ''}`, { cause: err });
   }
+}
+
+/** An address of the host's own, for a server that the test daemons use (see claimHostAddress). */
+export interface HostAddress {
+  index: number;
+  /** 10.231.<index>.1: every test daemon reaches it (through its veth), and so does the test process. */
+  address: string;
+  /** The index's folder under TEST_ROOT, for the server's files; a `<name>.pid` file there names its process. */
+  dir: string;
+  /** Stops the process of each pid file in `dir`, removes the folder, the address and the CAs Docker trusts for it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Claims an index for a server that the test daemons use, such as the test registry, and puts its
+ * address 10.231.<index>.1 on the host. It is reaped like a daemon's index: a killed run's server
+ * (found by its pid file), folder, address and trusted CAs go at the next `cleanupLeftovers()`.
+ */
+export async function claimHostAddress(): Promise<HostAddress> {
+  await requireTools();
+  const index = await claimIndex();
+  const address = hostAddressOf(index);
+  const dir = dirOf(index);
+  const hostVeth = `${HOST_VETH_PREFIX}${index}`;
+  let released: Promise<void> | undefined;
+  const release = () => (released ??= removeIndex(index));
+  try {
+    await mkdir(dir, { recursive: true });
+    // A veth pair with both ends on the host holds the address (a dummy link would do, but not every
+    // kernel has that module); its name makes it an index's like a daemon's veth, for the clean-up.
+    await run('ip', ['link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', `btc${index}`]);
+    await run('ip', ['addr', 'add', `${address}/32`, 'dev', hostVeth]);
+    await run('ip', ['link', 'set', `btc${index}`, 'up']);
+    await run('ip', ['link', 'set', hostVeth, 'up']);
+  } catch (err) {
+    await release().catch(() => undefined);
+    throw new Error(`Could not set up host address ${address}: ${(err as Error).message}`, { cause: err });
+  }
+  return { index, address, dir, release };
 }

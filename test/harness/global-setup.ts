@@ -1,12 +1,20 @@
-// vitest globalSetup: three private Docker daemons with the test images, shared by all test files.
+// vitest globalSetup: three private Docker daemons with the test images, and a private registry
+// with two of those images pushed to it, shared by all test files.
 import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { cleanupLeftovers, startDaemon, type TestDaemon, type TestDockerInfo } from './daemon.ts';
-import { buildTestImages } from './images.ts';
+import { buildTestImages, IMAGES } from './images.ts';
+import { pushImage, registryInfo, startRegistry, type PushedImage, type TestRegistry, type TestRegistryInfo } from './registry.ts';
 import { build } from '../../scripts/build.ts';
 
 /** How many daemons the tests share (`inject('dockers')`), so that tests can use several hosts. */
 const DAEMONS = 3;
+
+/** The shared registry and what the global setup pushed to it. */
+export interface SharedRegistry extends TestRegistryInfo {
+  /** `<host>/private/web:1` (IMAGES.webV1) and `<host>/private/web:2` (IMAGES.webV2); no daemon has pulled them. */
+  images: { web1: PushedImage; web2: PushedImage };
+}
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,34 +22,57 @@ declare module 'vitest' {
     docker: TestDockerInfo;
     /** All the shared test daemons, in order (the first is `docker`); each has the test images. */
     dockers: TestDockerInfo[];
+    /** The shared private registry (HTTPS that every daemon trusts, basic auth); read it with `inject('registry')`. */
+    registry: SharedRegistry;
   }
 }
 
-/** Stops every daemon, even when stopping one of them fails; then reports the failures. */
-async function stopAll(daemons: TestDaemon[]): Promise<void> {
-  const results = await Promise.allSettled(daemons.map((d) => d.stop()));
-  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${daemons[i].name}: ${(r.reason as Error).message}`] : []));
-  if (failed.length > 0) throw new Error(`Could not stop ${failed.length} test daemon(s):\n${failed.join('\n')}`);
+/** Stops every daemon and the registry, even when stopping one of them fails; then reports the failures. */
+async function stopAll(daemons: TestDaemon[], registry: TestRegistry | undefined): Promise<void> {
+  const parts = [...daemons.map((d) => ({ name: d.name, stop: d.stop })), ...(registry ? [{ name: `registry ${registry.host}`, stop: registry.stop }] : [])];
+  const results = await Promise.allSettled(parts.map((p) => p.stop()));
+  const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${parts[i].name}: ${(r.reason as Error).message}`] : []));
+  if (failed.length > 0) throw new Error(`Could not stop ${failed.length} test daemon(s) or registry:\n${failed.join('\n')}`);
 }
 
-/** Starts the shared daemons in parallel and builds the images on each; the returned teardown removes it all again. */
+/** Starts the shared daemons and the registry in parallel and builds the images on each; the returned teardown removes it all again. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await cleanupLeftovers();
+  // The registry needs neither berth's bundle nor a daemon: it starts while they are made.
+  const registryStarted = startRegistry().then(
+    (registry) => ({ registry, error: undefined }),
+    (error: unknown) => ({ registry: undefined, error }),
+  );
   // berth's bundle, which the tests that start bin/berth.js run (it would otherwise be made by the
   // first of them, and by each that starts before the first is done)
-  await build();
-  const started = await Promise.allSettled(Array.from({ length: DAEMONS }, () => startDaemon({ startTimeoutMs: 180_000 })));
+  const built = await build().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  const started = built ? [] : await Promise.allSettled(Array.from({ length: DAEMONS }, () => startDaemon({ startTimeoutMs: 180_000 })));
   const daemons = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const { registry, error: registryError } = await registryStarted;
+  let images: SharedRegistry['images'];
   try {
+    if (built) throw built;
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    await Promise.all(daemons.map((d) => buildTestImages(new Dockerode(d.dockerOptions))));
+    if (!registry) throw registryError;
+    // The first daemon pushes as soon as it has the images, while the others still build theirs.
+    const [pushed] = await Promise.all([
+      buildTestImages(new Dockerode(daemons[0].dockerOptions)).then(() =>
+        Promise.all([pushImage(registry, daemons[0], IMAGES.webV1, 'private/web:1'), pushImage(registry, daemons[0], IMAGES.webV2, 'private/web:2')]),
+      ),
+      ...daemons.slice(1).map((d) => buildTestImages(new Dockerode(d.dockerOptions))),
+    ]);
+    images = { web1: pushed[0], web2: pushed[1] };
   } catch (err) {
-    await stopAll(daemons).catch(() => undefined); // the start or build error is the one worth seeing
+    await stopAll(daemons, registry).catch(() => undefined); // the start or build error is the one worth seeing
     throw err;
   }
   const infos = daemons.map(({ socketPath, address, tcpPort }): TestDockerInfo => ({ socketPath, address, tcpPort }));
   project.provide('docker', infos[0]);
   project.provide('dockers', infos);
-  return () => stopAll(daemons);
+  project.provide('registry', { ...registryInfo(registry), images });
+  return () => stopAll(daemons, registry);
 }

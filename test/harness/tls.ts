@@ -23,14 +23,21 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-/** Makes the files in `dir` (created if needed); the server certificate is valid for `ips` and `names`. */
-export async function makeCerts(dir: string, { ips = ['127.0.0.1'], names = ['localhost'] }: { ips?: string[]; names?: string[] } = {}): Promise<TestCerts> {
+/**
+ * Makes the files in `dir` (created if needed); the server certificate is valid for `ips` and
+ * `names`. Keys are RSA unless `keyType` is `ec` (P-256), which is made in a tenth of the time.
+ */
+export async function makeCerts(
+  dir: string,
+  { ips = ['127.0.0.1'], names = ['localhost'], keyType = 'rsa' }: { ips?: string[]; names?: string[]; keyType?: 'rsa' | 'ec' } = {},
+): Promise<TestCerts> {
   await mkdir(dir, { recursive: true });
   const days = ['-days', '2'];
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-subj', '/CN=berth test CA', ...days], dir);
+  const newKey = keyType === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048'];
+  await openssl(['req', '-x509', ...newKey, '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-subj', '/CN=berth test CA', ...days], dir);
   const sign = async (name: string, ext: string) => {
     await writeFile(join(dir, `${name}.ext`), ext);
-    await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=berth test ${name}`], dir);
+    await openssl(['req', ...newKey, '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=berth test ${name}`], dir);
     await openssl(
       [
         'x509',
