@@ -381,6 +381,8 @@ export const LABEL = {
   files: 'berth.files',
   /** on an image berth built: the build's hash */
   buildHash: 'berth.build-hash',
+  /** the registry's digest of the image a container was created from (`sha256:...`), when it was pinned */
+  digest: 'berth.image-digest',
 } as const;
 
 /** The labels that make a container, network or volume berth's, and its repo's and stack's (Compose's project too). */

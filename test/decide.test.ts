@@ -3,28 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { decide, holdEffect, isDrift, nextBackoff, type DecisionInput } from '../src/engine/decide.ts';
 import type { Action, StackPlan } from '../src/diff/plan.ts';
-import type { LiveContainer } from '../src/observe/live.ts';
+import { liveContainer } from './harness/live.ts';
 import type { DesiredContainer } from '../src/schedule/container.ts';
 import type { RenderedStack } from '../src/model.ts';
 import type { Hold } from '../src/audit/holds.ts';
 
 const slot = { host: 'h1', service: 'web', slot: 1 };
-const live = (over: Partial<LiveContainer> = {}): LiveContainer => ({
-  id: 'c1',
-  host: 'h1',
-  name: 'shop-web-1',
-  repo: 'r',
-  stack: 'shop',
-  service: 'web',
-  slot: 1,
-  specHash: 'a',
-  commit: 'c1',
-  state: 'running',
-  image: 'web:v1',
-  created: 0,
-  reserved: { cpus: 0, memoryBytes: 0 },
-  ...over,
-});
+const live = liveContainer;
 const desired = (over: Partial<DesiredContainer> = {}) => ({ ...slot, name: 'shop-web-1', specHash: 'a', ...over }) as DesiredContainer;
 const plan = (...actions: Action[]): StackPlan => ({
   repo: 'r',

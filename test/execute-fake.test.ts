@@ -13,6 +13,7 @@ import type { ContainerSpec, FileDelivery, NetworkSpec, RenderedStack, VolumeSpe
 import type { LiveContainer } from '../src/observe/live.ts';
 import type { DesiredContainer } from '../src/schedule/container.ts';
 import { placeStack } from '../src/schedule/place.ts';
+import { liveOf } from './harness/live.ts';
 import { stackOf } from './render/helpers.ts';
 
 // The executor's and the health wait's sleeps (the start-first drain of 1 s, the health polls of
@@ -76,22 +77,7 @@ class FakeFleet {
     const c = h.make(id, d.name, d);
     c.status = 'running';
     c.health = c.fate.becomes === 'healthy' ? 'healthy' : undefined;
-    return {
-      id,
-      host: d.host,
-      name: d.name,
-      repo: REPO,
-      stack: d.stack,
-      service: d.service,
-      slot: d.slot,
-      specHash: d.specHash,
-      commit: 'c1',
-      state: 'running',
-      image: c.image,
-      view: d.view,
-      created: 0,
-      reserved: { cpus: 0, memoryBytes: 0 },
-    };
+    return liveOf(d, { id, repo: REPO, image: c.image });
   }
 
   /** The containers on `host` now, by name: image and state. */

@@ -3,24 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { stackState, type StatusInput } from '../src/engine/status.ts';
 import type { StackOutcome } from '../src/engine/engine.ts';
 import type { LiveContainer } from '../src/observe/live.ts';
+import { liveContainer } from './harness/live.ts';
 import type { SyncRecord } from '../src/audit/syncs.ts';
 
-const live = (over: Partial<LiveContainer> = {}): LiveContainer => ({
-  id: 'c1',
-  host: 'h1',
-  name: 'shop-web-1',
-  repo: 'r',
-  stack: 'shop',
-  service: 'web',
-  slot: 1,
-  specHash: 'x',
-  commit: 'abc',
-  state: 'running',
-  image: 'img',
-  created: 0,
-  reserved: { cpus: 0, memoryBytes: 0 },
-  ...over,
-});
+const live = (over: Partial<LiveContainer> = {}): LiveContainer => liveContainer({ specHash: 'x', commit: 'abc', image: 'img', ...over });
 const keep = (c = live()) => ({ kind: 'keep' as const, host: c.host, service: c.service, slot: c.slot, live: c });
 const plan = (actions: unknown[]) =>
   ({ repo: 'r', stack: 'shop', networks: [], volumes: [], removeNetworks: [], actions, unpruned: [] }) as unknown as StackOutcome['plan'];

@@ -30,13 +30,22 @@ export class DockerError extends Error {
   readonly statusCode?: number;
   /** `after`: said after the daemon's message (where it happened, which credentials). */
   constructor(what: string, err: unknown, after?: string) {
-    const e = err as { statusCode?: number; json?: { message?: string }; reason?: string; message?: string };
-    super(`${what}: ${e.json?.message ?? e.reason ?? e.message ?? String(err)}${after ? ` ${after}` : ''}`);
+    const e = err as { statusCode?: number; json?: { message?: string } | null; reason?: string; message?: string };
+    super(`${what}: ${e.json?.message ?? streamCause(e.message) ?? e.reason ?? e.message ?? String(err)}${after ? ` ${after}` : ''}`);
     this.statusCode = e.statusCode;
   }
 }
 
 const status = (err: unknown) => (err as { statusCode?: number }).statusCode;
+
+/**
+ * The daemon's words of a failed streaming request (a pull, a build): docker-modem parses no JSON
+ * for those and puts the daemon's answer in its message, `(HTTP code 500) server error - <answer> `;
+ * without this, a registry's "unauthorized" or "manifest unknown" read as "server error".
+ */
+function streamCause(message: string | undefined): string | undefined {
+  return /^\(HTTP code \d+\) [^-]* - ([\s\S]*?)\s*$/.exec(message ?? '')?.[1] || undefined;
+}
 
 /** The executor uses a host through HostOps only (host-ops.ts): a recording fake stands in for it in tests. */
 export class DockerHost implements HostOps {
@@ -150,6 +159,34 @@ export class DockerHost implements HostOps {
     if (build) return this.build(build); // missing, with build: build what is not there
     const has = found ? ` (it has ${image} for ${platformOf(found)})` : '';
     await this.pull(image, platform, `pull ${image}${platform ? ` for ${platform}` : ''} on ${this.name}${has}`);
+  }
+
+  /**
+   * The registry's digest of `image` now (`sha256:...`), asked through this host's daemon (Docker's
+   * distribution inspect, with the credentials of the image's registry), as `docker service create`
+   * pins its images. An image this host has but never pulled (built or loaded here: it has no
+   * RepoDigests) is the host's own: undefined, and no registry is asked. A registry that refuses or
+   * does not answer within `timeoutMs` throws, saying why as a pull would.
+   */
+  async registryDigest(image: string, timeoutMs = 30_000): Promise<string | undefined> {
+    const local = await this.localImage(image);
+    if (local && !local.RepoDigests?.length) return undefined;
+    const credential = await this.registries.credentialFor(image);
+    this.log.debug({ image, registry: registryOf(image), credentials: credential?.source ?? 'none' }, 'asking the registry for the digest');
+    const asked = this.docker.getImage(image).distribution(credential ? { authconfig: credential.authconfig() } : {});
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      return (await Promise.race([asked, late])).Descriptor.digest;
+    } catch (err) {
+      const whose = credential ? `credentials from ${credential.source}` : 'no credentials for it in the engine config (registries:)';
+      throw new DockerError(`resolve ${image} on ${this.name}`, err, `(registry ${registryOf(image)}, ${whose})`);
+    } finally {
+      clearTimeout(timer);
+      asked.catch(() => undefined); // past the timeout, its failure is nobody's
+    }
   }
 
   private async localImage(image: string): Promise<Dockerode.ImageInspectInfo | undefined> {

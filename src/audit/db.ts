@@ -103,6 +103,19 @@ export const migrations: readonly string[] = [
   CREATE INDEX deliveries_repo ON deliveries (repo, id);`,
   // 5: the steps of one sync run (GET /api/v1/syncs/:id) without a scan of the whole log
   `CREATE INDEX audit_sync ON audit (syncId, id);`,
+  // 6: the digest each service's image was pinned to, per spec, so that a later pass (or a restart)
+  // creates its replicas from the same bits instead of asking the registry again
+  `CREATE TABLE pins (
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    service TEXT NOT NULL,
+    specHash TEXT NOT NULL,
+    image TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    commitSha TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (repo, stack, service, specHash)
+  ) STRICT;`,
 ];
 
 /**

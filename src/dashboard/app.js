@@ -409,6 +409,8 @@ const REPLICA_COLUMNS = [
   { label: 'Host', cell: (r) => r.host },
   { label: 'Container', cell: (r) => short(r.container, 12) },
   { label: 'State', cell: replicaState },
+  // pinned: the image with its digest (docs/how-it-works.md, "Images")
+  { label: 'Image', cell: (r) => (r.container ? imageCell(r.image) : '') },
   { label: 'Commit', cell: (r) => short(r.commit) },
 ];
 
@@ -1043,8 +1045,10 @@ async function hostsView() {
 
 const GIB = 2 ** 30;
 
-/** An image as the container was created from it; a digest or an image ID is shortened to 12 hex characters (full on hover). */
-/** The image as the container names it, and the image's own id (short) when known: two builds under one tag differ there. */
+/**
+ * The image as the container was created from it (a digest or an image ID shortened to 12 hex
+ * characters, full on hover), and the image's own id (short) when known: two builds under one tag differ there.
+ */
 function imageCell(image, imageId) {
   const id = /^sha256:([0-9a-f]{64})$/.exec(image ?? '');
   if (id) return h('code', { title: image }, id[1].slice(0, 12));

@@ -3,9 +3,10 @@
  * Pure: plain data in, plain data out. The same plan value is printed, applied and audited.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { JobSpec, NetworkSpec, RenderedStack, VolumeSpec } from '../model.ts';
+import { LABEL, type JobSpec, type NetworkSpec, type RenderedStack, type VolumeSpec } from '../model.ts';
 import type { LiveContainer, LiveHost, LiveObject } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
+import { shortDigest } from '../schedule/pin.ts';
 
 interface Slot {
   host: string;
@@ -122,7 +123,10 @@ export function planStack(input: PlanInput): StackPlan {
     const candidates = found.filter((c) => c.state !== 'removing');
     if (candidates.length === 0 && found.length > 0) continue;
     const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
-    const matches = (c: LiveContainer) => c.specHash === d.specHash && settled(c, d.job) && !c.handChanges?.length && named(c);
+    // A pinned replica runs the digest its spec was pinned to; one created before pinning (no digest) is not replaced for it.
+    const digest = d.create.Labels?.[LABEL.digest];
+    const sameImage = (c: LiveContainer) => !digest || !c.digest || c.digest === digest;
+    const matches = (c: LiveContainer) => c.specHash === d.specHash && sameImage(c) && settled(c, d.job) && !c.handChanges?.length && named(c);
     // A replacement interrupted (berth killed between the old container's stop and the new one's
     // start) left the old one aside: unless the new one runs, the old one is the replica, replaced
     // again (and put back should that fail), and the new one a leftover.
@@ -138,13 +142,15 @@ export function planStack(input: PlanInput): StackPlan {
         ? 'its replacement was interrupted: the old container waits aside, stopped'
         : best.specHash !== d.specHash
           ? 'spec changed'
-          : best.handChanges?.length
-            ? `changed by hand: ${best.handChanges.join('; ')}`
-            : !named(best)
-              ? `renamed by hand to ${best.name}`
-              : d.job && best.state === 'exited'
-                ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
-                : `not running (${best.state})`;
+          : !sameImage(best)
+            ? `image moved: ${shortDigest(best.digest)} -> ${shortDigest(digest)}`
+            : best.handChanges?.length
+              ? `changed by hand: ${best.handChanges.join('; ')}`
+              : !named(best)
+                ? `renamed by hand to ${best.name}`
+                : d.job && best.state === 'exited'
+                  ? `its last run failed (exit code ${best.exitCode ?? 'unknown'}): run again`
+                  : `not running (${best.state})`;
       updates.push({ ...slot, kind: 'replace', desired: d, live: best, reason });
     }
   }

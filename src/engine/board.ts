@@ -22,6 +22,7 @@ export class StatusBoard {
   readonly #debounceMs: number;
   /** by repo and stack name; kept in the order first worked out, so that reads list the stacks in a stable order */
   #states = new Map<string, { state: StackState; json: string }>();
+  #version = 0;
   #dirty: Dirty | undefined = true;
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -52,6 +53,11 @@ export class StatusBoard {
   async states(): Promise<StackState[]> {
     await this.#settle();
     return [...this.#states.values()].map((s) => s.state);
+  }
+
+  /** Grows each time a state was worked out again (its observedAt included): what a reader may cache its rendering of the states by. */
+  get version(): number {
+    return this.#version;
   }
 
   stop(): void {
@@ -92,6 +98,7 @@ export class StatusBoard {
 
   /** The states `fresh` in place of those `covered` selects; emits each that changed. */
   #replace(fresh: StackState[], covered: (s: StackState) => boolean): void {
+    this.#version++;
     const keys = new Set(fresh.map(key));
     for (const [k, { state }] of this.#states) if (covered(state) && !keys.has(k)) this.#states.delete(k);
     const changed: StackState[] = [];

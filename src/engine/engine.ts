@@ -19,6 +19,7 @@ import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditRow } from '../audit/log.ts';
 import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore } from '../audit/holds.ts';
+import { PinStore } from '../audit/pins.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
 import { JobScheduler, runScheduledJob, type ScheduledJob } from './cron.ts';
@@ -111,6 +112,7 @@ export class Engine {
       audit: this.audit,
       holds: this.holds,
       syncs: this.syncs,
+      pins: new PinStore(this.db),
       fleet: this.fleet,
       drift: this.#drift,
       recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
@@ -256,6 +258,11 @@ export class Engine {
     if (this.following) return (await this.#board.states()).filter((s) => !stack || s.name === stack);
     const passes = await Promise.all(this.config.repos.map((r) => this.#reconciler.run(r.name, { trigger: 'manual', dryRun: true, stack })));
     return passes.flatMap((pass) => pass.stacks.map((outcome) => this.#stateOf(pass.repo, outcome, pass.unreachable)));
+  }
+
+  /** Under berth serve, the status board's version (board.ts): the same number, the same status() answer. */
+  statusVersion(): number | undefined {
+    return this.following ? this.#board.version : undefined;
   }
 
   /** The stacks' status from the World alone (no Docker or git call): those of `scope`, else every stack. */

@@ -115,6 +115,7 @@ export class LocalOps implements Operations {
   /** commits are immutable: their author and message, once read from the audit log, by SHA (the newest 1,000) */
   readonly #commits = new Map<string, CommitView>();
   readonly #hooks: LocalHooks;
+  #stacksJson?: { version: number; body: string };
 
   constructor(engine: Engine, hooks: LocalHooks = {}) {
     this.#engine = engine;
@@ -125,6 +126,19 @@ export class LocalOps implements Operations {
   /** Under berth serve, from what it last saw (docs/how-it-works.md, "Reads"); else a dry-run pass. */
   async stacks(): Promise<StackView[]> {
     return (await this.#engine.status()).map((s) => this.withCommitInfo(s));
+  }
+
+  /**
+   * `{ stacks }` as JSON text, for GET /api/v1/stacks: under berth serve made once per version of
+   * the status board, so that readers polling it share one rendering (500 stacks are ~0.5 MB).
+   */
+  async stacksJson(): Promise<string> {
+    const states = await this.#engine.status();
+    const version = this.#engine.statusVersion();
+    if (version !== undefined && this.#stacksJson?.version === version) return this.#stacksJson.body;
+    const body = JSON.stringify({ stacks: states.map((s) => this.withCommitInfo(s)) });
+    if (version !== undefined) this.#stacksJson = { version, body };
+    return body;
   }
 
   async stack(name: string): Promise<StackView> {

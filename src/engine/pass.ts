@@ -10,10 +10,14 @@ import type { BerthConfig } from '../config.ts';
 import type { HoldStore } from '../audit/holds.ts';
 import type { AuditLog, Trigger } from '../audit/log.ts';
 import type { SyncStore } from '../audit/syncs.ts';
+import { pinKey, type Pin, type PinStore } from '../audit/pins.ts';
 import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { formatError } from '../render/index.ts';
 import { reservedOf, type RenderedStack } from '../model.ts';
+import type { LiveHost } from '../observe/live.ts';
+import type { DesiredContainer } from '../schedule/container.ts';
 import { currentReplicas, LiveIndex } from '../schedule/current.ts';
+import { pinnable, pinned } from '../schedule/pin.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import type { JobScheduler } from './cron.ts';
 import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
@@ -45,6 +49,8 @@ export interface PassContext {
   audit: AuditLog;
   holds: HoldStore;
   syncs: SyncStore;
+  /** the digests services' images were pinned to, per spec */
+  pins: PinStore;
   fleet: Fleet;
   drift: DriftWatcher;
   recorder: Recorder;
@@ -122,7 +128,10 @@ export class Reconciler {
     const outcomes: StackOutcome[] = [];
     const work = this.#work(repo, head, opts, observed, base, clog, outcomes);
     // Stacks are independent: one whose host is slow does not hold up the others.
-    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld);
+    // one registry request per image and pass; the repo's pins read once, when a stack needs them
+    let pins: Map<string, Pin> | undefined;
+    const pinning: Pinning = { digests: new Map(), pins: () => (pins ??= ctx.pins.forRepo(repo)) };
+    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld, pinning);
     outcomes.push(...(await mapLimit(work, ctx.config.hostConcurrency, one)));
     if (!opts.dryRun && !opts.ignoreHolds) ctx.schedules()?.install(repo, commit, rendered);
     const unreachable = observed.statuses.filter((st) => !hosts.reachable.has(st.name)).map((st) => st.name);
@@ -174,6 +183,67 @@ export class Reconciler {
     return work;
   }
 
+  /**
+   * The replicas with their images pinned to a registry digest (docs/how-it-works.md, "Images"): a
+   * spec's pin as recorded, or as its running replicas carry it; else, when the pass creates or
+   * replaces a replica of that spec, the registry's digest now (recorded for the next passes). A
+   * dry run asks no registry: a spec not applied yet shows unpinned. An image no registry answers
+   * for (the host's own, or a registry that refuses: its pull then says why) runs unpinned.
+   */
+  async #pin(
+    repo: string,
+    stack: string,
+    desired: DesiredContainer[],
+    own: LiveHost[],
+    commitSha: string,
+    opts: PassOptions,
+    { digests, pins: repoPins }: Pinning,
+    log: Logger,
+  ): Promise<DesiredContainer[]> {
+    const ctx = this.#ctx;
+    const groups = new Map<string, DesiredContainer[]>();
+    for (const d of desired.filter(pinnable)) {
+      const key = pinKey(stack, d.service, d.specHash);
+      groups.set(key, [...(groups.get(key) ?? []), d]);
+    }
+    if (groups.size === 0) return desired;
+    const pins = repoPins();
+    const live = own.flatMap((h) => h.containers);
+    const chosen = new Map<string, string>();
+    await Promise.all(
+      [...groups].map(async ([key, replicas]) => {
+        const { service, specHash, host } = replicas[0]!;
+        const image = replicas[0]!.create.Image!;
+        const running = live.filter((c) => c.service === service && c.specHash === specHash);
+        let digest = pins.get(key)?.digest ?? running.find((c) => c.digest)?.digest;
+        const applied = replicas.every((d) => running.some((c) => c.host === d.host && c.slot === d.slot));
+        if (!digest && !applied && !opts.dryRun) {
+          const h = ctx.fleet.hosts.get(host);
+          let asked = digests.get(image);
+          if (!asked && h) {
+            asked = h.registryDigest(image);
+            digests.set(image, asked);
+          }
+          digest = await asked?.catch((err: unknown) => {
+            log.warn({ service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs unpinned');
+            return undefined;
+          });
+        }
+        if (!digest) return;
+        chosen.set(key, digest);
+        if (!opts.dryRun && pins.get(key)?.digest !== digest) {
+          const pin = { repo, stack, service, specHash, image, digest, commitSha };
+          ctx.pins.set(pin);
+          pins.set(key, { ...pin, time: new Date().toISOString() });
+        }
+      }),
+    );
+    return desired.map((d) => {
+      const digest = pinnable(d) ? chosen.get(pinKey(stack, d.service, d.specHash)) : undefined;
+      return digest ? pinned(d, digest) : d;
+    });
+  }
+
   /** One stack: placed, planned against what runs, decided on (decide.ts) and, when that says so, applied. */
   async #stack(
     repo: string,
@@ -185,6 +255,7 @@ export class Reconciler {
     base: PassRow,
     log: Logger,
     fromWorld: boolean,
+    pinning: Pinning,
   ): Promise<StackOutcome> {
     const ctx = this.#ctx;
     let plan: StackPlan;
@@ -204,7 +275,17 @@ export class Reconciler {
           key,
           placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })),
         );
-      const desired = placed.filter((d) => hosts.reachable.has(d.host)); // replicas kept on a host that does not answer wait for it
+      // replicas kept on a host that does not answer wait for it
+      const desired = await this.#pin(
+        repo,
+        w.name,
+        placed.filter((d) => hosts.reachable.has(d.host)),
+        own,
+        commit.sha,
+        opts,
+        pinning,
+        log,
+      );
       unseen = placed.filter((d) => !hosts.reachable.has(d.host)).map((d) => ({ service: d.service, slot: d.slot, host: d.host }));
       if (!fromWorld) await ctx.drift.inspect(own, repo, w.name, desired, suspects);
       plan = planStack({ repo, stack: w.stack, stackName: w.name, commit: commit.sha, desired, live: own, prune: w.prune });
@@ -260,6 +341,12 @@ export class Reconciler {
       }
     }
   }
+}
+
+/** A pass's pinning: per image, its registry digest as resolved in this pass (undefined: the host's own image, or no registry answered); the repo's pins. */
+interface Pinning {
+  digests: Map<string, Promise<string | undefined>>;
+  pins: () => Map<string, Pin>;
 }
 
 /** The hosts' states as placement sees them, and their containers grouped once per stack and per host. */

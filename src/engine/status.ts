@@ -26,6 +26,10 @@ export interface ReplicaStatus {
   /** how a job's container exited */
   exitCode?: number;
   commit?: string;
+  /** the image the container was created from, as given to Docker (`name:tag@sha256:...` when pinned) */
+  image?: string;
+  /** the registry digest its image was pinned to, when it was (docs/how-it-works.md, "Images") */
+  digest?: string;
   /** true for a container that Git no longer wants (it goes at the next sync) */
   extra?: boolean;
 }
@@ -93,6 +97,8 @@ export function stackState({ repo, outcome, latest, lastSucceeded, hold, unreach
             state: a.live.state,
             health: a.live.health,
             commit: a.live.commit,
+            image: a.live.image,
+            ...(a.live.digest ? { digest: a.live.digest } : {}),
             ...(a.live.job ? { job: a.live.job as JobSpec['kind'], exitCode: a.live.exitCode } : {}),
             ...(a.kind === 'remove' ? { extra: true } : {}),
           },

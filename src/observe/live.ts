@@ -27,6 +27,8 @@ export interface LiveContainer {
   image: string;
   /** the image's id (`sha256:...`), which tells two builds under one tag apart */
   imageId?: string;
+  /** the registry's digest of its image, when berth pinned it (`sha256:...`) */
+  digest?: string;
   view?: string;
   /** what differs from Git although its labels say it matches (set when berth inspected it for drift) */
   handChanges?: string[];
@@ -121,6 +123,7 @@ export function liveFromLabels(
     ...(l[LABEL.job] ? { job: l[LABEL.job] } : {}),
     image: c.image,
     ...(c.imageId ? { imageId: c.imageId } : {}),
+    ...(l[LABEL.digest] ? { digest: l[LABEL.digest] } : {}),
     view: l[LABEL.view],
     created: c.created,
     reserved: reservedOf(l),

@@ -178,7 +178,9 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.get('/me', { config: viewer }, async (req) => req.principal);
 
-  app.get('/stacks', { config: viewer, schema: { querystring: query({}) } }, async () => ({ stacks: await ops.stacks() }));
+  app.get('/stacks', { config: viewer, schema: { querystring: query({}) } }, async (_req, reply) =>
+    reply.type('application/json; charset=utf-8').send(await ops.stacksJson()),
+  );
 
   app.get<{ Params: { name: string } }>('/stacks/:name', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stack(req.params.name));
 

@@ -1,0 +1,197 @@
+// Private images from the harness's registry (TLS, htpasswd), pulled by berth on two hosts that
+// never pulled or logged in: with a password file, with Docker's config file and a credential
+// helper (a script on PATH stands in for docker-credential-NAME); a wrong password, no credentials
+// and a tag that does not exist each fail the sync before the running replicas are touched, saying
+// the registry's reason and whose credentials went; the password is in no log, row, answer or file.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Dockerode from 'dockerode';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { Engine } from '../src/engine/engine.ts';
+import { capturedLogger, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
+import { removeContainers, uniqueName } from './harness/docker.ts';
+import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
+import { IMAGES } from './harness/images.ts';
+import { moveTag, pushImage } from './harness/registry.ts';
+
+const registry = inject('registry');
+const dockers = inject('dockers');
+/** The second and third daemons: the first pushed the images (and has them under other names). */
+const hosts = testHosts().slice(1);
+const daemons = dockers.slice(1).map((d) => new Dockerode({ socketPath: d.socketPath }));
+
+const secrets = mkdtempSync(join(tmpdir(), 'berth-regpull-'));
+const name = `private/${uniqueName('pull')}`;
+const v1 = `${registry.host}/${name}:1`;
+const v2 = `${registry.host}/${name}:2`;
+const v3 = `${registry.host}/${name}:3`;
+
+/** what the registry serves for :1 and :3 */
+let digest1: string | undefined;
+let digest3: string | undefined;
+let server: GitServer;
+let repo: RemoteRepo;
+const stack = uniqueName('regpull').replaceAll('-', '');
+const cleanups: Array<() => unknown> = [];
+
+beforeAll(async () => {
+  server = await startGitServer();
+  repo = await server.createRepo(uniqueName('regpullrepo'));
+  // images of this file's own: no other test pulls (or removes) them on these daemons meanwhile
+  [digest1, , digest3] = (
+    await Promise.all([
+      pushImage(registry, dockers[0], IMAGES.webV1, `${name}:1`),
+      pushImage(registry, dockers[0], IMAGES.webV2, `${name}:2`),
+      pushImage(registry, dockers[0], IMAGES.webV2, `${name}:3`), // :2's image, which no sync before this one pulls
+    ])
+  ).map((p) => p.digest);
+  writeFileSync(join(secrets, 'good'), `${registry.password}\n`);
+  writeFileSync(join(secrets, 'wrong'), registry.wrongPassword);
+  // a credential helper, as Docker's CLI runs them: the server on stdin, the credentials on stdout
+  writeFileSync(
+    join(secrets, 'docker-credential-berthreg'),
+    `#!/bin/sh\nread server\n[ "$server" = "${registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\necho '{"ServerURL":"${registry.host}","Username":"${registry.username}","Secret":"${registry.password}"}'\n`,
+    { mode: 0o755 },
+  );
+  writeFileSync(join(secrets, 'docker-config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'berthreg' } }));
+});
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await Promise.all(daemons.map((d) => removeContainers(d, { 'berth.stack': stack })));
+  for (const d of daemons)
+    for (const ref of [v1, v2, v3])
+      await d
+        .getImage(ref)
+        .remove({ force: true })
+        .catch(() => undefined);
+  await server?.close();
+  rmSync(secrets, { recursive: true, force: true });
+});
+
+/** An engine in this process on d2 and d3 with these registries, its log captured; `again` starts another on its config and data. */
+function engineWith(registries: unknown[]) {
+  const cfg = writeConfig([{ name: repo.name, url: repo.url }], { hosts, registries });
+  const start = () => {
+    const { log, text } = capturedLogger();
+    const engine = new Engine(loadConfig(cfg.file), log);
+    cleanups.push(() => engine.close());
+    return { engine, logs: text, dataDir: cfg.dataDir, again: start };
+  };
+  cleanups.push(() => cfg.cleanup());
+  return start();
+}
+
+const compose = (image: string) => `services:\n  web:\n    image: ${image}\n    deploy:\n      mode: global\n`;
+const deploy = (image: string) => repo.commit({ [`${stack}/compose.yaml`]: compose(image) }, { message: image });
+
+/** The stack's replicas on d2 and d3: host -> { id, image }. */
+async function replicas(): Promise<Record<string, { id: string; image: string }>> {
+  const out: Record<string, { id: string; image: string }> = {};
+  for (const [i, d] of daemons.entries()) {
+    for (const c of await d.listContainers({ all: true, filters: { label: [`berth.stack=${stack}`] } })) out[hosts[i]!.name] = { id: c.Id, image: c.Image };
+  }
+  return out;
+}
+
+describe('pulling from a private registry', () => {
+  const good = () => [{ host: registry.host, username: registry.username, passwordFile: join(secrets, 'good') }];
+
+  it('deploys a private image on two hosts that never pulled or logged in, with a password file', async () => {
+    for (const d of daemons) await expect(d.getImage(v1).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const { engine, logs } = engineWith(good());
+    await deploy(v1);
+    const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+    expect(pass.stacks.map((s) => [s.status, s.errors])).toEqual([['synced', undefined]]);
+    // created from the digest the registry served when the spec was first applied
+    expect(await replicas()).toEqual({ d2: { id: expect.any(String), image: `${v1}@${digest1}` }, d3: { id: expect.any(String), image: `${v1}@${digest1}` } });
+    expect(logs()).toMatch(new RegExp(`"registry":"${registry.host.replaceAll('.', '\\.')}","credentials":"registries\\[0\\]".*"msg":"pulling image"`));
+    expect(logs()).not.toContain(registry.password);
+  });
+
+  it('with a wrong password, no credentials, or a tag that does not exist: the sync fails before the running replicas are touched', async () => {
+    const before = await replicas();
+    const cases: Array<[unknown[], string, RegExp]> = [
+      [
+        [{ host: registry.host, username: registry.username, passwordFile: join(secrets, 'wrong') }],
+        v2,
+        /unauthorized: authentication required \(registry 10\.231\.\d+\.1:\d+, credentials from registries\[0\]\)/,
+      ],
+      [[], v2, /no basic auth credentials \(registry 10\.231\.\d+\.1:\d+, no credentials for it in the engine config \(registries:\)\)/],
+      [good(), `${registry.host}/${name}:nope`, /manifest unknown.* \(registry 10\.231\.\d+\.1:\d+, credentials from registries\[0\]\)/],
+    ];
+    for (const [registries, image, reason] of cases) {
+      const { engine } = engineWith(registries);
+      await deploy(image);
+      const [outcome] = (await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' })).stacks;
+      expect(outcome!.status, image).toBe('failed');
+      expect(outcome!.errors?.join('\n')).toMatch(new RegExp(`^web: pull ${image.replaceAll('.', '\\.')} on d[23]: `));
+      expect(outcome!.errors?.join('\n')).toMatch(reason);
+      const failed = engine.audit.query({ stack, kind: 'sync.failed', limit: 1 }).rows[0];
+      expect(failed?.message).toMatch(reason);
+      expect(await replicas()).toEqual(before); // the same containers, still v1
+    }
+  });
+
+  it("takes credentials from Docker's config file through a credential helper on PATH; the password is in no log, row, answer or file", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = `${secrets}:${path}`;
+    cleanups.push(() => (process.env.PATH = path));
+    const { engine, logs, dataDir } = engineWith([{ dockerConfigFile: join(secrets, 'docker-config.json') }]);
+    await deploy(v3);
+    const [outcome] = (await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' })).stacks;
+    expect([outcome!.status, outcome!.errors]).toEqual(['synced', undefined]);
+    expect(Object.values(await replicas()).map((r) => r.image)).toEqual([`${v3}@${digest3}`, `${v3}@${digest3}`]);
+    expect(logs()).toContain(`credential helper berthreg`);
+
+    const { app, base } = await serveEngine(engine);
+    cleanups.push(() => app.close());
+    const answers = await Promise.all(
+      ['/api/v1/stacks', '/api/v1/audit?limit=1000', '/api/v1/syncs', '/api/v1/hosts'].map(async (p) => (await fetch(base + p)).text()),
+    );
+    const files = readdirSync(dataDir, { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile())
+      .map((f) => readFileSync(join(f.parentPath, f.name)).toString('latin1'));
+    for (const seen of [logs(), ...answers, ...files]) expect(seen).not.toContain(registry.password);
+  });
+
+  it('pins the digest when a spec is first applied: a moved tag changes nothing, a replica recreated after a restart runs the pinned bits, a changed spec is pinned anew', async () => {
+    const tag = `${name}:pin`;
+    const ref = `${registry.host}/${tag}`;
+    const first = await pushImage(registry, dockers[0], IMAGES.webV1, tag);
+    const one = engineWith(good());
+    await deploy(ref);
+    const sync = async (e: Engine) => (await e.syncRepo(repo.name, { trigger: 'manual', actor: 'test' })).stacks[0]!;
+    expect((await sync(one.engine)).status).toBe('synced');
+    expect(await replicas()).toEqual({
+      d2: { id: expect.any(String), image: `${ref}@${first.digest}` },
+      d3: { id: expect.any(String), image: `${ref}@${first.digest}` },
+    });
+    const labels = (await daemons[0]!.listContainers({ filters: { label: [`berth.stack=${stack}`] } }))[0]!.Labels;
+    expect(labels['berth.image-digest']).toBe(first.digest);
+
+    // the tag moves in the registry: the commit decides, not the registry
+    const moved = await moveTag(registry, dockers[0], IMAGES.webV2, tag);
+    const pinnedBefore = await replicas();
+    expect((await sync(one.engine)).status).toBe('unchanged');
+    expect(await replicas()).toEqual(pinnedBefore);
+
+    // a restart, then a replica removed by hand: recreated from the recorded digest, not the moved tag
+    one.engine.close();
+    const two = one.again();
+    await daemons[0]!.getContainer(pinnedBefore.d2!.id).remove({ force: true });
+    expect((await sync(two.engine)).status).toBe('synced');
+    const after = await replicas();
+    expect(after.d2).toEqual({ id: expect.not.stringMatching(pinnedBefore.d2!.id), image: `${ref}@${first.digest}` });
+    expect(after.d3).toEqual(pinnedBefore.d3);
+
+    // a commit that changes the service: its image is resolved again, the same digest on both hosts
+    await repo.commit({ [`${stack}/compose.yaml`]: `${compose(ref)}    environment:\n      WAVE: "2"\n` }, { message: 'wave 2' });
+    const changed = await sync(two.engine);
+    expect(changed.status).toBe('synced');
+    expect(changed.diff).toContain(`+image: ${ref}@${moved.digest}`);
+    expect(Object.values(await replicas()).map((r) => r.image)).toEqual([`${ref}@${moved.digest}`, `${ref}@${moved.digest}`]);
+  });
+});
