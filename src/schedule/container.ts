@@ -223,7 +223,6 @@ export function serviceImage(svc: ServiceSpec): string {
   return svc.build && svc.pullPolicy === 'build' ? builtImageRef(svc.image, svc.build.hash) : svc.image;
 }
 
-
 /** What a replica reserves, on the container (read back by reservedOf), so that placing other stacks can count it. */
 function reservationLabels(svc: ServiceSpec): Record<string, string> {
   const { cpus, memoryBytes } = svc.reservations;
