@@ -9,7 +9,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { BERTH_BIN, gitServerAndDocker, runCli, serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { uniqueName } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
-import { formatStatusTable } from '../src/cli/status.ts';
+import { formatReplicasTable, formatStatusTable } from '../src/cli/status.ts';
 import { invocation } from '../src/cli/invocation.ts';
 import type { StackState } from '../src/engine/status.ts';
 
@@ -263,6 +263,31 @@ describe('berth status', () => {
         'new           apps  OutOfSync  Missing  -        0/1 running  never',
         '',
         'payments-api: web: rolled back: unhealthy',
+      ].join('\n'),
+    );
+    const digest = `sha256:${'ab12'.repeat(16)}`;
+    const replicas = formatReplicasTable(
+      state({
+        replicas: [
+          {
+            service: 'web',
+            slot: 1,
+            host: 'h1',
+            state: 'running',
+            health: 'healthy',
+            container: 'c'.repeat(64),
+            image: `ghcr.io/acme/web:1.4@${digest}`,
+            digest,
+          },
+          { service: 'web', slot: 2, host: 'h2', state: 'missing' },
+        ],
+      }),
+    );
+    expect(replicas).toBe(
+      [
+        'SERVICE  REPLICA  HOST  STATE    HEALTH   IMAGE                                     CONTAINER',
+        'web      #1       h1    running  healthy  ghcr.io/acme/web:1.4@sha256:ab12ab12ab12  cccccccccccc',
+        'web      #2       h2    missing  -        -                                         -',
       ].join('\n'),
     );
   });

@@ -10,7 +10,7 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { capturedLogger, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
+import { capturedLogger, runCli, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
 import { removeContainers, uniqueName } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
@@ -98,6 +98,15 @@ async function replicas(): Promise<Record<string, { id: string; image: string }>
 
 describe('pulling from a private registry', () => {
   const good = () => [{ host: registry.host, username: registry.username, passwordFile: join(secrets, 'good') }];
+
+  it('a password file that cannot be read stops berth serve at start, naming the file', async () => {
+    const missing = join(secrets, 'no-such-file');
+    const cfg = writeConfig([{ name: repo.name, url: repo.url }], { hosts, registries: [{ host: registry.host, username: 'u', passwordFile: missing }] });
+    cleanups.push(() => cfg.cleanup());
+    const serve = await runCli(['--config', cfg.file, 'serve']);
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain(`berth: cannot read the password of registry ${registry.host} (registries[0]) from ${missing}: ENOENT`);
+  });
 
   it('deploys a private image on two hosts that never pulled or logged in, with a password file', async () => {
     for (const d of daemons) await expect(d.getImage(v1).inspect()).rejects.toMatchObject({ statusCode: 404 });

@@ -28,7 +28,7 @@ import { checkListen } from '../server/auth.ts';
 import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { formatHostsTable } from './hosts.ts';
-import { formatStatusTable } from './status.ts';
+import { formatReplicasTable, formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
@@ -190,7 +190,8 @@ program
   .option('--json', 'JSON, with every replica')
   .action(async (opts: { stack?: string; json?: boolean }) => {
     const states = await withOps(async (ops) => (opts.stack ? [await ops.stack(opts.stack)] : ops.stacks()), 'warn');
-    console.log(opts.json ? JSON.stringify(states, null, 2) : formatStatusTable(states));
+    if (opts.json) console.log(JSON.stringify(states, null, 2));
+    else console.log([formatStatusTable(states), ...(opts.stack ? states.map((s) => `\n${formatReplicasTable(s)}`) : [])].join('\n'));
   });
 
 program

@@ -17,3 +17,21 @@ export function formatStatusTable(states: StackState[], now = Date.now()): strin
   const reasons = states.filter((s) => s.reason).map((s) => `${s.name}: ${s.reason!.split('\n').join('\n  ')}`);
   return [table(['STACK', 'REPO', 'SYNC', 'HEALTH', 'COMMIT', 'REPLICAS', 'LAST SYNC', 'NOTE'], rows), ...(reasons.length ? ['', ...reasons] : [])].join('\n');
 }
+
+/**
+ * One stack's replicas (`berth status --stack S`): `SERVICE REPLICA HOST STATE HEALTH IMAGE
+ * CONTAINER`, the image as the container was created from it, with the digest it was pinned to
+ * shortened (docs/how-it-works.md, "Images").
+ */
+export function formatReplicasTable(state: StackState): string {
+  const rows = state.replicas.map((r) => [
+    r.service,
+    `#${r.slot}${r.extra ? ' (not in Git)' : ''}`,
+    r.host,
+    r.state,
+    r.health ?? '-',
+    r.image ? r.image.replace(/@sha256:([0-9a-f]{12})[0-9a-f]{52}$/, '@sha256:$1') : '-',
+    r.container?.slice(0, 12) ?? '-',
+  ]);
+  return table(['SERVICE', 'REPLICA', 'HOST', 'STATE', 'HEALTH', 'IMAGE', 'CONTAINER'], rows);
+}

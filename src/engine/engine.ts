@@ -154,11 +154,12 @@ export class Engine {
     await this.#queue.drain();
   }
 
+  /** Stops the timers and closes the database; a second call does nothing. */
   close(): void {
     this.#board.stop();
     this.#schedules?.stop();
     this.fleet.stop();
-    this.db.close();
+    if (this.db.isOpen) this.db.close();
   }
 
   /** Every repo, in parallel (each repo's own passes never overlap). */
