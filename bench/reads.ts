@@ -35,13 +35,14 @@ export async function readersBench(engine: Engine, proxies: Proxy[], label: stri
       const t0 = performance.now();
       const end = t0 + seconds * 1000;
       const latencies: number[] = [];
+      let bytes = 0;
       await Promise.all(
         Array.from({ length: n }, async (_, i) => {
           await sleep((i * 1000) / n); // spread over the second
           while (performance.now() < end) {
             const s = performance.now();
             const res = await fetch(url);
-            await res.arrayBuffer();
+            bytes = (await res.arrayBuffer()).byteLength;
             if (res.status !== 200) throw new Error(`bench: GET /api/v1/stacks answered ${res.status}`);
             latencies.push(performance.now() - s);
             await sleep(Math.max(0, 1000 - (performance.now() - s)));
@@ -52,7 +53,7 @@ export async function readersBench(engine: Engine, proxies: Proxy[], label: stri
       const wall = performance.now() - t0;
       const c = process.cpuUsage(cpu0);
       const calls = proxies.reduce((a, p) => a + p.total(), 0);
-      return { perMinute: (calls * 60_000) / wall, cpu: (c.user + c.system) / 1000 / wall, latencies };
+      return { perMinute: (calls * 60_000) / wall, cpu: (c.user + c.system) / 1000 / wall, latencies, bytes };
     };
     const idle = await window(0);
     const busy = await window(readers);
@@ -68,7 +69,7 @@ export async function readersBench(engine: Engine, proxies: Proxy[], label: stri
       {
         scenario: `${what}: read latency p99`,
         value: ms(quantile(busy.latencies, 0.99)),
-        against: `p50 ${ms(quantile(busy.latencies, 0.5))}, ${busy.latencies.length} reads`,
+        against: `p50 ${ms(quantile(busy.latencies, 0.5))}, ${busy.latencies.length} reads of ${Math.round(busy.bytes / 1024)} KiB`,
         target: 'under 20 ms',
         met: quantile(busy.latencies, 0.99) < 20,
       },

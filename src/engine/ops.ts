@@ -115,7 +115,7 @@ export class LocalOps implements Operations {
   /** commits are immutable: their author and message, once read from the audit log, by SHA (the newest 1,000) */
   readonly #commits = new Map<string, CommitView>();
   readonly #hooks: LocalHooks;
-  #stacksJson?: { version: number; body: string };
+  #stacksJson?: { version: number; body: Buffer };
 
   constructor(engine: Engine, hooks: LocalHooks = {}) {
     this.#engine = engine;
@@ -129,14 +129,15 @@ export class LocalOps implements Operations {
   }
 
   /**
-   * `{ stacks }` as JSON text, for GET /api/v1/stacks: under berth serve made once per version of
+   * `{ stacks }` as JSON (UTF-8 bytes), for GET /api/v1/stacks: under berth serve made once per version of
    * the status board, so that readers polling it share one rendering (500 stacks are ~0.5 MB).
    */
-  async stacksJson(): Promise<string> {
+  async stacksJson(): Promise<Buffer> {
     const states = await this.#engine.status();
     const version = this.#engine.statusVersion();
     if (version !== undefined && this.#stacksJson?.version === version) return this.#stacksJson.body;
-    const body = JSON.stringify({ stacks: states.map((s) => this.withCommitInfo(s)) });
+    // encoded once too: each read then writes the same bytes, allocating nothing of its size
+    const body = Buffer.from(JSON.stringify({ stacks: states.map((s) => this.withCommitInfo(s)) }));
     if (version !== undefined) this.#stacksJson = { version, body };
     return body;
   }
