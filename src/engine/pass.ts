@@ -202,42 +202,55 @@ export class Reconciler {
   ): Promise<DesiredContainer[]> {
     const ctx = this.#ctx;
     const groups = new Map<string, DesiredContainer[]>();
-    for (const d of desired.filter(pinnable)) {
+    for (const d of desired) {
+      if (!pinnable(d)) continue;
       const key = pinKey(stack, d.service, d.specHash);
-      groups.set(key, [...(groups.get(key) ?? []), d]);
+      const group = groups.get(key);
+      if (group) group.push(d);
+      else groups.set(key, [d]);
     }
     if (groups.size === 0) return desired;
     const pins = repoPins();
     const live = own.flatMap((h) => h.containers);
     const chosen = new Map<string, string>();
-    await Promise.all(
-      [...groups].map(async ([key, replicas]) => {
-        const { service, specHash, host } = replicas[0]!;
-        const image = replicas[0]!.create.Image!;
-        const running = live.filter((c) => c.service === service && c.specHash === specHash);
-        let digest = pins.get(key)?.digest ?? running.find((c) => c.digest)?.digest;
-        const applied = replicas.every((d) => running.some((c) => c.host === d.host && c.slot === d.slot));
-        if (!digest && !applied && !opts.dryRun) {
-          const h = ctx.fleet.hosts.get(host);
-          let asked = digests.get(image);
-          if (!asked && h) {
-            asked = h.registryDigest(image);
-            digests.set(image, asked);
-          }
-          digest = await asked?.catch((err: unknown) => {
-            log.warn({ service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs unpinned');
-            return undefined;
-          });
-        }
-        if (!digest) return;
-        chosen.set(key, digest);
-        if (!opts.dryRun && pins.get(key)?.digest !== digest) {
-          const pin = { repo, stack, service, specHash, image, digest, commitSha };
-          ctx.pins.set(pin);
-          pins.set(key, { ...pin, time: new Date().toISOString() });
-        }
-      }),
-    );
+    const record = (key: string, d: DesiredContainer, digest: string) => {
+      chosen.set(key, digest);
+      if (opts.dryRun || pins.get(key)?.digest === digest) return;
+      const pin = { repo, stack, service: d.service, specHash: d.specHash, image: d.create.Image!, digest, commitSha };
+      ctx.pins.set(pin);
+      pins.set(key, { ...pin, time: new Date().toISOString() });
+    };
+    // What is known is taken at once (a no-op pass over 500 stacks awaits nothing here); only specs
+    // about to be applied for the first time ask a registry.
+    const asking: Array<Promise<void>> = [];
+    for (const [key, replicas] of groups) {
+      const d = replicas[0]!;
+      const running = live.filter((c) => c.service === d.service && c.specHash === d.specHash);
+      const known = pins.get(key)?.digest ?? running.find((c) => c.digest)?.digest;
+      if (known) {
+        record(key, d, known);
+        continue;
+      }
+      const applied = replicas.every((r) => running.some((c) => c.host === r.host && c.slot === r.slot));
+      const host = ctx.fleet.hosts.get(d.host);
+      if (applied || opts.dryRun || !host) continue;
+      const image = d.create.Image!;
+      let asked = digests.get(image);
+      if (!asked) {
+        asked = host.registryDigest(image);
+        digests.set(image, asked);
+      }
+      asking.push(
+        asked.then(
+          (digest) => {
+            if (digest) record(key, d, digest);
+          },
+          (err: unknown) => log.warn({ service: d.service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs unpinned'),
+        ),
+      );
+    }
+    await Promise.all(asking);
+    if (chosen.size === 0) return desired;
     return desired.map((d) => {
       const digest = pinnable(d) ? chosen.get(pinKey(stack, d.service, d.specHash)) : undefined;
       return digest ? pinned(d, digest) : d;
