@@ -63,11 +63,6 @@ export class Credential {
       : { username: this.username, password: this.#secret, serveraddress };
   }
 
-  /** The username and the password, for berth's own requests to the registry. */
-  basic(): string {
-    return Buffer.from(`${this.username}:${this.#secret}`).toString('base64');
-  }
-
   toJSON(): object {
     return { registry: this.registry, source: this.source, username: this.username, secret: '<sealed>' };
   }
