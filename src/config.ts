@@ -82,6 +82,8 @@ export interface BerthConfig {
   limits: { api: number; webhooks: number };
   /** credentials for the registries images are pulled from (src/apply/registries.ts) */
   registries: RegistryConfig[];
+  /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
+  imagePollMs: number;
 }
 
 export interface HostCheckConfig {
@@ -102,6 +104,7 @@ const schema = {
     listen: { type: 'string', pattern: '^[^:]*:[0-9]+$' },
     hostConcurrency: { type: 'integer', minimum: 1 },
     resync: { type: 'string' },
+    imagePoll: { type: 'string' },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -257,7 +260,8 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries'>> & {
+type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs'>> & {
+  imagePoll?: string;
   registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string }>;
   limits?: Partial<BerthConfig['limits']>;
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
@@ -310,6 +314,7 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     hostCheck: hostCheck(raw.hostCheck ?? {}, `${source}: hostCheck`),
     limits: { ...LIMITS, ...raw.limits },
     registries: (raw.registries ?? []).map((r, i) => registry(r, rel, `${source}: registries[${i}]`)),
+    imagePollMs: parseDuration(raw.imagePoll ?? '5m', `${source}: imagePoll`),
   };
 }
 
@@ -414,6 +419,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     hostCheck: { ...HOST_CHECK },
     limits: { ...LIMITS },
     registries: [],
+    imagePollMs: 300_000,
   };
 }
 

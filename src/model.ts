@@ -235,6 +235,8 @@ export interface ServiceSpec {
   files: FileSpec[];
   /** set when the service runs to completion instead of serving (`deploy.mode: *-job`, `x-berth.schedule`, `x-berth.hook`) */
   job?: JobSpec;
+  /** `x-berth.watch-image: true`: its image's tag is resolved again at every pass, and a moved digest rolls it out */
+  watchImage?: boolean;
   /**
    * `network_mode`: 'host', 'none', 'bridge', 'container:NAME' or 'service:NAME' (the network of
    * NAME's replica on the same host). When set, the service joins none of the stack's networks.

@@ -203,4 +203,45 @@ describe('pulling from a private registry', () => {
     expect(changed.diff).toContain(`+image: ${ref}@${moved.digest}`);
     expect(Object.values(await replicas()).map((r) => r.image)).toEqual([`${ref}@${moved.digest}`, `${ref}@${moved.digest}`]);
   });
+
+  it('follows a watched tag: a moved digest rolls only the watched service; a digest whose rollout rolled back is not taken again by itself', async () => {
+    const [watchedTag, plainTag] = [`${name}:watched`, `${name}:plain`];
+    const [first] = await Promise.all([pushImage(registry, dockers[0], IMAGES.webV1, watchedTag), pushImage(registry, dockers[0], IMAGES.webV1, plainTag)]);
+    const followStack = `${stack}f`;
+    cleanups.push(() => Promise.all(daemons.map((d) => removeContainers(d, { 'berth.stack': followStack }))));
+    const service = (svc: string, tag: string, watch: boolean) =>
+      `  ${svc}:\n    image: ${registry.host}/${tag}\n    deploy:\n      mode: global\n      update_config: { failure_action: rollback, monitor: 1s }\n` +
+      // the images' own health checks: the unhealthy one's never passes
+      `${watch ? '    x-berth: { watch-image: true }\n' : ''}`;
+    await repo.commit(
+      { [`${followStack}/compose.yaml`]: `services:\n${service('watched', watchedTag, true)}${service('plain', plainTag, false)}` },
+      { message: 'follow' },
+    );
+    const { engine } = engineWith(good());
+    const sync = async () => (await engine.syncRepo(repo.name, { trigger: 'poll' })).stacks.find((s) => s.stack === followStack)!;
+    const images = async (svc: string) => {
+      const list = await Promise.all(
+        daemons.map((d) => d.listContainers({ all: true, filters: { label: [`berth.stack=${followStack}`, `berth.service=${svc}`] } })),
+      );
+      return list.flat().map((c) => c.Image);
+    };
+    expect((await sync()).status).toBe('synced');
+    expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${first.digest}`, `${registry.host}/${watchedTag}@${first.digest}`]);
+
+    // both tags move: the watched service rolls to the new digest, the other stays
+    const moved = await moveTag(registry, dockers[0], IMAGES.webV2, watchedTag);
+    await moveTag(registry, dockers[0], IMAGES.webV2, plainTag);
+    expect((await sync()).status).toBe('synced');
+    expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${moved.digest}`, `${registry.host}/${watchedTag}@${moved.digest}`]);
+    expect((await images('plain')).every((i) => i.endsWith(`@${first.digest}`))).toBe(true);
+    const updated = engine.audit.query({ stack: followStack, kind: 'image.updated', limit: 5 }).rows;
+    expect(updated.map((r) => [r.service, r.message])).toEqual([['watched', expect.stringMatching(/sha256:[0-9a-f]{12} -> sha256:[0-9a-f]{12}$/)]]);
+
+    // the tag moves to an image that never gets healthy: rolled back, and the next passes leave it alone
+    await moveTag(registry, dockers[0], IMAGES.webUnhealthy, watchedTag);
+    expect((await sync()).status).toBe('rolledback');
+    expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${moved.digest}`, `${registry.host}/${watchedTag}@${moved.digest}`]);
+    expect((await sync()).status).toBe('unchanged');
+    expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${moved.digest}`, `${registry.host}/${watchedTag}@${moved.digest}`]);
+  });
 });

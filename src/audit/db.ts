@@ -116,6 +116,16 @@ export const migrations: readonly string[] = [
     time TEXT NOT NULL,
     PRIMARY KEY (repo, stack, service, specHash)
   ) STRICT;`,
+  // 7: digests of followed images (x-berth.watch-image) whose rollout failed: not tried again by
+  // themselves, so that berth does not fight a rollback
+  `CREATE TABLE refused_digests (
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    service TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (repo, stack, service, digest)
+  ) STRICT;`,
 ];
 
 /**

@@ -71,6 +71,8 @@ export const AUDIT_KINDS = [
   'webhook.rejected',
   // an operator asks the API for a sync, rollback, pause or resume (or one asked for cannot start)
   'api.action',
+  // a followed image's tag (x-berth.watch-image) resolved to another digest: its replicas roll to it
+  'image.updated',
 ] as const;
 
 export type AuditKind = (typeof AUDIT_KINDS)[number];

@@ -35,6 +35,20 @@ export class PinStore {
       .run(p.repo, p.stack, p.service, p.specHash, p.image, p.digest, p.commitSha, new Date().toISOString());
   }
 
+  /** A followed image's digest whose rollout failed: berth does not roll to it again by itself. */
+  refuse(repo: string, stack: string, service: string, digest: string): void {
+    this.#db
+      .prepare('INSERT OR REPLACE INTO refused_digests (repo, stack, service, digest, time) VALUES (?, ?, ?, ?, ?)')
+      .run(repo, stack, service, digest, new Date().toISOString());
+  }
+
+  refused(repo: string, stack: string, service: string, digest: string): boolean {
+    return (
+      this.#db.prepare('SELECT 1 FROM refused_digests WHERE repo = ? AND stack = ? AND service = ? AND digest = ?').get(repo, stack, service, digest) !==
+      undefined
+    );
+  }
+
   /** The repo's pins, by pinKey (one query per repo and pass, not one per stack). */
   forRepo(repo: string): Map<string, Pin> {
     const rows = this.#db.prepare('SELECT * FROM pins WHERE repo = ?').all(repo) as unknown as Pin[];

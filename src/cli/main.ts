@@ -157,6 +157,7 @@ program
     engine.startMonitor(() => void engine.syncAll({ trigger: 'drift' }));
     const stopWatching = engine.watchDrift({ resyncMs: config.resyncMs });
     const stopSchedules = engine.startSchedules();
+    const stopImages = engine.watchImages(config.imagePollMs);
     await engine.syncAll({ trigger: 'startup' });
     ready = true;
     const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
@@ -167,6 +168,7 @@ program
     stop();
     stopWatching();
     stopSchedules();
+    stopImages();
     await app.close();
     await engine.drain();
     engine.close();

@@ -125,7 +125,8 @@ export function planStack(input: PlanInput): StackPlan {
     const named = (c: LiveContainer) => c.name === d.name || c.name === `${d.name}-next`;
     // A pinned replica runs the digest its spec was pinned to; one created before pinning (no digest) is not replaced for it.
     const digest = d.create.Labels?.[LABEL.digest];
-    const sameImage = (c: LiveContainer) => !digest || !c.digest || c.digest === digest;
+    // (a followed image, x-berth.watch-image, is the pinned one or replaced: its replicas run what the tag resolved to)
+    const sameImage = (c: LiveContainer) => !digest || (!c.digest && !d.watchImage) || c.digest === digest;
     const matches = (c: LiveContainer) => c.specHash === d.specHash && sameImage(c) && settled(c, d.job) && !c.handChanges?.length && named(c);
     // A replacement interrupted (berth killed between the old container's stop and the new one's
     // start) left the old one aside: unless the new one runs, the old one is the replica, replaced

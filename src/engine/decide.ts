@@ -23,6 +23,8 @@ export interface DecisionInput {
   dryRun: boolean;
   /** the commit the pass is at */
   commit: string;
+  /** what an apply would try: the commit and, with followed images, the digests they resolved to (default: the commit); back-offs are kept per attempt */
+  attempt?: string;
   /** the commit of the stack's last sync that succeeded */
   lastSucceeded?: string;
   backoff?: Backoff;
@@ -63,6 +65,7 @@ export function isDrift({
 
 export function decide(input: DecisionInput): Decision {
   const { plan, stack, trigger, dryRun, commit, backoff, now } = input;
+  const attempt = input.attempt ?? commit;
   const changes = hasChanges(plan);
   if (dryRun) return { kind: 'report', status: changes ? 'planned' : 'unchanged' };
   const manual = trigger === 'manual';
@@ -78,7 +81,7 @@ export function decide(input: DecisionInput): Decision {
     };
   }
   if (!manual && stack && !stack.sync.auto) return { kind: 'auto-off' };
-  if (!manual && backoff?.commit === commit && backoff.until > now) {
+  if (!manual && backoff?.commit === attempt && backoff.until > now) {
     const error =
       backoff.until === Infinity
         ? 'the rollout of this commit failed and stopped; it waits for a new commit or a sync by hand'

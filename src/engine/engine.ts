@@ -217,6 +217,22 @@ export class Engine {
   }
 
   /**
+   * Every `everyMs`, a pass of each repo whose last head follows an image's tag
+   * (x-berth.watch-image): its pass resolves the tag again. Returns a function that stops it.
+   */
+  watchImages(everyMs: number): () => void {
+    const timer = setInterval(() => {
+      for (const r of this.config.repos) {
+        const head = this.world.head(r.name);
+        const follows = head?.rendered.stacks.some((s) => s.ok && s.stack.services.some((svc) => svc.watchImage));
+        if (follows) void this.syncRepo(r.name, { trigger: 'poll' }).catch(() => undefined);
+      }
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /**
    * Runs the scheduled jobs (`x-berth.schedule`) on their schedules, as each pass from now on
    * installs them from the stacks it renders. Returns a function that stops them.
    */

@@ -13,11 +13,11 @@ import type { SyncStore } from '../audit/syncs.ts';
 import { pinKey, type Pin, type PinStore } from '../audit/pins.ts';
 import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { formatError } from '../render/index.ts';
-import { reservedOf, type RenderedStack } from '../model.ts';
+import { LABEL, reservedOf, type RenderedStack } from '../model.ts';
 import type { LiveHost } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { currentReplicas, LiveIndex } from '../schedule/current.ts';
-import { pinnable, pinned } from '../schedule/pin.ts';
+import { pinnable, pinned, shortDigest } from '../schedule/pin.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import type { JobScheduler } from './cron.ts';
 import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
@@ -195,11 +195,12 @@ export class Reconciler {
     stack: string,
     desired: DesiredContainer[],
     own: LiveHost[],
-    commitSha: string,
+    base: PassRow,
     opts: PassOptions,
     { digests, pins: repoPins }: Pinning,
     log: Logger,
   ): Promise<DesiredContainer[]> {
+    const commitSha = base.commit?.sha ?? '';
     const ctx = this.#ctx;
     const groups = new Map<string, DesiredContainer[]>();
     for (const d of desired) {
@@ -221,19 +222,18 @@ export class Reconciler {
       pins.set(key, { ...pin, time: new Date().toISOString() });
     };
     // What is known is taken at once (a no-op pass over 500 stacks awaits nothing here); only specs
-    // about to be applied for the first time ask a registry.
+    // about to be applied for the first time, and followed images (x-berth.watch-image), ask a registry.
     const asking: Array<Promise<void>> = [];
     for (const [key, replicas] of groups) {
       const d = replicas[0]!;
       const running = live.filter((c) => c.service === d.service && c.specHash === d.specHash);
       const known = pins.get(key)?.digest ?? running.find((c) => c.digest)?.digest;
-      if (known) {
-        record(key, d, known);
-        continue;
-      }
+      if (known) record(key, d, known);
       const applied = replicas.every((r) => running.some((c) => c.host === r.host && c.slot === r.slot));
       const host = ctx.fleet.hosts.get(d.host);
-      if (applied || opts.dryRun || !host) continue;
+      const follow = d.watchImage && !opts.dryRun;
+      if (!follow && (known || applied || opts.dryRun)) continue;
+      if (!host) continue;
       const image = d.create.Image!;
       let asked = digests.get(image);
       if (!asked) {
@@ -243,9 +243,17 @@ export class Reconciler {
       asking.push(
         asked.then(
           (digest) => {
-            if (digest) record(key, d, digest);
+            if (!digest || digest === known) return;
+            // a followed tag that moved: to a digest whose rollout failed, only a person (or a new commit) takes it again
+            if (known && ctx.pins.refused(repo, stack, d.service, digest)) return;
+            record(key, d, digest);
+            if (known) {
+              const message = `${image}: ${shortDigest(known)} -> ${shortDigest(digest)}`;
+              ctx.audit.append({ ...base, kind: 'image.updated', stack, service: d.service, message });
+              log.info({ service: d.service, image, from: known, to: digest }, 'the image moved: its replicas roll to it');
+            }
           },
-          (err: unknown) => log.warn({ service: d.service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs unpinned'),
+          (err: unknown) => log.warn({ service: d.service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs as it is'),
         ),
       );
     }
@@ -294,7 +302,7 @@ export class Reconciler {
         w.name,
         placed.filter((d) => hosts.reachable.has(d.host)),
         own,
-        commit.sha,
+        base,
         opts,
         pinning,
         log,
@@ -316,6 +324,7 @@ export class Reconciler {
       trigger: opts.trigger,
       dryRun: Boolean(opts.dryRun),
       commit: commit.sha,
+      attempt: attemptOf(commit.sha, plan),
       now: Date.now(),
       backoff: this.#backoff.get(w.name),
       // read only when it can matter: a history query per stack would be paid by every no-op pass
@@ -347,7 +356,15 @@ export class Reconciler {
           drift: decision.drift,
           waitHealthy: opts.waitHealthy,
         });
-        const backoff = nextBackoff(this.#backoff.get(w.name), commit.sha, outcome.status, Date.now());
+        const backoff = nextBackoff(this.#backoff.get(w.name), attemptOf(commit.sha, plan), outcome.status, Date.now());
+        // a followed image's rollout that rolled back or paused: its digest is not taken again by
+        // itself, and the spec's pin goes back to the digest that ran before
+        if (outcome.status === 'rolledback' || outcome.status === 'paused') {
+          for (const m of followedMoves(plan)) {
+            ctx.pins.refuse(repo, w.name, m.service, m.digest);
+            if (m.from) ctx.pins.set({ repo, stack: w.name, service: m.service, specHash: m.specHash, image: m.image, digest: m.from, commitSha: commit.sha });
+          }
+        }
         if (backoff) this.#backoff.set(w.name, backoff);
         else this.#backoff.delete(w.name);
         return { ...outcome, unseen };
@@ -360,6 +377,28 @@ export class Reconciler {
 interface Pinning {
   digests: Map<string, Promise<string | undefined>>;
   pins: () => Map<string, Pin>;
+}
+
+/** The replacements of a plan that roll a followed image (x-berth.watch-image) to another digest, `from` the one that runs. */
+function followedMoves(plan: StackPlan): Array<{ service: string; specHash: string; image: string; digest: string; from?: string }> {
+  return plan.actions.flatMap((a) => {
+    if (a.kind !== 'replace' || !a.desired.watchImage) return [];
+    const digest = a.desired.create.Labels?.[LABEL.digest];
+    if (!digest || a.live.specHash !== a.desired.specHash || a.live.digest === digest) return [];
+    const image = (a.desired.create.Image ?? '').replace(/@sha256:[0-9a-f]{64}$/, '');
+    return [{ service: a.service, specHash: a.desired.specHash, image, digest, ...(a.live.digest ? { from: a.live.digest } : {}) }];
+  });
+}
+
+/** What an apply tries, for its back-off: the commit, and the digests its followed images moved to (a tag that moves again is a new attempt). */
+function attemptOf(commitSha: string, plan: StackPlan): string {
+  const moves = followedMoves(plan);
+  return moves.length
+    ? `${commitSha} ${moves
+        .map((m) => `${m.service}@${m.digest}`)
+        .sort()
+        .join(' ')}`
+    : commitSha;
 }
 
 /** The hosts' states as placement sees them, and their containers grouped once per stack and per host. */

@@ -15,12 +15,14 @@ export interface JobPart {
   schedule?: At<string>;
   hook?: At<'pre-sync' | 'post-sync'>;
   timeoutMs?: At<number>;
+  /** `watch-image`: the image's tag is followed (docs/manifests.md, "Following an image's tag"); not a job setting */
+  watchImage?: At<boolean>;
 }
 
 /** How long a job's run may take when `x-berth.timeout` is not given. */
 export const JOB_TIMEOUT_MS = 10 * 60_000;
 
-const KEYS = ['schedule', 'hook', 'timeout'];
+const KEYS = ['schedule', 'hook', 'timeout', 'watch-image'];
 
 type Fail = (path: Path, message: string, key?: boolean) => void;
 
@@ -29,7 +31,7 @@ export function jobPart(src: YamlSource, value: unknown, path: Path, fail: Fail)
   const part: JobPart = {};
   if (value === undefined) return part;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail(path, 'must be a mapping (with schedule, hook or timeout)');
+    fail(path, 'must be a mapping (with schedule, hook, timeout or watch-image)');
     return part;
   }
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
@@ -45,9 +47,12 @@ export function jobPart(src: YamlSource, value: unknown, path: Path, fail: Fail)
       const ns = parseDuration(text);
       if (ns === undefined || ns <= 0) fail(p, `'${text}' is not a duration above zero (like 30s, 5m or 1h)`);
       else part.timeoutMs = { value: Math.max(1, Math.round(ns / 1e6)), at: siteOf(src, p) };
+    } else if (key === 'watch-image') {
+      if (typeof v === 'boolean') part.watchImage = { value: v, at: siteOf(src, p) };
+      else fail(p, `'${scalarText(v)}' is not true or false`);
     } else {
       const hint = closest(key, KEYS);
-      fail(p, `unknown key (${hint ? `did you mean '${hint}'?` : 'x-berth has schedule, hook and timeout'})`, true);
+      fail(p, `unknown key (${hint ? `did you mean '${hint}'?` : 'x-berth has schedule, hook, timeout and watch-image'})`, true);
     }
   }
   return part;

@@ -291,6 +291,19 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
   if (s.stopSignal !== undefined) spec.stopSignal = s.stopSignal;
   const job = jobSpec(s, errors);
   if (job) spec.job = job;
+  const watch = s.job.watchImage;
+  if (watch?.value) {
+    // only an image a registry serves under a tag can be followed
+    const why = s.build
+      ? 'berth builds this service: there is no registry tag to follow'
+      : /@sha256:/.test(spec.image)
+        ? 'the image is pinned by digest as written: there is no tag to follow'
+        : spec.pullPolicy === 'never'
+          ? "pull_policy: never runs the host's own image: there is no registry tag to follow"
+          : undefined;
+    if (why) errors.push(siteError(watch.at, why));
+    else spec.watchImage = true;
+  }
   return Object.assign(spec, passFields(s.pass, s.deploy, spec, errors));
 }
 

@@ -22,6 +22,8 @@ export interface DesiredContainer extends ContainerSpec {
   view: string;
   /** set for a job's container */
   job?: JobSpec;
+  /** `x-berth.watch-image`: its tag is resolved again at every pass (docs/how-it-works.md, "Images") */
+  watchImage?: true;
 }
 
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
@@ -122,6 +124,7 @@ export function desiredContainer(
       content: new Sealed(stack.contents.get(f.hash) ?? new Uint8Array()),
     })),
     ...(svc.job ? { job: svc.job } : {}),
+    ...(svc.watchImage ? { watchImage: true as const } : {}),
   };
 }
 

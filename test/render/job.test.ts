@@ -85,10 +85,42 @@ describe('jobs: rendered', () => {
   });
 });
 
+describe('x-berth.watch-image', () => {
+  test('marks a service whose registry tag is followed; false or absent does not', () => {
+    expect(serviceOf(web('x-berth: { watch-image: true }')).watchImage).toBe(true);
+    expect(serviceOf(web('x-berth: { watch-image: false }')).watchImage).toBeUndefined();
+    expect(serviceOf(web('')).watchImage).toBeUndefined();
+  });
+
+  test.each<[string, string, string]>([
+    [
+      'not a boolean',
+      web('x-berth: { watch-image: yes please }'),
+      "app/compose.yaml:4:29: services.web.x-berth.watch-image: 'yes please' is not true or false",
+    ],
+    [
+      'a service berth builds',
+      `services:\n  web:\n    build: .\n    x-berth: { watch-image: true }\n`,
+      'app/compose.yaml:4:29: services.web.x-berth.watch-image: berth builds this service: there is no registry tag to follow',
+    ],
+    [
+      'pull_policy: never',
+      web('pull_policy: never\nx-berth: { watch-image: true }'),
+      "app/compose.yaml:5:29: services.web.x-berth.watch-image: pull_policy: never runs the host's own image: there is no registry tag to follow",
+    ],
+  ])('is refused for %s, located', (_what, compose, error) => {
+    expect(errorsOf({ 'app/compose.yaml': compose, 'app/Dockerfile': 'FROM scratch\n' })).toContain(error);
+  });
+});
+
 describe('jobs: refusals, located', () => {
   const one = (compose: string) => errorsOf({ 'app/compose.yaml': compose });
   test.each<[string, string, string[]]>([
-    ['x-berth is not a mapping', web('x-berth: nightly'), ['app/compose.yaml:4:14: services.web.x-berth: must be a mapping (with schedule, hook or timeout)']],
+    [
+      'x-berth is not a mapping',
+      web('x-berth: nightly'),
+      ['app/compose.yaml:4:14: services.web.x-berth: must be a mapping (with schedule, hook, timeout or watch-image)'],
+    ],
     [
       'an unknown key, with a suggestion',
       web('x-berth: { hooks: pre-sync }'),
@@ -97,7 +129,7 @@ describe('jobs: refusals, located', () => {
     [
       'an unknown key far from any',
       web('x-berth:\n  replicas: 2'),
-      ['app/compose.yaml:5:7: services.web.x-berth.replicas: unknown key (x-berth has schedule, hook and timeout)'],
+      ['app/compose.yaml:5:7: services.web.x-berth.replicas: unknown key (x-berth has schedule, hook, timeout and watch-image)'],
     ],
     [
       'a bad cron expression',
