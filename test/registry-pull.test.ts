@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { capturedLogger, runCli, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
-import { removeContainers, uniqueName } from './harness/docker.ts';
+import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
 import { moveTag, pushImage } from './harness/registry.ts';
@@ -243,5 +243,34 @@ describe('pulling from a private registry', () => {
     expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${moved.digest}`, `${registry.host}/${watchedTag}@${moved.digest}`]);
     expect((await sync()).status).toBe('unchanged');
     expect(await images('watched')).toEqual([`${registry.host}/${watchedTag}@${moved.digest}`, `${registry.host}/${watchedTag}@${moved.digest}`]);
+  });
+
+  it('looks at a followed tag between passes, every imagePoll (watchImages)', async () => {
+    const tag = `${name}:polled`;
+    const first = await pushImage(registry, dockers[0], IMAGES.webV1, tag);
+    const pollStack = `${stack}p`;
+    cleanups.push(() => Promise.all(daemons.map((d) => removeContainers(d, { 'berth.stack': pollStack }))));
+    await repo.commit(
+      {
+        [`${pollStack}/compose.yaml`]: `services:\n  web:\n    image: ${registry.host}/${tag}\n    deploy:\n      mode: global\n    x-berth: { watch-image: true }\n`,
+      },
+      { message: 'polled' },
+    );
+    const { engine } = engineWith(good());
+    expect((await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' })).stacks.find((s) => s.stack === pollStack)?.status).toBe('synced');
+    const images = async () =>
+      (await Promise.all(daemons.map((d) => d.listContainers({ filters: { label: [`berth.stack=${pollStack}`] } })))).flat().map((c) => c.Image);
+    expect(await images()).toEqual([`${registry.host}/${tag}@${first.digest}`, `${registry.host}/${tag}@${first.digest}`]);
+    const stop = engine.watchImages(1000);
+    cleanups.push(stop);
+    const moved = await moveTag(registry, dockers[0], IMAGES.webV2, tag);
+    // no pass asked for: the engine's own look at the tag rolls it
+    await waitFor(
+      async () => {
+        const now = await images();
+        return now.length === 2 && now.every((i) => i === `${registry.host}/${tag}@${moved.digest}`);
+      },
+      { what: 'the followed service to run the moved digest', timeoutMs: 60_000 },
+    );
   });
 });
