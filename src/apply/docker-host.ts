@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { extract, pack } from 'tar-stream';
 import { imageRepository } from '../render/build.ts';
-import { Registries, registryOf } from './registries.ts';
+import { Registries, registryOf, type Credential } from './registries.ts';
 import {
   LABEL,
   ownerLabels,
@@ -37,6 +37,12 @@ export class DockerError extends Error {
 }
 
 const status = (err: unknown) => (err as { statusCode?: number }).statusCode;
+
+/** What a failed pull or digest look says after the daemon's words: the registry, and whose credentials went (or that none did). */
+function registryNote(image: string, credential: Credential | undefined): string {
+  const whose = credential ? `credentials from ${credential.source}` : 'no credentials for it in the engine config (registries:)';
+  return `(registry ${registryOf(image)}, ${whose})`;
+}
 
 /**
  * The daemon's words of a failed streaming request (a pull, a build): docker-modem parses no JSON
@@ -165,12 +171,15 @@ export class DockerHost implements HostOps {
    * The registry's digest of `image` now (`sha256:...`), asked through this host's daemon (Docker's
    * distribution inspect, with the credentials of the image's registry), as `docker service create`
    * pins its images. An image this host has but never pulled (built or loaded here: it has no
-   * RepoDigests) is the host's own: undefined, and no registry is asked. A registry that refuses or
-   * does not answer within `timeoutMs` throws, saying why as a pull would.
+   * RepoDigests) is the host's own: undefined, and no registry is asked (`registryImage`: the
+   * caller knows it is a registry's, and the host's images are not looked at). A registry that
+   * refuses or does not answer within `timeoutMs` throws, saying why as a pull would.
    */
-  async registryDigest(image: string, timeoutMs = 30_000): Promise<string | undefined> {
-    const local = await this.localImage(image);
-    if (local && !local.RepoDigests?.length) return undefined;
+  async registryDigest(image: string, { registryImage = false, timeoutMs = 30_000 } = {}): Promise<string | undefined> {
+    if (!registryImage) {
+      const local = await this.localImage(image);
+      if (local && !local.RepoDigests?.length) return undefined;
+    }
     const credential = await this.registries.credentialFor(image);
     this.log.debug({ image, registry: registryOf(image), credentials: credential?.source ?? 'none' }, 'asking the registry for the digest');
     const asked = this.docker.getImage(image).distribution(credential ? { authconfig: credential.authconfig() } : {});
@@ -181,8 +190,7 @@ export class DockerHost implements HostOps {
     try {
       return (await Promise.race([asked, late])).Descriptor.digest;
     } catch (err) {
-      const whose = credential ? `credentials from ${credential.source}` : 'no credentials for it in the engine config (registries:)';
-      throw new DockerError(`resolve ${image} on ${this.name}`, err, `(registry ${registryOf(image)}, ${whose})`);
+      throw new DockerError(`resolve ${image} on ${this.name}`, err, registryNote(image, credential));
     } finally {
       clearTimeout(timer);
       asked.catch(() => undefined); // past the timeout, its failure is nobody's
@@ -211,8 +219,7 @@ export class DockerHost implements HostOps {
       const stream = await this.docker.pull(image, { ...(platform ? { platform } : {}), ...(credential ? { authconfig: credential.authconfig() } : {}) });
       await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
     } catch (err) {
-      const whose = credential ? `credentials from ${credential.source}` : 'no credentials for it in the engine config (registries:)';
-      throw new DockerError(failure, err, `(registry ${registryOf(image)}, ${whose})`);
+      throw new DockerError(failure, err, registryNote(image, credential));
     }
     const pulled = platform ? await this.localImage(image) : undefined;
     if (platform && pulled && !isFor(pulled, platform)) {

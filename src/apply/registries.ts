@@ -11,7 +11,7 @@ import type Dockerode from 'dockerode';
 import { ConfigError, readSecretFile, type RegistryConfig } from '../config.ts';
 
 /** Docker Hub, as image references name it when they name no registry. */
-export const DOCKER_HUB = 'docker.io';
+const DOCKER_HUB = 'docker.io';
 
 /** The address Docker's own tools give Docker Hub's credentials under. */
 const DOCKER_HUB_AUTH_SERVER = 'https://index.docker.io/v1/';

@@ -1,5 +1,6 @@
 /** `berth status` as a table: one row per stack, then why, for those that are not fine. */
 import type { StackState } from '../engine/status.ts';
+import { digestIn, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { ago, table } from './table.ts';
 
 const OUTCOME = { ok: 'ok', running: 'running', failed: 'failed', paused: 'paused', rolledback: 'rolled back' } as const;
@@ -30,8 +31,14 @@ export function formatReplicasTable(state: StackState): string {
     r.host,
     r.state,
     r.health ?? '-',
-    r.image ? r.image.replace(/@sha256:([0-9a-f]{12})[0-9a-f]{52}$/, '@sha256:$1') : '-',
+    imageOf(r.image),
     r.container?.slice(0, 12) ?? '-',
   ]);
   return table(['SERVICE', 'REPLICA', 'HOST', 'STATE', 'HEALTH', 'IMAGE', 'CONTAINER'], rows);
+}
+
+/** The image as a replica was created from it, a pinned digest shortened; `-` for none. */
+function imageOf(image: string | undefined): string {
+  const digest = image && digestIn(image);
+  return digest ? `${withoutDigest(image)}@${shortDigest(digest)}` : image || '-';
 }

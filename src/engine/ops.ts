@@ -150,7 +150,7 @@ export class LocalOps implements Operations {
 
   async hosts(): Promise<HostSummary[]> {
     const engine = this.#engine;
-    const statuses = await this.#statuses();
+    const statuses = await this.#engine.fleet.readStatuses();
     return Promise.all(
       statuses.map(async (s): Promise<HostSummary> => {
         const docker = engine.hosts.get(s.name)?.docker;
@@ -167,7 +167,7 @@ export class LocalOps implements Operations {
     const engine = this.#engine;
     const docker = engine.hosts.get(name)?.docker;
     if (!docker) throw new EngineError(`there is no host named ${name} in the engine config: GET /api/v1/hosts lists them`, 'unknown-host');
-    const status = (await this.#statuses()).find((s) => s.name === name)!;
+    const status = (await this.#engine.fleet.readStatuses()).find((s) => s.name === name)!;
     // a host that does not answer is not asked: its last status says why
     if (status.state !== 'up') return { ...status, containers: [] };
     const seen = engine.following ? engine.world.host(name) : undefined;
@@ -276,11 +276,6 @@ export class LocalOps implements Operations {
     if (!repo) throw unknownStack(name);
     return repo;
   }
-
-  /** The monitor's statuses when it has checked every host, else one check now that records nothing. */
-  #statuses(): Promise<HostStatus[]> {
-    return this.#engine.fleet.readStatuses();
-  }
 }
 
 const unknownStack = (name: string) => new EngineError(`no repo defines a stack named ${name}: GET /api/v1/stacks lists them`, 'unknown-stack');
@@ -307,7 +302,7 @@ function containerView(c: LiveContainer): HostContainer {
 const byPlace = (a: HostContainer, b: HostContainer) => a.stack.localeCompare(b.stack) || a.service.localeCompare(b.service) || a.slot - b.slot;
 
 /** What a client that waited is told of a stack's sync. */
-export function outcomeView(o: StackOutcome): ActionOutcome {
+function outcomeView(o: StackOutcome): ActionOutcome {
   return {
     stack: o.stack,
     status: o.status,

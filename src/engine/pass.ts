@@ -17,7 +17,7 @@ import { LABEL, reservedOf, type RenderedStack } from '../model.ts';
 import type { LiveHost } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { currentReplicas, LiveIndex } from '../schedule/current.ts';
-import { pinnable, pinned, shortDigest } from '../schedule/pin.ts';
+import { pinnable, pinned, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import type { JobScheduler } from './cron.ts';
 import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
@@ -237,7 +237,8 @@ export class Reconciler {
       const image = d.create.Image!;
       let asked = digests.get(image);
       if (!asked) {
-        asked = host.registryDigest(image);
+        // a spec pinned already is a registry's image: no look at the host's own images first
+        asked = host.registryDigest(image, { registryImage: known !== undefined });
         digests.set(image, asked);
       }
       asking.push(
@@ -385,7 +386,7 @@ function followedMoves(plan: StackPlan): Array<{ service: string; specHash: stri
     if (a.kind !== 'replace' || !a.desired.watchImage) return [];
     const digest = a.desired.create.Labels?.[LABEL.digest];
     if (!digest || a.live.specHash !== a.desired.specHash || a.live.digest === digest) return [];
-    const image = (a.desired.create.Image ?? '').replace(/@sha256:[0-9a-f]{64}$/, '');
+    const image = withoutDigest(a.desired.create.Image ?? '');
     return [{ service: a.service, specHash: a.desired.specHash, image, digest, ...(a.live.digest ? { from: a.live.digest } : {}) }];
   });
 }

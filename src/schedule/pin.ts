@@ -14,6 +14,11 @@ export function digestIn(image: string): string | undefined {
   return DIGEST.exec(image)?.[1];
 }
 
+/** The reference without the digest it is pinned to: `name:tag@sha256:...` -> `name:tag`. */
+export function withoutDigest(image: string): string {
+  return image.replace(DIGEST, '');
+}
+
 /** `sha256:0123456789ab` (12 hex digits), as plans and views show a digest. */
 export function shortDigest(digest: string | undefined): string {
   return digest ? digest.slice(0, 19) : 'unpinned';
