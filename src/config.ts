@@ -84,6 +84,8 @@ export interface BerthConfig {
   registries: RegistryConfig[];
   /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
   imagePollMs: number;
+  /** the secret of `POST /webhooks/registry` (a registry's push notifications); none: that webhook takes nothing */
+  registryWebhookSecretFile?: string;
 }
 
 export interface HostCheckConfig {
@@ -105,6 +107,7 @@ const schema = {
     hostConcurrency: { type: 'integer', minimum: 1 },
     resync: { type: 'string' },
     imagePoll: { type: 'string' },
+    registryWebhookSecretFile: { type: 'string', minLength: 1 },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -196,6 +199,7 @@ const schema = {
           username: { type: 'string', minLength: 1 },
           passwordFile: { type: 'string', minLength: 1 },
           dockerConfigFile: { type: 'string', minLength: 1 },
+          caFile: { type: 'string' }, // refused with the reason (registry() below)
         },
       },
     },
@@ -262,7 +266,7 @@ export function loadConfig(file: string): BerthConfig {
 
 type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs'>> & {
   imagePoll?: string;
-  registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string }>;
+  registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string; caFile?: string }>;
   limits?: Partial<BerthConfig['limits']>;
   hostCheck?: { interval?: string; gracePeriod?: string; timeout?: string };
   resync?: string;
@@ -315,12 +319,17 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     limits: { ...LIMITS, ...raw.limits },
     registries: (raw.registries ?? []).map((r, i) => registry(r, rel, `${source}: registries[${i}]`)),
     imagePollMs: parseDuration(raw.imagePoll ?? '5m', `${source}: imagePoll`),
+    registryWebhookSecretFile: raw.registryWebhookSecretFile && rel(raw.registryWebhookSecretFile),
   };
 }
 
 /** A registries entry: a host with its username and password file, or a Docker config file alone. */
 function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: string) => string, where: string): RegistryConfig {
   const { host, username, passwordFile, dockerConfigFile } = r;
+  if (r.caFile !== undefined)
+    throw new ConfigError(
+      `${where}.caFile: berth sends no request to a registry (the hosts pull, and resolve digests), so a registry's CA goes to each Docker host: /etc/docker/certs.d/${host ?? 'HOST:PORT'}/ca.crt (docs/config.md, "Registries")`,
+    );
   if (dockerConfigFile !== undefined) {
     if (host ?? username ?? passwordFile)
       throw new ConfigError(`${where}: dockerConfigFile stands alone: give host, username and passwordFile in an entry of their own`);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { normalizeRegistry, Registries, registryOf, runCredentialHelper } from '../src/apply/registries.ts';
+import { imageKey, normalizeRegistry, Registries, registryOf, runCredentialHelper } from '../src/apply/registries.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-registries-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,6 +47,19 @@ describe('the registry of an image', () => {
     ['http://reg.local:5000/v2/', 'reg.local:5000'],
   ])('a Docker config key %s is %s', (address, registry) => {
     expect(normalizeRegistry(address)).toBe(registry);
+  });
+
+  it.each([
+    ['nginx', 'docker.io/library/nginx:latest'],
+    ['library/nginx:latest', 'docker.io/library/nginx:latest'],
+    ['docker.io/library/nginx', 'docker.io/library/nginx:latest'],
+    ['index.docker.io/nginx@sha256:' + 'a'.repeat(64), 'docker.io/library/nginx:latest'],
+    ['acme/web:1.4', 'docker.io/acme/web:1.4'],
+    ['GHCR.io/acme/web:1.4', 'ghcr.io/acme/web:1.4'],
+    ['reg:5000/team/app', 'reg:5000/team/app:latest'],
+    ['localhost:5000/app:2@sha256:' + 'b'.repeat(64), 'localhost:5000/app:2'],
+  ])('the image %s is %s as a key', (image, key) => {
+    expect(imageKey(image)).toBe(key);
   });
 });
 
@@ -179,6 +192,10 @@ describe('registries: in the engine config', () => {
     ['registries:\n  - dockerConfigFile: c.json\n    host: ghcr.io\n', /registries\[0\]: dockerConfigFile stands alone/],
     ['registries:\n  - host: https://ghcr.io\n    username: u\n    passwordFile: p\n', /:2:11: registries\.0\.host: must match pattern/],
     ['registries:\n  - host: ghcr.io\n    password: hunter2\n', /:2:5: registries\.0: must NOT have additional properties 'password'/],
+    [
+      'registries:\n  - host: reg:5000\n    username: u\n    passwordFile: p\n    caFile: ca.pem\n',
+      /registries\[0\]\.caFile: berth sends no request to a registry .* \/etc\/docker\/certs\.d\/reg:5000\/ca\.crt/,
+    ],
   ])('refuses %j with where it is', (yaml, message) => {
     expect(() => config(yaml)).toThrow(message);
   });

@@ -10,11 +10,13 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
-import { capturedLogger, runCli, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
+import { capturedLogger, freePort, runCli, serveEngine, testHosts, writeConfig } from './harness/berth.ts';
 import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
-import { moveTag, pushImage } from './harness/registry.ts';
+import { moveTag, pushImage, startRegistry } from './harness/registry.ts';
+import { DeliveryStore } from '../src/audit/deliveries.ts';
+import { buildServer } from '../src/server/server.ts';
 
 const registry = inject('registry');
 const dockers = inject('dockers');
@@ -272,5 +274,85 @@ describe('pulling from a private registry', () => {
       },
       { what: 'the followed service to run the moved digest', timeoutMs: 60_000 },
     );
+    stop(); // its passes would apply the next tests' stacks of this repo too, beside their own engines
+  });
+
+  it("a registry's push notification rolls a followed service at once (POST /webhooks/registry); an unsigned one is refused, an unfollowed tag ignored", async () => {
+    // a registry of this test's own, whose notifications go to the port this engine's server will
+    // listen on, with the secret as a bearer token
+    const hookSecret = `hook-${uniqueName('s')}`;
+    writeFileSync(join(secrets, 'registry-hook'), hookSecret);
+    const pollStack = `${stack}w`;
+    const port = await freePort();
+    const own = await startRegistry({ notify: { url: `http://127.0.0.1:${port}/webhooks/registry`, headers: { Authorization: `Bearer ${hookSecret}` } } });
+    cleanups.push(() => own.stop());
+    writeFileSync(join(secrets, 'own'), own.password);
+    const cfg = writeConfig([{ name: repo.name, url: repo.url }], {
+      hosts,
+      registries: [{ host: own.host, username: own.username, passwordFile: join(secrets, 'own') }],
+      registryWebhookSecretFile: join(secrets, 'registry-hook'),
+    });
+    cleanups.push(() => cfg.cleanup());
+    const engine2 = new Engine(loadConfig(cfg.file), capturedLogger().log);
+    cleanups.push(() => engine2.close());
+    const app = buildServer({ ready: () => true, engine: engine2 }, capturedLogger().log);
+    await app.listen({ host: '127.0.0.1', port });
+    cleanups.push(() => app.close());
+    const base = `http://127.0.0.1:${port}`;
+    const tag = `${name}:notified`;
+    const first = await pushImage(own, dockers[0]!, IMAGES.webV1, tag);
+    cleanups.push(() => Promise.all(daemons.map((d) => removeContainers(d, { 'berth.stack': pollStack }))));
+
+    await repo.commit(
+      {
+        [`${pollStack}/compose.yaml`]: `services:\n  web:\n    image: ${own.host}/${tag}\n    deploy:\n      mode: global\n    x-berth: { watch-image: true }\n`,
+      },
+      { message: 'notified' },
+    );
+    expect((await engine2.syncRepo(repo.name, { trigger: 'manual', actor: 'test' })).stacks.find((s) => s.stack === pollStack)).toMatchObject({
+      status: 'synced',
+    });
+    const images = async () =>
+      (await Promise.all(daemons.map((d) => d.listContainers({ filters: { label: [`berth.stack=${pollStack}`] } })))).flat().map((c) => c.Image);
+    expect(await images()).toEqual([`${own.host}/${tag}@${first.digest}`, `${own.host}/${tag}@${first.digest}`]);
+
+    // no imagePoll timer runs and no pass is asked for: the registry's notification of the push does it
+    const moved = await moveTag(own, dockers[0]!, IMAGES.webV2, tag);
+    await waitFor(
+      async () => {
+        const now = await images();
+        return now.length === 2 && now.every((i) => i === `${own.host}/${tag}@${moved.digest}`);
+      },
+      { what: 'the followed service to run the digest the registry notified', timeoutMs: 60_000 },
+    );
+    const store = new DeliveryStore(engine2.db);
+    const accepted = store.query({ provider: 'registry', outcome: 'accepted' }).rows;
+    expect(accepted.length).toBeGreaterThan(0);
+    expect(accepted[0]).toMatchObject({ repo: repo.name, status: 202, detail: expect.stringContaining(`${own.host}/${tag}`) });
+    expect(engine2.audit.query({ kind: 'webhook.received', limit: 5 }).rows[0]?.message).toContain(`${own.host}/${tag}`);
+    expect(engine2.audit.query({ stack: pollStack, kind: 'image.updated', limit: 5 }).rows).toHaveLength(1);
+
+    // a push of a tag nothing follows is ignored; a delivery without the secret is refused and audited, naming no secret
+    await pushImage(own, dockers[0]!, IMAGES.webV1, `${name}:unfollowed`);
+    const post = (headers: Record<string, string>, body: unknown) =>
+      fetch(`${base}/webhooks/registry`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const ignored = await post({ authorization: `Bearer ${hookSecret}` }, { image: `${own.host}/${name}:unfollowed` });
+    expect(ignored.status).toBe(200);
+    expect(await ignored.json()).toMatchObject({ accepted: false, reason: 'no repo matches' });
+    const unsigned = await post({}, { image: `${own.host}/${tag}` });
+    expect(unsigned.status).toBe(401);
+    const wrong = await post({ authorization: 'Bearer not-the-secret' }, { image: `${own.host}/${tag}` });
+    expect(wrong.status).toBe(401);
+    const bad = await post({ authorization: `Bearer ${hookSecret}` }, { images: [] });
+    expect(bad.status).toBe(400);
+    const rejected = engine2.audit.query({ kind: 'webhook.rejected', limit: 5 }).rows;
+    expect(rejected).toHaveLength(2);
+    const everything = JSON.stringify([
+      rejected,
+      store.query({ provider: 'registry' }).rows,
+      await unsigned.text().catch(() => ''),
+      await wrong.text().catch(() => ''),
+    ]);
+    expect(everything).not.toContain(hookSecret);
   });
 });

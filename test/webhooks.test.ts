@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FORGES, PayloadError, matchRepos, normalizeRepoUrl, type Delivery } from '../src/server/forges.ts';
+import { FORGES, PayloadError, matchRepos, normalizeRepoUrl, registryHook, type Delivery } from '../src/server/forges.ts';
 import { buildServer } from '../src/server/server.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { Engine } from '../src/engine/engine.ts';
@@ -39,7 +39,7 @@ const DELIVERY_HEADER: Record<Provider, string> = {
 };
 
 /** The headers in webhooks/<provider>/headers.txt, names in lower case, placeholders as they are. */
-function sampleHeaders(provider: Provider): Record<string, string> {
+function sampleHeaders(provider: Provider | 'registry'): Record<string, string> {
   const lines = readFileSync(join(SAMPLES, provider, 'headers.txt'), 'utf8').split('\n');
   const pairs = lines
     .filter((l) => l.trim() && !l.startsWith('#'))
@@ -267,6 +267,39 @@ describe('forge parsers (the samples in webhooks/)', () => {
   ] as const)('%s: a bad payload is a PayloadError (%s, %s)', (provider, headers, body, message) => {
     expect(() => FORGES.get(provider)!.parse({ 'content-type': 'application/json', ...headers }, Buffer.from(body))).toThrow(PayloadError);
     expect(() => FORGES.get(provider)!.parse({ 'content-type': 'application/json', ...headers }, Buffer.from(body))).toThrow(message);
+  });
+});
+
+describe('the registry webhook (the sample in webhooks/registry)', () => {
+  const body = readFileSync(join(SAMPLES, 'registry', 'push.json'));
+  const headers = sampleHeaders('registry');
+
+  it("reads the registry's notification: the tags pushed, not the blobs, with the host the pusher named", () => {
+    expect(registryHook.parse(headers, body)).toEqual({
+      event: 'push',
+      deliveryId: expect.stringMatching(/^sha256:[0-9a-f]{32}$/),
+      pushes: [{ image: 'registry.example.com:5000/acme/web:1.4', digest: 'sha256:7b8d5e4fa1c3b2d9e0f6a7c8b9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192' }],
+      pusher: 'ci-bot',
+    });
+    const pulls = Buffer.from(body.toString().replaceAll('"action": "push"', '"action": "pull"'));
+    expect(registryHook.parse(headers, pulls)).toMatchObject({ event: 'other', pushes: [] });
+    const json = { 'content-type': 'application/json' };
+    expect(registryHook.parse(json, Buffer.from('{"images":["a/b:1","c"]}')).pushes).toEqual([{ image: 'a/b:1' }, { image: 'c' }]);
+    expect(registryHook.parse(json, Buffer.from('{"image":"ghcr.io/acme/web:2"}')).pushes).toEqual([{ image: 'ghcr.io/acme/web:2' }]);
+  });
+
+  it.each([['{}'], ['{"images":[]}'], ['{"image":"has space"}'], ['{"image":3}'], ['[1]'], ['not json']])('refuses %s, saying what it takes', (text) => {
+    expect(() => registryHook.parse({ 'content-type': 'application/json' }, Buffer.from(text))).toThrow(PayloadError);
+  });
+
+  it('is authenticated by the secret as a bearer token, or by an X-Berth-Signature of the body', () => {
+    const withSecret = (secret: string) => ({ ...headers, authorization: headers.authorization!.replace('<secret>', secret) });
+    expect(registryHook.verify(SECRET, withSecret(SECRET), body)).toBe('ok');
+    expect(registryHook.verify(SECRET, withSecret('other'), body)).toBe('bad signature');
+    const signed = { 'x-berth-signature': `sha256=${hmacHex(SECRET, body.toString())}` };
+    expect(registryHook.verify(SECRET, signed, body)).toBe('ok');
+    expect(registryHook.verify('other', signed, body)).toBe('bad signature');
+    expect(registryHook.verify(SECRET, {}, body)).toBe('no signature');
   });
 });
 

@@ -28,6 +28,23 @@ export function registryOf(image: string): string {
   return normalizeRegistry(host);
 }
 
+/**
+ * An image reference as a key, so that two spellings of one image compare equal: the registry
+ * (normalised as above), the repository (Docker Hub's single names under `library/`), and the tag
+ * (`latest` when none); a digest is dropped. `nginx`, `docker.io/library/nginx:latest` and
+ * `index.docker.io/library/nginx` are all `docker.io/library/nginx:latest`.
+ */
+export function imageKey(image: string): string {
+  const name = image.replace(/@sha256:[0-9a-f]+$/i, '');
+  const colon = name.lastIndexOf(':');
+  const [repo, tag] = colon > name.lastIndexOf('/') ? [name.slice(0, colon), name.slice(colon + 1)] : [name, 'latest'];
+  const registry = registryOf(repo);
+  // a registry other than Docker Hub is always written as the first component; Docker Hub may be
+  let path = registry === DOCKER_HUB ? repo.replace(/^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)\//i, '') : repo.slice(repo.indexOf('/') + 1);
+  if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
+  return `${registry}/${path}:${tag}`;
+}
+
 /** A registry as a key: Docker config's `https://index.docker.io/v1/` and `http://reg:5000/v2/` become `docker.io` and `reg:5000`. */
 export function normalizeRegistry(address: string): string {
   const host = address

@@ -24,7 +24,7 @@ export type DeliveryReason =
   | 'coalesced';
 
 export interface DeliveryInput {
-  /** github, gitlab, gitea, bitbucket, generic */
+  /** github, gitlab, gitea, bitbucket, generic, registry */
   provider: string;
   /** the forge's id of the delivery (the same when it redelivers) */
   deliveryId?: string;

@@ -924,7 +924,7 @@ async function deliveriesView(q) {
       'div',
       null,
       h('h1', null, 'Webhook deliveries'),
-      filterForm('/deliveries', q, [{ name: 'provider', options: ['github', 'gitlab', 'gitea', 'bitbucket', 'generic'] }, { name: 'repo' }]),
+      filterForm('/deliveries', q, [{ name: 'provider', options: ['github', 'gitlab', 'gitea', 'bitbucket', 'generic', 'registry'] }, { name: 'repo' }]),
       t,
       pager('/deliveries', q, nextCursor),
     ),

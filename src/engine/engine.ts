@@ -20,6 +20,7 @@ import { AuditLog, type AuditRow } from '../audit/log.ts';
 import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
+import { imageKey } from '../apply/registries.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
 import { JobScheduler, runScheduledJob, type ScheduledJob } from './cron.ts';
@@ -223,13 +224,27 @@ export class Engine {
   watchImages(everyMs: number): () => void {
     const timer = setInterval(() => {
       for (const r of this.config.repos) {
-        const head = this.world.head(r.name);
-        const follows = head?.rendered.stacks.some((s) => s.ok && s.stack.services.some((svc) => svc.watchImage));
-        if (follows) void this.syncRepo(r.name, { trigger: 'poll' }).catch(() => undefined);
+        if (this.#followedImages(r.name).size) void this.syncRepo(r.name, { trigger: 'poll' }).catch(() => undefined);
       }
     }, everyMs);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  /**
+   * The repos whose last head has a service following the tag of one of these images
+   * (x-berth.watch-image), references compared as Docker reads them (`nginx` is
+   * `docker.io/library/nginx:latest`): what a registry's push notification wakes.
+   */
+  followersOf(images: readonly string[]): string[] {
+    const pushed = new Set(images.map(imageKey));
+    return this.config.repos.map((r) => r.name).filter((repo) => [...this.#followedImages(repo)].some((key) => pushed.has(key)));
+  }
+
+  /** The image keys (imageKey) that services of the repo's last head follow. */
+  #followedImages(repo: string): Set<string> {
+    const stacks = this.world.head(repo)?.rendered.stacks ?? [];
+    return new Set(stacks.flatMap((s) => (s.ok ? s.stack.services.filter((svc) => svc.watchImage).map((svc) => imageKey(svc.image)) : [])));
   }
 
   /**

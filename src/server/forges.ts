@@ -247,6 +247,73 @@ const generic = define({
   verify: (secret, h, body) => checkHmac(secret, body, header(h, 'x-berth-signature'), 'sha256='),
 });
 
+/** A tag a registry says was pushed. */
+export interface ImagePush {
+  /** `host[:port]/repository:tag`, as an image reference names it */
+  image: string;
+  /** the manifest's digest, when the registry says */
+  digest?: string;
+}
+
+/** What a registry's delivery says: the tags pushed (none: not a push, such as a pull or a blob upload). */
+export interface RegistryDelivery {
+  event: string;
+  deliveryId?: string;
+  pushes: ImagePush[];
+  pusher?: string;
+}
+
+/**
+ * `POST /webhooks/registry` (docs/config.md, "Following an image's tag"): the push notifications of
+ * the distribution registry (its `notifications.endpoints`: an envelope of events, each naming the
+ * request's host, the repository and the tag), or any caller's `{ "image": ref }` / `{ "images": [...] }`.
+ * Authenticated by the engine's registryWebhookSecretFile: an `X-Berth-Signature` as for the generic
+ * webhook, or the secret itself as `Authorization: Bearer` (a registry sends fixed headers, it cannot sign).
+ */
+export const registryHook = {
+  title: 'registry',
+  signatureHeader: 'X-Berth-Signature (or Authorization: Bearer)',
+  deliveryId(h: Headers, body: Buffer): string | undefined {
+    return header(h, 'x-berth-delivery') ?? (body.length ? `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 32)}` : undefined);
+  },
+  parse(h: Headers, body: Buffer): RegistryDelivery {
+    const p = jsonBody(h, body);
+    const deliveryId = this.deliveryId(h, body);
+    if (Array.isArray(p.events)) {
+      const pushes: ImagePush[] = [];
+      let pusher: string | undefined;
+      for (const e of p.events) {
+        if (str(e, 'action') !== 'push') continue;
+        const [repository, tag] = [str(e, 'target.repository'), str(e, 'target.tag')];
+        if (!repository || !tag) continue; // a blob, or a manifest pushed by digest alone
+        const host = str(e, 'request.host') ?? hostOf(str(e, 'target.url'));
+        if (!host) throw new PayloadError(`the registry's push event of ${repository}:${tag} names no host (request.host)`);
+        pushes.push({ image: `${host}/${repository}:${tag}`, digest: str(e, 'target.digest') });
+        pusher ??= str(e, 'actor.name');
+      }
+      return { event: pushes.length ? 'push' : 'other', deliveryId, pushes, pusher };
+    }
+    const listed = p.images ?? (p.image === undefined ? undefined : [p.image]);
+    if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string' && /^[^\s@]+(@sha256:[0-9a-f]{64})?$/.test(i))) {
+      throw new PayloadError('the registry payload is neither a registry notification (events) nor { "image": "host/name:tag" } (or "images": [...])');
+    }
+    return { event: 'push', deliveryId, pushes: (listed as string[]).map((image) => ({ image })) };
+  },
+  verify(secret: string, h: Headers, body: Buffer): Verdict {
+    const bearer = /^Bearer\s+(.+)$/i.exec(header(h, 'authorization') ?? '')?.[1];
+    return bearer !== undefined ? checkToken(secret, bearer.trim()) : checkHmac(secret, body, header(h, 'x-berth-signature'), 'sha256=');
+  },
+};
+
+/** The host[:port] of a URL, if it is one. */
+function hostOf(url: string | undefined): string | undefined {
+  try {
+    return url ? new URL(url).host || undefined : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The providers of `POST /webhooks/:provider`. */
 export const FORGES: ReadonlyMap<string, Forge> = new Map(Object.entries({ github, gitlab, gitea, bitbucket, generic }));
 

@@ -116,7 +116,7 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
       }
     },
   });
-  for (const provider of FORGES.keys()) for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ provider, outcome }, 0);
+  for (const provider of [...FORGES.keys(), 'registry']) for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ provider, outcome }, 0);
 
   const open = new Map<number, OpenSync>();
   const observe = (row: AuditRow) => {

@@ -11,7 +11,7 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { ConfigError, readSecretFile, type RepoConfig } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DeliveryStore, type DeliveryInput, type DeliveryRecord } from '../audit/deliveries.ts';
-import { FORGES, PayloadError, matchRepos, type Delivery, type Forge, type Verdict } from './forges.ts';
+import { FORGES, PayloadError, matchRepos, registryHook, type Delivery, type Forge, type RegistryDelivery, type Verdict } from './forges.ts';
 
 /** The largest payload taken (1 MiB); a larger one is answered with 413. */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -31,6 +31,7 @@ type Row = Omit<DeliveryInput, 'status'>;
  */
 export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine, bodyLimit = WEBHOOK_BODY_LIMIT }) => {
   const secrets = webhookSecrets(engine.config.repos);
+  const registrySecret = registryWebhookSecret(engine.config.registryWebhookSecretFile);
   const store = new DeliveryStore(engine.db);
   const log = engine.log.child({ component: 'webhooks' }); // not app.log's child (bound to component: 'http')
 
@@ -49,6 +50,87 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
     log.error({ provider, err: err.message }, 'webhook failed');
     return reply.code(500).send({ error: `berth could not handle the delivery: ${err.message}` });
+  });
+
+  // A registry's push notification: a pass of each repo that follows a pushed tag (x-berth.watch-image).
+  app.post('/webhooks/registry', { bodyLimit }, async (req, reply) => {
+    const provider = 'registry';
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const deliveryId = registryHook.deliveryId(req.headers, body);
+    const base: Row = { provider, deliveryId, event: 'push', outcome: 'ignored' };
+    const refuse = (status: 401 | 400, reason: DeliveryInput['reason'], detail: string) => {
+      const row = store.record({ ...base, outcome: 'rejected', reason, detail, status });
+      if (status === 401) {
+        engine.audit.append({
+          kind: 'webhook.rejected',
+          trigger: 'webhook',
+          actor: provider,
+          outcome: 'error',
+          message: `registry delivery ${deliveryId ?? '(no id)'} rejected: ${detail}`,
+        });
+      }
+      log.warn({ provider, delivery: deliveryId }, `webhook rejected: ${detail}`);
+      return reply.code(status).send({ error: detail, delivery: row.id });
+    };
+    if (registrySecret === undefined) {
+      return refuse(
+        401,
+        'no webhook secret',
+        'berth has no registryWebhookSecretFile, so it takes no registry webhooks: give it one, and the same secret to the registry',
+      );
+    }
+    const verdict = registryHook.verify(registrySecret, req.headers, body);
+    if (verdict !== 'ok') {
+      const file = engine.config.registryWebhookSecretFile!;
+      return refuse(
+        401,
+        verdict,
+        verdict === 'no signature'
+          ? `no X-Berth-Signature or Authorization: Bearer header: sign the body with the secret in ${file}, or send that secret as a bearer token`
+          : `the signature (or bearer token) does not match the secret in ${file}`,
+      );
+    }
+    let d: RegistryDelivery;
+    try {
+      d = registryHook.parse(req.headers, body);
+    } catch (err) {
+      if (!(err instanceof PayloadError)) throw err;
+      return refuse(400, 'bad payload', err.message);
+    }
+    const ignored = (reason: DeliveryInput['reason'], detail: string) => {
+      const row = store.record({ ...base, event: d.event, reason, detail, status: 200 });
+      log.info({ provider, delivery: deliveryId, reason }, `webhook ignored: ${detail}`);
+      return reply.code(200).send({ accepted: false, delivery: row.id, reason, message: detail });
+    };
+    if (d.pushes.length === 0)
+      return ignored('not a push', 'the registry sent no push of a tag (a pull, a blob, or a manifest pushed by digest): nothing to look at');
+    const images = d.pushes.map((p) => p.image + (p.digest ? ` (${p.digest.slice(0, 19)})` : '')).join(', ');
+    const repos = engine.followersOf(d.pushes.map((p) => p.image));
+    if (repos.length === 0) return ignored('no repo matches', `no service follows the tag of ${images} (x-berth.watch-image)`);
+    const actor = d.pusher ? `${provider}:${d.pusher}` : provider;
+    const rows = repos.map((repo) => {
+      if (deliveryId && store.wasAccepted(provider, deliveryId, repo)) {
+        return store.record({
+          ...base,
+          repo,
+          reason: 'duplicate',
+          detail: `delivery ${deliveryId} was accepted before: a redelivery starts no second pass`,
+          status: 200,
+        });
+      }
+      const coalesced = engine.passQueued(repo);
+      const detail = `${images} pushed; repo ${repo} follows it: ${coalesced ? 'joins the pass already queued' : 'a pass is queued'}, which resolves the tag`;
+      const row = store.record({ ...base, repo, outcome: 'accepted', ...(coalesced ? { reason: 'coalesced' as const } : {}), detail, status: 202 });
+      engine.audit.append({ kind: 'webhook.received', repo, trigger: 'webhook', actor, message: `registry delivery ${deliveryId ?? '(no id)'}: ${detail}` });
+      log.info({ provider, delivery: deliveryId, repo, images, coalesced }, 'webhook accepted');
+      engine.syncRepo(repo, { trigger: 'webhook', actor }).catch((err: unknown) => {
+        log.error({ repo, delivery: deliveryId, err: (err as Error).message }, 'the pass a registry webhook asked for failed');
+      });
+      return row;
+    });
+    const accepted = rows.filter((r) => r.outcome === 'accepted');
+    if (accepted.length === 0) return reply.code(200).send({ accepted: false, delivery: rows[0]!.id, reason: 'duplicate', message: rows[0]!.detail });
+    return reply.code(202).send({ accepted: true, delivery: accepted[0]!.id, repos: accepted.map((r) => r.repo) });
   });
 
   app.post<{ Params: { provider: string } }>(
@@ -205,6 +287,17 @@ function rejection(forge: Forge, repo: RepoConfig, verdict: Verdict | 'no webhoo
     default:
       return `the ${forge.signatureHeader} does not match the webhook secret of repo ${repo.name}: the ${forge.title} webhook's secret differs from the one in ${repo.webhookSecretFile}`;
   }
+}
+
+/** The secret of the registry webhook, when the config names one (read now: an unreadable or empty file stops the server). */
+function registryWebhookSecret(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const secret = readSecretFile(file, 'the registry webhook secret (registryWebhookSecretFile)');
+  if (!secret)
+    throw new ConfigError(
+      `the registry webhook secret in ${file} is empty: put a long random string there (openssl rand -hex 32) and the same on the registry`,
+    );
+  return secret;
 }
 
 /** Every repo's webhook secret, by repo name (repos without webhookSecretFile have none). */

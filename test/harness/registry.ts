@@ -51,6 +51,8 @@ export interface PushedImage {
 export interface StartRegistryOptions {
   /** How long to wait for the registry to listen (default 30 s). */
   startTimeoutMs?: number;
+  /** Where the registry sends its push and pull notifications (its `notifications.endpoints`), with these fixed headers. */
+  notify?: { url: string; headers?: Record<string, string> };
 }
 
 const SETUP_HINT = 'run scripts/setup.sh (as root) to install docker-registry, apache2-utils and openssl';
@@ -108,6 +110,20 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       // Port 0: the system picks a free one, which the registry logs ("listening on ADDRESS:PORT").
       http: { addr: `${address}:0`, secret: randomBytes(16).toString('hex'), tls: { certificate: certs.serverCert, key: certs.serverKey } },
       auth: { htpasswd: { realm: 'berth-test-registry', path: join(dir, 'htpasswd') } },
+      ...(options.notify && {
+        notifications: {
+          endpoints: [
+            {
+              name: 'test',
+              url: options.notify.url,
+              headers: Object.fromEntries(Object.entries(options.notify.headers ?? {}).map(([k, v]) => [k, [v]])),
+              timeout: '5s',
+              threshold: 3,
+              backoff: '1s',
+            },
+          ],
+        },
+      }),
     };
     // The folder's path in the command line is what tells the clean-up that this process is the harness's.
     const configPath = join(dir, 'config.yml');
