@@ -2,7 +2,7 @@
 // which replicas a registry pins, the replica created from name:tag@sha256:..., and what a pinned
 // spec means for replicas that run: a moved digest replaces them, one created before pinning stays.
 import { describe, expect, it } from 'vitest';
-import { planStack } from '../src/diff/plan.ts';
+import { planDiff, planStack } from '../src/diff/plan.ts';
 import { LABEL } from '../src/model.ts';
 import type { LiveContainer } from '../src/observe/live.ts';
 import { liveOf } from './harness/live.ts';
@@ -69,5 +69,13 @@ describe('pinning', () => {
     expect(plan([pinned(d[0]!, A)], [running(d[0]!)]).actions.map((a) => a.kind)).toEqual(['keep']);
     const moved = plan([pinned(d[0]!, B)], [running(d[0]!, A)]).actions;
     expect(moved).toMatchObject([{ kind: 'replace', reason: `image moved: ${shortDigest(A)} -> ${shortDigest(B)}` }]);
+  });
+
+  it("says in the plan's diff when a replica is created from an image no registry pinned", () => {
+    const d = desired();
+    expect(planDiff(plan([{ ...d[0]!, unpinned: true }], []))).toContain(
+      '# create web#1 on h1: missing; image ghcr.io/acme/web:1.4 unpinned: no registry answers for it\n',
+    );
+    expect(planDiff(plan([pinned(d[0]!, A)], []))).toMatch(/^# create web#1 on h1: missing\n/m);
   });
 });

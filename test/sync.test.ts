@@ -336,6 +336,8 @@ describe('what automatic triggers leave alone', () => {
 
       const manual = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'ops' });
       expect(manual.stacks[0].status).toBe('synced');
+      // the harness's images are the daemon's own (no registry knows them): they run by their tag, and the plan says so
+      expect(manual.stacks[0].diff).toContain(`# create web#1 on test: missing; image ${IMAGES.webV1} unpinned: no registry answers for it\n`);
       expect((await containersOf(stack)).size).toBe(1);
       expect(engine.audit.query({ stack, kind: 'sync.started' }).rows[0]).toMatchObject({ trigger: 'manual', actor: 'ops' });
     } finally {

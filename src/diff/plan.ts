@@ -248,6 +248,12 @@ export function describeAction(a: Action): string {
   return `${a.kind} ${a.service}#${a.slot} on ${a.host}${a.kind === 'keep' ? '' : `: ${a.reason}`}`;
 }
 
+/** The summary line of a change in a plan's diff: a replica created from an image no registry pinned says so. */
+function summaryLine(a: Action): string {
+  const unpinned = a.kind !== 'keep' && a.kind !== 'remove' && a.desired.unpinned;
+  return unpinned ? `${describeAction(a)}; image ${a.desired.create.Image} unpinned: no registry answers for it` : describeAction(a);
+}
+
 /**
  * The plan as a unified diff, one section per changed service (live view against desired view),
  * preceded by a summary of the actions. Secret-looking values are already masked in the views.
@@ -260,7 +266,7 @@ export function planDiff(plan: StackPlan): string {
     ...plan.networks.map((n) => `create network ${n.spec.name} on ${n.host}`),
     ...plan.volumes.map((v) => `create volume ${v.spec.name} on ${v.host}`),
     ...hook('pre-sync'),
-    ...changed.map(describeAction),
+    ...changed.map(summaryLine),
     ...hook('post-sync'),
     ...plan.removeNetworks.map((n) => `remove network ${n.name} on ${n.host}`),
   ];

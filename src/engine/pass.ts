@@ -214,6 +214,7 @@ export class Reconciler {
     const pins = repoPins();
     const live = own.flatMap((h) => h.containers);
     const chosen = new Map<string, string>();
+    const unpinned = new Set<string>();
     const record = (key: string, d: DesiredContainer, digest: string) => {
       chosen.set(key, digest);
       if (opts.dryRun || pins.get(key)?.digest === digest) return;
@@ -244,6 +245,7 @@ export class Reconciler {
       asking.push(
         asked.then(
           (digest) => {
+            if (!digest && !known) unpinned.add(key);
             if (!digest || digest === known) return;
             // a followed tag that moved: to a digest whose rollout failed, only a person (or a new commit) takes it again
             if (known && ctx.pins.refused(repo, stack, d.service, digest)) return;
@@ -254,15 +256,20 @@ export class Reconciler {
               log.info({ service: d.service, image, from: known, to: digest }, 'the image moved: its replicas roll to it');
             }
           },
-          (err: unknown) => log.warn({ service: d.service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs as it is'),
+          (err: unknown) => {
+            if (!known) unpinned.add(key);
+            log.warn({ service: d.service, image, err: (err as Error).message }, 'the registry did not pin the image: it runs as it is');
+          },
         ),
       );
     }
     await Promise.all(asking);
-    if (chosen.size === 0) return desired;
+    if (chosen.size === 0 && unpinned.size === 0) return desired;
     return desired.map((d) => {
-      const digest = pinnable(d) ? chosen.get(pinKey(stack, d.service, d.specHash)) : undefined;
-      return digest ? pinned(d, digest) : d;
+      const key = pinnable(d) ? pinKey(stack, d.service, d.specHash) : undefined;
+      const digest = key && chosen.get(key);
+      if (digest) return pinned(d, digest);
+      return key && unpinned.has(key) ? { ...d, unpinned: true } : d;
     });
   }
 

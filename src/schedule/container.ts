@@ -24,6 +24,8 @@ export interface DesiredContainer extends ContainerSpec {
   job?: JobSpec;
   /** `x-berth.watch-image`: its tag is resolved again at every pass (docs/how-it-works.md, "Images") */
   watchImage?: true;
+  /** set by a pass when no registry answered for its image: it runs by its tag, as the host has it */
+  unpinned?: true;
 }
 
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
