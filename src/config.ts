@@ -178,6 +178,9 @@ const schema = {
               hostNetwork: { type: 'boolean' },
               hostNamespaces: { type: 'boolean' },
               bindMounts: { type: 'array', items: { type: 'string', pattern: '^/' } },
+              joinContainers: { type: 'array', items: { type: 'string', minLength: 1 } },
+              externalNetworks: { type: 'array', items: { type: 'string', minLength: 1 } },
+              externalVolumes: { type: 'array', items: { type: 'string', minLength: 1 } },
             },
           },
           auth: {

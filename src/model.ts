@@ -284,6 +284,12 @@ export interface RepoPolicy {
   hostNamespaces: boolean;
   /** absolute host path prefixes bind mounts may use */
   bindMounts: string[];
+  /** containers (names, or `prefix*`) whose namespaces `network_mode`, `pid` or `ipc` may join as `container:NAME` */
+  joinContainers?: string[];
+  /** networks outside the repo's own stacks (names, or `prefix*`) an explicit `name:` or `external: true` may reach */
+  externalNetworks?: string[];
+  /** the same for volumes */
+  externalVolumes?: string[];
 }
 
 export interface NetworkSpec {
@@ -291,6 +297,8 @@ export interface NetworkSpec {
   /** the network's name on the host: `<stack>_<key>` unless `name:` or external */
   name: string;
   external: boolean;
+  /** a name of its own (`name:` or external): `repo`, one of the repo's stacks' (`<stack>_...`); `policy`, one the repo's policy lists */
+  reach?: 'repo' | 'policy';
   driver?: string;
   labels: Record<string, string>;
 }
@@ -300,6 +308,8 @@ export interface VolumeSpec {
   /** the volume's name on the host: `<stack>_<key>` unless `name:` or external */
   name: string;
   external: boolean;
+  /** as NetworkSpec's */
+  reach?: 'repo' | 'policy';
   driver?: string;
   labels: Record<string, string>;
 }

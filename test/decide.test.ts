@@ -1,7 +1,7 @@
 // The engine's decisions once a stack's plan is made (pure): report, leave alone, report drift,
 // wait for a person, back off, or apply, and under which trigger; the back-off; holds.
 import { describe, expect, it } from 'vitest';
-import { decide, holdEffect, isDrift, nextBackoff, type DecisionInput } from '../src/engine/decide.ts';
+import { decide, holdEffect, isDrift, nameOwner, nextBackoff, type DecisionInput } from '../src/engine/decide.ts';
 import type { Action, StackPlan } from '../src/diff/plan.ts';
 import { liveContainer } from './harness/live.ts';
 import type { DesiredContainer } from '../src/schedule/container.ts';
@@ -140,5 +140,18 @@ describe('holdEffect', () => {
     expect(holdEffect(hold, 'c2', false)).toBe('holding');
     expect(holdEffect(hold, 'c3', false)).toBe('released');
     expect(holdEffect(hold, 'c3', true)).toBe('none');
+  });
+});
+
+describe('nameOwner: stack names are unique across the engine', () => {
+  it.each<[string, string[], string[], string | undefined]>([
+    ['b runs it: b keeps it, whoever comes first in the config', ['b'], ['a', 'b'], undefined],
+    ['a runs it: b does not get it', ['a'], ['a', 'b'], 'a'],
+    ['nobody runs it: the first repo of the config that declares it', [], ['a', 'b'], 'a'],
+    ['nobody runs it and b comes first', [], ['b', 'a'], undefined],
+    ['a repo no longer in the config still runs it', ['gone'], ['b'], 'gone'],
+    ['only b declares it', [], ['b'], undefined],
+  ])('%s', (_, running, declaredBy, owner) => {
+    expect(nameOwner('b', running, declaredBy)?.repo).toBe(owner);
   });
 });

@@ -45,6 +45,12 @@ export interface StackPlan {
    * each run replaces the hook's `live` containers (the previous runs) by a new one from `desired`.
    */
   hooks: Hook[];
+  /**
+   * What the stack would reach of another's on its hosts: a network or volume of its name that
+   * belongs to another repo (or, for a name berth derives, another stack). A plan with conflicts is
+   * not applied.
+   */
+  conflicts?: string[];
 }
 
 export interface Hook {
@@ -171,13 +177,19 @@ export function planStack(input: PlanInput): StackPlan {
   const volumes: StackPlan['volumes'] = [];
   const removeNetworks: StackPlan['removeNetworks'] = [];
   const hostsUsed = new Set(input.desired.map((d) => d.host));
+  const conflicts: string[] = [];
   for (const h of input.live) {
     if (input.stack && hostsUsed.has(h.host)) {
-      for (const spec of input.stack.networks) {
-        if (!spec.external && !objects(h.networks).names.has(spec.name)) networks.push({ host: h.host, spec });
-      }
-      for (const spec of input.stack.volumes) {
-        if (!spec.external && !objects(h.volumes).names.has(spec.name)) volumes.push({ host: h.host, spec });
+      for (const [kind, specs, list, out] of [
+        ['network', input.stack.networks, h.networks, networks],
+        ['volume', input.stack.volumes, h.volumes, volumes],
+      ] as const) {
+        for (const spec of specs) {
+          const owner = objects(list).byName.get(spec.name);
+          if (owner && !mayReach(spec, owner, repo, stackName)) {
+            conflicts.push(`the ${kind} ${spec.name} on ${h.host} belongs to repo ${owner.repo}, stack ${owner.stack}: this stack does not reach it`);
+          } else if (!spec.external && !owner) out.push({ host: h.host, spec });
+        }
       }
     } else if (input.prune && !h.containers.some((c) => mine(c) && !removals.some((r) => r.kind === 'remove' && r.live.id === c.id))) {
       for (const n of objects(h.networks).byStack.get(stackKey(repo, stackName)) ?? []) removeNetworks.push({ host: h.host, name: n.name });
@@ -185,7 +197,28 @@ export function planStack(input: PlanInput): StackPlan {
   }
   const order = new Map(input.stack?.services.map((s, i) => [s.name, i]) ?? []);
   updates.sort((a, b) => (order.get(a.service) ?? 0) - (order.get(b.service) ?? 0) || a.slot - b.slot);
-  return { repo, stack: stackName, commit: input.commit, networks, volumes, removeNetworks, actions: [...removals, ...updates], unpruned, hooks };
+  const plan: StackPlan = {
+    repo,
+    stack: stackName,
+    commit: input.commit,
+    networks,
+    volumes,
+    removeNetworks,
+    actions: [...removals, ...updates],
+    unpruned,
+    hooks,
+  };
+  return conflicts.length ? { ...plan, conflicts } : plan;
+}
+
+/**
+ * Whether a stack may use a managed network or volume of a name it declares, by its owner labels:
+ * a name berth derives (`<stack>_<key>`) is this stack's own; a name of its own within the repo's
+ * stacks (reach `repo`) is any of the repo's; one the repo's policy lists, anyone's.
+ */
+function mayReach(spec: NetworkSpec | VolumeSpec, owner: LiveObject, repo: string, stack: string): boolean {
+  if (spec.reach === 'policy') return true;
+  return owner.repo === repo && (spec.reach === 'repo' || owner.stack === stack);
 }
 
 /**
@@ -222,16 +255,16 @@ function renewPeers(updates: Action[], desired: DesiredContainer[]): void {
 }
 
 const stackKey = (repo: string, stack: string) => `${repo}\0${stack}`;
-const objectIndexes = new WeakMap<LiveObject[], { names: Set<string>; byStack: Map<string, LiveObject[]> }>();
+const objectIndexes = new WeakMap<LiveObject[], { byName: Map<string, LiveObject>; byStack: Map<string, LiveObject[]> }>();
 
 /**
  * A host's list of networks or volumes by name and by stack, worked out once per list: the plans
  * of one pass share their hosts' lists, and a pass over many stacks would walk them for each.
  */
-function objects(list: LiveObject[]): { names: Set<string>; byStack: Map<string, LiveObject[]> } {
+function objects(list: LiveObject[]): { byName: Map<string, LiveObject>; byStack: Map<string, LiveObject[]> } {
   let index = objectIndexes.get(list);
   if (!index) {
-    index = { names: new Set(list.map((o) => o.name)), byStack: new Map() };
+    index = { byName: new Map(list.map((o) => [o.name, o])), byStack: new Map() };
     for (const o of list) index.byStack.set(stackKey(o.repo, o.stack), [...(index.byStack.get(stackKey(o.repo, o.stack)) ?? []), o]);
     objectIndexes.set(list, index);
   }

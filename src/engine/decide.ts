@@ -108,3 +108,15 @@ export function holdEffect(hold: Hold | undefined, head: string, dryRun: boolean
   if (!hold || dryRun) return 'none';
   return hold.headSha !== head ? 'released' : 'holding';
 }
+
+/**
+ * Which other repo a stack name belongs to, if any: the repo whose containers run under it
+ * (`running`, the repos that have some), else the first in the engine config of the repos that
+ * declare it (`declaredBy`, in config order). undefined: it is `repo`'s.
+ */
+export function nameOwner(repo: string, running: readonly string[], declaredBy: readonly string[]): { repo: string; why: string } | undefined {
+  if (running.includes(repo)) return undefined;
+  if (running.length > 0) return { repo: running[0]!, why: 'its containers run under that name' };
+  const first = declaredBy[0];
+  return first !== undefined && first !== repo ? { repo: first, why: "it comes first in berth's config" } : undefined;
+}

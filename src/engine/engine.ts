@@ -119,6 +119,7 @@ export class Engine {
       recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
       readHead: (repo, plog, moved) => this.#readHead(repo, plog, moved),
       schedules: () => this.#schedules,
+      declaredStacks: (repo) => (this.world.head(repo)?.rendered.stacks ?? []).map((s) => s.def.name),
       watched: () => this.following || this.events.listenerCount('stack') > 0,
       changed,
     });

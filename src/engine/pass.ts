@@ -13,14 +13,14 @@ import type { SyncStore } from '../audit/syncs.ts';
 import { pinKey, type Pin, type PinStore } from '../audit/pins.ts';
 import { describeAction, hasChanges, planDiff, planStack, type StackPlan } from '../diff/plan.ts';
 import { formatError } from '../render/index.ts';
-import { LABEL, reservedOf, type RenderedStack } from '../model.ts';
+import { LABEL, reservedOf, type RenderedStack, type RenderResult } from '../model.ts';
 import type { LiveHost } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { currentReplicas, LiveIndex } from '../schedule/current.ts';
 import { pinnable, pinned, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import type { JobScheduler } from './cron.ts';
-import { decide, holdEffect, nextBackoff, type Backoff } from './decide.ts';
+import { decide, holdEffect, nameOwner, nextBackoff, type Backoff } from './decide.ts';
 import type { DriftWatcher, Suspects } from './drift.ts';
 import type { Fleet, Observed } from './fleet.ts';
 import { mapLimit } from './limit.ts';
@@ -56,6 +56,8 @@ export interface PassContext {
   recorder: Recorder;
   /** the repo's branch head, fetched and rendered; `moved`: fetch at once (a push said so) */
   readHead(repo: string, log: Logger, moved: boolean): Promise<Head>;
+  /** the stack names of a repo's last head (none before its first pass) */
+  declaredStacks(repo: string): Iterable<string>;
   /** the scheduled jobs' triggers, once started */
   schedules(): JobScheduler | undefined;
   /** whether something reads the World (events followed, or the stacks' status listened to): an applying pass then lists the hosts again at its end */
@@ -148,7 +150,16 @@ export class Reconciler {
     const wanted = (name: string) => !opts.stack || opts.stack === name;
     const work: Work[] = [];
     const holds = new Map(opts.ignoreHolds ? [] : ctx.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
+    const owners = nameOwners(repo, rendered, observed, ctx);
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
+      const owner = owners.get(r.def.name);
+      if (owner) {
+        const error = `the stack name ${r.def.name} is repo ${owner.repo}'s (${owner.why}): this repo's stack of that name is not applied; rename it`;
+        log.error({ stack: r.def.name, owner: owner.repo }, 'the stack name belongs to another repo: nothing applied');
+        if (!opts.dryRun) ctx.recorder.once({ ...base, kind: 'sync.failed', stack: r.def.name, outcome: 'error', message: error });
+        outcomes.push({ stack: r.def.name, status: 'failed', errors: [error] });
+        continue;
+      }
       const hold = holds.get(r.def.name);
       const effect = holdEffect(hold, commit.sha, Boolean(opts.dryRun));
       if (hold && effect === 'released') {
@@ -324,6 +335,12 @@ export class Reconciler {
       if (!opts.dryRun) ctx.recorder.once({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message: err.message });
       return { stack: w.name, status: 'failed', errors: [err.message] };
     }
+    if (plan.conflicts) {
+      const message = plan.conflicts.join('; ');
+      log.error({ conflicts: plan.conflicts }, 'the stack reaches what is not its own: nothing applied');
+      if (!opts.dryRun) ctx.recorder.once({ ...base, kind: 'sync.failed', stack: w.name, outcome: 'error', message });
+      return { stack: w.name, status: 'failed', errors: plan.conflicts, plan, unseen };
+    }
     const diff = planDiff(plan);
     if (log.isLevelEnabled('debug')) log.debug({ actions: plan.actions.map(describeAction) }, 'planned'); // a pass over 1,000 containers builds no strings for nothing
     const decision = decide({
@@ -379,6 +396,29 @@ export class Reconciler {
       }
     }
   }
+}
+
+/**
+ * The stack names of a repo's head that another repo holds: stack names are unique across the
+ * engine (containers, networks and holds are named after them). A name belongs to the repo whose
+ * containers run under it; when none runs, to the first repo of the engine config that declares it.
+ */
+function nameOwners(repo: string, rendered: RenderResult, observed: Observed, ctx: PassContext): Map<string, { repo: string; why: string }> {
+  const mine = new Set(rendered.stacks.map((s) => s.def.name));
+  const running = new Map<string, Set<string>>();
+  for (const h of observed.live) {
+    for (const c of h.containers) if (mine.has(c.stack)) running.set(c.stack, (running.get(c.stack) ?? new Set()).add(c.repo));
+  }
+  const declared = new Map<string, string[]>();
+  for (const r of ctx.config.repos) {
+    for (const name of r.name === repo ? mine : ctx.declaredStacks(r.name)) if (mine.has(name)) declared.set(name, [...(declared.get(name) ?? []), r.name]);
+  }
+  const owners = new Map<string, { repo: string; why: string }>();
+  for (const name of mine) {
+    const owner = nameOwner(repo, [...(running.get(name) ?? [])], declared.get(name) ?? [repo]);
+    if (owner) owners.set(name, owner);
+  }
+  return owners;
 }
 
 /** A pass's pinning: per image, its registry digest as resolved in this pass (undefined: the host's own image, or no registry answered); the repo's pins. */

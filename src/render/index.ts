@@ -26,18 +26,28 @@ export { STRICT_POLICY } from './policy.ts';
  */
 export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}, previous?: RenderResult): RenderResult {
   const { errors, stacks } = listStacks(snapshot.files);
+  const names = stacks.map((d) => d.name);
   const before = new Map(previous?.stacks.map((s) => [s.def.name, s]));
-  const names = lazy(() => [...snapshot.files.keys()].sort().join('\n'));
+  const paths = lazy(() => [...snapshot.files.keys()].sort().join('\n'));
   return {
     errors,
     stacks: stacks.map((def) => {
       const old = before.get(def.name);
       const reads = old && readsOf.get(old);
-      if (old && reads && sameDef(old.def, def) && readsAgain(reads, snapshot, names)) return old;
+      // a render that looked at the repo's stacks (which networks and volumes it may name) is not reused once they change
+      const sameStacks = reads?.stacks === undefined || reads.stacks === names.join('\n');
+      if (old && reads && sameStacks && sameDef(old.def, def) && readsAgain(reads, snapshot, paths)) return old;
       const files = new Recorder(snapshot.files);
       const modes = snapshot.modes && new Recorder(snapshot.modes);
-      const result = renderStack(def, { files, modes, options });
-      readsOf.set(result, { files: files.read, modes: modes?.read ?? new Map(), names: files.listed || modes?.listed ? names() : undefined });
+      let looked = false;
+      const repoStacks = () => ((looked = true), names);
+      const result = renderStack(def, { files, modes, options, stacks: repoStacks });
+      readsOf.set(result, {
+        files: files.read,
+        modes: modes?.read ?? new Map(),
+        names: files.listed || modes?.listed ? paths() : undefined,
+        stacks: looked ? names.join('\n') : undefined,
+      });
       return result;
     }),
   };
@@ -54,6 +64,8 @@ interface Reads {
   modes: ReadonlyMap<string, number | undefined>;
   /** every path of the snapshot, sorted and joined, when the render listed them */
   names?: string;
+  /** the repo's stacks' names, joined, when the render looked at them */
+  stacks?: string;
 }
 
 /** The reads behind each stack rendered (kept beside the result, not in it: results are data). */

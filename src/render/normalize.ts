@@ -154,7 +154,7 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
   // a bare `KEY` would take its value from the process environment in Compose; berth never reads
   // that (a commit renders the same everywhere), so such an entry sets nothing
   for (const [k, v] of listOrDict(s.environment)) if (v !== null) part.environment.set(k, scalarText(v));
-  for (const [k, v] of listOrDict(s.labels)) part.labels.set(k, scalarText(v));
+  for (const [k, v] of ownLabels(s.labels, p('labels'), fail)) part.labels.set(k, scalarText(v));
   envFiles(src, s.env_file, p('env_file'), part, fail);
   (Array.isArray(s.ports) ? s.ports : []).forEach((item, i) => {
     const specs = port(item);
@@ -209,6 +209,24 @@ function listOrDict(v: unknown): [string, unknown][] {
   return v.map((item: string) => {
     const eq = item.indexOf('=');
     return eq < 0 ? [item, null] : [item.slice(0, eq), item.slice(eq + 1)];
+  });
+}
+
+/**
+ * `labels:` less those under `berth.`, which are berth's own (the owner, the spec's hash, the files,
+ * the reservations it reads back from what runs): one a repo wrote would be believed, so each is
+ * refused where it is written.
+ */
+function ownLabels(v: unknown, path: Path, fail: Fail): [string, unknown][] {
+  const pairs = listOrDict(v);
+  return pairs.filter(([k], i) => {
+    if (!k.startsWith('berth.')) return true;
+    fail(
+      Array.isArray(v) ? [...path, i] : [...path, k],
+      `the label ${k} is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`,
+      !Array.isArray(v),
+    );
+    return false;
   });
 }
 
@@ -270,7 +288,7 @@ function resource(src: YamlSource, path: Path, r: Obj, fail: Fail): ResourcePart
   }
   if (typeof r.name === 'string') part.name = r.name;
   if (typeof r.driver === 'string') part.driver = r.driver;
-  for (const [k, v] of listOrDict(r.labels)) part.labels.set(k, scalarText(v));
+  for (const [k, v] of ownLabels(r.labels, [...path, 'labels'], fail)) part.labels.set(k, scalarText(v));
   return part;
 }
 

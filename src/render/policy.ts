@@ -22,6 +22,14 @@ const UNCONFINED = /^((seccomp|apparmor|systempaths)[=:]unconfined|label[=:]disa
 
 const NAMESPACE_KEYS = ['pid', 'ipc', 'uts', 'userns_mode', 'cgroup'];
 
+/** The keys that can join another container's namespace (`container:NAME`), and the namespace each names. */
+const JOIN_KEYS: Record<string, string> = { network_mode: 'network', pid: 'PID', ipc: 'IPC' };
+
+/** Whether `name` is one of `patterns`: a name, or `prefix*` for every name that starts so. */
+export function nameListed(name: string, patterns: readonly string[] | undefined): boolean {
+  return (patterns ?? []).some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+}
+
 /** Errors for everything of service `s` (merged) that `policy` does not allow. */
 export function policyErrors(s: ServicePart, policy: RepoPolicy): SourceError[] {
   const errors: SourceError[] = [];
@@ -46,6 +54,17 @@ export function policyErrors(s: ServicePart, policy: RepoPolicy): SourceError[] 
     for (const key of NAMESPACE_KEYS) {
       for (const e of entries(key))
         if (e.value === 'host') refuse(e.at, `the host's ${key === 'userns_mode' ? 'user' : key} namespace`, 'policy.hostNamespaces: true');
+    }
+  }
+  // Another container's namespaces are another stack's, an unmanaged container's, or berth's own:
+  // a service of the same stack is joined as service:NAME (resolved to its replica on the host).
+  for (const [key, namespace] of Object.entries(JOIN_KEYS)) {
+    for (const e of entries(key)) {
+      const v = String(e.value);
+      if (!v.startsWith('container:') || nameListed(v.slice('container:'.length), policy.joinContainers)) continue;
+      const name = v.slice('container:'.length);
+      const hint = key === 'network_mode' ? ' (a service of this stack: network_mode: service:NAME)' : '';
+      refuse(e.at, `joining the ${namespace} namespace of the container ${name}${hint}`, `policy.joinContainers: ["${name}"]`);
     }
   }
   for (const { value: m, at } of s.volumes) {

@@ -15,7 +15,7 @@ import { completionErrors, jobSpec } from './jobspec.ts';
 import { joinIncluded, mergeModels } from './merge.ts';
 import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
 import { passFields, passSite, passValue } from './passthrough.ts';
-import { policyErrors, STRICT_POLICY } from './policy.ts';
+import { nameListed, policyErrors, STRICT_POLICY } from './policy.ts';
 import { decode, parseYaml, siteError } from './positions.ts';
 import { unsupportedKeys } from './rules.ts';
 import { closest, validateCompose } from './validate.ts';
@@ -25,6 +25,8 @@ type Files = ReadonlyMap<string, Uint8Array>;
 /** What a stack is rendered from besides its definition: the snapshot's files and modes, and the engine's sources. */
 export interface StackInputs {
   files: Files;
+  /** the names of every stack the repo defines (whose `<stack>_...` networks and volumes it may name); default: this one */
+  stacks?: () => readonly string[];
   modes?: ReadonlyMap<string, number>;
   options?: RenderOptions;
 }
@@ -231,11 +233,12 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
   }
   errors.push(...completionErrors(model.services));
   const order = startOrder(parts, errors);
-  const networks: NetworkSpec[] = [...model.networks.values()].map((r) => resourceSpec(def.name, r));
+  const reach = (kind: 'network' | 'volume') => (r: ResourcePart) => reachOf(def.name, kind, r, resourceSpec(def.name, r), inputs, errors);
+  const networks: NetworkSpec[] = [...model.networks.values()].map(reach('network'));
   if (usesDefault && !model.networks.has('default')) {
     networks.unshift(resourceSpec(def.name, { key: 'default', at: { file: '', line: 0, col: 0, path: '' }, labels: new Map() }));
   }
-  const volumes: VolumeSpec[] = [...model.volumes.values()].map((r) => resourceSpec(def.name, r));
+  const volumes: VolumeSpec[] = [...model.volumes.values()].map(reach('volume'));
   return { ...def, services: order.map((name) => services.get(name) as ServiceSpec), networks, volumes, contents, contexts };
 }
 
@@ -351,6 +354,39 @@ function withNetworkMode(s: ServicePart, model: ComposeModel, disabled: Map<stri
     return { ...s, dependsOn: new Map([...s.dependsOn, [peer, { value: 'service_started' as const, at }]]) };
   }
   return s;
+}
+
+/**
+ * A network or volume with a name of its own (`name:` or `external: true`) may reach only what
+ * belongs to the repo's own stacks (`<stack>_...`, one of the stacks the repo defines), or a name
+ * its policy lists (policy.externalNetworks, policy.externalVolumes); the owner labels of what exists
+ * on the hosts are checked again when the stack is planned (src/diff/plan.ts). An external network
+ * `host`, `none` or `bridge` is a network mode.
+ */
+function reachOf(
+  stack: string,
+  kind: 'network' | 'volume',
+  r: ResourcePart,
+  spec: NetworkSpec & VolumeSpec,
+  inputs: StackInputs,
+  errors: SourceError[],
+): NetworkSpec & VolumeSpec {
+  if (r.name === undefined && !r.external) return spec;
+  const policy = inputs.options?.policy ?? STRICT_POLICY;
+  if (kind === 'network' && spec.external && ['host', 'none', 'bridge'].includes(spec.name)) {
+    errors.push(siteError(r.at, `the network ${spec.name} is Docker's own: use network_mode: ${spec.name} on the services instead`));
+    return spec;
+  }
+  if (nameListed(spec.name, kind === 'network' ? policy.externalNetworks : policy.externalVolumes)) return { ...spec, reach: 'policy' };
+  if ((inputs.stacks?.() ?? [stack]).some((st) => spec.name.startsWith(`${st}_`))) return { ...spec, reach: 'repo' };
+  const setting = kind === 'network' ? 'policy.externalNetworks' : 'policy.externalVolumes';
+  errors.push(
+    siteError(
+      r.at,
+      `the ${kind} ${spec.name} is not one of this repo's stacks' (<stack>_...): reaching it is not allowed for this repo: allow it with ${setting}: ["${spec.name}"] on the repo in berth's config`,
+    ),
+  );
+  return spec;
 }
 
 function resourceSpec(stack: string, r: ResourcePart): NetworkSpec & VolumeSpec {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import type { ServiceSpec } from '../../src/model.ts';
+import type { RenderOptions, ServiceSpec } from '../../src/model.ts';
+import { STRICT_POLICY } from '../../src/render/index.ts';
 import { ANY_BIND, errorsOf, render, serviceOf, stackOf } from './helpers.ts';
 
 /** Compose's defaults for update_config and rollback_config. */
@@ -213,6 +214,9 @@ services:
   });
 });
 
+/** A policy that lists the outside networks and volumes the first case names. */
+const OUTSIDE: RenderOptions = { policy: { ...STRICT_POLICY, externalNetworks: ['outside', 'custom-*'], externalVolumes: ['shared-data', 'real-ext'] } };
+
 describe('networks and volumes of a stack', () => {
   test('names, external, driver, labels; the implicit default network', () => {
     const stack = stackOf(
@@ -235,17 +239,18 @@ volumes:
 `,
       },
       'app',
+      OUTSIDE,
     );
     expect(stack.networks).toEqual([
       { key: 'default', name: 'app_default', external: false, labels: {} },
       { key: 'back', name: 'app_back', external: false, driver: 'overlay', labels: { tier: 'back' } },
-      { key: 'outside', name: 'outside', external: true, labels: {} },
-      { key: 'unused', name: 'custom-net', external: false, labels: { a: 'b' } },
+      { key: 'outside', name: 'outside', external: true, labels: {}, reach: 'policy' },
+      { key: 'unused', name: 'custom-net', external: false, labels: { a: 'b' }, reach: 'policy' },
     ]);
     expect(stack.volumes).toEqual([
       { key: 'data', name: 'app_data', external: false, labels: {} },
-      { key: 'shared', name: 'shared-data', external: false, driver: 'local', labels: {} },
-      { key: 'ext', name: 'real-ext', external: true, labels: {} },
+      { key: 'shared', name: 'shared-data', external: false, driver: 'local', labels: {}, reach: 'policy' },
+      { key: 'ext', name: 'real-ext', external: true, labels: {}, reach: 'policy' },
     ]);
     expect(stack.services[0].networks).toEqual([{ key: 'default', aliases: [] }]);
   });
@@ -253,8 +258,37 @@ volumes:
   test('no default network when no service uses it; a declared default is used as declared', () => {
     const only = stackOf({ 'app/compose.yaml': 'services:\n  w:\n    image: x\n    networks: [n]\nnetworks:\n  n:\n' }, 'app');
     expect(only.networks.map((n) => n.key)).toEqual(['n']);
-    const declared = stackOf({ 'app/compose.yaml': 'services:\n  w:\n    image: x\nnetworks:\n  default: { name: shared }\n' }, 'app');
-    expect(declared.networks).toEqual([{ key: 'default', name: 'shared', external: false, labels: {} }]);
+    const declared = stackOf({ 'app/compose.yaml': 'services:\n  w:\n    image: x\nnetworks:\n  default: { name: app_shared }\n' }, 'app');
+    expect(declared.networks).toEqual([{ key: 'default', name: 'app_shared', external: false, labels: {}, reach: 'repo' }]);
+  });
+
+  test("a name of its own reaches the repo's own stacks' names, or what the policy lists; nothing else", () => {
+    const files = (resources: string) => ({
+      'app/compose.yaml': `services:\n  w:\n    image: x\n    networks: [n]\n    volumes: [v:/v]\n${resources}`,
+      'other/compose.yaml': 'services:\n  o:\n    image: x\n',
+    });
+    // another stack of the same repo
+    const own = stackOf(files('networks:\n  n: { external: true, name: other_default }\nvolumes:\n  v: { name: other_data }\n'), 'app');
+    expect(own.networks.map((n) => [n.name, n.reach])).toEqual([['other_default', 'repo']]);
+    expect(own.volumes.map((v) => [v.name, v.reach])).toEqual([['other_data', 'repo']]);
+    // a stack this repo does not define, a name of nobody's stack, Docker's own networks
+    expect(errorsOf(files('networks:\n  n: { external: true, name: billing_default }\nvolumes:\n  v: { external: true }\n'))).toEqual([
+      `app/compose.yaml:7:3: networks.n: the network billing_default is not one of this repo's stacks' (<stack>_...): reaching it is not allowed for this repo: allow it with policy.externalNetworks: ["billing_default"] on the repo in berth's config`,
+      `app/compose.yaml:9:3: volumes.v: the volume v is not one of this repo's stacks' (<stack>_...): reaching it is not allowed for this repo: allow it with policy.externalVolumes: ["v"] on the repo in berth's config`,
+    ]);
+    for (const name of ['host', 'none', 'bridge']) {
+      expect(errorsOf(files(`networks:\n  n: { external: true, name: ${name} }\nvolumes:\n  v:\n`))).toEqual([
+        `app/compose.yaml:7:3: networks.n: the network ${name} is Docker's own: use network_mode: ${name} on the services instead`,
+      ]);
+    }
+    // listed by name or prefix
+    const listed = { policy: { ...STRICT_POLICY, externalNetworks: ['proxy', 'billing_*'], externalVolumes: ['backups'] } };
+    const allowed = stackOf(
+      files('networks:\n  n: { external: true, name: billing_default }\nvolumes:\n  v: { external: true, name: backups }\n'),
+      'app',
+      listed,
+    );
+    expect([...allowed.networks, ...allowed.volumes].map((r) => r.reach)).toEqual(['policy', 'policy']);
   });
 });
 

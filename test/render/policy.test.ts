@@ -66,6 +66,16 @@ describe('refused by the default policy, with the setting that allows it', () =>
         `app/compose.yaml:4:58: services.web.volumes[1]: a bind mount of /etc ${allowedWith('policy.bindMounts: ["/etc"] (or a folder above it)')}`,
       ],
     ],
+    [
+      "another container's namespaces",
+      'network_mode: container:billing-db-1\npid: container:berth\nipc: "container:x"',
+      { joinContainers: ['billing-*', 'berth', 'x'] },
+      [
+        `app/compose.yaml:4:19: services.web.network_mode: joining the network namespace of the container billing-db-1 (a service of this stack: network_mode: service:NAME) ${allowedWith('policy.joinContainers: ["billing-db-1"]')}`,
+        `app/compose.yaml:5:10: services.web.pid: joining the PID namespace of the container berth ${allowedWith('policy.joinContainers: ["berth"]')}`,
+        `app/compose.yaml:6:10: services.web.ipc: joining the IPC namespace of the container x ${allowedWith('policy.joinContainers: ["x"]')}`,
+      ],
+    ],
   ])('%s', (_, body, allowing, refusals) => {
     expect(errorsOf(web(body))).toEqual(refusals);
     expect(errorsOf(web(body), { policy: { ...STRICT, ...allowing } })).toEqual([]);
@@ -95,6 +105,21 @@ describe('refused by the default policy, with the setting that allows it', () =>
         'app/base.yaml': 'services:\n  base:\n    image: x\n    privileged: true\n',
       }),
     ).toEqual([`app/base.yaml:4:17: services.base.privileged: a privileged container ${PRIV}`]);
+  });
+});
+
+describe("berth's own labels", () => {
+  test('a label under berth. is refused where it is written, on a service, a network or a volume', () => {
+    const files = {
+      'app/compose.yaml':
+        'services:\n  web:\n    image: x\n    labels: { berth.reserve.memory: "0", team: a }\n  job:\n    image: x\n    labels: ["berth.files=[]", "berth.job=schedule"]\nnetworks:\n  n:\n    labels: { berth.repo: other }\n',
+    };
+    expect(errorsOf(files)).toEqual([
+      `app/compose.yaml:4:15: services.web.labels.berth.reserve.memory: the label berth.reserve.memory is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`,
+      `app/compose.yaml:7:14: services.job.labels[0]: the label berth.files is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`,
+      `app/compose.yaml:7:32: services.job.labels[1]: the label berth.job is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`,
+      `app/compose.yaml:10:15: networks.n.labels.berth.repo: the label berth.repo is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`,
+    ]);
   });
 });
 
