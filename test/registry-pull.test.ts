@@ -3,6 +3,7 @@
 // helper (a script on PATH stands in for docker-credential-NAME); a wrong password, no credentials
 // and a tag that does not exist each fail the sync before the running replicas are touched, saying
 // the registry's reason and whose credentials went; the password is in no log, row, answer or file.
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
 import { moveTag, pushImage, startRegistry } from './harness/registry.ts';
+import { claimHostAddress } from './harness/daemon.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import { buildServer } from '../src/server/server.ts';
 
@@ -354,5 +356,49 @@ describe('pulling from a private registry', () => {
       await wrong.text().catch(() => ''),
     ]);
     expect(everything).not.toContain(hookSecret);
+  });
+
+  it("a registry that does not answer fails its own stack's sync, saying so, before its replicas are touched; the pass's other stacks go on", async () => {
+    // a server that takes connections and never says a word: the TLS handshake of every request to it hangs
+    const hole = await claimHostAddress();
+    cleanups.push(() => hole.release());
+    const sockets = new Set<Socket>();
+    const silent = createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+    });
+    await new Promise<void>((resolveListen) => silent.listen(0, hole.address, resolveListen));
+    cleanups.push(() => {
+      for (const sock of sockets) sock.destroy();
+      return new Promise((resolveClose) => silent.close(() => resolveClose(undefined)));
+    });
+    const mute = `${hole.address}:${(silent.address() as AddressInfo).port}/acme/web:1`;
+    const [quiet, other] = [`${stack}q`, `${stack}o`];
+    cleanups.push(() => Promise.all(daemons.map((d) => Promise.all([quiet, other].map((st) => removeContainers(d, { 'berth.stack': st }))))));
+    const { engine } = engineWith(good());
+    const outcomes = async () => {
+      const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
+      return Object.fromEntries([quiet, other].map((st) => [st, pass.stacks.find((o) => o.stack === st)!]));
+    };
+    const running = async (st: string) =>
+      (await Promise.all(daemons.map((d) => d.listContainers({ filters: { label: [`berth.stack=${st}`] } })))).flat().map((c) => [c.Id, c.Image]);
+    await repo.commit({ [`${quiet}/compose.yaml`]: compose(v1), [`${other}/compose.yaml`]: compose(v1) }, { message: 'two stacks' });
+    const first = await outcomes();
+    expect([first[quiet]!.status, first[other]!.status]).toEqual(['synced', 'synced']);
+    const before = await running(quiet);
+
+    await repo.commit({ [`${quiet}/compose.yaml`]: compose(mute), [`${other}/compose.yaml`]: compose(v3) }, { message: 'one registry is mute' });
+    const second = await outcomes();
+    expect(second[other]!.status).toBe('synced');
+    expect((await running(other)).map(([, image]) => image)).toEqual([`${v3}@${digest3}`, `${v3}@${digest3}`]);
+    expect(second[quiet]!.status).toBe('failed');
+    const why = second[quiet]!.errors!.join('\n');
+    expect(why).toMatch(
+      new RegExp(
+        `^web: pull ${mute.replaceAll('.', '\\.')} on d[23]: .*(timeout|no answer).*\\(registry ${hole.address.replaceAll('.', '\\.')}:\\d+, no credentials`,
+      ),
+    );
+    expect(engine.audit.query({ stack: quiet, kind: 'sync.failed', limit: 1 }).rows[0]?.message).toContain(`pull ${mute}`);
+    expect(await running(quiet)).toEqual(before); // the same containers, still v1
   });
 });
