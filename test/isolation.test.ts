@@ -159,4 +159,35 @@ describe('a repo cannot reach past its own stacks', () => {
     const [spy] = await containers(jStack);
     expect((await docker.getContainer(spy!.id).inspect()).HostConfig.NetworkMode).toBe(`container:${target!.id}`);
   });
+
+  it('a build does not retag an image it did not build for its stack; labels under berth. in the image are not believed', async () => {
+    const e = engine();
+    const rStack = `${base}r`;
+    cleanups.push(() => removeContainers(docker, { 'berth.stack': rStack }));
+    const before = await docker.getImage(IMAGES.webV1).inspect();
+    // the image's own labels claim a job and a reservation berth would count
+    const dockerfile = `FROM ${IMAGES.webV1}\nLABEL berth.job=schedule berth.reserve.memory=1000000000000\nRUN echo 1 > /version\n`;
+    await b.commit({
+      [`${jStack}/compose.yaml`]: null,
+      [`${rStack}/compose.yaml`]: `services:\n  app:\n    build: { context: ./app, tags: ["${IMAGES.webV1}"] }\n`,
+      [`${rStack}/app/Dockerfile`]: dockerfile,
+    });
+    const retag = (await e.syncRepo(b.name, { trigger: 'manual', actor: 'test' })).stacks.find((s) => s.stack === rStack);
+    expect(retag?.status).toBe('failed');
+    expect(retag?.errors?.join('\n')).toContain(`the tag ${IMAGES.webV1} names an image berth did not build: a build does not retag it`);
+    expect((await docker.getImage(IMAGES.webV1).inspect()).Id).toBe(before.Id);
+
+    // its own name, built and built again: tagged each time
+    for (const version of ['1', '2']) {
+      await b.commit({
+        [`${rStack}/compose.yaml`]: `services:\n  app:\n    image: ${rStack}-own\n    build: ./app\n`,
+        [`${rStack}/app/Dockerfile`]: dockerfile.replace('echo 1', `echo ${version}`),
+      });
+      const own = (await e.syncRepo(b.name, { trigger: 'manual', actor: 'test' })).stacks.find((s) => s.stack === rStack);
+      expect(own?.status, own?.errors?.join('\n')).toBe('synced');
+    }
+    const [app] = await docker.listContainers({ filters: { label: [`berth.stack=${rStack}`] } });
+    expect([app!.Labels['berth.job'], app!.Labels['berth.reserve.memory'], app!.State]).toEqual(['', '', 'running']);
+    expect((await docker.getImage(`${rStack}-own`).inspect()).Id).toBe((await docker.getImage(app!.Image).inspect()).Id);
+  });
 });

@@ -26,6 +26,15 @@ import type { CreateOptions, HostOps } from './host-ops.ts';
 export const BUILDS_KEPT = 3;
 
 /** A Docker API error with the daemon's message, without the request details dockerode adds. */
+/**
+ * berth's labels that a container may go without: a container gets the labels of its image too,
+ * and an image (built from a repo's Dockerfile, or pulled) could carry them, so each is set, empty
+ * when it says nothing, and berth reads an empty one as absent.
+ */
+const UNSET_LABELS: Record<string, string> = Object.fromEntries(
+  [LABEL.job, LABEL.files, LABEL.reserveCpus, LABEL.reserveMemory, LABEL.digest].map((k) => [k, '']),
+);
+
 export class DockerError extends Error {
   readonly statusCode?: number;
   /** `after`: said after the daemon's message (where it happened, which credentials). */
@@ -235,6 +244,18 @@ export class DockerHost implements HostOps {
   async build(b: BuildRequest): Promise<void> {
     const log = this.log.child({ stack: b.stack, service: b.service });
     const started = Date.now();
+    const names = [...new Set([b.image, ...b.spec.tags].filter((n) => n && n !== b.ref))];
+    // A name is only a label of this stack's own build: one that names an image berth did not build
+    // for this stack (pulled, another stack's, made by hand) is never moved, so nothing is built.
+    for (const name of names) {
+      const existing = await this.localImage(name);
+      const labels = existing?.Config?.Labels ?? {};
+      if (!existing || (labels[LABEL.managed] === 'true' && labels[LABEL.stack] === b.stack)) continue;
+      const owner = labels[LABEL.managed] === 'true' ? `berth's build for stack ${labels[LABEL.stack] ?? '?'}` : 'an image berth did not build';
+      throw new Error(
+        `build ${b.service} on ${this.name}: the tag ${name} names ${owner}: a build does not retag it (give the service an image: name of its own)`,
+      );
+    }
     log.info({ image: b.ref, files: b.context.length }, 'building image');
     const tar = pack();
     for (const f of b.context) {
@@ -277,7 +298,7 @@ export class DockerHost implements HostOps {
       throw new DockerError(`build ${b.service} on ${this.name}`, err);
     }
     if (failure !== undefined) throw new Error(`build ${b.service} on ${this.name}: ${failure.trim()}`);
-    for (const name of new Set([b.image, ...s.tags].filter((n) => n && n !== b.ref))) {
+    for (const name of names) {
       const { repo, tag } = splitRef(name);
       await this.docker.getImage(b.ref).tag({ repo, tag });
     }
@@ -379,6 +400,8 @@ export class DockerHost implements HostOps {
     try {
       container = await this.docker.createContainer({
         ...spec.create,
+        // the labels berth reads back, set (empty when they say nothing) over any its image carries
+        Labels: { ...UNSET_LABELS, ...spec.create.Labels },
         name,
         NetworkingConfig: first ? { EndpointsConfig: { [first.network]: endpoint(first) } } : spec.create.NetworkingConfig,
       });
@@ -486,7 +509,7 @@ export class DockerHost implements HostOps {
    * rollback must write into the container that puts it back. A file that is gone is skipped.
    */
   async readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]> {
-    const targets = JSON.parse(info.Config.Labels?.[LABEL.files] ?? '[]') as string[];
+    const targets = JSON.parse(info.Config.Labels?.[LABEL.files] || '[]') as string[];
     const out: FileDelivery[] = [];
     for (const target of targets) {
       let archive: NodeJS.ReadableStream;

@@ -23,6 +23,8 @@ export interface BuildPart {
   noCache?: boolean;
   pull?: boolean;
   network?: string;
+  /** where `network` is written (a build on the host's network falls under policy.hostNetwork) */
+  networkAt?: Site;
   shmSizeBytes?: number;
   extraHosts: string[];
   cacheFrom: string[];
@@ -76,7 +78,11 @@ export function buildPart(src: YamlSource, v: unknown, path: Path, fail: Fail): 
   if (typeof b.dockerfile_inline === 'string') part.inline = b.dockerfile_inline;
   if (part.dockerfile && part.inline !== undefined) fail([...path, 'dockerfile_inline'], 'cannot be set together with dockerfile');
   for (const [k, val] of pairs(b.args)) if (val !== undefined) part.args.set(k, val);
-  for (const [k, val] of pairs(b.labels)) part.labels.set(k, val ?? '');
+  for (const [k, val] of pairs(b.labels)) {
+    if (k.startsWith('berth.'))
+      fail([...path, 'labels'], `the label ${k} is reserved: berth sets the labels under berth. itself (docs/how-it-works.md, "On the hosts")`);
+    else part.labels.set(k, val ?? '');
+  }
   if (typeof b.target === 'string') part.target = b.target;
   for (const [key, field] of [
     ['no_cache', 'noCache'],
@@ -87,7 +93,10 @@ export function buildPart(src: YamlSource, v: unknown, path: Path, fail: Fail): 
     if (flag === undefined) fail([...path, key], 'must be true or false');
     else part[field] = flag;
   }
-  if (typeof b.network === 'string') part.network = b.network;
+  if (typeof b.network === 'string') {
+    part.network = b.network;
+    part.networkAt = siteOf(src, [...path, 'network']);
+  }
   if (b.shm_size !== undefined) {
     const bytes = parseBytes(scalarText(b.shm_size));
     if (bytes === undefined) fail([...path, 'shm_size'], `'${scalarText(b.shm_size)}' is not a size (like 64m)`);

@@ -49,6 +49,7 @@ export function policyErrors(s: ServicePart, policy: RepoPolicy): SourceError[] 
   }
   if (!policy.hostNetwork) {
     for (const e of entries('network_mode')) if (e.value === 'host') refuse(e.at, "the host's network", 'policy.hostNetwork: true');
+    if (s.build?.network === 'host') refuse(s.build.networkAt ?? s.build.at, "a build on the host's network", 'policy.hostNetwork: true');
   }
   if (!policy.hostNamespaces) {
     for (const key of NAMESPACE_KEYS) {

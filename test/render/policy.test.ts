@@ -46,6 +46,12 @@ describe('refused by the default policy, with the setting that allows it', () =>
       [`app/compose.yaml:4:19: services.web.network_mode: the host's network ${allowedWith('policy.hostNetwork: true')}`],
     ],
     [
+      "a build on the host's network",
+      'build: { context: ., dockerfile_inline: "FROM x", network: host }',
+      { hostNetwork: true },
+      [`app/compose.yaml:4:64: services.web.build.network: a build on the host's network ${allowedWith('policy.hostNetwork: true')}`],
+    ],
+    [
       'host namespaces',
       'pid: host\nipc: host\nuts: host\nuserns_mode: host\ncgroup: host',
       { hostNamespaces: true },
