@@ -84,6 +84,10 @@ export interface BerthConfig {
   registries: RegistryConfig[];
   /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
   imagePollMs: number;
+  /** the Ed25519 private key (PEM, PKCS#8) the engine signs the audit log's checkpoints with; none: no checkpoints (src/audit/anchor.ts) */
+  auditKeyFile?: string;
+  /** a file each checkpoint is also appended to, one JSON line each (best on another disk); needs auditKeyFile */
+  auditAnchorFile?: string;
   /** the secret of `POST /webhooks/registry` (a registry's push notifications); none: that webhook takes nothing */
   registryWebhookSecretFile?: string;
 }
@@ -107,6 +111,8 @@ const schema = {
     hostConcurrency: { type: 'integer', minimum: 1 },
     resync: { type: 'string' },
     imagePoll: { type: 'string' },
+    auditKeyFile: { type: 'string', minLength: 1 },
+    auditAnchorFile: { type: 'string', minLength: 1 },
     registryWebhookSecretFile: { type: 'string', minLength: 1 },
     limits: {
       type: 'object',
@@ -322,7 +328,19 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     limits: { ...LIMITS, ...raw.limits },
     registries: (raw.registries ?? []).map((r, i) => registry(r, rel, `${source}: registries[${i}]`)),
     imagePollMs: parseDuration(raw.imagePoll ?? '5m', `${source}: imagePoll`),
+    ...auditFiles(raw, rel, source),
     registryWebhookSecretFile: raw.registryWebhookSecretFile && rel(raw.registryWebhookSecretFile),
+  };
+}
+
+/** auditKeyFile and auditAnchorFile, absolute; an anchor file holds signed checkpoints, so it needs the key that signs them. */
+function auditFiles(raw: RawConfig, rel: (p: string) => string, source: string): Pick<BerthConfig, 'auditKeyFile' | 'auditAnchorFile'> {
+  if (raw.auditAnchorFile !== undefined && raw.auditKeyFile === undefined) {
+    throw new ConfigError(`${source}: auditAnchorFile holds signed checkpoints: give auditKeyFile too (the key that signs them; berth init makes one)`);
+  }
+  return {
+    ...(raw.auditKeyFile !== undefined ? { auditKeyFile: rel(raw.auditKeyFile) } : {}),
+    ...(raw.auditAnchorFile !== undefined ? { auditAnchorFile: rel(raw.auditAnchorFile) } : {}),
   };
 }
 

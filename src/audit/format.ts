@@ -1,4 +1,5 @@
 /** Parsing and printing for `berth audit`. */
+import { parseCheckpoint } from './anchor.ts';
 import type { AuditRow } from './log.ts';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
@@ -38,8 +39,8 @@ function daysIn(year: number, month: number): number {
 
 /**
  * Renders audit rows as a table for a terminal: a header, then one line per row with time (UTC),
- * kind, stack/service, host, short commit, actor, outcome and message. The diff is left out
- * (the JSON output has it); control characters are blanked so a message cannot drive the terminal.
+ * kind, stack/service, host, short commit, actor, outcome and message (a checkpoint's: the row it
+ * signed and the key, its JSON being in the JSON output). The diff is left out (the JSON output has it); control characters are blanked so a message cannot drive the terminal.
  */
 export function formatAuditTable(rows: AuditRow[]): string {
   const header = ['TIME', 'KIND', 'STACK/SERVICE', 'HOST', 'COMMIT', 'ACTOR', 'OUTCOME', 'MESSAGE'];
@@ -52,7 +53,7 @@ export function formatAuditTable(rows: AuditRow[]): string {
       r.commitSha?.slice(0, 7) ?? '-',
       r.actor,
       r.outcome,
-      r.message ?? '',
+      r.kind === 'audit.checkpoint' ? checkpointSummary(r.message) : (r.message ?? ''),
     ].map(printable),
   );
   const table = [header, ...lines];
@@ -69,3 +70,9 @@ export function formatAuditTable(rows: AuditRow[]): string {
 
 // eslint-disable-next-line no-control-regex -- blanking control characters is the point
 const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+
+/** A checkpoint row's message in a line: the row signed and the key's id (or the message as it is, when not a checkpoint). */
+function checkpointSummary(message: string | undefined): string {
+  const c = parseCheckpoint(message);
+  return c ? `signed row ${c.row} (key ${c.keyId})` : (message ?? '');
+}

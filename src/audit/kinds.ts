@@ -73,6 +73,8 @@ export const AUDIT_KINDS = [
   'api.action',
   // a followed image's tag (x-berth.watch-image) resolved to another digest: its replicas roll to it
   'image.updated',
+  // the engine signs the chain's head with its audit key: the row's message is the checkpoint's JSON (src/audit/anchor.ts)
+  'audit.checkpoint',
 ] as const;
 
 export type AuditKind = (typeof AUDIT_KINDS)[number];

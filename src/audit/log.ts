@@ -84,6 +84,13 @@ export interface AuditFilter {
   syncId?: number;
 }
 
+/** The newest row, as appendAfter() hands it to the event it builds. */
+export interface AuditHead {
+  id: number;
+  kind: AuditKind;
+  hash: string;
+}
+
 export type VerifyResult = { ok: true; rows: number } | { ok: false; rows: number; badRow: number; reason: string };
 
 /** The prevHash of the first row. */
@@ -148,18 +155,29 @@ export class AuditLog {
 
   /** Appends one event, chained to the row before it, and returns the stored row. */
   append(input: AuditInput): AuditRow {
-    const row = this.#insert(input);
-    for (const listener of this.#listeners) listener(row);
+    return this.appendAfter(() => input)!;
+  }
+
+  /**
+   * Appends the event `build` makes from the newest row (undefined for an empty log), read under
+   * the write lock so that no other writer appends in between; `build` returning undefined appends
+   * nothing. What a checkpoint signs must be the row it is chained to (checkpoint.ts).
+   */
+  appendAfter(build: (head: AuditHead | undefined) => AuditInput | undefined): AuditRow | undefined {
+    const row = this.#insert(build);
+    if (row) for (const listener of this.#listeners) listener(row);
     return row;
   }
 
-  #insert(input: AuditInput): AuditRow {
-    if (!input.kind) throw new Error('an audit event needs a kind');
-    if (input.syncId !== undefined && !Number.isInteger(input.syncId)) throw new Error(`invalid syncId ${input.syncId}`);
+  #insert(build: (head: AuditHead | undefined) => AuditInput | undefined): AuditRow | undefined {
     const db = this.#db;
     // The write lock is taken before reading the previous hash, so two processes cannot both chain to it.
     return immediate(db, () => {
-      const prev = db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
+      const prev = db.prepare('SELECT id, kind, hash FROM audit ORDER BY id DESC LIMIT 1').get() as AuditHead | undefined;
+      const input = build(prev);
+      if (!input) return undefined;
+      if (!input.kind) throw new Error('an audit event needs a kind');
+      if (input.syncId !== undefined && !Number.isInteger(input.syncId)) throw new Error(`invalid syncId ${input.syncId}`);
       // AUTOINCREMENT's counter outlives deleted rows: deleting the newest rows leaves a gap that verify() sees.
       const seq = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").get() as { seq: number } | undefined;
       const fields: Omit<AuditRow, 'hash'> = {
@@ -223,37 +241,47 @@ export class AuditLog {
     return readPage(this.#db, 'audit', where, params, f, toAuditRow);
   }
 
-  /**
-   * Walks every row in id order, recomputing each hash and checking that ids are contiguous and
-   * each prevHash is the previous row's hash; stops at the first bad row. `rows` counts the rows
-   * examined (all of them when ok).
-   */
-  verify(): VerifyResult {
-    let rows = 0;
-    let prev: AuditRow | undefined;
-    const bad = (badRow: number, reason: string): VerifyResult => ({ ok: false, rows, badRow, reason });
-    for (const r of this.#db.prepare('SELECT * FROM audit ORDER BY id').iterate()) {
-      const row = toAuditRow(r);
-      rows++;
-      const expectedId = (prev?.id ?? 0) + 1;
-      if (row.id !== expectedId) {
-        const missing = expectedId === row.id - 1 ? `row ${expectedId} was` : `rows ${expectedId}-${row.id - 1} were`;
-        const jump = prev ? `ids jump from ${prev.id} to ${row.id}` : `the log starts at row ${row.id}`;
-        return bad(row.id, `row ${row.id}: ${missing} removed (${jump})`);
-      }
-      if (row.prevHash !== (prev?.hash ?? GENESIS_HASH)) {
-        return bad(
-          row.id,
-          `row ${row.id}: its prevHash does not match the hash of row ${prev?.id ?? '(none)'}; the chain is broken (a row before it was replaced)`,
-        );
-      }
-      if (rowHash(row) !== row.hash) {
-        return bad(row.id, `row ${row.id}: its content does not match its hash (it was edited after it was written)`);
-      }
-      prev = row;
-    }
-    return { ok: true, rows };
+  /** Every row, oldest first, read as it is iterated (the whole log is never held in memory). */
+  *rows(): Generator<AuditRow> {
+    for (const r of this.#db.prepare('SELECT * FROM audit ORDER BY id').iterate()) yield toAuditRow(r);
   }
+
+  /** Checks the whole chain (verifyChain); `onRow` sees each row as it is checked. */
+  verify(onRow?: (row: AuditRow) => void): VerifyResult {
+    return verifyChain(this.rows(), onRow);
+  }
+}
+
+/**
+ * Walks rows in id order, recomputing each hash and checking that ids are contiguous from 1 and
+ * each prevHash is the previous row's hash; stops at the first bad row. `rows` counts the rows
+ * examined (all of them when ok, so the last id is `rows`). `onRow` sees each row that checks out.
+ */
+export function verifyChain(all: Iterable<AuditRow>, onRow?: (row: AuditRow) => void): VerifyResult {
+  let rows = 0;
+  let prev: AuditRow | undefined;
+  const bad = (badRow: number, reason: string): VerifyResult => ({ ok: false, rows, badRow, reason });
+  for (const row of all) {
+    rows++;
+    const expectedId = (prev?.id ?? 0) + 1;
+    if (row.id !== expectedId) {
+      const missing = expectedId === row.id - 1 ? `row ${expectedId} was` : `rows ${expectedId}-${row.id - 1} were`;
+      const jump = prev ? `ids jump from ${prev.id} to ${row.id}` : `the log starts at row ${row.id}`;
+      return bad(row.id, `row ${row.id}: ${missing} removed (${jump})`);
+    }
+    if (row.prevHash !== (prev?.hash ?? GENESIS_HASH)) {
+      return bad(
+        row.id,
+        `row ${row.id}: its prevHash does not match the hash of row ${prev?.id ?? '(none)'}; the chain is broken (a row before it was replaced)`,
+      );
+    }
+    if (rowHash(row) !== row.hash) {
+      return bad(row.id, `row ${row.id}: its content does not match its hash (it was edited after it was written)`);
+    }
+    onRow?.(row);
+    prev = row;
+  }
+  return { ok: true, rows };
 }
 
 function isoTime(d: Date, name: string): string {

@@ -1,18 +1,18 @@
 /**
  * The `berth` command (commander). Commands print results on stdout and logs on stderr.
  * Exit codes: 0 fine, 1 the thing checked failed (invalid manifests, a failed sync, a broken audit
- * chain, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
- * the server or here: an unknown stack, nothing to resume or roll back), 2 berth could not do its job (bad config, unreachable repo or server, a token
- * refused; for `diff`, any error: an invalid stack, a host that does not answer).
+ * chain or a checkpoint that does not hold, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
+ * the server or here: an unknown stack, nothing to resume or roll back, `init` with a key already there), 2 berth could not do its job (bad config, a key
+ * file it cannot use, unreachable repo or server, a token refused, not an audit bundle; for `diff`, any error: an invalid stack, a host that does not answer).
  * sync, rollback, pause, resume, status, hosts and audit are operations (src/engine/ops.ts): with
  * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
  * process acting on the hosts and the database itself.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { ConfigError, resolveConfig, type BerthConfig } from '../config.ts';
+import { ConfigError, loadConfig as loadConfigFile, resolveConfig, type BerthConfig } from '../config.ts';
 import type { Logger } from 'pino';
 import { createLogger, type LogFormat } from '../log.ts';
 import { renderSnapshot, formatError } from '../render/index.ts';
@@ -23,6 +23,9 @@ import { EXAMPLES_DIR } from '../paths.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable } from '../audit/format.ts';
+import { generateAuditKey, loadAuditSigner, loadPublicKey, type TrustedKey } from '../audit/anchor.ts';
+import { CHECKPOINT_RULE } from '../audit/checkpoint.ts';
+import { readAnchorFile, verifyBundle, verifyLog, writeBundle, type Verification } from '../audit/proof.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
 import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
@@ -269,13 +272,186 @@ function printAudit(rows: AuditRow[], json?: boolean): void {
 audit
   .command('verify')
   .description(
-    'check the hash chain: proves no row was edited or removed (exit 1 and the first bad row otherwise); reads the local database, even with BERTH_URL',
+    'check the hash chain (no row edited or removed) and every signed checkpoint against the public key (no row rewritten since it was anchored); exit 1 naming what does not hold. Reads the local database, even with BERTH_URL, or a bundle of `audit export`',
   )
-  .action(async () => {
-    const result = (await openAudit()).verify();
-    if (result.ok) console.log(`ok: ${result.rows} row(s), chain intact`);
-    else throw new Exit(`audit log broken at row ${result.badRow}: ${result.reason} (${result.rows} row(s) checked)`, 1);
+  .option(
+    '--public-key <file>',
+    "check checkpoints against this public key (PEM) instead of auditKeyFile's; repeat it for the keys of earlier checkpoints",
+    collect,
+    [],
+  )
+  .option(
+    '--bundle <file>',
+    'check a bundle made by `berth audit export` instead of the database: needs no config (without --public-key, only against its own key)',
+  )
+  .action(async (opts: { publicKey: string[]; bundle?: string }) => {
+    const pinned = opts.publicKey.map(loadPublicKey);
+    if (opts.bundle !== undefined) return verifyBundleFile(opts.bundle, pinned);
+    const config = await loadConfig();
+    const trusted = pinned.length ? pinned : config.auditKeyFile ? [loadAuditSigner(config.auditKeyFile).trusted] : [];
+    // the anchor file first: each of its lines names a row written before it
+    const fromFile = config.auditAnchorFile ? readAnchorFile(config.auditAnchorFile) : [];
+    const result = verifyLog(openAudit(config), trusted, fromFile);
+    report(result, pinned.length ? 'the --public-key' : trusted.length ? 'auditKeyFile' : undefined, { fromFile: fromFile.length });
   });
+
+audit
+  .command('export')
+  .description(
+    'write the whole audit log, its checkpoints (of the log and the anchor file) and the public key as a JSON bundle that `berth audit verify --bundle` checks elsewhere; reads the local database',
+  )
+  .requiredOption('--out <file>', 'the bundle to write (replaced when it exists)')
+  .action(async (opts: { out: string }) => {
+    const config = await loadConfig();
+    const signer = config.auditKeyFile ? loadAuditSigner(config.auditKeyFile) : undefined;
+    const anchorFile = config.auditAnchorFile ? readAnchorFile(config.auditAnchorFile) : [];
+    const key = signer && { publicPem: signer.publicPem(), keyId: signer.keyId };
+    let wrote: ReturnType<typeof writeBundle>;
+    try {
+      wrote = writeBundle(openAudit(config), opts.out, { key, anchorFile });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === undefined) throw err;
+      throw new Exit(`cannot write the bundle ${opts.out}: ${code}`, 2);
+    }
+    const from = wrote.fromAnchorFile ? ` (${wrote.fromAnchorFile} from the anchor file)` : '';
+    console.log(
+      `wrote ${opts.out}: ${wrote.rows} row(s), ${wrote.checkpoints} checkpoint(s)${from}, ${key ? `public key ${key.keyId}` : 'no public key (no auditKeyFile)'}`,
+    );
+  });
+
+/** commander's way of a repeatable option: each value appended to the list. */
+function collect(value: string, list: string[]): string[] {
+  return [...list, value];
+}
+
+/** `audit verify --bundle`: the bundle's rows and checkpoints, without the database or the config. */
+function verifyBundleFile(file: string, pinned: TrustedKey[]): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Exit(`cannot read the bundle ${file}: ${code ?? 'not JSON'}`, 2);
+  }
+  const result = verifyBundle(parsed, pinned);
+  if (!result.ok) throw new Exit(`${file}: ${result.message}`, 2);
+  const keyFrom = result.keySource === 'pinned' ? 'the --public-key' : result.keySource === 'bundle' ? "the bundle's own key" : undefined;
+  report(result, keyFrom, { noKey: 'the bundle holds no public key and no --public-key was given' });
+  if (result.keySource === 'bundle' && result.anchors?.checked) {
+    console.log(
+      `checked against the bundle's own public key (${result.keyIds[0]}): this proves the bundle is consistent, not who made it; pin the key you expect with --public-key`,
+    );
+  }
+}
+
+/**
+ * Prints what a verification found: the chain (exit 1 when broken, as before checkpoints), then the
+ * last anchored row and the rows not yet anchored; exit 1 when a checkpoint does not hold.
+ */
+function report(
+  result: Verification,
+  keyFrom: string | undefined,
+  { noKey = 'no auditKeyFile in the config and no --public-key', fromFile = 0 }: { noKey?: string; fromFile?: number } = {},
+): void {
+  const { chain, anchors } = result;
+  if (!chain.ok) throw new Exit(`audit log broken at row ${chain.badRow}: ${chain.reason} (${chain.rows} row(s) checked)`, 1);
+  if (!anchors) return;
+  if (anchors.problems.length) {
+    const lines = anchors.problems.slice(0, 20).map((p) => `  ${p.message}`);
+    if (anchors.problems.length > 20) lines.push(`  ... and ${anchors.problems.length - 20} more`);
+    throw new Exit(
+      `audit log not as anchored: the chain of ${chain.rows} row(s) is intact, but ${anchors.problems.length} of ${anchors.checked} checkpoint(s) do not hold:\n${lines.join('\n')}`,
+      1,
+    );
+  }
+  const head = `ok: ${chain.rows} row(s), chain intact`;
+  if (keyFrom === undefined) {
+    const unchecked = anchors.unchecked ? ` (${anchors.unchecked} checkpoint(s) not checked)` : '';
+    console.log(
+      `${head}; not anchored${unchecked}: ${noKey}, so nothing shows the rows were not rewritten with their hashes (docs/how-it-works.md, "The audit log")`,
+    );
+    return;
+  }
+  const { last, unanchored } = anchors;
+  console.log(last ? `${head}; last anchored row ${last.row} at ${last.time} (key ${last.keyId})` : `${head}; no checkpoint yet`);
+  const lines = fromFile ? ` (${fromFile} of them lines of the anchor file)` : '';
+  if (anchors.checked) console.log(`${anchors.valid} checkpoint(s) checked against ${keyFrom}, all hold${lines}`);
+  if (unanchored && unanchored.from === last?.logRow && unanchored.to === last.logRow) {
+    console.log(`row ${unanchored.from}, that checkpoint's own, is covered by the next one`);
+  } else if (unanchored) {
+    const rows = unanchored.from === unanchored.to ? `row ${unanchored.from}` : `rows ${unanchored.from}-${unanchored.to}`;
+    const { everyRows, everyMs } = CHECKPOINT_RULE;
+    console.log(
+      `not yet anchored: ${rows}; the engine signs a checkpoint every ${everyRows} rows, every ${everyMs / 60_000} minutes when rows were added, and when it stops`,
+    );
+  }
+}
+
+/** The key file `berth init` makes when the config names none: beside the config, not in dataDir with the database it proves. */
+const DEFAULT_KEY_FILE = 'audit.key';
+
+/** The config `berth init` writes when there is none: small, each key said, the rest in docs/config.md. */
+const STARTER_CONFIG = `# berth's engine config (docs/config.md has every key). Relative paths are relative to this file.
+dataDir: ./data                  # the database (berth.db) and the git cache
+listen: 127.0.0.1:8080           # the API, the dashboard, /metrics and the webhooks
+# The key that signs the audit log's checkpoints (berth init made it). Whoever can read it can sign
+# checkpoints: keep it off the disk the database is on, and its .pub file somewhere else too
+# (docs/how-it-works.md, "The audit log").
+auditKeyFile: ${DEFAULT_KEY_FILE}
+# auditAnchorFile: /mnt/other-disk/berth-anchors.jsonl   # optional: each checkpoint appended here too
+hosts:
+  - name: local
+    endpoint: unix:///var/run/docker.sock
+repos: []
+# repos:                         # the Git repos berth converges the hosts to
+#   - name: platform
+#     url: https://git.example.com/org/platform.git   # or a local path to a git repo
+#     branch: main
+#     poll: 3m
+#     auth: { tokenFile: /run/secrets/git-token }
+`;
+
+program
+  .command('init')
+  .description(
+    "make the Ed25519 key that signs the audit log's checkpoints at the config's auditKeyFile (default: audit.key beside the config; mode 0600, never overwritten) and, when the config file does not exist, a starter one",
+  )
+  .action(() => {
+    const target = resolve(program.opts<GlobalOptions>().config || process.env.BERTH_CONFIG || 'berth.config.yaml');
+    const config = existsSync(target) ? loadConfigFile(target) : undefined;
+    const keyFile = config?.auditKeyFile ?? join(dirname(target), DEFAULT_KEY_FILE);
+    const refuse = () => {
+      throw new Exit(
+        `${shown(keyFile)} exists: berth init never replaces a key (the checkpoints it signed would no longer check). To make a new one, move it away first`,
+        1,
+      );
+    };
+    if (existsSync(keyFile)) refuse();
+    const key = generateAuditKey();
+    mkdirSync(dirname(keyFile), { recursive: true });
+    try {
+      writeFileSync(keyFile, key.privatePem, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') refuse();
+      throw new Exit(`cannot write ${shown(keyFile)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, 2);
+    }
+    writeFileSync(`${keyFile}.pub`, key.publicPem, { mode: 0o644 });
+    console.log(`created ${shown(keyFile)}: the Ed25519 key that signs the audit log's checkpoints (key ${key.keyId}, mode 0600)`);
+    console.log(`created ${shown(keyFile)}.pub: its public key, for \`berth audit verify --public-key\` elsewhere`);
+    if (!config) {
+      writeFileSync(target, STARTER_CONFIG, { flag: 'wx' });
+      console.log(`created ${shown(target)}: the local Docker socket as the host, dataDir ./data, auditKeyFile ${DEFAULT_KEY_FILE}; add your repos`);
+    } else if (!config.auditKeyFile) {
+      console.log(`add to ${shown(target)}, for the engine to sign with it: auditKeyFile: ${relative(dirname(target), keyFile)}`);
+    }
+  });
+
+/** A path as a person gave it: relative to the working folder when inside it. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
 
 async function loadConfig(): Promise<BerthConfig> {
   const config = resolveConfig(program.opts<GlobalOptions>().config);
@@ -283,8 +459,7 @@ async function loadConfig(): Promise<BerthConfig> {
   return config;
 }
 
-async function openAudit(): Promise<AuditLog> {
-  const config = await loadConfig();
+function openAudit(config: BerthConfig): AuditLog {
   return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
 }
 

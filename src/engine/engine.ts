@@ -17,6 +17,8 @@ import { renderSnapshot } from '../render/index.ts';
 import { stepRow } from '../audit/steps.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog, type AuditRow } from '../audit/log.ts';
+import { loadAuditSigner } from '../audit/anchor.ts';
+import { Checkpointer, checkAnchorFile } from '../audit/checkpoint.ts';
 import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
@@ -76,13 +78,22 @@ export class Engine {
   readonly #board: StatusBoard;
   /** the scheduled jobs' triggers, once startSchedules() was called */
   #schedules?: JobScheduler;
+  /** signs the audit log's checkpoints, with an auditKeyFile (src/audit/checkpoint.ts) */
+  readonly #checkpoints?: Checkpointer;
 
   constructor(config: BerthConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    // the audit key and anchor file are checked before anything is opened: either stops berth at once
+    const signer = config.auditKeyFile ? loadAuditSigner(config.auditKeyFile) : undefined;
+    if (config.auditAnchorFile) checkAnchorFile(config.auditAnchorFile);
     claimDataDir(config);
     this.db = openDatabase(join(config.dataDir, 'berth.db'));
     this.audit = new AuditLog(this.db);
+    if (signer) {
+      this.#checkpoints = new Checkpointer(this.audit, signer, { anchorFile: config.auditAnchorFile, log: log.child({ component: 'audit' }) });
+      this.#checkpoints.start();
+    }
     this.audit.onAppend((row) => this.events.emit('audit', row));
     this.audit.onAppend((row) => {
       if (row.syncId !== undefined && row.stack) this.events.emit('sync', { id: row.syncId, repo: row.repo, stack: row.stack, phase: 'step', step: row });
@@ -156,12 +167,14 @@ export class Engine {
     await this.#queue.drain();
   }
 
-  /** Stops the timers and closes the database; a second call does nothing. */
+  /** Stops the timers, signs a last checkpoint of the audit log (with an auditKeyFile) and closes the database; a second call does nothing. */
   close(): void {
     this.#board.stop();
     this.#schedules?.stop();
     this.fleet.stop();
-    if (this.db.isOpen) this.db.close();
+    if (!this.db.isOpen) return;
+    this.#checkpoints?.close();
+    this.db.close();
   }
 
   /** Every repo, in parallel (each repo's own passes never overlap). */
