@@ -78,8 +78,11 @@ export interface BerthConfig {
   resyncMs: number;
   /** how hosts are watched: a check every intervalMs, each bounded by timeoutMs; unreachable for graceMs makes a host lost */
   hostCheck: HostCheckConfig;
-  /** requests a minute one client address may make to /api/v1 and to /webhooks (each over 429) */
-  limits: { api: number; webhooks: number };
+  /**
+   * requests a minute one client address may make to /api/v1 and to /webhooks (each over 429), and
+   * how many event streams (GET /api/v1/events) it may hold open at once
+   */
+  limits: { api: number; webhooks: number; eventStreams: number };
   /** credentials for the registries images are pulled from (src/apply/registries.ts) */
   registries: RegistryConfig[];
   /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
@@ -90,6 +93,14 @@ export interface BerthConfig {
   auditAnchorFile?: string;
   /** the secret of `POST /webhooks/registry` (a registry's push notifications); none: that webhook takes nothing */
   registryWebhookSecretFile?: string;
+  /**
+   * the address people and forges reach berth at (`https://berth.example.com`), behind a proxy
+   * perhaps: its host is a Host berth answers to, its origin one the API takes actions from
+   * (docs/config.md, "The API and browsers")
+   */
+  publicUrl?: string;
+  /** more names berth answers to (the Host header), `host` (any port) or `host:port`, lower case */
+  allowedHosts: string[];
 }
 
 export interface HostCheckConfig {
@@ -114,10 +125,13 @@ const schema = {
     auditKeyFile: { type: 'string', minLength: 1 },
     auditAnchorFile: { type: 'string', minLength: 1 },
     registryWebhookSecretFile: { type: 'string', minLength: 1 },
+    publicUrl: { type: 'string', minLength: 1 },
+    // a host name, an IPv4 address or a bracketed IPv6 one, with a port or not: what a Host header holds
+    allowedHosts: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]+)?$' } },
     limits: {
       type: 'object',
       additionalProperties: false,
-      properties: { api: { type: 'integer', minimum: 1 }, webhooks: { type: 'integer', minimum: 1 } },
+      properties: { api: { type: 'integer', minimum: 1 }, webhooks: { type: 'integer', minimum: 1 }, eventStreams: { type: 'integer', minimum: 1 } },
     },
     hostCheck: {
       type: 'object',
@@ -273,7 +287,10 @@ export function loadConfig(file: string): BerthConfig {
   return normalize(raw as RawConfig, base, file);
 }
 
-type RawConfig = Partial<Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs'>> & {
+type RawConfig = Partial<
+  Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs' | 'allowedHosts'>
+> & {
+  allowedHosts?: string[];
   imagePoll?: string;
   registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string; caFile?: string }>;
   limits?: Partial<BerthConfig['limits']>;
@@ -330,6 +347,8 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     imagePollMs: parseDuration(raw.imagePoll ?? '5m', `${source}: imagePoll`),
     ...auditFiles(raw, rel, source),
     registryWebhookSecretFile: raw.registryWebhookSecretFile && rel(raw.registryWebhookSecretFile),
+    ...(raw.publicUrl === undefined ? {} : { publicUrl: publicUrl(raw.publicUrl, `${source}: publicUrl`) }),
+    allowedHosts: (raw.allowedHosts ?? []).map((h) => h.toLowerCase()),
   };
 }
 
@@ -342,6 +361,20 @@ function auditFiles(raw: RawConfig, rel: (p: string) => string, source: string):
     ...(raw.auditKeyFile !== undefined ? { auditKeyFile: rel(raw.auditKeyFile) } : {}),
     ...(raw.auditAnchorFile !== undefined ? { auditAnchorFile: rel(raw.auditAnchorFile) } : {}),
   };
+}
+
+/** `publicUrl`: an http(s) URL with a host, and nothing a browser's address of berth would not have (credentials, query, fragment). */
+function publicUrl(value: string, where: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${where}: '${value}' is not a URL: give the address browsers and forges reach berth at, such as https://berth.example.com`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${where}: '${value}' must be an http:// or https:// URL`);
+  if (url.username || url.password || url.search || url.hash)
+    throw new ConfigError(`${where}: '${value}' must hold no user, password, query or fragment: the address of berth only`);
+  return url.href.replace(/\/$/, '');
 }
 
 /** A registries entry: a host with its username and password file, or a Docker config file alone. */
@@ -361,8 +394,8 @@ function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: stri
   return { host: host!.toLowerCase(), username: username!, passwordFile: rel(passwordFile!) };
 }
 
-/** The defaults: 300 API requests and 60 webhook deliveries a minute per client address. */
-const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60 };
+/** The defaults: 300 API requests and 60 webhook deliveries a minute, and 10 open event streams, per client address. */
+const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60, eventStreams: 10 };
 
 /** The defaults: a check every 10 s, bounded by 5 s; a host unreachable for 1 min is lost. */
 const HOST_CHECK: HostCheckConfig = { intervalMs: 10_000, graceMs: 60_000, timeoutMs: 5_000 };
@@ -450,6 +483,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     limits: { ...LIMITS },
     registries: [],
     imagePollMs: 300_000,
+    allowedHosts: [],
   };
 }
 

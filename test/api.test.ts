@@ -1,18 +1,21 @@
 // The HTTP API (docs/api.md): a real berth server in this process (buildServer + Engine) against
 // the shared test daemon and a real git server, with a token of each role; the CLI through it as a
-// child process (BERTH_URL, BERTH_TOKEN); the event stream read with fetch; rate limits; and no
-// token value in the logs or the database.
+// child process (BERTH_URL, BERTH_TOKEN); the event stream read with fetch; rate limits; no
+// token value in the logs or the database; and what keeps web pages from driving it (docs/api.md,
+// "Browsers"): the Host names it answers to, cross-site actions, JSON bodies, event streams per
+// client.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig } from '../src/config.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { buildServer, redactUrl } from '../src/server/server.ts';
 import { bearerToken, checkListen, isLoopback, allows } from '../src/server/auth.ts';
-import { validationMessage } from '../src/server/api.ts';
+import { ERROR_STATUS, validationMessage } from '../src/server/api.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import type { AuditRow } from '../src/audit/log.ts';
 import { capturedLogger, runCli, serveEngine, writeConfig } from './harness/berth.ts';
@@ -33,6 +36,22 @@ interface SseEvent {
   event?: string;
   data?: unknown;
   comment?: string;
+}
+
+/**
+ * A request as fetch will not send it (fetch sets Host itself): node:http, with the headers as
+ * given; the answer's status and JSON.
+ */
+function rawRequest(base: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: Json }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: (text ? JSON.parse(text) : undefined) as Json }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Reads an event stream with fetch: the events so far, and a way to leave. */
@@ -111,6 +130,48 @@ describe('auth, validation messages (pure)', () => {
     expect(() => checkListen(config)).toThrow(/listen is 0\.0\.0\.0:8080, but no API token is configured.*auth\.tokens/);
     expect(() => checkListen({ ...config, listen: '127.0.0.1:8080' })).not.toThrow();
     expect(() => checkListen({ ...config, auth: { tokens: [{ name: 'ci', role: 'operator' as const, tokenFile: '/x' }] } })).not.toThrow();
+  });
+
+  it('the Errors table of docs/api.md lists every code the API answers with, with its status', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'api.md'), 'utf8');
+    const section = doc.split(/^## Errors$/m)[1]?.split(/^## /m)[0] ?? '';
+    const listed = [...section.matchAll(/^\| `(\d{3})` \| `([^`]+)` \|/gm)].map((m) => [m[2]!, Number(m[1])] as const);
+    expect(listed.length).toBe(new Set(listed.map(([code]) => code)).size); // each code once
+    expect(Object.fromEntries(listed)).toEqual(ERROR_STATUS);
+  });
+
+  it('publicUrl, allowedHosts and limits.eventStreams in the engine config: checked, with their defaults', () => {
+    const cfg = writeConfig([]);
+    const load = (extra: string) => {
+      writeFileSync(cfg.file, `${readFileSync(cfg.file, 'utf8')}${extra}\n`);
+      return loadConfig(cfg.file);
+    };
+    const text = readFileSync(cfg.file, 'utf8');
+    try {
+      expect(loadConfig(cfg.file)).toMatchObject({ allowedHosts: [], limits: { eventStreams: 10 } });
+      expect(loadConfig(cfg.file).publicUrl).toBeUndefined();
+      expect(
+        load('publicUrl: https://Berth.Example.com/\nallowedHosts: [Berth.LAN, "proxy.lan:3000", "[fd00::1]:8080"]\nlimits: { eventStreams: 3 }'),
+      ).toMatchObject({
+        publicUrl: 'https://berth.example.com',
+        allowedHosts: ['berth.lan', 'proxy.lan:3000', '[fd00::1]:8080'],
+        limits: { api: 300, webhooks: 60, eventStreams: 3 },
+      });
+      for (const [extra, message] of [
+        ['publicUrl: berth.example.com', /publicUrl: 'berth\.example\.com' is not a URL/],
+        ['publicUrl: ftp://berth.example.com', /must be an http:\/\/ or https:\/\/ URL/],
+        ['publicUrl: https://u:p@berth.example.com', /must hold no user, password, query or fragment/],
+        ['allowedHosts: ["https://berth.example.com"]', /allowedHosts\.0: must match pattern/],
+        ['limits: { eventStreams: 0 }', /limits\.eventStreams: must be >= 1/],
+      ] as const) {
+        writeFileSync(cfg.file, text);
+        expect(() => load(extra), extra).toThrow(ConfigError);
+        writeFileSync(cfg.file, text);
+        expect(() => load(extra), extra).toThrow(message);
+      }
+    } finally {
+      cfg.cleanup();
+    }
   });
 
   it('blanks the token of an event stream URL', () => {
@@ -386,6 +447,83 @@ describe('the API on a running berth', () => {
     expect(kinds).toContainEqual(['stack.resumed', 'operator-bot']);
   });
 
+  it("an action another site's page asks for is refused (403 cross-site), whatever its token; the dashboard's own and the CLI's are not", async () => {
+    const actions = () => engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length;
+    const before = actions();
+    const foreign: Array<Record<string, string>> = [
+      { origin: 'https://evil.example' },
+      { origin: 'null' }, // a sandboxed frame, a file:// page
+      { origin: 'http://localhost:3000' }, // a page on another port of this machine
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: base },
+    ];
+    for (const headers of foreign) {
+      const res = await call('POST', `/api/v1/stacks/${stackB}/pause`, { role: 'admin', body: {}, headers });
+      expect(res.status, JSON.stringify(headers)).toBe(403);
+      expect(res.body.code).toBe('cross-site');
+      expect(res.body.error).toMatch(/refused: berth takes actions from its own pages and from clients that are no browser \(the CLI, curl\) only.*publicUrl/);
+    }
+    // refused before anything was asked or done
+    expect(engine.holds.get(stackB)).toBeUndefined();
+    expect(actions()).toBe(before);
+    // the dashboard's page sends its own origin; the CLI and curl send none
+    const own = await call('POST', `/api/v1/stacks/${stackB}/pause`, {
+      role: 'operator',
+      body: {},
+      headers: { origin: base, 'sec-fetch-site': 'same-origin' },
+    });
+    expect(own).toMatchObject({ status: 200, body: { paused: true } });
+    expect((await post(`/api/v1/stacks/${stackB}/resume`)).status).toBe(200);
+    // a read is no action: answered (without CORS headers, so another site's page cannot read it)
+    const read = await fetch(`${base}/api/v1/me`, { headers: { ...auth('viewer'), origin: 'https://evil.example' } });
+    expect(read.status).toBe(200);
+    expect(read.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('415 for an API body that is not JSON (what an HTML form can send); a POST without a body needs no type', async () => {
+    const before = engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length;
+    for (const [type, body] of [
+      ['text/plain', '{"wait": true}'],
+      ['application/x-www-form-urlencoded', 'wait=true'],
+      ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="wait"\r\n\r\ntrue\r\n--x--\r\n'],
+    ]) {
+      const res = await fetch(`${base}/api/v1/stacks/${stackB}/pause`, { method: 'POST', headers: { ...auth('operator'), 'content-type': type! }, body });
+      expect(res.status, type).toBe(415);
+      const answer = (await res.json()) as Json;
+      expect(answer.code).toBe('unsupported-media-type');
+      expect(answer.error).toMatch(/the body must be JSON: send Content-Type: application\/json \(the request's Content-Type: /);
+    }
+    expect(engine.holds.get(stackB)).toBeUndefined();
+    expect(engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length).toBe(before);
+    // no body: no type needed (what `curl -X POST` sends)
+    const bare = await fetch(`${base}/api/v1/stacks/${stackB}/pause`, { method: 'POST', headers: { ...auth('operator'), 'content-type': 'text/plain' } });
+    expect(bare.status).toBe(200);
+    expect((await post(`/api/v1/stacks/${stackB}/resume`, {})).status).toBe(200);
+  });
+
+  it('a Host berth does not answer to is refused (403 host-not-allowed) before the token is looked at; health and readiness are not held to it', async () => {
+    const port = new URL(base).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      expect((await rawRequest(base, 'GET', '/api/v1/me', { host, ...auth('viewer') })).status, host).toBe(200);
+    }
+    for (const host of [`evil.example:${port}`, 'evil.example', `localhost:${Number(port) + 1}`]) {
+      for (const path of ['/api/v1/me', '/metrics', '/', '/api/v1/nosuchroute']) {
+        const res = await rawRequest(base, 'GET', path, { host, ...auth('viewer') });
+        expect(res.status, `${host} ${path}`).toBe(403);
+        expect(res.body.code).toBe('host-not-allowed');
+        expect(res.body.error).toMatch(/berth does not answer to the host name "evil\.example.*|berth does not answer to the host name "localhost:\d+"/);
+        expect(res.body.error).toMatch(/add it to allowedHosts, or set publicUrl, in the engine config/);
+      }
+      expect((await rawRequest(base, 'GET', '/healthz', { host })).status).toBe(200);
+      expect((await rawRequest(base, 'GET', '/readyz', { host })).status).toBe(200);
+      // the forges send the public name: without publicUrl or allowedHosts the webhooks are not held to a name
+      const hook = await rawRequest(base, 'POST', '/webhooks/github', { host, 'content-type': 'application/json' }, '{}');
+      expect(hook.status).toBe(400);
+    }
+    const long = await rawRequest(base, 'GET', '/api/v1/me', { host: `${'a'.repeat(200)}.example`, ...auth('viewer') });
+    expect(long.body.error).toContain(`"${'a'.repeat(64)}…"`);
+  });
+
   it('POST rollback: to the commit before the applied one with wait; 409 for a commit that does not exist', async () => {
     sha2 = await repo.commit({ [`${stackA}/compose.yaml`]: compose(IMAGES.webV2) }, { message: 'second' });
     const synced = await post(`/api/v1/stacks/${stackA}/sync`, { wait: true });
@@ -644,6 +782,127 @@ describe('servers of other configs', () => {
       // health is not limited
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
     } finally {
+      await app.close();
+      engine.close();
+      cfg.cleanup();
+    }
+  });
+
+  it('no token, on loopback: only its loopback names are answered (DNS rebinding); cross-site actions and bodies that are not JSON are refused', async () => {
+    const cfg = writeConfig([]);
+    const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+    const { app, base } = await serveEngine(engine, pino({ level: 'silent' }));
+    try {
+      const port = new URL(base).port;
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+        expect(await rawRequest(base, 'GET', '/api/v1/me', { host }), host).toMatchObject({ status: 200, body: { name: 'local', role: 'admin' } });
+      }
+      // a page at http://rebound.example:PORT whose name now resolves to 127.0.0.1
+      for (const path of ['/api/v1/me', '/api/v1/events', '/']) {
+        expect(await rawRequest(base, 'GET', path, { host: `rebound.example:${port}` }), path).toMatchObject({
+          status: 403,
+          body: { code: 'host-not-allowed' },
+        });
+      }
+      const action = await rawRequest(base, 'POST', '/api/v1/stacks/nosuchstack/pause', {
+        host: `rebound.example:${port}`,
+        origin: `http://rebound.example:${port}`,
+      });
+      expect(action).toMatchObject({ status: 403, body: { code: 'host-not-allowed' } });
+      // another site's page, with 127.0.0.1 as the Host: refused before the operation (which would say unknown-stack)
+      const forged = await fetch(`${base}/api/v1/stacks/nosuchstack/pause`, { method: 'POST', headers: { origin: 'https://evil.example' } });
+      expect(forged.status).toBe(403);
+      expect(((await forged.json()) as Json).code).toBe('cross-site');
+      const form = await fetch(`${base}/api/v1/stacks/nosuchstack/pause`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+      expect(form.status).toBe(415);
+      const own = await fetch(`${base}/api/v1/stacks/nosuchstack/pause`, { method: 'POST', headers: { origin: base, 'sec-fetch-site': 'same-origin' } });
+      expect(own.status).toBe(404);
+      expect(((await own.json()) as Json).code).toBe('unknown-stack');
+      expect(engine.audit.query({ limit: 10 }).rows).toEqual([]);
+    } finally {
+      await app.close();
+      engine.close();
+      cfg.cleanup();
+    }
+  });
+
+  it('publicUrl and allowedHosts: their names are answered, the webhooks are held to them, and the public origin may act', async () => {
+    const cfg = writeConfig([], { publicUrl: 'https://berth.example.com', allowedHosts: ['berth.lan', 'proxy.lan:3000'] });
+    const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+    const { app, base } = await serveEngine(engine, pino({ level: 'silent' }));
+    try {
+      const port = new URL(base).port;
+      for (const host of ['berth.example.com', 'berth.example.com:443', 'berth.lan', 'berth.lan:9999', 'proxy.lan:3000', `localhost:${port}`]) {
+        expect((await rawRequest(base, 'GET', '/api/v1/me', { host })).status, host).toBe(200);
+      }
+      for (const host of ['proxy.lan:3001', 'berth.example.com:8080', 'evil.example']) {
+        expect((await rawRequest(base, 'GET', '/api/v1/me', { host })).status, host).toBe(403);
+      }
+      // the webhooks too, now that the names are the operator's
+      const json = { 'content-type': 'application/json' };
+      expect(await rawRequest(base, 'POST', '/webhooks/github', { ...json, host: 'evil.example' }, '{}')).toMatchObject({
+        status: 403,
+        body: { code: 'host-not-allowed' },
+      });
+      expect((await rawRequest(base, 'POST', '/webhooks/github', { ...json, host: 'berth.example.com' }, '{}')).status).toBe(400);
+      // behind the TLS proxy the dashboard's page is https://berth.example.com, whatever Host the proxy passes on;
+      // berth itself speaks http://, so https:// of another of its names is not its own origin
+      const asked = (host: string, origin: string) =>
+        rawRequest(base, 'POST', '/api/v1/stacks/nosuchstack/pause', { host, origin, 'sec-fetch-site': 'same-origin' });
+      expect(await asked('berth.example.com', 'https://berth.example.com')).toMatchObject({ status: 404, body: { code: 'unknown-stack' } });
+      expect(await asked(`127.0.0.1:${port}`, 'https://berth.example.com')).toMatchObject({ status: 404, body: { code: 'unknown-stack' } });
+      expect(await asked('berth.lan', 'http://berth.lan')).toMatchObject({ status: 404, body: { code: 'unknown-stack' } });
+      expect(await asked('berth.lan', 'https://berth.lan')).toMatchObject({ status: 403, body: { code: 'cross-site' } });
+      expect(await asked('berth.example.com', 'https://evil.example')).toMatchObject({ status: 403, body: { code: 'cross-site' } });
+    } finally {
+      await app.close();
+      engine.close();
+      cfg.cleanup();
+    }
+  });
+
+  it('listening on 0.0.0.0 with tokens and no names: any Host is taken (the token guards it)', async () => {
+    const cfg = writeConfig([], { listen: '0.0.0.0:8080', auth: { tokens: [{ name: 'ci', role: 'viewer', tokenFile: 'ci.token' }] } });
+    writeFileSync(join(cfg.dir, 'ci.token'), TOKENS.viewer);
+    const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+    const { app, base } = await serveEngine(engine, pino({ level: 'silent' }));
+    try {
+      expect((await rawRequest(base, 'GET', '/api/v1/me', { host: 'anything.example:1' })).status).toBe(401);
+      expect((await rawRequest(base, 'GET', '/api/v1/me', { host: 'anything.example:1', ...{ authorization: `Bearer ${TOKENS.viewer}` } })).status).toBe(200);
+    } finally {
+      await app.close();
+      engine.close();
+      cfg.cleanup();
+    }
+  });
+
+  it('at most limits.eventStreams open event streams per client address: the next is 429 too-many-streams; one that ends frees its place', async () => {
+    const cfg = writeConfig([], { limits: { eventStreams: 2 } });
+    const engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+    const { app, base } = await serveEngine(engine, pino({ level: 'silent' }));
+    const open: Array<Awaited<ReturnType<typeof openEvents>>> = [];
+    try {
+      for (let i = 0; i < 2; i++) open.push(await openEvents(`${base}/api/v1/events`));
+      expect(open.map((s) => s.res.status)).toEqual([200, 200]);
+      const third = await fetch(`${base}/api/v1/events`);
+      expect(third.status).toBe(429);
+      const refused = (await third.json()) as Json;
+      expect(refused.code).toBe('too-many-streams');
+      expect(refused.error).toMatch(/too many event streams open from this address: at most 2 at once \(limits\.eventStreams in the engine config\)/);
+      open.shift()!.close();
+      const again = await waitFor(
+        async () => {
+          const s = await openEvents(`${base}/api/v1/events`);
+          if (s.res.status === 200) return s;
+          s.close();
+          return undefined;
+        },
+        { what: 'the closed stream to free its place' },
+      );
+      open.push(again);
+      expect((await fetch(`${base}/api/v1/events`)).status).toBe(429);
+    } finally {
+      for (const s of open) s.close();
       await app.close();
       engine.close();
       cfg.cleanup();

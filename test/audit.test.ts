@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -58,6 +58,27 @@ describe('openDatabase', () => {
     new AuditLog(db).append({ kind: 'sync.started' });
     // reopening keeps the data (no second migration run, which would fail on CREATE TABLE)
     expect(new AuditLog(open()).query().rows).toHaveLength(1);
+  });
+
+  it("creates the database and its -wal and -shm files readable by their owner only (0600), whatever the umask; tightens an older one's", () => {
+    const mode = (f: string) => statSync(f).mode & 0o777;
+    const umask = process.umask(0o022); // the usual one, which would leave them readable by everyone
+    try {
+      const db = open();
+      new AuditLog(db).append({ kind: 'sync.started', message: 'the audit log holds diffs and who did what' });
+      const files = [file, `${file}-wal`, `${file}-shm`];
+      expect(files.map(existsSync)).toEqual([true, true, true]);
+      expect(files.map(mode)).toEqual([0o600, 0o600, 0o600]);
+      db.close();
+
+      // a database made by an earlier berth, open to everyone
+      for (const f of files.filter(existsSync)) chmodSync(f, 0o644);
+      const again = open();
+      new AuditLog(again).append({ kind: 'sync.started' });
+      expect(files.filter(existsSync).map(mode)).toEqual(files.filter(existsSync).map(() => 0o600));
+    } finally {
+      process.umask(umask);
+    }
   });
 
   it('refuses a database from a newer berth', () => {

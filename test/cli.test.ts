@@ -1,4 +1,5 @@
-// The berth command as a person runs it: exit codes, messages, and no stack traces.
+// The berth command as a person runs it: exit codes, messages, no stack traces, and nothing a
+// repo holds that could drive the terminal.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +11,9 @@ import { IMAGES } from './harness/images.ts';
 import { seedExamplesRepo } from '../src/source/seed.ts';
 import { GitSource } from '../src/source/git.ts';
 import { renderSnapshot } from '../src/render/index.ts';
+import { printable } from '../src/cli/text.ts';
+import { formatReplicasTable, formatStatusTable } from '../src/cli/status.ts';
+import { formatHostsTable } from '../src/cli/hosts.ts';
 
 const EXAMPLES = resolve(import.meta.dirname, '../examples');
 let tmp: string;
@@ -20,6 +24,56 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const noStackTrace = (s: string) => expect(s).not.toMatch(/\n\s+at /);
+
+/** Control characters a terminal acts on: all of C0 but tab and newline, DEL, C1. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+describe('text from a repo, a host or a server, as the CLI prints it', () => {
+  it.each([
+    ['plain text', 'plain text', 'plain text'],
+    ['clear \x1b[2Jscreen', 'clear [2Jscreen', 'clear [2Jscreen'],
+    ['title \x1b]0;pwned\x07 set', 'title ]0;pwned set', 'title ]0;pwned set'],
+    ['line one\r\nline two\ttabbed', 'line one\nline two\ttabbed', 'line one line two tabbed'],
+    ['fake\rover', 'fakeover', 'fakeover'],
+    ['c1 \u009b2J and del \u007f', 'c1 2J and del ', 'c1 2J and del '],
+    ['unicode stays: é ✓ 日本', 'unicode stays: é ✓ 日本', 'unicode stays: é ✓ 日本'],
+  ])('%j', (text, lines, oneLine) => {
+    expect(printable(text)).toBe(lines);
+    expect(printable(text, { oneLine: true })).toBe(oneLine);
+  });
+
+  it('status and hosts tables: every cell one line without control characters, columns still aligned', () => {
+    const state = {
+      name: 'web',
+      repo: 'apps',
+      sync: 'OutOfSync' as const,
+      health: 'Degraded' as const,
+      condition: 'Failed' as const,
+      reason: 'render failed:\n\x1b[2Jimage \x1b[31mred\x1b[0m',
+      replicas: [{ service: 'web', slot: 1, host: 'h1', state: 'running', image: 'evil\x1b[2J:1' }],
+    };
+    const status = formatStatusTable([state], Date.parse('2026-12-02T10:00:00Z'));
+    expect(status).not.toMatch(CONTROL);
+    expect(status.split('\n').slice(-2)).toEqual(['web: render failed:', '  [2Jimage [31mred[0m']);
+    const replicas = formatReplicasTable(state).split('\n');
+    expect(replicas[1]).toMatch(/ evil\[2J:1 /);
+    expect(replicas[0]!.indexOf('CONTAINER')).toBe(replicas[1]!.lastIndexOf(' -') + 1);
+    const hosts = formatHostsTable([
+      {
+        name: 'h1',
+        endpoint: 'tcp://h1:2376',
+        state: 'unreachable',
+        since: '2026-12-02T10:00:00Z',
+        labels: { zone: 'a\x1b[2J' },
+        error: 'refused\x1b[2J\nby peer',
+      },
+    ]);
+    expect(hosts).not.toMatch(CONTROL);
+    expect(hosts).toContain('zone=a[2J');
+    expect(hosts).toContain('h1: unreachable: refused[2J\nby peer');
+  });
+});
 
 describe('berth validate', () => {
   it('accepts the bundled examples', async () => {
@@ -148,6 +202,28 @@ describe('berth diff and sync against the test daemon', () => {
       const audit = await runCli(['--config', cfg.file, 'audit', '--stack', stack]);
       expect(audit.code).toBe(0);
       expect(audit.stdout).toContain('container.created');
+
+      // a commit whose message and author would clear the terminal, retitle it and ring its bell,
+      // and a Compose file whose error quotes a key made of the same
+      const tricky = '\x1b[2J\x1b]0;pwned\x07';
+      await repo.commit(
+        { [`${stack}/compose.yaml`]: `services:\n  web:\n    image: ${IMAGES.webV1}\n    environment: { COLOR: green }\n` },
+        { message: `deploy ${tricky}now\r\nsecond line`, author: { name: `Mallory${tricky}`, email: 'm@example.com' } },
+      );
+      const retitled = await runCli(['--config', cfg.file, 'diff']);
+      expect(retitled.code, retitled.stderr).toBe(1);
+      expect(retitled.stdout).toContain(`@ ${(await repo.head()).slice(0, 7)} deploy [2J]0;pwnednow (Mallory[2J]0;pwned)`);
+      const resynced = await runCli(['--config', cfg.file, 'sync']);
+      expect(resynced.code, resynced.stderr).toBe(0);
+      // YAML's own escapes: the key holds ESC and BEL once parsed
+      await repo.commit(
+        { [`${stack}/compose.yaml`]: `services:\n  web:\n    image: ${IMAGES.webV1}\n    "bad\\e[2J\\e]0;pwned\\akey": 1\n` },
+        { message: tricky },
+      );
+      const invalid = await runCli(['--config', cfg.file, 'diff']);
+      expect(invalid.code).toBe(2);
+      expect(invalid.stdout).toMatch(new RegExp(`# ${stack}: invalid\\n.*bad\\[2J\\]0;pwnedkey`));
+      for (const r of [retitled, resynced, invalid]) expect(r.stdout + r.stderr, r.stdout).not.toMatch(CONTROL);
     } finally {
       await removeContainers(docker, { 'berth.stack': stack });
       cfg.cleanup();

@@ -1,7 +1,7 @@
 // Webhooks (docs/how-it-works.md and docs/config.md, "Webhooks"): the forges' parsers and
 // signatures as tables over the samples in webhooks/, then a real berth server in this process, fed
 // those samples signed as each forge signs them, against the test daemon and a real git server,
-// with polling set to an hour.
+// with polling set to an hour; and a flood of forged deliveries, audited in bounded form.
 import { createHmac } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -406,7 +406,7 @@ describe('POST /webhooks/:provider on a running berth', () => {
     const forged = signed('github', { sha, secret: 'guessed-secret' });
     const bad = await post('github', forged);
     expect(bad.status).toBe(401);
-    expect(bad.body.error).toMatch(/X-Hub-Signature-256 does not match the webhook secret of repo/);
+    expect(bad.body.error).toMatch(/X-Hub-Signature-256 does not match the webhook secret of repo \S+ \(its webhookSecretFile\)/);
     const unsigned = signed('github', { sha });
     const missing = await post('github', { ...unsigned, headers: without(unsigned.headers, 'x-hub-signature-256') });
     expect(missing.status).toBe(401);
@@ -417,22 +417,23 @@ describe('POST /webhooks/:provider on a running berth', () => {
     expect((await web())!.Labels['berth.commit']).toBe(applied);
     expect(engine.passQueued(repo.name)).toBe(false);
 
+    // the first rejection from this address is audited; the one right after it only counted, for
+    // the summary row when the minute ends (src/server/rejections.ts; the flood below)
     const rejected = audit('webhook.rejected');
-    expect(rejected.map((r) => [r.outcome, r.trigger])).toEqual([
-      ['error', 'webhook'],
-      ['error', 'webhook'],
-    ]);
-    expect(rejected[1]!.message).toContain(forged.headers['x-github-delivery']);
-    expect(rejected[1]!.message).toMatch(/does not match/);
-    expect(rejected[0]!.message).toMatch(/no X-Hub-Signature-256 header/);
+    expect(rejected.map((r) => [r.outcome, r.trigger])).toEqual([['error', 'webhook']]);
+    expect(rejected[0]!.message).toContain(forged.headers['x-github-delivery']);
+    expect(rejected[0]!.message).toMatch(/does not match/);
+    // neither the secret, nor a signature, nor the secret's file (a path) in a row or an answer
     const everything = JSON.stringify([rejected, deliveries.query({ repo: repo.name }).rows, bad.body, missing.body]);
-    for (const secretish of [SECRET, 'guessed-secret', hmacHex('guessed-secret', forged.body), hmacHex(SECRET, unsigned.body)]) {
+    for (const secretish of [SECRET, 'guessed-secret', hmacHex('guessed-secret', forged.body), hmacHex(SECRET, unsigned.body), cfg.dir, 'hook.secret']) {
       expect(everything).not.toContain(secretish);
     }
     expect(rowsOf(forged.headers['x-github-delivery']!)).toEqual([
       expect.objectContaining({ outcome: 'rejected', reason: 'bad signature', status: 401, repo: repo.name }),
     ]);
-    expect(rowsOf(unsigned.headers['x-github-delivery']!)).toEqual([expect.objectContaining({ outcome: 'rejected', reason: 'no signature', status: 401 })]);
+    expect(rowsOf(unsigned.headers['x-github-delivery']!)).toEqual([
+      expect.objectContaining({ outcome: 'rejected', reason: 'no signature', status: 401, detail: expect.stringMatching(/no X-Hub-Signature-256 header/) }),
+    ]);
   });
 
   it('a redelivery does nothing new', async () => {
@@ -545,6 +546,89 @@ describe('POST /webhooks/:provider on a running berth', () => {
     } finally {
       e.close();
       broken.cleanup();
+    }
+  });
+});
+
+describe('a flood of forged deliveries', () => {
+  it('each is kept, counted and answered 401; audited once a minute per address and provider, the rest summed up; no secret file named', async () => {
+    const url = 'https://github.com/octo-org/flood.git';
+    const cfg = writeConfig([], {
+      repos: [{ name: 'flood', url, branch: 'main', poll: '1h', webhookSecretFile: 'hook.secret' }],
+      registryWebhookSecretFile: 'registry.secret',
+      limits: { webhooks: 1000 },
+    });
+    writeFileSync(join(cfg.dir, 'hook.secret'), `${SECRET}\n`);
+    writeFileSync(join(cfg.dir, 'registry.secret'), `${SECRET}\n`);
+    const engine = testEngine(cfg.file);
+    const { app, base } = await serveEngine(engine);
+    const rejected = () => engine.audit.query({ kind: 'webhook.rejected', limit: 1000 }).rows; // newest first
+    let open = true;
+    try {
+      // the first one's delivery id is longer than a message quotes
+      const long = `flood-${'x'.repeat(300)}`;
+      const answers: unknown[] = [];
+      for (let i = 0; i < 25; i++) {
+        const s = sample('github', { url, secret: `guess-${i}`, delivery: i === 0 ? long : `flood-${i}` });
+        const res = await fetch(`${base}/webhooks/github`, { method: 'POST', headers: s.headers, body: s.body });
+        expect(res.status).toBe(401);
+        answers.push(await res.json());
+      }
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${base}/webhooks/registry`, {
+          method: 'POST',
+          headers: { authorization: `Bearer guess-${i}`, 'content-type': 'application/json' },
+          body: '{"image":"ghcr.io/acme/web:2"}',
+        });
+        expect(res.status).toBe(401);
+        answers.push(await res.json());
+      }
+      const store = new DeliveryStore(engine.db);
+      const kept = [...store.query({ provider: 'github', limit: 1000 }).rows, ...store.query({ provider: 'registry', limit: 1000 }).rows];
+      expect(kept.map((r) => [r.provider, r.outcome, r.status])).toEqual([
+        ...Array(25).fill(['github', 'rejected', 401]),
+        ...Array(3).fill(['registry', 'rejected', 401]),
+      ]);
+      const metrics = (await (await fetch(`${base}/metrics`)).text()).split('\n');
+      const counted = (provider: string) =>
+        metrics.find((l) => l.startsWith('berth_webhook_deliveries_total{') && l.includes(`provider="${provider}"`) && l.includes('outcome="rejected"'));
+      expect(counted('github')).toMatch(/ 25$/);
+      expect(counted('registry')).toMatch(/ 3$/);
+
+      // one row per provider from this address, each the first of its kind
+      const first = rejected();
+      expect(first.map((r) => [r.actor, r.repo, r.outcome])).toEqual([
+        ['registry', undefined, 'error'],
+        ['github', 'flood', 'error'],
+      ]);
+      expect(first[1]!.message).toContain(`github delivery flood-${'x'.repeat(58)}… (push) rejected: the X-Hub-Signature-256 does not match`);
+      expect(first[1]!.message).not.toContain('x'.repeat(59));
+      expect(first[0]!.message).toMatch(/^registry delivery \S+ rejected: the signature \(or bearer token\) does not match the registry webhook secret/);
+
+      // the server stops: what the minute had left untold is summed up, one row per provider
+      await app.close();
+      open = false;
+      const summaries = rejected().slice(0, -2);
+      expect(summaries).toHaveLength(2);
+      expect(summaries.find((r) => r.actor === 'github')).toMatchObject({
+        repo: 'flood',
+        outcome: 'error',
+        trigger: 'webhook',
+        message: expect.stringMatching(
+          /^24 more github deliveries from 127\.0\.0\.1 rejected since \S+Z, not audited one by one \(GET \/api\/v1\/deliveries\?outcome=rejected lists each\); the last: the X-Hub-Signature-256 does not match the webhook secret of repo flood/,
+        ),
+      });
+      expect(summaries.find((r) => r.actor === 'registry')!.message).toMatch(/^2 more registry deliveries from 127\.0\.0\.1 rejected since/);
+
+      // no secret, and no path: the answers, the deliveries and the rows name the setting
+      const everything = JSON.stringify([answers, kept, rejected()]);
+      expect(everything).toContain('(its webhookSecretFile)');
+      expect(everything).toContain('(its registryWebhookSecretFile)');
+      for (const secretish of [SECRET, cfg.dir, 'hook.secret', 'registry.secret']) expect(everything).not.toContain(secretish);
+    } finally {
+      if (open) await app.close();
+      engine.close();
+      cfg.cleanup();
     }
   });
 });

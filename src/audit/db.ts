@@ -3,7 +3,7 @@
  * (the audit log, sync runs), never a copy of the live state: every pass reads that from the hosts.
  * Several berth processes (a `serve` and a CLI `sync`) may open the same file.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
@@ -130,10 +130,14 @@ export const migrations: readonly string[] = [
 
 /**
  * Opens (creating it and its folder if needed) berth's database at `file`, in WAL mode with a
- * busy timeout so that several processes can share it, and brings its schema up to date.
+ * busy timeout so that several processes can share it, and brings its schema up to date. The file
+ * is its owner's only (0600): the audit log holds diffs, commit messages and who did what.
  */
 export function openDatabase(file: string): DatabaseSync {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    mkdirSync(dirname(file), { recursive: true });
+    ownerOnly(file);
+  }
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
@@ -149,6 +153,27 @@ export function openDatabase(file: string): DatabaseSync {
     throw err;
   }
   return db;
+}
+
+/**
+ * Makes `file` (created empty if missing: an empty file is an empty SQLite database) readable and
+ * writable by its owner only, and its -wal and -shm files when they exist. SQLite creates those
+ * with the mode of the database file, so they are 0600 from then on. A file this process may not
+ * chmod (another user's) is left as it is.
+ */
+function ownerOnly(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return; // SQLite's own open says why
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+    } catch {
+      // missing (no -wal yet), or not ours
+    }
+  }
 }
 
 function migrate(db: DatabaseSync, file: string): void {

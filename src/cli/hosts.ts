@@ -1,6 +1,7 @@
 /** `berth hosts`: the hosts' statuses (src/engine/ops.ts) as a table. */
 import type { HostSummary } from '../engine/ops.ts';
 import { table } from './table.ts';
+import { printable } from './text.ts';
 
 /** The table `NAME ENDPOINT STATE VERSION CPUS MEMORY CONTAINERS LABELS`, then a line per host that did not answer, saying why. */
 export function formatHostsTable(reports: HostSummary[]): string {
@@ -17,7 +18,7 @@ export function formatHostsTable(reports: HostSummary[]): string {
       .map(([k, v]) => `${k}=${v}`)
       .join(',') || '-',
   ]);
-  const errors = reports.filter((r) => r.error).map((r) => `${r.name}: ${r.state}: ${r.error}`);
+  const errors = reports.filter((r) => r.error).map((r) => printable(`${r.name}: ${r.state}: ${r.error}`));
   return [table(header, rows), ...(errors.length > 0 ? ['', ...errors] : [])].join('\n');
 }
 

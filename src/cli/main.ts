@@ -35,6 +35,7 @@ import { formatReplicasTable, formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
+import { printable } from './text.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
 const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
@@ -85,7 +86,7 @@ program
   .action((dir: string, opts: { repo?: string }) => {
     const result = renderSnapshot(readFolder(dir), { policy: opts.repo === undefined ? undefined : repoPolicy(opts.repo) });
     const errors = [...result.errors, ...result.stacks.flatMap((s) => (s.ok ? [] : s.errors))];
-    for (const e of errors) console.log(formatError(e));
+    for (const e of errors) console.log(printable(formatError(e)));
     if (errors.length > 0) throw new Exit(`${errors.length} error(s)`, 1);
     const services = result.stacks.reduce((n, s) => n + (s.ok ? s.stack.services.length : 0), 0);
     console.log(`ok: ${result.stacks.length} stack(s), ${services} service(s)`);
@@ -108,7 +109,7 @@ program
       for (const s of pass.stacks) {
         if (s.status === 'planned') {
           differs = true;
-          console.log(s.diff);
+          console.log(printable(s.diff ?? ''));
         } else if (s.status === 'unchanged') console.log(`# ${s.stack}: in sync`);
         else {
           errors = true;
@@ -206,7 +207,7 @@ program
   .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
   .action(async (stack: string, opts: { to?: string }) => {
     const outcome = (await withOps((ops) => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true }), 'info'))!;
-    if (outcome.commit) console.log(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`);
+    if (outcome.commit) console.log(printable(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`));
     if (outcome.errors) console.log(indent(outcome.errors));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
     console.log(`held there: automatic syncs leave ${stack} alone until a new commit, or: ${hint(['resume', stack])}`);
@@ -482,7 +483,7 @@ async function withEngine<T>(fn: (engine: Engine) => Promise<T>, level: string):
 
 function passHeader(p: Pick<RepoPass, 'repo'> & { commit?: { sha: string; message: string; author: string } }): string {
   const c = p.commit;
-  return `repo ${p.repo}${c ? ` @ ${c.sha.slice(0, 7)} ${c.message.split('\n')[0]} (${c.author})` : ''}`;
+  return printable(`repo ${p.repo}${c ? ` @ ${c.sha.slice(0, 7)} ${c.message.split('\n')[0]} (${c.author})` : ''}`, { oneLine: true });
 }
 
 /** A repo that could not be read (exit 2) or whose berth.yaml is broken (exit `invalid`) makes the command fail. */
@@ -496,7 +497,7 @@ function failOnErrors(passes: RepoPass[], invalid = 1): void {
 function indent(lines: string[], pad = '  '): string {
   return lines
     .map((l) =>
-      l
+      printable(l)
         .split('\n')
         .map((x) => pad + x)
         .join('\n'),
@@ -536,21 +537,22 @@ function readFolder(dir: string) {
 try {
   await program.parseAsync();
 } catch (err) {
+  // an error may quote a repo, a host or a server: printed without control characters
   if (err instanceof Exit) {
-    if (err.message) console.error(err.message);
+    if (err.message) console.error(printable(err.message));
     process.exitCode = err.code;
   } else if (err instanceof ApiError) {
-    console.error(`berth: ${err.message}`);
+    console.error(`berth: ${printable(err.message)}`);
     process.exitCode = err.exitCode;
   } else if (err instanceof EngineError && err.code !== 'data-dir-owned') {
     // refused as the server would refuse it (an unknown stack, nothing to resume): what was asked failed
-    console.error(`berth: ${err.message}`);
+    console.error(`berth: ${printable(err.message)}`);
     process.exitCode = 1;
   } else if (err instanceof ConfigError || err instanceof EngineError) {
-    console.error(`berth: ${err.message}`);
+    console.error(`berth: ${printable(err.message)}`);
     process.exitCode = 2;
   } else {
-    console.error(`berth: ${(err as Error).message}`);
+    console.error(`berth: ${printable((err as Error).message)}`);
     if (process.env.BERTH_DEBUG) console.error(err);
     process.exitCode = 2;
   }

@@ -2,6 +2,7 @@
 import type { StackState } from '../engine/status.ts';
 import { digestIn, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { ago, table } from './table.ts';
+import { printable } from './text.ts';
 
 const OUTCOME = { ok: 'ok', running: 'running', failed: 'failed', paused: 'paused', rolledback: 'rolled back' } as const;
 
@@ -15,7 +16,7 @@ export function formatStatusTable(states: StackState[], now = Date.now()): strin
     const last = s.lastSync ? `${OUTCOME[s.lastSync.outcome]} ${ago(s.lastSync.at, now)}` : 'never';
     return [s.name, s.repo, s.sync, s.health, s.commit?.slice(0, 7) ?? '-', `${up}/${replicas.length} running`, last, notes];
   });
-  const reasons = states.filter((s) => s.reason).map((s) => `${s.name}: ${s.reason!.split('\n').join('\n  ')}`);
+  const reasons = states.filter((s) => s.reason).map((s) => printable(`${s.name}: ${s.reason!.split('\n').join('\n  ')}`));
   return [table(['STACK', 'REPO', 'SYNC', 'HEALTH', 'COMMIT', 'REPLICAS', 'LAST SYNC', 'NOTE'], rows), ...(reasons.length ? ['', ...reasons] : [])].join('\n');
 }
 

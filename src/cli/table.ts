@@ -1,8 +1,12 @@
 /** Aligned text tables for the CLI: a header row, then one row per item, columns two spaces apart. */
+import { printable } from './text.ts';
 
-/** The rows under their header, each column as wide as its widest cell (the last one not padded). */
+/**
+ * The rows under their header, each column as wide as its widest cell (the last one not padded);
+ * each cell on one line, without control characters (src/cli/text.ts).
+ */
 export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
+  const all = [header, ...rows].map((row) => row.map((cell) => printable(cell ?? '', { oneLine: true })));
   const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)));
   return all
     .map((row) =>

@@ -18,7 +18,22 @@ export type EngineErrorCode =
   /** no sync run of that id */
   | 'unknown-sync'
   /** a value of the request cannot be used (a time that is neither ISO nor how long ago) */
-  | 'invalid-request';
+  | 'invalid-request'
+  | RequestRefusalCode;
+
+/**
+ * Why berth's HTTP server refused a request before any operation saw it, so that no web page the
+ * user opens can drive berth (docs/api.md, "Browsers").
+ */
+export type RequestRefusalCode =
+  /** an action asked from another site's page: an Origin not berth's own, or Sec-Fetch-Site other than same-origin */
+  | 'cross-site'
+  /** a body that is not JSON (Content-Type other than application/json) */
+  | 'unsupported-media-type'
+  /** a Host header naming none of the names berth answers to (listen, publicUrl, allowedHosts) */
+  | 'host-not-allowed'
+  /** more event streams from one client address than limits.eventStreams */
+  | 'too-many-streams';
 
 /** A request the engine cannot carry out, said so a person can act on it. */
 export class EngineError extends Error {

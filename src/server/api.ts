@@ -5,7 +5,9 @@
  * and out; every error is `{ error, code }`: a message a person can act on (a bad field is named)
  * and a stable code a program can branch on (docs/api.md, "Errors"). Reading needs a viewer
  * token, acting an operator one (src/server/auth.ts); every action is audited as `api.action` with
- * the token's name.
+ * the token's name. An action another site's page asks for, and a body that is not JSON, are
+ * refused before the token is looked at (src/server/browsers.ts); one client address may hold
+ * limits.eventStreams event streams open.
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
@@ -14,9 +16,9 @@ import type { DeliveryFilter } from '../audit/deliveries.ts';
 import type { SyncFilter } from '../audit/syncs.ts';
 import { EngineError, type Engine } from '../engine/engine.ts';
 import { LocalOps, type ApiErrorCode, type AuditQuery } from '../engine/ops.ts';
-import type { EngineErrorCode } from '../engine/errors.ts';
 import { SourceError } from '../source/git.ts';
 import { allows, bearerToken, LOCAL_ADMIN, Tokens, type Principal, type Role } from './auth.ts';
+import { clip, crossSite, hasBody, isJson } from './browsers.ts';
 import { EventStreams } from './events.ts';
 
 declare module 'fastify' {
@@ -67,16 +69,27 @@ const HOST_PARAMS = {
 } as const;
 const WAIT = { type: 'boolean', description: 'true: answer once it ended, with its outcome; false (default): answer 202 at once' } as const;
 
-/** The HTTP status of each refusal's code. */
-const STATUS: Record<EngineErrorCode, number> = {
+/** The HTTP status of every code the API answers with (docs/api.md, "Errors", lists the same). */
+export const ERROR_STATUS: Record<ApiErrorCode, number> = {
+  'invalid-request': 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'cross-site': 403,
+  'host-not-allowed': 403,
   'unknown-stack': 404,
   'unknown-host': 404,
   'unknown-sync': 404,
-  'invalid-request': 400,
+  'no-such-route': 404,
   'not-held': 409,
   'nothing-to-roll-back': 409,
   'rollback-target-invalid': 409,
   'data-dir-owned': 409,
+  'too-large': 413,
+  'unsupported-media-type': 415,
+  'rate-limited': 429,
+  'too-many-streams': 429,
+  internal: 500,
+  'repo-unreadable': 502,
 };
 
 /** The code of an HTTP error that no operation refused (validation, the token, limits). */
@@ -86,9 +99,12 @@ const CODE_OF_STATUS: Record<number, ApiErrorCode> = {
   403: 'forbidden',
   404: 'no-such-route',
   413: 'too-large',
-  415: 'invalid-request',
+  415: 'unsupported-media-type',
   429: 'rate-limited',
 };
+
+/** The methods of requests that change something: refused when another site's page sends them. */
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** An error answer: the message and its code. */
 const refusal = (error: string, code: ApiErrorCode) => ({ error, code });
@@ -113,7 +129,7 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
       engine.audit.append({ kind: 'api.action', stack, trigger: 'manual', actor, outcome: 'error', message: `${what} failed: ${(err as Error).message}` });
     },
   });
-  const streams = new EventStreams(engine, { heartbeatMs, stackView: (s) => ops.withCommitInfo(s), log });
+  const streams = new EventStreams(engine, { heartbeatMs, stackView: (s) => ops.withCommitInfo(s), log, perClient: engine.config.limits.eventStreams });
   if (tokens.open) {
     log.warn('no API token is configured (auth.tokens): every API request is treated as the admin "local"; berth serves on loopback only');
   }
@@ -127,7 +143,7 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.validation) return reply.code(400).send(refusal(validationMessage(err.validation as ErrorObject[], err.validationContext), 'invalid-request'));
-    if (err instanceof EngineError) return reply.code(STATUS[err.code]).send(refusal(err.message, err.code));
+    if (err instanceof EngineError) return reply.code(ERROR_STATUS[err.code]).send(refusal(err.message, err.code));
     if (err instanceof SourceError) return reply.code(502).send(refusal(`berth cannot read the repo: ${err.message}`, 'repo-unreadable'));
     if (err.statusCode && err.statusCode < 500)
       return reply.code(err.statusCode).send(refusal(err.message, CODE_OF_STATUS[err.statusCode] ?? 'invalid-request'));
@@ -139,6 +155,34 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   );
   // Open event streams would keep app.close() waiting: they end first.
   app.addHook('preClose', async () => streams.close());
+
+  // Before the token and the body: an action another site's page asks for is refused whoever's
+  // browser sends it, and a body that is not JSON is not read (docs/api.md, "Browsers").
+  const publicOrigin = engine.config.publicUrl === undefined ? undefined : new URL(engine.config.publicUrl).origin;
+  app.addHook('onRequest', async (req, reply) => {
+    if (!STATE_CHANGING.has(req.method)) return;
+    const why = crossSite(req.headers, publicOrigin);
+    if (why !== undefined) {
+      log.warn({ ip: req.ip, route: req.routeOptions.url ?? req.url.split('?')[0] }, 'cross-site API request refused');
+      const proxy = publicOrigin ? '' : '; behind a proxy, set publicUrl in the engine config to the address browsers use';
+      reply
+        .code(ERROR_STATUS['cross-site'])
+        .send(
+          refusal(
+            `${why} refused: berth takes actions from its own pages and from clients that are no browser (the CLI, curl) only${proxy} (docs/api.md, "Browsers")`,
+            'cross-site',
+          ),
+        );
+      return reply;
+    }
+    if (req.method !== 'DELETE' && hasBody(req.headers) && !isJson(req.headers['content-type'])) {
+      const sent = req.headers['content-type'] === undefined ? 'none' : clip(req.headers['content-type']);
+      reply
+        .code(ERROR_STATUS['unsupported-media-type'])
+        .send(refusal(`the body must be JSON: send Content-Type: application/json (the request's Content-Type: ${sent})`, 'unsupported-media-type'));
+      return reply;
+    }
+  });
 
   // Every route names the role it needs; the token is checked before the body or the query is validated.
   app.addHook('preValidation', async (req, reply) => {
@@ -158,7 +202,8 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
       return reply;
     }
     req.principal = principal;
-    if (req.method === 'POST' && (req.body === undefined || req.body === null)) req.body = {};
+    // a POST without a body (curl -X POST) is one with {}, whatever Content-Type it names (text/plain parses to '')
+    if (req.method === 'POST' && (req.body === undefined || req.body === null || !hasBody(req.headers))) req.body = {};
   });
 
   /** The token's principal, or why there is none. */
@@ -251,8 +296,18 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
       config: { ...viewer, queryToken: true },
       schema: { querystring: query({ token: { type: 'string' } }) },
     },
-    (_req, reply) => {
-      streams.serve(reply);
+    (req, reply) => {
+      if (streams.serve(reply, req.ip)) return;
+      const max = engine.config.limits.eventStreams;
+      log.warn({ ip: req.ip, max }, 'event stream refused: too many open from this address');
+      void reply
+        .code(ERROR_STATUS['too-many-streams'])
+        .send(
+          refusal(
+            `too many event streams open from this address: at most ${max} at once (limits.eventStreams in the engine config); close one (a dashboard tab) first`,
+            'too-many-streams',
+          ),
+        );
     },
   );
 

@@ -87,14 +87,19 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+/** `host:port` as in the config's `listen` (no host: 127.0.0.1). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i) || '127.0.0.1', port: Number(listen.slice(i + 1)) };
+}
+
 /**
  * Refuses a config that would open the API to the network without a token: with no `auth.tokens`,
  * `listen` must be a loopback address (ConfigError saying what to do otherwise).
  */
 export function checkListen(config: Pick<BerthConfig, 'auth' | 'listen' | 'source'>): void {
   if (config.auth.tokens.length > 0) return;
-  const host = config.listen.slice(0, config.listen.lastIndexOf(':')) || '127.0.0.1'; // as parseListen() reads it
-  if (isLoopback(host)) return;
+  if (isLoopback(parseListen(config.listen).host)) return;
   throw new ConfigError(
     `${config.source}: listen is ${config.listen}, but no API token is configured: anyone who reaches that address could sync, roll back and pause stacks. ` +
       `Add auth.tokens (name, role, tokenFile) to the config, or listen on 127.0.0.1`,

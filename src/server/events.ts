@@ -28,6 +28,8 @@ export interface EventStreamOptions {
   /** turns a stack state into what the stream sends (the API adds commitInfo) */
   stackView: (state: StackState) => unknown;
   log: FastifyBaseLogger;
+  /** how many streams one client address may hold open at once (limits.eventStreams) */
+  perClient: number;
 }
 
 /** The open event streams of one server, fed from one engine. */
@@ -35,6 +37,8 @@ export class EventStreams {
   readonly #engine: Engine;
   readonly #opts: EventStreamOptions;
   readonly #open = new Set<ServerResponse>();
+  /** the open streams of each client address */
+  readonly #byClient = new Map<string, number>();
   #heartbeat?: NodeJS.Timeout;
 
   readonly #onAudit = (row: AuditRow) => this.#broadcast('audit', row);
@@ -51,8 +55,17 @@ export class EventStreams {
     return this.#open.size;
   }
 
-  /** Takes over the reply and keeps it open as an event stream until the client leaves or close() is called. */
-  serve(reply: FastifyReply): void {
+  /** How many streams `client` (an address) holds open. */
+  openFrom(client: string): number {
+    return this.#byClient.get(client) ?? 0;
+  }
+
+  /**
+   * Takes over the reply and keeps it open as an event stream until the client leaves or close()
+   * is called; false, the reply untouched, when `client` (its address) holds `perClient` open already.
+   */
+  serve(reply: FastifyReply, client: string): boolean {
+    if (this.openFrom(client) >= this.#opts.perClient) return false;
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -62,9 +75,16 @@ export class EventStreams {
       'x-accel-buffering': 'no', // nginx: do not buffer the stream
     });
     res.write(': berth events\nretry: 3000\n\n');
-    res.on('close', () => this.#remove(res));
+    this.#byClient.set(client, this.openFrom(client) + 1);
+    res.on('close', () => {
+      this.#remove(res);
+      const left = this.openFrom(client) - 1;
+      if (left > 0) this.#byClient.set(client, left);
+      else this.#byClient.delete(client);
+    });
     this.#open.add(res);
     if (this.#open.size === 1) this.#subscribe();
+    return true;
   }
 
   /** Ends every open stream (before the server closes, which would otherwise wait for them). */

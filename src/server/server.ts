@@ -1,14 +1,19 @@
 /**
  * The HTTP surface of `berth serve` (fastify): liveness, readiness, the webhooks, the API under
- * /api/v1, the metrics and the dashboard, each an encapsulated plugin registered here.
+ * /api/v1, the metrics and the dashboard, each an encapsulated plugin registered here; in front
+ * of them all, the Host names berth answers to (src/server/browsers.ts).
  */
 import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
 import { api, rateLimits } from './api.ts';
+import { clip, HostNames } from './browsers.ts';
 import { webhooks } from './webhooks.ts';
+
+export { parseListen } from './auth.ts';
 
 export interface ServerState {
   /** true once the database is open and the first pass over every repo is done */
@@ -42,6 +47,22 @@ function httpLogger(log: Logger): FastifyBaseLogger {
 
 export function buildServer(state: ServerState, log: Logger): FastifyInstance {
   const app = Fastify({ loggerInstance: httpLogger(log), logController: new LogController({ disableRequestLogging: true }) });
+  // DNS rebinding: a page whose name was made to resolve to berth's address sends its own name as the Host
+  const names = new HostNames(state.engine.config);
+  app.addHook('onRequest', async (req, reply) => {
+    const route = req.routeOptions.url ?? '';
+    // probes ask by IP; forges send the public name, held to the names only once the operator gave them
+    if (route === '/healthz' || route === '/readyz' || (route.startsWith('/webhooks/') && !names.configured)) return;
+    // fastify's inject() in this process: no connection, nothing a browser can send
+    if (!(req.socket instanceof Socket)) return;
+    if (names.allows(req.headers.host, { port: req.socket.localPort ?? 0, address: req.socket.localAddress })) return;
+    req.log.debug({ host: clip(req.headers.host ?? '') }, 'request for a host name berth does not answer to refused');
+    const host = req.headers.host === undefined ? 'no Host header' : `the host name "${clip(req.headers.host)}" (the Host header)`;
+    return reply.code(403).send({
+      error: `berth does not answer to ${host}: if berth is reached under that name, add it to allowedHosts, or set publicUrl, in the engine config (docs/config.md, "The API and browsers")`,
+      code: 'host-not-allowed',
+    });
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (state.ready()) return { status: 'ready' };
@@ -58,10 +79,4 @@ export function buildServer(state: ServerState, log: Logger): FastifyInstance {
   void app.register(import('./dashboard.ts'));
   void app.register(import('./metrics.ts'), { engine: state.engine });
   return app;
-}
-
-/** `host:port` as in the config's `listen`. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i) || '127.0.0.1', port: Number(listen.slice(i + 1)) };
 }

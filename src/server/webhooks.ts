@@ -5,13 +5,16 @@
  * `webhookSecretFile`, and nothing else. The answer (202) comes before the sync; a push that
  * arrives while a pass of the repo waits to start joins it (coalesced); a redelivery does nothing
  * new. Every delivery is kept with what came of it and why (DeliveryStore), so that "the webhook
- * did nothing" can be answered from berth.
+ * did nothing" can be answered from berth; one whose signature fails is audited (webhook.rejected)
+ * at most once a minute per source address and provider, the rest summed up (src/server/rejections.ts).
  */
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { ConfigError, readSecretFile, type RepoConfig } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DeliveryStore, type DeliveryInput, type DeliveryRecord } from '../audit/deliveries.ts';
 import { FORGES, PayloadError, matchRepos, registryHook, type Delivery, type Forge, type RegistryDelivery, type Verdict } from './forges.ts';
+import { clip } from './browsers.ts';
+import { RejectionWindows, type Unaudited } from './rejections.ts';
 
 /** The largest payload taken (1 MiB); a larger one is answered with 413. */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -24,6 +27,23 @@ export interface WebhookOptions {
 
 type Row = Omit<DeliveryInput, 'status'>;
 
+/** What a summary of untold rejections says of the latest one. */
+interface Rejected {
+  repo?: string;
+  detail: string;
+}
+
+/** How often the windows of rejected deliveries that ended are summed up in the audit log (ms). */
+const SUMMARY_EVERY_MS = 10_000;
+
+/** A delivery id as messages quote it: a header's value, clipped. */
+const idOf = (deliveryId: string | undefined) => (deliveryId === undefined ? '(no id)' : clip(deliveryId));
+
+/** The rejections a window left untold, in words: "41 more github deliveries from 10.0.0.9 rejected since ...". */
+function untold(u: Unaudited<Rejected>): string {
+  return `${u.count} more ${u.provider} deliveries from ${u.address} rejected since ${new Date(u.since).toISOString()}, not audited one by one (GET /api/v1/deliveries?outcome=rejected lists each)`;
+}
+
 /**
  * The webhook routes, as an encapsulated fastify plugin: the raw body (needed for the HMAC) is kept
  * as a Buffer in this scope only. Reads every repo's webhook secret when registered: a secret file
@@ -35,6 +55,40 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
   const store = new DeliveryStore(engine.db);
   const log = engine.log.child({ component: 'webhooks' }); // not app.log's child (bound to component: 'http')
 
+  // webhook.rejected rows: at most one per source address and provider a minute (src/server/rejections.ts)
+  const windows = new RejectionWindows<Rejected>();
+  /** Audits a rejected delivery's rows (one per repo it was checked for) when its window says so. */
+  const auditRejected = (ip: string, provider: string, rows: Array<{ repo?: string; message: string }>, detail: string) => {
+    const admitted = windows.admit(ip, provider, { repo: rows[0]?.repo, detail });
+    if (!admitted.audit) return;
+    const more = admitted.before ? `; and ${untold(admitted.before)}` : '';
+    for (const r of rows) {
+      engine.audit.append({ kind: 'webhook.rejected', repo: r.repo, trigger: 'webhook', actor: provider, outcome: 'error', message: `${r.message}${more}` });
+    }
+  };
+  const summarize = (all: boolean) => {
+    for (const u of windows.ended({ all })) {
+      try {
+        engine.audit.append({
+          kind: 'webhook.rejected',
+          repo: u.last.repo,
+          trigger: 'webhook',
+          actor: u.provider,
+          outcome: 'error',
+          message: `${untold(u)}; the last: ${u.last.detail}`,
+        });
+      } catch (err) {
+        log.error({ provider: u.provider, ip: u.address, count: u.count, err: (err as Error).message }, 'cannot audit the rejected deliveries');
+      }
+    }
+  };
+  const summaries = setInterval(() => summarize(false), SUMMARY_EVERY_MS);
+  summaries.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(summaries);
+    summarize(true);
+  });
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -44,7 +98,7 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && forge) {
       const detail = `the body is larger than ${bodyLimit} bytes, the most berth takes from a webhook`;
       const row = store.record({ provider, deliveryId: forge.deliveryId(req.headers), outcome: 'rejected', reason: 'body too large', detail, status: 413 });
-      log.warn({ provider, delivery: row.deliveryId }, `webhook rejected: ${detail}`);
+      log.warn({ provider, delivery: clip(row.deliveryId ?? '') }, `webhook rejected: ${detail}`);
       return reply.code(413).send({ error: detail, delivery: row.id });
     }
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
@@ -58,18 +112,11 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const deliveryId = registryHook.deliveryId(req.headers, body);
     const base: Row = { provider, deliveryId, event: 'push', outcome: 'ignored' };
-    const refuse = (status: 401 | 400, reason: DeliveryInput['reason'], detail: string) => {
+    const refuse = (status: 401 | 400, reason: DeliveryInput['reason'], detail: string, secretFile?: string) => {
       const row = store.record({ ...base, outcome: 'rejected', reason, detail, status });
-      if (status === 401) {
-        engine.audit.append({
-          kind: 'webhook.rejected',
-          trigger: 'webhook',
-          actor: provider,
-          outcome: 'error',
-          message: `registry delivery ${deliveryId ?? '(no id)'} rejected: ${detail}`,
-        });
-      }
-      log.warn({ provider, delivery: deliveryId }, `webhook rejected: ${detail}`);
+      if (status === 401) auditRejected(req.ip, provider, [{ message: `registry delivery ${idOf(deliveryId)} rejected: ${detail}` }], detail);
+      // the file is named in berth's own log only: an answer or a row names no path
+      log.warn({ provider, delivery: clip(deliveryId ?? ''), ip: req.ip, secretFile }, `webhook rejected: ${detail}`);
       return reply.code(status).send({ error: detail, delivery: row.id });
     };
     if (registrySecret === undefined) {
@@ -81,13 +128,13 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     }
     const verdict = registryHook.verify(registrySecret, req.headers, body);
     if (verdict !== 'ok') {
-      const file = engine.config.registryWebhookSecretFile!;
       return refuse(
         401,
         verdict,
         verdict === 'no signature'
-          ? `no X-Berth-Signature or Authorization: Bearer header: sign the body with the secret in ${file}, or send that secret as a bearer token`
-          : `the signature (or bearer token) does not match the secret in ${file}`,
+          ? 'no X-Berth-Signature or Authorization: Bearer header: sign the body with the registry webhook secret (its registryWebhookSecretFile), or send that secret as a bearer token'
+          : 'the signature (or bearer token) does not match the registry webhook secret (its registryWebhookSecretFile)',
+        engine.config.registryWebhookSecretFile,
       );
     }
     let d: RegistryDelivery;
@@ -99,7 +146,7 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     }
     const ignored = (reason: DeliveryInput['reason'], detail: string) => {
       const row = store.record({ ...base, event: d.event, reason, detail, status: 200 });
-      log.info({ provider, delivery: deliveryId, reason }, `webhook ignored: ${detail}`);
+      log.info({ provider, delivery: clip(deliveryId ?? ''), reason }, `webhook ignored: ${detail}`);
       return reply.code(200).send({ accepted: false, delivery: row.id, reason, message: detail });
     };
     if (d.pushes.length === 0)
@@ -114,17 +161,17 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
           ...base,
           repo,
           reason: 'duplicate',
-          detail: `delivery ${deliveryId} was accepted before: a redelivery starts no second pass`,
+          detail: `delivery ${idOf(deliveryId)} was accepted before: a redelivery starts no second pass`,
           status: 200,
         });
       }
       const coalesced = engine.passQueued(repo);
       const detail = `${images} pushed; repo ${repo} follows it: ${coalesced ? 'joins the pass already queued' : 'a pass is queued'}, which resolves the tag`;
       const row = store.record({ ...base, repo, outcome: 'accepted', ...(coalesced ? { reason: 'coalesced' as const } : {}), detail, status: 202 });
-      engine.audit.append({ kind: 'webhook.received', repo, trigger: 'webhook', actor, message: `registry delivery ${deliveryId ?? '(no id)'}: ${detail}` });
-      log.info({ provider, delivery: deliveryId, repo, images, coalesced }, 'webhook accepted');
+      engine.audit.append({ kind: 'webhook.received', repo, trigger: 'webhook', actor, message: `registry delivery ${idOf(deliveryId)}: ${detail}` });
+      log.info({ provider, delivery: clip(deliveryId ?? ''), repo, images, coalesced }, 'webhook accepted');
       engine.syncRepo(repo, { trigger: 'webhook', actor }).catch((err: unknown) => {
-        log.error({ repo, delivery: deliveryId, err: (err as Error).message }, 'the pass a registry webhook asked for failed');
+        log.error({ repo, delivery: clip(deliveryId ?? ''), err: (err as Error).message }, 'the pass a registry webhook asked for failed');
       });
       return row;
     });
@@ -163,19 +210,22 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
       } catch (err) {
         if (!(err instanceof PayloadError)) throw err;
         const rows = keep(400, [{ provider, deliveryId: forge.deliveryId(headers, body), outcome: 'rejected', reason: 'bad payload', detail: err.message }]);
-        log.warn({ provider, delivery: rows[0]!.deliveryId }, `webhook rejected: ${err.message}`);
+        log.warn({ provider, delivery: clip(rows[0]!.deliveryId ?? '') }, `webhook rejected: ${err.message}`);
         return send(400, rows);
       }
       const base: Row = { provider, deliveryId: d.deliveryId, event: d.event, outcome: 'ignored' };
       const ignored = (rows: Row[], extra?: Record<string, unknown>) => {
         const kept = keep(200, rows);
-        log.info({ provider, delivery: d.deliveryId, reasons: kept.map((r) => r.reason) }, `webhook ignored: ${kept.map((r) => r.detail).join('; ')}`);
+        log.info(
+          { provider, delivery: clip(d.deliveryId ?? ''), reasons: kept.map((r) => r.reason) },
+          `webhook ignored: ${kept.map((r) => r.detail).join('; ')}`,
+        );
         return send(200, kept, extra);
       };
 
       if (d.kind === 'other') {
         return ignored([
-          { ...base, reason: 'not a push', detail: `${forge.title} sent a ${d.event} event: berth acts on pushes only (send it push events only)` },
+          { ...base, reason: 'not a push', detail: `${forge.title} sent a ${clip(d.event)} event: berth acts on pushes only (send it push events only)` },
         ]);
       }
       const candidates = matchRepos(engine.config.repos, d.repoUrls);
@@ -199,18 +249,18 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
             detail: rejection(forge, repo, verdict),
           })),
         );
-        for (const r of rows) {
-          // the reason only: never the secret, nor the signature that was sent
-          engine.audit.append({
-            kind: 'webhook.rejected',
-            repo: r.repo,
-            trigger: 'webhook',
-            actor: provider,
-            outcome: 'error',
-            message: `${provider} delivery ${r.deliveryId ?? '(no id)'} (${r.event}) rejected: ${r.detail}`,
-          });
-        }
-        log.warn({ provider, delivery: d.deliveryId, repos: rows.map((r) => r.repo) }, `webhook rejected: ${rows.map((r) => r.detail).join('; ')}`);
+        // the reason only: never the secret, nor the signature that was sent, nor the secret's file
+        auditRejected(
+          req.ip,
+          provider,
+          rows.map((r) => ({ repo: r.repo, message: `${provider} delivery ${idOf(r.deliveryId)} (${clip(r.event ?? '')}) rejected: ${r.detail}` })),
+          rows.map((r) => r.detail).join('; '),
+        );
+        const files = checked.map(({ repo }) => repo.webhookSecretFile).filter(Boolean);
+        log.warn(
+          { provider, delivery: clip(d.deliveryId ?? ''), ip: req.ip, repos: rows.map((r) => r.repo), secretFiles: files },
+          `webhook rejected: ${rows.map((r) => r.detail).join('; ')}`,
+        );
         return send(401, rows);
       }
       if (d.kind === 'ping') {
@@ -230,7 +280,7 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
           return { ...row, reason: 'branch not watched', detail: `the push moved ${moved}; repo ${repo.name} watches ${repo.branch}` };
         }
         if (d.deliveryId && store.wasAccepted(provider, d.deliveryId, repo.name)) {
-          return { ...row, reason: 'duplicate', detail: `delivery ${d.deliveryId} was accepted before: a redelivery starts no second sync` };
+          return { ...row, reason: 'duplicate', detail: `delivery ${idOf(d.deliveryId)} was accepted before: a redelivery starts no second sync` };
         }
         // Decided and acted on in one go (no await in between): the pass still waits, so this push joins it.
         if (engine.passQueued(repo.name)) {
@@ -254,7 +304,7 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
       return send(202, rows, coalesced ? { reason: 'coalesced' } : {});
 
       function startSync(r: DeliveryRecord): void {
-        const what = `${provider} delivery ${r.deliveryId ?? '(no id)'}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
+        const what = `${provider} delivery ${idOf(r.deliveryId)}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
         engine.audit.append({
           kind: 'webhook.received',
           repo: r.repo,
@@ -262,10 +312,13 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
           actor,
           message: `${what}; ${r.reason === 'coalesced' ? 'joins the pass already queued' : 'a pass is queued'}`,
         });
-        log.info({ provider, delivery: r.deliveryId, repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' }, 'webhook accepted');
+        log.info(
+          { provider, delivery: clip(r.deliveryId ?? ''), repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' },
+          'webhook accepted',
+        );
         // Not awaited: the forge gets its answer now; the pass's own rows go to the audit log.
         engine.syncRepo(r.repo!, { trigger: 'webhook', actor }).catch((err: unknown) => {
-          log.error({ repo: r.repo, delivery: r.deliveryId, err: (err as Error).message }, 'the sync a webhook asked for failed');
+          log.error({ repo: r.repo, delivery: clip(r.deliveryId ?? ''), err: (err as Error).message }, 'the sync a webhook asked for failed');
         });
       }
     },
@@ -277,15 +330,19 @@ function verify(forge: Forge, secret: string | undefined, headers: Parameters<Fo
   return secret === undefined ? 'no webhook secret' : forge.verify(secret, headers, body);
 }
 
-/** Why a delivery was refused for a repo, in words a person can act on (never the secret or the signature). */
+/**
+ * Why a delivery was refused for a repo, in words a person can act on: never the secret or the
+ * signature, nor the secret's file (the answer goes to whoever sent the delivery; berth's own log
+ * names the file).
+ */
 function rejection(forge: Forge, repo: RepoConfig, verdict: Verdict | 'no webhook secret'): string {
   switch (verdict) {
     case 'no webhook secret':
       return `repo ${repo.name} has no webhookSecretFile, so it takes no webhooks: give it one, and the same secret to the ${forge.title} webhook`;
     case 'no signature':
-      return `no ${forge.signatureHeader} header: set the ${forge.title} webhook's secret to the one in ${repo.webhookSecretFile} (repo ${repo.name})`;
+      return `no ${forge.signatureHeader} header: set the ${forge.title} webhook's secret to the webhook secret of repo ${repo.name} (its webhookSecretFile)`;
     default:
-      return `the ${forge.signatureHeader} does not match the webhook secret of repo ${repo.name}: the ${forge.title} webhook's secret differs from the one in ${repo.webhookSecretFile}`;
+      return `the ${forge.signatureHeader} does not match the webhook secret of repo ${repo.name} (its webhookSecretFile): the ${forge.title} webhook's secret differs from it`;
   }
 }
 
