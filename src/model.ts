@@ -276,9 +276,12 @@ export interface DockerExtras {
  * `policy:` in berth's config). The default allows none of it.
  */
 export interface RepoPolicy {
-  /** `privileged: true`, capabilities that open the host (ALL, SYS_ADMIN, ...), `devices`, `device_cgroup_rules`, unconfined `security_opt` */
+  /**
+   * `privileged: true`; and what a privileged container has anyway: every capability, device and
+   * `security_opt` (so it also allows what `capabilities`, `devices` and `securityOpt` do)
+   */
   privileged: boolean;
-  /** `network_mode: host` */
+  /** `network_mode: host`, `build.network: host` */
   hostNetwork: boolean;
   /** `pid`, `ipc`, `uts`, `userns_mode`, `cgroup` set to `host` */
   hostNamespaces: boolean;
@@ -290,6 +293,24 @@ export interface RepoPolicy {
   externalNetworks?: string[];
   /** the same for volumes */
   externalVolumes?: string[];
+  /** capabilities `cap_add` may add beyond Docker's default set (names as Docker has them, `ALL` for every one) */
+  capabilities?: string[];
+  /** `security_opt` entries beyond `no-new-privileges` and AppArmor profiles (as written, `:` or `=`; or `prefix*`) */
+  securityOpt?: string[];
+  /** `devices`, `device_cgroup_rules` and `gpus` */
+  devices?: boolean;
+  /** `cgroup_parent` */
+  cgroupParent?: boolean;
+  /** `oom_score_adj` below 0, `oom_kill_disable: true` */
+  oom?: boolean;
+  /** the OCI runtimes `runtime:` may name */
+  runtimes?: string[];
+  /** sysctls (names, or `prefix*`) beyond the safe set that a container's own namespaces keep to themselves */
+  sysctls?: string[];
+  /** log drivers `logging.driver` may name beyond `json-file` and `local` */
+  logDrivers?: string[];
+  /** `annotations` */
+  annotations?: boolean;
 }
 
 export interface NetworkSpec {

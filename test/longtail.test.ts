@@ -81,7 +81,8 @@ describe('the long tail on a real daemon', () => {
   beforeAll(async () => {
     stack = uniqueName('tail').replaceAll('-', '');
     repo = await server.createRepo(uniqueName('longtail'));
-    cfg = writeConfig([{ name: repo.name, url: repo.url, token: TOKEN }]);
+    // NET_ADMIN is beyond Docker's default capabilities: the repo's policy allows it
+    cfg = writeConfig([{ name: repo.name, url: repo.url, token: TOKEN, settings: { policy: { capabilities: ['NET_ADMIN'] } } }]);
     engine = testEngine(cfg.file);
   });
   afterAll(async () => {

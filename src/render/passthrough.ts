@@ -7,14 +7,23 @@
  */
 import type { DockerExtras, Resources, ServiceSpec, SourceError } from '../model.ts';
 import type { DeployPart } from './deploy.ts';
-import { siteError, siteOf, type At, type Path, type YamlSource } from './positions.ts';
+import { siteError, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
 import { obj, parseBytes, parseDuration, scalarText, toBool, toInt, toNumber } from './values.ts';
 
 /**
  * One service's long-tail keys in one file (after merging, the stack's): each key's value in its
  * canonical form with where it was written; a list key holds one entry per item.
  */
-export type PassPart = Map<string, At<unknown>[]>;
+export type PassPart = Map<string, PassEntry[]>;
+
+/**
+ * A key's value with where it was written; a mapping's (sysctls, annotations, logging, ...) also
+ * where each of its keys was (a list item "KEY=VALUE" counts as the key KEY), so that the repo's
+ * policy can point at the one it refuses, in whichever file it came from.
+ */
+export interface PassEntry extends At<unknown> {
+  keys?: Record<string, Site>;
+}
 
 type Fail = (path: Path, message: string) => void;
 /** A list item read from the file, with its path. */
@@ -431,10 +440,25 @@ export function passPart(src: YamlSource, s: Record<string, unknown>, base: Path
         list.map(([x, at]) => ({ value: x, at: siteOf(src, at) })),
       );
     } else {
-      part.set(key, [{ value, at: siteOf(src, path) }]);
+      const keys = keySites(src, v, path);
+      part.set(key, [keys ? { value, at: siteOf(src, path), keys } : { value, at: siteOf(src, path) }]);
     }
   }
   return part;
+}
+
+/** Where each key of a mapping (or each KEY of a list of "KEY=VALUE") is written; undefined for a scalar. */
+function keySites(src: YamlSource, v: unknown, path: Path): Record<string, Site> | undefined {
+  if (Array.isArray(v)) {
+    const out: Record<string, Site> = {};
+    v.forEach((item, i) => {
+      const s = scalarText(item);
+      if (s.indexOf('=') > 0) out[s.slice(0, s.indexOf('='))] = siteOf(src, [...path, i]);
+    });
+    return out;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  return Object.fromEntries(Object.keys(v).map((k) => [k, siteOf(src, [...path, k], { key: true })]));
 }
 
 /** Two files' long-tail keys merged with Compose's rules. */
@@ -449,7 +473,8 @@ export function mergePass(base: PassPart, over: PassPart): PassPart {
       out.set(key, [...before, ...items.filter((x) => !seen.has(JSON.stringify(x.value)))]);
     } else {
       const merge = rule.merge === 'map' ? (a: unknown, b: unknown) => ({ ...(a as object), ...(b as object) }) : rule.merge;
-      out.set(key, [{ value: merge(before[0].value, items[0].value), at: items[0].at }]);
+      const keys = { ...before[0].keys, ...items[0].keys };
+      out.set(key, [{ value: merge(before[0].value, items[0].value), at: items[0].at, keys }]);
     }
   }
   return out;

@@ -1,5 +1,6 @@
 // extends: and include:, rendered from inline repos.
 import { describe, expect, test } from 'vitest';
+import { STRICT_POLICY } from '../../src/render/index.ts';
 import { errorsOf, stackOf } from './helpers.ts';
 
 describe('extends', () => {
@@ -21,6 +22,7 @@ describe('extends', () => {
 `,
       },
       'app',
+      { policy: { ...STRICT_POLICY, capabilities: ['NET_ADMIN'] } },
     );
     const web = stack.services.find((s) => s.name === 'web');
     expect(web).toMatchObject({

@@ -18,8 +18,14 @@ interface Row {
   files?: Record<string, string>;
   /** the stack's `profiles:` in a berth.yaml */
   profiles?: string[];
-  /** the repo's policy, for keys it gates */
+  /** the repo's policy, for keys it gates (with `gatedBy`) */
   policy?: Partial<RepoPolicy>;
+  /**
+   * the policy setting the sample needs ('policy.capabilities'): without `policy` the sample is
+   * refused, located, naming this setting; with it, honoured. A sample the strict policy refuses
+   * fails its row unless the row says so here, so a gated key cannot be forgotten.
+   */
+  gatedBy?: string;
   /** honoured: what web's first replica's create options must contain */
   create?: object;
   /** honoured: what web's ServiceSpec must contain */
@@ -38,7 +44,12 @@ const WHY = (key: string, why: string) => `${at(key)}: not supported by berth: $
 const WINDOWS = 'for Windows containers only (berth runs Linux containers)';
 
 const ROWS: Record<string, Row> = {
-  annotations: { yaml: 'annotations: { com.example.team: web }', create: { HostConfig: { Annotations: { 'com.example.team': 'web' } } } },
+  annotations: {
+    yaml: 'annotations: { com.example.team: web }',
+    policy: { annotations: true },
+    gatedBy: 'policy.annotations',
+    create: { HostConfig: { Annotations: { 'com.example.team': 'web' } } },
+  },
   attach: { yaml: 'attach: false', noEffect: true },
   blkio_config: {
     yaml: 'blkio_config:\n  weight: 300\n  weight_device: [{ path: /dev/sda, weight: 400 }]\n  device_read_bps: [{ path: /dev/sda, rate: 1mb }]\n  device_write_iops: [{ path: /dev/sda, rate: 30 }]',
@@ -57,10 +68,20 @@ const ROWS: Record<string, Row> = {
     spec: { pullPolicy: 'missing', build: expect.objectContaining({ context: 'app', dockerfile: 'Dockerfile' }) as ServiceSpec['build'] },
     create: { Image: 'nginx' },
   },
-  cap_add: { yaml: 'cap_add: [net_admin, CAP_SYS_TIME]', create: { HostConfig: { CapAdd: ['NET_ADMIN', 'SYS_TIME'] } } },
+  cap_add: {
+    yaml: 'cap_add: [net_admin, CAP_SYS_TIME]',
+    policy: { capabilities: ['NET_ADMIN', 'SYS_TIME'] },
+    gatedBy: 'policy.capabilities',
+    create: { HostConfig: { CapAdd: ['NET_ADMIN', 'SYS_TIME'] } },
+  },
   cap_drop: { yaml: 'cap_drop: [ALL]', create: { HostConfig: { CapDrop: ['ALL'] } } },
   cgroup: { yaml: 'cgroup: private', create: { HostConfig: { CgroupnsMode: 'private' } } },
-  cgroup_parent: { yaml: 'cgroup_parent: batch.slice', create: { HostConfig: { CgroupParent: 'batch.slice' } } },
+  cgroup_parent: {
+    yaml: 'cgroup_parent: batch.slice',
+    policy: { cgroupParent: true },
+    gatedBy: 'policy.cgroupParent',
+    create: { HostConfig: { CgroupParent: 'batch.slice' } },
+  },
   command: { yaml: 'command: sleep 5', create: { Cmd: ['sleep', '5'] } },
   configs: {
     yaml: 'configs: [c]',
@@ -81,10 +102,16 @@ const ROWS: Record<string, Row> = {
   depends_on: { yaml: 'depends_on: [db]', rest: '  db:\n    image: postgres\n', spec: { dependsOn: [{ service: 'db', condition: 'service_started' }] } },
   deploy: { yaml: 'deploy: { replicas: 2 }', spec: { replicas: 2 } },
   develop: { yaml: 'develop:\n  watch: [{ path: ./src, action: sync, target: /app }]', noEffect: true },
-  device_cgroup_rules: { yaml: "device_cgroup_rules: ['c 1:3 mr']", policy: { privileged: true }, create: { HostConfig: { DeviceCgroupRules: ['c 1:3 mr'] } } },
+  device_cgroup_rules: {
+    yaml: "device_cgroup_rules: ['c 1:3 mr']",
+    policy: { devices: true },
+    gatedBy: 'policy.devices',
+    create: { HostConfig: { DeviceCgroupRules: ['c 1:3 mr'] } },
+  },
   devices: {
     yaml: 'devices: [/dev/fuse, "/dev/sda:/dev/xvda:r", { source: /dev/kvm, permissions: rw }]',
-    policy: { privileged: true },
+    policy: { devices: true },
+    gatedBy: 'policy.devices',
     create: {
       HostConfig: {
         Devices: [
@@ -112,7 +139,12 @@ const ROWS: Record<string, Row> = {
     yaml: 'extra_hosts: ["db.local:10.0.0.2", "gw=host-gateway", "v6:[::1]"]',
     create: { HostConfig: { ExtraHosts: ['db.local:10.0.0.2', 'gw:host-gateway', 'v6:::1'] } },
   },
-  gpus: { yaml: 'gpus: all', create: { HostConfig: { DeviceRequests: [{ Driver: '', Count: -1, DeviceIDs: [], Capabilities: [['gpu']], Options: {} }] } } },
+  gpus: {
+    yaml: 'gpus: all',
+    policy: { devices: true },
+    gatedBy: 'policy.devices',
+    create: { HostConfig: { DeviceRequests: [{ Driver: '', Count: -1, DeviceIDs: [], Capabilities: [['gpu']], Options: {} }] } },
+  },
   group_add: { yaml: 'group_add: [audio, 1000]', create: { HostConfig: { GroupAdd: ['audio', '1000'] } } },
   healthcheck: {
     yaml: 'healthcheck: { test: [CMD, "true"], start_period: 10s, start_interval: 1s }',
@@ -142,22 +174,22 @@ const ROWS: Record<string, Row> = {
   models: { yaml: 'models: [m]', refused: WHY('models', 'models are run by Docker Model Runner, not as containers') },
   network_mode: { yaml: 'network_mode: none', create: { HostConfig: { NetworkMode: 'none' } }, spec: { networks: [], networkMode: 'none' } },
   networks: { yaml: 'networks: [front]', rest: 'networks: { front: {} }\n', create: { HostConfig: { NetworkMode: 'app_front' } } },
-  oom_kill_disable: { yaml: 'oom_kill_disable: true', create: { HostConfig: { OomKillDisable: true } } },
+  oom_kill_disable: { yaml: 'oom_kill_disable: true', policy: { oom: true }, gatedBy: 'policy.oom', create: { HostConfig: { OomKillDisable: true } } },
   oom_score_adj: { yaml: 'oom_score_adj: 500', create: { HostConfig: { OomScoreAdj: 500 } } },
-  pid: { yaml: 'pid: host', policy: { hostNamespaces: true }, create: { HostConfig: { PidMode: 'host' } } },
+  pid: { yaml: 'pid: host', policy: { hostNamespaces: true }, gatedBy: 'policy.hostNamespaces', create: { HostConfig: { PidMode: 'host' } } },
   pids_limit: { yaml: 'pids_limit: 100', create: { HostConfig: { PidsLimit: 100 } } },
   platform: { yaml: 'platform: linux/amd64', create: { platform: 'linux/amd64' } },
   ports: { yaml: 'ports: ["8080:80"]', create: { HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '8080' }] } } } },
   post_start: { yaml: 'post_start: [{ command: echo hi }]', refused: `${at('post_start')}: not supported by berth yet (lifecycle hooks)` },
   pre_stop: { yaml: 'pre_stop: [{ command: echo bye }]', refused: `${at('pre_stop')}: not supported by berth yet (lifecycle hooks)` },
-  privileged: { yaml: 'privileged: true', policy: { privileged: true }, create: { HostConfig: { Privileged: true } } },
+  privileged: { yaml: 'privileged: true', policy: { privileged: true }, gatedBy: 'policy.privileged', create: { HostConfig: { Privileged: true } } },
   profiles: { yaml: 'profiles: [debug]', profiles: ['debug'], create: { Image: 'nginx' } },
   provider: { yaml: 'provider: { type: awesomecloud }', refused: WHY('provider', 'a provider service is run by a Compose plugin, not as a container') },
   pull_policy: { yaml: 'pull_policy: always', spec: { pullPolicy: 'always' }, create: { Image: 'nginx' } },
   pull_refresh_after: { yaml: 'pull_refresh_after: 1h', refused: YET('pull_refresh_after') },
   read_only: { yaml: 'read_only: true', create: { HostConfig: { ReadonlyRootfs: true } } },
   restart: { yaml: 'restart: always', create: { HostConfig: { RestartPolicy: { Name: 'always' } } } },
-  runtime: { yaml: 'runtime: runc', create: { HostConfig: { Runtime: 'runc' } } },
+  runtime: { yaml: 'runtime: runc', policy: { runtimes: ['runc'] }, gatedBy: 'policy.runtimes', create: { HostConfig: { Runtime: 'runc' } } },
   scale: { yaml: 'scale: 3', spec: { replicas: 3 } },
   secrets: {
     yaml: 'secrets: [s]',
@@ -193,8 +225,13 @@ const ROWS: Record<string, Row> = {
     ),
   },
   user: { yaml: 'user: "1000:1000"', create: { User: '1000:1000' } },
-  userns_mode: { yaml: 'userns_mode: host', policy: { hostNamespaces: true }, create: { HostConfig: { UsernsMode: 'host' } } },
-  uts: { yaml: 'uts: host', policy: { hostNamespaces: true }, create: { HostConfig: { UTSMode: 'host' } } },
+  userns_mode: {
+    yaml: 'userns_mode: host',
+    policy: { hostNamespaces: true },
+    gatedBy: 'policy.hostNamespaces',
+    create: { HostConfig: { UsernsMode: 'host' } },
+  },
+  uts: { yaml: 'uts: host', policy: { hostNamespaces: true }, gatedBy: 'policy.hostNamespaces', create: { HostConfig: { UTSMode: 'host' } } },
   volumes: {
     yaml: 'volumes: [data:/data]',
     rest: 'volumes: { data: {} }\n',
@@ -212,6 +249,73 @@ const ROWS: Record<string, Row> = {
 const OWNED_ELSEWHERE: Record<string, Row> = {
   'x-berth': { yaml: 'x-berth: { schedule: "*/5 * * * *" }', spec: { job: { kind: 'schedule', schedule: '*/5 * * * *', timeoutMs: 600_000 } } },
   'deploy.mode: replicated-job': { yaml: 'deploy: { mode: replicated-job }', spec: { job: { kind: 'once', timeoutMs: 600_000 } } },
+};
+
+/**
+ * More samples of keys whose other values a policy gates (or does not), named "KEY (what)": the
+ * row above shows one value of the key, these the others the policy decides on.
+ */
+const VALUES: Record<string, Row> = {
+  'cap_add (a capability Docker gives anyway)': { yaml: 'cap_add: [CHOWN, kill]', create: { HostConfig: { CapAdd: ['CHOWN', 'KILL'] } } },
+  'cap_add (every capability)': {
+    yaml: 'cap_add: [ALL]',
+    policy: { capabilities: ['ALL'] },
+    gatedBy: 'policy.capabilities',
+    create: { HostConfig: { CapAdd: ['ALL'] } },
+  },
+  'security_opt (an AppArmor profile)': { yaml: 'security_opt: ["apparmor=web-profile"]', create: { HostConfig: { SecurityOpt: ['apparmor=web-profile'] } } },
+  'security_opt (SELinux off)': {
+    yaml: 'security_opt: ["label:disable"]',
+    policy: { securityOpt: ['label=disable'] },
+    gatedBy: 'policy.securityOpt',
+    create: { HostConfig: { SecurityOpt: ['label:disable'] } },
+  },
+  'sysctls (kernel.msgmax)': {
+    yaml: 'sysctls: { kernel.msgmax: 65536 }',
+    policy: { sysctls: ['kernel.msgmax'] },
+    gatedBy: 'policy.sysctls',
+    create: { HostConfig: { Sysctls: { 'kernel.msgmax': '65536' } } },
+  },
+  'logging (local)': { yaml: 'logging: { driver: local }', create: { HostConfig: { LogConfig: { Type: 'local', Config: {} } } } },
+  'logging (syslog)': {
+    yaml: 'logging: { driver: syslog }',
+    policy: { logDrivers: ['syslog'] },
+    gatedBy: 'policy.logDrivers',
+    create: { HostConfig: { LogConfig: { Type: 'syslog', Config: {} } } },
+  },
+  'oom_score_adj (below 0)': { yaml: 'oom_score_adj: -500', policy: { oom: true }, gatedBy: 'policy.oom', create: { HostConfig: { OomScoreAdj: -500 } } },
+  'network_mode (host)': {
+    yaml: 'network_mode: host',
+    policy: { hostNetwork: true },
+    gatedBy: 'policy.hostNetwork',
+    create: { HostConfig: { NetworkMode: 'host' } },
+  },
+  'network_mode (container:NAME)': {
+    yaml: 'network_mode: container:proxy',
+    policy: { joinContainers: ['proxy'] },
+    gatedBy: 'policy.joinContainers',
+    create: { HostConfig: { NetworkMode: 'container:proxy' } },
+  },
+  'ipc (host)': { yaml: 'ipc: host', policy: { hostNamespaces: true }, gatedBy: 'policy.hostNamespaces', create: { HostConfig: { IpcMode: 'host' } } },
+  'cgroup (host)': {
+    yaml: 'cgroup: host',
+    policy: { hostNamespaces: true },
+    gatedBy: 'policy.hostNamespaces',
+    create: { HostConfig: { CgroupnsMode: 'host' } },
+  },
+  'volumes (a bind mount)': {
+    yaml: 'volumes: [/srv/web:/data]',
+    policy: { bindMounts: ['/srv/'] },
+    gatedBy: 'policy.bindMounts',
+    create: { HostConfig: { Mounts: [expect.objectContaining({ Type: 'bind', Source: '/srv/web', Target: '/data' })] } },
+  },
+  'build (on the host network)': {
+    yaml: 'build: { context: ., network: host }',
+    files: { 'app/Dockerfile': 'FROM busybox\n' },
+    policy: { hostNetwork: true },
+    gatedBy: 'policy.hostNetwork',
+    spec: { build: expect.objectContaining({ network: 'host' }) as ServiceSpec['build'] },
+  },
 };
 
 const STRICT: RepoPolicy = { privileged: false, hostNetwork: false, hostNamespaces: false, bindMounts: [] };
@@ -246,7 +350,27 @@ describe('every service key of the Compose schema', () => {
     expect(Object.keys(ROWS).filter((k) => !schemaKeys.includes(k))).toEqual([]);
   });
 
-  const rows = Object.entries({ ...ROWS, ...OWNED_ELSEWHERE });
+  const rows = Object.entries({ ...ROWS, ...OWNED_ELSEWHERE, ...VALUES });
+
+  test('a row with a policy names the setting it needs, and the policy holds that setting', () => {
+    const policyKey = (gatedBy: string) => gatedBy.replace(/^policy\./, '');
+    expect(rows.filter(([, r]) => (r.policy === undefined) !== (r.gatedBy === undefined)).map(([k]) => k)).toEqual([]);
+    expect(rows.filter(([, r]) => r.gatedBy && !(policyKey(r.gatedBy) in r.policy!)).map(([k]) => k)).toEqual([]);
+  });
+
+  test.each(rows.filter(([, r]) => r.gatedBy))('%s is refused without its policy, located and naming the setting', (name, row) => {
+    const { errors } = renderRow({ ...row, policy: undefined });
+    expect(errors.length).toBeGreaterThan(0);
+    const key = name.split(' ')[0];
+    const setting = row.gatedBy!.replace(/[.]/g, '\\.');
+    for (const e of errors) {
+      expect(e).toMatch(
+        new RegExp(
+          `^app/compose\\.yaml:\\d+:\\d+: services\\.web\\.${key}\\b.* is not allowed for this repo: allow it with ${setting}: .* on the repo in berth's config$`,
+        ),
+      );
+    }
+  });
 
   test.each(rows.filter(([, r]) => r.refused))('%s is refused with file:line:col and the key', (_, row) => {
     expect(renderRow(row).errors).toEqual([row.refused]);

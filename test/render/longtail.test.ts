@@ -69,7 +69,7 @@ describe('short and long forms', () => {
     ['memswap_limit -1: unlimited swap', 'memswap_limit: -1', { hostConfig: { MemorySwap: -1 } }],
     ['capabilities in any case, with or without CAP_', 'cap_add: [cap_chown, Chown]', { hostConfig: { CapAdd: ['CHOWN'] } }],
   ])('%s', (_, body, expected) => {
-    const s = serviceOf(web(body), { 'app/.env': 'T=true\nS=1g' }, allow({ privileged: true }));
+    const s = serviceOf(web(body), { 'app/.env': 'T=true\nS=1g' }, allow({ privileged: true, sysctls: ['kernel.msgmax'] }));
     expect(extrasOf(s)).toMatchObject(expected);
   });
 
@@ -84,7 +84,7 @@ describe('short and long forms', () => {
   });
 
   test('the readable view names them as Compose does', () => {
-    expect(serviceOf(web('cap_add: [NET_ADMIN]\nshm_size: 1m\nlogging: { driver: local }')).extras?.view).toEqual({
+    expect(serviceOf(web('cap_add: [NET_ADMIN]\nshm_size: 1m\nlogging: { driver: local }'), {}, allow({ capabilities: ['NET_ADMIN'] })).extras?.view).toEqual({
       cap_add: ['NET_ADMIN'],
       shm_size: 2 ** 20,
       logging: { driver: 'local', options: {} },
@@ -159,7 +159,9 @@ describe('merging across two files', () => {
     ['scale and mem_limit from either file', 'scale: 2', 'mem_limit: 1g', { replicas: 2, limits: { memoryBytes: 2 ** 30 } }],
     ['profiles append (b is active)', 'profiles: [a]', 'profiles: [b]', { name: 'web' }],
   ])('%s', (_, a, b, expected) => {
-    const stack = stackOf(twoFiles(web(a), `services:\n  web:\n${b.replace(/^/gm, '    ')}\n`), 'app');
+    // what the policy would refuse (NET_ADMIN, SYS_TIME, the sysctls a.b and c.d, syslog) is allowed: this is about merging
+    const policy = allow({ capabilities: ['NET_ADMIN', 'SYS_TIME'], sysctls: ['*'], logDrivers: ['syslog'] });
+    const stack = stackOf(twoFiles(web(a), `services:\n  web:\n${b.replace(/^/gm, '    ')}\n`), 'app', policy);
     expect(stack.services[0]).toMatchObject(expected);
   });
 });
