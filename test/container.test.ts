@@ -1,4 +1,5 @@
 // The container a replica should be: Docker's create options and the spec hash (pure).
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { desiredContainer, maskEnv } from '../src/schedule/container.ts';
 import type { RenderedStack, ServiceSpec, UpdateConfig } from '../src/model.ts';
@@ -142,6 +143,21 @@ describe('desiredContainer', () => {
       API_TOKEN: expect.stringMatching(/^<masked/),
       GITHUB_AUTH: expect.stringMatching(/^<masked/),
       PATH: '/bin',
+    });
+  });
+
+  it("masks by value too: a URL with a password, and the content of one of the service's secrets, whatever the name", () => {
+    const secretHash = createHash('sha256').update('hunter22-x\n').digest('hex');
+    expect(
+      maskEnv(
+        { DATABASE_URL: 'postgres://app:hunter2@db/app', SENTRY_DSN: 'https://key@sentry.io/1', COPY: 'hunter22-x', HOME: '/root' },
+        new Set([secretHash]),
+      ),
+    ).toEqual({
+      DATABASE_URL: expect.stringMatching(/^<masked sha256:/),
+      SENTRY_DSN: 'https://key@sentry.io/1', // a user without a password is no credential
+      COPY: expect.stringMatching(/^<masked sha256:/),
+      HOME: '/root',
     });
   });
 });

@@ -236,6 +236,7 @@ describe("a job run's helpers", () => {
     expect(redact('connecting with hunter22 to db (user app)', ['DB_PASSWORD=hunter22', 'DB_USER=app', 'API_TOKEN=abc'])).toBe(
       'connecting with <masked> to db (user app)',
     );
+    expect(redact('dial postgres://app:pw42@db/app failed', ['DB_URL=postgres://app:pw42@db/app'])).toBe('dial <masked> failed');
   });
 
   it.each([

@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
-import { SECRET_KEY } from '../schedule/container.ts';
+import { CREDENTIAL_URL, SECRET_KEY } from '../schedule/container.ts';
 import type { HostOps } from './host-ops.ts';
 
 export interface JobRun {
@@ -69,7 +69,7 @@ export function justAfter(time: string | undefined): string | undefined {
 export function redact(text: string, env: string[]): string {
   const secrets = env
     .map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)])
-    .filter(([k, v]) => k !== '' && SECRET_KEY.test(k) && v.length >= 4)
+    .filter(([k, v]) => k !== '' && (SECRET_KEY.test(k) || CREDENTIAL_URL.test(v)) && v.length >= 4)
     .map(([, v]) => v);
   return secrets.reduce((out, s) => out.split(s).join('<masked>'), text);
 }

@@ -31,8 +31,20 @@ export interface DesiredContainer extends ContainerSpec {
 /** Env keys whose values never appear in a diff, a log or an audit row: shown as a hash instead. */
 export const SECRET_KEY = /pass(word)?|secret|token|api_?key|private_?key|credential|auth/i;
 
-export function maskEnv(env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_KEY.test(k) ? `<masked sha256:${sha256(v).slice(0, 12)}>` : v]));
+/** A URL with a password in it (`scheme://user:password@host`): a secret whatever its variable's name. */
+export const CREDENTIAL_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i;
+
+/**
+ * The environment as views, diffs and logs show it: a value is masked (its hash shown instead) when
+ * its name looks secret, when it is a URL with a password, or when it is the content of one of the
+ * service's secrets (`secretHashes`: their sha256, as FileSpec.hash; a trailing newline aside).
+ */
+export function maskEnv(env: Record<string, string>, secretHashes: ReadonlySet<string> = new Set()): Record<string, string> {
+  const secret = (k: string, v: string) =>
+    SECRET_KEY.test(k) ||
+    CREDENTIAL_URL.test(v) ||
+    (secretHashes.size > 0 && v.length >= 4 && (secretHashes.has(sha256(v)) || secretHashes.has(sha256(`${v}\n`))));
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, secret(k, v) ? `<masked sha256:${sha256(v).slice(0, 12)}>` : v]));
 }
 
 function sha256(s: string): string {
@@ -262,7 +274,9 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
     image: svc.image,
     command: svc.command,
     entrypoint: svc.entrypoint,
-    environment: Object.keys(svc.environment).length ? maskEnv(svc.environment) : undefined,
+    environment: Object.keys(svc.environment).length
+      ? maskEnv(svc.environment, new Set(svc.files.filter((f) => f.kind === 'secret').map((f) => f.hash)))
+      : undefined,
     ports: svc.ports.length
       ? svc.ports.map(
           (p) => `${p.hostIp ? `${p.hostIp}:` : ''}${p.published ? `${p.published}:` : ''}${p.target}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`,
