@@ -248,3 +248,47 @@ volumes:
     }
   });
 });
+
+describe("a failed replica's output, kept in the audit", () => {
+  const stack = uniqueName('secro').replaceAll('-', '');
+  let repo: RemoteRepo;
+  let cfg: ReturnType<typeof writeConfig>;
+  let engine: Engine;
+
+  beforeAll(async () => {
+    repo = await server.createRepo(uniqueName('secro'));
+    cfg = writeConfig([{ name: repo.name, url: repo.url }]);
+    engine = new Engine(loadConfig(cfg.file), pino({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    engine?.close();
+    await removeContainers(docker, { 'berth.stack': stack });
+    cfg?.cleanup();
+  });
+
+  it('has the secrets berth wrote into the container, and credential URLs of its environment, masked', async () => {
+    // the replica prints its secret file and its database URL, then fails
+    await repo.commit({
+      [`${stack}/compose.yaml`]: `services:
+  web:
+    image: ${IMAGES.webV1}
+    command: ["sh", "-c", "cat /run/secrets/key; echo; echo \\"url $$DB_URL\\"; exit 3"]
+    environment:
+      DB_URL: postgres://app:pw-6f1d-url@db/app
+    secrets: [key]
+secrets:
+  key:
+    file: key.txt
+`,
+      [`${stack}/key.txt`]: 'key-4e2a-in-a-file\n',
+    });
+    // as `berth sync --wait`: the sync ends once the new replica runs, or says why it does not
+    const pass = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test', waitHealthy: true });
+    const [outcome] = pass.stacks;
+    expect(outcome?.status).not.toBe('synced');
+    const said = [...(outcome?.errors ?? []), ...engine.audit.query({ stack, limit: 100 }).rows.map((r) => `${r.message ?? ''} ${r.diff ?? ''}`)].join('\n');
+    expect(said).toMatch(/last output: <masked> [ |]*url <masked>/);
+    expect(said).not.toContain('key-4e2a-in-a-file');
+    expect(said).not.toContain('pw-6f1d-url');
+  });
+});

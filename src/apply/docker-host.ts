@@ -21,6 +21,7 @@ import {
   type VolumeSpec,
 } from '../model.ts';
 import type { CreateOptions, HostOps } from './host-ops.ts';
+import { redact } from './job.ts';
 
 /** How many builds of a service a host keeps (the newest). */
 export const BUILDS_KEPT = 3;
@@ -31,6 +32,9 @@ export const BUILDS_KEPT = 3;
  * and an image (built from a repo's Dockerfile, or pulled) could carry them, so each is set, empty
  * when it says nothing, and berth reads an empty one as absent.
  */
+/** How many containers' written files a host keeps in memory to mask their output. */
+const WRITTEN_KEPT = 2000;
+
 const UNSET_LABELS: Record<string, string> = Object.fromEntries(
   [LABEL.job, LABEL.files, LABEL.reserveCpus, LABEL.reserveMemory, LABEL.digest].map((k) => [k, '']),
 );
@@ -413,7 +417,10 @@ export class DockerHost implements HostOps {
       for (const n of others) {
         await this.docker.getNetwork(n.network).connect({ Container: container.id, EndpointConfig: endpoint(n) });
       }
-      if (spec.files?.length) await container.putArchive(filesTar(spec.files), { path: '/' });
+      if (spec.files?.length) {
+        await container.putArchive(filesTar(spec.files), { path: '/' });
+        this.#remember(container.id, spec.files);
+      }
     } catch (err) {
       throw new DockerError(`connect container ${name} (${container.id.slice(0, 12)}) or write its files on ${this.name}`, err);
     }
@@ -534,16 +541,32 @@ export class DockerHost implements HostOps {
     return out;
   }
 
-  /** The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the audit of a failed replica or job. */
+  /**
+   * The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the
+   * audit of a failed replica or job, with its secrets masked (redact in job.ts): its secret-looking
+   * environment and the contents of the files berth wrote into it in this process.
+   */
   async tail(id: string, lines = 5, since?: string): Promise<string> {
     try {
-      const buf = (await this.docker
-        .getContainer(id)
-        .logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
-      return demux(buf).trim();
+      const container = this.docker.getContainer(id);
+      const buf = (await container.logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
+      const text = demux(buf).trim();
+      if (!text) return '';
+      const env = (await container.inspect().catch(() => undefined))?.Config.Env ?? [];
+      return redact(text, env, this.#written.get(id) ?? []);
     } catch {
       return '';
     }
+  }
+
+  /** The contents berth wrote into containers (by id), to mask in their output: the newest WRITTEN_KEPT containers' only. */
+  readonly #written = new Map<string, string[]>();
+
+  #remember(id: string, files: readonly FileDelivery[]): void {
+    const contents = files.map((f) => Buffer.from(f.content.bytes()).toString('utf8').trim()).filter((c) => c.length >= 6 && c.length <= 4096);
+    if (!contents.length) return;
+    this.#written.set(id, contents);
+    if (this.#written.size > WRITTEN_KEPT) this.#written.delete(this.#written.keys().next().value!);
   }
 
   /** The time Docker stamped on the container's last line of output (RFC 3339); undefined when it has none. */

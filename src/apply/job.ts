@@ -65,13 +65,17 @@ export function justAfter(time: string | undefined): string | undefined {
   return `${seconds}.${String(nanos % 1e9).padStart(9, '0')}`;
 }
 
-/** `text` with the values of the container's secret-looking environment variables masked. */
-export function redact(text: string, env: string[]): string {
+/**
+ * `text` with secrets masked: the values of the container's secret-looking environment variables
+ * and credential URLs, and `contents` (what berth wrote into it: its secrets and configs).
+ */
+export function redact(text: string, env: string[], contents: readonly string[] = []): string {
   const secrets = env
     .map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)])
     .filter(([k, v]) => k !== '' && (SECRET_KEY.test(k) || CREDENTIAL_URL.test(v)) && v.length >= 4)
     .map(([, v]) => v);
-  return secrets.reduce((out, s) => out.split(s).join('<masked>'), text);
+  // the longest first, so that a secret holding another is masked whole
+  return [...secrets, ...contents].sort((a, b) => b.length - a.length).reduce((out, s) => out.split(s).join('<masked>'), text);
 }
 
 /** 600000 -> "10m", 90000 -> "1m30s", 1500 -> "1.5s" */

@@ -404,18 +404,24 @@ export class Reconciler {
  * containers run under it; when none runs, to the first repo of the engine config that declares it.
  */
 function nameOwners(repo: string, rendered: RenderResult, observed: Observed, ctx: PassContext): Map<string, { repo: string; why: string }> {
-  const mine = new Set(rendered.stacks.map((s) => s.def.name));
-  const running = new Map<string, Set<string>>();
-  for (const h of observed.live) {
-    for (const c of h.containers) if (mine.has(c.stack)) running.set(c.stack, (running.get(c.stack) ?? new Set()).add(c.repo));
-  }
-  const declared = new Map<string, string[]>();
-  for (const r of ctx.config.repos) {
-    for (const name of r.name === repo ? mine : ctx.declaredStacks(r.name)) if (mine.has(name)) declared.set(name, [...(declared.get(name) ?? []), r.name]);
-  }
   const owners = new Map<string, { repo: string; why: string }>();
-  for (const name of mine) {
-    const owner = nameOwner(repo, [...(running.get(name) ?? [])], declared.get(name) ?? [repo]);
+  const mine = new Set(rendered.stacks.map((s) => s.def.name));
+  // Only a name another repo runs or declares is looked at further: the common pass allocates nothing per stack.
+  const runningElsewhere = new Map<string, Set<string>>();
+  for (const h of observed.live) {
+    for (const c of h.containers) {
+      if (c.repo !== repo && mine.has(c.stack)) runningElsewhere.set(c.stack, (runningElsewhere.get(c.stack) ?? new Set()).add(c.repo));
+    }
+  }
+  const declaredElsewhere = new Set<string>();
+  for (const r of ctx.config.repos) {
+    if (r.name !== repo) for (const name of ctx.declaredStacks(r.name)) if (mine.has(name)) declaredElsewhere.add(name);
+  }
+  for (const name of new Set([...runningElsewhere.keys(), ...declaredElsewhere])) {
+    const running = [...(runningElsewhere.get(name) ?? [])];
+    if (observed.live.some((h) => h.containers.some((c) => c.repo === repo && c.stack === name))) running.unshift(repo);
+    const declaredBy = ctx.config.repos.filter((r) => r.name === repo || [...ctx.declaredStacks(r.name)].includes(name)).map((r) => r.name);
+    const owner = nameOwner(repo, running, declaredBy);
     if (owner) owners.set(name, owner);
   }
   return owners;
