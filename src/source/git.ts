@@ -73,6 +73,8 @@ export class GitSource {
   /** trees and blobs that earlier snapshots read, by oid: a new commit reads only what it changed */
   readonly #objects: ObjectCache;
   readonly #limits: SourceLimits;
+  /** why the fetch under way was cut (isomorphic-git may fail with the dropped connection's error instead) */
+  #refusal: SourceError | undefined;
 
   /**
    * `objectCacheBytes`: how much of what snapshots read is kept for the next ones (default 16 MiB);
@@ -110,10 +112,10 @@ export class GitSource {
     } catch (err) {
       if (!(err instanceof PackObjectTooBig)) throw err;
       const max = this.#limits.fetchSize;
-      throw this.#error(
+      throw (this.#refusal = this.#error(
         `the fetch brings one object of ${mib(err.size)}, over limits.fetchSize (${mib(max)}): refused before it is held in memory`,
         'fetchSize',
-      );
+      ));
     }
   }
 
@@ -130,14 +132,23 @@ export class GitSource {
       for await (const chunk of body) {
         bytes += chunk.byteLength;
         if (bytes > max) {
-          throw this.#error(`the fetch received more than limits.fetchSize (${mib(max)}) from the remote: refused before more is held in memory`, 'fetchSize');
+          throw (this.#refusal = this.#error(
+            `the fetch received more than limits.fetchSize (${mib(max)}) from the remote: refused before more is held in memory`,
+            'fetchSize',
+          ));
         }
         this.#watch(() => watch.push(chunk));
         yield chunk;
       }
       this.#watch(() => watch.end());
     } finally {
-      await body.return?.(); // the response is not read further: its connection is dropped
+      // the response is not read further: its connection is dropped (which may end it with an
+      // "aborted" error: the refusal above, not that, is what the fetch fails with)
+      try {
+        await body.return?.();
+      } catch {
+        // dropped
+      }
     }
   }
 
@@ -197,6 +208,7 @@ export class GitSource {
     if (head && (await hasCommit(gitdir, head))) oid = head;
     else {
       const packs = await packNames(gitdir);
+      this.#refusal = undefined;
       const res = await this.#wrap(() =>
         git.fetch({
           fs,
@@ -355,7 +367,7 @@ export class GitSource {
     try {
       return await fn();
     } catch (err) {
-      throw this.#translate(err, notFound);
+      throw this.#refusal ?? this.#translate(err, notFound);
     }
   }
 

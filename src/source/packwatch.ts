@@ -80,8 +80,7 @@ export class PackWatch {
     for (;;) {
       if (this.#count === undefined) {
         if (this.#pending < 12) return;
-        const head = this.#flat();
-        this.#count = head.readUInt32BE(8);
+        this.#count = this.#head(12).readUInt32BE(8);
         this.#drop(12);
       }
       if (this.#seen >= this.#count || !this.#step()) return;
@@ -90,8 +89,8 @@ export class PackWatch {
 
   /** Reads the next object's header, or its end; false when more bytes are needed. */
   #step(): boolean {
-    const buf = this.#flat();
     if (!this.#object) {
+      const buf = this.#head(32); // an object's header and its base's id or offset
       let at = 0;
       if (buf.length < 1) return false;
       let b = buf[at++];
@@ -114,7 +113,9 @@ export class PackWatch {
       this.#object = { type, dataAt: at, tryAt: at + 64 };
     }
     const o = this.#object;
-    if (buf.length < o.tryAt && !this.#final) return false;
+    // joined into one buffer only to try: tries come at twice the bytes of the last, so joining stays linear
+    if (this.#pending < o.tryAt && !this.#final) return false;
+    const buf = this.#flat();
     let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
     try {
       // inflating stops where the object's zlib stream ends: the bytes after it are the next object's
@@ -133,14 +134,22 @@ export class PackWatch {
     return true;
   }
 
+  /** The first pending bytes, at least `n` of them when there are: the first chunks joined while shorter. */
+  #head(n: number): Buffer {
+    while (this.#chunks.length > 1 && this.#chunks[0].length < n) this.#chunks.splice(0, 2, Buffer.concat([this.#chunks[0], this.#chunks[1]]));
+    return this.#chunks[0] ?? Buffer.alloc(0);
+  }
+
   /** The pending bytes as one buffer. */
   #flat(): Buffer {
     if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks)];
     return this.#chunks[0] ?? Buffer.alloc(0);
   }
 
+  /** Drops the first `n` pending bytes (n within the first chunk: what was read from #head or #flat). */
   #drop(n: number): void {
-    this.#chunks = [this.#flat().subarray(n)];
+    this.#chunks[0] = this.#chunks[0].subarray(n);
+    if (this.#chunks[0].length === 0 && this.#chunks.length > 1) this.#chunks.shift();
     this.#pending -= n;
   }
 }
