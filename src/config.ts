@@ -8,7 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isNode } from 'yaml';
-import type { RepoPolicy } from './model.ts';
+import { INPUT_LIMITS, type InputLimits, type RepoPolicy } from './model.ts';
 
 export interface TlsConfig {
   ca: string;
@@ -80,9 +80,10 @@ export interface BerthConfig {
   hostCheck: HostCheckConfig;
   /**
    * requests a minute one client address may make to /api/v1 and to /webhooks (each over 429), and
-   * how many event streams (GET /api/v1/events) it may hold open at once
+   * how many event streams (GET /api/v1/events) it may hold open at once; and how much a commit
+   * may ask of the engine (InputLimits, docs/config.md "Limits")
    */
-  limits: { api: number; webhooks: number; eventStreams: number };
+  limits: { api: number; webhooks: number; eventStreams: number } & InputLimits;
   /** credentials for the registries images are pulled from (src/apply/registries.ts) */
   registries: RegistryConfig[];
   /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
@@ -131,7 +132,20 @@ const schema = {
     limits: {
       type: 'object',
       additionalProperties: false,
-      properties: { api: { type: 'integer', minimum: 1 }, webhooks: { type: 'integer', minimum: 1 }, eventStreams: { type: 'integer', minimum: 1 } },
+      properties: {
+        api: { type: 'integer', minimum: 1 },
+        webhooks: { type: 'integer', minimum: 1 },
+        eventStreams: { type: 'integer', minimum: 1 },
+        replicas: { type: 'integer', minimum: 1 },
+        stackContainers: { type: 'integer', minimum: 1 },
+        repoContainers: { type: 'integer', minimum: 1 },
+        blobSize: { type: 'integer', minimum: 1 },
+        snapshotSize: { type: 'integer', minimum: 1 },
+        fetchSize: { type: 'integer', minimum: 1 },
+        yamlSize: { type: 'integer', minimum: 1 },
+        yamlAliases: { type: 'integer', minimum: 0 },
+        buildContext: { type: 'integer', minimum: 1 },
+      },
     },
     hostCheck: {
       type: 'object',
@@ -403,8 +417,11 @@ function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: stri
   return { host: host!.toLowerCase(), username: username!, passwordFile: rel(passwordFile!) };
 }
 
-/** The defaults: 300 API requests and 60 webhook deliveries a minute, and 10 open event streams, per client address. */
-const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60, eventStreams: 10 };
+/**
+ * The defaults: 300 API requests and 60 webhook deliveries a minute, and 10 open event streams,
+ * per client address; and what one commit may ask of the engine (INPUT_LIMITS).
+ */
+export const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60, eventStreams: 10, ...INPUT_LIMITS };
 
 /** The defaults: a check every 10 s, bounded by 5 s; a host unreachable for 1 min is lost. */
 const HOST_CHECK: HostCheckConfig = { intervalMs: 10_000, graceMs: 60_000, timeoutMs: 5_000 };

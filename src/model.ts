@@ -31,6 +31,54 @@ export interface Snapshot {
   files: Map<string, Uint8Array>;
   /** Git's mode of the files that are not plain files (0o100755 executables, 0o120000 symlinks, whose content is the link's target) */
   modes?: Map<string, number>;
+  /** files present at the commit but not read, being over a limit: a render that needs one is refused (docs/config.md, "Limits") */
+  unread?: Map<string, UnreadFile>;
+}
+
+/**
+ * How much one commit may ask of the engine (the engine config's `limits:`, docs/config.md
+ * "Limits"): what is over one is refused, located, naming the key, before it is held in memory
+ * where that can be known beforehand. Sizes are bytes.
+ */
+export interface InputLimits {
+  /** `deploy.replicas` of one service */
+  replicas: number;
+  /** containers of one stack: replicas, and a global service once per host it goes to */
+  stackContainers: number;
+  /** containers of all the stacks of one repo */
+  repoContainers: number;
+  /** one file under the repo's `path:` (never read when over) */
+  blobSize: number;
+  /** the files read from one commit, together */
+  snapshotSize: number;
+  /** what one fetch receives from the remote, and any one object in it (isomorphic-git holds a fetched pack in memory) */
+  fetchSize: number;
+  /** one Compose file (or berth.yaml) */
+  yamlSize: number;
+  /** the nodes YAML aliases may expand to in one Compose file (the yaml package's maxAliasCount) */
+  yamlAliases: number;
+  /** the files of one service's build context, together */
+  buildContext: number;
+}
+
+const MiB = 1 << 20;
+
+export const INPUT_LIMITS: InputLimits = {
+  replicas: 100,
+  stackContainers: 500,
+  repoContainers: 2000,
+  blobSize: 10 * MiB,
+  snapshotSize: 100 * MiB,
+  fetchSize: 100 * MiB,
+  yamlSize: 1 * MiB,
+  yamlAliases: 10_000,
+  buildContext: 200 * MiB,
+};
+
+/** A file under the repo's `path:` that a snapshot did not read: its size, and the limit it is over. */
+export interface UnreadFile {
+  size: number;
+  limit: 'blobSize' | 'snapshotSize';
 }
 
 /** A problem in the input, located as `file:line:col: message` (line, col 1-based; 0 when unknown). */
@@ -356,6 +404,10 @@ export interface RenderedStack extends StackDef {
 export interface RenderOptions {
   /** what the repo may ask of the hosts; default: nothing beyond an ordinary container */
   policy?: RepoPolicy;
+  /** how much one commit may ask of the engine; default INPUT_LIMITS */
+  limits?: Partial<InputLimits>;
+  /** the configured hosts: a global service counts one container on each its stack and constraints pick (default: one in all) */
+  hosts?: { name: string; labels: Record<string, string> }[];
   environment?: (name: string) => string | undefined;
   external?: (name: string) => Uint8Array | undefined;
 }

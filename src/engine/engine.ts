@@ -101,7 +101,7 @@ export class Engine {
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
     for (const r of config.repos) {
-      this.#sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name)));
+      this.#sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name), { limits: config.limits }));
       this.#secrets.set(r.name, repoSecrets(r));
     }
     this.fleet = new Fleet(config, this.audit, this.world, log);
@@ -342,9 +342,15 @@ export class Engine {
     });
   }
 
-  /** What render needs from the repo's config: its policy and its secrets. */
+  /** What render needs from the config: the repo's policy and secrets, the limits, and the hosts (a global service's containers are counted on them). */
   #renderOptions(repo: string): RenderOptions {
-    return { policy: this.config.repos.find((r) => r.name === repo)?.policy, ...this.#secrets.get(repo)?.options };
+    const { limits, hosts } = this.config;
+    return {
+      policy: this.config.repos.find((r) => r.name === repo)?.policy,
+      limits,
+      hosts: hosts.map((h) => ({ name: h.name, labels: h.labels })),
+      ...this.#secrets.get(repo)?.options,
+    };
   }
 
   /**

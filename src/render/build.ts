@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import ignoreModule from '@balena/dockerignore';
 import type { BuildSpec, ContextFile, PullPolicy, SourceError } from '../model.ts';
 import { siteError, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { obj, parseBytes, scalarText, toBool, type Obj } from './values.ts';
+import { obj, parseBytes, scalarText, sizeText, toBool, type Obj } from './values.ts';
 
 /** One file's `build:` (after merging, the stack's). */
 export interface BuildPart {
@@ -137,6 +137,7 @@ export function resolveBuild(
   files: ReadonlyMap<string, Uint8Array>,
   modes: ReadonlyMap<string, number> | undefined,
   errors: SourceError[],
+  maxBytes = Infinity,
 ): { spec: BuildSpec; context: ContextFile[] } | undefined {
   const dir = part.context?.value ?? '.';
   const prefix = dir === '.' ? '' : `${dir}/`;
@@ -158,6 +159,14 @@ export function resolveBuild(
     .sort()
     .map((p) => ({ path: p, content: files.get(prefix + p) as Uint8Array, mode: modes?.get(prefix + p) ?? 0o100644 }));
   if (part.inline !== undefined) context.push({ path: dockerfile, content: new TextEncoder().encode(part.inline), mode: 0o100644 });
+  const bytes = context.reduce((n, f) => n + f.content.byteLength, 0);
+  if (bytes > maxBytes) {
+    // every build of it would send this much to a Docker daemon
+    errors.push(
+      siteError(part.at, `the build context '${dir}' holds ${sizeText(bytes)}, over limits.buildContext (${sizeText(maxBytes)}) of the engine config`),
+    );
+    return undefined;
+  }
   const options = {
     dockerfile,
     args: sortedRecord(part.args),

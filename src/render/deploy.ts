@@ -104,9 +104,12 @@ export function mergeDeploy(base: DeployPart, over: DeployPart): DeployPart {
  * ServiceSpec's deploy fields from a stack's merged `deploy:`, defaults applied; errors for what
  * Swarm refuses together. A job mode is placed as its plain mode (the job itself: render/job.ts).
  */
-export function deploySpec(d: DeployPart, errors: SourceError[]): DeployFields {
+export function deploySpec(d: DeployPart, errors: SourceError[], maxReplicas = Infinity): DeployFields {
   const given = d.mode ?? 'replicated';
   const mode = given === 'global' || given === 'global-job' ? 'global' : 'replicated';
+  if (mode === 'replicated' && d.replicas && d.replicas.value > maxReplicas) {
+    errors.push(siteError(d.replicas.at, `${d.replicas.value} replicas is over limits.replicas (${maxReplicas}) of the engine config`));
+  }
   if (mode === 'global') {
     const why = `cannot be used with mode: ${given} (a global service runs one replica on each eligible host)`;
     if (d.replicas) errors.push(siteError(d.replicas.at, why));

@@ -5,8 +5,9 @@
  * renders the same wherever berth runs; the only outside values are the secrets and configs the
  * engine hands in through `options`.
  */
-import type { RenderOptions, RenderResult, Snapshot, SourceError, StackDef, StackRender } from '../model.ts';
-import { listStacks } from './manifest.ts';
+import type { RenderOptions, RenderResult, Snapshot, SourceError, StackDef, StackRender, UnreadFile } from '../model.ts';
+import { limitsOf, unreadError, withinRepoLimit, yamlSizeError } from './limits.ts';
+import { listStacks, MANIFEST } from './manifest.ts';
 import { renderStack } from './stack.ts';
 
 export { COMPOSE_NAMES, MANIFEST, STACK_NAME } from './manifest.ts';
@@ -25,32 +26,86 @@ export { STRICT_POLICY } from './policy.ts';
  * changes one stack's folder renders that stack only, wherever its `include:`s and `extends:` lead.
  */
 export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}, previous?: RenderResult): RenderResult {
-  const { errors, stacks } = listStacks(snapshot.files);
+  const limits = limitsOf(options);
+  const unread = snapshot.unread ?? new Map<string, UnreadFile>();
+  const manifest = unread.get(MANIFEST);
+  const manifestSize = manifest ? undefined : yamlSizeError(MANIFEST, snapshot.files.get(MANIFEST)?.byteLength ?? 0, limits);
+  if (manifest || manifestSize) return { errors: [manifest ? unreadError(MANIFEST, manifest, limits) : manifestSize!], stacks: [] };
+  // the files not read (over a limit) are listed with no content: a stack reading one is refused, the others render
+  const all = unread.size ? new WithUnread(snapshot.files, unread) : snapshot.files;
+  const { errors, stacks } = listStacks(all);
   const names = stacks.map((d) => d.name);
   const before = new Map(previous?.stacks.map((s) => [s.def.name, s]));
-  const paths = lazy(() => [...snapshot.files.keys()].sort().join('\n'));
-  return {
-    errors,
-    stacks: stacks.map((def) => {
-      const old = before.get(def.name);
-      const reads = old && readsOf.get(old);
-      // a render that looked at the repo's stacks (which networks and volumes it may name) is not reused once they change
-      const sameStacks = reads?.stacks === undefined || reads.stacks === names.join('\n');
-      if (old && reads && sameStacks && sameDef(old.def, def) && readsAgain(reads, snapshot, paths)) return old;
-      const files = new Recorder(snapshot.files);
-      const modes = snapshot.modes && new Recorder(snapshot.modes);
-      let looked = false;
-      const repoStacks = () => ((looked = true), names);
-      const result = renderStack(def, { files, modes, options, stacks: repoStacks });
-      readsOf.set(result, {
-        files: files.read,
-        modes: modes?.read ?? new Map(),
-        names: files.listed || modes?.listed ? paths() : undefined,
-        stacks: looked ? names.join('\n') : undefined,
-      });
-      return result;
-    }),
-  };
+  const paths = lazy(() => [...all.keys()].sort().join('\n'));
+  const rendered = stacks.map((def): StackRender => {
+    const old = before.get(def.name);
+    const reads = old && readsOf.get(old);
+    // a render that looked at the repo's stacks (which networks and volumes it may name) is not reused once they change
+    const sameStacks = reads?.stacks === undefined || reads.stacks === names.join('\n');
+    if (old && reads && sameStacks && sameDef(old.def, def) && readsAgain(reads, snapshot, paths)) return old;
+    const files = new Recorder(all);
+    const modes = snapshot.modes && new Recorder(snapshot.modes);
+    let looked = false;
+    const repoStacks = () => ((looked = true), names);
+    const result = renderStack(def, { files, modes, options, stacks: repoStacks });
+    const refused = [...files.read.keys()].filter((p) => unread.has(p));
+    // what the render made of the files it could not read is beside the point: they are the error
+    if (refused.length) return { def, ok: false, errors: refused.sort().map((p) => unreadError(p, unread.get(p)!, limits)) };
+    readsOf.set(result, {
+      files: files.read,
+      modes: modes?.read ?? new Map(),
+      names: files.listed || modes?.listed ? paths() : undefined,
+      stacks: looked ? names.join('\n') : undefined,
+    });
+    return result;
+  });
+  return { errors, stacks: withinRepoLimit(rendered, options.hosts, limits) };
+}
+
+const NOTHING = new Uint8Array(0);
+
+/** The snapshot's files, and those it did not read as present with no content. */
+class WithUnread implements ReadonlyMap<string, Uint8Array> {
+  readonly #files: ReadonlyMap<string, Uint8Array>;
+  readonly #unread: ReadonlyMap<string, UnreadFile>;
+
+  constructor(files: ReadonlyMap<string, Uint8Array>, unread: ReadonlyMap<string, UnreadFile>) {
+    this.#files = files;
+    this.#unread = unread;
+  }
+
+  get(key: string): Uint8Array | undefined {
+    return this.#files.get(key) ?? (this.#unread.has(key) ? NOTHING : undefined);
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  get size(): number {
+    return this.#files.size + this.#unread.size;
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.#files.keys();
+    yield* this.#unread.keys();
+  }
+
+  *entries(): MapIterator<[string, Uint8Array]> {
+    for (const key of this.keys()) yield [key, this.get(key)!];
+  }
+
+  *values(): MapIterator<Uint8Array> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  forEach(fn: (value: Uint8Array, key: string, map: ReadonlyMap<string, Uint8Array>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Uint8Array]> {
+    return this.entries();
+  }
 }
 
 /** `file:line:col: message` (just `file: message` when the position is unknown). */

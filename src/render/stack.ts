@@ -4,7 +4,8 @@
  * files are merged and the result checked as a whole and turned into berth's RenderedStack.
  */
 import { posix } from 'node:path';
-import type { ContextFile, FileSpec, NetworkSpec, RenderOptions, ServiceSpec, SourceError, StackDef, StackRender, VolumeSpec } from '../model.ts';
+import { visit } from 'yaml';
+import type { ContextFile, FileSpec, InputLimits, NetworkSpec, RenderOptions, ServiceSpec, SourceError, StackDef, StackRender, VolumeSpec } from '../model.ts';
 import { resolveBuild } from './build.ts';
 import { deploySpec } from './deploy.ts';
 import { resolveFiles } from './files.ts';
@@ -16,6 +17,7 @@ import { joinIncluded, mergeModels } from './merge.ts';
 import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
 import { passFields, passSite, passValue } from './passthrough.ts';
 import { nameListed, policyErrors, STRICT_POLICY } from './policy.ts';
+import { containersOf, limitsOf, yamlSizeError } from './limits.ts';
 import { decode, parseYaml, siteError } from './positions.ts';
 import { unsupportedKeys } from './rules.ts';
 import { closest, validateCompose } from './validate.ts';
@@ -38,16 +40,27 @@ export function renderStack(def: StackDef, inputs: StackInputs): StackRender {
   const envPath = posix.join(posix.dirname(def.composeFiles[0] ?? '.'), '.env');
   const vars = readDotenv(envPath, files, () => undefined, errors) ?? new Map<string, string>();
   const lookup: Lookup = (name) => vars.get(name);
+  const limits = limitsOf(options);
   const models: ComposeModel[] = [];
   for (const file of def.composeFiles) {
-    const model = loadTree(file, files, lookup, def.name, [], errors);
+    const model = loadTree(file, files, lookup, def.name, [], errors, limits);
     if (model) models.push(model);
   }
   if (errors.length === 0) {
     const { model, disabled } = withProfiles(mergeModels(models), def.profiles ?? []);
     const policy = options.policy ?? STRICT_POLICY;
     for (const s of model.services.values()) errors.push(...policyErrors(s, policy));
-    const stack = assemble(def, model, disabled, inputs, lookup, errors);
+    const stack = assemble(def, model, disabled, inputs, lookup, errors, limits);
+    const containers = containersOf(stack, options.hosts);
+    if (errors.length === 0 && containers > limits.stackContainers) {
+      // located at the service asking for the most: the one to look at first
+      const counts = stack.services.map((s) => ({ s, n: containersOf({ ...stack, services: [s] }, options.hosts) }));
+      const most = counts.reduce((a, b) => (b.n > a.n ? b : a)).s.name;
+      const part = model.services.get(most);
+      const at = part?.deploy.replicas?.at ?? part?.at;
+      const message = `the stack asks for ${containers} containers, over limits.stackContainers (${limits.stackContainers}) of the engine config`;
+      errors.push(at ? siteError(at, message) : { file: def.composeFiles[0] ?? '', line: 0, col: 0, message });
+    }
     if (errors.length === 0) return { def, ok: true, stack };
   }
   return { def, ok: false, errors: unique(errors) };
@@ -57,8 +70,16 @@ export function renderStack(def: StackDef, inputs: StackInputs): StackRender {
  * A stack file with what it pulls in: its `extends:` resolved (other files read with the same
  * variables) and its `include:`d files (each with its own variables) joined in.
  */
-function loadTree(file: string, files: Files, lookup: Lookup, stack: string | undefined, chain: string[], errors: SourceError[]): ComposeModel | undefined {
-  const model = loadComposeFile(file, files, lookup, stack, errors);
+function loadTree(
+  file: string,
+  files: Files,
+  lookup: Lookup,
+  stack: string | undefined,
+  chain: string[],
+  errors: SourceError[],
+  limits: InputLimits,
+): ComposeModel | undefined {
+  const model = loadComposeFile(file, files, lookup, stack, errors, limits);
   if (!model) return undefined;
   const others = new Map<string, ComposeModel | undefined>();
   resolveExtends(
@@ -66,7 +87,7 @@ function loadTree(file: string, files: Files, lookup: Lookup, stack: string | un
     file,
     (other) => {
       if (!files.has(other)) return 'missing';
-      if (!others.has(other)) others.set(other, loadComposeFile(other, files, lookup, undefined, errors));
+      if (!others.has(other)) others.set(other, loadComposeFile(other, files, lookup, undefined, errors, limits));
       return others.get(other);
     },
     errors,
@@ -87,7 +108,7 @@ function loadTree(file: string, files: Files, lookup: Lookup, stack: string | un
     for (const envFile of ref.envFiles.length ? ref.envFiles : [posix.join(ref.projectDir, '.env')]) {
       for (const [k, v] of readDotenv(envFile, files, () => undefined, errors) ?? []) vars.set(k, v);
     }
-    const parts = ref.paths.map((p) => loadTree(p, files, (name) => vars.get(name), undefined, [...chain, file], errors));
+    const parts = ref.paths.map((p) => loadTree(p, files, (name) => vars.get(name), undefined, [...chain, file], errors, limits));
     if (parts.every((p) => p !== undefined)) included.push(mergeModels(parts as ComposeModel[]));
   }
   joinIncluded(model, included, errors);
@@ -130,9 +151,18 @@ function readDotenv(path: string, files: Files, lookup: Lookup, errors: SourceEr
 }
 
 /** One Compose file through parse, interpolation, schema, berth's rules and normalisation (`stack`: see normalizeFile). */
-function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: string | undefined, errors: SourceError[]): ComposeModel | undefined {
+function loadComposeFile(
+  file: string,
+  files: Files,
+  lookup: Lookup,
+  stack: string | undefined,
+  errors: SourceError[],
+  limits: InputLimits,
+): ComposeModel | undefined {
   const bytes = files.get(file);
   if (!bytes) return void errors.push({ file, line: 0, col: 0, message: 'no such file in the repository' });
+  const tooBig = yamlSizeError(file, bytes.byteLength, limits);
+  if (tooBig) return void errors.push(tooBig);
   const decoded = decode(file, bytes);
   if ('error' in decoded) return void errors.push(decoded.error);
   const { source, errors: syntax } = parseYaml(file, decoded.text);
@@ -141,9 +171,25 @@ function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: stri
   if (interpolation.length) return void errors.push(...interpolation);
   let data: unknown;
   try {
-    data = source.doc.toJS({ maxAliasCount: 10000 });
+    // the yaml package counts what aliases expand to and throws past the count: a "billion laughs" stops here, early
+    data = source.doc.toJS({ maxAliasCount: limits.yamlAliases });
   } catch (e) {
-    return void errors.push({ file, line: 0, col: 0, message: (e as Error).message });
+    // located at the first alias that does not resolve, else at the first alias: where the expansion starts
+    let first: number | undefined;
+    let unresolved: number | undefined;
+    visit(source.doc, {
+      Alias(_, node) {
+        first ??= node.range?.[0];
+        if (unresolved === undefined && !node.resolve(source.doc)) unresolved = node.range?.[0] ?? -1;
+      },
+    });
+    const at = unresolved ?? first;
+    const pos = at === undefined || at < 0 ? { line: 0, col: 0 } : source.lines.linePos(at);
+    const why =
+      e instanceof ReferenceError && unresolved === undefined
+        ? `its aliases expand to more than limits.yamlAliases (${limits.yamlAliases}) allows of the engine config`
+        : (e as Error).message;
+    return void errors.push({ file, ...pos, message: why });
   }
   // keys berth does not honour are reported along with schema errors; values are read only from a valid file
   const schema = validateCompose(data, source);
@@ -155,7 +201,15 @@ function loadComposeFile(file: string, files: Files, lookup: Lookup, stack: stri
 }
 
 /** Checks the merged model as a whole and builds the rendered stack. */
-function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, string[]>, inputs: StackInputs, lookup: Lookup, errors: SourceError[]) {
+function assemble(
+  def: StackDef,
+  model: ComposeModel,
+  disabled: Map<string, string[]>,
+  inputs: StackInputs,
+  lookup: Lookup,
+  errors: SourceError[],
+  limits: InputLimits,
+) {
   const { files } = inputs;
   const contents = new Map<string, Uint8Array>();
   const contexts = new Map<string, ContextFile[]>();
@@ -169,7 +223,7 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
   const parts: ServicePart[] = [];
   for (let s of model.services.values()) {
     if (!s.image && !s.build) errors.push(siteError(s.at, 'needs image: or build:'));
-    const built = s.build && resolveBuild(s.build, files, inputs.modes, errors);
+    const built = s.build && resolveBuild(s.build, files, inputs.modes, errors, limits.buildContext);
     if (built) contexts.set(s.name, built.context);
     const environment = new Map<string, string>();
     for (const { value: ref, at } of s.envFiles) {
@@ -215,7 +269,7 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
     for (const f of delivered) {
       if (mounted.has(f.target)) errors.push(siteError(s.at, `${f.target} is both a mount target and where ${f.kind} ${f.source} goes`));
     }
-    const spec = serviceSpec(s, environment, networks, errors);
+    const spec = serviceSpec(s, environment, networks, errors, limits);
     spec.files = delivered;
     // Docker copies into a read-only root file system only into a volume mounted there
     const inVolume = (target: string) => spec.volumes.some((m) => m.type === 'volume' && (target + '/').startsWith(m.target.replace(/\/?$/, '/')));
@@ -244,7 +298,13 @@ function assemble(def: StackDef, model: ComposeModel, disabled: Map<string, stri
 
 const sorted = (m: Map<string, string>): Record<string, string> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
-function serviceSpec(s: ServicePart, environment: Map<string, string>, networks: Map<string, { value: string[] }>, errors: SourceError[]): ServiceSpec {
+function serviceSpec(
+  s: ServicePart,
+  environment: Map<string, string>,
+  networks: Map<string, { value: string[] }>,
+  errors: SourceError[],
+  limits: InputLimits,
+): ServiceSpec {
   const spec: ServiceSpec = {
     name: s.name,
     image: s.image?.value ?? '',
@@ -254,7 +314,7 @@ function serviceSpec(s: ServicePart, environment: Map<string, string>, networks:
     networks: [...networks].map(([key, { value }]) => ({ key, aliases: value })),
     labels: sorted(s.labels),
     restart: s.restart ?? 'no',
-    ...deploySpec(s.deploy, errors),
+    ...deploySpec(s.deploy, errors, limits.replicas),
     dependsOn: [...s.dependsOn].map(([service, { value }]) => ({ service, condition: value })),
     pullPolicy: s.pullPolicy?.value ?? (s.build && !s.image ? 'build' : 'missing'),
     files: [] as FileSpec[],

@@ -120,3 +120,15 @@ export function repoPath(from: string, path: string): string | undefined {
   const resolved = posix.normalize(posix.join(posix.dirname(from), path));
   return path.startsWith('/') || resolved === '..' || resolved.startsWith('../') ? undefined : resolved;
 }
+
+/** A size as people read it: `12.5 MiB` (bytes in 1024s). */
+export function sizeText(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : Math.round(v * 10) / 10} ${units[i]}`;
+}

@@ -66,17 +66,26 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
   const stackHosts = eligibleHosts(stack.hosts, hosts);
   if (stackHosts.length === 0) throw new PlacementError(`stack ${stack.name}: ${noHosts(stack.hosts, hosts)}`);
   const ledger = new Ledger();
+  // every step below is linear in the hosts, per replica: a stack of many replicas on many hosts stays cheap to place
+  const byService = new Map<string, CurrentReplica[]>();
+  for (const c of current) {
+    const list = byService.get(c.service);
+    if (list) list.push(c);
+    else byService.set(c.service, [c]);
+  }
+  const hostIndex = new Map(stackHosts.map((h, i) => [h, i]));
 
   // Pass 1: what runs now stays where it is, when it still may.
   for (const svc of stack.services) {
-    const mine = current.filter((c) => c.service === svc.name);
+    const mine = byService.get(svc.name) ?? [];
     if (svc.mode === 'global') {
       for (const h of stackHosts) {
         if (h.state !== 'lost' && !mismatch(svc, h) && !apart(svc, h, ledger) && mine.some((c) => c.host === h.name)) ledger.add(svc, 1, h);
       }
       continue;
     }
-    const firstOfSlot = mine.filter((c, i) => mine.findIndex((d) => d.slot === c.slot) === i);
+    const seen = new Set<number>();
+    const firstOfSlot = mine.filter((c) => !seen.has(c.slot) && seen.add(c.slot));
     for (const c of firstOfSlot.filter((c) => c.slot >= 1 && c.slot <= svc.replicas).sort((a, b) => a.slot - b.slot)) {
       const h = stackHosts.find((x) => x.name === c.host);
       if (h && h.state !== 'lost' && !mismatch(svc, h) && !apart(svc, h, ledger) && !capped(svc, h, ledger)) ledger.add(svc, c.slot, h);
@@ -102,6 +111,7 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
       }
       continue;
     }
+    const groups = spreadGroups(svc, stackHosts);
     for (let slot = 1; slot <= svc.replicas; slot++) {
       if (ledger.hasSlot(svc.name, slot)) continue;
       const candidates = stackHosts.filter((h) => !refusal(svc, h, ledger));
@@ -110,7 +120,7 @@ export function schedule(stack: RenderedStack, hosts: HostInfo[], current: Curre
           `service ${svc.name}: cannot place replica ${slot} of ${svc.replicas}: ${reasons(stackHosts, (h) => refusal(svc, h, ledger))}`,
         );
       }
-      ledger.add(svc, slot, best(svc, candidates, stackHosts, ledger));
+      ledger.add(svc, slot, best(svc, candidates, stackHosts, ledger, groups, hostIndex));
     }
   }
 
@@ -147,10 +157,12 @@ function apart(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefine
 /** What this stack has assigned so far: replicas per host and service, and the resources they reserve. */
 class Ledger {
   readonly assignments: Assignment[] = [];
+  private readonly slots = new Set<string>();
   private readonly perHost = new Map<string, { total: number; nanoCpus: number; memoryBytes: number; services: Map<string, number> }>();
 
   add(svc: ServiceSpec, slot: number, host: HostInfo): void {
     this.assignments.push({ service: svc.name, slot, host: host.name });
+    this.slots.add(`${svc.name}\0${slot}`);
     const t = this.tally(host.name);
     t.total++;
     t.nanoCpus += nano(svc.reservations.cpus ?? 0);
@@ -168,7 +180,7 @@ class Ledger {
   }
 
   hasSlot(service: string, slot: number): boolean {
-    return this.assignments.some((a) => a.service === service && a.slot === slot);
+    return this.slots.has(`${service}\0${slot}`);
   }
 
   tally(host: string) {
@@ -189,7 +201,7 @@ function refusal(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefi
 }
 
 /** The first placement constraint `h` fails, as `does not match <constraint>`; undefined when it matches them all. */
-function mismatch(svc: ServiceSpec, h: HostInfo): string | undefined {
+export function mismatch(svc: ServiceSpec, h: HostInfo): string | undefined {
   const failed = svc.placement.constraints.find((c) => !matches(c, h));
   return failed && `does not match ${failed.field} ${failed.op} ${failed.value}`;
 }
@@ -235,21 +247,47 @@ function noRoom(svc: ServiceSpec, h: HostInfo, ledger: Ledger): string | undefin
  * host with the fewest of the service, then the fewest of the stack, then the fewest berth
  * containers of other stacks, then config order.
  */
-function best(svc: ServiceSpec, candidates: HostInfo[], stackHosts: HostInfo[], ledger: Ledger): HostInfo {
-  // Hosts without the label form one group of their own (null never equals a label value).
-  const group = (h: HostInfo, depth: number) => JSON.stringify(svc.placement.spread.slice(0, depth + 1).map((p) => h.labels[labelKey(p) ?? ''] ?? null));
-  const inGroup = (h: HostInfo, depth: number) =>
-    stackHosts.filter((x) => group(x, depth) === group(h, depth)).reduce((n, x) => n + ledger.count(svc.name, x.name), 0);
+function best(
+  svc: ServiceSpec,
+  candidates: HostInfo[],
+  stackHosts: HostInfo[],
+  ledger: Ledger,
+  groups: Map<HostInfo, string[]>,
+  index: Map<HostInfo, number>,
+): HostInfo {
+  const depths = svc.placement.spread.length;
+  // replicas of the service in each group, per depth: one sweep over the hosts
+  const inGroup = Array.from({ length: depths }, () => new Map<string, number>());
+  for (const h of stackHosts) {
+    const n = ledger.count(svc.name, h.name);
+    if (n === 0) continue;
+    groups.get(h)!.forEach((g, depth) => inGroup[depth].set(g, (inGroup[depth].get(g) ?? 0) + n));
+  }
   const key = (h: HostInfo) => [
-    ...svc.placement.spread.map((_, depth) => inGroup(h, depth)),
+    ...groups.get(h)!.map((g, depth) => inGroup[depth].get(g) ?? 0),
     ledger.count(svc.name, h.name),
     ledger.tally(h.name).total,
     h.containers ?? 0,
-    stackHosts.indexOf(h),
+    index.get(h)!,
   ];
-  const keyed = candidates.map((h) => ({ h, k: key(h) }));
-  keyed.sort((a, b) => a.k.reduce((d, v, i) => d || v - b.k[i], 0));
-  return keyed[0].h;
+  let winner = candidates[0];
+  let winnerKey = key(winner);
+  for (const h of candidates.slice(1)) {
+    const k = key(h);
+    if (k.reduce((d, v, i) => d || v - winnerKey[i], 0) < 0) [winner, winnerKey] = [h, k];
+  }
+  return winner;
+}
+
+/**
+ * Each host's group at each depth of `svc`'s spread preferences: the label values down to that
+ * depth (hosts without the label form one group of their own: null never equals a label value).
+ */
+function spreadGroups(svc: ServiceSpec, stackHosts: HostInfo[]): Map<HostInfo, string[]> {
+  const spread = svc.placement.spread;
+  return new Map(
+    stackHosts.map((h) => [h, spread.map((_, depth) => JSON.stringify(spread.slice(0, depth + 1).map((p) => h.labels[labelKey(p) ?? ''] ?? null)))]),
+  );
 }
 
 /** `host a: why; host b: why` for every host with a reason. */

@@ -13,7 +13,9 @@ import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import type { AuthCallback, HttpClient, TreeEntry } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
-import type { CommitInfo, Snapshot } from '../model.ts';
+import { INPUT_LIMITS, type CommitInfo, type InputLimits, type Snapshot, type UnreadFile } from '../model.ts';
+import { PackObjectTooBig, PackWatch } from './packwatch.ts';
+import { ObjectSizes } from './sizes.ts';
 
 /** A repo as configured: where it lives, which branch, which folder of it. */
 export interface RepoRef {
@@ -33,7 +35,16 @@ export interface RepoRef {
 /** A repo that cannot be read: the message names the repo, its URL (no credentials) and the branch; never the token. */
 export class SourceError extends Error {
   override name = 'SourceError';
+  /** the engine limit that refused it, when one did */
+  readonly limit?: keyof InputLimits;
+  constructor(message: string, limit?: keyof InputLimits) {
+    super(message);
+    if (limit) this.limit = limit;
+  }
 }
+
+/** The limits a source applies (docs/config.md, "Limits"). */
+export type SourceLimits = Pick<InputLimits, 'blobSize' | 'snapshotSize' | 'fetchSize'>;
 
 /** `url` without user name, password or token. */
 export function stripCredentials(url: string): string {
@@ -61,16 +72,84 @@ export class GitSource {
   #updating: Promise<unknown> = Promise.resolve();
   /** trees and blobs that earlier snapshots read, by oid: a new commit reads only what it changed */
   readonly #objects: ObjectCache;
+  readonly #limits: SourceLimits;
+  /** why the fetch under way was cut (isomorphic-git may fail with the dropped connection's error instead) */
+  #refusal: SourceError | undefined;
 
-  /** `objectCacheBytes`: how much of what snapshots read is kept for the next ones (default 16 MiB). */
-  constructor(repo: RepoRef, cacheDir: string, { objectCacheBytes = 16 << 20 }: { objectCacheBytes?: number } = {}) {
+  /**
+   * `objectCacheBytes`: how much of what snapshots read is kept for the next ones (default 16 MiB);
+   * `limits`: how big a file, a snapshot and a fetch may be (default INPUT_LIMITS').
+   */
+  constructor(
+    repo: RepoRef,
+    cacheDir: string,
+    { objectCacheBytes = 16 << 20, limits = {} }: { objectCacheBytes?: number; limits?: Partial<SourceLimits> } = {},
+  ) {
     this.repo = repo;
     this.#cacheDir = cacheDir;
     this.#objects = new ObjectCache(objectCacheBytes);
+    this.#limits = {
+      blobSize: limits.blobSize ?? INPUT_LIMITS.blobSize,
+      snapshotSize: limits.snapshotSize ?? INPUT_LIMITS.snapshotSize,
+      fetchSize: limits.fetchSize ?? INPUT_LIMITS.fetchSize,
+    };
     this.#remote = /^https?:\/\//i.test(repo.url);
     const timeout = repo.timeoutMs ?? 120_000;
     const agent = repo.ca ? new https.Agent({ ca: [...tls.rootCertificates, repo.ca.toString()] }) : undefined;
-    this.#http = { request: (req) => nodeHttp.request({ ...req, agent: req.agent ?? agent, signal: req.signal ?? AbortSignal.timeout(timeout) }) };
+    this.#http = {
+      request: async (req) => {
+        const res = await nodeHttp.request({ ...req, agent: req.agent ?? agent, signal: req.signal ?? AbortSignal.timeout(timeout) });
+        // a fetch's pack: isomorphic-git holds all of it in memory (to write it and to index it), so it is bounded as it comes
+        return req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && res.body ? { ...res, body: this.#bounded(res.body) } : res;
+      },
+    };
+  }
+
+  /** Runs a PackWatch step, its refusal as a SourceError. */
+  #watch(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      if (!(err instanceof PackObjectTooBig)) throw err;
+      const max = this.#limits.fetchSize;
+      throw (this.#refusal = this.#error(
+        `the fetch brings one object of ${mib(err.size)}, over limits.fetchSize (${mib(max)}): refused before it is held in memory`,
+        'fetchSize',
+      ));
+    }
+  }
+
+  /**
+   * The body, cut with a SourceError once it passes limits.fetchSize, or as soon as the pack in it
+   * announces one object bigger than that (isomorphic-git would hold it whole before the fetch
+   * could end), before its bytes come.
+   */
+  async *#bounded(body: AsyncIterableIterator<Uint8Array>): AsyncIterableIterator<Uint8Array> {
+    const max = this.#limits.fetchSize;
+    const watch = new PackWatch(max);
+    let bytes = 0;
+    try {
+      for await (const chunk of body) {
+        bytes += chunk.byteLength;
+        if (bytes > max) {
+          throw (this.#refusal = this.#error(
+            `the fetch received more than limits.fetchSize (${mib(max)}) from the remote: refused before more is held in memory`,
+            'fetchSize',
+          ));
+        }
+        this.#watch(() => watch.push(chunk));
+        yield chunk;
+      }
+      this.#watch(() => watch.end());
+    } finally {
+      // the response is not read further: its connection is dropped (which may end it with an
+      // "aborted" error: the refusal above, not that, is what the fetch fails with)
+      try {
+        await body.return?.();
+      } catch {
+        // dropped
+      }
+    }
   }
 
   /** One ref look-up on the remote (or the local repo): the branch's head SHA. */
@@ -129,6 +208,7 @@ export class GitSource {
     if (head && (await hasCommit(gitdir, head))) oid = head;
     else {
       const packs = await packNames(gitdir);
+      this.#refusal = undefined;
       const res = await this.#wrap(() =>
         git.fetch({
           fs,
@@ -178,6 +258,7 @@ export class GitSource {
     }
     const files = new Map<string, Uint8Array>();
     const modes = new Map<string, number>();
+    const blobs: { path: string; oid: string }[] = [];
     const walk = async (treeOid: string, prefix: string): Promise<void> => {
       const entries = await this.#objects.read(treeOid, async () => (await git.readTree({ fs, gitdir, oid: treeOid, cache })).tree);
       await Promise.all(
@@ -185,14 +266,40 @@ export class GitSource {
           const path = prefix + e.path;
           if (e.type === 'tree') return walk(e.oid, `${path}/`);
           if (e.type !== 'blob') return; // type 'commit' is a submodule: its files are not in this repo
-          files.set(path, await this.#objects.read(e.oid, async () => (await git.readBlob({ fs, gitdir, oid: e.oid, cache })).blob));
+          blobs.push({ path, oid: e.oid });
           const mode = parseInt(e.mode, 8);
           if (mode !== 0o100644) modes.set(path, mode);
         }),
       );
     };
     await walk(tree, '');
-    return { repo: this.repo.name, commit, files, modes };
+    // Each blob's size first, from the object's header (nothing of a big file is read); then the
+    // files are read smallest first while the snapshot stays within limits.snapshotSize. What is
+    // not read is listed as unread: render refuses a stack that needs it (docs/config.md, "Limits").
+    const sizes = new ObjectSizes(gitdir);
+    const sized = await Promise.all(blobs.map(async (b) => ({ ...b, size: this.#objects.size(b.oid) ?? (await sizes.size(b.oid)) })));
+    sized.sort((a, b) => (a.size ?? Infinity) - (b.size ?? Infinity) || (a.path < b.path ? -1 : 1));
+    const { blobSize, snapshotSize } = this.#limits;
+    const unread = new Map<string, UnreadFile>();
+    const toRead: typeof sized = [];
+    let total = 0;
+    for (const b of sized) {
+      if (b.size !== undefined && b.size > blobSize) unread.set(b.path, { size: b.size, limit: 'blobSize' });
+      else if (b.size !== undefined && total + b.size > snapshotSize) unread.set(b.path, { size: b.size, limit: 'snapshotSize' });
+      else {
+        total += b.size ?? 0;
+        toRead.push(b);
+      }
+    }
+    await Promise.all(
+      toRead.map(async ({ path, oid, size }) => {
+        const blob = await this.#objects.read(oid, async () => (await git.readBlob({ fs, gitdir, oid, cache })).blob);
+        // a size the header could not tell is known now: over the limit, the content is dropped at once
+        if (size === undefined && blob.byteLength > blobSize) unread.set(path, { size: blob.byteLength, limit: 'blobSize' });
+        else files.set(path, blob);
+      }),
+    );
+    return { repo: this.repo.name, commit, files, modes, ...(unread.size ? { unread } : {}) };
   }
 
   /** Commits on the branch, newest first (as last fetched by update() for a remote repo). */
@@ -260,7 +367,7 @@ export class GitSource {
     try {
       return await fn();
     } catch (err) {
-      throw this.#translate(err, notFound);
+      throw this.#refusal ?? this.#translate(err, notFound);
     }
   }
 
@@ -283,9 +390,9 @@ export class GitSource {
     return this.#error(this.#redact(err));
   }
 
-  #error(problem: string): SourceError {
+  #error(problem: string, limit?: keyof InputLimits): SourceError {
     const { name, url, branch } = this.repo;
-    return new SourceError(`repo ${name} (${stripCredentials(url)}, branch ${branch}): ${problem}`);
+    return new SourceError(`repo ${name} (${stripCredentials(url)}, branch ${branch}): ${problem}`, limit);
   }
 
   /** The error's message with credentials and the token taken out. */
@@ -311,6 +418,12 @@ class ObjectCache {
     this.#max = maxBytes;
   }
 
+  /** The size of a blob held, without touching its place in the order; undefined when not held. */
+  size(oid: string): number | undefined {
+    const hit = this.#entries.get(oid)?.value;
+    return hit instanceof Uint8Array ? hit.byteLength : undefined;
+  }
+
   /** The object `oid`: from the cache, or by `load` (then kept). */
   async read<T extends TreeEntry[] | Uint8Array>(oid: string, load: () => Promise<T>): Promise<T> {
     const hit = this.#entries.get(oid);
@@ -333,6 +446,8 @@ class ObjectCache {
     return value;
   }
 }
+
+const mib = (bytes: number) => `${Math.round((bytes / (1 << 20)) * 10) / 10} MiB`;
 
 function toCommitInfo(sha: string, c: { author: { name: string; email: string; timestamp: number }; message: string }): CommitInfo {
   return { sha, author: c.author.name, email: c.author.email, message: c.message.replace(/\n+$/, ''), time: c.author.timestamp };
