@@ -7,6 +7,7 @@
  * object starts; no object bigger than the limit is inflated.
  */
 import { inflateSync } from 'node:zlib';
+import { deltaResultSize } from './sizes.ts';
 
 /** An object in the pack over the limit: its size (for a delta, the size of the object it makes). */
 export class PackObjectTooBig extends Error {
@@ -125,7 +126,7 @@ export class PackWatch {
       return false;
     }
     if (o.type === OFS_DELTA || o.type === REF_DELTA) {
-      const made = deltaResultSize(inflated.buffer);
+      const made = deltaResultSize(inflated.buffer) ?? 0;
       if (made > this.#max) throw new PackObjectTooBig(made);
     }
     this.#drop(o.dataAt + inflated.engine.bytesWritten);
@@ -152,22 +153,4 @@ export class PackWatch {
     if (this.#chunks[0].length === 0 && this.#chunks.length > 1) this.#chunks.shift();
     this.#pending -= n;
   }
-}
-
-/** The size of the object a delta makes: its second varint (the first is its base's size). */
-function deltaResultSize(delta: Buffer): number {
-  let i = 0;
-  const varint = () => {
-    let n = 0;
-    let s = 0;
-    let c;
-    do {
-      c = delta[i++] ?? 0;
-      n += (c & 0x7f) * 2 ** s;
-      s += 7;
-    } while (c & 0x80);
-    return n;
-  };
-  varint();
-  return varint();
 }

@@ -144,21 +144,29 @@ async function packedSize(pack: string, offset: number): Promise<number | undefi
     // a delta starts with the base's size and the result's size, as varints
     const delta = inflateStart(bytes.subarray(at));
     if (!delta) return undefined;
-    let i = 0;
-    const varint = () => {
-      let n = 0;
-      let s = 0;
-      let c;
-      do {
-        c = delta[i++];
-        n += (c & 0x7f) * 2 ** s;
-        s += 7;
-      } while (c & 0x80 && i < delta.length);
-      return n;
-    };
-    varint();
-    return i < delta.length ? varint() : undefined;
+    return deltaResultSize(delta);
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The size of the object a delta makes: the second of the two varints it starts with (the first
+ * is its base's size); undefined when the bytes end before it.
+ */
+export function deltaResultSize(delta: Uint8Array): number | undefined {
+  let i = 0;
+  const varint = (): number | undefined => {
+    let n = 0;
+    let shift = 0;
+    let c: number | undefined;
+    do {
+      c = delta[i++];
+      if (c === undefined) return undefined;
+      n += (c & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (c & 0x80);
+    return n;
+  };
+  return varint() === undefined ? undefined : varint();
 }
