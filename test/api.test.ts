@@ -310,7 +310,7 @@ describe('the API on a running berth', () => {
       expect(res.body.error).toMatch(/viewer-bot is a viewer token.*needs operator/);
       expect(res.body.code).toBe('forbidden');
     }
-    expect(engine.holds.get(stackA)).toBeUndefined();
+    expect(engine.holds.get(repo.name, stackA)).toBeUndefined();
     expect(engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length).toBe(before);
   });
 
@@ -407,7 +407,7 @@ describe('the API on a running berth', () => {
     const accepted = await call('POST', `/api/v1/stacks/${stackB}/sync`, { role: 'admin' }); // no body at all
     expect(accepted).toMatchObject({ status: 202, body: { accepted: true, stack: stackB } });
     await engine.drain();
-    expect(engine.syncs.latest(stackB)).toMatchObject({ trigger: 'manual', actor: 'admin-bot', outcome: 'succeeded' });
+    expect(engine.syncs.latest(repo.name, stackB)).toMatchObject({ trigger: 'manual', actor: 'admin-bot', outcome: 'succeeded' });
 
     const asked = engine.audit.query({ kind: 'api.action', limit: 10 }).rows;
     expect(asked.find((r) => r.stack === stackA)).toMatchObject({
@@ -434,10 +434,10 @@ describe('the API on a running berth', () => {
 
   it('pause and resume: 200 with the hold, 409 when there is nothing to resume', async () => {
     expect(await post(`/api/v1/stacks/${stackB}/pause`)).toMatchObject({ status: 200, body: { stack: stackB, paused: true } });
-    expect(engine.holds.get(stackB)).toMatchObject({ reason: 'pause', actor: 'operator-bot' });
+    expect(engine.holds.get(repo.name, stackB)).toMatchObject({ reason: 'pause', actor: 'operator-bot' });
     expect((await get(`/api/v1/stacks/${stackB}`)).body.held).toMatchObject({ reason: 'pause', actor: 'operator-bot' });
     expect(await post(`/api/v1/stacks/${stackB}/resume`, {})).toMatchObject({ status: 200, body: { stack: stackB, paused: false } });
-    expect(engine.holds.get(stackB)).toBeUndefined();
+    expect(engine.holds.get(repo.name, stackB)).toBeUndefined();
     const again = await post(`/api/v1/stacks/${stackB}/resume`);
     expect(again.status).toBe(409);
     expect(again.body.error).toMatch(/is not paused or held: there is nothing to resume/);
@@ -464,7 +464,7 @@ describe('the API on a running berth', () => {
       expect(res.body.error).toMatch(/refused: berth takes actions from its own pages and from clients that are no browser \(the CLI, curl\) only.*publicUrl/);
     }
     // refused before anything was asked or done
-    expect(engine.holds.get(stackB)).toBeUndefined();
+    expect(engine.holds.get(repo.name, stackB)).toBeUndefined();
     expect(actions()).toBe(before);
     // the dashboard's page sends its own origin; the CLI and curl send none
     const own = await call('POST', `/api/v1/stacks/${stackB}/pause`, {
@@ -493,7 +493,7 @@ describe('the API on a running berth', () => {
       expect(answer.code).toBe('unsupported-media-type');
       expect(answer.error).toMatch(/the body must be JSON: send Content-Type: application\/json \(the request's Content-Type: /);
     }
-    expect(engine.holds.get(stackB)).toBeUndefined();
+    expect(engine.holds.get(repo.name, stackB)).toBeUndefined();
     expect(engine.audit.query({ kind: 'api.action', limit: 1000 }).rows.length).toBe(before);
     // no body: no type needed (what `curl -X POST` sends)
     const bare = await fetch(`${base}/api/v1/stacks/${stackB}/pause`, { method: 'POST', headers: { ...auth('operator'), 'content-type': 'text/plain' } });
@@ -695,13 +695,13 @@ describe('the API on a running berth', () => {
     const sync = await cli(['sync', '--stack', stackA, '--wait'], TOKENS.operator);
     expect(sync.code, sync.stderr).toBe(0);
     expect(sync.stdout).toMatch(new RegExp(`${stackA}: synced \\(running and healthy, sync \\d+\\)`));
-    expect(engine.syncs.lastSucceeded(stackA)).toMatchObject({ commitSha: sha3, actor: 'operator-bot' });
+    expect(engine.syncs.lastSucceeded(repo.name, stackA)).toMatchObject({ commitSha: sha3, actor: 'operator-bot' });
     const background = await cli(['sync', '--stack', stackA], TOKENS.operator);
     expect(background.code, background.stderr).toBe(0);
     expect(background.stdout).toMatch(/sync started in the background/);
 
     expect(await cli(['pause', stackA], TOKENS.operator)).toMatchObject({ code: 0, stdout: `${stackA}: paused\n` });
-    expect(engine.holds.get(stackA)).toMatchObject({ actor: 'operator-bot' });
+    expect(engine.holds.get(repo.name, stackA)).toMatchObject({ actor: 'operator-bot' });
     expect(await cli(['resume', stackA], TOKENS.operator)).toMatchObject({ code: 0, stdout: `${stackA}: resumed\n` });
     const notHeld = await cli(['resume', stackA], TOKENS.operator);
     expect(notHeld.code).toBe(1);

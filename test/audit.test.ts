@@ -10,6 +10,8 @@ import { formatAuditTable, parseSince } from '../src/audit/format.ts';
 import { AuditLog, GENESIS_HASH, rowHash } from '../src/audit/log.ts';
 import type { AuditInput, AuditRow } from '../src/audit/log.ts';
 import { SyncStore } from '../src/audit/syncs.ts';
+import { HoldStore } from '../src/audit/holds.ts';
+import { StackMemory } from '../src/audit/memory.ts';
 
 const SHA_A = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 const SHA_B = 'a1b2ffffe5f60718293a4b5c6d7e8f9012345678'; // shares the 4-char prefix "a1b2" with SHA_A
@@ -79,6 +81,33 @@ describe('openDatabase', () => {
     } finally {
       process.umask(umask);
     }
+  });
+
+  it('keeps the holds of a database made before they were keyed by repo', () => {
+    // a database at the schema before holds were keyed by (repo, stack), with a hold in it
+    const oldFile = join(dir, 'old.db');
+    const old = new DatabaseSync(oldFile);
+    opened.push(old);
+    for (const m of migrations.slice(0, 7)) old.exec(m);
+    old.exec('PRAGMA user_version = 7');
+    old
+      .prepare(
+        `INSERT INTO holds (stack, repo, commitSha, headSha, reason, actor, since) VALUES ('shop', 'platform', NULL, 'abc', 'pause', 'ops', '2026-01-01T00:00:00.000Z')`,
+      )
+      .run();
+    old.close();
+    const reopened = openDatabase(oldFile);
+    opened.push(reopened);
+    const holds = new HoldStore(reopened);
+    expect(holds.get('platform', 'shop')).toEqual({
+      repo: 'platform',
+      stack: 'shop',
+      headSha: 'abc',
+      reason: 'pause',
+      actor: 'ops',
+      since: '2026-01-01T00:00:00.000Z',
+    });
+    expect(holds.get('other', 'shop')).toBeUndefined();
   });
 
   it('refuses a database from a newer berth', () => {
@@ -487,12 +516,12 @@ describe('SyncStore', () => {
     const other = store.start({ ...base, stack: 'other' }).id;
     db.prepare('UPDATE syncs SET owner = ? WHERE id = ?').run(owners.dead, other);
 
-    const settled = store.settleOrphans('shop');
+    const settled = store.settleOrphans('platform', 'shop');
     expect(settled.map((r) => r.id)).toEqual([ids.dead]);
     expect(settled[0]).toMatchObject({ outcome: 'failed', error: `interrupted: the berth process that ran it (${owners.dead}) stopped` });
     for (const who of ['alive', 'elsewhere', 'mine']) expect(store.get(ids[who])!.outcome).toBe('running');
     expect(store.get(other)!.outcome).toBe('running');
-    expect(store.settleOrphans('shop')).toEqual([]);
+    expect(store.settleOrphans('platform', 'shop')).toEqual([]);
   });
 
   it('refuses to finish an unknown or finished sync', () => {
@@ -525,7 +554,7 @@ describe('SyncStore', () => {
 
   it('finds the last succeeded sync of a stack', () => {
     const store = new SyncStore(open());
-    expect(store.lastSucceeded('shop')).toBeUndefined();
+    expect(store.lastSucceeded('platform', 'shop')).toBeUndefined();
     const a = store.start(base);
     store.finish(a.id, { outcome: 'succeeded' });
     const b = store.start({ ...base, commitSha: SHA_B });
@@ -535,8 +564,60 @@ describe('SyncStore', () => {
     store.start({ ...base, commitSha: SHA_C }); // still running
     const other = store.start({ ...base, stack: 'blog' });
     store.finish(other.id, { outcome: 'succeeded' });
-    expect(store.lastSucceeded('shop')).toMatchObject({ id: b.id, commitSha: SHA_B });
-    expect(store.lastSucceeded('blog')).toMatchObject({ id: other.id });
-    expect(store.lastSucceeded('nope')).toBeUndefined();
+    expect(store.lastSucceeded('platform', 'shop')).toMatchObject({ id: b.id, commitSha: SHA_B });
+    expect(store.lastSucceeded('platform', 'blog')).toMatchObject({ id: other.id });
+    expect(store.lastSucceeded('platform', 'nope')).toBeUndefined();
+  });
+});
+
+describe('per (repo, stack) records', () => {
+  it("holds one repo's stack and never another repo's stack of the same name", () => {
+    const holds = new HoldStore(open());
+    holds.set({ repo: 'platform', stack: 'shop', headSha: 'abc', reason: 'pause', actor: 'ops' });
+    expect(holds.get('platform', 'shop')).toMatchObject({ reason: 'pause', actor: 'ops' });
+    expect(holds.get('web', 'shop')).toBeUndefined();
+    holds.set({ repo: 'web', stack: 'shop', commitSha: 'def', headSha: 'abc', reason: 'rollback', actor: 'dev' });
+    expect(holds.list('web')).toEqual([expect.objectContaining({ repo: 'web', reason: 'rollback' })]);
+    expect(holds.list().map((h) => h.repo)).toEqual(['platform', 'web']);
+    expect(holds.release('web', 'shop')).toMatchObject({ actor: 'dev' });
+    expect(holds.get('platform', 'shop')).toMatchObject({ actor: 'ops' });
+  });
+
+  it('finds the last sync of a stack in its own repo only', () => {
+    const store = new SyncStore(open());
+    const mine = store.start({ repo: 'platform', stack: 'shop', commitSha: SHA_A, trigger: 'webhook', actor: 'ci' });
+    store.finish(mine.id, { outcome: 'succeeded' });
+    const theirs = store.start({ repo: 'web', stack: 'shop', commitSha: SHA_B, trigger: 'webhook', actor: 'ci' });
+    store.finish(theirs.id, { outcome: 'succeeded' });
+    expect(store.lastSucceeded('platform', 'shop')).toMatchObject({ id: mine.id, commitSha: SHA_A });
+    expect(store.latest('platform', 'shop')).toMatchObject({ id: mine.id });
+    expect(store.latest('web', 'shop')).toMatchObject({ id: theirs.id });
+  });
+
+  it('keeps back-offs and placements across a reopening, per repo', () => {
+    const memory = new StackMemory(open());
+    memory.setBackoff('platform', 'shop', { commit: SHA_A, failures: 1, until: Infinity });
+    memory.setBackoff('platform', 'blog', { commit: SHA_B, failures: 2, until: 1_000 });
+    memory.setPlacement('platform', 'shop', [
+      { service: 'web', slot: 1, host: 'h1' },
+      { service: 'web', slot: 2, host: 'h2' },
+      { service: 'agent', slot: 1, host: 'h1' },
+      { service: 'agent', slot: 1, host: 'h2' }, // a global service: one replica per host, each slot 1
+    ]);
+    const again = new StackMemory(open());
+    expect(again.backoffs('platform')).toEqual(
+      new Map([
+        ['shop', { commit: SHA_A, failures: 1, until: Infinity }],
+        ['blog', { commit: SHA_B, failures: 2, until: 1_000 }],
+      ]),
+    );
+    expect(again.backoffs('web')).toEqual(new Map());
+    expect(again.placement('platform', 'shop')).toHaveLength(4);
+    expect(again.placement('web', 'shop')).toEqual([]);
+    again.setBackoff('platform', 'shop', undefined);
+    again.setPlacement('platform', 'shop', [{ service: 'web', slot: 1, host: 'h3' }]);
+    const third = new StackMemory(open());
+    expect([...third.backoffs('platform').keys()]).toEqual(['blog']);
+    expect(third.placement('platform', 'shop')).toEqual([{ service: 'web', slot: 1, host: 'h3' }]);
   });
 });

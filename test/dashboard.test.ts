@@ -364,14 +364,14 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     const button = page.getByRole('button', { name: 'Sync now' });
     await button.waitFor();
     await expect.poll(() => page.locator('#live').textContent()).toBe('live');
-    const before = engine.syncs.latest(shop)!.id;
+    const before = engine.syncs.latest(repo.name, shop)!.id;
     await page.locator(`li[data-sync-id="${before}"]`).waitFor();
     await page.evaluate('window.__sameDocument = true');
 
     await button.click();
     const started = await waitFor(
       () => {
-        const latest = engine.syncs.latest(shop)!;
+        const latest = engine.syncs.latest(repo.name, shop)!;
         return latest.id > before ? latest : undefined;
       },
       { what: 'the sync that Sync now asked for' },

@@ -126,6 +126,42 @@ export const migrations: readonly string[] = [
     time TEXT NOT NULL,
     PRIMARY KEY (repo, stack, service, digest)
   ) STRICT;`,
+  // 8: every per-stack record keyed by (repo, stack), so that what one repo's stack left (a hold) never
+  // applies to another repo's stack of the same name; and what a restart used to lose: a failed
+  // apply's back-off (a rolled-back commit is not tried again by itself) and the last placement (the
+  // replicas of a host that does not answer wait for it instead of moving at once)
+  `CREATE TABLE holds_by_repo (
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    commitSha TEXT,
+    headSha TEXT NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('pause', 'rollback')),
+    actor TEXT NOT NULL,
+    since TEXT NOT NULL,
+    PRIMARY KEY (repo, stack)
+  ) STRICT;
+  INSERT INTO holds_by_repo (repo, stack, commitSha, headSha, reason, actor, since)
+    SELECT repo, stack, commitSha, headSha, reason, actor, since FROM holds;
+  DROP TABLE holds;
+  ALTER TABLE holds_by_repo RENAME TO holds;
+  CREATE TABLE backoffs (
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    attempt TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    until INTEGER,
+    time TEXT NOT NULL,
+    PRIMARY KEY (repo, stack)
+  ) STRICT;
+  CREATE TABLE placements (
+    repo TEXT NOT NULL,
+    stack TEXT NOT NULL,
+    service TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (repo, stack, service, slot, host)
+  ) STRICT;
+  CREATE INDEX syncs_repo_stack ON syncs (repo, stack, id);`,
 ];
 
 /**

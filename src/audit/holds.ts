@@ -1,7 +1,8 @@
 /**
  * Holds: stacks that automatic syncs leave alone, because someone paused them or rolled them back
  * by hand (docs/how-it-works.md, "Manual rollback, pause, resume"). A hold ends with `resume`, or
- * by itself when the branch gets a new commit. Bookkeeping of a decision, not a copy of live state.
+ * by itself when the branch gets a new commit. Bookkeeping of a decision, not a copy of live state;
+ * kept per (repo, stack), so that a hold one repo's stack left never applies to another repo's.
  */
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { withoutNulls } from './db.ts';
@@ -27,27 +28,32 @@ export class HoldStore {
     this.#db = db;
   }
 
-  /** Holds the stack (replacing a hold it already had). */
+  /** Holds the repo's stack (replacing a hold it already had). */
   set(h: Omit<Hold, 'since'>): Hold {
     this.#db
-      .prepare(`INSERT OR REPLACE INTO holds (stack, repo, commitSha, headSha, reason, actor, since) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(h.stack, h.repo, h.commitSha ?? null, h.headSha, h.reason, h.actor, new Date().toISOString());
-    return this.get(h.stack)!;
+      .prepare(`INSERT OR REPLACE INTO holds (repo, stack, commitSha, headSha, reason, actor, since) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(h.repo, h.stack, h.commitSha ?? null, h.headSha, h.reason, h.actor, new Date().toISOString());
+    return this.get(h.repo, h.stack)!;
   }
 
-  get(stack: string): Hold | undefined {
-    const r = this.#db.prepare('SELECT * FROM holds WHERE stack = ?').get(stack);
+  get(repo: string, stack: string): Hold | undefined {
+    const r = this.#db.prepare('SELECT * FROM holds WHERE repo = ? AND stack = ?').get(repo, stack);
     return r && toHold(r);
   }
 
   /** Ends the stack's hold; returns it, or undefined when there was none. */
-  release(stack: string): Hold | undefined {
-    const h = this.get(stack);
-    if (h) this.#db.prepare('DELETE FROM holds WHERE stack = ?').run(stack);
+  release(repo: string, stack: string): Hold | undefined {
+    const h = this.get(repo, stack);
+    if (h) this.#db.prepare('DELETE FROM holds WHERE repo = ? AND stack = ?').run(repo, stack);
     return h;
   }
 
-  list(): Hold[] {
-    return this.#db.prepare('SELECT * FROM holds ORDER BY stack').all().map(toHold);
+  /** The repo's holds (every repo's without one), by stack name. */
+  list(repo?: string): Hold[] {
+    return (
+      repo === undefined
+        ? this.#db.prepare('SELECT * FROM holds ORDER BY stack, repo').all()
+        : this.#db.prepare('SELECT * FROM holds WHERE repo = ? ORDER BY stack').all(repo)
+    ).map(toHold);
   }
 }

@@ -124,8 +124,8 @@ export class SyncStore {
    * Marks as failed the stack's syncs left 'running' by a berth process on this machine that is
    * gone (killed mid-plan), and returns them. Syncs of live processes, or of other machines, stay.
    */
-  settleOrphans(stack: string): SyncRecord[] {
-    const running = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'running'`).all(stack).map(toRecord);
+  settleOrphans(repo: string, stack: string): SyncRecord[] {
+    const running = this.#db.prepare(`SELECT * FROM syncs WHERE repo = ? AND stack = ? AND outcome = 'running'`).all(repo, stack).map(toRecord);
     const orphans = running.filter((r) => r.owner !== OWNER && !ownerAlive(r.owner));
     for (const r of orphans) this.finish(r.id, { outcome: 'failed', error: `interrupted: the berth process that ran it (${r.owner ?? 'unknown'}) stopped` });
     return orphans.map((r) => this.get(r.id)!);
@@ -153,15 +153,17 @@ export class SyncStore {
     return readPage(this.#db, 'syncs', where, params, f, toRecord);
   }
 
-  /** The stack's latest sync run (by id), running or finished. */
-  latest(stack: string): SyncRecord | undefined {
-    const r = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? ORDER BY id DESC LIMIT 1`).get(stack);
+  /** The repo's stack's latest sync run (by id), running or finished. */
+  latest(repo: string, stack: string): SyncRecord | undefined {
+    const r = this.#db.prepare(`SELECT * FROM syncs WHERE repo = ? AND stack = ? ORDER BY id DESC LIMIT 1`).get(repo, stack);
     return r && toRecord(r);
   }
 
-  /** The stack's sync run that succeeded last (by finishing time), if any. */
-  lastSucceeded(stack: string): SyncRecord | undefined {
-    const r = this.#db.prepare(`SELECT * FROM syncs WHERE stack = ? AND outcome = 'succeeded' ORDER BY finishedAt DESC, id DESC LIMIT 1`).get(stack);
+  /** The repo's stack's sync run that succeeded last (by finishing time), if any. */
+  lastSucceeded(repo: string, stack: string): SyncRecord | undefined {
+    const r = this.#db
+      .prepare(`SELECT * FROM syncs WHERE repo = ? AND stack = ? AND outcome = 'succeeded' ORDER BY finishedAt DESC, id DESC LIMIT 1`)
+      .get(repo, stack);
     return r && toRecord(r);
   }
 }

@@ -4,7 +4,7 @@
  * (docs/how-it-works.md, "Rollback and holds").
  */
 import type { AuditInput, AuditLog } from '../audit/log.ts';
-import type { HoldStore } from '../audit/holds.ts';
+import type { Hold, HoldStore } from '../audit/holds.ts';
 import type { SyncStore } from '../audit/syncs.ts';
 import type { CommitInfo, RenderResult } from '../model.ts';
 import type { GitSource } from '../source/git.ts';
@@ -30,6 +30,8 @@ export interface ActionContext {
   passAt(repo: string, opts: PassOptions, at: Head): Promise<RepoPass>;
   /** the stacks' status may have changed */
   changed(): void;
+  /** the repos whose containers run under this stack name, as the hosts were last seen */
+  runningRepos(stackName: string): string[];
 }
 
 export class Actions {
@@ -45,13 +47,30 @@ export class Actions {
    * ask the forge.
    */
   async stackRepo(stackName: string): Promise<string | undefined> {
-    for (const repo of this.#ctx.sources.keys()) {
-      if (defines(this.#ctx.lastHead(repo), stackName)) return repo;
-    }
-    for (const repo of this.#ctx.sources.keys()) {
+    const known = this.#candidates(stackName).find((repo) => defines(this.#ctx.lastHead(repo), stackName));
+    if (known) return known;
+    for (const repo of this.#candidates(stackName)) {
       if (defines(await this.#ctx.readHead(repo).catch(() => undefined), stackName)) return repo;
     }
     return undefined;
+  }
+
+  /**
+   * The repos that may own a stack name, in the order passes give it (docs/manifests.md, "Stack
+   * names"): those whose containers run under it first, then every repo in the engine config's order.
+   */
+  #candidates(stackName: string): string[] {
+    const repos = [...this.#ctx.sources.keys()];
+    const running = this.#ctx.runningRepos(stackName).filter((r) => repos.includes(r));
+    return [...running, ...repos.filter((r) => !running.includes(r))];
+  }
+
+  /** The stack's hold: its owning repo's, or, for a name no repo defines any more, the one hold of that name. */
+  async holdOf(stackName: string): Promise<Hold | undefined> {
+    const repo = await this.stackRepo(stackName);
+    if (repo) return this.#ctx.holds.get(repo, stackName);
+    const held = this.#ctx.holds.list().filter((h) => h.stack === stackName);
+    return held.length === 1 ? held[0] : undefined;
   }
 
   /**
@@ -61,7 +80,7 @@ export class Actions {
   async rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
     const { repo, source, head } = await this.#find(stackName);
     return this.#ctx.serialize(repo, async () => {
-      const target = await this.#rollbackTarget(source, stackName, opts.to);
+      const target = await this.#rollbackTarget(repo, source, stackName, opts.to);
       const rendered = await this.#ctx.render(repo, source, target.sha);
       const then = rendered.stacks.find((s) => s.def.name === stackName);
       if (!then?.ok) {
@@ -98,8 +117,9 @@ export class Actions {
   }
 
   /** Ends a pause or a manual rollback's hold; the next pass applies the branch's head. False when the stack was not held. */
-  resume(stackName: string, actor: string): boolean {
-    const hold = this.#ctx.holds.release(stackName);
+  async resume(stackName: string, actor: string): Promise<boolean> {
+    const held = await this.holdOf(stackName);
+    const hold = held && this.#ctx.holds.release(held.repo, held.stack);
     if (!hold) return false;
     this.#ctx.audit.append({
       kind: 'stack.resumed',
@@ -115,16 +135,16 @@ export class Actions {
 
   /** The repo whose branch head (fetched now) defines the stack. */
   async #find(stackName: string): Promise<{ repo: string; source: GitSource; head: CommitInfo }> {
-    for (const [repo, source] of this.#ctx.sources) {
+    for (const repo of this.#candidates(stackName)) {
       const head = await this.#ctx.readHead(repo);
-      if (defines(head, stackName)) return { repo, source, head: head.commit };
+      if (defines(head, stackName)) return { repo, source: this.#ctx.sources.get(repo)!, head: head.commit };
     }
     throw new EngineError(`no repo defines a stack named ${stackName}`, 'unknown-stack');
   }
 
-  async #rollbackTarget(source: GitSource, stackName: string, to?: string): Promise<CommitInfo> {
+  async #rollbackTarget(repo: string, source: GitSource, stackName: string, to?: string): Promise<CommitInfo> {
     if (to) return source.commit(to);
-    const applied = this.#ctx.syncs.lastSucceeded(stackName)?.commitSha;
+    const applied = this.#ctx.syncs.lastSucceeded(repo, stackName)?.commitSha;
     if (!applied) throw new EngineError(`stack ${stackName} has no applied commit to roll back from: name one with --to`, 'nothing-to-roll-back');
     const history = await source.history();
     const i = history.findIndex((c) => c.sha === applied);

@@ -4,16 +4,10 @@
  * they are tested without Docker or Git (docs/how-it-works.md, "Drift" and "Rollouts").
  */
 import type { Hold } from '../audit/holds.ts';
+import type { Backoff } from '../audit/memory.ts';
 import type { Trigger } from '../audit/log.ts';
 import { describeAction, hasChanges, isRerun, type StackPlan } from '../diff/plan.ts';
 import type { RenderedStack } from '../model.ts';
-
-/** A stack's failed apply: which commit, how often in a row, and when automatic triggers may try again (ms since the epoch; Infinity: not by themselves). */
-export interface Backoff {
-  commit: string;
-  failures: number;
-  until: number;
-}
 
 export interface DecisionInput {
   plan: StackPlan;

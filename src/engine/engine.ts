@@ -20,8 +20,9 @@ import { AuditLog, type AuditRow } from '../audit/log.ts';
 import { loadAuditSigner } from '../audit/anchor.ts';
 import { Checkpointer, checkAnchorFile } from '../audit/checkpoint.ts';
 import { SyncStore } from '../audit/syncs.ts';
-import { HoldStore } from '../audit/holds.ts';
+import { HoldStore, type Hold } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
+import { StackMemory } from '../audit/memory.ts';
 import { imageKey } from '../apply/registries.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
@@ -125,6 +126,7 @@ export class Engine {
       holds: this.holds,
       syncs: this.syncs,
       pins: new PinStore(this.db),
+      memory: new StackMemory(this.db),
       fleet: this.fleet,
       drift: this.#drift,
       recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
@@ -145,6 +147,7 @@ export class Engine {
       render: async (repo, source, sha) => renderSnapshot(await source.snapshot(sha), this.#renderOptions(repo)),
       serialize: (repo, task) => this.#queue.serialize(repo, task),
       passAt: (repo, opts, at) => this.#reconciler.run(repo, opts, at),
+      runningRepos: (stackName) => [...new Set(this.world.hosts().flatMap((h) => h.containers.filter((c) => c.stack === stackName).map((c) => c.repo)))],
     });
   }
 
@@ -208,6 +211,11 @@ export class Engine {
   /** Pauses automatic syncs of the stack until `resume` or a new commit. */
   pause(stackName: string, actor: string): Promise<void> {
     return this.#actions.pause(stackName, actor);
+  }
+
+  /** The stack's hold, if it has one (its owning repo's). */
+  holdOf(stackName: string): Promise<Hold | undefined> {
+    return this.#actions.holdOf(stackName);
   }
 
   /** Ends a pause or a manual rollback's hold; false when the stack was not held. */
@@ -335,9 +343,9 @@ export class Engine {
     return stackState({
       repo,
       outcome,
-      latest: this.syncs.latest(outcome.stack),
-      lastSucceeded: this.syncs.lastSucceeded(outcome.stack),
-      hold: this.holds.get(outcome.stack),
+      latest: this.syncs.latest(repo, outcome.stack),
+      lastSucceeded: this.syncs.lastSucceeded(repo, outcome.stack),
+      hold: this.holds.get(repo, outcome.stack),
       unreachable: new Set(unreachable),
     });
   }

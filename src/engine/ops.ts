@@ -249,7 +249,7 @@ export class LocalOps implements Operations {
   }
 
   async resume(name: string, actor: string): Promise<void> {
-    const hold = this.#engine.holds.get(name);
+    const hold = await this.#engine.holdOf(name);
     if (hold)
       this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config.ts';
 import type { HoldStore } from '../audit/holds.ts';
+import type { Backoff, StackMemory } from '../audit/memory.ts';
 import type { AuditLog, Trigger } from '../audit/log.ts';
 import type { SyncStore } from '../audit/syncs.ts';
 import { pinKey, type Pin, type PinStore } from '../audit/pins.ts';
@@ -20,7 +21,7 @@ import { currentReplicas, LiveIndex } from '../schedule/current.ts';
 import { pinnable, pinned, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { placeStack, PlacementError, type CurrentReplica, type HostInfo } from '../schedule/place.ts';
 import type { JobScheduler } from './cron.ts';
-import { decide, holdEffect, nameOwner, nextBackoff, type Backoff } from './decide.ts';
+import { decide, holdEffect, nameOwner, nextBackoff } from './decide.ts';
 import type { DriftWatcher, Suspects } from './drift.ts';
 import type { Fleet, Observed } from './fleet.ts';
 import { mapLimit } from './limit.ts';
@@ -51,6 +52,8 @@ export interface PassContext {
   syncs: SyncStore;
   /** the digests services' images were pinned to, per spec */
   pins: PinStore;
+  /** each stack's back-off and last placement, kept across restarts */
+  memory: StackMemory;
   fleet: Fleet;
   drift: DriftWatcher;
   recorder: Recorder;
@@ -84,10 +87,6 @@ interface Hosts {
 
 export class Reconciler {
   readonly #ctx: PassContext;
-  /** where each stack's replicas were last placed: those on a host that stops answering stay assigned there (in memory only) */
-  readonly #lastPlaced = new Map<string, CurrentReplica[]>();
-  /** per stack: the commit whose apply failed, how often in a row, and when automatic triggers may try again (decide.ts nextBackoff) */
-  readonly #backoff = new Map<string, Backoff>();
 
   constructor(ctx: PassContext) {
     this.#ctx = ctx;
@@ -133,7 +132,9 @@ export class Reconciler {
     // one registry request per image and pass; the repo's pins read once, when a stack needs them
     let pins: Map<string, Pin> | undefined;
     const pinning: Pinning = { digests: new Map(), pins: () => (pins ??= ctx.pins.forRepo(repo)) };
-    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld, pinning);
+    // per stack: the attempt whose apply failed, how often in a row, and when automatic triggers may try again (decide.ts nextBackoff)
+    const backoffs = ctx.memory.backoffs(repo);
+    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld, pinning, backoffs);
     outcomes.push(...(await mapLimit(work, ctx.config.hostConcurrency, one)));
     if (!opts.dryRun && !opts.ignoreHolds) ctx.schedules()?.install(repo, commit, rendered);
     const unreachable = observed.statuses.filter((st) => !hosts.reachable.has(st.name)).map((st) => st.name);
@@ -149,7 +150,7 @@ export class Reconciler {
     const ctx = this.#ctx;
     const wanted = (name: string) => !opts.stack || opts.stack === name;
     const work: Work[] = [];
-    const holds = new Map(opts.ignoreHolds ? [] : ctx.holds.list().map((h) => [h.stack, h])); // one query, not one per stack
+    const holds = new Map(opts.ignoreHolds ? [] : ctx.holds.list(repo).map((h) => [h.stack, h])); // one query, not one per stack
     const owners = nameOwners(repo, rendered, observed, ctx);
     for (const r of rendered.stacks.filter((s) => wanted(s.def.name))) {
       const owner = owners.get(r.def.name);
@@ -163,7 +164,7 @@ export class Reconciler {
       const hold = holds.get(r.def.name);
       const effect = holdEffect(hold, commit.sha, Boolean(opts.dryRun));
       if (hold && effect === 'released') {
-        ctx.holds.release(r.def.name);
+        ctx.holds.release(repo, r.def.name);
         ctx.audit.append({
           ...base,
           kind: 'stack.resumed',
@@ -296,25 +297,23 @@ export class Reconciler {
     log: Logger,
     fromWorld: boolean,
     pinning: Pinning,
+    backoffs: Map<string, Backoff>,
   ): Promise<StackOutcome> {
     const ctx = this.#ctx;
     let plan: StackPlan;
     let unseen: CurrentReplica[];
     try {
-      const key = `${repo}/${w.name}`;
       const own = hosts.index.stack(repo, w.name);
-      const current = [...currentReplicas(own, repo, w.name), ...(this.#lastPlaced.get(key) ?? []).filter((r) => hosts.waiting.has(r.host))];
+      // where the replicas were last placed: those of a host that stops answering stay assigned there until it is lost
+      const waiting = hosts.waiting.size ? ctx.memory.placement(repo, w.name).filter((r) => hosts.waiting.has(r.host)) : [];
+      const current = [...currentReplicas(own, repo, w.name), ...waiting];
       const placed = w.stack ? placeStack(repo, w.stack, hosts.index.hostsFor(hosts.infos, repo, w.name), commit.sha, current) : [];
       hosts.index.placed(
         repo,
         w.name,
         placed.map((d) => ({ host: d.host, reserved: reservedOf(d.create.Labels) })),
       );
-      if (!opts.dryRun)
-        this.#lastPlaced.set(
-          key,
-          placed.map((d) => ({ service: d.service, slot: d.slot, host: d.host })),
-        );
+      if (!opts.dryRun) ctx.memory.setPlacement(repo, w.name, placed);
       // replicas kept on a host that does not answer wait for it
       const desired = await this.#pin(
         repo,
@@ -351,9 +350,9 @@ export class Reconciler {
       commit: commit.sha,
       attempt: attemptOf(commit.sha, plan),
       now: Date.now(),
-      backoff: this.#backoff.get(w.name),
+      backoff: backoffs.get(w.name),
       // read only when it can matter: a history query per stack would be paid by every no-op pass
-      lastSucceeded: !opts.dryRun && hasChanges(plan) ? ctx.syncs.lastSucceeded(w.name)?.commitSha : undefined,
+      lastSucceeded: !opts.dryRun && hasChanges(plan) ? ctx.syncs.lastSucceeded(repo, w.name)?.commitSha : undefined,
     });
     switch (decision.kind) {
       case 'report':
@@ -381,7 +380,7 @@ export class Reconciler {
           drift: decision.drift,
           waitHealthy: opts.waitHealthy,
         });
-        const backoff = nextBackoff(this.#backoff.get(w.name), attemptOf(commit.sha, plan), outcome.status, Date.now());
+        const backoff = nextBackoff(backoffs.get(w.name), attemptOf(commit.sha, plan), outcome.status, Date.now());
         // a followed image's rollout that rolled back or paused: its digest is not taken again by
         // itself, and the spec's pin goes back to the digest that ran before
         if (outcome.status === 'rolledback' || outcome.status === 'paused') {
@@ -390,8 +389,7 @@ export class Reconciler {
             if (m.from) ctx.pins.set({ repo, stack: w.name, service: m.service, specHash: m.specHash, image: m.image, digest: m.from, commitSha: commit.sha });
           }
         }
-        if (backoff) this.#backoff.set(w.name, backoff);
-        else this.#backoff.delete(w.name);
+        if (backoff || backoffs.has(w.name)) ctx.memory.setBackoff(repo, w.name, backoff);
         return { ...outcome, unseen };
       }
     }

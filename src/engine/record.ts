@@ -54,7 +54,7 @@ export class Recorder {
     { drift = false, waitHealthy = false } = {},
   ): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
-    for (const orphan of this.#syncs.settleOrphans(plan.stack)) {
+    for (const orphan of this.#syncs.settleOrphans(plan.repo, plan.stack)) {
       this.#audit.append({
         ...base,
         commit: undefined,
