@@ -8,8 +8,11 @@ import type Dockerode from 'dockerode';
 import type { ContainerSpec, FileDelivery, NetworkSpec, VolumeSpec } from '../model.ts';
 
 export interface HostOps {
-  /** gets the container's image onto the host (pull or build), before any old container is touched */
-  prepare(spec: ContainerSpec): Promise<void>;
+  /**
+   * gets the container's image onto the host (pull or build), before any old container is touched;
+   * true when this call built it (the caller reports the build)
+   */
+  prepare(spec: ContainerSpec): Promise<boolean>;
   createNetwork(spec: NetworkSpec, repo: string, stack: string, opts?: { fixedSubnet?: boolean }): Promise<string>;
   createVolume(spec: VolumeSpec, repo: string, stack: string): Promise<void>;
   removeNetwork(name: string): Promise<void>;
