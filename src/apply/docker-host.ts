@@ -551,16 +551,17 @@ export class DockerHost implements HostOps {
 
   /**
    * The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the
-   * audit of a failed replica or job, with its secrets masked (redact in job.ts): its secret-looking
-   * environment and the contents of the files berth wrote into it in this process.
+   * audit of a failed replica or job, with its secrets masked (redact in job.ts): the values of its
+   * secret-looking environment (`env`, as the caller inspected it) and the contents of the files
+   * berth wrote into it in this process.
    */
-  async tail(id: string, lines = 5, since?: string): Promise<string> {
+  async tail(id: string, env: readonly string[], lines = 5, since?: string): Promise<string> {
     try {
-      const container = this.docker.getContainer(id);
-      const buf = (await container.logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
+      const buf = (await this.docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
       const text = demux(buf).trim();
       if (!text) return '';
-      const env = (await container.inspect().catch(() => undefined))?.Config.Env ?? [];
       return redact(text, env, this.#written.get(id) ?? []);
     } catch {
       return '';

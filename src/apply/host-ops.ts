@@ -32,8 +32,8 @@ export interface HostOps {
   inspect(id: string): Promise<Dockerode.ContainerInspectInfo | undefined>;
   /** the files berth wrote into the container, read back from it */
   readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]>;
-  /** the last lines of a container's output */
-  tail(id: string, lines?: number, since?: string): Promise<string>;
+  /** the last lines of a container's output, secrets masked (`env`: the container's, as inspected) */
+  tail(id: string, env: readonly string[], lines?: number, since?: string): Promise<string>;
   stopAndRemove(id: string): Promise<void>;
   remove(id: string): Promise<void>;
 }
