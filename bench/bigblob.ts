@@ -130,7 +130,5 @@ if (import.meta.main) {
   } else {
     const { printTable } = await import('./lib.ts');
     printTable('berth bench: bounded input (a 200 MB file in the repo)', await bigblob());
-    // the git server's CGI may still be writing the refused pack into a pipe nobody reads: do not wait for it
-    process.exit(0);
   }
 }

@@ -136,8 +136,9 @@ class FakeHost implements HostOps {
     return c;
   }
 
-  async prepare(spec: ContainerSpec): Promise<void> {
+  async prepare(spec: ContainerSpec): Promise<boolean> {
     this.record('prepare', spec.create.Image ?? '');
+    return false;
   }
 
   async createNetwork(spec: NetworkSpec, _repo: string, _stack: string, opts: { fixedSubnet?: boolean } = {}): Promise<string> {

@@ -210,4 +210,25 @@ describe('a commit over the limits, fetched from a git server', () => {
     const wide = new GitSource({ name: 'object', url: remote.url, branch: 'main' }, join(tmp, 'cache-object'), { limits: { fetchSize: 8 * MiB } });
     expect((await wide.update()).sha).toBe(sha);
   });
+
+  it('waits out a server silent for seconds before the pack, then refuses the object or fetches it', async () => {
+    // 6 s: longer than the idle timeout of Node's global agent (5 s, 4 s on a socket reused after
+    // "Keep-Alive: timeout=5"), which ended such a fetch with "aborted" before the pack came
+    const silent = await startGitServer({ packSilenceMs: 6000 });
+    try {
+      const remote = await silent.createRepo('silent');
+      const sha = await remote.commit({ 'app/compose.yaml': BLOG, 'app/big.bin': noise(3 * MiB) });
+      const source = (fetchSize: number, cache: string) =>
+        new GitSource({ name: 'silent', url: remote.url, branch: 'main' }, join(tmp, cache), { limits: { fetchSize } });
+      // both at once: the test waits out the silence once
+      const [refused, fetched] = await Promise.allSettled([source(2 * MiB, 'cache-silent-tight').update(), source(8 * MiB, 'cache-silent-wide').update()]);
+      expect(refused.status === 'rejected' && (refused.reason as SourceError).limit).toBe('fetchSize');
+      expect(refused.status === 'rejected' && (refused.reason as Error).message).toMatch(
+        /^repo silent \(http:.*branch main\): the fetch brings one object of 3 MiB, over limits\.fetchSize \(2 MiB\): refused before it is held in memory$/,
+      );
+      expect(fetched.status === 'fulfilled' && fetched.value.sha).toBe(sha);
+    } finally {
+      await silent.close();
+    }
+  });
 });

@@ -73,7 +73,7 @@ export class DockerHost implements HostOps {
   private readonly registries: Registries;
   private readonly log: Logger;
   /** images made present (or being made present), by pull policy and name */
-  private readonly images = new Map<string, Promise<void>>();
+  private readonly images = new Map<string, Promise<boolean>>();
   private readonly imageEnvs = new Map<string, Promise<string[]>>();
   /** containers berth itself created, stopped, removed or renamed lately, and the events that caused */
   private readonly own = new Map<string, { until: number; actions: Set<string> }>();
@@ -138,46 +138,54 @@ export class DockerHost implements HostOps {
    * `always` pulls (once per sync wave: concurrent asks share one pull), `never` only checks, and a
    * service with `build:` is built here from the commit's tree unless an image of that build
    * (tagged with its hash) is here already. `platform` (os/arch[/variant]), when given, must match
-   * what the host has, or is pulled. Called before any old container is touched.
+   * what the host has, or is pulled. Called before any old container is touched. True when this
+   * call built the image: its caller reports the build (a call that shares another's gets false).
    */
-  prepare(spec: ContainerSpec): Promise<void> {
+  prepare(spec: ContainerSpec): Promise<boolean> {
     const image = spec.create.Image ?? '';
     const policy = spec.pull ?? 'missing';
     const platform = spec.create.platform;
     const key = `${policy} ${image}${platform ? `@${platform}` : ''}`;
-    let p = this.images.get(key);
-    if (!p) {
-      p = this.getImage(image, policy, spec.build, platform);
-      // only a present image is remembered; `always` pulls again next time
-      p.then(
-        () => policy === 'always' && this.images.delete(key),
-        () => this.images.delete(key),
-      );
-      this.images.set(key, p);
-    }
+    const shared = this.images.get(key);
+    if (shared) return shared.then(() => false);
+    const p = this.getImage(image, policy, spec.build, platform);
+    // only a present image is remembered; `always` pulls again next time
+    p.then(
+      () => policy === 'always' && this.images.delete(key),
+      () => this.images.delete(key),
+    );
+    this.images.set(key, p);
     return p;
   }
 
-  private async getImage(image: string, policy: PullPolicy, build: BuildRequest | undefined, platform?: string): Promise<void> {
+  /** Whether it built the image. */
+  private async getImage(image: string, policy: PullPolicy, build: BuildRequest | undefined, platform?: string): Promise<boolean> {
     if (build && policy === 'build') {
-      if (!(await this.localImage(image))) await this.build(build);
-      return;
+      if (await this.localImage(image)) return false;
+      await this.build(build);
+      return true;
     }
     if (policy === 'always') {
       try {
-        return await this.pull(image, platform);
+        await this.pull(image, platform);
+        return false;
       } catch (err) {
         if (!build) throw err;
         this.log.warn({ image, err: (err as Error).message }, 'pull failed: building instead');
-        return this.build(build);
+        await this.build(build);
+        return true;
       }
     }
     const found = await this.localImage(image);
-    if (found && (!platform || isFor(found, platform))) return;
+    if (found && (!platform || isFor(found, platform))) return false;
     if (policy === 'never') throw new Error(`image ${image}${platform ? ` for ${platform}` : ''} is not on host ${this.name}, and pull_policy is never`);
-    if (build) return this.build(build); // missing, with build: build what is not there
+    if (build) {
+      await this.build(build); // missing, with build: build what is not there
+      return true;
+    }
     const has = found ? ` (it has ${image} for ${platformOf(found)})` : '';
     await this.pull(image, platform, `pull ${image}${platform ? ` for ${platform}` : ''} on ${this.name}${has}`);
+    return false;
   }
 
   /**
@@ -543,16 +551,17 @@ export class DockerHost implements HostOps {
 
   /**
    * The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the
-   * audit of a failed replica or job, with its secrets masked (redact in job.ts): its secret-looking
-   * environment and the contents of the files berth wrote into it in this process.
+   * audit of a failed replica or job, with its secrets masked (redact in job.ts): the values of its
+   * secret-looking environment (`env`, as the caller inspected it) and the contents of the files
+   * berth wrote into it in this process.
    */
-  async tail(id: string, lines = 5, since?: string): Promise<string> {
+  async tail(id: string, env: readonly string[], lines = 5, since?: string): Promise<string> {
     try {
-      const container = this.docker.getContainer(id);
-      const buf = (await container.logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
+      const buf = (await this.docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
       const text = demux(buf).trim();
       if (!text) return '';
-      const env = (await container.inspect().catch(() => undefined))?.Config.Env ?? [];
       return redact(text, env, this.#written.get(id) ?? []);
     } catch {
       return '';

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { ContainerSpec, DependsOn, FileDelivery, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
+import { maskEnv } from '../schedule/container.ts';
 import { specFromInspect } from './docker-host.ts';
 import type { HostOps } from './host-ops.ts';
 import { waitReady, type Readiness } from './health.ts';
@@ -28,6 +29,17 @@ interface Where {
 
 export type StepEvent =
   | { kind: 'network.created' | 'volume.created' | 'network.removed'; host: string; name: string }
+  /** a service's image built on a host: the build's args masked as environment values are (by name, or as one of the stack's secrets) */
+  | {
+      kind: 'image.built';
+      host: string;
+      service: string;
+      ref: string;
+      args: Record<string, string>;
+      extraHosts: string[];
+      network?: string;
+      target?: string;
+    }
   | (Where & {
       kind: 'container.created' | 'container.replaced' | 'container.removed';
       containerBefore?: string;
@@ -54,6 +66,8 @@ export interface ApplyResult {
 
 type Host = (name: string) => HostOps;
 type Emit = (e: StepEvent) => void;
+/** Gets a container's image onto its host (HostOps.prepare), reporting a build. */
+type Ready = (host: string, spec: ContainerSpec) => Promise<void>;
 
 export interface ApplyOptions {
   /** every new replica, not only those another service waits for, is waited for until it runs and is healthy (`berth sync --wait`) */
@@ -77,6 +91,22 @@ export async function applyPlan(
     if (!h) throw new Error(`host ${name} is not registered`);
     return h;
   };
+  // the contents of the stack's secrets, by hash: a build arg holding one is masked in what is reported
+  const secrets = new Set(stack?.services.flatMap((s) => s.files.flatMap((f) => (f.kind === 'secret' ? [f.hash] : []))));
+  const ready: Ready = async (name, spec) => {
+    if (!(await host(name).prepare(spec)) || !spec.build) return;
+    const b = spec.build.spec;
+    onStep({
+      kind: 'image.built',
+      host: name,
+      service: spec.build.service,
+      ref: spec.build.ref,
+      args: maskEnv(b.args, secrets),
+      extraHosts: b.extraHosts,
+      ...(b.network === undefined ? {} : { network: b.network }),
+      ...(b.target === undefined ? {} : { target: b.target }),
+    });
+  };
   // hooks run only around a sync that changes something
   const hooks = (phase: Hook['phase']) => (hasChanges(plan) ? plan.hooks.filter((h) => h.phase === phase) : []);
   /** jobs not waited for at once: their runs end before the sync does, whatever happens meanwhile */
@@ -95,7 +125,7 @@ export async function applyPlan(
         onStep({ kind: 'volume.created', host: v.host, name: v.spec.name });
       }),
     );
-    const pre = await runHooks(hooks('pre-sync'), host, onStep);
+    const pre = await runHooks(hooks('pre-sync'), host, ready, onStep);
     if (pre) return pre;
     const services = new Set(stack?.services.map((s) => s.name));
     const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
@@ -109,14 +139,14 @@ export async function applyPlan(
       const waitedFor = (condition: DependsOn['condition']) =>
         stack!.services.some((s) => s.dependsOn.some((d) => d.service === svc.name && d.condition === condition));
       if (svc.job) {
-        const { done } = await launchJobs(svc, actions, host, onStep, waitedFor('service_completed_successfully'));
+        const { done } = await launchJobs(svc, actions, host, ready, onStep, waitedFor('service_completed_successfully'));
         pending.push(done);
         if (waitedFor('service_completed_successfully')) {
           const failed = await done;
           if (failed) throw new Halt(failed);
         }
       } else {
-        const result = await rollService(svc, actions, host, onStep, waitHealthy || waitedFor('service_healthy'));
+        const result = await rollService(svc, actions, host, ready, onStep, waitHealthy || waitedFor('service_healthy'));
         if (result.outcome !== 'synced') throw new Halt(result);
       }
       const late = removals.filter((a) => a.service === svc.name && !early.includes(a));
@@ -139,7 +169,7 @@ export async function applyPlan(
     if (stopped) return stopped;
     const failedJob = (await Promise.all(pending)).find((r) => r !== undefined);
     if (failedJob) return failedJob;
-    const post = await runHooks(hooks('post-sync'), host, onStep);
+    const post = await runHooks(hooks('post-sync'), host, ready, onStep);
     if (post) return post;
     for (const n of plan.removeNetworks) {
       await host(n.host).removeNetwork(n.name);
@@ -163,15 +193,17 @@ class Halt extends Error {
 }
 
 /** Runs the hooks one after the other, each replacing its previous runs' containers; the first that fails stops them. */
-async function runHooks(hooks: Hook[], host: Host, onStep: Emit): Promise<ApplyResult | undefined> {
+async function runHooks(hooks: Hook[], host: Host, ready: Ready, onStep: Emit): Promise<ApplyResult | undefined> {
   for (const hook of hooks) {
     const d = hook.desired;
     const w: Where = { host: d.host, service: d.service, slot: d.slot };
     for (const old of hook.live) await host(old.host).stopAndRemove(old.id);
     const h = host(d.host);
-    const id = await h.createAndStart(d).catch((err: unknown) => {
-      throw new Error(`${hook.phase} hook ${d.service} on ${d.host} could not start: ${(err as Error).message}`, { cause: err });
-    });
+    const id = await ready(d.host, d)
+      .then(() => h.createAndStart(d, { prepared: true }))
+      .catch((err: unknown) => {
+        throw new Error(`${hook.phase} hook ${d.service} on ${d.host} could not start: ${(err as Error).message}`, { cause: err });
+      });
     onStep({ ...w, kind: 'job.started', containerBefore: hook.live[0]?.id, containerAfter: id, reason: `${hook.phase} hook` });
     const run = await waitJob(h, id, d.job!.timeoutMs);
     onStep({ ...w, kind: run.ok ? 'job.succeeded' : 'job.failed', containerAfter: id, exitCode: run.exitCode, reason: `${hook.phase} hook: ${run.reason}` });
@@ -192,6 +224,7 @@ async function launchJobs(
   svc: ServiceSpec,
   actions: Action[],
   host: Host,
+  ready: Ready,
   onStep: Emit,
   waitForKept: boolean,
 ): Promise<{ done: Promise<ApplyResult | undefined> }> {
@@ -203,8 +236,9 @@ async function launchJobs(
       .map(async (a) => {
         const h = host(a.host);
         try {
+          await ready(a.host, a.desired);
           if (a.kind === 'replace') await h.stopAndRemove(a.live.id);
-          const id = scheduled ? await h.create(a.desired) : await h.createAndStart(a.desired);
+          const id = scheduled ? await h.create(a.desired, { prepared: true }) : await h.createAndStart(a.desired, { prepared: true });
           const before = a.kind === 'replace' ? a.live.id : undefined;
           onStep({
             ...where(a),
@@ -258,7 +292,7 @@ interface Changed {
   aside?: string;
 }
 
-async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
+async function rollService(svc: ServiceSpec, actions: Action[], host: Host, ready: Ready, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
   // Meanwhile what each changed replica was (for a rollback) is read, so that no replacement waits for it.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
@@ -268,11 +302,9 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, onSt
   const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
   await Promise.all(
     [...images.values()].map((a) =>
-      host(a.host)
-        .prepare(a.desired)
-        .catch((err: unknown) => {
-          throw new Error(`${svc.name}: ${(err as Error).message}`);
-        }),
+      ready(a.host, a.desired).catch((err: unknown) => {
+        throw new Error(`${svc.name}: ${(err as Error).message}`);
+      }),
     ),
   );
 

@@ -65,7 +65,7 @@ export async function waitReady(host: HostOps, id: string, opts: ReadyOptions = 
 async function whyNotReady(host: HostOps, id: string, info: Dockerode.ContainerInspectInfo, restarts: number, checked: boolean): Promise<string | undefined> {
   const state = info.State;
   const tail = async () => {
-    const out = await host.tail(id);
+    const out = await host.tail(id, info.Config.Env ?? []);
     return out ? `; last output: ${out.split('\n').slice(-5).join(' | ')}` : '';
   };
   if (info.RestartCount > restarts || state.Restarting) return `it restarted (exit code ${state.ExitCode})${await tail()}`;

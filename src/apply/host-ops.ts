@@ -8,8 +8,11 @@ import type Dockerode from 'dockerode';
 import type { ContainerSpec, FileDelivery, NetworkSpec, VolumeSpec } from '../model.ts';
 
 export interface HostOps {
-  /** gets the container's image onto the host (pull or build), before any old container is touched */
-  prepare(spec: ContainerSpec): Promise<void>;
+  /**
+   * gets the container's image onto the host (pull or build), before any old container is touched;
+   * true when this call built it (the caller reports the build)
+   */
+  prepare(spec: ContainerSpec): Promise<boolean>;
   createNetwork(spec: NetworkSpec, repo: string, stack: string, opts?: { fixedSubnet?: boolean }): Promise<string>;
   createVolume(spec: VolumeSpec, repo: string, stack: string): Promise<void>;
   removeNetwork(name: string): Promise<void>;
@@ -29,8 +32,8 @@ export interface HostOps {
   inspect(id: string): Promise<Dockerode.ContainerInspectInfo | undefined>;
   /** the files berth wrote into the container, read back from it */
   readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]>;
-  /** the last lines of a container's output */
-  tail(id: string, lines?: number, since?: string): Promise<string>;
+  /** the last lines of a container's output, secrets masked (`env`: the container's, as inspected) */
+  tail(id: string, env: readonly string[], lines?: number, since?: string): Promise<string>;
   stopAndRemove(id: string): Promise<void>;
   remove(id: string): Promise<void>;
 }

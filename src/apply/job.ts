@@ -45,7 +45,7 @@ const ended = (info: Dockerode.ContainerInspectInfo) => !info.State.Running && (
 async function outcome(host: HostOps, info: Dockerode.ContainerInspectInfo, since: string | undefined, timedOut?: string): Promise<JobRun> {
   const code = info.State.ExitCode;
   if (code === 0 && !timedOut) return { ok: true, exitCode: 0, reason: 'exit code 0' };
-  const output = redact(await host.tail(info.Id, TAIL_LINES, since), info.Config.Env ?? []);
+  const output = await host.tail(info.Id, info.Config.Env ?? [], TAIL_LINES, since);
   const how = [timedOut, info.State.OOMKilled ? 'killed: out of memory' : undefined, `exit code ${code}`].filter(Boolean).join('; ');
   return { ok: false, exitCode: code, reason: `${how}; ${output ? `last output:\n${output}` : 'no output'}` };
 }
@@ -69,7 +69,7 @@ export function justAfter(time: string | undefined): string | undefined {
  * `text` with secrets masked: the values of the container's secret-looking environment variables
  * and credential URLs, and `contents` (what berth wrote into it: its secrets and configs).
  */
-export function redact(text: string, env: string[], contents: readonly string[] = []): string {
+export function redact(text: string, env: readonly string[], contents: readonly string[] = []): string {
   const secrets = env
     .map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)])
     .filter(([k, v]) => k !== '' && (SECRET_KEY.test(k) || CREDENTIAL_URL.test(v)) && v.length >= 4)

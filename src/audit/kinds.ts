@@ -19,6 +19,8 @@ export const AUDIT_KINDS = [
   'volume.created',
   // a stack network no longer wanted is removed from a host
   'network.removed',
+  // a service's image is built on a host (build:): the built image, and the build's args (secret-looking values masked), extra_hosts, network and target
+  'image.built',
   // a replica's container is created where none was
   'container.created',
   // a replica's container is replaced by one for the new spec

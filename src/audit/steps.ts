@@ -12,6 +12,8 @@ export function stepRow(e: StepEvent): AuditInput {
     case 'volume.created':
     case 'network.removed':
       return { kind: e.kind, host: e.host, message: e.name };
+    case 'image.built':
+      return { kind: e.kind, service: e.service, host: e.host, message: builtMessage(e) };
     case 'rollout.batch':
       return {
         kind: e.rollback ? 'rollback.batch' : 'rollout.batch',
@@ -37,6 +39,18 @@ export function stepRow(e: StepEvent): AuditInput {
         message: `${e.service}#${e.slot}: ${e.reason}`,
       };
   }
+}
+
+/** What a build was given besides its context: its args (already masked), extra_hosts, network, target. */
+function builtMessage(e: Extract<StepEvent, { kind: 'image.built' }>): string {
+  const args = Object.entries(e.args).map(([k, v]) => `${k}=${v}`);
+  const parts = [
+    args.length ? `args ${args.join(', ')}` : '',
+    e.extraHosts.length ? `extra_hosts ${e.extraHosts.join(', ')}` : '',
+    e.network === undefined ? '' : `network ${e.network}`,
+    e.target === undefined ? '' : `target ${e.target}`,
+  ].filter(Boolean);
+  return `built ${e.ref}${parts.length ? `: ${parts.join('; ')}` : ''}`;
 }
 
 export function summarizePlan(plan: StackPlan) {

@@ -89,6 +89,20 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
     summarize(true);
   });
 
+  /**
+   * The pass an accepted delivery asks of a repo: its webhook.received row (`message`: which
+   * delivery, what it pushed), its log line, and the pass itself, not awaited: the sender gets its
+   * answer now; the pass's own rows go to the audit log.
+   */
+  const startPass = (provider: string, deliveryId: string | undefined, repo: string, actor: string, message: string, logged: Record<string, unknown>) => {
+    const delivery = clip(deliveryId ?? '');
+    engine.audit.append({ kind: 'webhook.received', repo, trigger: 'webhook', actor, message });
+    log.info({ provider, delivery, repo, ...logged }, 'webhook accepted');
+    engine.syncRepo(repo, { trigger: 'webhook', actor }).catch((err: unknown) => {
+      log.error({ provider, repo, delivery, err: (err as Error).message }, 'the pass a webhook asked for failed');
+    });
+  };
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -168,11 +182,7 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
       const coalesced = engine.passQueued(repo);
       const detail = `${images} pushed; repo ${repo} follows it: ${coalesced ? 'joins the pass already queued' : 'a pass is queued'}, which resolves the tag`;
       const row = store.record({ ...base, repo, outcome: 'accepted', ...(coalesced ? { reason: 'coalesced' as const } : {}), detail, status: 202 });
-      engine.audit.append({ kind: 'webhook.received', repo, trigger: 'webhook', actor, message: `registry delivery ${idOf(deliveryId)}: ${detail}` });
-      log.info({ provider, delivery: clip(deliveryId ?? ''), repo, images, coalesced }, 'webhook accepted');
-      engine.syncRepo(repo, { trigger: 'webhook', actor }).catch((err: unknown) => {
-        log.error({ repo, delivery: clip(deliveryId ?? ''), err: (err as Error).message }, 'the pass a registry webhook asked for failed');
-      });
+      startPass(provider, deliveryId, repo, actor, `registry delivery ${idOf(deliveryId)}: ${detail}`, { images, coalesced });
       return row;
     });
     const accepted = rows.filter((r) => r.outcome === 'accepted');
@@ -305,20 +315,10 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
 
       function startSync(r: DeliveryRecord): void {
         const what = `${provider} delivery ${idOf(r.deliveryId)}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;
-        engine.audit.append({
-          kind: 'webhook.received',
-          repo: r.repo,
-          trigger: 'webhook',
-          actor,
-          message: `${what}; ${r.reason === 'coalesced' ? 'joins the pass already queued' : 'a pass is queued'}`,
-        });
-        log.info(
-          { provider, delivery: clip(r.deliveryId ?? ''), repo: r.repo, commit: r.commitSha?.slice(0, 7), coalesced: r.reason === 'coalesced' },
-          'webhook accepted',
-        );
-        // Not awaited: the forge gets its answer now; the pass's own rows go to the audit log.
-        engine.syncRepo(r.repo!, { trigger: 'webhook', actor }).catch((err: unknown) => {
-          log.error({ repo: r.repo, delivery: clip(r.deliveryId ?? ''), err: (err as Error).message }, 'the sync a webhook asked for failed');
+        const coalesced = r.reason === 'coalesced';
+        startPass(provider, r.deliveryId, r.repo!, actor, `${what}; ${coalesced ? 'joins the pass already queued' : 'a pass is queued'}`, {
+          commit: r.commitSha?.slice(0, 7),
+          coalesced,
         });
       }
     },

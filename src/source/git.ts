@@ -98,7 +98,17 @@ export class GitSource {
     const agent = repo.ca ? new https.Agent({ ca: [...tls.rootCertificates, repo.ca.toString()] }) : undefined;
     this.#http = {
       request: async (req) => {
-        const res = await nodeHttp.request({ ...req, agent: req.agent ?? agent, signal: req.signal ?? AbortSignal.timeout(timeout) });
+        const res = await nodeHttp.request({
+          ...req,
+          agent: req.agent ?? agent,
+          signal: req.signal ?? AbortSignal.timeout(timeout),
+          // the socket's idle timeout, which Node's global agent sets to 5 s (4 s on a socket
+          // reused after a "Keep-Alive: timeout=5" answer) and which ends the request when it
+          // fires: git sends nothing while it compresses a big object before the pack, so a
+          // response may be silent that long; the whole request is bounded by the signal above
+          // (docs/benchmarks.md, "Bounded input")
+          fetchOptions: { ...req.fetchOptions, timeout },
+        });
         // a fetch's pack: isomorphic-git holds all of it in memory (to write it and to index it), so it is bounded as it comes
         return req.method === 'POST' && /\/git-upload-pack$/.test(new URL(req.url).pathname) && res.body ? { ...res, body: this.#bounded(res.body) } : res;
       },

@@ -69,11 +69,21 @@ const KIND_BY_SUFFIX: Array<[string, keyof RequestCounts]> = [
   ['/git-receive-pack', 'receive-pack'],
 ];
 
-/**
- * Starts the server on a random loopback port. With `token`, every request needs Basic auth with
- * that password. With `tls`, it speaks HTTPS with that certificate (`ca` signs it).
- */
-export async function startGitServer(opts: { token?: string; tls?: { cert: string; key: string; ca: string } } = {}): Promise<GitServer> {
+export interface GitServerOptions {
+  /** every request needs Basic auth with this password */
+  token?: string;
+  /** speak HTTPS with this certificate (`ca` signs it) */
+  tls?: { cert: string; key: string; ca: string };
+  /**
+   * An upload-pack answer sends its head and first bytes, then nothing for this long before the
+   * rest: what git does while it compresses a big object before the pack's first bytes (several
+   * seconds for a 200 MB file), without the big file.
+   */
+  packSilenceMs?: number;
+}
+
+/** Starts the server on a random loopback port. */
+export async function startGitServer(opts: GitServerOptions = {}): Promise<GitServer> {
   const top = await mkdtemp(join(tmpdir(), 'berth-git-server-'));
   const root = join(top, 'repos'); // GIT_PROJECT_ROOT: only the bare repos are served
   await mkdir(root);
@@ -156,8 +166,17 @@ export async function startGitServer(opts: { token?: string; tls?: { cert: strin
       }
       res.writeHead(status, statusText, headers);
       res.write(head.subarray(m.index + m[0].length));
-      child.stdout.pipe(res);
+      if (opts.packSilenceMs && url.pathname.endsWith('/git-upload-pack')) {
+        child.stdout.pause();
+        setTimeout(() => res.destroyed || child.stdout.pipe(res), opts.packSilenceMs);
+      } else child.stdout.pipe(res);
     };
+    // A client that hangs up before the end (berth refusing a fetch) would leave git blocked
+    // writing the rest into a pipe nobody reads, holding what it packs: the pipe is closed, and
+    // git ends on its next write.
+    res.on('close', () => {
+      if (!res.writableFinished) child.stdout.destroy();
+    });
     child.stdout.on('data', onData);
     child.on('close', (code) => {
       if (headersDone) return;
