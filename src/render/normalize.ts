@@ -12,7 +12,7 @@ import { jobPart, type JobPart } from './job.ts';
 import { includeRefs, type IncludeRef } from './include.ts';
 import { passPart, type PassPart } from './passthrough.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { badDuration, obj, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
+import { badDuration, normalPath, obj, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
 /** One file's view of one service. Absent fields were not set in this file. */
 export interface ServicePart {
@@ -377,7 +377,7 @@ function classifySource(source: string, dir: string): Pick<MountSpec, 'type' | '
   if (source.startsWith('/')) return { type: 'bind', source };
   if (source.startsWith('~')) return homeBind(source);
   if (source.startsWith('.')) {
-    const repoPath = posix.normalize(posix.join(dir, source));
+    const repoPath = normalPath(posix.join(dir, source));
     if (repoPath === '..' || repoPath.startsWith('../')) return `'${source}' points outside the repository`;
     return { type: 'bind', source, repoPath };
   }

@@ -117,8 +117,17 @@ export const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && 
 
 /** `path` (relative to the folder of `from`) as a snapshot path; undefined when it is absolute or leaves the repository. */
 export function repoPath(from: string, path: string): string | undefined {
-  const resolved = posix.normalize(posix.join(posix.dirname(from), path));
+  const resolved = normalPath(posix.join(posix.dirname(from), path));
   return path.startsWith('/') || resolved === '..' || resolved.startsWith('../') ? undefined : resolved;
+}
+
+/**
+ * A snapshot path, normalised and without a trailing slash: a folder written `backend/` or
+ * `./backend/` is `backend`, the root (`./`) is `.`.
+ */
+export function normalPath(path: string): string {
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') || '.' : normal;
 }
 
 /** A size as people read it: `12.5 MiB` (bytes in 1024s). */
