@@ -89,7 +89,8 @@ export function normalizeFile(src: YamlSource, data: unknown, stack: string | un
   const errors: SourceError[] = [];
   const fail = (path: Path, message: string, key = false) => void errors.push(errorAt(src, path, message, { key }));
   const top = obj(data);
-  if (stack !== undefined && top.name !== undefined && top.name !== stack) {
+  // an empty name (a variable unset) counts as none, as in Compose
+  if (stack !== undefined && top.name !== undefined && top.name !== '' && top.name !== stack) {
     fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
   }
   const model: ComposeModel = {
