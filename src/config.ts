@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import cron from 'node-cron';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { INPUT_LIMITS, type InputLimits, type RepoPolicy } from './model.ts';
 
 export interface TlsConfig {
@@ -299,9 +299,12 @@ export function loadConfig(file: string): BerthConfig {
         .slice(1)
         .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       const node = doc.getIn(path, true);
-      const at = isNode(node) ? node.range?.[0] : undefined;
+      const unknown = e.keyword === 'additionalProperties' ? String(e.params.additionalProperty) : undefined;
+      // an unknown key is shown where it is written, not where the mapping holding it starts
+      const keyNode = unknown !== undefined && isMap(node) ? node.items.find((p) => isScalar(p.key) && String(p.key.value) === unknown)?.key : undefined;
+      const at = isNode(keyNode) ? keyNode.range?.[0] : isNode(node) ? node.range?.[0] : undefined;
       const key = e.instancePath.slice(1).replaceAll('/', '.') || '(top level)';
-      const extra = e.keyword === 'additionalProperties' ? ` '${String(e.params.additionalProperty)}'` : '';
+      const extra = unknown !== undefined ? ` '${unknown}'` : '';
       return `${where(at)}: ${key}: ${e.message}${extra}`;
     });
     throw new ConfigError(lines.join('\n'));

@@ -186,6 +186,12 @@ export interface ServiceNetwork {
   /** the network's key in the stack's `networks:` ("default" for the implicit one) */
   key: string;
   aliases: string[];
+  /** `ipv4_address`: the container's fixed address there (one replica only) */
+  ipv4Address?: string;
+  /** `ipv6_address` */
+  ipv6Address?: string;
+  /** `link_local_ips` */
+  linkLocalIps?: string[];
 }
 
 export interface HealthcheckSpec {
@@ -370,6 +376,32 @@ export interface NetworkSpec {
   reach?: 'repo' | 'policy';
   driver?: string;
   labels: Record<string, string>;
+  /** `ipam:` as written (Docker's IPAM block when the network is created) */
+  ipam?: IpamSpec;
+  /** `enable_ipv6` */
+  enableIpv6?: boolean;
+}
+
+/** A network's `ipam:`: the IPAM driver, its address pools and options. */
+export interface IpamSpec {
+  driver?: string;
+  config: Array<{ subnet?: string; ipRange?: string; gateway?: string; auxAddresses?: Record<string, string> }>;
+  options?: Record<string, string>;
+}
+
+/**
+ * What of a network's configuration berth keeps on it (the `berth.network-config` label), to see
+ * a change: `ipam` and `enable_ipv6`, as stable JSON; undefined for a network with neither (Docker
+ * picks its subnet), which is how networks made before the label exist too.
+ */
+export function networkConfig(spec: Pick<NetworkSpec, 'ipam' | 'enableIpv6'>): string | undefined {
+  if (spec.ipam === undefined && spec.enableIpv6 === undefined) return undefined;
+  const ipam = spec.ipam && {
+    ...(spec.ipam.driver !== undefined ? { driver: spec.ipam.driver } : {}),
+    config: spec.ipam.config.map((c) => Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined))),
+    ...(spec.ipam.options !== undefined ? { options: spec.ipam.options } : {}),
+  };
+  return JSON.stringify({ ...(ipam ? { ipam } : {}), ...(spec.enableIpv6 !== undefined ? { enable_ipv6: spec.enableIpv6 } : {}) });
 }
 
 export interface VolumeSpec {
@@ -468,6 +500,8 @@ export const LABEL = {
   buildHash: 'berth.build-hash',
   /** the registry's digest of the image a container was created from (`sha256:...`), when it was pinned */
   digest: 'berth.image-digest',
+  /** on a network with `ipam` or `enable_ipv6`: them, as networkConfig() writes them, so that a change is seen */
+  networkConfig: 'berth.network-config',
 } as const;
 
 /** The labels that make a container, network or volume berth's, and its repo's and stack's (Compose's project too). */
@@ -487,7 +521,8 @@ export function reservedOf(labels: Record<string, string> | undefined): { cpus: 
 export interface ContainerSpec {
   name: string;
   create: Dockerode.ContainerCreateOptions;
-  networks: Array<{ network: string; aliases: string[] }>;
+  /** each with its fixed addresses there, when it has some (Docker's endpoint IPAMConfig) */
+  networks: Array<{ network: string; aliases: string[]; ipv4Address?: string; ipv6Address?: string; linkLocalIps?: string[] }>;
   /** how the image gets onto the host (default `missing`) */
   pull?: PullPolicy;
   /** how to build the image, for a service with `build:` */

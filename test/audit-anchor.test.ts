@@ -695,7 +695,7 @@ describe('berth init', () => {
     expect(r.stdout.split('\n')).toEqual([
       `created audit.key: the Ed25519 key that signs the audit log's checkpoints (key ${signer.keyId}, mode 0600)`,
       'created audit.key.pub: its public key, for `berth audit verify --public-key` elsewhere',
-      'created berth.config.yaml: the local Docker socket as the host, dataDir ./data, auditKeyFile audit.key; add your repos',
+      'created berth.config.yaml: the local Docker socket as the host, no repos yet: add yours, the API on 127.0.0.1:8080 (no tokens: loopback only), dataDir ./data, auditKeyFile audit.key',
       '',
     ]);
     expect(statSync(join(dir, 'audit.key')).mode & 0o777).toBe(0o600);

@@ -80,7 +80,39 @@ describe('berth validate', () => {
     const r = await runCli(['validate', EXAMPLES]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ok: 2 stack\(s\), 3 service\(s\)/);
+    expect(r.stdout).toBe('a repo of stack folders (no berth.yaml): 2 stack(s): hello, pair\nok: 2 stack(s), 3 service(s)\n');
+  });
+
+  it('takes a folder holding one Compose file as a single stack, and says which it took', async () => {
+    const dir = join(tmp, 'Single.App');
+    mkdirSync(join(dir, 'db'), { recursive: true });
+    writeFileSync(join(dir, 'docker-compose.yml'), 'include: [db/compose.yaml]\nservices:\n  web:\n    image: nginx\n');
+    writeFileSync(join(dir, 'db/compose.yaml'), 'services:\n  db:\n    image: postgres\n');
+    const byFolder = await runCli(['validate', dir]);
+    expect(byFolder.stderr).toBe('');
+    expect(byFolder.code).toBe(0);
+    expect(byFolder.stdout).toBe(
+      'a single stack (docker-compose.yml): singleapp (no name: in docker-compose.yml: named after the folder here, after the repo by berth serve)\nok: 1 stack(s), 2 service(s)\n',
+    );
+    const config = join(tmp, 'single.yaml');
+    writeFileSync(config, 'repos:\n  - name: shop\n    url: /nowhere\n');
+    const byRepo = await runCli(['--config', config, 'validate', dir, '--repo', 'shop']);
+    expect(byRepo.stdout).toBe(
+      'a single stack (docker-compose.yml): shop (no name: in docker-compose.yml: named after the repo)\nok: 1 stack(s), 2 service(s)\n',
+    );
+    writeFileSync(join(dir, 'compose.yaml'), 'name: web\nservices:\n  web:\n    image: nginx\n    ports: [80]\n');
+    const named = await runCli(['validate', dir]);
+    expect(named.stdout).toBe('a single stack (compose.yaml): web\nok: 1 stack(s), 1 service(s)\n');
+    writeFileSync(join(dir, 'compose.yaml'), 'name: Web\nservices:\n  web:\n    image: nginx\n');
+    const bad = await runCli(['validate', dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe(
+      "a single stack (compose.yaml)\ncompose.yaml:1:7: name: the project name 'Web' is not a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit)\n",
+    );
+    writeFileSync(join(dir, 'berth.yaml'), 'stacks:\n  - name: a\n    compose: db/compose.yaml\n  - name: b\n    compose: docker-compose.yml\n');
+    const listed = await runCli(['validate', dir]);
+    expect(listed.stdout).toBe('a repo with berth.yaml: 2 stack(s): a, b\nok: 2 stack(s), 3 service(s)\n');
+    noStackTrace(bad.stderr);
   });
 
   it('reports each error as file:line:col: message and exits 1', async () => {
@@ -117,7 +149,7 @@ describe('berth validate', () => {
     );
     expect(strict.stdout).toContain('agent/compose.yaml:5:15: services.agent.volumes[0]: a bind mount of /srv/agent is not allowed for this repo');
     const ops = await runCli(['--config', config, 'validate', dir, '--repo', 'ops']);
-    expect(ops.stdout).toBe('ok: 1 stack(s), 1 service(s)\n');
+    expect(ops.stdout).toBe('a repo of stack folders (no berth.yaml): 1 stack(s): agent\nok: 1 stack(s), 1 service(s)\n');
     expect(ops.code).toBe(0);
     const apps = await runCli(['validate', dir, '--config', config, '--repo', 'apps']);
     expect(apps.code).toBe(1);
@@ -143,7 +175,7 @@ describe('bad config and unreachable repos', () => {
     writeFileSync(file, 'hosts:\n  - name: local\n    endpoint: unix:///var/run/docker.sock\n    lables: { a: b }\n');
     const r = await runCli(['--config', file, 'sync']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${file}:2:`);
+    expect(r.stderr).toContain(`${file}:4:5: hosts.0: must NOT have additional properties 'lables'`);
     expect(r.stderr).toContain('lables');
     noStackTrace(r.stderr);
   });

@@ -191,7 +191,7 @@ describe('registries: in the engine config', () => {
     ['registries:\n  - host: ghcr.io\n    username: bot\n', /registries\[0\]: passwordFile missing: an entry is host, username and passwordFile/],
     ['registries:\n  - dockerConfigFile: c.json\n    host: ghcr.io\n', /registries\[0\]: dockerConfigFile stands alone/],
     ['registries:\n  - host: https://ghcr.io\n    username: u\n    passwordFile: p\n', /:2:11: registries\.0\.host: must match pattern/],
-    ['registries:\n  - host: ghcr.io\n    password: hunter2\n', /:2:5: registries\.0: must NOT have additional properties 'password'/],
+    ['registries:\n  - host: ghcr.io\n    password: hunter2\n', /:3:5: registries\.0: must NOT have additional properties 'password'/],
     [
       'registries:\n  - host: reg:5000\n    username: u\n    passwordFile: p\n    caFile: ca.pem\n',
       /registries\[0\]\.caFile: berth sends no request to a registry .* \/etc\/docker\/certs\.d\/reg:5000\/ca\.crt/,

@@ -11,11 +11,13 @@ import { imageRepository } from '../render/build.ts';
 import { Registries, registryOf, type Credential } from './registries.ts';
 import {
   LABEL,
+  networkConfig,
   ownerLabels,
   Sealed,
   type BuildRequest,
   type ContainerSpec,
   type FileDelivery,
+  type IpamSpec,
   type NetworkSpec,
   type PullPolicy,
   type VolumeSpec,
@@ -349,19 +351,24 @@ export class DockerHost implements HostOps {
    */
   async createNetwork(spec: NetworkSpec, repo: string, stack: string, { fixedSubnet = false }: { fixedSubnet?: boolean } = {}): Promise<string> {
     const driver = spec.driver ?? 'bridge';
+    const config = networkConfig(spec);
     const options = {
       Name: spec.name,
       Driver: driver,
       CheckDuplicate: true,
-      Labels: { ...spec.labels, ...ownerLabels(repo, stack), [LABEL.composeNetwork]: spec.key },
+      Labels: { ...spec.labels, ...ownerLabels(repo, stack), [LABEL.composeNetwork]: spec.key, ...(config ? { [LABEL.networkConfig]: config } : {}) },
+      ...(spec.enableIpv6 !== undefined ? { EnableIPv6: spec.enableIpv6 } : {}),
+      ...(spec.ipam ? { IPAM: ipamOptions(spec.ipam) } : {}),
     };
     try {
-      if (!fixedSubnet || driver !== 'bridge') return (await this.docker.createNetwork(options)).id;
+      // a network whose ipam gives a subnet has one configured already
+      const configured = spec.ipam?.config.some((c) => c.subnet !== undefined) ?? false;
+      if (!fixedSubnet || driver !== 'bridge' || configured) return (await this.docker.createNetwork(options)).id;
       const probe = await this.docker.createNetwork({ ...options, Name: `${spec.name}-subnet`, Internal: true });
       const ipam = (await probe.inspect()).IPAM as { Config?: Array<{ Subnet?: string; Gateway?: string }> } | undefined;
       await probe.remove();
-      const config = ipam?.Config?.filter((c) => c.Subnet) ?? [];
-      return (await this.docker.createNetwork(config.length ? { ...options, IPAM: { Driver: 'default', Config: config } } : options)).id;
+      const picked = ipam?.Config?.filter((c) => c.Subnet) ?? [];
+      return (await this.docker.createNetwork(picked.length ? { ...options, IPAM: { Driver: 'default', Config: picked } } : options)).id;
     } catch (err) {
       throw new DockerError(`create network ${spec.name} on ${this.name}`, err);
     }
@@ -405,7 +412,7 @@ export class DockerHost implements HostOps {
   async create(spec: ContainerSpec, { name = spec.name, aliases = true, prepared = false }: CreateOptions = {}): Promise<string> {
     if (!prepared) await this.prepare(spec);
     const [first, ...others] = spec.networks;
-    const endpoint = (n: { aliases: string[] }) => ({ Aliases: aliases ? n.aliases : [] });
+    const endpoint = (n: ContainerSpec['networks'][number]) => ({ Aliases: aliases ? n.aliases : [], ...endpointAddresses(n) });
     let container: Dockerode.Container;
     for (const [n, until] of this.creating) if (until < Date.now()) this.creating.delete(n);
     this.creating.set(name, Date.now() + 10_000);
@@ -657,10 +664,43 @@ export function specFromInspect(i: Dockerode.ContainerInspectInfo, files: FileDe
       OpenStdin: c.OpenStdin,
       HostConfig: i.HostConfig,
     },
-    networks: Object.entries(i.NetworkSettings.Networks).map(([network, n]) => ({
-      network,
-      aliases: ((n.Aliases as string[] | null) ?? []).filter((a) => a !== shortId && a !== i.Id),
+    networks: Object.entries(i.NetworkSettings.Networks).map(([network, n]) => {
+      // the addresses it was given (not those Docker picked), as it was created with them
+      const given = (n as { IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] } | null }).IPAMConfig;
+      return {
+        network,
+        aliases: ((n.Aliases as string[] | null) ?? []).filter((a) => a !== shortId && a !== i.Id),
+        ...(given?.IPv4Address ? { ipv4Address: given.IPv4Address } : {}),
+        ...(given?.IPv6Address ? { ipv6Address: given.IPv6Address } : {}),
+        ...(given?.LinkLocalIPs?.length ? { linkLocalIps: given.LinkLocalIPs } : {}),
+      };
+    }),
+  };
+}
+
+/** A network's `ipam:` as Docker's IPAM block. */
+function ipamOptions(ipam: IpamSpec): Dockerode.NetworkCreateOptions['IPAM'] {
+  return {
+    Driver: ipam.driver ?? 'default',
+    Config: ipam.config.map((c) => ({
+      ...(c.subnet !== undefined ? { Subnet: c.subnet } : {}),
+      ...(c.ipRange !== undefined ? { IPRange: c.ipRange } : {}),
+      ...(c.gateway !== undefined ? { Gateway: c.gateway } : {}),
+      ...(c.auxAddresses !== undefined ? { AuxiliaryAddresses: c.auxAddresses } : {}),
     })),
+    ...(ipam.options !== undefined ? { Options: ipam.options } : {}),
+  };
+}
+
+/** Docker's IPAMConfig of an endpoint for a container's fixed addresses on one network (nothing when it has none). */
+function endpointAddresses(n: ContainerSpec['networks'][number]): { IPAMConfig?: Record<string, unknown> } {
+  if (n.ipv4Address === undefined && n.ipv6Address === undefined && !n.linkLocalIps?.length) return {};
+  return {
+    IPAMConfig: {
+      ...(n.ipv4Address !== undefined ? { IPv4Address: n.ipv4Address } : {}),
+      ...(n.ipv6Address !== undefined ? { IPv6Address: n.ipv6Address } : {}),
+      ...(n.linkLocalIps?.length ? { LinkLocalIPs: n.linkLocalIps } : {}),
+    },
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Apply: walks a stack's plan on the hosts and reports every step (docs/how-it-works.md, "Rollouts").
  *
- * Order: networks and volumes; the pre-sync hooks (when the plan changes anything); removals of
- * what Git no longer has (and duplicates); then the services, each once those it depends on are done
+ * Order: networks and volumes; the pre-sync hooks (when the plan changes anything); on a host
+ * where a network is made anew (its ipam changed), the stack's containers there and then that
+ * network, created again; removals of what Git no longer has (and duplicates); then the services, each once those it depends on are done
  * (services that do not depend on each other go together; after a failure no other starts): its new replicas,
  * then its changed ones in batches of `update_config.parallelism`, each replica counted as updated
  * once it runs and is healthy for `monitor`; a failing batch applies `failure_action` (pause,
@@ -129,7 +130,17 @@ export async function applyPlan(
     if (pre) return pre;
     const services = new Set(stack?.services.map((s) => s.name));
     const removals = plan.actions.filter((a): a is Removal => a.kind === 'remove');
-    const early = removals.filter((a) => !services.has(a.service) || a.cause === 'duplicate');
+    // A network made anew: the stack's containers on its host go first (Docker removes no network a container is on), then it
+    const renewing = new Set((plan.recreateNetworks ?? []).map((n) => n.host));
+    const first = removals.filter((a) => renewing.has(a.host));
+    await Promise.all(first.map((a) => remove(host(a.host), a, onStep)));
+    for (const n of plan.recreateNetworks ?? []) {
+      await host(n.host).removeNetwork(n.spec.name);
+      onStep({ kind: 'network.removed', host: n.host, name: n.spec.name });
+      await host(n.host).createNetwork(n.spec, plan.repo, plan.stack, { fixedSubnet: fixed.has(n.spec.key) });
+      onStep({ kind: 'network.created', host: n.host, name: n.spec.name });
+    }
+    const early = removals.filter((a) => !first.includes(a) && (!services.has(a.service) || a.cause === 'duplicate'));
     await Promise.all(early.map((a) => remove(host(a.host), a, onStep)));
 
     // Each service starts once the services it depends on are done; the others go together.
@@ -149,7 +160,7 @@ export async function applyPlan(
         const result = await rollService(svc, actions, host, ready, onStep, waitHealthy || waitedFor('service_healthy'));
         if (result.outcome !== 'synced') throw new Halt(result);
       }
-      const late = removals.filter((a) => a.service === svc.name && !early.includes(a));
+      const late = removals.filter((a) => a.service === svc.name && !early.includes(a) && !first.includes(a));
       await Promise.all(late.map((a) => remove(host(a.host), a, onStep)));
     };
     const runs = new Map<string, Promise<void>>();

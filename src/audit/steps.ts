@@ -58,6 +58,7 @@ export function summarizePlan(plan: StackPlan) {
     networks: plan.networks.map((n) => ({ host: n.host, name: n.spec.name })),
     volumes: plan.volumes.map((v) => ({ host: v.host, name: v.spec.name })),
     removeNetworks: plan.removeNetworks,
+    ...(plan.recreateNetworks ? { recreateNetworks: plan.recreateNetworks.map((n) => ({ host: n.host, name: n.spec.name })) } : {}),
     actions: plan.actions.map((a) => ({
       kind: a.kind,
       host: a.host,

@@ -9,13 +9,14 @@
  * process acting on the hosts and the database itself.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig as loadConfigFile, resolveConfig, type BerthConfig } from '../config.ts';
 import type { Logger } from 'pino';
 import { createLogger, type LogFormat } from '../log.ts';
-import { renderSnapshot, formatError } from '../render/index.ts';
+import { renderSnapshot, formatError, MANIFEST, projectName, stackSource } from '../render/index.ts';
+import type { RenderResult, Snapshot } from '../model.ts';
 import { Engine, EngineError, type RepoPass } from '../engine/engine.ts';
 import { startPolling } from '../engine/poller.ts';
 import { seedExamplesRepo } from '../source/seed.ts';
@@ -36,6 +37,7 @@ import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
+import { repoNameOf, starterConfig } from './init.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
 const CLI_ACTOR = process.env.BERTH_ACTOR ?? `cli:${userInfo().username}`;
@@ -80,17 +82,44 @@ const hint = (args: string[]) => invocation(args, { config: program.opts<GlobalO
 
 program
   .command('validate')
-  .description('check a checkout offline: berth.yaml and the Compose files (errors as file:line:col: message)')
-  .argument('[dir]', 'the folder holding berth.yaml or the stacks', '.')
-  .option('--repo <name>', "check against this repo's policy in the engine config (default: the strict policy, nothing beyond an ordinary container)")
+  .description(
+    'check a checkout offline: a repo (berth.yaml, or a stack per folder) or a single stack (a folder with a Compose file); errors as file:line:col: message',
+  )
+  .argument('[dir]', 'the folder holding berth.yaml, the stacks, or the Compose file of one stack', '.')
+  .option(
+    '--repo <name>',
+    "check against this repo's policy in the engine config, and name a stack without name: after it (default: the strict policy, nothing beyond an ordinary container; the folder's name)",
+  )
   .action((dir: string, opts: { repo?: string }) => {
-    const result = renderSnapshot(readFolder(dir), { policy: opts.repo === undefined ? undefined : repoPolicy(opts.repo) });
+    const snapshot = readFolder(dir, opts.repo);
+    const result = renderSnapshot(snapshot, { policy: opts.repo === undefined ? undefined : repoPolicy(opts.repo) });
+    console.log(printable(whatValidated(snapshot, result, opts.repo !== undefined)));
     const errors = [...result.errors, ...result.stacks.flatMap((s) => (s.ok ? [] : s.errors))];
     for (const e of errors) console.log(printable(formatError(e)));
     if (errors.length > 0) throw new Exit(`${errors.length} error(s)`, 1);
     const services = result.stacks.reduce((n, s) => n + (s.ok ? s.stack.services.length : 0), 0);
     console.log(`ok: ${result.stacks.length} stack(s), ${services} service(s)`);
   });
+
+/**
+ * What `validate` took the folder for: a repo with berth.yaml, a single stack (a Compose file at
+ * its root, docs/manifests.md "Which stacks"), or a repo of stack folders; with the stacks' names.
+ */
+function whatValidated(snapshot: Snapshot, result: RenderResult, repoGiven: boolean): string {
+  const source = stackSource(snapshot.files);
+  const names = result.stacks.map((s) => s.def.name);
+  const list = names.length ? `: ${names.join(', ')}` : '';
+  if (source.kind === 'manifest') return `a repo with ${source.file}: ${names.length} stack(s)${list}`;
+  if (source.kind === 'folders') return `a repo of stack folders (no ${MANIFEST}): ${names.length} stack(s)${list}`;
+  const project = projectName(source.file, snapshot.files);
+  const unnamed = 'name' in project && project.name === undefined && names.length > 0;
+  const why = !unnamed
+    ? ''
+    : repoGiven
+      ? ` (no name: in ${source.file}: named after the repo)`
+      : ` (no name: in ${source.file}: named after the folder here, after the repo by berth serve)`;
+  return `a single stack (${source.file})${list}${why}`;
+}
 
 program
   .command('diff')
@@ -392,61 +421,75 @@ function report(
 /** The key file `berth init` makes when the config names none: beside the config, not in dataDir with the database it proves. */
 const DEFAULT_KEY_FILE = 'audit.key';
 
-/** The config `berth init` writes when there is none: small, each key said, the rest in docs/config.md. */
-const STARTER_CONFIG = `# berth's engine config (docs/config.md has every key). Relative paths are relative to this file.
-dataDir: ./data                  # the database (berth.db) and the git cache
-listen: 127.0.0.1:8080           # the API, the dashboard, /metrics and the webhooks
-# The key that signs the audit log's checkpoints (berth init made it). Whoever can read it can sign
-# checkpoints: keep it off the disk the database is on, and its .pub file somewhere else too
-# (docs/how-it-works.md, "The audit log").
-auditKeyFile: ${DEFAULT_KEY_FILE}
-# auditAnchorFile: /mnt/other-disk/berth-anchors.jsonl   # optional: each checkpoint appended here too
-hosts:
-  - name: local
-    endpoint: unix:///var/run/docker.sock
-repos: []
-# repos:                         # the Git repos berth converges the hosts to
-#   - name: platform
-#     url: https://git.example.com/org/platform.git   # or a local path to a git repo
-#     branch: main
-#     poll: 3m
-#     auth: { tokenFile: /run/secrets/git-token }
-`;
-
 program
   .command('init')
   .description(
-    "make the Ed25519 key that signs the audit log's checkpoints at the config's auditKeyFile (default: audit.key beside the config; mode 0600, never overwritten) and, when the config file does not exist, a starter one",
+    "make the Ed25519 key that signs the audit log's checkpoints at the config's auditKeyFile (default: audit.key beside the config; mode 0600, never overwritten) and, when the config file does not exist, a starter one: the local Docker socket, the repo of --repo, the API on loopback",
   )
-  .action(() => {
+  .option('--repo <url>', 'the Git repo (an https:// URL, or a local path) the starter config watches; then `berth serve` runs it')
+  .option('--branch <name>', "the repo's branch", 'main')
+  .option('--force', 'write the starter config over an existing one (the audit key is kept)')
+  .action((opts: { repo?: string; branch: string; force?: boolean }) => {
     const target = resolve(program.opts<GlobalOptions>().config || process.env.BERTH_CONFIG || 'berth.config.yaml');
-    const config = existsSync(target) ? loadConfigFile(target) : undefined;
-    const keyFile = config?.auditKeyFile ?? join(dirname(target), DEFAULT_KEY_FILE);
-    const refuse = () => {
-      throw new Exit(
-        `${shown(keyFile)} exists: berth init never replaces a key (the checkpoints it signed would no longer check). To make a new one, move it away first`,
-        1,
-      );
-    };
-    if (existsSync(keyFile)) refuse();
-    const key = generateAuditKey();
-    mkdirSync(dirname(keyFile), { recursive: true });
-    try {
-      writeFileSync(keyFile, key.privatePem, { mode: 0o600, flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') refuse();
-      throw new Exit(`cannot write ${shown(keyFile)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, 2);
+    const exists = existsSync(target);
+    if (exists && opts.repo !== undefined && !opts.force) {
+      throw new Exit(`${shown(target)} exists: berth init does not overwrite it (--force replaces it with the starter config, keeping the audit key)`, 1);
     }
-    writeFileSync(`${keyFile}.pub`, key.publicPem, { mode: 0o644 });
-    console.log(`created ${shown(keyFile)}: the Ed25519 key that signs the audit log's checkpoints (key ${key.keyId}, mode 0600)`);
-    console.log(`created ${shown(keyFile)}.pub: its public key, for \`berth audit verify --public-key\` elsewhere`);
-    if (!config) {
-      writeFileSync(target, STARTER_CONFIG, { flag: 'wx' });
-      console.log(`created ${shown(target)}: the local Docker socket as the host, dataDir ./data, auditKeyFile ${DEFAULT_KEY_FILE}; add your repos`);
-    } else if (!config.auditKeyFile) {
+    const writeConfig = !exists || Boolean(opts.force);
+    // a config that stays says where the key goes; one replaced keeps naming the key it named
+    let current: BerthConfig | undefined;
+    try {
+      current = exists ? loadConfigFile(target) : undefined;
+    } catch (err) {
+      if (!writeConfig) throw err;
+    }
+    const keyFile = current?.auditKeyFile ?? join(dirname(target), DEFAULT_KEY_FILE);
+    const keyExists = existsSync(keyFile);
+    // berth init never replaces a key; with a config to write it keeps the one there
+    if (keyExists && !writeConfig) refuseKey(keyFile);
+    if (!keyExists) makeKey(keyFile);
+    else console.log(`kept ${shown(keyFile)}: berth init never replaces a key (the checkpoints it signed would no longer check)`);
+    if (writeConfig) {
+      const repo = opts.repo === undefined ? undefined : { name: repoNameOf(opts.repo), url: repoUrl(opts.repo), branch: opts.branch };
+      const rel = relative(dirname(target), keyFile);
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileSync(target, starterConfig({ repo, keyFile: rel.startsWith('..') || isAbsolute(rel) ? keyFile : rel }), { flag: exists ? 'w' : 'wx' });
+      const what = repo ? `repo ${repo.name} (${repo.url}, branch ${repo.branch})` : 'no repos yet: add yours';
+      console.log(
+        `${exists ? 'replaced' : 'created'} ${shown(target)}: the local Docker socket as the host, ${what}, the API on 127.0.0.1:8080 (no tokens: loopback only), dataDir ./data, auditKeyFile ${shown(keyFile)}`,
+      );
+      if (repo) console.log(`next: ${hint(['serve'])}`);
+    } else if (!current?.auditKeyFile) {
       console.log(`add to ${shown(target)}, for the engine to sign with it: auditKeyFile: ${relative(dirname(target), keyFile)}`);
     }
   });
+
+function refuseKey(keyFile: string): never {
+  throw new Exit(
+    `${shown(keyFile)} exists: berth init never replaces a key (the checkpoints it signed would no longer check). To make a new one, move it away first`,
+    1,
+  );
+}
+
+/** Makes the audit key (0600) and its public half beside it. */
+function makeKey(keyFile: string): void {
+  const key = generateAuditKey();
+  mkdirSync(dirname(keyFile), { recursive: true });
+  try {
+    writeFileSync(keyFile, key.privatePem, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') refuseKey(keyFile);
+    throw new Exit(`cannot write ${shown(keyFile)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, 2);
+  }
+  writeFileSync(`${keyFile}.pub`, key.publicPem, { mode: 0o644 });
+  console.log(`created ${shown(keyFile)}: the Ed25519 key that signs the audit log's checkpoints (key ${key.keyId}, mode 0600)`);
+  console.log(`created ${shown(keyFile)}.pub: its public key, for \`berth audit verify --public-key\` elsewhere`);
+}
+
+/** `--repo` as the config holds it: a URL as given, a local path made absolute (the config's relative paths are relative to the config, not to here). */
+function repoUrl(given: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? given : resolve(given);
+}
 
 /** A path as a person gave it: relative to the working folder when inside it. */
 function shown(path: string): string {
@@ -513,8 +556,12 @@ function repoPolicy(name: string) {
   return repo.policy;
 }
 
-/** A folder on disk as a snapshot, for `validate` (no git needed). */
-function readFolder(dir: string) {
+/**
+ * A folder on disk as a snapshot, for `validate` (no git needed), of the repo `repo`: by default
+ * named after the folder as Compose names a project after it (lower-cased, other characters than
+ * a-z, 0-9, _ and - dropped, then leading _ and - ).
+ */
+function readFolder(dir: string, repo?: string): Snapshot {
   const root = resolve(dir);
   try {
     if (!statSync(root).isDirectory()) throw new Exit(`${dir} is not a folder`, 2);
@@ -531,7 +578,11 @@ function readFolder(dir: string) {
     if (statSync(join(root, path)).mode & 0o111) modes.set(path, 0o100755);
   }
   const commit = { sha: '0'.repeat(40), author: '', email: '', message: '(working tree)', time: 0 };
-  return { repo: '(folder)', commit, files, modes };
+  const folder = basename(root)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '')
+    .replace(/^[_-]+/, '');
+  return { repo: repo ?? (folder || basename(root)), commit, files, modes };
 }
 
 try {

@@ -3,7 +3,7 @@
  * Pure: plain data in, plain data out. The same plan value is printed, applied and audited.
  */
 import { createTwoFilesPatch } from 'diff';
-import { LABEL, type JobSpec, type NetworkSpec, type RenderedStack, type VolumeSpec } from '../model.ts';
+import { LABEL, networkConfig, type JobSpec, type NetworkSpec, type RenderedStack, type VolumeSpec } from '../model.ts';
 import type { LiveContainer, LiveHost, LiveObject } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { shortDigest } from '../schedule/pin.ts';
@@ -22,10 +22,11 @@ export type Action =
 
 /**
  * Why a container goes: a second container of one replica (it goes first: it may hold the
- * replica's name), a replica no longer wanted (scaled down, moved), or its service or stack gone
- * from Git.
+ * replica's name), a replica no longer wanted (scaled down, moved), its service or stack gone
+ * from Git, or a network of its stack on its host made anew (`network`: it goes before the
+ * network, and its replica is created again after).
  */
-export type RemovalCause = 'duplicate' | 'unwanted' | 'pruned';
+export type RemovalCause = 'duplicate' | 'unwanted' | 'pruned' | 'network';
 
 export interface StackPlan {
   repo: string;
@@ -36,6 +37,12 @@ export interface StackPlan {
   volumes: Array<{ host: string; spec: VolumeSpec }>;
   /** managed networks to remove once the stack's containers are gone (pruned stacks only) */
   removeNetworks: Array<{ host: string; name: string }>;
+  /**
+   * The stack's networks whose ipam or enable_ipv6 changed in Git (`was`: what berth made it with,
+   * networkConfig(); absent: Docker's defaults): on that host, the stack's containers are removed
+   * first, then the network, which is created anew, then the replicas created on it. Absent: none.
+   */
+  recreateNetworks?: Array<{ host: string; spec: NetworkSpec; was?: string }>;
   /** removals of what is no longer wanted first, then the services in start order */
   actions: Action[];
   /** what live containers exist but are not removed because the stack does not prune */
@@ -121,10 +128,21 @@ export function planStack(input: PlanInput): StackPlan {
   const removals: Action[] = [];
   const updates: Action[] = [];
   const desiredServices = new Set(input.desired.map((d) => d.service));
+  const recreateNetworks = changedNetworks(input, new Set(input.desired.map((d) => d.host)));
+  // on a host where a network is made anew, every container of the stack goes first and each replica is created again
+  const anew = new Map<string, string>();
+  for (const n of recreateNetworks)
+    anew.set(n.host, [anew.get(n.host), `network ${n.spec.name} is created anew (its ipam changed)`].filter(Boolean).join('; '));
   for (const d of input.desired.filter((x) => !hookServices.has(x.service))) {
     const slot = { host: d.host, service: d.service, slot: d.slot };
     const found = byKey.get(key(d)) ?? [];
     byKey.delete(key(d));
+    const why = anew.get(d.host);
+    if (why) {
+      for (const c of found.filter((x) => x.state !== 'removing')) removals.push({ ...slot, kind: 'remove', live: c, reason: why, cause: 'network' });
+      updates.push({ ...slot, kind: 'create', desired: d, reason: why });
+      continue;
+    }
     // A container Docker is removing (by hand, or a pass ago) still holds its name: the slot waits for it to go.
     const candidates = found.filter((c) => c.state !== 'removing');
     if (candidates.length === 0 && found.length > 0) continue;
@@ -207,8 +225,30 @@ export function planStack(input: PlanInput): StackPlan {
     actions: [...removals, ...updates],
     unpruned,
     hooks,
+    ...(recreateNetworks.length ? { recreateNetworks } : {}),
   };
   return conflicts.length ? { ...plan, conflicts } : plan;
+}
+
+/**
+ * The stack's own networks on the hosts it runs on whose ipam or enable_ipv6 in Git is not what
+ * they were made with (the `berth.network-config` label; none on a network Docker picked the
+ * subnet of, as on those made before berth kept it). External networks, and those of another
+ * stack reached by name, are not this stack's to make anew.
+ */
+function changedNetworks(input: PlanInput, hostsUsed: Set<string>): NonNullable<StackPlan['recreateNetworks']> {
+  const out: NonNullable<StackPlan['recreateNetworks']> = [];
+  if (!input.stack) return out;
+  for (const h of input.live) {
+    if (!hostsUsed.has(h.host)) continue;
+    for (const spec of input.stack.networks) {
+      const live = objects(h.networks).byName.get(spec.name);
+      if (spec.external || !live || live.repo !== input.repo || live.stack !== input.stackName) continue;
+      const want = networkConfig(spec);
+      if ((live.config ?? '') !== (want ?? '')) out.push({ host: h.host, spec, ...(live.config ? { was: live.config } : {}) });
+    }
+  }
+  return out;
 }
 
 /**
@@ -273,7 +313,13 @@ function objects(list: LiveObject[]): { byName: Map<string, LiveObject>; byStack
 
 /** True when applying the plan would change anything on a host. */
 export function hasChanges(plan: StackPlan): boolean {
-  return plan.networks.length > 0 || plan.volumes.length > 0 || plan.removeNetworks.length > 0 || plan.actions.some((a) => a.kind !== 'keep');
+  return (
+    plan.networks.length > 0 ||
+    plan.volumes.length > 0 ||
+    plan.removeNetworks.length > 0 ||
+    (plan.recreateNetworks?.length ?? 0) > 0 ||
+    plan.actions.some((a) => a.kind !== 'keep')
+  );
 }
 
 /** One line per change: `replace web#1 on local: spec changed`. */
@@ -296,6 +342,9 @@ export function planDiff(plan: StackPlan): string {
   if (changed.length === 0 && !hasChanges(plan)) return '';
   const hook = (phase: Hook['phase']) => plan.hooks.filter((h) => h.phase === phase).map((h) => `run ${phase} hook ${h.service} on ${h.desired.host}`);
   const lines = [
+    ...(plan.recreateNetworks ?? []).map(
+      (n) => `create network ${n.spec.name} on ${n.host} anew: ${n.was ?? "Docker's defaults"} -> ${networkConfig(n.spec) ?? "Docker's defaults"}`,
+    ),
     ...plan.networks.map((n) => `create network ${n.spec.name} on ${n.host}`),
     ...plan.volumes.map((v) => `create volume ${v.spec.name} on ${v.host}`),
     ...hook('pre-sync'),

@@ -52,6 +52,8 @@ export interface LiveObject {
   name: string;
   repo: string;
   stack: string;
+  /** a network's `berth.network-config` (its ipam and enable_ipv6 as berth made it; absent: none) */
+  config?: string;
 }
 
 const managed = { label: [`${LABEL.managed}=true`] };
@@ -72,7 +74,8 @@ export async function observeHost(host: string, docker: Dockerode, { abortSignal
 }
 
 function liveObject(name: string, labels: Record<string, string> | null | undefined): LiveObject {
-  return { name, repo: labels?.[LABEL.repo] ?? '', stack: labels?.[LABEL.stack] ?? '' };
+  const config = labels?.[LABEL.networkConfig];
+  return { name, repo: labels?.[LABEL.repo] ?? '', stack: labels?.[LABEL.stack] ?? '', ...(config ? { config } : {}) };
 }
 
 function toLive(host: string, c: Dockerode.ContainerInfo): LiveContainer {

@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import ignoreModule from '@balena/dockerignore';
 import type { BuildSpec, ContextFile, PullPolicy, SourceError } from '../model.ts';
 import { siteError, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { obj, parseBytes, scalarText, sizeText, toBool, type Obj } from './values.ts';
+import { normalPath, obj, parseBytes, scalarText, sizeText, toBool, type Obj } from './values.ts';
 
 /** One file's `build:` (after merging, the stack's). */
 export interface BuildPart {
@@ -63,7 +63,7 @@ export function buildPart(src: YamlSource, v: unknown, path: Path, fail: Fail): 
   const contextPath = typeof v === 'string' ? path : [...path, 'context'];
   if (b.context !== undefined) {
     const given = scalarText(b.context);
-    const resolved = posix.normalize(posix.join(posix.dirname(src.file), given));
+    const resolved = normalPath(posix.join(posix.dirname(src.file), given));
     if (/^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(given))
       fail(contextPath, `'${given}' is a remote context: berth builds from the commit's own tree (a folder of the repository)`);
     else if (given.startsWith('/')) fail(contextPath, `'${given}' must be a folder relative to the compose file (berth builds from the repository)`);

@@ -7,15 +7,15 @@
  */
 import type { RenderOptions, RenderResult, Snapshot, SourceError, StackDef, StackRender, UnreadFile } from '../model.ts';
 import { limitsOf, unreadError, withinRepoLimit, yamlSizeError } from './limits.ts';
-import { listStacks, MANIFEST } from './manifest.ts';
+import { listStacks, MANIFEST, stackSource } from './manifest.ts';
 import { renderStack } from './stack.ts';
 
-export { COMPOSE_NAMES, MANIFEST, STACK_NAME } from './manifest.ts';
+export { COMPOSE_NAMES, MANIFEST, projectName, STACK_NAME, stackSource, type StackSource } from './manifest.ts';
 export { STRICT_POLICY } from './policy.ts';
 
 /**
- * Renders every stack of a snapshot. Errors in the stack listing (berth.yaml, or folder
- * discovery) are repo-wide and leave `stacks` empty; a stack's own errors stay in its entry and
+ * Renders every stack of a snapshot. Errors in the stack listing (berth.yaml, the name of a
+ * Compose file at the root, or folder discovery) are repo-wide and leave `stacks` empty; a stack's own errors stay in its entry and
  * do not keep the other stacks from rendering. `options.policy` is what the repo may ask of the
  * hosts (default: nothing beyond an ordinary container).
  *
@@ -28,12 +28,17 @@ export { STRICT_POLICY } from './policy.ts';
 export function renderSnapshot(snapshot: Snapshot, options: RenderOptions = {}, previous?: RenderResult): RenderResult {
   const limits = limitsOf(options);
   const unread = snapshot.unread ?? new Map<string, UnreadFile>();
-  const manifest = unread.get(MANIFEST);
-  const manifestSize = manifest ? undefined : yamlSizeError(MANIFEST, snapshot.files.get(MANIFEST)?.byteLength ?? 0, limits);
-  if (manifest || manifestSize) return { errors: [manifest ? unreadError(MANIFEST, manifest, limits) : manifestSize!], stacks: [] };
   // the files not read (over a limit) are listed with no content: a stack reading one is refused, the others render
   const all = unread.size ? new WithUnread(snapshot.files, unread) : snapshot.files;
-  const { errors, stacks } = listStacks(all);
+  // what names the stacks (berth.yaml, or a Compose file at the root and its .env) must be read whole, or no stack is known
+  const source = stackSource(all);
+  const naming = source.kind === 'manifest' ? [MANIFEST] : source.kind === 'root' ? [source.file, '.env'] : [];
+  for (const file of naming) {
+    const u = unread.get(file);
+    const tooBig = u || file === '.env' ? undefined : yamlSizeError(file, snapshot.files.get(file)?.byteLength ?? 0, limits);
+    if (u || tooBig) return { errors: [u ? unreadError(file, u, limits) : tooBig!], stacks: [] };
+  }
+  const { errors, stacks } = listStacks(all, snapshot.repo);
   const names = stacks.map((d) => d.name);
   const before = new Map(previous?.stacks.map((s) => [s.def.name, s]));
   const paths = lazy(() => [...all.keys()].sort().join('\n'));

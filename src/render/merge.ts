@@ -56,9 +56,11 @@ export function mergeService(base: ServicePart, over: ServicePart): ServicePart 
   let networks = base.networks ?? over.networks;
   if (base.networks && over.networks) {
     networks = union(base.networks, over.networks);
+    // an attachment merges as a mapping: aliases appended, an address of the later file replaces the earlier one
     for (const [key, entry] of over.networks) {
-      const before = base.networks.get(key)?.value ?? [];
-      networks.set(key, { ...entry, value: [...new Set([...before, ...entry.value])] });
+      const before = base.networks.get(key)?.value ?? { aliases: [] };
+      const value = { ...before, ...definedFields(entry.value), aliases: [...new Set([...before.aliases, ...entry.value.aliases])] };
+      networks.set(key, { ...entry, value });
     }
   }
   return {
@@ -89,7 +91,12 @@ function replaceDef(_base: FileDefPart, over: FileDefPart): FileDefPart {
 }
 
 function mergeResource(base: ResourcePart, over: ResourcePart): ResourcePart {
-  return { ...base, ...definedFields(over), key: base.key, at: base.at, labels: union(base.labels, over.labels) };
+  // `ipam` merges as a mapping (driver and options replaced, config as a whole), as Compose does
+  const ipam =
+    base.ipam && over.ipam
+      ? { ...base.ipam, ...definedFields(over.ipam), config: over.ipam.config.length ? over.ipam.config : base.ipam.config }
+      : (over.ipam ?? base.ipam);
+  return { ...base, ...definedFields(over), key: base.key, at: base.at, labels: union(base.labels, over.labels), ...(ipam ? { ipam } : {}) };
 }
 
 /** The fields of `o` that are set (so that spreading it does not erase earlier values). */

@@ -4,7 +4,8 @@
  * be merged with the stack's other files.
  */
 import { posix } from 'node:path';
-import type { DependsOn, HealthcheckSpec, MountSpec, PortSpec, PullPolicy, SourceError } from '../model.ts';
+import { isIP } from 'node:net';
+import type { DependsOn, HealthcheckSpec, IpamSpec, MountSpec, PortSpec, PullPolicy, SourceError } from '../model.ts';
 import { buildPart, pullPolicy, type BuildPart } from './build.ts';
 import { deployPart, type DeployPart } from './deploy.ts';
 import { fileDefs, fileRefs, type FileDefPart, type FileRefPart } from './files.ts';
@@ -12,7 +13,7 @@ import { jobPart, type JobPart } from './job.ts';
 import { includeRefs, type IncludeRef } from './include.ts';
 import { passPart, type PassPart } from './passthrough.ts';
 import { errorAt, siteOf, type At, type Path, type Site, type YamlSource } from './positions.ts';
-import { badDuration, obj, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
+import { badDuration, normalPath, obj, parseCidr, parseDuration, repoPath, scalarText, shellSplit, toBool, toInt, type Obj } from './values.ts';
 
 /** One file's view of one service. Absent fields were not set in this file. */
 export interface ServicePart {
@@ -27,8 +28,8 @@ export interface ServicePart {
   envFiles: At<{ path: string; required: boolean }>[];
   ports: At<PortSpec>[];
   volumes: At<MountSpec>[];
-  /** network key -> aliases; undefined when the file does not list networks */
-  networks?: Map<string, At<string[]>>;
+  /** network key -> how the service joins it; undefined when the file does not list networks */
+  networks?: Map<string, At<NetworkJoin>>;
   labels: Map<string, string>;
   healthcheck?: Partial<HealthcheckSpec>;
   restart?: string;
@@ -52,6 +53,14 @@ export interface ServicePart {
   extends?: At<{ file: string; service: string }>;
 }
 
+/** How a service joins one network: the names it answers to there, and its fixed addresses (each with where it is written). */
+export interface NetworkJoin {
+  aliases: string[];
+  ipv4Address?: At<string>;
+  ipv6Address?: At<string>;
+  linkLocalIps?: string[];
+}
+
 /** A top-level network or volume as one file declares it. */
 export interface ResourcePart {
   key: string;
@@ -60,6 +69,10 @@ export interface ResourcePart {
   external?: boolean;
   driver?: string;
   labels: Map<string, string>;
+  /** networks only: `ipam:`, each pool with where it is written */
+  ipam?: { driver?: string; config: At<IpamSpec['config'][number]>[]; options?: Record<string, string> };
+  /** networks only */
+  enableIpv6?: boolean;
 }
 
 /** What one Compose file (or, after merging, a stack's files) declares. */
@@ -89,7 +102,8 @@ export function normalizeFile(src: YamlSource, data: unknown, stack: string | un
   const errors: SourceError[] = [];
   const fail = (path: Path, message: string, key = false) => void errors.push(errorAt(src, path, message, { key }));
   const top = obj(data);
-  if (stack !== undefined && top.name !== undefined && top.name !== stack) {
+  // an empty name (a variable unset) counts as none, as in Compose
+  if (stack !== undefined && top.name !== undefined && top.name !== '' && top.name !== stack) {
     fail(['name'], `the project name '${scalarText(top.name)}' must be the stack's name '${stack}' (or leave name: out)`);
   }
   const model: ComposeModel = {
@@ -168,12 +182,12 @@ function service(src: YamlSource, name: string, s: Obj, fail: Fail): ServicePart
     else part.volumes.push({ value: mount, at: siteOf(src, p('volumes', i)) });
   });
   if (Array.isArray(s.networks)) {
-    part.networks = new Map(s.networks.map((key: string, i) => [key, { value: [], at: siteOf(src, p('networks', i)) }]));
+    part.networks = new Map(s.networks.map((key: string, i) => [key, { value: { aliases: [] }, at: siteOf(src, p('networks', i)) }]));
   } else if (s.networks !== undefined) {
     part.networks = new Map(
       entries(s.networks).map(([key, v]) => [
         key,
-        { value: (obj(v).aliases as string[] | undefined) ?? [], at: siteOf(src, p('networks', key), { key: true }) },
+        { value: networkJoin(src, obj(v), p('networks', key), fail), at: siteOf(src, p('networks', key), { key: true }) },
       ]),
     );
   }
@@ -279,6 +293,70 @@ function healthcheck(h: Obj, path: Path, fail: Fail): Partial<HealthcheckSpec> {
   return out;
 }
 
+/** A service's entry under `networks:` in the long syntax: aliases, and fixed addresses checked for their form. */
+function networkJoin(src: YamlSource, v: Obj, path: Path, fail: Fail): NetworkJoin {
+  const join: NetworkJoin = { aliases: (v.aliases as string[] | undefined) ?? [] };
+  for (const [key, field, family] of [
+    ['ipv4_address', 'ipv4Address', 4],
+    ['ipv6_address', 'ipv6Address', 6],
+  ] as const) {
+    if (v[key] === undefined) continue;
+    const text = scalarText(v[key]);
+    if (isIP(text) !== family) fail([...path, key], `'${text}' is not an IPv${family} address`);
+    else join[field] = { value: text, at: siteOf(src, [...path, key], { key: true }) };
+  }
+  if (Array.isArray(v.link_local_ips)) {
+    const ips = v.link_local_ips.map(scalarText);
+    ips.forEach((ip, i) => {
+      if (!isIP(ip)) fail([...path, 'link_local_ips', i], `'${ip}' is not an IP address`);
+    });
+    join.linkLocalIps = ips;
+  }
+  return join;
+}
+
+/** `ipam:` of a top-level network: each pool's subnet and range as CIDR, gateway and auxiliary addresses as IPs. */
+function ipam(src: YamlSource, v: Obj, path: Path, fail: Fail): NonNullable<ResourcePart['ipam']> {
+  const out: NonNullable<ResourcePart['ipam']> = { config: [] };
+  if (typeof v.driver === 'string') out.driver = v.driver;
+  if (v.options !== undefined) out.options = sortedText(obj(v.options));
+  (Array.isArray(v.config) ? v.config : []).forEach((item, i) => {
+    const c = obj(item);
+    const at = [...path, 'config', i];
+    const pool: IpamSpec['config'][number] = {};
+    for (const [key, field] of [
+      ['subnet', 'subnet'],
+      ['ip_range', 'ipRange'],
+    ] as const) {
+      if (c[key] === undefined) continue;
+      const text = scalarText(c[key]);
+      if (!parseCidr(text)) fail([...at, key], `'${text}' is not a subnet in CIDR form (like 10.5.0.0/16 or fd00:5::/64)`);
+      else pool[field] = text;
+    }
+    if (c.gateway !== undefined) {
+      const text = scalarText(c.gateway);
+      if (!isIP(text)) fail([...at, 'gateway'], `'${text}' is not an IP address`);
+      else pool.gateway = text;
+    }
+    if (c.aux_addresses !== undefined) {
+      const aux = sortedText(obj(c.aux_addresses));
+      for (const [name, ip] of Object.entries(aux)) if (!isIP(ip)) fail([...at, 'aux_addresses', name], `'${ip}' is not an IP address`);
+      pool.auxAddresses = aux;
+    }
+    out.config.push({ value: pool, at: siteOf(src, at) });
+  });
+  return out;
+}
+
+/** A mapping's values as text, its keys sorted (so that the same settings written in another order are the same). */
+function sortedText(o: Obj): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(o)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => [k, scalarText(v)]),
+  );
+}
+
 function resource(src: YamlSource, path: Path, r: Obj, fail: Fail): ResourcePart {
   const part: ResourcePart = { key: String(path[1]), at: siteOf(src, path, { key: true }), labels: new Map() };
   if (r.external !== undefined) {
@@ -289,6 +367,12 @@ function resource(src: YamlSource, path: Path, r: Obj, fail: Fail): ResourcePart
   if (typeof r.name === 'string') part.name = r.name;
   if (typeof r.driver === 'string') part.driver = r.driver;
   for (const [k, v] of ownLabels(r.labels, [...path, 'labels'], fail)) part.labels.set(k, scalarText(v));
+  if (r.ipam !== undefined) part.ipam = ipam(src, obj(r.ipam), [...path, 'ipam'], fail);
+  if (r.enable_ipv6 !== undefined) {
+    const on = toBool(r.enable_ipv6);
+    if (on === undefined) fail([...path, 'enable_ipv6'], 'must be true or false');
+    else part.enableIpv6 = on;
+  }
   return part;
 }
 
@@ -377,7 +461,7 @@ function classifySource(source: string, dir: string): Pick<MountSpec, 'type' | '
   if (source.startsWith('/')) return { type: 'bind', source };
   if (source.startsWith('~')) return homeBind(source);
   if (source.startsWith('.')) {
-    const repoPath = posix.normalize(posix.join(dir, source));
+    const repoPath = normalPath(posix.join(dir, source));
     if (repoPath === '..' || repoPath.startsWith('../')) return `'${source}' points outside the repository`;
     return { type: 'bind', source, repoPath };
   }

@@ -18,6 +18,17 @@ const WINDOWS = 'for Windows containers only (berth runs Linux containers)';
 
 const RESOURCE: Shape = { '*': { driver: true, external: {}, name: true, labels: true } };
 
+const NETWORK: Shape = {
+  '*': {
+    driver: true,
+    external: {},
+    name: true,
+    labels: true,
+    ipam: { driver: true, config: { '[]': { subnet: true, ip_range: true, gateway: true, aux_addresses: true } }, options: true },
+    enable_ipv6: true,
+  },
+};
+
 const SERVICE: Shape = {
   image: true,
   command: true,
@@ -26,7 +37,7 @@ const SERVICE: Shape = {
   env_file: { '[]': { path: true, required: true } },
   ports: { '[]': { target: true, published: true, host_ip: true, protocol: true, mode: true } },
   volumes: { '[]': { type: true, source: true, target: true, read_only: true } },
-  networks: { '*': { aliases: true } },
+  networks: { '*': { aliases: true, ipv4_address: true, ipv6_address: true, link_local_ips: true } },
   labels: true,
   healthcheck: { test: true, interval: true, timeout: true, start_period: true, start_interval: true, retries: true, disable: true },
   restart: true,
@@ -94,7 +105,7 @@ const COMPOSE_FILE: Shape = {
   name: true,
   include: true,
   services: { '*': SERVICE },
-  networks: RESOURCE,
+  networks: NETWORK,
   volumes: RESOURCE,
   secrets: SECRET,
   configs: CONFIG,

@@ -14,11 +14,12 @@ import { resolveExtends } from './extends.ts';
 import { interpolateDocument, type Lookup } from './interpolate.ts';
 import { completionErrors, jobSpec } from './jobspec.ts';
 import { joinIncluded, mergeModels } from './merge.ts';
-import { normalizeFile, type ComposeModel, type ResourcePart, type ServicePart } from './normalize.ts';
+import { normalizeFile, type ComposeModel, type NetworkJoin, type ResourcePart, type ServicePart } from './normalize.ts';
 import { passFields, passSite, passValue } from './passthrough.ts';
 import { nameListed, policyErrors, STRICT_POLICY } from './policy.ts';
 import { containersOf, limitsOf, yamlSizeError } from './limits.ts';
-import { decode, parseYaml, siteError } from './positions.ts';
+import { decode, parseYaml, siteError, type At } from './positions.ts';
+import { inSubnet, parseCidr } from './values.ts';
 import { unsupportedKeys } from './rules.ts';
 import { closest, validateCompose } from './validate.ts';
 
@@ -219,6 +220,7 @@ function assemble(
     return envFiles.get(path) as Map<string, string>;
   };
   let usesDefault = false;
+  const addresses = new Map<string, string>();
   const services = new Map<string, ServiceSpec>();
   const parts: ServicePart[] = [];
   for (let s of model.services.values()) {
@@ -233,7 +235,9 @@ function assemble(
     for (const [k, v] of s.environment) environment.set(k, v);
     s = withNetworkMode(s, model, disabled, errors);
     parts.push(s);
-    const networks = passValue(s.pass, 'network_mode') !== undefined ? new Map() : (s.networks ?? new Map([['default', { value: [], at: s.at }]]));
+    const networks: Map<string, At<NetworkJoin>> = passValue(s.pass, 'network_mode') !== undefined
+      ? new Map()
+      : (s.networks ?? new Map([['default', { value: { aliases: [] }, at: s.at }]]));
     for (const [key, { at }] of networks) {
       if (key === 'default') usesDefault = true;
       else if (!model.networks.has(key)) errors.push(siteError(at, `network '${key}' is not declared under the top-level networks:`));
@@ -270,6 +274,7 @@ function assemble(
       if (mounted.has(f.target)) errors.push(siteError(s.at, `${f.target} is both a mount target and where ${f.kind} ${f.source} goes`));
     }
     const spec = serviceSpec(s, environment, networks, errors, limits);
+    fixedAddresses(s.name, spec, networks, model, addresses, errors);
     spec.files = delivered;
     // Docker copies into a read-only root file system only into a volume mounted there
     const inVolume = (target: string) => spec.volumes.some((m) => m.type === 'volume' && (target + '/').startsWith(m.target.replace(/\/?$/, '/')));
@@ -301,7 +306,7 @@ const sorted = (m: Map<string, string>): Record<string, string> => Object.fromEn
 function serviceSpec(
   s: ServicePart,
   environment: Map<string, string>,
-  networks: Map<string, { value: string[] }>,
+  networks: Map<string, { value: NetworkJoin }>,
   errors: SourceError[],
   limits: InputLimits,
 ): ServiceSpec {
@@ -311,7 +316,7 @@ function serviceSpec(
     environment: sorted(environment),
     ports: s.ports.map((p) => p.value),
     volumes: s.volumes.filter((v) => v.value.repoPath === undefined).map((v) => v.value),
-    networks: [...networks].map(([key, { value }]) => ({ key, aliases: value })),
+    networks: [...networks].map(([key, { value }]) => serviceNetwork(key, value)),
     labels: sorted(s.labels),
     restart: s.restart ?? 'no',
     ...deploySpec(s.deploy, errors, limits.replicas),
@@ -368,6 +373,72 @@ function serviceSpec(
     else spec.watchImage = true;
   }
   return Object.assign(spec, passFields(s.pass, s.deploy, spec, errors));
+}
+
+/** A service's attachment to one network as the spec has it (the addresses only when set, so that a spec without them hashes as before). */
+function serviceNetwork(key: string, join: NetworkJoin): ServiceSpec['networks'][number] {
+  return {
+    key,
+    aliases: join.aliases,
+    ...(join.ipv4Address ? { ipv4Address: join.ipv4Address.value } : {}),
+    ...(join.ipv6Address ? { ipv6Address: join.ipv6Address.value } : {}),
+    ...(join.linkLocalIps?.length ? { linkLocalIps: join.linkLocalIps } : {}),
+  };
+}
+
+/**
+ * A fixed address (`ipv4_address`, `ipv6_address`) is one container's on its network, as with
+ * Compose: so one replica only, never two at once (not with order: start-first, where the old and
+ * the new replica run together), on a network with a configured subnet that holds it (Docker
+ * takes an address from the caller only there), and no other service's. Each refusal is at the key.
+ * `taken`: the addresses of the services checked before, `network/address` -> service.
+ */
+function fixedAddresses(
+  service: string,
+  spec: ServiceSpec,
+  networks: Map<string, At<NetworkJoin>>,
+  model: ComposeModel,
+  taken: Map<string, string>,
+  errors: SourceError[],
+): void {
+  for (const [key, { value: join }] of networks) {
+    for (const [fixed, family] of [
+      [join.ipv4Address, 'ipv4'],
+      [join.ipv6Address, 'ipv6'],
+    ] as const) {
+      if (!fixed) continue;
+      const fail = (message: string) => errors.push(siteError(fixed.at, message));
+      if (spec.mode === 'global') {
+        fail("a fixed address is one container's, but deploy.mode: global runs one on each host: drop the address, or run one replica");
+      } else if (spec.replicas > 1) {
+        fail(`a fixed address is one container's, but the service asks for ${spec.replicas} replicas: use one replica, or drop the address`);
+      }
+      for (const [name, config] of [
+        ['update_config', spec.update],
+        ['rollback_config', spec.rollback],
+      ] as const) {
+        if (config.order === 'start-first') {
+          fail(
+            `cannot be used with deploy.${name}.order: start-first: the old and the new replica would need the address at once (use stop-first, the default)`,
+          );
+        }
+      }
+      const network = model.networks.get(key);
+      if (!network?.external) {
+        const subnets = (network?.ipam?.config ?? []).flatMap((c) => (c.value.subnet && parseCidr(c.value.subnet)?.family === family ? [c.value.subnet] : []));
+        if (subnets.length === 0) {
+          fail(
+            `network '${key}' has no ${family === 'ipv4' ? 'IPv4' : 'IPv6'} subnet: Docker gives a fixed address only on a network with a configured subnet (declare it under networks.${key}.ipam.config)`,
+          );
+        } else if (!subnets.some((net) => inSubnet(fixed.value, net))) {
+          fail(`${fixed.value} is not in the subnet of network '${key}' (${subnets.join(', ')})`);
+        }
+      }
+      const other = taken.get(`${key}/${fixed.value}`);
+      if (other !== undefined) fail(`${fixed.value} is already the address of service '${other}' on network '${key}'`);
+      else taken.set(`${key}/${fixed.value}`, service);
+    }
+  }
 }
 
 const notDeployed = (name: string, disabled: Map<string, string[]>) =>
@@ -453,6 +524,12 @@ function resourceSpec(stack: string, r: ResourcePart): NetworkSpec & VolumeSpec 
   const external = r.external ?? false;
   const spec: NetworkSpec = { key: r.key, name: r.name ?? (external ? r.key : `${stack}_${r.key}`), external, labels: sorted(r.labels) };
   if (r.driver !== undefined) spec.driver = r.driver;
+  if (r.ipam) {
+    spec.ipam = { config: r.ipam.config.map((c) => c.value) };
+    if (r.ipam.driver !== undefined) spec.ipam.driver = r.ipam.driver;
+    if (r.ipam.options !== undefined) spec.ipam.options = r.ipam.options;
+  }
+  if (r.enableIpv6 !== undefined) spec.enableIpv6 = r.enableIpv6;
   return spec;
 }
 

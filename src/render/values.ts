@@ -1,4 +1,5 @@
 /** Small value parsers shared by the Compose normaliser. */
+import { BlockList, isIP } from 'node:net';
 import { posix } from 'node:path';
 
 /**
@@ -117,8 +118,37 @@ export const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && 
 
 /** `path` (relative to the folder of `from`) as a snapshot path; undefined when it is absolute or leaves the repository. */
 export function repoPath(from: string, path: string): string | undefined {
-  const resolved = posix.normalize(posix.join(posix.dirname(from), path));
+  const resolved = normalPath(posix.join(posix.dirname(from), path));
   return path.startsWith('/') || resolved === '..' || resolved.startsWith('../') ? undefined : resolved;
+}
+
+/**
+ * A snapshot path, normalised and without a trailing slash: a folder written `backend/` or
+ * `./backend/` is `backend`, the root (`./`) is `.`.
+ */
+export function normalPath(path: string): string {
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') || '.' : normal;
+}
+
+/** A subnet in CIDR form (`10.5.0.0/16`, `fd00:5::/64`): its address, prefix length and family; undefined when it is none. */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
+  if (!m) return undefined;
+  const version = isIP(m[1]);
+  const prefix = Number(m[2]);
+  if (version === 0 || prefix > (version === 4 ? 32 : 128)) return undefined;
+  return { address: m[1], prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** Whether `address` lies in the subnet `cidr` (both of one family). */
+export function inSubnet(address: string, cidr: string): boolean {
+  const subnet = parseCidr(cidr);
+  const family = isIP(address) === 4 ? 'ipv4' : isIP(address) === 6 ? 'ipv6' : undefined;
+  if (!subnet || subnet.family !== family) return false;
+  const list = new BlockList();
+  list.addSubnet(subnet.address, subnet.prefix, subnet.family);
+  return list.check(address, family);
 }
 
 /** A size as people read it: `12.5 MiB` (bytes in 1024s). */

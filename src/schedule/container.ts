@@ -169,7 +169,14 @@ function serviceShape(stack: RenderedStack, svc: ServiceSpec, peer?: NetworkPeer
     Target: m.target,
     ReadOnly: m.readOnly,
   }));
-  const networks = svc.networks.map((n) => ({ network: networkName(stack, n.key), aliases: [...new Set([svc.name, ...n.aliases])] }));
+  // a fixed address only when set, so that a spec without one hashes as before
+  const networks = svc.networks.map((n) => ({
+    network: networkName(stack, n.key),
+    aliases: [...new Set([svc.name, ...n.aliases])],
+    ...(n.ipv4Address !== undefined ? { ipv4Address: n.ipv4Address } : {}),
+    ...(n.ipv6Address !== undefined ? { ipv6Address: n.ipv6Address } : {}),
+    ...(n.linkLocalIps?.length ? { linkLocalIps: n.linkLocalIps } : {}),
+  }));
   const [firstNet] = networks;
   const restart = parseRestart(svc.restart);
   const hc = svc.healthcheck;
@@ -283,7 +290,7 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
         )
       : undefined,
     volumes: svc.volumes.length ? svc.volumes.map((m) => volumeView(stack, m)) : undefined,
-    networks: svc.networks.map((n) => networkName(stack, n.key)),
+    networks: svc.networks.map((n) => networkView(stack, n)),
     labels: Object.keys(svc.labels).length ? svc.labels : undefined,
     healthcheck: svc.healthcheck && healthcheckView(svc.healthcheck),
     restart: svc.restart === 'no' || svc.restart === '' ? undefined : svc.restart,
@@ -306,6 +313,16 @@ export function serviceView(stack: RenderedStack, svc: ServiceSpec, peer?: Netwo
     resources: resourcesView(svc),
   };
   return stringify(JSON.parse(JSON.stringify(view)), { sortMapEntries: false });
+}
+
+/** A network joined, by its name on the host, with its fixed addresses: `shop_back (ipv4_address 10.5.0.10)`. */
+function networkView(stack: RenderedStack, n: ServiceSpec['networks'][number]): string {
+  const fixed = [
+    n.ipv4Address !== undefined ? `ipv4_address ${n.ipv4Address}` : '',
+    n.ipv6Address !== undefined ? `ipv6_address ${n.ipv6Address}` : '',
+    n.linkLocalIps?.length ? `link_local_ips ${n.linkLocalIps.join(' ')}` : '',
+  ].filter(Boolean);
+  return fixed.length ? `${networkName(stack, n.key)} (${fixed.join(', ')})` : networkName(stack, n.key);
 }
 
 /** A mount in Compose's short syntax (`data:/var/lib/x:ro`, `/srv/x:/x`); other kinds as `TYPE:TARGET`. */

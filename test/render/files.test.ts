@@ -148,6 +148,13 @@ describe('secrets and configs', () => {
     expect(renderApp({ 'compose.yaml': web('read_only: true\nsecrets: [s]\nvolumes: [run:/run/secrets]', top), 'x.txt': 'x' }).errors).toEqual([]);
   });
 
+  test('a folder of the repository bind-mounted with a trailing slash is the folder', () => {
+    const files = { 'conf/a.conf': 'a', 'conf/sub/b.conf': 'b' };
+    const plain = stackOf({ 'compose.yaml': web('volumes: ["./conf:/etc/app"]'), ...files }).services[0].files;
+    expect(plain.map((f) => f.target)).toEqual(['/etc/app/a.conf', '/etc/app/sub/b.conf']);
+    expect(stackOf({ 'compose.yaml': web('volumes: ["./conf/:/etc/app"]'), ...files }).services[0].files).toEqual(plain);
+  });
+
   test('file modes are octal, as Compose reads them', () => {
     expect([400, 440, 644, 755, '0440', '0o600', 0].map(fileMode)).toEqual([0o400, 0o440, 0o644, 0o755, 0o440, 0o600, 0]);
     expect([999, 288, '0x1', 'rw', 1.5].map(fileMode)).toEqual([undefined, undefined, undefined, undefined, undefined]);
@@ -189,6 +196,18 @@ describe('build', () => {
     expect(svc.build).toMatchObject({ args: { VERSION: '3' }, target: 'prod', labels: { team: 'a' }, tags: ['web:extra'], noCache: true });
     expect(imageRepository('registry:5000/org/web:1.2')).toBe('registry:5000/org/web');
     expect(imageRepository('web@sha256:abc')).toBe('web');
+  });
+
+  test.each([['web/'], ['./web/'], ['web//'], ['{ context: ./web/ }']])('a context written with a trailing slash, %s, is the folder', (context) => {
+    const plain = stackOf(app('build: web')).services[0].build!;
+    const svc = stackOf(app(`build: ${context}`)).services[0];
+    expect(svc.build).toEqual(plain);
+  });
+
+  test('the root as ./ is the folder of the compose file', () => {
+    const stack = stackOf({ 'compose.yaml': web('build: ./'), Dockerfile: 'FROM base\n' });
+    expect(stack.services[0].build).toMatchObject({ context: 'app' });
+    expect(stack.contexts.get('web')?.map((f) => f.path)).toEqual(['Dockerfile', 'compose.yaml']);
   });
 
   test('dockerfile_inline goes into the context', () => {

@@ -309,6 +309,22 @@ const VALUES: Record<string, Row> = {
     gatedBy: 'policy.bindMounts',
     create: { HostConfig: { Mounts: [expect.objectContaining({ Type: 'bind', Source: '/srv/web', Target: '/data' })] } },
   },
+  'networks (ipv4_address, on a network with an ipam subnet)': {
+    yaml: 'networks:\n  back:\n    ipv4_address: 10.5.0.10',
+    rest: 'networks:\n  back:\n    ipam: { config: [{ subnet: 10.5.0.0/16 }] }\n',
+    spec: { networks: [{ key: 'back', aliases: [], ipv4Address: '10.5.0.10' }] },
+    create: { HostConfig: { NetworkMode: 'app_back' } },
+  },
+  'networks (ipv6_address and link_local_ips)': {
+    yaml: 'networks:\n  back:\n    ipv6_address: "fd00:5::10"\n    link_local_ips: [169.254.8.8]',
+    rest: 'networks:\n  back:\n    enable_ipv6: true\n    ipam: { config: [{ subnet: "fd00:5::/64" }] }\n',
+    spec: { networks: [{ key: 'back', aliases: [], ipv6Address: 'fd00:5::10', linkLocalIps: ['169.254.8.8'] }] },
+  },
+  'networks (ipv4_address with two replicas)': {
+    yaml: 'networks:\n  back:\n    ipv4_address: 10.5.0.10\ndeploy: { replicas: 2 }',
+    rest: 'networks:\n  back:\n    ipam: { config: [{ subnet: 10.5.0.0/16 }] }\n',
+    refused: `${at('networks.back.ipv4_address', 6, 9)}: a fixed address is one container's, but the service asks for 2 replicas: use one replica, or drop the address`,
+  },
   'build (on the host network)': {
     yaml: 'build: { context: ., network: host }',
     files: { 'app/Dockerfile': 'FROM busybox\n' },

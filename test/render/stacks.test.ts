@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { StackDef } from '../../src/model.ts';
+import { formatError, renderSnapshot } from '../../src/render/index.ts';
 import { errorsOf, render } from './helpers.ts';
 
 const SVC = 'services:\n  web:\n    image: nginx\n';
@@ -8,7 +9,7 @@ const defs = (files: Record<string, string>): StackDef[] => {
   expect(result.errors).toEqual([]);
   return result.stacks.map((s) => s.def);
 };
-const DEFAULTS = { hosts: { kind: 'all' }, sync: { auto: true, prune: true, selfHeal: true } };
+const DEFAULTS = { hosts: { kind: 'all' as const }, sync: { auto: true, prune: true, selfHeal: true } };
 
 describe('discovery without berth.yaml', () => {
   test.each<[string, Record<string, string>, Partial<StackDef>[]]>([
@@ -41,11 +42,6 @@ describe('discovery without berth.yaml', () => {
 
   test.each([
     [
-      'a compose file at the root',
-      { 'compose.yaml': SVC, 'a/compose.yaml': SVC },
-      'compose.yaml: a Compose file at the root needs a berth.yaml that names its stack',
-    ],
-    [
       'a folder that is no stack name',
       { 'my.app/compose.yaml': SVC },
       "my.app/compose.yaml: the folder 'my.app' does not make a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit); rename it or list the stack in a berth.yaml",
@@ -59,6 +55,91 @@ describe('discovery without berth.yaml', () => {
     const result = render(files);
     expect(result.stacks).toEqual([]);
     expect(errorsOf(files)).toEqual([message]);
+  });
+});
+
+describe('a Compose file at the root, without berth.yaml', () => {
+  // the repo is called 'test' in these snapshots (the repo's name in the engine config)
+  test.each<[string, Record<string, string>, Partial<StackDef>[]]>([
+    ['is one stack, named after the repo', { 'compose.yaml': SVC }, [{ name: 'test', composeFiles: ['compose.yaml'], ...DEFAULTS }]],
+    ["named by its top-level name:, Compose's project name", { 'compose.yaml': `name: shop\n${SVC}` }, [{ name: 'shop', composeFiles: ['compose.yaml'] }]],
+    [
+      'its name: interpolated from the .env beside it',
+      { 'compose.yaml': `name: \${PROJECT:-fallback}-\${STAGE}\n${SVC}`, '.env': 'PROJECT=shop\nSTAGE=prod\n' },
+      [{ name: 'shop-prod' }],
+    ],
+    ['a default in name: without a .env', { 'compose.yaml': `name: \${PROJECT:-fallback}\n${SVC}` }, [{ name: 'fallback' }]],
+    ['a name: that interpolates to nothing counts as none', { 'compose.yaml': `name: \${UNSET}\n${SVC}` }, [{ name: 'test' }]],
+    ['compose.yml', { 'compose.yml': SVC }, [{ name: 'test', composeFiles: ['compose.yml'] }]],
+    ['docker-compose.yaml', { 'docker-compose.yaml': SVC }, [{ name: 'test', composeFiles: ['docker-compose.yaml'] }]],
+    ['docker-compose.yml', { 'docker-compose.yml': SVC }, [{ name: 'test', composeFiles: ['docker-compose.yml'] }]],
+    [
+      "the first in Compose's order when there are several",
+      { 'docker-compose.yml': `name: d\n${SVC}`, 'compose.yml': `name: c\n${SVC}`, 'docker-compose.yaml': `name: e\n${SVC}` },
+      [{ name: 'c', composeFiles: ['compose.yml'] }],
+    ],
+    ['compose.yaml before docker-compose.yml', { 'docker-compose.yml': SVC, 'compose.yaml': SVC }, [{ composeFiles: ['compose.yaml'] }]],
+    [
+      'the only stack: Compose files in folders are files it may include, not stacks',
+      { 'compose.yaml': `name: app\ninclude: [db/compose.yaml]\n${SVC}`, 'db/compose.yaml': 'services:\n  db:\n    image: postgres\n' },
+      [{ name: 'app', composeFiles: ['compose.yaml'] }],
+    ],
+  ])('%s', (_, files, expected) => {
+    expect(defs(files)).toEqual(expected.map((e) => expect.objectContaining(e)));
+  });
+
+  test('renders with what it includes', () => {
+    const result = render({ 'compose.yaml': `name: app\ninclude: [db/compose.yaml]\n${SVC}`, 'db/compose.yaml': 'services:\n  db:\n    image: postgres\n' });
+    const [stack] = result.stacks;
+    expect(stack?.ok && stack.stack.services.map((s) => s.name).sort()).toEqual(['db', 'web']);
+  });
+
+  test('berth.yaml wins over it', () => {
+    const files = { 'berth.yaml': 'stacks:\n  - name: listed\n    compose: compose.yaml\n', 'compose.yaml': `name: listed\n${SVC}`, 'a/compose.yaml': SVC };
+    expect(defs(files)).toEqual([{ name: 'listed', composeFiles: ['compose.yaml'], ...DEFAULTS }]);
+  });
+
+  test('a repo name that is no stack name needs a name:', () => {
+    const encoded = new Map([['compose.yaml', new TextEncoder().encode(SVC)]]);
+    const commit = { sha: 'abc', author: 'a', email: 'a@x', message: 'm', time: 0 };
+    const result = renderSnapshot({ repo: 'my.app', commit, files: encoded });
+    expect(result.stacks).toEqual([]);
+    expect(result.errors.map(formatError)).toEqual([
+      "compose.yaml: the repo's name 'my.app' does not make a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit): give the Compose file a top-level name:, or list the stack in a berth.yaml",
+    ]);
+    const named = renderSnapshot({ repo: 'my.app', commit, files: new Map([['compose.yaml', new TextEncoder().encode(`name: myapp\n${SVC}`)]]) });
+    expect(named.stacks.map((s) => s.def.name)).toEqual(['myapp']);
+  });
+
+  test.each([
+    [
+      'a name: that is no stack name',
+      { 'compose.yaml': `name: My App\n${SVC}` },
+      "compose.yaml:1:7: name: the project name 'My App' is not a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit)",
+    ],
+    [
+      'one that becomes none once interpolated',
+      { 'compose.yaml': `services:\n  web:\n    image: nginx\nname: \${STAGE}.shop\n`, '.env': 'STAGE=prod\n' },
+      "compose.yaml:4:7: name: the project name 'prod.shop' is not a valid stack name (lower-case letters, digits, _ and -, starting with a letter or digit)",
+    ],
+    [
+      'a required variable unset',
+      { 'compose.yaml': `name: \${PROJECT:?set PROJECT in .env}\n${SVC}` },
+      'compose.yaml:1:7: name: required variable PROJECT is missing a value: set PROJECT in .env',
+    ],
+    ['a name that is no string', { 'compose.yaml': `name: [a]\n${SVC}` }, 'compose.yaml:1:7: name: the project name must be a string'],
+    ['a YAML syntax error', { 'compose.yaml': 'services:\n  web:\n   image: [nginx\n' }, expect.stringMatching(/^compose\.yaml:\d+:\d+: /)],
+    ['a .env it cannot read', { 'compose.yaml': `name: \${X}\n${SVC}`, '.env': 'X="open\n' }, expect.stringMatching(/^\.env:1:\d+: /)],
+  ])('%s is a repo-wide error: the name, and so the stack, is not known', (_, files, message) => {
+    const result = render(files);
+    expect(result.stacks).toEqual([]);
+    expect(result.errors.map(formatError)).toEqual([message]);
+  });
+
+  test('a Compose file at the root too big to read is a repo-wide error', () => {
+    const result = render({ 'compose.yaml': `name: app\n${SVC}# ${'x'.repeat(200)}\n` }, { limits: { yamlSize: 100 } });
+    expect(result.stacks).toEqual([]);
+    expect(result.errors.map(formatError)).toEqual([expect.stringMatching(/^compose\.yaml: .* over limits\.yamlSize/)]);
   });
 });
 
