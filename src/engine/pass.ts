@@ -117,7 +117,7 @@ export class Reconciler {
 
     if (rendered.errors.length > 0) {
       const message = rendered.errors.map(formatError).join('\n');
-      clog.error({ errors: message }, 'berth.yaml is invalid: nothing changes');
+      clog.error({ errors: message }, 'the repo does not render (its berth.yaml or root Compose file): nothing changes');
       await observing.catch(() => undefined);
       if (!opts.dryRun) ctx.recorder.invalid(base, undefined, rendered.errors);
       return { repo, commit, error: message, stacks: [] };
