@@ -9,6 +9,7 @@ import { Ajv } from 'ajv';
 import cron from 'node-cron';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import { INPUT_LIMITS, type InputLimits, type RepoPolicy } from './model.ts';
+import { checkTargets, NOTIFICATIONS_SCHEMA, type NotificationTarget, type RawTarget } from './notify/config.ts';
 
 export interface TlsConfig {
   ca: string;
@@ -102,6 +103,8 @@ export interface BerthConfig {
   publicUrl?: string;
   /** more names berth answers to (the Host header), `host` (any port) or `host:port`, lower case */
   allowedHosts: string[];
+  /** who is told what berth did: webhooks, chat services, forges' commit statuses (docs/notifications.md) */
+  notifications: NotificationTarget[];
 }
 
 export interface HostCheckConfig {
@@ -129,6 +132,7 @@ const schema = {
     publicUrl: { type: 'string', minLength: 1 },
     // a host name, an IPv4 address or a bracketed IPv6 one, with a port or not: what a Host header holds
     allowedHosts: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]+)?$' } },
+    notifications: NOTIFICATIONS_SCHEMA,
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -310,12 +314,17 @@ export function loadConfig(file: string): BerthConfig {
     throw new ConfigError(lines.join('\n'));
   }
   const base = dirname(resolve(file));
-  return normalize(raw as RawConfig, base, file);
+  const locate = (path: Array<string | number>) => {
+    const node = doc.getIn(path, true);
+    return where(isNode(node) ? node.range?.[0] : undefined);
+  };
+  return normalize(raw as RawConfig, base, file, locate);
 }
 
 type RawConfig = Partial<
-  Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs' | 'allowedHosts'>
+  Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs' | 'allowedHosts' | 'notifications'>
 > & {
+  notifications?: RawTarget[];
   allowedHosts?: string[];
   imagePoll?: string;
   registries?: Array<{ host?: string; username?: string; passwordFile?: string; dockerConfigFile?: string; caFile?: string }>;
@@ -326,7 +335,7 @@ type RawConfig = Partial<
   repos?: Array<Partial<RepoConfig> & { name: string; url: string }>;
 };
 
-function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
+function normalize(raw: RawConfig, base: string, source: string, locate: (path: Array<string | number>) => string = () => source): BerthConfig {
   const rel = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const hosts = (raw.hosts ?? []).map((h) => ({
     name: h.name,
@@ -358,6 +367,9 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     }
   }
   for (const r of repos) parsePoll(r.poll, `${source}: repos.${r.name}.poll`);
+  const publicUrlValue = raw.publicUrl === undefined ? undefined : publicUrl(raw.publicUrl, `${source}: publicUrl`);
+  const notifications = checkTargets(raw.notifications ?? [], { repos, publicUrl: publicUrlValue, rel });
+  if (notifications.problems.length) throw new ConfigError(notifications.problems.map((p) => `${locate(p.path)}: ${p.message}`).join('\n'));
   return {
     source,
     dataDir: rel(raw.dataDir ?? './data'),
@@ -373,8 +385,9 @@ function normalize(raw: RawConfig, base: string, source: string): BerthConfig {
     imagePollMs: parseDuration(raw.imagePoll ?? '5m', `${source}: imagePoll`),
     ...auditFiles(raw, rel, source),
     registryWebhookSecretFile: raw.registryWebhookSecretFile && rel(raw.registryWebhookSecretFile),
-    ...(raw.publicUrl === undefined ? {} : { publicUrl: publicUrl(raw.publicUrl, `${source}: publicUrl`) }),
+    ...(publicUrlValue === undefined ? {} : { publicUrl: publicUrlValue }),
     allowedHosts: (raw.allowedHosts ?? []).map((h) => h.toLowerCase()),
+    notifications: notifications.targets,
   };
 }
 
@@ -513,6 +526,7 @@ export function defaultConfig(dataDir = resolve('data')): BerthConfig {
     registries: [],
     imagePollMs: 300_000,
     allowedHosts: [],
+    notifications: [],
   };
 }
 

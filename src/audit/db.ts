@@ -162,6 +162,32 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (repo, stack, service, slot, host)
   ) STRICT;
   CREATE INDEX syncs_repo_stack ON syncs (repo, stack, id);`,
+  // 9: the notifications queue and its history (src/audit/notifications.ts): pending deliveries outlive a
+  // restart; `nextAt` and `lease` (ms since the epoch) are when one is due and how long a worker holds it
+  `CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    type TEXT NOT NULL,
+    event TEXT NOT NULL,
+    repo TEXT,
+    stack TEXT,
+    host TEXT,
+    commitSha TEXT,
+    syncId INTEGER,
+    payload TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('pending', 'delivered', 'failed', 'dropped')),
+    attempts INTEGER NOT NULL,
+    status INTEGER,
+    error TEXT,
+    createdAt TEXT NOT NULL,
+    lastAttemptAt TEXT,
+    nextAt INTEGER,
+    finishedAt TEXT,
+    lease INTEGER
+  ) STRICT;
+  CREATE INDEX notifications_queue ON notifications (outcome, target, id);
+  CREATE INDEX notifications_target ON notifications (target, id);`,
 ];
 
 /**

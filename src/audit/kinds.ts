@@ -77,6 +77,8 @@ export const AUDIT_KINDS = [
   'image.updated',
   // the engine signs the chain's head with its audit key: the row's message is the checkpoint's JSON (src/audit/anchor.ts)
   'audit.checkpoint',
+  // a notification (a webhook, a chat message, a commit status) could not be delivered: refused, or every retry used (src/notify/deliver.ts)
+  'notification.failed',
 ] as const;
 
 export type AuditKind = (typeof AUDIT_KINDS)[number];

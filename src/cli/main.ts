@@ -191,6 +191,7 @@ program
     const stopWatching = engine.watchDrift({ resyncMs: config.resyncMs });
     const stopSchedules = engine.startSchedules();
     const stopImages = engine.watchImages(config.imagePollMs);
+    engine.startNotifications(); // stopped by engine.close()
     await engine.syncAll({ trigger: 'startup' });
     ready = true;
     const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);

@@ -23,6 +23,8 @@ import { SyncStore } from '../audit/syncs.ts';
 import { HoldStore, type Hold } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
 import { StackMemory } from '../audit/memory.ts';
+import { NotificationStore, type NotificationRecord } from '../audit/notifications.ts';
+import { Notifier, type NotifyOptions } from '../notify/deliver.ts';
 import { imageKey } from '../apply/registries.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
@@ -47,12 +49,19 @@ export type { PassOptions, RepoPass, StackOutcome, StackStatus };
  * What Engine.events emits: 'audit' with every row appended to engine.audit (by the engine, the
  * webhooks, the API); 'sync' with each sync run's phases (a 'step' per audit row it writes);
  * 'stack' with a stack's status after a change that may have changed it (worked out only while
- * someone listens to 'stack').
+ * someone listens to 'stack'); 'notification' with a notification delivery each time it changes
+ * (queued, attempted, delivered, failed, dropped).
  */
 export interface EngineEvents {
   audit: [row: AuditRow];
   sync: [event: SyncEvent];
   stack: [state: StackState];
+  notification: [record: NotificationRecord];
+}
+
+export interface EngineOptions {
+  /** how notifications are delivered (src/notify/deliver.ts): the retry schedule, the request timeout, the queue's limits */
+  notify?: NotifyOptions;
 }
 
 export class Engine {
@@ -64,6 +73,8 @@ export class Engine {
   readonly audit: AuditLog;
   readonly syncs: SyncStore;
   readonly holds: HoldStore;
+  /** who is told what berth did (docs/notifications.md): events are queued as audit rows are appended; startNotifications() sends them */
+  readonly notifier: Notifier;
   /** what berth last saw of the hosts and the repos: what reads are answered from */
   readonly world = new World();
   readonly fleet: Fleet;
@@ -82,7 +93,7 @@ export class Engine {
   /** signs the audit log's checkpoints, with an auditKeyFile (src/audit/checkpoint.ts) */
   readonly #checkpoints?: Checkpointer;
 
-  constructor(config: BerthConfig, log: Logger) {
+  constructor(config: BerthConfig, log: Logger, opts: EngineOptions = {}) {
     this.config = config;
     this.log = log;
     // the audit key and anchor file are checked before anything is opened: either stops berth at once
@@ -101,6 +112,19 @@ export class Engine {
     });
     this.syncs = new SyncStore(this.db);
     this.holds = new HoldStore(this.db);
+    this.notifier = new Notifier(
+      {
+        targets: config.notifications,
+        publicUrl: config.publicUrl,
+        store: new NotificationStore(this.db),
+        syncOf: (id) => this.syncs.get(id),
+        audit: this.audit,
+        log: log.child({ component: 'notify' }),
+        onChange: (record) => this.events.emit('notification', record),
+      },
+      opts.notify,
+    );
+    this.audit.onAppend((row) => this.notifier.observe(row));
     for (const r of config.repos) {
       this.#sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name), { limits: config.limits }));
       this.#secrets.set(r.name, repoSecrets(r));
@@ -172,6 +196,7 @@ export class Engine {
 
   /** Stops the timers, signs a last checkpoint of the audit log (with an auditKeyFile) and closes the database; a second call does nothing. */
   close(): void {
+    this.notifier.stop();
     this.#board.stop();
     this.#schedules?.stop();
     this.fleet.stop();
@@ -279,6 +304,14 @@ export class Engine {
       scheduler.stop();
       if (this.#schedules === scheduler) this.#schedules = undefined;
     };
+  }
+
+  /**
+   * Sends the notifications (docs/notifications.md): what is pending in the database (an earlier
+   * run's too), then each as it is queued. Returns a function that stops it (close() does too).
+   */
+  startNotifications(): () => void {
+    return this.notifier.start();
   }
 
   /** The scheduled jobs installed now (none until startSchedules()). */

@@ -1,6 +1,6 @@
 /**
  * The HTTP API under /api/v1 (docs/api.md): the stacks and their status, the hosts, the
- * sync history, the audit log, the webhook deliveries, the event stream; and the actions sync,
+ * sync history, the audit log, the webhook deliveries, the notifications sent, the event stream; and the actions sync,
  * rollback, pause and resume, each the same operation the CLI runs (src/engine/ops.ts). JSON in
  * and out; every error is `{ error, code }`: a message a person can act on (a bad field is named)
  * and a stable code a program can branch on (docs/api.md, "Errors"). Reading needs a viewer
@@ -13,6 +13,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { DeliveryFilter } from '../audit/deliveries.ts';
+import { NOTIFICATION_OUTCOMES, type NotificationFilter } from '../audit/notifications.ts';
 import type { SyncFilter } from '../audit/syncs.ts';
 import { EngineError, type Engine } from '../engine/engine.ts';
 import { LocalOps, type ApiErrorCode, type AuditQuery } from '../engine/ops.ts';
@@ -287,6 +288,18 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
     async (req) => {
       const { rows, nextCursor } = await ops.deliveries(req.query);
       return { deliveries: rows, nextCursor };
+    },
+  );
+
+  app.get<{ Querystring: NotificationFilter }>(
+    '/notifications',
+    {
+      config: viewer,
+      schema: { querystring: query({ target: NAME, outcome: { enum: NOTIFICATION_OUTCOMES }, ...PAGE }) },
+    },
+    async (req) => {
+      const { rows, nextCursor } = engine.notifier.query(req.query);
+      return { notifications: rows, nextCursor };
     },
   );
 

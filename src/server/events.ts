@@ -1,7 +1,8 @@
 /**
  * `GET /api/v1/events`: the engine's events as server-sent events (text/event-stream), for the
  * dashboard and for scripts. `event: audit` (every new audit row), `event: sync` (a sync run's
- * phases), `event: stack` (a stack's status after a pass over its repo). A comment line every
+ * phases), `event: stack` (a stack's status after a pass over its repo), `event: notification` (a
+ * notification delivery, each time it changes: src/audit/notifications.ts). A comment line every
  * `heartbeatMs` keeps proxies from closing an idle stream.
  *
  * One set of engine listeners serves every open stream, and only while one is open: with nobody
@@ -10,6 +11,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { AuditRow } from '../audit/log.ts';
+import type { NotificationRecord } from '../audit/notifications.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { SyncEvent } from '../engine/events.ts';
 import type { StackState } from '../engine/status.ts';
@@ -44,6 +46,7 @@ export class EventStreams {
   readonly #onAudit = (row: AuditRow) => this.#broadcast('audit', row);
   readonly #onSync = (e: SyncEvent) => this.#broadcast('sync', e);
   readonly #onStack = (s: StackState) => this.#broadcast('stack', this.#opts.stackView(s));
+  readonly #onNotification = (n: NotificationRecord) => this.#broadcast('notification', n);
 
   constructor(engine: Engine, opts: EventStreamOptions) {
     this.#engine = engine;
@@ -103,6 +106,7 @@ export class EventStreams {
     events.on('audit', this.#onAudit);
     events.on('sync', this.#onSync);
     events.on('stack', this.#onStack);
+    events.on('notification', this.#onNotification);
     this.#heartbeat = setInterval(() => this.#write(': keep-alive\n\n'), this.#opts.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -112,6 +116,7 @@ export class EventStreams {
     events.off('audit', this.#onAudit);
     events.off('sync', this.#onSync);
     events.off('stack', this.#onStack);
+    events.off('notification', this.#onNotification);
     clearInterval(this.#heartbeat);
   }
 

@@ -110,7 +110,10 @@ function branchPush(ref: string, after: string | undefined): BranchPush[] {
   return [{ branch: ref.slice('refs/heads/'.length), after }];
 }
 
-const hmac = (secret: string, body: Buffer) => createHmac('sha256', secret).update(body).digest();
+const hmac = (secret: string, body: Buffer | string) => createHmac('sha256', secret).update(body).digest();
+
+/** `sha256=<hex HMAC-SHA256 of the body>`: the X-Berth-Signature the generic webhook checks, and berth's own webhook notifications send. */
+export const berthSignature = (secret: string, body: Buffer | string) => `sha256=${hmac(secret, body).toString('hex')}`;
 
 /** Checks `given` (hex HMAC-SHA256 of the body, after `prefix`) in constant time. */
 function checkHmac(secret: string, body: Buffer, given: string | undefined, prefix = ''): Verdict {

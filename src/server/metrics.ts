@@ -5,7 +5,8 @@
  * The counters are fed from what berth already records: every row appended to the engine's audit
  * log (Engine.events 'audit'), the sync records those rows point at, and, at scrape time, the host
  * monitor's last statuses and the webhook deliveries table (deliveries that were ignored have no
- * audit row). Nothing here changes what is recorded or how.
+ * audit row). Notifications are counted as the engine reports each delivery's end (Engine.events
+ * 'notification'). Nothing here changes what is recorded or how.
  */
 import type { EventEmitter } from 'node:events';
 import type { DatabaseSync } from 'node:sqlite';
@@ -13,6 +14,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditRow } from '../audit/log.ts';
 import type { DeliveryOutcome } from '../audit/deliveries.ts';
+import type { NotificationRecord } from '../audit/notifications.ts';
 import type { SyncStore } from '../audit/syncs.ts';
 import type { EngineEvents } from '../engine/engine.ts';
 import type { HostMonitor } from '../observe/hosts.ts';
@@ -24,6 +26,8 @@ export interface MetricsSource {
   syncs: Pick<SyncStore, 'get'>;
   monitor: Pick<HostMonitor, 'status'>;
   events: EventEmitter<EngineEvents>;
+  /** the notification targets, each counted from 0 */
+  config?: { notifications: ReadonlyArray<{ name: string }> };
 }
 
 export interface BerthMetrics {
@@ -35,6 +39,8 @@ export interface BerthMetrics {
 /** Seconds: syncs and rollouts take from about a second to many minutes. */
 const DURATION_BUCKETS = [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 const DELIVERY_OUTCOMES: DeliveryOutcome[] = ['accepted', 'rejected', 'ignored'];
+/** How a notification delivery ends. */
+const NOTIFICATION_ENDS = ['delivered', 'failed', 'dropped'] as const;
 
 /** A sync started in this process: per service, the time of its first rollout batch and of its last step so far (ms). */
 interface OpenSync {
@@ -117,6 +123,16 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     },
   });
   for (const provider of [...FORGES.keys(), 'registry']) for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ provider, outcome }, 0);
+  const notifications = new Counter({
+    name: 'berth_notifications_total',
+    help: 'Notification deliveries this process ended, by target and outcome: delivered, failed (refused, or every retry used), dropped (a full queue)',
+    labelNames: ['target', 'outcome'] as const,
+    registers,
+  });
+  for (const t of src.config?.notifications ?? []) for (const outcome of NOTIFICATION_ENDS) notifications.inc({ target: t.name, outcome }, 0);
+  const notified = (n: NotificationRecord) => {
+    if ((NOTIFICATION_ENDS as readonly string[]).includes(n.outcome)) notifications.inc({ target: n.target, outcome: n.outcome });
+  };
 
   const open = new Map<number, OpenSync>();
   const observe = (row: AuditRow) => {
@@ -161,7 +177,14 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     }
   };
   src.events.on('audit', listener);
-  return { registry, stop: () => src.events.off('audit', listener) };
+  src.events.on('notification', notified);
+  return {
+    registry,
+    stop: () => {
+      src.events.off('audit', listener);
+      src.events.off('notification', notified);
+    },
+  };
 }
 
 /** `GET /metrics` as a fastify plugin: `app.register(metrics, { engine })`. */

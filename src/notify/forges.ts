@@ -1,0 +1,125 @@
+/**
+ * A small client per forge: the HTTP request that sets a commit status, as each forge's API
+ * documents it (GitHub "Create a commit status", GitLab "Set the pipeline status of a commit",
+ * Gitea/Forgejo "Create a commit status", Bitbucket Cloud "Create a build status for a commit").
+ * Pure request builders: sending is src/notify/http.ts's. docs/notifications.md, "Commit statuses".
+ */
+import { createHash } from 'node:crypto';
+import type { ForgeType } from './config.ts';
+import type { HttpRequest } from './http.ts';
+
+/** berth's own states; each forge names them its way. */
+export type CommitState = 'pending' | 'success' | 'failure' | 'error';
+
+export interface CommitStatus {
+  sha: string;
+  state: CommitState;
+  /** `berth/<stack>`: one status per stack, each sync of it replacing the last */
+  context: string;
+  /** one line, at most 140 characters */
+  description: string;
+  /** the dashboard's page of the sync, when publicUrl is set */
+  targetUrl?: string;
+}
+
+/** Where a client posts, and with what. The token is a secret: it goes in a header, never in a message. */
+export interface ForgeAccess {
+  /** the API's base, no trailing slash: https://api.github.com, https://gitlab.example.com/api/v4 */
+  apiUrl: string;
+  /** owner/repo; GitLab: the project's full path; Bitbucket: workspace/repo */
+  repository: string;
+  token: string;
+}
+
+export interface ForgeClient {
+  readonly forge: ForgeType;
+  /** The request that sets `status` on its commit. */
+  statusRequest(status: CommitStatus): HttpRequest;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json', 'user-agent': 'berth' };
+
+/** Each path segment encoded on its own: owner/repo stays two segments. */
+const segments = (repository: string) => repository.split('/').map(encodeURIComponent).join('/');
+
+const post = (url: string, headers: Record<string, string>, body: unknown): HttpRequest => ({
+  method: 'POST',
+  url,
+  headers: { ...JSON_TYPE, ...headers },
+  body: JSON.stringify(body),
+});
+
+/** GitHub: POST /repos/{owner}/{repo}/statuses/{sha}, a bearer token; states pending, success, failure, error. */
+export function githubClient(a: ForgeAccess): ForgeClient {
+  return {
+    forge: 'github',
+    statusRequest: (s) =>
+      post(
+        `${a.apiUrl}/repos/${segments(a.repository)}/statuses/${s.sha}`,
+        { authorization: `Bearer ${a.token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
+        { state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
+      ),
+  };
+}
+
+/** Gitea and Forgejo: POST /repos/{owner}/{repo}/statuses/{sha}, `Authorization: token X`; GitHub's states. */
+export function giteaClient(a: ForgeAccess): ForgeClient {
+  return {
+    forge: 'gitea',
+    statusRequest: (s) =>
+      post(
+        `${a.apiUrl}/repos/${segments(a.repository)}/statuses/${s.sha}`,
+        { authorization: `token ${a.token}` },
+        { state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
+      ),
+  };
+}
+
+/**
+ * GitLab: POST /projects/{the project's path, URL-encoded}/statuses/{sha}, `PRIVATE-TOKEN`; the
+ * context is `name`. berth applying a commit is `running` (GitLab's `pending` is a job waiting for
+ * a runner), a failure or an error `failed`.
+ */
+export function gitlabClient(a: ForgeAccess): ForgeClient {
+  const STATE: Record<CommitState, string> = { pending: 'running', success: 'success', failure: 'failed', error: 'failed' };
+  return {
+    forge: 'gitlab',
+    statusRequest: (s) =>
+      post(
+        `${a.apiUrl}/projects/${encodeURIComponent(a.repository)}/statuses/${s.sha}`,
+        { 'private-token': a.token },
+        { state: STATE[s.state], name: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
+      ),
+  };
+}
+
+/**
+ * Bitbucket Cloud: POST /repositories/{workspace}/{repo}/commit/{sha}/statuses/build, a bearer
+ * token; `key` (at most 40 characters) identifies the status, `url` is required. States
+ * INPROGRESS, SUCCESSFUL, FAILED.
+ */
+export function bitbucketClient(a: ForgeAccess): ForgeClient {
+  const STATE: Record<CommitState, string> = { pending: 'INPROGRESS', success: 'SUCCESSFUL', failure: 'FAILED', error: 'FAILED' };
+  return {
+    forge: 'bitbucket',
+    statusRequest: (s) =>
+      post(
+        `${a.apiUrl}/repositories/${segments(a.repository)}/commit/${s.sha}/statuses/build`,
+        { authorization: `Bearer ${a.token}` },
+        { key: bitbucketKey(s.context), state: STATE[s.state], name: s.context, description: s.description, url: s.targetUrl ?? '' },
+      ),
+  };
+}
+
+/** The context as Bitbucket's key: as it is when it fits in 40 characters, else its start and a hash of it. */
+export function bitbucketKey(context: string): string {
+  if (context.length <= 40) return context;
+  return `${context.slice(0, 29)}-${createHash('sha256').update(context).digest('hex').slice(0, 10)}`;
+}
+
+export const FORGE_CLIENTS: Record<ForgeType, (a: ForgeAccess) => ForgeClient> = {
+  github: githubClient,
+  gitlab: gitlabClient,
+  gitea: giteaClient,
+  bitbucket: bitbucketClient,
+};
