@@ -17,6 +17,7 @@ import { serveEngine, testEngine, writeConfig } from './harness/berth.ts';
 import { removeContainers, testDocker, uniqueName, waitFor } from './harness/docker.ts';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
 import { IMAGES } from './harness/images.ts';
+import { startReceiver, type Receiver } from './harness/receiver.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve(import.meta.dirname, 'artifacts');
@@ -107,6 +108,8 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
   let app: FastifyInstance;
   let base: string;
   let profile: string;
+  /** where the engine's notifications (a webhook target, `ops`) go */
+  let receiver: Receiver;
   let context: BrowserContext;
   let page: Page;
   /** every URL the pages asked for: all must be berth's own */
@@ -159,7 +162,9 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
   beforeAll(async () => {
     git = await startGitServer();
     repo = await git.createRepo(uniqueName('dashrepo'));
+    receiver = await startReceiver();
     cfg = writeConfig([{ name: repo.name, url: repo.url }], {
+      notifications: [{ name: 'ops', type: 'webhook', url: `${receiver.url}/hook` }],
       auth: {
         tokens: [
           { name: 'ops', role: 'operator', tokenFile: 'ops.token' },
@@ -170,6 +175,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     writeFileSync(join(cfg.dir, 'ops.token'), `${OPERATOR_TOKEN}\n`);
     writeFileSync(join(cfg.dir, 'eve.token'), `${VIEWER_TOKEN}\n`);
     engine = testEngine(cfg.file);
+    engine.startNotifications();
 
     first = await repo.commit(
       { [`${shop}/compose.yaml`]: web(IMAGES.webV1, '1'), [`${api}/compose.yaml`]: web(IMAGES.webV1, '1') },
@@ -224,6 +230,7 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await Promise.all([shop, api].map((s) => removeContainers(docker, { 'berth.stack': s })));
     cfg?.cleanup();
     await git?.close();
+    await receiver?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
@@ -425,6 +432,35 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
     await screenshot('deliveries.png');
   });
 
+  it('the notifications page shows each delivery with its outcome, and a failed one with its error, as it happens', async () => {
+    await open('#/notifications');
+    await page.getByRole('heading', { name: 'Notifications' }).waitFor();
+    // the syncs so far were told of: the first commit's two, the second's success and rollback
+    const delivered = await waitFor(
+      () => {
+        const rows = engine.notifier.query({ target: 'ops' }).rows;
+        return rows.length >= 4 && rows.every((n) => n.outcome === 'delivered') ? rows : undefined;
+      },
+      { what: 'the notifications of the syncs so far' },
+    );
+    const rolledBack = delivered.find((n) => n.event === 'rollout.rolledback' && n.stack === api)!;
+    const tr = page.locator(`tr[data-key="${rolledBack.id}"]`);
+    await tr.waitFor();
+    expect(await tr.locator('td[data-label="Target"]').innerText()).toBe('ops\nwebhook');
+    expect(await tr.locator('td[data-label="Outcome"]').innerText()).toBe('delivered HTTP 200');
+    expect(await tr.locator('td[data-label="Commit"]').innerText()).toBe(second.slice(0, 7));
+
+    receiver.fail(1, 410);
+    await syncShop(); // nothing to change: a sync all the same, and its end is told of
+    const failed = await waitFor(() => engine.notifier.query({ target: 'ops', outcome: 'failed' }).rows[0], { what: 'the refused notification' });
+    const failedRow = page.locator(`tr[data-key="${failed.id}"]`);
+    await failedRow.waitFor(); // no reload: the notification event brings it
+    expect(await failedRow.locator('td[data-label="Outcome"]').innerText()).toBe('failed HTTP 410');
+    expect(await failedRow.locator('td[data-label="Error"]').innerText()).toBe(failed.error!);
+    expect(await failedRow.locator('td[data-label="Event"]').innerText()).toBe('sync.succeeded');
+    await screenshot('notifications.png');
+  });
+
   it("a live update highlights a stack's row on the overview only when the stack's status changed", async () => {
     await open('#/');
     await row(shop).waitFor();
@@ -524,7 +560,17 @@ describe.skipIf(skip)(`the dashboard in Chromium${skip ? ` (skipped: ${CHROMIUM}
   });
 
   it('every page opens, with no error on it or in it, and none shows "null" or "undefined"', async () => {
-    for (const hash of ['#/syncs', `#/syncs?stack=${api}`, '#/hosts', '#/drift', '#/deliveries?provider=generic', '#/audit?kind=api.action', '#/nowhere']) {
+    for (const hash of [
+      '#/syncs',
+      `#/syncs?stack=${api}`,
+      '#/hosts',
+      '#/drift',
+      '#/deliveries?provider=generic',
+      '#/notifications',
+      '#/notifications?outcome=failed',
+      '#/audit?kind=api.action',
+      '#/nowhere',
+    ]) {
       await open(hash);
       const alert = await page.locator('main [role="alert"]').allInnerTexts();
       expect(alert, hash).toEqual(hash === '#/nowhere' ? ['There is no page /nowhere.'] : []);

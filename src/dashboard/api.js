@@ -46,7 +46,7 @@ export async function api(path, { method = 'GET', params, body } = {}) {
 
 /**
  * Listens to /api/v1/events (the token goes in the query: EventSource cannot send headers).
- * onEvent(type, data) for audit, stack and sync events; onState('live' | 'reconnecting' | 'offline', reopened).
+ * onEvent(type, data) for audit, stack, sync and notification events; onState('live' | 'reconnecting' | 'offline', reopened).
  * A stream the server closed is opened again after 5 s. Returns a function that stops listening.
  */
 export function listen(onEvent, onState) {
@@ -56,7 +56,7 @@ export function listen(onEvent, onState) {
   const open = () => {
     const t = token.get();
     es = new EventSource(`/api/v1/events${t ? `?token=${encodeURIComponent(t)}` : ''}`);
-    for (const type of ['audit', 'stack', 'sync']) {
+    for (const type of ['audit', 'stack', 'sync', 'notification']) {
       es.addEventListener(type, (e) => {
         let data;
         try {

@@ -31,6 +31,7 @@ const ROUTES = [
   [/^\/syncs\/(\d+)$/, syncView],
   [/^\/audit$/, auditView],
   [/^\/deliveries$/, deliveriesView],
+  [/^\/notifications$/, notificationsView],
   [/^\/drift$/, driftView],
   [/^\/hosts$/, hostsView],
   [/^\/hosts\/([^/]+)$/, hostView],
@@ -930,6 +931,69 @@ async function deliveriesView(q) {
     ),
     onEvent(type, row) {
       if (type === 'audit' && !q.cursor && String(row.kind).startsWith('webhook.')) refresh('deliveries');
+    },
+  };
+}
+
+// ---------------------------------------------------------------- notifications
+
+const NOTIFICATION_COLUMNS = [
+  { label: 'Time', class: 'nowrap', cell: (n) => time(n.createdAt) },
+  {
+    label: 'Target',
+    cell: (n) => h('div', null, link('/notifications', { target: n.target }, n.target), h('div', { class: 'muted small' }, n.type)),
+  },
+  { label: 'Event', cell: (n) => h('span', null, n.event, n.count > 1 ? h('span', { class: 'muted small' }, ` ×${n.count}`) : null) },
+  {
+    label: 'About',
+    cell: (n) =>
+      h(
+        'div',
+        null,
+        n.stack ? link(`/stacks/${enc(n.stack)}`, {}, n.stack) : n.host ? link(`/hosts/${enc(n.host)}`, {}, n.host) : '',
+        n.repo ? h('div', { class: 'muted small' }, n.repo) : null,
+      ),
+  },
+  { label: 'Commit', cell: (n) => (n.commitSha ? link('/audit', { commit: n.commitSha }, short(n.commitSha)) : '') },
+  { label: 'Sync', cell: (n) => (n.syncId ? link(`/syncs/${n.syncId}`, {}, `#${n.syncId}`) : '') },
+  {
+    label: 'Outcome',
+    cell: (n) => h('span', null, badge(n.outcome), n.status ? h('span', { class: 'muted small' }, ` HTTP ${n.status}`) : null),
+  },
+  {
+    label: 'Attempts',
+    cell: (n) =>
+      h(
+        'div',
+        null,
+        String(n.attempts),
+        n.outcome === 'pending' && n.nextAttemptAt ? h('div', { class: 'muted small' }, 'next ', time(n.nextAttemptAt)) : null,
+      ),
+  },
+  { label: 'Error', class: 'wide', cell: (n) => (n.error ? h('div', { class: 'reason' }, n.error) : '') },
+];
+
+async function notificationsView(q) {
+  const params = { target: q.target, outcome: q.outcome, cursor: q.cursor, limit: 50 };
+  const { notifications, nextCursor } = await api('/notifications', { params });
+  const t = table(NOTIFICATION_COLUMNS, notifications, {
+    key: (n) => n.id,
+    empty: 'No notifications yet: the engine config names no targets, or berth has had nothing to tell.',
+  });
+  const refresh = debouncer(async () => t.fill((await api('/notifications', { params })).notifications));
+  return {
+    title: 'Notifications',
+    node: h(
+      'div',
+      null,
+      h('h1', null, 'Notifications'),
+      h('p', { class: 'muted' }, 'What berth told webhooks, chat services and forges, each delivery with its attempts and outcome.'),
+      filterForm('/notifications', q, [{ name: 'target' }, { name: 'outcome', options: ['pending', 'delivered', 'failed', 'dropped'] }]),
+      t,
+      pager('/notifications', q, nextCursor),
+    ),
+    onEvent(type) {
+      if (type === 'notification' && !q.cursor) refresh('notifications');
     },
   };
 }

@@ -52,9 +52,9 @@ export function href(path, params = {}) {
 }
 
 const TONES = {
-  good: ['synced', 'healthy', 'succeeded', 'ok', 'accepted', 'up', 'create'],
-  warn: ['outofsync', 'progressing', 'running', 'paused', 'rolledback', 'unreachable', 'ignored', 'starting', 'replace', 'held', 'coalesced'],
-  bad: ['degraded', 'failed', 'error', 'rejected', 'lost', 'invalid', 'missing', 'unhealthy', 'exited', 'dead', 'remove'],
+  good: ['synced', 'healthy', 'succeeded', 'ok', 'accepted', 'up', 'create', 'delivered'],
+  warn: ['outofsync', 'progressing', 'running', 'paused', 'rolledback', 'unreachable', 'ignored', 'starting', 'replace', 'held', 'coalesced', 'pending'],
+  bad: ['degraded', 'failed', 'error', 'rejected', 'lost', 'invalid', 'missing', 'unhealthy', 'exited', 'dead', 'remove', 'dropped'],
 };
 
 /** The colour family of a status word (Synced, Degraded, failed, up ...). */
