@@ -14,7 +14,7 @@ import type { Page } from '../audit/db.ts';
 import { httpUrl, isForge, type NotificationTarget } from './config.ts';
 import { eventOf, EVENT_KINDS, type NotificationEvent, type SyncContext } from './events.ts';
 import { FORGE_CLIENTS } from './forges.ts';
-import { judge, RETRY_DELAYS_MS, send } from './http.ts';
+import { judge, RETRY_DELAYS_MS, send, type Verdict } from './http.ts';
 import { commitStatus, requestFor, type ResolvedTarget } from './targets.ts';
 
 export interface NotifyOptions {
@@ -190,12 +190,13 @@ export class Notifier {
     try {
       const ev = JSON.parse(head.payload) as NotificationEvent;
       const req = requestFor(target, ev, { id: record.id, count: record.count, publicUrl: this.#deps.publicUrl });
-      const answer = req ? await send(req, { timeoutMs: this.#timeoutMs, signal: abort.signal, secrets: target.secrets }) : { status: 204 };
+      const answer = req && (await send(req, { timeoutMs: this.#timeoutMs, signal: abort.signal, secrets: target.secrets }));
       if (abort.signal.aborted || !this.#running) return; // stopped meanwhile: released, pending for the next start
       this.#inFlight.delete(target.config.name);
       const attempt = record.attempts + 1;
       const now = Date.now();
-      const verdict = judge(answer, attempt, this.#delays, now);
+      // an event with nothing to send (a status about no commit) is never queued; should one be, it fails at once
+      const verdict: Verdict = answer ? judge(answer, attempt, this.#delays, now) : { next: 'failed', error: 'nothing to send for this event' };
       const status = 'status' in verdict ? verdict.status : undefined;
       const error = verdict.next === 'delivered' ? undefined : verdict.error;
       const updated = this.#deps.store.attempted(record.id, {
@@ -214,8 +215,7 @@ export class Notifier {
           kind: 'notification.failed',
           repo: record.repo,
           stack: record.stack,
-          host: record.host,
-          syncId: record.syncId,
+          host: record.host, // no syncId: the row is not one of the steps of the sync it tells of
           outcome: 'error',
           message: `${record.event}${record.commitSha ? ` of ${record.commitSha.slice(0, 7)}` : ''} to ${target.label} failed after ${attempt} attempt(s): ${error}`,
         });
