@@ -79,8 +79,8 @@ function entry() {
   if (process.env.BERTH_FROM_SOURCE === '1') return source;
   const root = join(import.meta.dirname, '..');
   const bundle = join(root, 'dist', 'berth.mjs');
-  // An install without the sources (the npm package, the container image: docs/container.md) has
-  // the bundle only.
+  // An install without the sources (the npm package, the container image: README, "Run berth as
+  // a container") has the bundle only.
   if (!existsSync(join(root, source.slice(3)))) return bundle;
   const fresh = () => {
     try {

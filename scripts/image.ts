@@ -95,6 +95,10 @@ export async function buildImage(options: ImageOptions = {}): Promise<BuiltImage
   mkdirSync(cacheDir, { recursive: true });
   const docker = (args: string[], o: RunOptions = {}) => run('docker', args, { env, ...o });
 
+  const engine = await docker(['version', '--format', '{{.Server.Version}}']).catch((err: Error) => {
+    throw new Error(`no Docker engine answers at ${env.DOCKER_HOST || 'the default socket'}: start one, or set DOCKER_HOST (${err.message.split('\n').pop()})`);
+  });
+  log(`image: Docker engine ${engine.trim()} at ${env.DOCKER_HOST || 'the default socket'}`);
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const revision = await gitRevision(log);
   const source = await sourceUrl();
@@ -229,7 +233,8 @@ async function fillNpmCache(cacheDir: string, log: (line: string) => void): Prom
   const lock = readFileSync(join(ROOT, 'package-lock.json'));
   const name = `npm-cache-${createHash('sha256').update(lock).digest('hex').slice(0, 16)}`;
   const dir = join(cacheDir, name);
-  for (const old of readdirSync(cacheDir).filter((f) => f.startsWith('npm-cache-') && f !== name))
+  // older lockfiles' caches (not another run's partial one)
+  for (const old of readdirSync(cacheDir).filter((f) => /^npm-cache-[0-9a-f]{16}$/.test(f) && f !== name))
     rmSync(join(cacheDir, old), { recursive: true, force: true });
   if (existsSync(join(dir, '_cacache'))) return dir;
   log(`image: filling npm's cache for package-lock.json in ${dir} (from the npm registry)`);
@@ -242,7 +247,8 @@ async function fillNpmCache(cacheDir: string, log: (line: string) => void): Prom
     copyFileSync(join(ROOT, 'package-lock.json'), join(work, 'package-lock.json'));
     await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--no-update-notifier', '--cache', partial], { cwd: work });
     rmSync(join(partial, '_logs'), { recursive: true, force: true });
-    renameSync(partial, dir);
+    // another run may have filled it meanwhile: then that one is kept
+    if (!existsSync(dir)) renameSync(partial, dir);
   } finally {
     rmSync(work, { recursive: true, force: true });
     rmSync(partial, { recursive: true, force: true });
