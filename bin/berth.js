@@ -18,7 +18,10 @@ if (major < 24) {
     process.exit(1);
   }
   const child = spawn(bundled, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  // Ctrl-C reaches the child from the terminal already (one process group): passed on, it would
+  // be a second SIGINT, which ends `serve` at once instead of letting it stop cleanly.
+  process.on('SIGINT', () => {});
   child.on('error', (err) => {
     console.error(`berth: cannot start ${bundled}: ${err.message}`);
     process.exit(2);
