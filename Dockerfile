@@ -3,7 +3,7 @@
 # answer. It runs as the user berth (uid 10001), reads /etc/berth/berth.config.yaml and keeps its
 # database and git cache in the volume /var/lib/berth:
 #   docker run -d --name berth -v /var/run/docker.sock:/var/run/docker.sock \
-#     --group-add "$(stat -c %g /var/run/docker.sock)" -v ./berth:/etc/berth:ro \
+#     --group-add "$(stat -c %g /var/run/docker.sock)" -v "$PWD/berth:/etc/berth:ro" \
 #     -v berth-data:/var/lib/berth -p 8080:8080 berth
 # The first stage installs every package and makes the bundle (dist/berth.mjs, scripts/build.ts);
 # the image takes the bundle, the few files it reads at run time and the production packages only.
