@@ -1,16 +1,39 @@
 #!/usr/bin/env node
 // berth runs its TypeScript sources directly on Node 24+ (built-in type stripping, node:sqlite).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import module from 'node:module';
 import { join } from 'node:path';
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
-  console.error(
-    `berth needs Node 24 or newer; this is Node ${process.versions.node}.\n` +
-      'Run it through npm (`npm start`, `npm run berth -- ARGS`, `npx berth`), which uses the Node 24 that `npm install` put in node_modules.',
-  );
-  process.exit(1);
+  // `npm install` (a checkout, or `npm install -g berth`) brings Node 24 as the `node` package:
+  // berth runs on that one, as a child that gets the signals sent to this process and whose exit
+  // code (or signal) this process ends with. Older Nodes have no execve to become it.
+  const bundled = join(import.meta.dirname, '..', 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(bundled)) {
+    console.error(
+      `berth needs Node 24 or newer; this is Node ${process.versions.node}.\n` +
+        'Run it through npm (`npm start`, `npm run berth -- ARGS`, `npx berth`), which uses the Node 24 that `npm install` put in node_modules.',
+    );
+    process.exit(1);
+  }
+  const child = spawn(bundled, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  // Ctrl-C reaches the child from the terminal already (one process group): passed on, it would
+  // be a second SIGINT, which ends `serve` at once instead of letting it stop cleanly.
+  process.on('SIGINT', () => {});
+  child.on('error', (err) => {
+    console.error(`berth: cannot start ${bundled}: ${err.message}`);
+    process.exit(2);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
+  await new Promise(() => {}); // the child's exit ends this process
 }
 
 // V8 grows its heap lazily and keeps what it grew: left alone, `berth serve` over 1,000 containers
@@ -59,6 +82,9 @@ function entry() {
   if (process.env.BERTH_FROM_SOURCE === '1') return source;
   const root = join(import.meta.dirname, '..');
   const bundle = join(root, 'dist', 'berth.mjs');
+  // An install without the sources (the npm package, the container image: README, "Run berth as
+  // a container") has the bundle only.
+  if (!existsSync(join(root, source.slice(3)))) return bundle;
   const fresh = () => {
     try {
       const made = statSync(bundle).mtimeMs;

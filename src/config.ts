@@ -372,7 +372,7 @@ function normalize(raw: RawConfig, base: string, source: string, locate: (path: 
   if (notifications.problems.length) throw new ConfigError(notifications.problems.map((p) => `${locate(p.path)}: ${p.message}`).join('\n'));
   return {
     source,
-    dataDir: rel(raw.dataDir ?? './data'),
+    dataDir: raw.dataDir !== undefined ? rel(raw.dataDir) : (defaultDataDir() ?? rel('./data')),
     listen: raw.listen ?? '127.0.0.1:8080',
     hosts: hosts.length > 0 ? hosts : [localHost()],
     repos,
@@ -507,11 +507,21 @@ function durationMs(value: string): number | undefined {
 }
 
 /**
+ * The data folder of a config that names none, when $BERTH_DATA_DIR says it (relative to the working
+ * folder): the container image sets it to its volume, so that the config folder may be mounted
+ * read-only (docs/config.md). Else undefined: `data` beside the config file (the embedded default: in the working folder).
+ */
+function defaultDataDir(): string | undefined {
+  const dir = process.env.BERTH_DATA_DIR;
+  return dir ? resolve(dir) : undefined;
+}
+
+/**
  * The embedded default: the local Docker socket as the one host and the bundled examples as the
  * repo, seeded into a git repo under the data folder so that a newcomer can commit a change there
  * and watch it converge.
  */
-export function defaultConfig(dataDir = resolve('data')): BerthConfig {
+export function defaultConfig(dataDir = defaultDataDir() ?? resolve('data')): BerthConfig {
   return {
     source: '(embedded default)',
     dataDir,

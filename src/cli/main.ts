@@ -20,7 +20,7 @@ import type { RenderResult, Snapshot } from '../model.ts';
 import { Engine, EngineError, type RepoPass } from '../engine/engine.ts';
 import { startPolling } from '../engine/poller.ts';
 import { seedExamplesRepo } from '../source/seed.ts';
-import { EXAMPLES_DIR } from '../paths.ts';
+import { EXAMPLES_DIR, ROOT } from '../paths.ts';
 import { openDatabase } from '../audit/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable } from '../audit/format.ts';
@@ -56,6 +56,7 @@ class Exit extends Error {
 
 const program = new Command('berth')
   .description('GitOps for plain Docker hosts: Compose files in Git, converged on your hosts.')
+  .version((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version)
   .addOption(new Option('-c, --config <file>', 'engine config (default: $BERTH_CONFIG, ./berth.config.yaml, else the embedded default)'))
   .addOption(
     new Option('--log-format <format>', 'logs on stderr: readable lines (default on a terminal) or JSON lines (default otherwise)').choices(['pretty', 'json']),
@@ -172,6 +173,11 @@ program
   .command('serve')
   .description('run the engine: a pass at start, then every repo on its poll schedule; HTTP on `listen`')
   .action(async () => {
+    // Listened for from the start: a SIGTERM (`docker stop`) during the first pass ends serve once
+    // that pass is done, instead of Node's default (killed at once; ignored as a container's PID 1).
+    const stopSignal = new Promise<NodeJS.Signals>((done) => {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => done(sig));
+    });
     const config = await loadConfig();
     checkListen(config);
     const log = logger('info');
@@ -192,13 +198,11 @@ program
     const stopSchedules = engine.startSchedules();
     const stopImages = engine.watchImages(config.imagePollMs);
     engine.startNotifications(); // stopped by engine.close()
-    await engine.syncAll({ trigger: 'startup' });
+    const signalled = await Promise.race([engine.syncAll({ trigger: 'startup' }).then(() => undefined), stopSignal]);
     ready = true;
-    const stop = startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
-    await new Promise<void>((done) => {
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => done());
-    });
-    log.info('stopping');
+    const stop = signalled ? () => undefined : startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
+    const signal = signalled ?? (await stopSignal);
+    log.info({ signal }, 'stopping');
     stop();
     stopWatching();
     stopSchedules();
