@@ -66,10 +66,12 @@ describe.concurrent('berth shipped', () => {
       const front = await forward(hole.address, Number(new URL(git.baseUrl).port));
       const repo = await git.createRepo(uniqueName('imagerepo'));
       const stack = uniqueName('image').replaceAll('-', '');
-      // a pre-sync hook that takes a while: the first pass is still running when the first container is stopped
+      // a repo as people have it, one compose.yaml at its root (named by its `name:`), with a pre-sync
+      // hook that takes a while: the first pass is still running when the first container is stopped
       await repo.commit(
         {
-          [`${stack}/compose.yaml`]: `services:
+          'compose.yaml': `name: ${stack}
+services:
   migrate:
     image: ${IMAGES.base}
     command: ["sh", "-c", "sleep 4"]
