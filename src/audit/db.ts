@@ -188,6 +188,11 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX notifications_queue ON notifications (outcome, target, id);
   CREATE INDEX notifications_target ON notifications (target, id);`,
+  // 10: the evidence of a failed step (src/apply/evidence.ts), as JSON: with the step's audit row (hashed
+  // with it), and with its sync; and the replica counts of a sync's rollout per service when it ended
+  `ALTER TABLE audit ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN progress TEXT;`,
 ];
 
 /**
