@@ -520,7 +520,6 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
             reason: 'rollback: the old container, kept aside, runs again',
             failed: false,
           });
-          tell({ ...c.where, kind: 'replica.started', container: c.aside, rollback: true });
           readiness = await ready(c.aside);
           evidence = readiness.ok ? undefined : await witness(h, c.where, c.aside, slotName(c.before!), readiness);
           report(onStep, c.where, c.aside, readiness, evidence);

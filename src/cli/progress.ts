@@ -146,13 +146,18 @@ export function evidenceLines(e: Evidence, logLines = 10): string[] {
   const how = [e.exitCode === undefined ? '' : `exit code ${e.exitCode}`, e.oomKilled ? 'OOM-killed (its memory limit)' : ''].filter(Boolean).join(', ');
   const out = [`evidence of ${e.container}${e.id ? ` (${e.id})` : ''} on ${e.host}${how ? `: ${how}` : ''}`];
   if (e.error) out.push(`  the daemon said: ${e.error.split('\n')[0]}`);
+  // the last three results, the same one said once
+  const said: Array<{ line: string; times: number }> = [];
   for (const h of e.health.slice(-3)) {
     const first = h.output
       .split('\n')
       .find((l) => l.trim() !== '')
       ?.trim();
-    out.push(`  health check: exit ${h.exitCode}${first ? `: ${first}` : ''}`);
+    const line = `  health check: exit ${h.exitCode}${first ? `: ${first}` : ''}`;
+    if (said.at(-1)?.line === line) said.at(-1)!.times++;
+    else said.push({ line, times: 1 });
   }
+  out.push(...said.map((s) => (s.times > 1 ? `${s.line} (${s.times} times)` : s.line)));
   const logs = e.logs.slice(-logLines);
   if (logs.length) {
     const more = e.logs.length > logs.length ? ` (last ${logs.length} of ${e.logs.length})` : '';

@@ -105,8 +105,8 @@ export class RolloutProgress {
     }
   }
 
-  /** What an audited step makes of its replica (a failure, a restore, a removal), if anything. */
-  step(e: StepEvent): ReplicaStep | undefined {
+  /** What an audited step makes of its replica (a failure, a restore, a removal), if anything (`now`, ms: its clock). */
+  step(e: StepEvent, now: number): ReplicaStep | undefined {
     if (e.kind === 'rollback.started') {
       const s = this.#services.get(e.service);
       if (s) s.rollingBack = true;
@@ -120,7 +120,11 @@ export class RolloutProgress {
     const where = { service: e.service, slot: e.slot, host: e.host };
     const rollingBack = this.#services.get(e.service)?.rollingBack === true;
     if (e.kind === 'container.restored' && !e.failed) {
-      if (r) r.state = 'rolledback';
+      // a rollback started the old container again: its readiness is timed from now
+      if (r) {
+        r.state = 'rolledback';
+        r.startedAt = now;
+      }
       return { ...where, step: 'restored', container: short(e.containerAfter), ...specOf(r?.from), rollback: true };
     }
     if (r && !rollingBack) r.state = 'failed';

@@ -99,7 +99,7 @@ export class Recorder {
     };
     const onStep = (e: StepEvent) => {
       this.#step(plan, e, row, drift, log);
-      told(rollout.step(e));
+      told(rollout.step(e, Date.now()));
     };
     const onProgress = (e: ProgressEvent) => told(rollout.progress(e, Date.now()));
     let result: Awaited<ReturnType<typeof applyPlan>>;
