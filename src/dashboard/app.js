@@ -768,13 +768,10 @@ async function syncView(_q, id) {
         h('span', { class: 'badges' }, badge(s.outcome), s.result && s.result !== 'failed' ? badge(s.result) : null),
       ),
       s.error
-        ? notice(
-            'error',
-            h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'),
-            h('pre', { class: 'sync-error-text' }, s.error),
-            s.evidence ? evidenceBlock(s.evidence) : null,
-          )
+        ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error))
         : null,
+      // what the replica whose failure ended it showed, open: the step it failed at has it too, folded
+      s.evidence ? evidenceBlock(s.evidence, { open: true }) : null,
       h(
         'dl',
         { class: 'facts' },

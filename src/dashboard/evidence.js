@@ -23,7 +23,7 @@ export function evidenceBlock(e, { open = false } = {}) {
     'details',
     { class: 'evidence', open },
     h('summary', null, h('strong', null, 'Evidence: '), e.summary),
-    h('dl', { class: 'facts' }, facts),
+    h('dl', { class: 'evidence-facts' }, facts),
     e.health.length
       ? h(
           'div',
