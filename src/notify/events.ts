@@ -119,13 +119,7 @@ export function eventOf(row: AuditRow, sync?: SyncContext): NotificationEvent | 
     case 'host.up':
       return { ...base, event: 'host.up', outcome: 'success' };
     case 'job.failed':
-      return {
-        ...base,
-        event: isHook(row, sync) ? 'hook.failed' : 'job.failed',
-        outcome: 'failure',
-        ...reason(row),
-        ...(row.evidence ? { evidence: row.evidence } : {}),
-      };
+      return { ...base, event: isHook(row, sync) ? 'hook.failed' : 'job.failed', outcome: 'failure', ...reason(row) };
     default:
       return undefined;
   }

@@ -136,11 +136,8 @@ export function commitLine(commit: NonNullable<NotificationEvent['commit']>): st
   return `${short(commit.sha)}${message}${commit.author ? ` by ${commit.author}` : ''}`;
 }
 
-/** The reason as a chat message shows it: at most 1,500 characters, after the failing container's summary when there is evidence. */
-const reasonText = (ev: NotificationEvent) => {
-  const parts = [ev.evidence?.summary, ev.reason?.trim()].filter((p): p is string => p !== undefined && p !== '');
-  return parts.length ? clip(parts.join('\n'), 1500) : undefined;
-};
+/** The reason as a chat message shows it: at most 1,500 characters (a rollout's names the replica that failed and its telling line). */
+const reasonText = (ev: NotificationEvent) => (ev.reason === undefined ? undefined : clip(ev.reason.trim(), 1500));
 
 /**
  * The one line that says why, after the headline: the failing container's summary (its first
