@@ -259,6 +259,11 @@ describe("a rollout's progress", () => {
       10_000,
     );
     expect(back).toMatchObject({ step: 'restored', spec: 'aaaaaaa', rollback: true });
+    // the failed replica's old container back too: it stays counted as failed
+    p.step(
+      { ...at('web', 2, 'h2'), kind: 'container.restored', containerBefore: 'n2', containerAfter: 'old000000002', reason: 'rollback', failed: false },
+      10_000,
+    );
     // its readiness is timed from the restore
     expect(stepLine(p.progress({ ...at('web', 1, 'h1'), kind: 'replica.ready', container: 'old000000001', health: 'healthy', rollback: true }, 11_500))).toBe(
       'web.1@h1 healthy aaaaaaa (1.5 s)',

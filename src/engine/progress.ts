@@ -39,6 +39,8 @@ interface Replica {
   from?: string;
   to?: string;
   state: ReplicaState;
+  /** it failed in this rollout (it stays counted as failed once a rollback puts its old container back) */
+  failed: boolean;
   startedAt?: number;
 }
 
@@ -64,6 +66,7 @@ export class RolloutProgress {
         from: a.kind === 'replace' ? a.live.specHash.slice(0, SHORT) : undefined,
         to: a.desired.specHash.slice(0, SHORT),
         state: 'pending',
+        failed: false,
       });
     }
   }
@@ -76,7 +79,7 @@ export class RolloutProgress {
         service,
         total: mine.length,
         updated: mine.filter((r) => r.state === 'ready').length,
-        failed: mine.filter((r) => r.state === 'failed').length,
+        failed: mine.filter((r) => r.failed).length,
         ...(s.rollingBack ? { rollingBack: true } : {}),
       };
     });
@@ -127,7 +130,10 @@ export class RolloutProgress {
       }
       return { ...where, step: 'restored', container: short(e.containerAfter), ...specOf(r?.from), rollback: true };
     }
-    if (r && !rollingBack) r.state = 'failed';
+    if (r && !rollingBack) {
+      r.state = 'failed';
+      r.failed = true;
+    }
     const summary = e.evidence?.summary ?? `${replicaLabel(e)}: ${e.reason}`;
     const container = e.kind === 'container.unhealthy' ? e.containerAfter : e.containerBefore;
     return {
