@@ -29,10 +29,10 @@ import { CHECKPOINT_RULE } from '../audit/checkpoint.ts';
 import { readAnchorFile, verifyBundle, verifyLog, writeBundle, type Verification } from '../audit/proof.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
-import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
+import { LocalOps, type Operations, type StackStats, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { formatHostsTable } from './hosts.ts';
-import { formatReplicasTable, formatStatusTable } from './status.ts';
+import { formatReplicasTable, formatStatsTable, formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
@@ -228,9 +228,18 @@ program
   .description('each stack: Synced/OutOfSync/Unknown, its health, the commit applied, how its last rollout ended, its replicas')
   .option('-s, --stack <name>', 'only this stack')
   .option('--json', 'JSON, with every replica')
-  .action(async (opts: { stack?: string; json?: boolean }) => {
-    const states = await withOps(async (ops) => (opts.stack ? [await ops.stack(opts.stack)] : ops.stacks()), 'warn');
-    if (opts.json) console.log(JSON.stringify(states, null, 2));
+  .option('--stats', "one sample of each replica's CPU, memory, network and block I/O, asked of the hosts now")
+  .action(async (opts: { stack?: string; json?: boolean; stats?: boolean }) => {
+    const { states, stats } = await withOps(async (ops) => {
+      const states = opts.stack ? [await ops.stack(opts.stack)] : await ops.stacks();
+      if (!opts.stats) return { states };
+      // one stack after the other: each asks every host of the stack, a replica per request
+      const stats: StackStats[] = [];
+      for (const s of states) stats.push(await ops.stats(s.name));
+      return { states, stats };
+    }, 'warn');
+    if (opts.json) console.log(JSON.stringify(stats ? states.map((s, i) => ({ ...s, stats: stats[i] })) : states, null, 2));
+    else if (stats) console.log([formatStatusTable(states), ...stats.map((s) => `\n${s.stack}:\n${formatStatsTable(s)}`)].join('\n'));
     else console.log([formatStatusTable(states), ...(opts.stack ? states.map((s) => `\n${formatReplicasTable(s)}`) : [])].join('\n'));
   });
 

@@ -6,7 +6,18 @@ import type { Page } from '../audit/db.ts';
 import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
-import type { ActionOptions, ActionOutcome, AuditQuery, HostSummary, HostView, Operations, StackView, SyncReport, SyncView } from '../engine/ops.ts';
+import type {
+  ActionOptions,
+  ActionOutcome,
+  AuditQuery,
+  HostSummary,
+  HostView,
+  Operations,
+  StackStats,
+  StackView,
+  SyncReport,
+  SyncView,
+} from '../engine/ops.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -29,6 +40,10 @@ export class RemoteOps implements Operations {
 
   stack(name: string): Promise<StackView> {
     return this.#api.get<StackView>(`/stacks/${at(name)}`);
+  }
+
+  stats(name: string): Promise<StackStats> {
+    return this.#api.get<StackStats>(`/stacks/${at(name)}/stats`);
   }
 
   async hosts(): Promise<HostSummary[]> {

@@ -13,8 +13,10 @@ import { parseSince } from '../audit/format.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import { countManagedContainers, explainError, type HostStatus } from '../observe/hosts.ts';
 import { observeHost, type LiveContainer } from '../observe/live.ts';
+import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
+import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
 import type { StackState } from './status.ts';
 
@@ -39,6 +41,17 @@ export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: 
 
 /** A sync run with its steps (audit rows), oldest first. */
 export type SyncView = SyncRecord & { steps: AuditRow[] };
+
+/** One replica's resource use (a sample), or why it has none: not running, or its host did not answer. */
+export type ReplicaStats = { service: string; slot: number; host: string; container?: string } & ({ sample: ResourceSample } | { error: string });
+
+/** A stack's resource use, one sample per replica (GET /api/v1/stacks/:stack/stats). */
+export interface StackStats {
+  stack: string;
+  /** when the samples were asked for, ISO 8601 */
+  sampledAt: string;
+  replicas: ReplicaStats[];
+}
 
 /** The audit log's filter as a client sends it: times as ISO or how long ago (30m, 2h, 7d). */
 export type AuditQuery = Omit<AuditFilter, 'since' | 'until' | 'syncId'> & { since?: string; until?: string };
@@ -81,6 +94,8 @@ export interface Operations {
   stacks(): Promise<StackView[]>;
   /** throws unknown-stack */
   stack(name: string): Promise<StackView>;
+  /** One resource sample of each of the stack's replicas, asked of their hosts now. Throws unknown-stack. */
+  stats(name: string): Promise<StackStats>;
   hosts(): Promise<HostSummary[]>;
   /** throws unknown-host */
   host(name: string): Promise<HostView>;
@@ -146,6 +161,29 @@ export class LocalOps implements Operations {
     const state = (await this.#engine.status(name)).find((s) => s.name === name);
     if (!state) throw unknownStack(name);
     return this.withCommitInfo(state);
+  }
+
+  async stats(name: string): Promise<StackStats> {
+    const engine = this.#engine;
+    const { replicas } = await this.stack(name);
+    const sampledAt = new Date().toISOString();
+    // Docker takes two readings a second apart for the CPU figure: the host check's timeout on top
+    const timeoutMs = engine.config.hostCheck.timeoutMs + 2_000;
+    const sampled = await mapLimit(
+      replicas.filter((r) => !r.extra),
+      STATS_CONCURRENCY,
+      async (r): Promise<ReplicaStats> => {
+        const where = { service: r.service, slot: r.slot, host: r.host, ...(r.container ? { container: r.container } : {}) };
+        const docker = engine.hosts.get(r.host)?.docker;
+        if (!r.container || r.state !== 'running' || !docker) return { ...where, error: r.container ? `not running (${r.state})` : 'missing' };
+        try {
+          return { ...where, sample: await sampleContainer(docker, r.container, timeoutMs) };
+        } catch (err) {
+          return { ...where, error: `no stats from ${r.host}: ${explainError(err, timeoutMs)}` };
+        }
+      },
+    );
+    return { stack: name, sampledAt, replicas: sampled };
   }
 
   async hosts(): Promise<HostSummary[]> {
@@ -277,6 +315,9 @@ export class LocalOps implements Operations {
     return repo;
   }
 }
+
+/** How many replicas' stats are asked for at once (each request holds a connection for about a second). */
+const STATS_CONCURRENCY = 16;
 
 const unknownStack = (name: string) => new EngineError(`no repo defines a stack named ${name}: GET /api/v1/stacks lists them`, 'unknown-stack');
 

@@ -230,6 +230,9 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.get<{ Params: { name: string } }>('/stacks/:name', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stack(req.params.name));
 
+  // one sample per replica, asked of the hosts now: the one read that calls Docker, and only when asked
+  app.get<{ Params: { name: string } }>('/stacks/:name/stats', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stats(req.params.name));
+
   app.get('/hosts', { config: viewer, schema: { querystring: query({}) } }, async () => ({ hosts: await ops.hosts() }));
 
   app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req) => ops.host(req.params.name));
