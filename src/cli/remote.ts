@@ -7,6 +7,7 @@ import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import type { ActionOptions, ActionOutcome, AuditQuery, HostSummary, HostView, Operations, StackView, SyncReport, SyncView } from '../engine/ops.ts';
+import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -94,5 +95,9 @@ export class RemoteOps implements Operations {
 
   async resume(name: string): Promise<void> {
     await this.#api.post(`/stacks/${at(name)}/resume`);
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#api.post<RepoPlan>(`/repos/${at(repo)}/plan`, { ref });
   }
 }
