@@ -60,12 +60,15 @@ const post = (url: string, headers: Record<string, string>, body: unknown) => re
 /** A comment's id as a path segment. */
 const idSegment = (id: string) => encodeURIComponent(id);
 
-/** GitHub: POST /repos/{owner}/{repo}/statuses/{sha}, a bearer token; states pending, success, failure, error. */
-export function githubClient(a: ForgeAccess): ForgeClient {
-  const auth = { authorization: `Bearer ${a.token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' };
+/**
+ * GitHub and Gitea/Forgejo (which follows GitHub's API here): POST /repos/{owner}/{repo}/statuses/{sha}
+ * with GitHub's states; a pull request's conversation is its issue's, so its comments are issue
+ * comments: POST /repos/{owner}/{repo}/issues/{n}/comments, PATCH /repos/{owner}/{repo}/issues/comments/{id}.
+ */
+function repoClient(forge: 'github' | 'gitea', a: ForgeAccess, auth: Record<string, string>): ForgeClient {
   const repo = `${a.apiUrl}/repos/${segments(a.repository)}`;
   return {
-    forge: 'github',
+    forge,
     statusRequest: (s) =>
       post(`${repo}/statuses/${s.sha}`, auth, {
         state: s.state,
@@ -73,29 +76,19 @@ export function githubClient(a: ForgeAccess): ForgeClient {
         description: s.description,
         ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
       }),
-    // a pull request's conversation is its issue's: POST /issues/{n}/comments, PATCH /issues/comments/{id}
     commentRequest: (pull, body, id) =>
       id === undefined ? post(`${repo}/issues/${pull}/comments`, auth, { body }) : request('PATCH', `${repo}/issues/comments/${idSegment(id)}`, auth, { body }),
   };
 }
 
-/** Gitea and Forgejo: POST /repos/{owner}/{repo}/statuses/{sha}, `Authorization: token X`; GitHub's states. */
+/** GitHub: a bearer token. */
+export function githubClient(a: ForgeAccess): ForgeClient {
+  return repoClient('github', a, { authorization: `Bearer ${a.token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' });
+}
+
+/** Gitea and Forgejo: `Authorization: token X`. */
 export function giteaClient(a: ForgeAccess): ForgeClient {
-  const auth = { authorization: `token ${a.token}` };
-  const repo = `${a.apiUrl}/repos/${segments(a.repository)}`;
-  return {
-    forge: 'gitea',
-    statusRequest: (s) =>
-      post(`${repo}/statuses/${s.sha}`, auth, {
-        state: s.state,
-        context: s.context,
-        description: s.description,
-        ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
-      }),
-    // as GitHub's: a pull request is an issue of the repo, its index the number
-    commentRequest: (pull, body, id) =>
-      id === undefined ? post(`${repo}/issues/${pull}/comments`, auth, { body }) : request('PATCH', `${repo}/issues/comments/${idSegment(id)}`, auth, { body }),
-  };
+  return repoClient('gitea', a, { authorization: `token ${a.token}` });
 }
 
 /**

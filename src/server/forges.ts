@@ -109,6 +109,25 @@ function pullRequest(what: string, p: Omit<PullRequest, 'planned'>, planned: rea
   return { ...p, baseBranch: p.baseBranch.replace(/^refs\/heads\//, ''), planned: planned.includes(p.action) };
 }
 
+/**
+ * A `pull_request` payload as GitHub and Gitea send it (Gitea copies GitHub's shape): the number,
+ * the action, `pull_request.base.ref` and `head.sha`; the head fetched as `refs/pull/N/head`.
+ */
+function issuePull(p: unknown, planned: readonly string[]): PullRequest {
+  const number = needNumber(p, 'pull_request.number', 'pull_request');
+  return pullRequest(
+    'pull_request',
+    {
+      number,
+      action: need(p, 'action', 'pull_request'),
+      baseBranch: need(p, 'pull_request.base.ref', 'pull_request'),
+      headSha: need(p, 'pull_request.head.sha', 'pull_request'),
+      headRef: `refs/pull/${number}/head`,
+    },
+    planned,
+  );
+}
+
 /** The distinct strings at these paths. */
 function strings(o: unknown, paths: string[]): string[] {
   return [...new Set(paths.map((p) => str(o, p)).filter((v): v is string => v !== undefined))];
@@ -189,19 +208,7 @@ const github = define({
     const repoUrls = strings(p, ['repository.clone_url', 'repository.ssh_url', 'repository.html_url', 'repository.git_url']);
     if (event === 'ping') return { ...base, kind: 'ping', repoUrls };
     if (event === 'pull_request') {
-      const number = needNumber(p, 'pull_request.number', 'pull_request');
-      const pull = pullRequest(
-        'pull_request',
-        {
-          number,
-          action: need(p, 'action', 'pull_request'),
-          baseBranch: need(p, 'pull_request.base.ref', 'pull_request'),
-          headSha: need(p, 'pull_request.head.sha', 'pull_request'),
-          headRef: `refs/pull/${number}/head`,
-        },
-        ['opened', 'synchronize', 'reopened'],
-      );
-      return { ...base, kind: 'pull', repoUrls, pull, pusher: str(p, 'sender.login') };
+      return { ...base, kind: 'pull', repoUrls, pull: issuePull(p, ['opened', 'synchronize', 'reopened']), pusher: str(p, 'sender.login') };
     }
     const pushes = branchPush(need(p, 'ref', 'push'), need(p, 'after', 'push'));
     return { ...base, kind: 'push', repoUrls, pushes, pusher: str(p, 'pusher.name') };
@@ -266,18 +273,7 @@ const gitea = define({
     const p = jsonBody(h, body);
     const repoUrls = strings(p, ['repository.clone_url', 'repository.ssh_url', 'repository.html_url']);
     if (event === 'pull_request') {
-      const number = needNumber(p, 'pull_request.number', 'pull_request');
-      const pull = pullRequest(
-        'pull_request',
-        {
-          number,
-          action: need(p, 'action', 'pull_request'),
-          baseBranch: need(p, 'pull_request.base.ref', 'pull_request'),
-          headSha: need(p, 'pull_request.head.sha', 'pull_request'),
-          headRef: `refs/pull/${number}/head`,
-        },
-        ['opened', 'synchronized', 'reopened'],
-      );
+      const pull = issuePull(p, ['opened', 'synchronized', 'reopened']);
       return { ...base, kind: 'pull', repoUrls, pull, pusher: str(p, 'sender.login') ?? str(p, 'sender.username') };
     }
     const pushes = branchPush(need(p, 'ref', 'push'), need(p, 'after', 'push'));

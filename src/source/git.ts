@@ -11,7 +11,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
-import type { AuthCallback, HttpClient, TreeEntry } from 'isomorphic-git';
+import type { AuthCallback, FetchResult, HttpClient, TreeEntry } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
 import { INPUT_LIMITS, type CommitInfo, type InputLimits, type Snapshot, type UnreadFile } from '../model.ts';
 import { PackObjectTooBig, PackWatch } from './packwatch.ts';
@@ -228,23 +228,9 @@ export class GitSource {
     let oid: string;
     if (head && (await hasCommit(gitdir, head))) oid = head;
     else {
-      const packs = await packNames(gitdir);
-      this.#refusal = undefined;
-      const res = await this.#wrap(() =>
-        git.fetch({
-          fs,
-          http: this.#http,
-          gitdir,
-          url: this.repo.url,
-          ref: this.repo.branch,
-          singleBranch: true,
-          tags: false,
-          ...this.#auth(),
-        }),
-      );
+      const res = await this.#fetchOne(gitdir, this.repo.branch);
       if (!res.fetchHead) throw await this.#branchNotFound();
       oid = res.fetchHead; // the branch may have moved since the look-up: what was fetched wins
-      for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
     }
     await git.writeRef({ fs, gitdir, ref: `refs/heads/${this.repo.branch}`, value: oid, force: true });
     return this.commit(oid);
@@ -287,10 +273,12 @@ export class GitSource {
     if (sha?.length !== 40) throw this.#unknownRef(`no ref or commit ${ref} on the remote`);
     // a commit no ref points at: asked for by its SHA, which GitHub and GitLab serve and a plain git server may refuse
     try {
-      await this.#fetchOne(gitdir, sha);
+      await this.#fetchOne(gitdir, sha, false);
     } catch (err) {
+      if (this.#refusal) throw this.#refusal;
+      // the server unreachable or refusing the credentials is said as such; anything else is its refusal of the SHA
       const code = (err as { code?: string }).code ?? '';
-      if (err instanceof SourceError && !(err instanceof UnknownRefError) && (err.limit || /^(HttpError|E[A-Z]+)$/.test(code))) throw err;
+      if (code === 'HttpError' || /^E[A-Z]+$/.test(code) || ['TimeoutError', 'AbortError'].includes((err as Error).name)) throw this.#translate(err);
     }
     if (!(await hasCommit(gitdir, sha))) throw this.#unknownRef(`no commit ${sha} on the remote (no ref points at it, and it cannot be fetched by its SHA)`);
     return this.commit(sha);
@@ -314,11 +302,15 @@ export class GitSource {
     return this.commit(tagged ?? oid);
   }
 
-  /** Fetches one remote ref (or a SHA) into the cache without writing any branch of it; small packs are loosened as update()'s are. */
-  async #fetchOne(gitdir: string, remoteRef: string): Promise<void> {
+  /**
+   * Fetches one remote ref (the tracked branch, another ref, or a SHA) into the cache; a ref that is
+   * not a branch is written nowhere. Small packs are loosened. `translate: false` leaves
+   * isomorphic-git's error as it is.
+   */
+  async #fetchOne(gitdir: string, remoteRef: string, translate = true): Promise<FetchResult> {
     const packs = await packNames(gitdir);
     this.#refusal = undefined;
-    await this.#wrap(() =>
+    const fetch = () =>
       git.fetch({
         fs,
         http: this.#http,
@@ -330,9 +322,10 @@ export class GitSource {
         singleBranch: true,
         tags: false,
         ...this.#auth(),
-      }),
-    );
+      });
+    const res = await (translate ? this.#wrap(fetch) : fetch());
     for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
+    return res;
   }
 
   #unknownRef(problem: string): UnknownRefError {

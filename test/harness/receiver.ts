@@ -42,8 +42,11 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-/** Starts a receiver; every request it does not fail or hold is answered `okStatus` (default 200) with `{}`. */
-export async function startReceiver(okStatus = 200): Promise<Receiver> {
+/**
+ * Starts a receiver; every request it does not fail or hold is answered `okStatus` (default 200)
+ * with `{}`, or with what `respond` makes of the request (a forge's created comment: `{ "id": 12 }`).
+ */
+export async function startReceiver(okStatus = 200, respond?: (r: ReceivedRequest) => unknown): Promise<Receiver> {
   const requests: ReceivedRequest[] = [];
   const failures: Array<{ status: number; headers: Record<string, string>; echo: boolean }> = [];
   const held: Array<{ req: ReceivedRequest; res: ServerResponse; gone: boolean }> = [];
@@ -55,7 +58,7 @@ export async function startReceiver(okStatus = 200): Promise<Receiver> {
     const h = r.headers;
     const said = `${h.authorization ?? ''} ${h['private-token'] ?? ''} ${h['x-berth-signature'] ?? ''}`;
     const message = echo ? `you sent ${r.method} ${r.path} with ${said}: ${r.body}` : `the receiver was told to answer ${status}`;
-    res.end(status < 300 ? '{}' : JSON.stringify({ message }));
+    res.end(status < 300 ? JSON.stringify(respond?.(r) ?? {}) : JSON.stringify({ message }));
   };
   const handler = (req: import('node:http').IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
