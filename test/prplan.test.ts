@@ -138,7 +138,11 @@ describe('plans on pull requests', () => {
     });
     cfg = writeConfig([], {
       publicUrl: PUBLIC,
-      repos: [{ name: repo.name, url: repo.url, branch: 'main', poll: '1h', webhookSecretFile: 'hook.secret' }],
+      repos: [
+        { name: repo.name, url: repo.url, branch: 'main', poll: '1h', webhookSecretFile: 'hook.secret' },
+        // the same URL, another branch, and no forge target takes it
+        { name: `${repo.name}-rel`, url: repo.url, branch: 'release', poll: '1h', webhookSecretFile: 'hook.secret' },
+      ],
       notifications: [
         forge('gh', 'github', `${receiver.url}/gh`),
         forge('gl', 'gitlab', `${receiver.url}/api/v4`),
@@ -153,7 +157,7 @@ describe('plans on pull requests', () => {
     captured = capturedLogger();
     engine = new Engine(loadConfig(cfg.file), captured.log, { notify: { retryDelaysMs: [50, 50, 50], requestTimeoutMs: 10_000, pollMs: 200 } });
     engine.startNotifications();
-    const [pass] = await engine.syncAll({ trigger: 'startup' });
+    const [pass] = await engine.syncAll({ trigger: 'startup' }); // the release branch does not exist yet: that repo's pass fails
     expect(pass!.stacks.map((s) => s.status)).toEqual(['synced']);
     ({ app, base } = await serveEngine(engine, captured.log));
   });
@@ -209,7 +213,7 @@ describe('plans on pull requests', () => {
     expect(syncRows()).toBe(syncsBefore);
     expect(engine.syncs.list({}).rows.map((r) => r.commitSha)).toEqual([mainSha]);
 
-    const row = new DeliveryStore(engine.db).query({ deliveryId: h.id }).rows[0]!;
+    const row = new DeliveryStore(engine.db).query({ deliveryId: h.id, repo: repo.name }).rows[0]!;
     expect(row).toMatchObject({ provider: 'github', event: 'pull_request', repo: repo.name, branch: 'main', commitSha: pr7, outcome: 'accepted', status: 202 });
     expect(row.detail).toMatch(/^pull request #7 \(opened\) at [0-9a-f]{12}: its plan is made and posted through gh$/);
     const audited = engine.audit.query({ kind: 'plan.posted', limit: 10 }).rows;
@@ -246,13 +250,28 @@ describe('plans on pull requests', () => {
     const devSha = await pushHead('refs/pull/11/head', { [file]: web(IMAGES.webV2) }, 'into dev');
     const dev = await send('github', hook('github', { number: 11, sha: devSha, base: 'dev' }));
     expect(dev).toMatchObject({ status: 200, body: { accepted: false, reason: 'base branch not watched' } });
-    expect(dev.body.message).toBe(`pull request #11 (opened) would merge into dev; repo ${repo.name} watches main`);
+    expect(dev.body.message).toBe(
+      `pull request #11 (opened) would merge into dev; repo ${repo.name} watches main; pull request #11 (opened) would merge into dev; repo ${repo.name}-rel watches release`,
+    );
     const queued = () => engine.notifier.query({ limit: 1000 }).rows;
     expect(queued().filter((r) => r.commitSha === devSha)).toEqual([]);
     const rows = new DeliveryStore(engine.db).query({ repo: repo.name, limit: 1000 }).rows;
     expect(rows.filter((r) => r.reason === 'base branch not watched').map((r) => [r.outcome, r.branch, r.commitSha, r.status])).toEqual([
       ['ignored', 'dev', devSha, 200],
     ]);
+    // into release: the repo watching it has no forge target to post through
+    const rel = hook('github', { number: 12, sha: devSha, base: 'release' });
+    expect(await send('github', rel)).toMatchObject({ status: 200, body: { accepted: false } });
+    expect(
+      new DeliveryStore(engine.db)
+        .query({ deliveryId: rel.id })
+        .rows.map((r) => [r.repo, r.reason])
+        .sort(),
+    ).toEqual([
+      [repo.name, 'base branch not watched'],
+      [`${repo.name}-rel`, 'no plan target'],
+    ]);
+    expect(queued().filter((r) => r.commitSha === devSha)).toEqual([]);
     await posted('gh', pr7); // the accepted one is planned again, as asked
   });
 
@@ -299,6 +318,20 @@ describe('plans on pull requests', () => {
     expect(at('POST', '/bb/2.0/repositories/acme/platform/pullrequests/3/comments')).toHaveLength(1);
     const [put] = at('PUT', `/bb/2.0/repositories/acme/platform/pullrequests/3/comments/${id}`);
     expect(String((json(put!).content as { raw: string }).raw)).toContain('`web#3@test` (missing)');
+
+    // a person deleted berth's comment: the edit is answered 404, and a new comment takes its place, edited from then on
+    receiver.fail(1, 404, {}, { match: (r) => r.method === 'PUT' });
+    const third = await repo.commit({ [file]: web(IMAGES.webV2).replace('replicas: 1', 'replicas: 2') }, { branch: 'bb-3', message: 'two' });
+    expect((await send('bitbucket', hook('bitbucket', { number: 3, sha: third, action: 'pullrequest:updated' }))).status).toBe(202);
+    expect(await posted('bb', third)).toMatchObject({ outcome: 'delivered', attempts: 1 });
+    expect(at('PUT', `/bb/2.0/repositories/acme/platform/pullrequests/3/comments/${id}`).map((r) => r.status)).toEqual([201, 404]);
+    expect(at('POST', '/bb/2.0/repositories/acme/platform/pullrequests/3/comments')).toHaveLength(2);
+    const renewed = nextComment - 1;
+    const fourth = await repo.commit({ [file]: web(IMAGES.webV1) }, { branch: 'bb-3', message: 'back to v1' });
+    expect((await send('bitbucket', hook('bitbucket', { number: 3, sha: fourth, action: 'pullrequest:updated' }))).status).toBe(202);
+    expect(await posted('bb', fourth)).toMatchObject({ outcome: 'delivered' });
+    expect(at('PUT', `/bb/2.0/repositories/acme/platform/pullrequests/3/comments/${renewed}`)).toHaveLength(1);
+    expect(at('POST', '/bb/2.0/repositories/acme/platform/pullrequests/3/comments')).toHaveLength(2);
     expect(await cacheHead()).toBe(mainSha);
   });
 
@@ -378,7 +411,7 @@ describe('plans on pull requests', () => {
     const cli = await runCli(['plan', '--repo', 'nope', '--ref', 'main'], { env: { BERTH_URL: base, BERTH_TOKEN: VIEWER } });
     expect(cli.code).toBe(1);
     expect(cli.stderr).toMatch(/there is no repo named nope in the engine config/);
-    const local = await runCli(['--config', cfg.file, 'plan', '--ref', 'refs/pull/999/head'], { env: { BERTH_URL: '' } });
+    const local = await runCli(['--config', cfg.file, 'plan', '--repo', repo.name, '--ref', 'refs/pull/999/head'], { env: { BERTH_URL: '' } });
     expect(local.code).toBe(1);
     expect(local.stderr).toMatch(/no ref or commit refs\/pull\/999\/head on the remote/);
   });
