@@ -2,7 +2,8 @@
 // forge's pull request sample in webhooks/ parsed (and the actions berth leaves alone), the rollout
 // order of a plan, a pass turned into a plan's verdict, its Markdown and text, the status and the
 // comment requests of each forge, and a created comment's id read back.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planDiff, planStack, type StackPlan } from '../src/diff/plan.ts';
@@ -15,6 +16,8 @@ import { FORGE_CLIENTS } from '../src/notify/forges.ts';
 import { commentIdOf, planComment, planStatus, PLAN_CONTEXT, type PlanDelivery } from '../src/notify/plan.ts';
 import { FORGES, normalizeRepoUrl, PayloadError, type Delivery } from '../src/server/forges.ts';
 import { placeStack } from '../src/schedule/place.ts';
+import { GitSource, UnknownRefError } from '../src/source/git.ts';
+import { git } from './harness/git-server.ts';
 import { liveOf } from './harness/live.ts';
 import { render, stackOf } from './render/helpers.ts';
 
@@ -398,5 +401,34 @@ describe("each forge's status and comment requests", () => {
     expect(commentIdOf({ id: 'abc-1' })).toBe('abc-1');
     expect(commentIdOf({ body: 'no id' })).toBeUndefined();
     expect(commentIdOf(undefined)).toBeUndefined();
+  });
+});
+
+describe('fetchRef on a local repo (a path): the ref as the repo has it, the tracked branch left alone', () => {
+  it('a pull request ref, a branch, a SHA prefix; an unknown one is an UnknownRefError', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-fetchref-'));
+    try {
+      const commit = async (text: string) => {
+        writeFileSync(join(dir, 'compose.yaml'), text);
+        await git(['add', '-A'], dir);
+        await git(['-c', 'user.name=Ada', '-c', 'user.email=ada@example.com', 'commit', '--quiet', '-m', text], dir);
+        return git(['rev-parse', 'HEAD'], dir);
+      };
+      await git(['init', '--quiet', dir]);
+      const main = await commit('services: {}\n');
+      await git(['checkout', '--quiet', '--detach'], dir);
+      const head = await commit('services: { web: { image: web:2 } }\n');
+      await git(['update-ref', 'refs/pull/3/head', head], dir);
+      await git(['checkout', '--quiet', 'main'], dir);
+      const source = new GitSource({ name: 'local', url: dir, branch: 'main' }, join(dir, '.cache'));
+      expect((await source.fetchRef('refs/pull/3/head')).sha).toBe(head);
+      expect((await source.fetchRef(head.slice(0, 8))).sha).toBe(head);
+      expect((await source.fetchRef('main')).sha).toBe(main);
+      await expect(source.fetchRef('refs/pull/4/head')).rejects.toThrow(UnknownRefError);
+      await expect(source.fetchRef('../etc')).rejects.toThrow(/neither a ref name nor a commit SHA/);
+      expect(await source.remoteHead()).toBe(main);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
