@@ -4,7 +4,7 @@
  * chain or a checkpoint that does not hold, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
  * the server or here: an unknown stack, nothing to resume or roll back, `init` with a key already there), 2 berth could not do its job (bad config, a key
  * file it cannot use, unreachable repo or server, a token refused, not an audit bundle; for `diff`, any error: an invalid stack, a host that does not answer).
- * sync, rollback, pause, resume, status, hosts and audit are operations (src/engine/ops.ts): with
+ * sync, rollback, pause, resume, status, hosts, audit and plan are operations (src/engine/ops.ts): with
  * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
  * process acting on the hosts and the database itself.
  */
@@ -37,6 +37,7 @@ import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
+import { planText } from '../diff/report.ts';
 import { repoNameOf, starterConfig } from './init.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
@@ -168,6 +169,27 @@ program
     if (broken.length) throw new Exit(broken.map((r) => `repo ${r.repo}: ${r.error}`).join('\n'), broken.some((r) => !r.commit) ? 2 : 1);
     if (reports.some((r) => r.stacks.some((s) => BAD_OUTCOMES.has(s.status)))) throw new Exit('', 1);
   });
+
+program
+  .command('plan')
+  .description(
+    "what a branch, a ref (refs/pull/7/head) or a commit would do to the hosts, as a pull request's plan says it: per stack what is created, replaced and removed where, the rollout order, the diff; changes nothing, moves no branch (exit 0 it would apply, 1 it would not)",
+  )
+  .requiredOption('--ref <ref>', 'a branch, a ref (refs/pull/7/head, refs/merge-requests/7/head) or a commit SHA')
+  .option('--repo <name>', 'the repo, by its name in the engine config (default: the only one)')
+  .option('--json', 'the plan as JSON (as POST /api/v1/repos/:repo/plan answers it)')
+  .action(async (opts: { ref: string; repo?: string; json?: boolean }) => {
+    const plan = await withOps(async (ops) => ops.plan(opts.repo ?? (await onlyRepo(ops)), opts.ref), 'warn');
+    console.log(opts.json ? JSON.stringify(plan, null, 2) : printable(planText(plan)));
+    if (plan.verdict !== 'success') throw new Exit('', 1);
+  });
+
+/** The repo a command means when none is named: the only one (with BERTH_URL: the only one whose stacks the server lists). */
+async function onlyRepo(ops: Operations): Promise<string> {
+  const names = ops instanceof RemoteOps ? [...new Set((await ops.stacks()).map((s) => s.repo))] : (await loadConfig()).repos.map((r) => r.name);
+  if (names.length === 1) return names[0]!;
+  throw new Exit(`name the repo with --repo: ${names.length ? `one of ${names.join(', ')}` : 'no repo is known'}`, 2);
+}
 
 program
   .command('serve')

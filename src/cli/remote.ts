@@ -18,6 +18,7 @@ import type {
   SyncReport,
   SyncView,
 } from '../engine/ops.ts';
+import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -109,5 +110,9 @@ export class RemoteOps implements Operations {
 
   async resume(name: string): Promise<void> {
     await this.#api.post(`/stacks/${at(name)}/resume`);
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#api.post<RepoPlan>(`/repos/${at(repo)}/plan`, { ref });
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What people ask of berth, defined once: the stacks and hosts, the sync history, the audit log,
- * the webhook deliveries, and the actions sync, rollback, pause and resume (docs/api.md). Two
+ * the webhook deliveries, the plan of a ref, and the actions sync, rollback, pause and resume (docs/api.md). Two
  * implementations: LocalOps, over an Engine in this process (what the API's routes call, and the
  * CLI without BERTH_URL), and the CLI's HTTP one (src/cli/remote.ts), over a running berth's API.
  * A refusal is an EngineError with a stable code; the API answers it with the
@@ -18,6 +18,7 @@ import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
 import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
+import type { RepoPlan } from './plans.ts';
 import type { StackState } from './status.ts';
 
 /** A commit as views show it. */
@@ -113,6 +114,8 @@ export interface Operations {
   pause(name: string, actor: string): Promise<void>;
   /** throws not-held */
   resume(name: string, actor: string): Promise<void>;
+  /** What `ref` of `repo` would do to the hosts, changing nothing (src/engine/plans.ts). Throws unknown-repo, unknown-ref. */
+  plan(repo: string, ref: string): Promise<RepoPlan>;
 }
 
 /** What the server adds to the local operations: who asked for an action is audited, and a failure nobody waited for is told. */
@@ -292,6 +295,10 @@ export class LocalOps implements Operations {
       this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so
     if (!hold || !(await this.#engine.resume(name, actor))) throw new EngineError(`${name} is not paused or held: there is nothing to resume`, 'not-held');
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#engine.plan(repo, ref);
   }
 
   /** The state with the applied commit's author and message, from the audit rows of that commit. */
