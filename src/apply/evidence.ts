@@ -83,8 +83,8 @@ const OUTPUT_MAX = 2000;
 /** The telling line's length in a summary. */
 const TELLING_MAX = 300;
 
-/** The replica as the progress lines and the summaries name it: `web.1@h1`. */
-export const replicaLabel = (w: { service: string; slot: number; host: string }): string => `${w.service}.${w.slot}@${w.host}`;
+/** The replica as the progress lines and the failure summaries name it: `web.1@h1` (a plan names it `web#1@h1`). */
+export const stepLabel = (w: { service: string; slot: number; host: string }): string => `${w.service}.${w.slot}@${w.host}`;
 
 const clip = (text: string, n: number) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
 const firstNonEmpty = (text: string) =>
@@ -120,7 +120,7 @@ export function tellingLine(e: Pick<Evidence, 'cause' | 'oomKilled' | 'health' |
 
 /** The summary line: the replica, what it did, and the telling line (see Evidence.summary). */
 export function summarize(e: Omit<Evidence, 'summary' | 'telling' | 'truncated'>, reason: string): string {
-  const label = replicaLabel(e);
+  const label = stepLabel(e);
   const telling = clip(tellingLine({ ...e, reason }), TELLING_MAX);
   const said = telling ? `: ${telling}` : '';
   const code = e.exitCode ?? '?';

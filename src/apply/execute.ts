@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { ContainerSpec, DependsOn, FileDelivery, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
+import { chunk, replicaLabel } from '../diff/rollout.ts';
 import { maskEnv } from '../schedule/container.ts';
 import { specFromInspect } from './docker-host.ts';
 import type { HostOps } from './host-ops.ts';
@@ -765,7 +766,7 @@ function witness(
   return readEvidence(h, { ...w, id: id || undefined, name, code: r.code, reason: r.reason, ...more });
 }
 
-const label = (w: Where) => `${w.service}#${w.slot}@${w.host}`;
+const label = (w: Where) => replicaLabel(w);
 
 /** The keys of the stack's networks that a start-first service joins (by its update or its rollback): those need a configured subnet (DockerHost.createNetwork). */
 export function startFirstNetworks(stack: RenderedStack | null): Set<string> {
@@ -775,11 +776,4 @@ export function startFirstNetworks(stack: RenderedStack | null): Set<string> {
     for (const n of s.networks) out.add(n.key);
   }
   return out;
-}
-
-/** Splits into batches of `size` (0: one batch of everything). */
-export function chunk<T>(items: T[], size: number): T[][] {
-  if (items.length === 0) return [];
-  const n = size <= 0 ? items.length : size;
-  return Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, i * n + n));
 }

@@ -4,7 +4,7 @@
  * chain or a checkpoint that does not hold, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
  * the server or here: an unknown stack, nothing to resume or roll back, `init` with a key already there), 2 berth could not do its job (bad config, a key
  * file it cannot use, unreachable repo or server, a token refused, not an audit bundle; for `diff`, any error: an invalid stack, a host that does not answer).
- * sync, rollback, pause, resume, status, hosts and audit are operations (src/engine/ops.ts): with
+ * sync, rollback, pause, resume, status, hosts, audit and plan are operations (src/engine/ops.ts): with
  * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
  * process acting on the hosts and the database itself.
  */
@@ -29,15 +29,16 @@ import { CHECKPOINT_RULE } from '../audit/checkpoint.ts';
 import { readAnchorFile, verifyBundle, verifyLog, writeBundle, type Verification } from '../audit/proof.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
-import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
+import { LocalOps, type Operations, type StackStats, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { formatHostsTable } from './hosts.ts';
-import { formatReplicasTable, formatStatusTable } from './status.ts';
+import { formatReplicasTable, formatStatsTable, formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
 import { evidenceLines, followProgress } from './progress.ts';
+import { planText } from '../diff/report.ts';
 import { repoNameOf, starterConfig } from './init.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
@@ -180,6 +181,27 @@ program
   });
 
 program
+  .command('plan')
+  .description(
+    "what a branch, a ref (refs/pull/7/head) or a commit would do to the hosts, as a pull request's plan says it: per stack what is created, replaced and removed where, the rollout order, the diff; changes nothing, moves no branch (exit 0 it would apply, 1 it would not)",
+  )
+  .requiredOption('--ref <ref>', 'a branch, a ref (refs/pull/7/head, refs/merge-requests/7/head) or a commit SHA')
+  .option('--repo <name>', 'the repo, by its name in the engine config (default: the only one)')
+  .option('--json', 'the plan as JSON (as POST /api/v1/repos/:repo/plan answers it)')
+  .action(async (opts: { ref: string; repo?: string; json?: boolean }) => {
+    const plan = await withOps(async (ops) => ops.plan(opts.repo ?? (await onlyRepo(ops)), opts.ref), 'warn');
+    console.log(opts.json ? JSON.stringify(plan, null, 2) : printable(planText(plan)));
+    if (plan.verdict !== 'success') throw new Exit('', 1);
+  });
+
+/** The repo a command means when none is named: the only one (with BERTH_URL: the only one whose stacks the server lists). */
+async function onlyRepo(ops: Operations): Promise<string> {
+  const names = ops instanceof RemoteOps ? [...new Set((await ops.stacks()).map((s) => s.repo))] : (await loadConfig()).repos.map((r) => r.name);
+  if (names.length === 1) return names[0]!;
+  throw new Exit(`name the repo with --repo: ${names.length ? `one of ${names.join(', ')}` : 'no repo is known'}`, 2);
+}
+
+program
   .command('serve')
   .description('run the engine: a pass at start, then every repo on its poll schedule; HTTP on `listen`')
   .action(async () => {
@@ -238,9 +260,18 @@ program
   .description('each stack: Synced/OutOfSync/Unknown, its health, the commit applied, how its last rollout ended, its replicas')
   .option('-s, --stack <name>', 'only this stack')
   .option('--json', 'JSON, with every replica')
-  .action(async (opts: { stack?: string; json?: boolean }) => {
-    const states = await withOps(async (ops) => (opts.stack ? [await ops.stack(opts.stack)] : ops.stacks()), 'warn');
-    if (opts.json) console.log(JSON.stringify(states, null, 2));
+  .option('--stats', "one sample of each replica's CPU, memory, network and block I/O, asked of the hosts now")
+  .action(async (opts: { stack?: string; json?: boolean; stats?: boolean }) => {
+    const { states, stats } = await withOps(async (ops) => {
+      const states = opts.stack ? [await ops.stack(opts.stack)] : await ops.stacks();
+      if (!opts.stats) return { states };
+      // one stack after the other: each asks every host of the stack, a replica per request
+      const stats: StackStats[] = [];
+      for (const s of states) stats.push(await ops.stats(s.name));
+      return { states, stats };
+    }, 'warn');
+    if (opts.json) console.log(JSON.stringify(stats ? states.map((s, i) => ({ ...s, stats: stats[i] })) : states, null, 2));
+    else if (stats) console.log([formatStatusTable(states), ...stats.map((s) => `\n${s.stack}:\n${formatStatsTable(s)}`)].join('\n'));
     else console.log([formatStatusTable(states), ...(opts.stack ? states.map((s) => `\n${formatReplicasTable(s)}`) : [])].join('\n'));
   });
 

@@ -7,7 +7,19 @@ import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import type { SyncEvent } from '../engine/events.ts';
-import type { ActionOptions, ActionOutcome, AuditQuery, HostSummary, HostView, Operations, StackView, SyncReport, SyncView } from '../engine/ops.ts';
+import type {
+  ActionOptions,
+  ActionOutcome,
+  AuditQuery,
+  HostSummary,
+  HostView,
+  Operations,
+  StackStats,
+  StackView,
+  SyncReport,
+  SyncView,
+} from '../engine/ops.ts';
+import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -30,6 +42,10 @@ export class RemoteOps implements Operations {
 
   stack(name: string): Promise<StackView> {
     return this.#api.get<StackView>(`/stacks/${at(name)}`);
+  }
+
+  stats(name: string): Promise<StackStats> {
+    return this.#api.get<StackStats>(`/stacks/${at(name)}/stats`);
   }
 
   async hosts(): Promise<HostSummary[]> {
@@ -107,5 +123,9 @@ export class RemoteOps implements Operations {
         // not JSON: not an event this berth sends
       }
     });
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#api.post<RepoPlan>(`/repos/${at(repo)}/plan`, { ref });
   }
 }

@@ -465,6 +465,53 @@ function servicesBlock(s) {
     );
 }
 
+/** 1536 -> "1.5 KiB" */
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+const STATS_COLUMNS = [
+  { label: 'Replica', cell: (r) => `${r.service}#${r.slot}` },
+  { label: 'Host', cell: (r) => r.host },
+  { label: 'CPU', cell: (r) => (r.sample ? `${r.sample.cpuPercent.toFixed(1)} %` : '') },
+  {
+    label: 'Memory',
+    cell: (r) => (r.sample ? `${bytes(r.sample.memoryBytes)} of ${bytes(r.sample.memoryLimitBytes)} (${r.sample.memoryPercent.toFixed(1)} %)` : ''),
+  },
+  { label: 'Network in / out', cell: (r) => (r.sample ? `${bytes(r.sample.networkRxBytes)} / ${bytes(r.sample.networkTxBytes)}` : '') },
+  { label: 'Block read / written', cell: (r) => (r.sample ? `${bytes(r.sample.blockReadBytes)} / ${bytes(r.sample.blockWriteBytes)}` : '') },
+  { label: 'Processes', cell: (r) => String(r.sample?.pids ?? '') },
+  { label: 'Note', class: 'wide', cell: (r) => (r.error ? h('span', { class: 'muted' }, r.error) : '') },
+];
+
+/** One sample of each replica's resource use, asked of the hosts when the button is pressed (nothing polls). */
+function statsBlock(name) {
+  const out = h('div', null, h('p', { class: 'muted small' }, 'CPU, memory, network and block I/O of each replica, one sample asked of its host.'));
+  const button = h('button', { type: 'button', class: 'stats-sample' }, 'Sample now');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const stats = await api(`/stacks/${enc(name)}/stats`);
+      replace(
+        out,
+        h('p', { class: 'muted small' }, 'Sampled ', time(stats.sampledAt)),
+        table(STATS_COLUMNS, stats.replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}`, empty: 'No replicas.' }),
+      );
+    } catch (err) {
+      replace(out, notice('error', err.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('div', { class: 'stats' }, button, out);
+}
+
 /** Sync now, roll back to a chosen commit, pause / resume: only for operators and admins. */
 function actionBar(name, getState, syncs, messages, refresh) {
   const msg = h('div', { class: 'action-msg', 'aria-live': 'polite' });
@@ -656,6 +703,7 @@ async function stackView(_q, name) {
       head,
       actions?.node,
       section('Services', services),
+      section('Resource use', statsBlock(name)),
       section('Syncs', timeline.node, h('p', null, link('/syncs', { stack: name }, `All syncs of ${name} →`))),
     ),
     onEvent(type, data) {

@@ -1,6 +1,6 @@
 /**
  * What people ask of berth, defined once: the stacks and hosts, the sync history, the audit log,
- * the webhook deliveries, and the actions sync, rollback, pause and resume (docs/api.md). Two
+ * the webhook deliveries, the plan of a ref, and the actions sync, rollback, pause and resume (docs/api.md). Two
  * implementations: LocalOps, over an Engine in this process (what the API's routes call, and the
  * CLI without BERTH_URL), and the CLI's HTTP one (src/cli/remote.ts), over a running berth's API.
  * A refusal is an EngineError with a stable code; the API answers it with the
@@ -14,10 +14,13 @@ import { parseSince } from '../audit/format.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import { countManagedContainers, explainError, type HostStatus } from '../observe/hosts.ts';
 import { observeHost, type LiveContainer } from '../observe/live.ts';
+import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
 import type { SyncEvent } from './events.ts';
+import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
+import type { RepoPlan } from './plans.ts';
 import type { StackState } from './status.ts';
 
 /** A commit as views show it. */
@@ -41,6 +44,17 @@ export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: 
 
 /** A sync run with its steps (audit rows), oldest first; a running one's `progress` is as of now. */
 export type SyncView = SyncRecord & { steps: AuditRow[] };
+
+/** One replica's resource use (a sample), or why it has none: not running, or its host did not answer. */
+export type ReplicaStats = { service: string; slot: number; host: string; container?: string } & ({ sample: ResourceSample } | { error: string });
+
+/** A stack's resource use, one sample per replica (GET /api/v1/stacks/:stack/stats). */
+export interface StackStats {
+  stack: string;
+  /** when the samples were asked for, ISO 8601 */
+  sampledAt: string;
+  replicas: ReplicaStats[];
+}
 
 /** The audit log's filter as a client sends it: times as ISO or how long ago (30m, 2h, 7d). */
 export type AuditQuery = Omit<AuditFilter, 'since' | 'until' | 'syncId'> & { since?: string; until?: string };
@@ -85,6 +99,8 @@ export interface Operations {
   stacks(): Promise<StackView[]>;
   /** throws unknown-stack */
   stack(name: string): Promise<StackView>;
+  /** One resource sample of each of the stack's replicas, asked of their hosts now. Throws unknown-stack. */
+  stats(name: string): Promise<StackStats>;
   hosts(): Promise<HostSummary[]>;
   /** throws unknown-host */
   host(name: string): Promise<HostView>;
@@ -107,6 +123,8 @@ export interface Operations {
    * end) from now on, once listening (the promise resolves then); returns a function that stops it.
    */
   follow(onEvent: (e: SyncEvent) => void): Promise<() => void>;
+  /** What `ref` of `repo` would do to the hosts, changing nothing (src/engine/plans.ts). Throws unknown-repo, unknown-ref. */
+  plan(repo: string, ref: string): Promise<RepoPlan>;
 }
 
 /** What the server adds to the local operations: who asked for an action is audited, and a failure nobody waited for is told. */
@@ -155,6 +173,29 @@ export class LocalOps implements Operations {
     const state = (await this.#engine.status(name)).find((s) => s.name === name);
     if (!state) throw unknownStack(name);
     return this.withCommitInfo(state);
+  }
+
+  async stats(name: string): Promise<StackStats> {
+    const engine = this.#engine;
+    const { replicas } = await this.stack(name);
+    const sampledAt = new Date().toISOString();
+    // Docker takes two readings a second apart for the CPU figure: the host check's timeout on top
+    const timeoutMs = engine.config.hostCheck.timeoutMs + 2_000;
+    const sampled = await mapLimit(
+      replicas.filter((r) => !r.extra),
+      STATS_CONCURRENCY,
+      async (r): Promise<ReplicaStats> => {
+        const where = { service: r.service, slot: r.slot, host: r.host, ...(r.container ? { container: r.container } : {}) };
+        const docker = engine.hosts.get(r.host)?.docker;
+        if (!r.container || r.state !== 'running' || !docker) return { ...where, error: r.container ? `not running (${r.state})` : 'missing' };
+        try {
+          return { ...where, sample: await sampleContainer(docker, r.container, timeoutMs) };
+        } catch (err) {
+          return { ...where, error: `no stats from ${r.host}: ${explainError(err, timeoutMs)}` };
+        }
+      },
+    );
+    return { stack: name, sampledAt, replicas: sampled };
   }
 
   async hosts(): Promise<HostSummary[]> {
@@ -275,6 +316,10 @@ export class LocalOps implements Operations {
     return () => this.#engine.events.off('sync', listener);
   }
 
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#engine.plan(repo, ref);
+  }
+
   /** The state with the applied commit's author and message, from the audit rows of that commit. */
   withCommitInfo(state: StackState): StackView {
     if (!state.commit) return state;
@@ -296,6 +341,9 @@ export class LocalOps implements Operations {
     return repo;
   }
 }
+
+/** How many replicas' stats are asked for at once (each request holds a connection for about a second). */
+const STATS_CONCURRENCY = 16;
 
 const unknownStack = (name: string) => new EngineError(`no repo defines a stack named ${name}: GET /api/v1/stacks lists them`, 'unknown-stack');
 

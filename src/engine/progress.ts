@@ -6,7 +6,7 @@
  * and the metrics show (the `progress` phase of a SyncEvent).
  */
 import type { ProgressEvent, StepEvent } from '../apply/execute.ts';
-import { replicaLabel } from '../apply/evidence.ts';
+import { stepLabel } from '../apply/evidence.ts';
 import type { ServiceProgress } from '../audit/syncs.ts';
 import type { StackPlan } from '../diff/plan.ts';
 
@@ -134,7 +134,7 @@ export class RolloutProgress {
       r.state = 'failed';
       r.failed = true;
     }
-    const summary = e.evidence?.summary ?? `${replicaLabel(e)}: ${e.reason}`;
+    const summary = e.evidence?.summary ?? `${stepLabel(e)}: ${e.reason}`;
     const container = e.kind === 'container.unhealthy' ? e.containerAfter : e.containerBefore;
     return {
       ...where,
@@ -151,9 +151,9 @@ const specOf = (spec: string | undefined) => (spec === undefined ? {} : { spec }
 
 /** A replica step as one line: `web.1@h1 started 5d6e7f8`, `web.1@h1 healthy 5d6e7f8 (3.1 s)`, or a failure's summary. */
 export function stepLine(s: ReplicaStep): string {
-  if (s.step === 'failed') return s.summary ?? `${replicaLabel(s)} failed`;
+  if (s.step === 'failed') return s.summary ?? `${stepLabel(s)} failed`;
   const what = s.rollback && s.step === 'started' ? 'started (rollback)' : s.step;
-  return `${replicaLabel(s)} ${what}${s.spec ? ` ${s.spec}` : ''}${s.seconds === undefined ? '' : ` (${s.seconds} s)`}`;
+  return `${stepLabel(s)} ${what}${s.spec ? ` ${s.spec}` : ''}${s.seconds === undefined ? '' : ` (${s.seconds} s)`}`;
 }
 
 /** A service's progress in a few words: `web 3/4 updated`, `web 1/4 updated, 1 failed, rolling back`. */
