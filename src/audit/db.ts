@@ -198,6 +198,11 @@ export const migrations: readonly string[] = [
     time TEXT NOT NULL,
     PRIMARY KEY (target, repo, pull)
   ) STRICT;`,
+  // 11: the evidence of a failed step (src/apply/evidence.ts), as JSON: with the step's audit row (hashed
+  // with it), and with its sync; and the replica counts of a sync's rollout per service when it ended
+  `ALTER TABLE audit ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN progress TEXT;`,
 ];
 
 /**

@@ -37,6 +37,7 @@ import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
+import { evidenceLines, followProgress } from './progress.ts';
 import { planText } from '../diff/report.ts';
 import { repoNameOf, starterConfig } from './init.ts';
 
@@ -159,11 +160,20 @@ program
   .option('-s, --stack <name>', 'only this stack')
   .option(
     '--wait',
-    'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background',
+    'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why and what the failing container showed), printing each replica step as it goes; with BERTH_URL, without it, the server syncs in the background',
   )
-  .action(async (opts: { stack?: string; wait?: boolean }) => {
-    const reports = await withOps((ops) => ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait: Boolean(opts.wait) }), 'info');
-    for (const report of reports) printSync(report, opts.wait);
+  .option('--json', 'JSON lines on stdout: with --wait one object per replica step as it happens; then one object with the result')
+  .action(async (opts: { stack?: string; wait?: boolean; json?: boolean }) => {
+    const wait = Boolean(opts.wait);
+    const reports = await withOps(
+      (ops) =>
+        watched(ops, { wait, json: opts.json, stacks: opts.stack ? [opts.stack] : undefined }, () =>
+          ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait }),
+        ),
+      drawsProgress(wait, opts.json) ? 'warn' : 'info',
+    );
+    if (opts.json) console.log(JSON.stringify({ type: 'result', reports }));
+    else for (const report of reports) printSync(report, opts.wait);
     const broken = reports.filter((r) => r.error);
     // a repo that cannot be read: berth could not do its job (2); a broken berth.yaml: the thing synced failed (1)
     if (broken.length) throw new Exit(broken.map((r) => `repo ${r.repo}: ${r.error}`).join('\n'), broken.some((r) => !r.commit) ? 2 : 1);
@@ -270,10 +280,22 @@ program
   .description('apply STACK as it was at an earlier commit and hold it there (auto-sync paused) until `resume` or a new commit')
   .argument('<stack>')
   .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
-  .action(async (stack: string, opts: { to?: string }) => {
-    const outcome = (await withOps((ops) => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true }), 'info'))!;
+  .option('--wait', 'print each replica step as the rollback goes (it ends, with or without, once the replicas it changed run and are healthy)')
+  .option('--json', 'JSON lines on stdout: with --wait one object per replica step as it happens; then one object with the result')
+  .action(async (stack: string, opts: { to?: string; wait?: boolean; json?: boolean }) => {
+    const wait = Boolean(opts.wait);
+    const outcome = (await withOps(
+      (ops) => watched(ops, { wait, json: opts.json, stacks: [stack] }, () => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true })),
+      drawsProgress(wait, opts.json) ? 'warn' : 'info',
+    ))!;
+    if (opts.json) {
+      console.log(JSON.stringify({ type: 'result', outcome }));
+      if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
+      return;
+    }
     if (outcome.commit) console.log(printable(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`));
     if (outcome.errors) console.log(indent(outcome.errors));
+    if (outcome.evidence) console.log(indent(evidenceLines(outcome.evidence)));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
     console.log(`held there: automatic syncs leave ${stack} alone until a new commit, or: ${hint(['resume', stack])}`);
   });
@@ -326,6 +348,7 @@ function printSync(report: SyncReport, wait?: boolean): void {
     ].filter(Boolean);
     console.log(`  ${s.stack}: ${s.status}${details.length ? ` (${details.join(', ')})` : ''}`);
     if (s.errors) console.log(indent(s.errors, '    '));
+    if (s.evidence) console.log(indent(evidenceLines(s.evidence), '    '));
     if (s.hint) console.log(`    then: ${hint(s.hint)}`);
   }
 }
@@ -542,6 +565,27 @@ async function loadConfig(): Promise<BerthConfig> {
 function openAudit(config: BerthConfig): AuditLog {
   return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
 }
+
+/**
+ * Runs `action` (a sync or a rollback) with, when `wait`, its rollout printed as it goes on stdout
+ * (src/cli/progress.ts): text, or JSON lines with `json`.
+ */
+async function watched<T>(ops: Operations, opts: { wait: boolean; json?: boolean; stacks?: string[] }, action: () => Promise<T>): Promise<T> {
+  if (!opts.wait) return action();
+  const progress = await followProgress(ops, process.stdout, { json: opts.json, stacks: opts.stacks });
+  try {
+    return await action();
+  } finally {
+    await progress.end();
+  }
+}
+
+/**
+ * Whether the per-service progress lines are redrawn on the terminal: then the command logs
+ * warnings and errors only, unless asked for more (--verbose, BERTH_LOG_LEVEL), as the step lines
+ * say what the info lines would and a log line between would break the redrawing.
+ */
+const drawsProgress = (wait: boolean, json?: boolean) => wait && !json && process.stdout.isTTY === true;
 
 /** The operations: those of the berth at BERTH_URL, else of an engine in this process (closed after `fn`). */
 async function withOps<T>(fn: (ops: Operations) => Promise<T>, level: string): Promise<T> {

@@ -6,6 +6,7 @@ import type { Page } from '../audit/db.ts';
 import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
+import type { SyncEvent } from '../engine/events.ts';
 import type {
   ActionOptions,
   ActionOutcome,
@@ -110,6 +111,18 @@ export class RemoteOps implements Operations {
 
   async resume(name: string): Promise<void> {
     await this.#api.post(`/stacks/${at(name)}/resume`);
+  }
+
+  /** The server's event stream (GET /api/v1/events), its `sync` events only. */
+  follow(onEvent: (e: SyncEvent) => void): Promise<() => void> {
+    return this.#api.stream('/events', (m) => {
+      if (m.event !== 'sync') return;
+      try {
+        onEvent(JSON.parse(m.data) as SyncEvent);
+      } catch {
+        // not JSON: not an event this berth sends
+      }
+    });
   }
 
   plan(repo: string, ref: string): Promise<RepoPlan> {

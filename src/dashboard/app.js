@@ -4,6 +4,7 @@
 import { api, listen, token } from './api.js';
 import { add, badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, replace, section, short, table, time } from './dom.js';
 import { diffView } from './diff.js';
+import { evidenceBlock, progressList } from './evidence.js';
 // served by berth from src/audit/kinds.ts, not a file here: the audit page's kind filter offers what berth writes
 import { KINDS } from './kinds.js';
 
@@ -769,7 +770,14 @@ const STEP_COLUMNS = [
   {
     label: 'Detail',
     class: 'wide',
-    cell: (r) => h('div', null, h('div', { class: 'reason' }, r.message ?? ''), r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null),
+    cell: (r) =>
+      h(
+        'div',
+        null,
+        h('div', { class: 'reason' }, r.message ?? ''),
+        r.evidence ? evidenceBlock(r.evidence) : null,
+        r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null,
+      ),
   },
 ];
 
@@ -777,6 +785,11 @@ async function syncView(_q, id) {
   let sync = await api(`/syncs/${id}`);
   const steps = new Map(sync.steps.map((r) => [r.id, r]));
   const body = h('div');
+  // each service's replicas updated out of those the rollout changes: from the sync, then from its progress events
+  let progress = sync.progress ?? [];
+  const progressNode = h('div', { class: 'rollout-progress' });
+  const drawProgress = () => replace(progressNode, progress.length ? progressList(progress) : h('p', { class: 'muted' }, 'No replica is created or replaced.'));
+  drawProgress();
   const stepsTable = table(STEP_COLUMNS, [], { key: (r) => r.id, empty: 'No steps recorded.', rowClass: (r) => `outcome-${r.outcome}` });
   const drawSteps = () => stepsTable.fill([...steps.values()].sort((a, b) => a.id - b.id));
   const draw = () => {
@@ -805,6 +818,8 @@ async function syncView(_q, id) {
       s.error
         ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error))
         : null,
+      // what the replica whose failure ended it showed, open: the step it failed at has it too, folded
+      s.evidence ? evidenceBlock(s.evidence, { open: true }) : null,
       h(
         'dl',
         { class: 'facts' },
@@ -830,6 +845,7 @@ async function syncView(_q, id) {
         (s.plan?.networks ?? []).map((n) => h('p', { class: 'small' }, `create network ${n.name} on ${n.host}`)),
         (s.plan?.volumes ?? []).map((v) => h('p', { class: 'small' }, `create volume ${v.name} on ${v.host}`)),
       ),
+      section('Replicas', progressNode),
       section('Steps', stepsTable),
       section('Diff', h('p', { class: 'muted small' }, 'What the plan changes: live (−) against desired at this commit (+).'), diffView(s.diff)),
     );
@@ -839,6 +855,8 @@ async function syncView(_q, id) {
   const reload = debouncer(async () => {
     sync = await api(`/syncs/${id}`);
     for (const r of sync.steps) steps.set(r.id, r);
+    if (sync.progress) progress = sync.progress;
+    drawProgress();
     drawSteps();
     draw();
   });
@@ -859,6 +877,10 @@ async function syncView(_q, id) {
       }
       if (type === 'sync' && data.id === sync.id) {
         if (data.step) addStep(data.step);
+        if (data.services) {
+          progress = data.services;
+          drawProgress();
+        }
         if (data.phase === 'finished') reload('sync');
       }
     },

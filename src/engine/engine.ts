@@ -42,6 +42,7 @@ import { StatusBoard } from './board.ts';
 import { Fleet } from './fleet.ts';
 import { DriftWatcher, type DriftOptions } from './drift.ts';
 import { Recorder } from './record.ts';
+import type { ServiceProgress } from './progress.ts';
 import { Reconciler, type PassOptions } from './pass.ts';
 import { Actions } from './actions.ts';
 import { makePlan, type RepoPlan } from './plans.ts';
@@ -92,6 +93,7 @@ export class Engine {
   readonly #reconciler: Reconciler;
   readonly #actions: Actions;
   readonly #board: StatusBoard;
+  readonly #recorder: Recorder;
   /** the scheduled jobs' triggers, once startSchedules() was called */
   #schedules?: JobScheduler;
   /** signs the audit log's checkpoints, with an auditKeyFile (src/audit/checkpoint.ts) */
@@ -150,6 +152,7 @@ export class Engine {
     this.world.onChange((scope) => this.following && this.#board.changed(scope));
     this.audit.onAppend((row) => this.following && this.#board.changed(row.repo ? { repo: row.repo, stack: row.stack } : undefined));
     const changed = () => this.#board.changed();
+    this.#recorder = new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e));
     this.#reconciler = new Reconciler({
       config,
       log,
@@ -160,7 +163,7 @@ export class Engine {
       memory: new StackMemory(this.db),
       fleet: this.fleet,
       drift: this.#drift,
-      recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
+      recorder: this.#recorder,
       readHead: (repo, plog, moved) => this.#readHead(repo, plog, moved),
       schedules: () => this.#schedules,
       declaredStacks: (repo) => (this.world.head(repo)?.rendered.stacks ?? []).map((s) => s.def.name),
@@ -292,8 +295,13 @@ export class Engine {
   }
 
   /** Applies `stack` as it was at commit `to` (default: the one before the commit last applied) and holds it there (actions.ts). */
-  rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
+  rollback(stackName: string, opts: { to?: string; actor: string; waitHealthy?: boolean }): Promise<StackOutcome & { commit: CommitInfo }> {
     return this.#actions.rollback(stackName, opts);
+  }
+
+  /** Per service, the replicas a sync running in this process changes and how they fare so far (undefined for any other sync). */
+  progressOf(syncId: number): ServiceProgress[] | undefined {
+    return this.#recorder.progressOf(syncId);
   }
 
   /** Pauses automatic syncs of the stack until `resume` or a new commit. */

@@ -6,6 +6,7 @@
  * A refusal is an EngineError with a stable code; the API answers it with the
  * HTTP status of that code.
  */
+import type { Evidence } from '../apply/evidence.ts';
 import type { AuditFilter, AuditRow } from '../audit/log.ts';
 import { DeliveryStore, type DeliveryFilter, type DeliveryRecord } from '../audit/deliveries.ts';
 import type { Page } from '../audit/db.ts';
@@ -16,6 +17,7 @@ import { observeHost, type LiveContainer } from '../observe/live.ts';
 import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
+import type { SyncEvent } from './events.ts';
 import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
 import type { RepoPlan } from './plans.ts';
@@ -40,7 +42,7 @@ export type HostContainer = Pick<LiveContainer, 'id' | 'name' | 'stack' | 'servi
 /** A host's status with its berth-managed containers (none when it does not answer). */
 export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: string };
 
-/** A sync run with its steps (audit rows), oldest first. */
+/** A sync run with its steps (audit rows), oldest first; a running one's `progress` is as of now. */
 export type SyncView = SyncRecord & { steps: AuditRow[] };
 
 /** One replica's resource use (a sample), or why it has none: not running, or its host did not answer. */
@@ -62,6 +64,8 @@ export interface ActionOutcome {
   stack: string;
   status: StackOutcome['status'];
   errors?: string[];
+  /** what the failing container showed, when a replica's failure ended the sync (src/apply/evidence.ts) */
+  evidence?: Evidence;
   syncId?: number;
   /** a rollback's target */
   commit?: CommitView;
@@ -114,6 +118,11 @@ export interface Operations {
   pause(name: string, actor: string): Promise<void>;
   /** throws not-held */
   resume(name: string, actor: string): Promise<void>;
+  /**
+   * Calls `onEvent` with every sync event (SyncEvent: a sync's start, steps, rollout progress and
+   * end) from now on, once listening (the promise resolves then); returns a function that stops it.
+   */
+  follow(onEvent: (e: SyncEvent) => void): Promise<() => void>;
   /** What `ref` of `repo` would do to the hosts, changing nothing (src/engine/plans.ts). Throws unknown-repo, unknown-ref. */
   plan(repo: string, ref: string): Promise<RepoPlan>;
 }
@@ -236,7 +245,8 @@ export class LocalOps implements Operations {
       steps.push(...page.rows);
       cursor = page.nextCursor;
     } while (cursor !== undefined);
-    return { ...sync, steps: steps.reverse() };
+    const progress = sync.outcome === 'running' ? this.#engine.progressOf(sync.id) : undefined;
+    return { ...sync, ...(progress ? { progress } : {}), steps: steps.reverse() };
   }
 
   async audit({ since, until, ...rest }: AuditQuery): Promise<Page<AuditRow>> {
@@ -277,7 +287,10 @@ export class LocalOps implements Operations {
   async rollback(name: string, { to, actor, wait }: ActionOptions & { to?: string }): Promise<ActionOutcome | undefined> {
     const repo = await this.#repoOf(name);
     this.#hooks.asked?.({ repo, stack: name, actor, message: `rollback of ${name} to ${to ?? 'the commit before the one applied'}` });
-    const running = this.#engine.rollback(name, { to, actor }).then((o): ActionOutcome => ({ ...outcomeView(o), commit: commitView(o.commit) }));
+    // waiting, the rollback ends once the replicas it changed run and are healthy, as a sync does
+    const running = this.#engine
+      .rollback(name, { to, actor, waitHealthy: wait })
+      .then((o): ActionOutcome => ({ ...outcomeView(o), commit: commitView(o.commit) }));
     if (wait) return running;
     running.catch((err: unknown) => this.#hooks.failed?.({ stack: name, actor, what: `the rollback of ${name}`, err }));
     return undefined;
@@ -295,6 +308,12 @@ export class LocalOps implements Operations {
       this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so
     if (!hold || !(await this.#engine.resume(name, actor))) throw new EngineError(`${name} is not paused or held: there is nothing to resume`, 'not-held');
+  }
+
+  async follow(onEvent: (e: SyncEvent) => void): Promise<() => void> {
+    const listener = (e: SyncEvent) => onEvent(e);
+    this.#engine.events.on('sync', listener);
+    return () => this.#engine.events.off('sync', listener);
   }
 
   plan(repo: string, ref: string): Promise<RepoPlan> {
@@ -355,6 +374,7 @@ function outcomeView(o: StackOutcome): ActionOutcome {
     stack: o.stack,
     status: o.status,
     ...(o.errors ? { errors: o.errors } : {}),
+    ...(o.evidence ? { evidence: o.evidence } : {}),
     ...(o.syncId !== undefined ? { syncId: o.syncId } : {}),
     ...(o.hint ? { hint: o.hint } : {}),
   };
