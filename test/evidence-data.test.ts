@@ -211,11 +211,11 @@ describe("a rollout's progress", () => {
       { service: 'api', total: 1, updated: 0, failed: 0 },
     ]);
     const steps = [
-      p.progress({ ...at('web', 1, 'h1'), kind: 'replica.stopped', container: 'old000000001xx', rollback: false }, 0),
-      p.progress({ ...at('web', 1, 'h1'), kind: 'replica.started', container: 'new000000001xx', rollback: false }, 1000),
-      p.progress({ ...at('web', 1, 'h1'), kind: 'replica.ready', container: 'new000000001xx', health: 'healthy', rollback: false }, 4120),
-      p.progress({ ...at('api', 1, 'h1'), kind: 'replica.started', container: 'api000000001', rollback: false }, 5000),
-      p.progress({ ...at('api', 1, 'h1'), kind: 'replica.ready', container: 'api000000001', health: 'running', rollback: false }, 5000),
+      p.progress({ ...at('web', 1, 'h1'), kind: 'stopped', container: 'old000000001xx', rollback: false }, 0),
+      p.progress({ ...at('web', 1, 'h1'), kind: 'started', container: 'new000000001xx', rollback: false }, 1000),
+      p.progress({ ...at('web', 1, 'h1'), kind: 'ready', container: 'new000000001xx', health: 'healthy', rollback: false }, 4120),
+      p.progress({ ...at('api', 1, 'h1'), kind: 'started', container: 'api000000001', rollback: false }, 5000),
+      p.progress({ ...at('api', 1, 'h1'), kind: 'ready', container: 'api000000001', health: 'running', rollback: false }, 5000),
     ];
     expect(steps.map(stepLine)).toEqual([
       'web.1@h1 stopped aaaaaaa',
@@ -265,14 +265,12 @@ describe("a rollout's progress", () => {
       10_000,
     );
     // its readiness is timed from the restore
-    expect(stepLine(p.progress({ ...at('web', 1, 'h1'), kind: 'replica.ready', container: 'old000000001', health: 'healthy', rollback: true }, 11_500))).toBe(
+    expect(stepLine(p.progress({ ...at('web', 1, 'h1'), kind: 'ready', container: 'old000000001', health: 'healthy', rollback: true }, 11_500))).toBe(
       'web.1@h1 healthy aaaaaaa (1.5 s)',
     );
     expect(p.services()[0]).toEqual({ service: 'web', total: 2, updated: 0, failed: 1, rollingBack: true });
     expect(progressLine(p.services()[0]!)).toBe('web 0/2 updated, 1 failed, rolling back');
-    expect(stepLine(p.progress({ ...at('web', 2, 'h2'), kind: 'replica.started', container: 'x', rollback: true }, 0))).toBe(
-      'web.2@h2 started (rollback) aaaaaaa',
-    );
+    expect(stepLine(p.progress({ ...at('web', 2, 'h2'), kind: 'started', container: 'x', rollback: true }, 0))).toBe('web.2@h2 started (rollback) aaaaaaa');
 
     const removed = p.step({ ...at('old', 1, 'h1'), kind: 'container.removed', containerBefore: 'o1', reason: 'unwanted' } as StepEvent, 0);
     expect(stepLine(removed!)).toBe('old.1@h1 removed eeeeeee');

@@ -624,14 +624,7 @@ volumes:
     expect(result).toEqual({ outcome: 'synced' });
     expect(ops(log).filter((e) => e[1] === 'tail')).toEqual([]);
     expect(events.some((e) => 'evidence' in e)).toBe(false);
-    expect(progress).toEqual([
-      'replica.stopped web#1 c1',
-      'replica.started web#1 n1',
-      'replica.ready web#1 n1',
-      'replica.stopped web#2 c2',
-      'replica.started web#2 n2',
-      'replica.ready web#2 n2',
-    ]);
+    expect(progress).toEqual(['stopped web#1 c1', 'started web#1 n1', 'ready web#1 n1', 'stopped web#2 c2', 'started web#2 n2', 'ready web#2 n2']);
   });
 
   it('a new replica (none before it) that exits: the sync fails naming it and its last line, with its evidence; it is left for inspection', async () => {
@@ -661,7 +654,7 @@ volumes:
       ['h1', 'tail', 'app-web-1'],
     ]);
     expect(events.find((e) => e.kind === 'container.unhealthy')).toMatchObject({ evidence: result.evidence });
-    expect(progress).toEqual(['replica.started web#1 n1']);
+    expect(progress).toEqual(['started web#1 n1']);
     expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:2 exited' });
   });
 

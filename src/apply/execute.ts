@@ -84,9 +84,9 @@ export interface ApplyResult {
  * counted as updated). `rollback`: a rollback does it, putting the old one back.
  */
 export type ProgressEvent =
-  | (Where & { kind: 'replica.stopped'; container: string; rollback: boolean })
-  | (Where & { kind: 'replica.started'; container: string; rollback: boolean })
-  | (Where & { kind: 'replica.ready'; container: string; health: 'healthy' | 'running'; rollback: boolean });
+  | (Where & { kind: 'stopped'; container: string; rollback: boolean })
+  | (Where & { kind: 'started'; container: string; rollback: boolean })
+  | (Where & { kind: 'ready'; container: string; health: 'healthy' | 'running'; rollback: boolean });
 
 type Host = (name: string) => HostOps;
 type Emit = (e: StepEvent) => void;
@@ -385,11 +385,11 @@ async function rollService(
         throw new StepFailure(message, svc.name, await readEvidence(h, failed));
       });
       onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
-      tell({ ...where(a), kind: 'replica.started', container: id, rollback: false });
+      tell({ ...where(a), kind: 'started', container: id, rollback: false });
       const r = await waitReady(h, id, { health: needsHealthy, monitorMs: svc.update.monitorMs });
       const evidence = r.ok ? undefined : await witness(h, where(a), id, a.desired.name, r);
       if (needsHealthy || !r.ok) report(onStep, where(a), id, r, evidence);
-      if (r.ok) tell({ ...where(a), kind: 'replica.ready', container: id, health: r.health, rollback: false });
+      if (r.ok) tell({ ...where(a), kind: 'ready', container: id, health: r.health, rollback: false });
       return { r, w: where(a), evidence };
     }),
   );
@@ -457,7 +457,7 @@ async function rollBatches(
             ...(r.evidence ? { evidence: r.evidence } : {}),
           });
         else report(onStep, where(a), r.newId, r.readiness, r.evidence);
-        if (r.readiness.ok) tell({ ...where(a), kind: 'replica.ready', container: r.newId, health: r.readiness.health, rollback: false });
+        if (r.readiness.ok) tell({ ...where(a), kind: 'ready', container: r.newId, health: r.readiness.health, rollback: false });
         finishing.push(r.finished);
         return { w: where(a), readiness: r.readiness, evidence: r.evidence };
       }),
@@ -524,7 +524,7 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
           readiness = await ready(c.aside);
           evidence = readiness.ok ? undefined : await witness(h, c.where, c.aside, slotName(c.before!), readiness);
           report(onStep, c.where, c.aside, readiness, evidence);
-          if (readiness.ok) tell({ ...c.where, kind: 'replica.ready', container: c.aside, health: readiness.health, rollback: true });
+          if (readiness.ok) tell({ ...c.where, kind: 'ready', container: c.aside, health: readiness.health, rollback: true });
         } else {
           const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, ready, { where: c.where, tell, rollback: true });
           await r.finished;
@@ -543,7 +543,7 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
               ...(r.evidence ? { evidence: r.evidence } : {}),
             });
           else report(onStep, c.where, r.newId, readiness, r.evidence);
-          if (readiness.ok) tell({ ...c.where, kind: 'replica.ready', container: r.newId, health: readiness.health, rollback: true });
+          if (readiness.ok) tell({ ...c.where, kind: 'ready', container: r.newId, health: readiness.health, rollback: true });
         }
         if (!readiness.ok) failed ??= evidence?.summary ?? `${label(c.where)}: ${readiness.reason}`;
       }),
@@ -623,7 +623,7 @@ async function replaceReplica(
 ): Promise<Replaced> {
   const { before, files } = await (was ?? readWas(h, oldId));
   const done = Promise.resolve();
-  const started = (id: string) => tell({ ...w, kind: 'replica.started', container: id, rollback });
+  const started = (id: string) => tell({ ...w, kind: 'started', container: id, rollback });
   /** the new container's readiness, and its evidence when it is not ready */
   const waited = async (id: string, name: string): Promise<{ readiness: Readiness; evidence?: Evidence }> => {
     const readiness = await wait(id);
@@ -671,7 +671,7 @@ async function replaceReplica(
   const finished = (async () => {
     await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
     await h.stopAndRemove(oldId);
-    tell({ ...w, kind: 'replica.stopped', container: oldId, rollback });
+    tell({ ...w, kind: 'stopped', container: oldId, rollback });
     await h.rename(newId, next.name);
   })();
   finished.catch(() => {}); // awaited by the rollout; not an unhandled rejection meanwhile
@@ -699,7 +699,7 @@ async function stopFirst(
     await restore(h, oldId, name, created.status === 'fulfilled' ? created.value : undefined).catch(() => {});
     throw stopped.reason as Error;
   }
-  tell({ ...w, kind: 'replica.stopped', container: oldId, rollback });
+  tell({ ...w, kind: 'stopped', container: oldId, rollback });
   const newId = created.status === 'fulfilled' ? created.value : '';
   try {
     if (created.status === 'rejected') throw created.reason;

@@ -92,15 +92,15 @@ export class RolloutProgress {
     // a rollback's new container is of the spec the replica had; the one it stops, of the new one
     const spec = (started: boolean) => (started !== e.rollback ? r?.to : r?.from);
     switch (e.kind) {
-      case 'replica.stopped':
+      case 'stopped':
         return { ...where, step: 'stopped', ...specOf(spec(false)) };
-      case 'replica.started':
+      case 'started':
         if (r) {
           r.state = e.rollback ? 'rolledback' : 'started';
           r.startedAt = now;
         }
         return { ...where, step: 'started', ...specOf(spec(true)) };
-      case 'replica.ready': {
+      case 'ready': {
         const seconds = r?.startedAt === undefined ? undefined : Math.round((now - r.startedAt) / 100) / 10;
         if (r) r.state = e.rollback ? 'rolledback' : 'ready';
         return { ...where, step: e.health, ...specOf(spec(true)), ...(seconds === undefined ? {} : { seconds }) };
