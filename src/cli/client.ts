@@ -1,6 +1,6 @@
 /**
  * The CLI's way to a running berth: with BERTH_URL set, `sync`, `rollback`, `pause`,
- * `resume`, `status`, `hosts` and `audit` call its API (docs/api.md) with BERTH_TOKEN instead of
+ * `resume`, `status`, `hosts`, `audit` and `logs` call its API (docs/api.md) with BERTH_TOKEN instead of
  * acting on the hosts and the database themselves (src/cli/remote.ts).
  */
 import type { ApiErrorCode } from '../engine/ops.ts';
@@ -30,6 +30,8 @@ export interface ApiClient {
   readonly url: string;
   get<T>(path: string, query?: Query): Promise<T>;
   post<T>(path: string, body?: unknown): Promise<T>;
+  /** A GET whose answer is read as it comes (`accept` its type); `signal` aborts it, also while it is read. */
+  stream(path: string, query: Query, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
 }
 
 /** A client of the berth at `url` (http or https), sending `token` as a bearer token when given. */
@@ -43,15 +45,15 @@ export function apiClient(url: string, token?: string): ApiClient {
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ApiError(`BERTH_URL must be an http:// or https:// URL, not ${base.protocol}`, 2);
   const where = base.origin + base.pathname.replace(/\/$/, '');
 
-  async function call<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
+  /** The server's answer; throws when it cannot be reached. */
+  async function request(method: string, path: string, { query = {}, body, accept = 'application/json', signal }: RequestOptions = {}): Promise<Response> {
     const target = new URL(`api/v1${path}`, base);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) target.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
     try {
-      res = await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      return await fetch(target, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new ApiError(
@@ -59,7 +61,15 @@ export function apiClient(url: string, token?: string): ApiClient {
         2,
       );
     }
-    const text = await res.text();
+  }
+
+  async function call<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
+    const res = await request(method, path, { query, body });
+    return answer<T>(res, await res.text());
+  }
+
+  /** The parsed answer, or the ApiError of a refusal. */
+  function answer<T>(res: Response, text: string): T {
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -80,7 +90,19 @@ export function apiClient(url: string, token?: string): ApiClient {
     url: where,
     get: (path, query) => call('GET', path, query),
     post: (path, body = {}) => call('POST', path, {}, body),
+    stream: async (path, query, accept, signal) => {
+      const res = await request('GET', path, { query, accept, signal });
+      if (res.ok && res.body) return res.body;
+      return answer(res, await res.text());
+    },
   };
+}
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  accept?: string;
+  signal?: AbortSignal;
 }
 
 /** The client BERTH_URL and BERTH_TOKEN describe, or undefined when BERTH_URL is not set (the CLI then acts locally). */

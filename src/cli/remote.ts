@@ -6,7 +6,22 @@ import type { Page } from '../audit/db.ts';
 import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
-import type { ActionOptions, ActionOutcome, AuditQuery, HostSummary, HostView, Operations, StackView, SyncReport, SyncView } from '../engine/ops.ts';
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type {
+  ActionOptions,
+  ActionOutcome,
+  AuditQuery,
+  HostSummary,
+  HostView,
+  LogQuery,
+  LogStream,
+  Operations,
+  StackView,
+  SyncReport,
+  SyncView,
+} from '../engine/ops.ts';
+import { LineSplitter, type LogReplica } from '../engine/log-lines.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -94,5 +109,50 @@ export class RemoteOps implements Operations {
 
   async resume(name: string): Promise<void> {
     await this.#api.post(`/stacks/${at(name)}/resume`);
+  }
+
+  /** The answer's JSON lines (docs/api.md, "Logs"): the first one names the replicas, each other is a record. */
+  async logs(name: string, q: LogQuery): Promise<LogStream> {
+    const abort = new AbortController();
+    const query = {
+      service: q.service,
+      host: q.host,
+      since: q.since,
+      tail: q.tail,
+      follow: q.follow ? 'true' : undefined,
+      timestamps: q.timestamps ? 'true' : undefined,
+    };
+    const body = await this.#api.stream(`/stacks/${at(name)}/logs`, query, 'application/x-ndjson', abort.signal);
+    const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
+    let header: { resolve: (r: LogReplica[]) => void; reject: (e: Error) => void } | undefined;
+    const replicas = new Promise<LogReplica[]>((resolve, reject) => (header = { resolve, reject }));
+    const notBerth = (what: string) => new ApiError(`${this.#api.url} answered the logs of ${name} with ${what}: is it berth?`, 2);
+    const parse = new Transform({
+      readableObjectMode: true,
+      transform(chunk: Buffer, _enc, done) {
+        try {
+          for (const line of splitter.push(chunk)) {
+            if (!line) continue;
+            const value = JSON.parse(line) as unknown;
+            if (!header) this.push(value);
+            else if (Array.isArray((value as { replicas?: unknown }).replicas)) {
+              header.resolve((value as { replicas: LogReplica[] }).replicas);
+              header = undefined;
+            } else throw notBerth('no list of replicas first');
+          }
+          done();
+        } catch (err) {
+          done(err instanceof SyntaxError ? notBerth('a line that is not JSON') : (err as Error));
+        }
+      },
+      flush(done) {
+        done(header ? notBerth('nothing') : undefined);
+      },
+    });
+    const records = pipeline(Readable.fromWeb(body as WebReadableStream<Uint8Array>), parse, (err) => {
+      if (err && header) header.reject(err instanceof ApiError ? err : new ApiError(`the logs of ${name} from ${this.#api.url}: ${err.message}`, 2));
+    });
+    records.on('close', () => abort.abort());
+    return { replicas: await replicas, records };
   }
 }
