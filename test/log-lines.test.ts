@@ -1,6 +1,8 @@
 // The decisions and formatting of a stack's logs, with plain data: what a request asks (since,
 // tail), prefixes, Docker's timestamps, lines cut from a byte stream, the newest lines within the
 // byte bound, the order of followed lines, masking, and how the CLI and the API print them.
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { masking, secretPieces } from '../src/apply/job.ts';
 import { logPrinter, useColour } from '../src/cli/logs.ts';
@@ -22,7 +24,7 @@ import {
   type HeldLine,
   type LogReplica,
 } from '../src/engine/log-lines.ts';
-import { wantsNdjson } from '../src/server/logs.ts';
+import { logBody, wantsNdjson } from '../src/server/logs.ts';
 
 const NOW = new Date('2026-03-01T12:00:00.000Z');
 const refusal = (fn: () => unknown) => {
@@ -266,5 +268,50 @@ describe("the API's answer types", () => {
     [undefined, false],
   ])('Accept %s: JSON lines %s', (accept, ndjson) => {
     expect(wantsNdjson(accept)).toBe(ndjson);
+  });
+});
+
+describe("the API's answer body", () => {
+  const replicas: LogReplica[] = [
+    { service: 'web', slot: 1, host: 'h1', container: 'a', state: 'running', tty: false },
+    { service: 'worker', slot: 1, host: 'h2', container: 'b', state: 'exited', job: 'once', tty: false },
+  ];
+  const read = async (body: Readable) => {
+    let text = '';
+    for await (const chunk of body) text += String(chunk);
+    return text;
+  };
+
+  it('text: one line per line, prefixes padded, notices set apart', async () => {
+    const records = Readable.from([
+      { service: 'web', slot: 1, host: 'h1', stream: 'stdout', text: 'hello' },
+      { service: 'worker', slot: 1, host: 'h2', stream: 'stderr', time: '2026-03-01T10:00:00.000000001Z', text: 'oops' },
+      { notice: 'truncated', message: 'cut' },
+    ]);
+    expect(await read(logBody({ replicas, records }, { ndjson: false }))).toBe(
+      'web.1@h1    | hello\nworker.1@h2 | 2026-03-01T10:00:00.000000001Z oops\n-- berth: cut\n',
+    );
+  });
+
+  it('JSON lines: the replicas first, at once; then a record a line; an empty line now and then while it stays open', async () => {
+    const records = new PassThrough({ objectMode: true });
+    const body = logBody({ replicas, records }, { ndjson: true, keepAliveMs: 10 });
+    const text = read(body);
+    records.write({ service: 'web', slot: 1, host: 'h1', stream: 'stdout', text: 'hello' });
+    await sleep(60);
+    records.end();
+    const lines = (await text).split('\n');
+    expect(JSON.parse(lines[0]!)).toEqual({ replicas });
+    expect(JSON.parse(lines[1]!)).toEqual({ service: 'web', slot: 1, host: 'h1', stream: 'stdout', text: 'hello' });
+    expect(lines.slice(2, -1).length).toBeGreaterThan(0);
+    expect(lines.slice(2).every((l) => l === '')).toBe(true);
+  });
+
+  it('destroying the body (the client went) destroys the records', async () => {
+    const records = new PassThrough({ objectMode: true });
+    const body = logBody({ replicas, records }, { ndjson: false });
+    body.destroy();
+    await sleep(10);
+    expect(records.destroyed).toBe(true);
   });
 });

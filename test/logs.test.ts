@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import type { LogLine, LogNotice, LogReplica } from '../src/engine/log-lines.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import { auditRows, runCli, serveEngine, testEngine, testHosts, writeConfig } from './harness/berth.ts';
@@ -81,6 +81,10 @@ const compose = `services:
         trap 'exit 0' TERM
         awk 'BEGIN { for (i = 0; i < 6000; i++) printf "c-%04d\\n", i }'
         while true; do sleep 1; done
+  quiet:
+    image: ${IMAGES.base}
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo unseen; while true; do sleep 1; done"]
+    logging: { driver: none }
   migrate:
     image: ${IMAGES.base}
     command: ["sh", "-c", "echo job-ran-$$(hostname)"]
@@ -150,7 +154,7 @@ const webReplicas = (a: Answer) => a.replicas.filter((r) => r.service === 'web')
 beforeAll(async () => {
   git = await startGitServer();
   repo = await git.createRepo(uniqueName('logsrepo'));
-  cfg = writeConfig([{ name: repo.name, url: repo.url }], {
+  cfg = writeConfig([{ name: repo.name, url: repo.url, settings: { policy: { logDrivers: ['none'] } } }], {
     hosts: testHosts().slice(0, 2),
     auth: { tokens: [{ name: 'eve', role: 'viewer', tokenFile: 'eve.token' }] },
     limits: { logFollowers: 1, logBytes: BYTES },
@@ -219,7 +223,7 @@ describe('the merged logs of a stack on two hosts', () => {
 
   it('the filters: service, host, tail, since', async () => {
     const all = await logs();
-    expect(new Set(all.replicas.map((r) => r.service))).toEqual(new Set(['web', 'console', 'big', 'chatty', 'migrate', 'notify', 'cron']));
+    expect(new Set(all.replicas.map((r) => r.service))).toEqual(new Set(['web', 'console', 'big', 'chatty', 'quiet', 'migrate', 'notify', 'cron']));
 
     const onD2 = await logs({ host: 'd2' });
     expect(onD2.replicas.length).toBeGreaterThan(0);
@@ -285,6 +289,23 @@ describe('the merged logs of a stack on two hosts', () => {
     expect((await logs({ service: 'big', tail: '20' })).notices).toEqual([]);
   });
 
+  it('a container whose lines Docker cannot read back (log driver none) is said so; the others still come', async () => {
+    const a = await logs({ service: 'quiet' });
+    expect(a.status).toBe(200);
+    expect(a.replicas).toEqual([expect.objectContaining({ service: 'quiet', slot: 1 })]);
+    expect(a.lines).toEqual([]);
+    expect(a.notices).toEqual([
+      {
+        notice: 'replica-unreadable',
+        host: a.replicas[0]!.host,
+        message: expect.stringMatching(new RegExp(`^quiet\\.1@${a.replicas[0]!.host}: cannot read its logs: .*does not support reading`)),
+      },
+    ]);
+    const all = await logs({ host: a.replicas[0]!.host });
+    expect(all.notices.map((n) => n.notice)).toContain('replica-unreadable');
+    expect(all.lines.length).toBeGreaterThan(0);
+  });
+
   it("jobs and hooks: their last run's lines, by service name", async () => {
     const job = await logs({ service: 'migrate' });
     expect(job.replicas).toEqual([expect.objectContaining({ service: 'migrate', slot: 1, job: 'once', state: 'exited' })]);
@@ -322,7 +343,7 @@ describe('the merged logs of a stack on two hosts', () => {
       status: 404,
       code: 'unknown-service',
       error: expect.stringMatching(
-        new RegExp(`stack ${stack} has no service, job or hook named nope \\(it has big, chatty, console, cron, migrate, notify, web\\)`),
+        new RegExp(`stack ${stack} has no service, job or hook named nope \\(it has big, chatty, console, cron, migrate, notify, quiet, web\\)`),
       ),
     });
     expect(await refused({ host: 'd9' })).toEqual({ status: 404, code: 'unknown-host', error: expect.stringMatching(/no host named d9/) });
@@ -356,8 +377,9 @@ function follower(res: Response) {
       buffered += Buffer.from(value).toString();
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
-        records.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
+        const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
+        if (line) records.push(JSON.parse(line) as Record<string, unknown>); // an empty line keeps a quiet follow alive
       }
     }
     ended = true;
@@ -369,6 +391,8 @@ describe('following the logs', () => {
   it('gets the lines written after it started; one follow at most (limits.logFollowers: 1), its place given back when the client goes', async () => {
     const abort = new AbortController();
     const res = await request({ service: 'web', tail: '2', follow: 'true' }, { signal: abort.signal });
+    // a failed check must not leave the one place taken for the tests after it
+    onTestFinished(() => abort.abort());
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-ndjson; charset=utf-8');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
@@ -418,6 +442,7 @@ describe('following the logs', () => {
       { what: 'a follow to be taken again' },
     );
     expect(next.r.status).toBe(200);
+    onTestFinished(() => next.ac.abort());
     const g = follower(next.r);
     await waitFor(() => g.records.some((x) => x.text === 'tty-line-2') || undefined, { what: 'the console lines' });
     next.ac.abort();
@@ -452,6 +477,46 @@ describe('berth logs', () => {
     const api = await logs({ service: 'web' });
     const width = Math.max(...api.replicas.map((r) => prefix(r).length));
     expect(printed).toBe(api.lines.map((l) => `${prefix(l).padEnd(width)} | ${l.text}\n`).join(''));
+  });
+
+  it('--follow prints the lines written after it started until Ctrl-C, then exits 0 and gives its place back', async () => {
+    const web = webReplicas(await logs({ service: 'web' }));
+    for (const env of [remote(), local()]) {
+      const run = cli(['web', '--follow', '--tail', '1'], env);
+      try {
+        let out = '';
+        run.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        const printed = (r: LogReplica) => out.split('\n').filter((l) => l.endsWith(` | after-follow-${r.container}`)).length;
+        await waitFor(() => out.split('\n').filter((l) => l.includes(' | ')).length === 2 || undefined, { what: 'the last line of each replica' });
+        const before = web.map(printed);
+        for (const r of web) await execIn(hostDocker(r.host).getContainer(r.container), ['touch', '/go']);
+        await waitFor(() => web.every((r, i) => printed(r) === before[i]! + 1) || undefined, { what: 'the lines written after it started' });
+      } finally {
+        run.child.kill('SIGINT');
+      }
+      const done = await run;
+      expect(done.code, done.stderr).toBe(0);
+      expect(done.signal).toBeNull();
+    }
+    // its place among the followers is free again
+    const next = await request({ service: 'console', follow: 'true', tail: '0' });
+    expect(next.status).toBe(200);
+    await next.body?.cancel();
+  });
+
+  it('a host that does not answer is said so on stderr, and the lines of the others come', async () => {
+    const other = writeConfig([{ name: repo.name, url: repo.url }], {
+      hosts: [...testHosts().slice(0, 2), { name: 'gone', endpoint: 'unix:///nonexistent/docker.sock' }],
+    });
+    try {
+      const [withGone, usual] = await Promise.all([cli(['web'], { BERTH_CONFIG: other.file }), cli(['web'], local())]);
+      expect(withGone.code, withGone.stderr).toBe(0);
+      expect(withGone.stderr).toMatch(/^berth: host gone: cannot list the stack's containers: no Docker socket at \/nonexistent\/docker\.sock$/m);
+      expect(withGone.stdout).toBe(usual.stdout);
+      expect(usual.stdout).toMatch(/ \| out-\w+ one\n/);
+    } finally {
+      other.cleanup();
+    }
   });
 
   it('says why it refuses: an unknown stack or service exits 1, locally and through BERTH_URL', async () => {
@@ -562,6 +627,7 @@ describe.skipIf(noChromium)("the dashboard's Logs tab in Chromium", () => {
     const web = webReplicas(await logs({ service: 'web' }));
     for (const r of web) await execIn(hostDocker(r.host).getContainer(r.container), ['touch', '/go']);
     await expect.poll(async () => (await shown()).filter((t) => t.includes('after-follow-')).length, { timeout: 15_000 }).toBe(before + 2);
+    await page.screenshot({ path: join(cfg.dir, 'logs-follow.png'), fullPage: true });
     // the page's follow holds the one place: a follow of the API is refused until the page leaves the tab
     const refused = await request({ follow: 'true' });
     expect(refused.status).toBe(429);
@@ -575,7 +641,6 @@ describe.skipIf(noChromium)("the dashboard's Logs tab in Chromium", () => {
       },
       { what: 'the follow to end once the page left the tab' },
     );
-    await page.screenshot({ path: join(cfg.dir, 'logs-follow.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   });
 });

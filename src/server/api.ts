@@ -39,7 +39,7 @@ declare module 'fastify' {
 
 export interface ApiOptions {
   engine: Engine;
-  /** how often the event stream sends a comment line (ms); default 15 s */
+  /** how often the event stream sends a comment line, and a followed logs answer in JSON lines an empty line (ms); default 15 s */
   heartbeatMs?: number;
 }
 
@@ -271,7 +271,7 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
         stream.records.destroy(); // the client went while the containers were looked up
         return reply;
       }
-      sendLogs(reply, stream, { ndjson: wantsNdjson(req.headers.accept), log });
+      sendLogs(reply, stream, { ndjson: wantsNdjson(req.headers.accept), log, keepAliveMs: heartbeatMs });
     },
   );
 

@@ -22,7 +22,11 @@ export function wantsNdjson(accept: string | undefined): boolean {
  * line to send yet, and a client waits for the headers), then the records as they come. When the
  * client goes, the records are destroyed, which stops the reading from the hosts.
  */
-export function sendLogs(reply: FastifyReply, stream: LogStream, { ndjson, log }: { ndjson: boolean; log: FastifyBaseLogger }): void {
+export function sendLogs(
+  reply: FastifyReply,
+  stream: LogStream,
+  { ndjson, log, keepAliveMs }: { ndjson: boolean; log: FastifyBaseLogger; keepAliveMs: number },
+): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -35,13 +39,17 @@ export function sendLogs(reply: FastifyReply, stream: LogStream, { ndjson, log }
     'x-accel-buffering': 'no', // nginx: send the lines as they come
   });
   res.flushHeaders();
-  pipeline(logBody(stream, { ndjson }), res, (err) => {
+  pipeline(logBody(stream, { ndjson, keepAliveMs }), res, (err) => {
     if (err && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') log.warn({ err: err.message }, 'sending logs failed');
   });
 }
 
-/** The answer's bytes from the stream's records; destroying it (the client went) destroys the records, which stops the reading. */
-export function logBody(stream: LogStream, { ndjson }: { ndjson: boolean }): Readable {
+/**
+ * The answer's bytes from the stream's records; destroying it (the client went) destroys the
+ * records, which stops the reading. JSON lines get an empty line every `keepAliveMs` (clients skip
+ * it), so that a proxy does not close a follow of quiet containers.
+ */
+export function logBody(stream: LogStream, { ndjson, keepAliveMs = 15_000 }: { ndjson: boolean; keepAliveMs?: number }): Readable {
   const width = prefixWidth(stream.replicas);
   const encode = new Transform({
     writableObjectMode: true,
@@ -49,7 +57,14 @@ export function logBody(stream: LogStream, { ndjson }: { ndjson: boolean }): Rea
       done(null, ndjson ? `${JSON.stringify(record)}\n` : `${isNotice(record) ? formatNotice(record) : formatLine(record, width)}\n`);
     },
   });
-  // JSON lines begin with the replicas, sent at once
-  if (ndjson) encode.push(`${JSON.stringify({ replicas: stream.replicas })}\n`);
+  if (ndjson) {
+    // JSON lines begin with the replicas, sent at once
+    encode.push(`${JSON.stringify({ replicas: stream.replicas })}\n`);
+    const timer = setInterval(() => encode.push('\n'), keepAliveMs);
+    timer.unref();
+    encode.on('close', () => clearInterval(timer));
+    encode.on('end', () => clearInterval(timer));
+    stream.records.on('end', () => clearInterval(timer));
+  }
   return pipeline(stream.records, encode, () => undefined);
 }
