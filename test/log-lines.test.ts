@@ -20,7 +20,8 @@ import {
   prefixWidth,
   Reorder,
   replicaPrefix,
-  splitTimestamp,
+  DockerLines,
+  DOCKER_PARTIAL,
   type HeldLine,
   type LogReplica,
 } from '../src/engine/log-lines.ts';
@@ -107,18 +108,69 @@ describe('prefixes and text lines', () => {
     );
     expect(formatNotice({ notice: 'truncated', message: 'cut' })).toBe('-- berth: cut');
   });
+});
 
-  it("splits Docker's RFC 3339 timestamp off a line; a line without one keeps its text", () => {
-    expect(splitTimestamp('2026-03-01T10:00:00.123456789Z hello world')).toEqual({
-      time: '2026-03-01T10:00:00.123456789Z',
-      at: Date.parse('2026-03-01T10:00:00.123Z') + 0.456789,
-      text: 'hello world',
-    });
-    expect(splitTimestamp('2026-03-01T10:00:00Z ').text).toBe('');
-    expect(splitTimestamp('no stamp here')).toEqual({ time: '', at: 0, text: 'no stamp here' });
-    const a = splitTimestamp('2026-03-01T10:00:00.000000001Z a').at;
-    const b = splitTimestamp('2026-03-01T10:00:00.000000900Z b').at;
-    expect(a).toBeLessThan(b);
+describe("lines from Docker's log stream", () => {
+  const T = '2026-03-01T10:00:00.123456789Z';
+  const at = Date.parse('2026-03-01T10:00:00.123Z') + 0.456789;
+  const all = (d: DockerLines, chunks: Array<string | Buffer>) => [...chunks.flatMap((c) => d.push(Buffer.from(c))), ...d.end()];
+
+  it('splits the RFC 3339 timestamp off each line, across chunks (a stamp cut between them too), CRLF and LF', () => {
+    const d = new DockerLines();
+    expect(all(d, [`${T} hello world\n${T.slice(0, 10)}`, `${T.slice(10)} second\r\n2026-03-01T10:00:01Z `, 'third'])).toEqual([
+      { time: T, at, text: 'hello world' },
+      { time: T, at, text: 'second' },
+      { time: '2026-03-01T10:00:01Z', at: Date.parse('2026-03-01T10:00:01Z'), text: 'third' },
+    ]);
+    const later = all(new DockerLines(), ['2026-03-01T10:00:00.000000900Z b\n'])[0]!.at;
+    expect(all(new DockerLines(), ['2026-03-01T10:00:00.000000001Z a\n'])[0]!.at).toBeLessThan(later);
+  });
+
+  it('a character cut between chunks stays whole; a line without a stamp keeps its text', () => {
+    const euro = Buffer.from('€');
+    const d = new DockerLines();
+    expect(
+      all(d, [Buffer.concat([Buffer.from(`${T} price `), euro.subarray(0, 1)]), Buffer.concat([euro.subarray(1), Buffer.from('\nno stamp here\nhi\n')])]),
+    ).toEqual([
+      { time: T, at, text: 'price €' },
+      { time: '', at: 0, text: 'no stamp here' },
+      { time: '', at: 0, text: 'hi' },
+    ]);
+  });
+
+  it('joins the messages Docker cut a long line into, each stamped again (stdout/stderr frames and a TTY alike)', () => {
+    const a = (n: number) => 'a'.repeat(n);
+    // as a multiplexed stream gives it: two frames, the first without a newline
+    expect(all(new DockerLines(), [`${T} ${a(DOCKER_PARTIAL)}`, `${T} ${a(3616)}\n${T} next\n`]).map((l) => [l.text.length, l.time])).toEqual([
+      [DOCKER_PARTIAL + 3616, T],
+      [4, T],
+    ]);
+    // as a TTY gives it: one byte stream, cut anywhere, CRLF
+    const raw = Buffer.from(`${T} ${a(DOCKER_PARTIAL)}${T} ${a(DOCKER_PARTIAL)}${T} ${a(7232)}\r\n${T} next\r\n`);
+    const d = new DockerLines(1 << 20);
+    const lines = [
+      ...d.push(raw.subarray(0, DOCKER_PARTIAL + 40)),
+      ...d.push(raw.subarray(DOCKER_PARTIAL + 40, 2 * DOCKER_PARTIAL + 45)),
+      ...d.push(raw.subarray(2 * DOCKER_PARTIAL + 45)),
+      ...d.end(),
+    ];
+    expect(lines.map((l) => l.text)).toEqual([a(2 * DOCKER_PARTIAL + 7232), 'next']);
+    // a line of exactly that length: its newline may come as a message of its own, or right after it
+    expect(all(new DockerLines(), [`${T} ${a(DOCKER_PARTIAL)}${T} \n`, `${T} ${a(DOCKER_PARTIAL)}\n`]).map((l) => l.text.length)).toEqual([
+      DOCKER_PARTIAL,
+      DOCKER_PARTIAL,
+    ]);
+    // another time at that place is the line's own text
+    const other = '2026-03-01T11:00:00.000000000Z';
+    expect(all(new DockerLines(), [`${T} ${a(DOCKER_PARTIAL)}${other} x\n`]).map((l) => l.text)).toEqual([`${a(DOCKER_PARTIAL)}${other} x`]);
+  });
+
+  it("a line longer than the bound comes in pieces of the bound, each with the line's time", () => {
+    expect(all(new DockerLines(4), [`${T} abcdefghij`, 'k\n'])).toEqual([
+      { time: T, at, text: 'abcd' },
+      { time: T, at, text: 'efgh' },
+      { time: T, at, text: 'ijk' },
+    ]);
   });
 });
 

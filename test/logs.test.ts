@@ -60,6 +60,7 @@ const compose = `services:
         trap 'exit 0' TERM
         echo tty-line-1
         echo tty-line-2
+        head -c 40000 /dev/zero | tr '\\0' L; echo
         while true; do sleep 1; done
   big:
     image: ${IMAGES.base}
@@ -87,7 +88,7 @@ const compose = `services:
     logging: { driver: none }
   migrate:
     image: ${IMAGES.base}
-    command: ["sh", "-c", "echo job-ran-$$(hostname)"]
+    command: ["sh", "-c", "echo job-ran-$$(hostname); head -c 20000 /dev/zero | tr '\\\\0' J; echo"]
     deploy: { mode: replicated-job }
   notify:
     image: ${IMAGES.base}
@@ -247,12 +248,13 @@ describe('the merged logs of a stack on two hosts', () => {
     expect((await logs({ service: 'web', since: '2099-01-01T00:00:00Z' })).lines).toEqual([]);
   });
 
-  it("a TTY service's lines come through (one raw stream, no carriage returns)", async () => {
+  it("a TTY service's lines come through (one raw stream, no carriage returns; a long line whole)", async () => {
     const a = await logs({ service: 'console' });
     expect(a.replicas).toEqual([expect.objectContaining({ service: 'console', slot: 1, tty: true })]);
     expect(a.lines.map((l) => [l.text, l.stream])).toEqual([
       ['tty-line-1', 'stdout'],
       ['tty-line-2', 'stdout'],
+      ['L'.repeat(40_000), 'stdout'],
     ]);
   });
 
@@ -309,7 +311,8 @@ describe('the merged logs of a stack on two hosts', () => {
   it("jobs and hooks: their last run's lines, by service name", async () => {
     const job = await logs({ service: 'migrate' });
     expect(job.replicas).toEqual([expect.objectContaining({ service: 'migrate', slot: 1, job: 'once', state: 'exited' })]);
-    expect(job.lines.map((l) => l.text)).toEqual([`job-ran-${job.replicas[0]!.container}`]);
+    // a line longer than Docker's 16 KiB messages comes whole
+    expect(job.lines.map((l) => l.text)).toEqual([`job-ran-${job.replicas[0]!.container}`, 'J'.repeat(20_000)]);
     const hook = await logs({ service: 'notify' });
     expect(hook.replicas).toEqual([expect.objectContaining({ service: 'notify', job: 'post-sync' })]);
     expect(hook.lines.map((l) => l.text)).toEqual([`hook-ran-${hook.replicas[0]!.container}`]);

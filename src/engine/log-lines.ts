@@ -156,16 +156,122 @@ export interface Stamped {
   text: string;
 }
 
-const STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,9}))?(?:Z|[+-]\d\d:\d\d)) /;
+/** Docker cuts a line longer than this (bytes) into messages of this size, each stamped again with the line's time. */
+export const DOCKER_PARTIAL = 16 * 1024;
 
-/** Splits Docker's timestamp (RFC 3339, up to nanoseconds) off a line; a line without one has time '' and `at` 0. */
-export function splitTimestamp(line: string): Stamped {
-  const m = STAMP.exec(line);
-  if (!m) return { time: '', at: 0, text: line };
-  const time = m[1]!;
-  const ms = Date.parse(time);
-  const subMs = Number((m[2] ?? '').padEnd(9, '0').slice(3)) / 1e6;
-  return { time, at: Number.isNaN(ms) ? 0 : Math.floor(ms) + subMs, text: line.slice(m[0].length) };
+/** The longest timestamp Docker writes: `2024-05-01T10:00:00.123456789+02:00`. */
+const STAMP_MAX = 35;
+
+/**
+ * Cuts a container's log stream, as Docker's logs give it with timestamps, into lines: each line's
+ * time, and its text (UTF-8, the newline and a carriage return before it dropped). Docker stores a
+ * line longer than DOCKER_PARTIAL bytes as several messages and gives each with the line's
+ * timestamp again (`TIME aaa...TIME aaa\n`): those are joined back into one line. A line longer
+ * than `maxBytes` is given in pieces of that size, each with the line's time, so that a container
+ * that never writes a newline cannot make berth hold its whole output.
+ */
+export class DockerLines {
+  readonly #max: number;
+  #buf: Buffer = Buffer.alloc(0);
+  /** a line has begun: its stamp was read */
+  #inLine = false;
+  #stamp = '';
+  /** `${stamp} `: what begins each further message of a long line */
+  #again: Buffer = Buffer.alloc(0);
+  #at = 0;
+  /** the bytes of the current message's text */
+  #msgBytes = 0;
+  #content: Buffer[] = [];
+  #contentBytes = 0;
+
+  constructor(maxBytes = MAX_LINE_BYTES) {
+    this.#max = maxBytes;
+  }
+
+  push(chunk: Buffer): Stamped[] {
+    this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
+    const out: Stamped[] = [];
+    while (this.#buf.length > 0) {
+      const buf = this.#buf;
+      if (!this.#inLine) {
+        const head = buf.subarray(0, STAMP_MAX + 1);
+        const space = head.indexOf(0x20);
+        const newline = head.indexOf(0x0a);
+        const unstamped = newline >= 0 && (space < 0 || newline < space);
+        if (space < 0 && !unstamped && buf.length <= STAMP_MAX) break; // the stamp is not all here yet
+        const stamp = space < 0 || unstamped ? '' : buf.subarray(0, space).toString('latin1');
+        const at = stampTime(stamp);
+        this.#inLine = true;
+        this.#msgBytes = 0;
+        this.#stamp = at === undefined ? '' : stamp;
+        this.#at = at ?? 0;
+        this.#again = Buffer.from(`${this.#stamp} `, 'latin1');
+        if (at !== undefined) this.#buf = buf.subarray(space + 1);
+        continue;
+      }
+      if (this.#stamp && this.#msgBytes === DOCKER_PARTIAL) {
+        const n = Math.min(buf.length, this.#again.length);
+        if (buf.subarray(0, n).equals(this.#again.subarray(0, n))) {
+          if (n < this.#again.length) break; // the next message's stamp is not all here yet
+          this.#buf = buf.subarray(n);
+          this.#msgBytes = 0;
+          continue;
+        }
+        this.#msgBytes = 0; // a line of exactly that length: what follows is its own
+      }
+      const window = this.#stamp ? buf.subarray(0, DOCKER_PARTIAL - this.#msgBytes) : buf;
+      const nl = window.indexOf(0x0a);
+      const take = nl >= 0 ? nl : window.length;
+      this.#add(buf.subarray(0, take), out);
+      this.#msgBytes += take;
+      this.#buf = buf.subarray(nl >= 0 ? take + 1 : take);
+      if (nl >= 0) {
+        out.push(this.#take());
+        this.#inLine = false;
+      }
+    }
+    return out;
+  }
+
+  /** The last line, when the stream ended without a newline. */
+  end(): Stamped[] {
+    if (!this.#inLine && this.#buf.length > 0) {
+      this.#add(this.#buf, []);
+      this.#inLine = true;
+    }
+    this.#buf = Buffer.alloc(0);
+    if (!this.#inLine) return [];
+    this.#inLine = false;
+    return [this.#take()];
+  }
+
+  #add(part: Buffer, lines: Stamped[]): void {
+    while (this.#contentBytes + part.length > this.#max) {
+      const room = this.#max - this.#contentBytes;
+      this.#content.push(part.subarray(0, room));
+      this.#contentBytes += room;
+      lines.push(this.#take());
+      part = part.subarray(room);
+    }
+    if (part.length === 0) return;
+    this.#content.push(part);
+    this.#contentBytes += part.length;
+  }
+
+  #take(): Stamped {
+    const text = Buffer.concat(this.#content).toString('utf8');
+    this.#content = [];
+    this.#contentBytes = 0;
+    return { time: this.#stamp, at: this.#at, text: text.endsWith('\r') ? text.slice(0, -1) : text };
+  }
+}
+
+/** A Docker timestamp's time (ms since the epoch, the sub-millisecond part as a fraction), or undefined when it is none. */
+function stampTime(stamp: string): number | undefined {
+  const m = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,9}))?(?:Z|[+-]\d\d:\d\d)$/.exec(stamp);
+  const ms = m ? Date.parse(stamp) : NaN;
+  if (!m || Number.isNaN(ms)) return undefined;
+  return Math.floor(ms) + Number((m[1] ?? '').padEnd(9, '0').slice(3)) / 1e6;
 }
 
 /**

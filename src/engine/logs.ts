@@ -19,12 +19,11 @@ import {
   byReplica,
   laterSince,
   lastRunSince,
-  LineSplitter,
+  DockerLines,
   logRequest,
   NewestLines,
   Reorder,
   replicaPrefix,
-  splitTimestamp,
   type HeldLine,
   type LogQuery,
   type LogRecord,
@@ -293,13 +292,10 @@ export class StackLogs {
     if (signal.aborted) return src.close();
     live.push(src);
     const consume = async (stream: Readable, name: 'stdout' | 'stderr') => {
-      const splitter = new LineSplitter();
-      const each = (raw: string) => {
-        const line = splitTimestamp(raw);
-        onLine(name, { ...line, text: s.mask(line.text) });
-      };
-      for await (const chunk of stream) for (const raw of splitter.push(chunk as Buffer)) each(raw);
-      for (const raw of splitter.end()) each(raw);
+      const lines = new DockerLines();
+      const each = (line: Stamped) => onLine(name, { ...line, text: s.mask(line.text) });
+      for await (const chunk of stream) for (const line of lines.push(chunk as Buffer)) each(line);
+      for (const line of lines.end()) each(line);
     };
     await Promise.all([consume(src.stdout, 'stdout'), src.stderr ? consume(src.stderr, 'stderr') : undefined]);
   }
