@@ -123,7 +123,7 @@ export class RemoteOps implements Operations {
       timestamps: q.timestamps ? 'true' : undefined,
     };
     const body = await this.#api.stream(`/stacks/${at(name)}/logs`, query, 'application/x-ndjson', abort.signal);
-    const splitter = new LineSplitter(Number.MAX_SAFE_INTEGER);
+    const splitter = new LineSplitter(4 << 20); // a record is one line of a line at most 64 KiB: more is no answer of berth
     let header: { resolve: (r: LogReplica[]) => void; reject: (e: Error) => void } | undefined;
     const replicas = new Promise<LogReplica[]>((resolve, reject) => (header = { resolve, reject }));
     const notBerth = (what: string) => new ApiError(`${this.#api.url} answered the logs of ${name} with ${what}: is it berth?`, 2);

@@ -74,11 +74,6 @@ export class StackLogs {
     this.#log = engine.log.child({ component: 'logs' });
   }
 
-  /** How many followed answers are open. */
-  get followers(): number {
-    return this.#followers;
-  }
-
   /** Ends every open answer (before a server closes, which would otherwise wait for them). */
   close(): void {
     for (const r of [...this.#open]) r.destroy();
@@ -215,6 +210,18 @@ export class StackLogs {
         for (const s of live) s.pause();
       }
     };
+    /** a followed container's stream, opened: paused at once while the reader is behind */
+    const following = (src: LogSource) => {
+      live.push(src);
+      if (paused) src.pause();
+    };
+    /** the containers whose lines could not be read: said once */
+    const failed = new Set<number>();
+    const cannotRead = (s: Source, err: unknown) => {
+      if (abort.signal.aborted || failed.has(s.index)) return;
+      failed.add(s.index);
+      send(unreadable(s, err));
+    };
     const lineOf = (l: HeldLine): LogRecord => {
       const r = sources[l.replica]!.replica;
       return { service: r.service, slot: r.slot, host: r.host, stream: l.stream, ...(req.timestamps && l.time ? { time: l.time } : {}), text: l.text };
@@ -225,7 +232,7 @@ export class StackLogs {
       const maxBytes = this.#engine.config.limits.logBytes;
       const backlog = new NewestLines(maxBytes);
       if (req.tail > 0) {
-        await Promise.all(sources.map((s) => this.#readBacklog(s, req, backlog, abort.signal, send)));
+        await Promise.all(sources.map((s) => this.#readBacklog(s, req, backlog, abort.signal, cannotRead)));
       }
       if (records.destroyed) return;
       for (const l of backlog.lines(req.timestamps || req.follow ? 'time' : 'replica')) send(lineOf(l));
@@ -245,14 +252,13 @@ export class StackLogs {
       timer = setInterval(flush, FLUSH_MS);
       await Promise.all(
         sources.map(async (s) => {
+          if (failed.has(s.index)) return;
           // from just after the last line read above (the tail again, in case more came meanwhile), else from `since`
           const last = backlog.lastTime.get(s.index)?.time;
           const since = last !== undefined ? justAfter(last) : laterSince(req.since, s.container.job ? lastRunSince(s.container.startedAt) : undefined);
-          await this.#read(s, { follow: true, tail: req.tail, since }, abort.signal, live, (stream, line) => {
+          await this.#read(s, { follow: true, tail: req.tail, since }, abort.signal, following, (stream, line) => {
             reorder.push({ ...line, replica: s.index, stream, seq: seq++ }, Date.now());
-          }).catch((err: unknown) => {
-            if (!abort.signal.aborted) send(unreadable(s, err));
-          });
+          }).catch((err: unknown) => cannotRead(s, err));
         }),
       );
       clearInterval(timer);
@@ -268,16 +274,21 @@ export class StackLogs {
   }
 
   /** A container's lines before the answer (tail, since; a job's last run only) into `into`. */
-  async #readBacklog(s: Source, req: LogRequest, into: NewestLines, signal: AbortSignal, send: (r: LogRecord) => void): Promise<void> {
+  async #readBacklog(s: Source, req: LogRequest, into: NewestLines, signal: AbortSignal, cannotRead: (s: Source, err: unknown) => void): Promise<void> {
     const since = laterSince(req.since, s.container.job ? lastRunSince(s.container.startedAt) : undefined);
     const bounded = AbortSignal.any([signal, AbortSignal.timeout(BACKLOG_TIMEOUT_MS)]);
     try {
-      await this.#read(s, { follow: false, tail: req.tail, since }, bounded, [], (stream, line) => into.add(s.index, stream, line));
+      await this.#read(
+        s,
+        { follow: false, tail: req.tail, since },
+        bounded,
+        () => undefined,
+        (stream, line) => into.add(s.index, stream, line),
+      );
     } catch (err) {
-      if (!signal.aborted) send(unreadable(s, err));
-      return;
+      return cannotRead(s, err);
     }
-    if (bounded.aborted && !signal.aborted) send(unreadable(s, new Error(`its lines took over ${BACKLOG_TIMEOUT_MS / 1000} s to read: cut there`)));
+    if (bounded.aborted) cannotRead(s, new Error(`its lines took over ${BACKLOG_TIMEOUT_MS / 1000} s to read: cut there`));
   }
 
   /** Reads one container's log stream to its end, each line (masked, its timestamp split off) to `onLine`. */
@@ -285,12 +296,12 @@ export class StackLogs {
     s: Source,
     opts: { follow: boolean; tail: number; since?: string },
     signal: AbortSignal,
-    live: LogSource[],
+    opened: (src: LogSource) => void,
     onLine: (stream: 'stdout' | 'stderr', line: Stamped) => void,
   ): Promise<void> {
     const src = await openLogs(s.docker, s.container.id, { ...opts, tty: s.container.tty, signal });
     if (signal.aborted) return src.close();
-    live.push(src);
+    opened(src);
     const consume = async (stream: Readable, name: 'stdout' | 'stderr') => {
       const lines = new DockerLines();
       const each = (line: Stamped) => onLine(name, { ...line, text: s.mask(line.text) });
