@@ -163,7 +163,9 @@ describe('sync --wait', () => {
     try {
       const r = await runCli(['--config', s.cfg.file, 'sync', '--wait']);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/failed \(sync \d+\)\n\s+web: a new replica is not up: unhealthy: health check exit code 1/);
+      expect(r.stdout).toMatch(/failed \(sync \d+\)\n\s+web: a new replica is not up: web\.1@test unhealthy: health check exit code 1\n/);
+      // what the container showed, under it
+      expect(r.stdout).toMatch(new RegExp(`\\n\\s+evidence of ${s.stack}-web-1 \\([0-9a-f]{12}\\) on test\\n\\s+health check: exit 1 \\(\\d times\\)\\n`));
     } finally {
       await s.done();
     }

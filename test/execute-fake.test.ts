@@ -6,7 +6,7 @@
 // and its result. Nothing here waits for real time: see the mock of node:timers/promises.
 import type Dockerode from 'dockerode';
 import { describe, expect, it, vi } from 'vitest';
-import { applyPlan, type ApplyResult, type StepEvent } from '../src/apply/execute.ts';
+import { applyPlan, type ApplyResult, type ProgressEvent, type StepEvent } from '../src/apply/execute.ts';
 import type { CreateOptions, HostOps } from '../src/apply/host-ops.ts';
 import { planStack, type StackPlan } from '../src/diff/plan.ts';
 import type { ContainerSpec, FileDelivery, NetworkSpec, RenderedStack, VolumeSpec } from '../src/model.ts';
@@ -256,8 +256,14 @@ class FakeHost implements HostOps {
     return [];
   }
 
-  async tail(): Promise<string> {
+  /** Logged: the read of a failed container's output, for its evidence (never while a rollout goes well). */
+  async tail(id: string): Promise<string> {
+    this.record('tail', this.named(id));
     return 'the last output';
+  }
+
+  mask(_id: string, _env: readonly string[], text: string): string {
+    return text;
   }
 
   async stopAndRemove(id: string): Promise<void> {
@@ -309,13 +315,21 @@ async function apply({
   plan: StackPlan;
   stack: RenderedStack;
   fleet: FakeFleet;
-}): Promise<{ result: ApplyResult; log: Entry[]; events: StepEvent[] }> {
+}): Promise<{ result: ApplyResult; log: Entry[]; events: StepEvent[]; progress: string[] }> {
   const events: StepEvent[] = [];
-  const result = await applyPlan(plan, stack, fleet.hosts, (e) => {
-    events.push(e);
-    fleet.log.push(['step', e.kind, what(e)]);
-  });
-  return { result, log: fleet.log, events };
+  const progress: string[] = [];
+  const onProgress = (e: ProgressEvent) => progress.push(`${e.kind} ${e.service}#${e.slot} ${e.container}${e.rollback ? ' rollback' : ''}`);
+  const result = await applyPlan(
+    plan,
+    stack,
+    fleet.hosts,
+    (e) => {
+      events.push(e);
+      fleet.log.push(['step', e.kind, what(e)]);
+    },
+    { onProgress },
+  );
+  return { result, log: fleet.log, events, progress };
 }
 
 /** A step event's subject: `web#1` for a replica, `1/2` for a batch (`1/2 rollback`), `NAME@HOST` for a network or volume, else the service. */
@@ -377,18 +391,22 @@ describe('the executor on a recording fake of the hosts', () => {
       fates: ({ image }) => (image === 'web:2' ? { becomes: { exitCode: 3 } } : undefined),
     });
     const { result, log, events } = await apply(d);
+    // the reason names the replica and its last line of output; the evidence was read before the container went
     expect(result).toMatchObject({
       outcome: 'paused',
       service: 'web',
-      error: expect.stringMatching(/rollout paused: 1 of 1 replica\(s\) failed .*it exited with code 3; last output: the last output/),
+      error: 'web: rollout paused: 1 of 1 replica(s) failed (batch 1 of 1): web.1@h1 exited 3: the last output',
+      evidence: { container: 'app-web-1-next', host: 'h1', cause: 'exited', exitCode: 3, oomKilled: false, logs: ['the last output'] },
     });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
       ['h1', 'create', 'app-web-1-next'],
       ['h1', 'start', 'app-web-1-next'],
+      ['h1', 'tail', 'app-web-1-next'],
       ['h1', 'stopAndRemove', 'app-web-1-next'],
     ]);
     expect(events.map((e) => e.kind)).toEqual(['rollout.batch', 'container.unhealthy', 'rollout.failed', 'rollout.paused']);
+    expect(events[1]).toMatchObject({ reason: 'it exited with code 3; last output: the last output', evidence: result.evidence });
     expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:1 running' });
   });
 
@@ -429,19 +447,19 @@ describe('the executor on a recording fake of the hosts', () => {
     expect(result).toMatchObject({
       outcome: 'paused',
       service: 'web',
-      error: expect.stringMatching(
-        /^web: rollout paused: 1 of 1 replica\(s\) failed \(batch 1 of 1\): the new container did not start, the old one runs again: .*port is already allocated$/,
-      ),
+      error: expect.stringMatching(/^web: rollout paused: 1 of 1 replica\(s\) failed \(batch 1 of 1\): web\.1@h1 did not start: .*port is already allocated$/),
+      evidence: { container: 'app-web-1', host: 'h1', cause: 'start-error', error: expect.stringContaining('port is already allocated') },
     });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
       ['h1', 'rename', 'app-web-1', 'app-web-1-old-c1'],
       ['h1', 'stop', 'app-web-1-old-c1'],
       ['h1', 'create', 'app-web-1'],
-      // a started-and-failed new container is there to remove; one never created is not
+      // a started-and-failed new container is read for its evidence, then removed; one never created is not there
       ...(step === 'start'
         ? [
             ['h1', 'start', 'app-web-1'],
+            ['h1', 'tail', 'app-web-1'],
             ['h1', 'remove', 'app-web-1'],
           ]
         : []),
@@ -471,7 +489,8 @@ describe('the executor on a recording fake of the hosts', () => {
     expect(result).toMatchObject({
       outcome: 'rolledback',
       service: 'web',
-      error: expect.stringMatching(/^web: rolled back: 1 of 3 replica\(s\) failed \(batch 2 of 3\): unhealthy: health check exit code 1, connection refused$/),
+      error: 'web: rolled back: 1 of 3 replica(s) failed (batch 2 of 3): web.2@h1 unhealthy: health check: connection refused',
+      evidence: { container: 'app-web-2', cause: 'unhealthy', health: [{ exitCode: 1, output: 'connection refused' }], telling: 'connection refused' },
     });
     const rollback = at(log, 'step', 'rollback.started', 'web');
     expect(rollback).toBeGreaterThan(at(log, 'step', 'container.unhealthy', 'web#2'));
@@ -509,7 +528,7 @@ describe('the executor on a recording fake of the hosts', () => {
     expect(result).toMatchObject({
       outcome: 'rolledback',
       service: 'web',
-      error: expect.stringMatching(/^web: rolled back: 1 of 2 replica\(s\) failed \(batch 2 of 2\): unhealthy/),
+      error: 'web: rolled back: 1 of 2 replica(s) failed (batch 2 of 2): web.2@h1 unhealthy: health check: connection refused',
     });
     expect(ops(log)).toEqual([
       ['h1', 'prepare', 'web:2'],
@@ -520,6 +539,7 @@ describe('the executor on a recording fake of the hosts', () => {
       // the second replica's new container never got ready: removed, its old one serves on
       ['h1', 'create', 'app-web-2-next'],
       ['h1', 'start', 'app-web-2-next'],
+      ['h1', 'tail', 'app-web-2-next'],
       ['h1', 'stopAndRemove', 'app-web-2-next'],
       // the first replica's replacement finishes (its drain) before the rollback begins
       ['h1', 'stopAndRemove', 'app-web-1'],
@@ -596,5 +616,77 @@ volumes:
       'container.created',
     ]);
     expect(events.flatMap((e) => (e.kind === 'container.created' ? [e.host] : [])).sort()).toEqual(['h1', 'h2']);
+  });
+  it('a rollout that goes well reads no container for evidence, and tells each replica stopped, started and ready', async () => {
+    const deployCfg = '      replicas: 2';
+    const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg));
+    const { result, log, events, progress } = await apply(d);
+    expect(result).toEqual({ outcome: 'synced' });
+    expect(ops(log).filter((e) => e[1] === 'tail')).toEqual([]);
+    expect(events.some((e) => 'evidence' in e)).toBe(false);
+    expect(progress).toEqual([
+      'replica.stopped web#1 c1',
+      'replica.started web#1 n1',
+      'replica.ready web#1 n1',
+      'replica.stopped web#2 c2',
+      'replica.started web#2 n2',
+      'replica.ready web#2 n2',
+    ]);
+  });
+
+  it('a new replica (none before it) that exits: the sync fails naming it and its last line, with its evidence; it is left for inspection', async () => {
+    const d = deploy(web('web:2', '      replicas: 1'), undefined, { fates: () => ({ becomes: { exitCode: 3 } }) });
+    const { result, log, events, progress } = await apply(d);
+    expect(result).toEqual({
+      outcome: 'failed',
+      service: 'web',
+      error: 'web: a new replica is not up: web.1@h1 exited 3: the last output',
+      evidence: {
+        container: 'app-web-1',
+        id: 'n1',
+        host: 'h1',
+        service: 'web',
+        slot: 1,
+        cause: 'exited',
+        exitCode: 3,
+        oomKilled: false,
+        health: [],
+        logs: ['the last output'],
+        telling: 'the last output',
+        summary: 'web.1@h1 exited 3: the last output',
+      },
+    });
+    expect(ops(log).slice(-2)).toEqual([
+      ['h1', 'createAndStart', 'app-web-1'],
+      ['h1', 'tail', 'app-web-1'],
+    ]);
+    expect(events.find((e) => e.kind === 'container.unhealthy')).toMatchObject({ evidence: result.evidence });
+    expect(progress).toEqual(['replica.started web#1 n1']);
+    expect(d.fleet.state('h1')).toEqual({ 'app-web-1': 'web:2 exited' });
+  });
+
+  it("a new replica that cannot start: the daemon's words are its evidence, read without asking the host again", async () => {
+    const d = deploy(web('web:2', '      replicas: 1'), undefined, { fates: () => ({ startFails: 'exec: "/nope": stat /nope: no such file or directory' }) });
+    const { result, log } = await apply(d);
+    expect(result).toMatchObject({
+      outcome: 'failed',
+      error: expect.stringContaining('no such file or directory'),
+      evidence: { container: 'app-web-1', cause: 'start-error', summary: expect.stringMatching(/^web\.1@h1 did not start: .*exec: "\/nope"/) },
+    });
+    expect(result.evidence?.id).toBeUndefined();
+    expect(ops(log).filter((e) => e[1] === 'tail')).toEqual([]);
+  });
+
+  it('failure_action continue: a batch that goes well after one that failed says nothing more, and the rollout ends synced', async () => {
+    const deployCfg = `      replicas: 3
+      update_config: { failure_action: continue, monitor: 0s }`;
+    const d = deploy(web('web:2', deployCfg), web('web:1', deployCfg), {
+      fates: ({ name, image }) => (image === 'web:2' && name === 'app-web-1' ? { becomes: { exitCode: 1 } } : undefined),
+    });
+    const { result, events } = await apply(d);
+    expect(result).toEqual({ outcome: 'synced' });
+    expect(events.filter((e) => e.kind === 'rollout.failed').map((e) => ('reason' in e ? e.reason : ''))).toEqual([
+      '1 of 3 replica(s) failed (batch 1 of 3): web.1@h1 exited 1: the last output',
+    ]);
   });
 });

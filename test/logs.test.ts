@@ -624,7 +624,10 @@ describe.skipIf(noChromium)("the dashboard's Logs tab in Chromium", () => {
 
   it('follows: lines written later appear; leaving the tab ends the follow on the server', async () => {
     await page.goto(`${base}/#/stacks/${stack}?tab=logs&service=web`);
+    // web's page is drawn (a hash change draws it anew) before its Follow is checked
+    await expect.poll(async () => (await shown()).some((t) => / \| out-\w+ one$/.test(t)), { timeout: 15_000 }).toBe(true);
     await page.locator('#logs-follow').check();
+    await expect.poll(() => page.evaluate('location.hash')).toBe(`#/stacks/${stack}?tab=logs&service=web&follow=1`);
     await expect.poll(() => page.locator('#logs-status').textContent(), { timeout: 15_000 }).toMatch(/following$/);
     const before = (await shown()).filter((t) => t.includes('after-follow-')).length;
     const web = webReplicas(await logs({ service: 'web' }));

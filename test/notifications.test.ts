@@ -183,6 +183,9 @@ describe('a push, synced: commit statuses on every forge, chat messages, a signe
     expect(outcome.status).toBe('rolledback');
     const reason = outcome.errors![0]!;
     expect(reason).toMatch(/rolled back: .*unhealthy/);
+    // the replica that failed and its telling line: what the one-line texts say after the headline
+    const summary = outcome.evidence!.summary;
+    expect(summary).toBe('web.1@test unhealthy: health check exit code 1');
     await settled(engine, 'gh', 6);
 
     const gh = statusesAt('/gh/', sha).map((r) => json(r));
@@ -191,7 +194,7 @@ describe('a push, synced: commit statuses on every forge, chat messages, a signe
       {
         state: 'failure',
         context: `berth/${s1}`,
-        description: clip(`Rolled back: ${reason.split('\n')[0]}`, 140),
+        description: clip(`Rolled back: ${summary}`, 140),
         target_url: `${PUBLIC}/#/syncs/${outcome.syncId}`,
       },
     ]);
@@ -205,7 +208,7 @@ describe('a push, synced: commit statuses on every forge, chat messages, a signe
       text: string;
       blocks: Array<{ text?: { text: string }; elements?: Array<{ text?: string; url?: string }> }>;
     };
-    expect(slack.text).toBe(`${headline}: ${reason}`);
+    expect(slack.text).toBe(`${headline}: ${summary}`);
     expect(slack.blocks[0]!.text!.text).toBe(`*${headline}*\n${reason}`);
     expect(slack.blocks[1]!.elements![0]!.text).toBe(`repo ${repoName} · ${sha.slice(0, 7)} "Ship the broken one" by Ada Lovelace`);
     expect(slack.blocks[2]!.elements![0]!.url).toBe(`${PUBLIC}/#/syncs/${outcome.syncId}`);
@@ -223,6 +226,7 @@ describe('a push, synced: commit statuses on every forge, chat messages, a signe
       outcome: 'failure',
       stack: s1,
       reason,
+      evidence: outcome.evidence,
       commit: { sha, message: 'Ship the broken one' },
     });
   });

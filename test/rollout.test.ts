@@ -109,7 +109,8 @@ describe('rolling updates', () => {
       const sha = await repo.commit({ [`${stack}/compose.yaml`]: file(IMAGES.webUnhealthy) }, { message: 'Ship the broken one' });
       const pass = await engine.syncRepo(repo.name, { trigger: 'poll' });
       expect(pass.stacks[0].status).toBe('rolledback');
-      expect(pass.stacks[0].errors?.[0]).toMatch(/web: rolled back: 1 of 3 replica\(s\) failed \(batch 1 of 3\): unhealthy/);
+      // the reason names the replica that failed and what its health check said
+      expect(pass.stacks[0].errors?.[0]).toBe('web: rolled back: 1 of 3 replica(s) failed (batch 1 of 3): web.1@test unhealthy: health check exit code 1');
 
       const after = await replicas(stack, 'web');
       const v1 = await imageId(IMAGES.webV1);
@@ -142,7 +143,7 @@ describe('rolling updates', () => {
       // The stack says it was rolled back, and why; it runs v1 healthy, out of sync with Git.
       const [status] = await engine.status(stack);
       expect(status).toMatchObject({ sync: 'OutOfSync', health: 'Healthy', condition: 'RolledBack' });
-      expect(status.reason).toMatch(/rolled back: 1 of 3 replica\(s\) failed \(batch 1 of 3\): unhealthy/);
+      expect(status.reason).toMatch(/rolled back: 1 of 3 replica\(s\) failed \(batch 1 of 3\): web\.1@test unhealthy: health check exit code 1/);
 
       // The engine does not try that commit again by itself.
       const again = await engine.syncRepo(repo.name, { trigger: 'poll' });

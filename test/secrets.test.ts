@@ -236,11 +236,11 @@ volumes:
         )
         .map((r) => `${r.kind} ${r.message}`),
     ).toEqual([
-      'rollback.started 1 of 2 replica(s) failed (batch 2 of 2): unhealthy: health check exit code 1; rolling back 1 replica(s)',
+      'rollback.started 1 of 2 replica(s) failed (batch 2 of 2): web.2@test unhealthy: health check exit code 1; rolling back 1 replica(s)',
       'rollback.batch batch 1 of 1: web#1@test',
       'container.replaced web#1: rollback',
       'container.healthy web#1: healthy',
-      'rollback.succeeded 1 of 2 replica(s) failed (batch 2 of 2): unhealthy: health check exit code 1',
+      'rollback.succeeded 1 of 2 replica(s) failed (batch 2 of 2): web.2@test unhealthy: health check exit code 1',
     ]);
     for (const c of after) {
       expect(c.ImageID).toBe((await docker.getImage(IMAGES.webV1).inspect()).Id);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGitServer, type GitServer, type RemoteRepo } from './harness/git-server.ts';
-import { testDocker, uniqueName, removeContainers } from './harness/docker.ts';
+import { containerEvents, testDocker, uniqueName, removeContainers } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
 import { runCli, testEngine, writeConfig } from './harness/berth.ts';
 import type { Engine } from '../src/engine/engine.ts';
@@ -26,25 +26,6 @@ afterAll(async () => {
 async function containersOf(stack: string) {
   const list = await docker.listContainers({ all: true, filters: { label: [`berth.managed=true`, `berth.stack=${stack}`] } });
   return new Map(list.map((c) => [`${c.Labels['berth.service']}#${c.Labels['berth.slot']}`, c]));
-}
-
-/** The daemon's container lifecycle events between two moments (ms), for this stack only (health-check execs left out). */
-async function containerEvents(stack: string, since: number, until: number): Promise<string[]> {
-  const stream = (await docker.getEvents({
-    since: (since / 1000).toFixed(3),
-    until: (until / 1000).toFixed(3),
-    filters: {
-      type: ['container'],
-      label: [`berth.stack=${stack}`],
-      event: ['create', 'start', 'stop', 'kill', 'die', 'destroy', 'rename', 'update', 'pause', 'restart'],
-    },
-  } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream;
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { Action: string }).Action);
 }
 
 function compose(opts: { greeting: string; withApi?: boolean; apiEnv?: string }): string {
@@ -209,12 +190,12 @@ describe('one host converges to a git branch', () => {
     const again = await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
     const t1 = Date.now();
     expect(again.stacks[0].status).toBe('unchanged');
-    expect(await containerEvents(stack, t0, t1)).toEqual([]);
+    expect(await containerEvents(docker, stack, t0, t1)).toEqual([]);
     // ...whereas a sync that does change something shows up in the same kind of event query.
     const t2 = Date.now();
     await docker.getContainer(after4.get('web#2')!.Id).remove({ force: true });
     await engine.syncRepo(repo.name, { trigger: 'manual', actor: 'test' });
-    const events = await containerEvents(stack, t2, Date.now());
+    const events = await containerEvents(docker, stack, t2, Date.now());
     expect(events).toEqual(expect.arrayContaining(['create', 'start']));
   });
 

@@ -181,11 +181,12 @@ describe('forge parsers (the samples in webhooks/)', () => {
     expect(parse('github', sample('github', { secret: SECRET, event: 'issues' }))).toMatchObject({ kind: 'other', event: 'issues' });
   });
 
+  // (pull and merge requests are read as such: test/plans.test.ts)
   it.each([
-    ['gitlab', 'Merge Request Hook'],
+    ['gitlab', 'Issue Hook'],
     ['gitlab', 'Tag Push Hook'],
     ['gitea', 'issues'],
-    ['bitbucket', 'pullrequest:created'],
+    ['bitbucket', 'repo:fork'],
   ] as const)('%s: a %s event is not a push', (provider, event) => {
     expect(parse(provider, sample(provider, { secret: SECRET, event }))).toMatchObject({ kind: 'other', event, pushes: [] });
   });

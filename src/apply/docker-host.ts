@@ -24,6 +24,7 @@ import {
 } from '../model.ts';
 import type { CreateOptions, HostOps } from './host-ops.ts';
 import { redact } from './job.ts';
+import { logText, readLogTail } from '../observe/container-logs.ts';
 
 /** How many builds of a service a host keeps (the newest). */
 export const BUILDS_KEPT = 3;
@@ -43,11 +44,15 @@ const UNSET_LABELS: Record<string, string> = Object.fromEntries(
 
 export class DockerError extends Error {
   readonly statusCode?: number;
+  /** the daemon's own words, without what berth says around them */
+  readonly said: string;
   /** `after`: said after the daemon's message (where it happened, which credentials). */
   constructor(what: string, err: unknown, after?: string) {
     const e = err as { statusCode?: number; json?: { message?: string } | null; reason?: string; message?: string };
-    super(`${what}: ${e.json?.message ?? streamCause(e.message) ?? e.reason ?? e.message ?? String(err)}${after ? ` ${after}` : ''}`);
+    const said = e.json?.message ?? streamCause(e.message) ?? e.reason ?? e.message ?? String(err);
+    super(`${what}: ${said}${after ? ` ${after}` : ''}`);
     this.statusCode = e.statusCode;
+    this.said = said;
   }
 }
 
@@ -558,21 +563,25 @@ export class DockerHost implements HostOps {
 
   /**
    * The last lines of a container's output (from `since`, Docker's `seconds.nanoseconds`), for the
-   * audit of a failed replica or job, with its secrets masked (redact in job.ts): the values of its
-   * secret-looking environment (`env`, as the caller inspected it) and the contents of the files
-   * berth wrote into it in this process.
+   * audit of a failed replica or job, with its secrets masked (mask): '' when it has none, or they
+   * cannot be read.
    */
   async tail(id: string, env: readonly string[], lines = 5, since?: string): Promise<string> {
     try {
-      const buf = (await this.docker
-        .getContainer(id)
-        .logs({ stdout: true, stderr: true, tail: lines, ...(since === undefined ? {} : { since }) })) as unknown as Buffer;
-      const text = demux(buf).trim();
-      if (!text) return '';
-      return redact(text, env, this.#written.get(id) ?? []);
+      const text = (await readLogTail(this.docker.getContainer(id), { lines, since })).join('\n').trim();
+      return text ? this.mask(id, env, text) : '';
     } catch {
       return '';
     }
+  }
+
+  /**
+   * `text` (a container's output, its health check's) with its secrets masked (redact in job.ts):
+   * the values of its secret-looking environment (`env`, as the caller inspected it) and the
+   * contents of the files berth wrote into it in this process.
+   */
+  mask(id: string, env: readonly string[], text: string): string {
+    return redact(text, env, this.#written.get(id) ?? []);
   }
 
   /** The contents berth wrote into containers (by id), to mask in their output: the newest WRITTEN_KEPT containers' only. */
@@ -589,7 +598,7 @@ export class DockerHost implements HostOps {
   async lastOutputTime(id: string): Promise<string | undefined> {
     try {
       const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: 1, timestamps: true })) as unknown as Buffer;
-      return /^(\S+)\s/.exec(demux(buf))?.[1];
+      return /^(\S+)\s/.exec(logText(buf))?.[1];
     } catch {
       return undefined;
     }
@@ -714,15 +723,4 @@ function platformOf(i: Dockerode.ImageInspectInfo): string {
 function isFor(i: Dockerode.ImageInspectInfo, platform: string): boolean {
   const have = platformOf(i).split('/');
   return platform.split('/').every((part, n) => have[n] === part);
-}
-
-/** Docker's multiplexed log stream (8-byte frame headers) as text. */
-function demux(buf: Buffer): string {
-  let out = '';
-  for (let i = 0; i + 8 <= buf.length;) {
-    const size = buf.readUInt32BE(i + 4);
-    out += buf.subarray(i + 8, i + 8 + size).toString();
-    i += 8 + size;
-  }
-  return out;
 }

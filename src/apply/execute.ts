@@ -11,15 +11,21 @@
  * containers start together and are waited for (at once when a service waits for its completion,
  * else at the end); a scheduled job's are only created. Then the post-sync hooks; last the
  * networks of removed stacks.
+ *
+ * A replica that fails (exits, is killed for memory, turns unhealthy, cannot start) is read for its
+ * evidence (evidence.ts) at once, before anything is removed or replaced: it goes with the failing
+ * step, and its summary into the rollout's reason. A rollout that goes well reads nothing more.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { ContainerSpec, DependsOn, FileDelivery, RenderedStack, ServiceSpec, UpdateConfig } from '../model.ts';
 import { asideName, describeAction, hasChanges, isHook, replicaName, type Action, type Hook, type StackPlan } from '../diff/plan.ts';
+import { chunk, replicaLabel } from '../diff/rollout.ts';
 import { maskEnv } from '../schedule/container.ts';
 import { specFromInspect } from './docker-host.ts';
 import type { HostOps } from './host-ops.ts';
-import { waitReady, type Readiness } from './health.ts';
+import { readEvidence, type Evidence, type FailedReplica } from './evidence.ts';
+import { waitReady, type NotReadyCode, type Readiness } from './health.ts';
 import { waitJob } from './job.ts';
 
 interface Where {
@@ -47,9 +53,14 @@ export type StepEvent =
       containerAfter?: string;
       reason: string;
     })
-  | (Where & { kind: 'container.healthy' | 'container.unhealthy'; containerAfter: string; reason: string })
-  /** a replacement undone: the new container (`containerBefore`) removed, the old one (`containerAfter`) back under its name and started */
-  | (Where & { kind: 'container.restored'; containerBefore?: string; containerAfter: string; reason: string; failed: boolean })
+  | (Where & { kind: 'container.healthy'; containerAfter: string; reason: string })
+  /** `evidence`: what the failing container showed (absent when it could not be read) */
+  | (Where & { kind: 'container.unhealthy'; containerAfter: string; reason: string; evidence?: Evidence })
+  /**
+   * a replacement undone: the new container (`containerBefore`) removed, the old one (`containerAfter`)
+   * back under its name and started; `failed`, the new one could not start (`evidence` of it)
+   */
+  | (Where & { kind: 'container.restored'; containerBefore?: string; containerAfter: string; reason: string; failed: boolean; evidence?: Evidence })
   | { kind: 'rollout.batch'; service: string; batch: number; of: number; replicas: string[]; rollback: boolean }
   | { kind: 'rollout.failed' | 'rollout.paused' | 'rollback.started' | 'rollback.succeeded' | 'rollback.failed'; service: string; reason: string }
   | (Where & { kind: 'job.started'; containerBefore?: string; containerAfter: string; reason: string })
@@ -63,16 +74,31 @@ export interface ApplyResult {
   error?: string;
   /** the service whose rollout failed, when one did */
   service?: string;
+  /** what the replica whose failure ended it showed (evidence.ts), when one did */
+  evidence?: Evidence;
 }
+
+/**
+ * What a rollout does to a replica as it does it, besides its audited steps: the old container
+ * stopped, the new one started, the new one ready (running, and healthy when it was waited for:
+ * counted as updated). `rollback`: a rollback does it, putting the old one back.
+ */
+export type ProgressEvent =
+  | (Where & { kind: 'replica.stopped'; container: string; rollback: boolean })
+  | (Where & { kind: 'replica.started'; container: string; rollback: boolean })
+  | (Where & { kind: 'replica.ready'; container: string; health: 'healthy' | 'running'; rollback: boolean });
 
 type Host = (name: string) => HostOps;
 type Emit = (e: StepEvent) => void;
+type Tell = (e: ProgressEvent) => void;
 /** Gets a container's image onto its host (HostOps.prepare), reporting a build. */
 type Ready = (host: string, spec: ContainerSpec) => Promise<void>;
 
 export interface ApplyOptions {
   /** every new replica, not only those another service waits for, is waited for until it runs and is healthy (`berth sync --wait`) */
   waitHealthy?: boolean;
+  /** told of each replica's stops, starts and readiness as they happen (the progress of `berth sync --wait`, the dashboard, the metrics) */
+  onProgress?: Tell;
 }
 
 /**
@@ -85,7 +111,7 @@ export async function applyPlan(
   // the executor needs only these of a host (HostOps): a recording fake stands in for DockerHost in tests
   hosts: ReadonlyMap<string, HostOps>,
   onStep: Emit,
-  { waitHealthy = false }: ApplyOptions = {},
+  { waitHealthy = false, onProgress = () => {} }: ApplyOptions = {},
 ): Promise<ApplyResult> {
   const host: Host = (name) => {
     const h = hosts.get(name);
@@ -157,7 +183,7 @@ export async function applyPlan(
           if (failed) throw new Halt(failed);
         }
       } else {
-        const result = await rollService(svc, actions, host, ready, onStep, waitHealthy || waitedFor('service_healthy'));
+        const result = await rollService(svc, actions, host, ready, onStep, onProgress, waitHealthy || waitedFor('service_healthy'));
         if (result.outcome !== 'synced') throw new Halt(result);
       }
       const late = removals.filter((a) => a.service === svc.name && !early.includes(a) && !first.includes(a));
@@ -170,7 +196,7 @@ export async function applyPlan(
       const run = Promise.all(deps)
         .then(() => (stopped ? undefined : applyService(svc)))
         .catch((err: unknown) => {
-          stopped ??= err instanceof Halt ? err.result : { outcome: 'failed', error: (err as Error).message, service: svc.name };
+          stopped ??= err instanceof Halt ? err.result : { outcome: 'failed', error: (err as Error).message, service: svc.name, ...evidenceOf(err) };
           throw err;
         });
       run.catch(() => {}); // awaited below; a dependent sees the failure through `stopped`
@@ -188,9 +214,23 @@ export async function applyPlan(
     }
     return { outcome: 'synced' };
   } catch (err) {
-    return { outcome: 'failed', error: (err as Error).message, service: (err as { service?: string }).service };
+    return { outcome: 'failed', error: (err as Error).message, service: (err as { service?: string }).service, ...evidenceOf(err) };
   } finally {
     await Promise.all(pending);
+  }
+}
+
+/** The evidence an error carries (StepFailure), as ApplyResult's field. */
+const evidenceOf = (err: unknown): { evidence?: Evidence } => (err instanceof StepFailure ? { evidence: err.evidence } : {});
+
+/** A step that failed with a container's evidence: a new replica that could not start. */
+class StepFailure extends Error {
+  readonly evidence: Evidence;
+  readonly service: string;
+  constructor(message: string, service: string, evidence: Evidence) {
+    super(message);
+    this.service = service;
+    this.evidence = evidence;
   }
 }
 
@@ -303,7 +343,15 @@ interface Changed {
   aside?: string;
 }
 
-async function rollService(svc: ServiceSpec, actions: Action[], host: Host, ready: Ready, onStep: Emit, needsHealthy: boolean): Promise<ApplyResult> {
+async function rollService(
+  svc: ServiceSpec,
+  actions: Action[],
+  host: Host,
+  ready: Ready,
+  onStep: Emit,
+  tell: Tell,
+  needsHealthy: boolean,
+): Promise<ApplyResult> {
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
   // Meanwhile what each changed replica was (for a rollback) is read, so that no replacement waits for it.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
@@ -324,23 +372,42 @@ async function rollService(svc: ServiceSpec, actions: Action[], host: Host, read
   const created = await Promise.all(
     creates.map(async (a) => {
       const h = host(a.host);
-      const id = await h.createAndStart(a.desired, { prepared: true }).catch((err: unknown) => {
-        throw new Error(`${describeAction(a)} failed: ${(err as Error).message}`);
+      const id = await h.createAndStart(a.desired, { prepared: true }).catch(async (err: unknown) => {
+        const message = `${describeAction(a)} failed: ${(err as Error).message}`;
+        const failed = {
+          ...where(a),
+          name: a.desired.name,
+          code: 'start-error' as const,
+          reason: (err as Error).message,
+          error: err,
+          env: a.desired.create.Env,
+        };
+        throw new StepFailure(message, svc.name, await readEvidence(h, failed));
       });
       onStep({ ...where(a), kind: 'container.created', containerAfter: id, reason: a.reason });
+      tell({ ...where(a), kind: 'replica.started', container: id, rollback: false });
       const r = await waitReady(h, id, { health: needsHealthy, monitorMs: svc.update.monitorMs });
-      if (needsHealthy || !r.ok) report(onStep, where(a), id, r);
-      return r;
+      const evidence = r.ok ? undefined : await witness(h, where(a), id, a.desired.name, r);
+      if (needsHealthy || !r.ok) report(onStep, where(a), id, r, evidence);
+      if (r.ok) tell({ ...where(a), kind: 'replica.ready', container: id, health: r.health, rollback: false });
+      return { r, w: where(a), evidence };
     }),
   );
-  const notUp = created.find((r) => !r.ok);
-  if (notUp && !notUp.ok) return { outcome: 'failed', service: svc.name, error: `${svc.name}: a new replica is not up: ${notUp.reason}` };
+  const notUp = created.find((c) => !c.r.ok);
+  if (notUp && !notUp.r.ok) {
+    return {
+      outcome: 'failed',
+      service: svc.name,
+      error: `${svc.name}: a new replica is not up: ${notUp.evidence?.summary ?? `${label(notUp.w)}: ${notUp.r.reason}`}`,
+      ...(notUp.evidence ? { evidence: notUp.evidence } : {}),
+    };
+  }
 
   // Changed replicas roll in batches.
   /** start-first: the old replicas of earlier batches, draining and then going while the next batch starts */
   const finishing: Array<Promise<void>> = [];
   try {
-    return await rollBatches(svc, replaces, host, onStep, finishing, was);
+    return await rollBatches(svc, replaces, host, onStep, tell, finishing, was);
   } finally {
     await Promise.allSettled(finishing);
   }
@@ -352,6 +419,7 @@ async function rollBatches(
   replaces: Replace[],
   host: Host,
   onStep: Emit,
+  tell: Tell,
   finishing: Array<Promise<void>>,
   was: Map<string, Promise<Was>>,
 ): Promise<ApplyResult> {
@@ -360,6 +428,8 @@ async function rollBatches(
   const changed: Changed[] = [];
   const settle = () => Promise.all(finishing);
   let failures = 0;
+  /** the rollout's first failure: what its reason tells */
+  let firstFailure: { w: Where; reason: string; evidence?: Evidence } | undefined;
   for (const [i, batch] of batches.entries()) {
     if (i > 0 && config.delayMs > 0) await sleep(config.delayMs);
     onStep({ kind: 'rollout.batch', service: svc.name, batch: i + 1, of: batches.length, replicas: batch.map(label), rollback: false });
@@ -367,7 +437,13 @@ async function rollBatches(
       batch.map(async (a) => {
         const h = host(a.host);
         const wait = (id: string) => waitReady(h, id, { health: true, monitorMs: config.monitorMs });
-        const r = await replaceReplica(h, a.live.id, a.desired, config.order, wait, { prepared: true, was: was.get(a.live.id) });
+        const r = await replaceReplica(h, a.live.id, a.desired, config.order, wait, {
+          where: where(a),
+          tell,
+          rollback: false,
+          prepared: true,
+          was: was.get(a.live.id),
+        });
         changed.push({ where: where(a), before: r.before, files: r.files, current: r.current, replaced: r.replaced, aside: r.aside });
         if (r.replaced) onStep({ ...where(a), kind: 'container.replaced', containerBefore: a.live.id, containerAfter: r.current, reason: a.reason });
         if (r.restored)
@@ -378,25 +454,32 @@ async function rollBatches(
             containerAfter: r.current,
             reason: r.restored,
             failed: true,
+            ...(r.evidence ? { evidence: r.evidence } : {}),
           });
-        else report(onStep, where(a), r.newId, r.readiness);
+        else report(onStep, where(a), r.newId, r.readiness, r.evidence);
+        if (r.readiness.ok) tell({ ...where(a), kind: 'replica.ready', container: r.newId, health: r.readiness.health, rollback: false });
         finishing.push(r.finished);
-        return r.readiness;
+        return { w: where(a), readiness: r.readiness, evidence: r.evidence };
       }),
     );
-    failures += results.filter((r) => !r.ok).length;
-    if (failures === 0 || failures / replaces.length <= config.maxFailureRatio) continue;
-    const first = results.find((r) => !r.ok) as { ok: false; reason: string };
-    const reason = `${failures} of ${replaces.length} replica(s) failed (batch ${i + 1} of ${batches.length}): ${first.reason}`;
+    const failed = results.flatMap((r) => (r.readiness.ok ? [] : [{ w: r.w, reason: r.readiness.reason, evidence: r.evidence }]));
+    failures += failed.length;
+    firstFailure ??= failed[0];
+    // a batch that went well says nothing more of the failures before it (failure_action continue)
+    if (failed.length === 0 || failures / replaces.length <= config.maxFailureRatio) continue;
+    const first = firstFailure ?? failed[0]!;
+    const said = first.evidence?.summary ?? `${label(first.w)}: ${first.reason}`;
+    const reason = `${failures} of ${replaces.length} replica(s) failed (batch ${i + 1} of ${batches.length}): ${said}`;
+    const evidence = first.evidence ? { evidence: first.evidence } : {};
     onStep({ kind: 'rollout.failed', service: svc.name, reason });
     if (config.failureAction === 'continue') continue;
     await settle();
     if (config.failureAction === 'pause') {
       await removeAside(changed, host);
       onStep({ kind: 'rollout.paused', service: svc.name, reason });
-      return { outcome: 'paused', service: svc.name, error: `${svc.name}: rollout paused: ${reason}` };
+      return { outcome: 'paused', service: svc.name, error: `${svc.name}: rollout paused: ${reason}`, ...evidence };
     }
-    return rollBack(svc, changed, host, onStep, reason);
+    return { ...(await rollBack(svc, changed, host, onStep, tell, reason)), ...evidence };
   }
   await settle();
   await removeAside(changed, host);
@@ -412,7 +495,7 @@ async function removeAside(changed: Changed[], host: Host): Promise<void> {
 }
 
 /** Puts every replica this rollout changed back to the container it replaced, by `rollback_config`. */
-async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep: Emit, why: string): Promise<ApplyResult> {
+async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep: Emit, tell: Tell, why: string): Promise<ApplyResult> {
   const config = svc.rollback;
   const undo = changed.filter((c) => c.replaced && c.before);
   onStep({ kind: 'rollback.started', service: svc.name, reason: `${why}; rolling back ${undo.length} replica(s)` });
@@ -426,6 +509,7 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
         const h = host(c.where.host);
         const ready = (id: string) => waitReady(h, id, { monitorMs: config.monitorMs });
         let readiness: Readiness;
+        let evidence: Evidence | undefined;
         if (c.aside) {
           // the old container is still there, kept aside: it comes back as it was
           await restore(h, c.aside, slotName(c.before!), c.current);
@@ -438,17 +522,15 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
             failed: false,
           });
           readiness = await ready(c.aside);
-          onStep({
-            ...c.where,
-            kind: readiness.ok ? 'container.healthy' : 'container.unhealthy',
-            containerAfter: c.aside,
-            reason: readiness.ok ? readiness.health : readiness.reason,
-          });
+          evidence = readiness.ok ? undefined : await witness(h, c.where, c.aside, slotName(c.before!), readiness);
+          report(onStep, c.where, c.aside, readiness, evidence);
+          if (readiness.ok) tell({ ...c.where, kind: 'replica.ready', container: c.aside, health: readiness.health, rollback: true });
         } else {
-          const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, ready);
+          const r = await replaceReplica(h, c.current, specFromInspect(c.before!, c.files), config.order, ready, { where: c.where, tell, rollback: true });
           await r.finished;
           if (r.aside) await h.remove(r.aside);
           readiness = r.readiness;
+          evidence = r.evidence;
           if (r.replaced) onStep({ ...c.where, kind: 'container.replaced', containerBefore: c.current, containerAfter: r.current, reason: 'rollback' });
           if (r.restored)
             onStep({
@@ -458,16 +540,12 @@ async function rollBack(svc: ServiceSpec, changed: Changed[], host: Host, onStep
               containerAfter: r.current,
               reason: r.restored,
               failed: true,
+              ...(r.evidence ? { evidence: r.evidence } : {}),
             });
-          else
-            onStep({
-              ...c.where,
-              kind: readiness.ok ? 'container.healthy' : 'container.unhealthy',
-              containerAfter: r.newId,
-              reason: readiness.ok ? readiness.health : readiness.reason,
-            });
+          else report(onStep, c.where, r.newId, readiness, r.evidence);
+          if (readiness.ok) tell({ ...c.where, kind: 'replica.ready', container: r.newId, health: readiness.health, rollback: true });
         }
-        if (!readiness.ok) failed ??= `${label(c.where)}: ${readiness.reason}`;
+        if (!readiness.ok) failed ??= evidence?.summary ?? `${label(c.where)}: ${readiness.reason}`;
       }),
     );
     if (failed && config.failureAction === 'pause') break;
@@ -503,6 +581,8 @@ interface Replaced extends Was {
   replaced: boolean;
   /** set when the new container could not be created or started and the old one was put back: the daemon's reason */
   restored?: string;
+  /** what the new container showed when it failed (not ready, or not started) */
+  evidence?: Evidence;
   /** stop-first, the new container started: the old one, stopped and renamed aside, for the caller to put back or remove */
   aside?: string;
   /**
@@ -529,8 +609,9 @@ interface Replaced extends Was {
  * the service's name and the old one gives it up (no new request reaches it, those under way finish).
  * The old one then stops after `DRAIN_MS` and the new one takes its container name, in `finished`.
  * If the new one cannot start or never gets ready, it is removed and the old one serves on.
+ * A new container that fails is read for its evidence before it is removed (`evidence`).
  * `prepared`: the rollout readied the new spec's image already (DockerHost.prepare), so creating it does not again;
- * `was`: the old container as it was, read already (else read here).
+ * `was`: the old container as it was, read already (else read here); `tell`: told of the stops and starts.
  */
 async function replaceReplica(
   h: HostOps,
@@ -538,45 +619,59 @@ async function replaceReplica(
   next: ContainerSpec,
   order: UpdateConfig['order'],
   wait: (id: string) => Promise<Readiness>,
-  { prepared = false, was }: { prepared?: boolean; was?: Promise<Was> } = {},
+  { where: w, tell, rollback, prepared = false, was }: ReplaceContext,
 ): Promise<Replaced> {
   const { before, files } = await (was ?? readWas(h, oldId));
   const done = Promise.resolve();
+  const started = (id: string) => tell({ ...w, kind: 'replica.started', container: id, rollback });
+  /** the new container's readiness, and its evidence when it is not ready */
+  const waited = async (id: string, name: string): Promise<{ readiness: Readiness; evidence?: Evidence }> => {
+    const readiness = await wait(id);
+    return readiness.ok ? { readiness } : { readiness, evidence: await witness(h, w, id, name, readiness) };
+  };
   if (!before) {
     const newId = await h.createAndStart(next, { prepared });
-    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, finished: done };
+    started(newId);
+    return { before, files, newId, ...(await waited(newId, next.name)), current: newId, replaced: true, finished: done };
   }
   if (order === 'stop-first' || !before.State.Running) {
-    const started = await stopFirst(h, before, next, prepared);
-    if ('restored' in started) {
-      const restored = `the new container did not start, the old one runs again: ${started.restored}`;
-      return { before, files, newId: started.newId, readiness: { ok: false, reason: restored }, current: oldId, replaced: false, restored, finished: done };
+    const result = await stopFirst(h, before, next, { prepared, where: w, tell, rollback });
+    if ('restored' in result) {
+      const restored = `the new container did not start, the old one runs again: ${result.restored}`;
+      const readiness: Readiness = { ok: false, reason: restored, code: 'start-error' };
+      return { before, files, newId: result.newId, readiness, evidence: result.evidence, current: oldId, replaced: false, restored, finished: done };
     }
-    const { newId } = started;
-    return { before, files, newId, readiness: await wait(newId), current: newId, replaced: true, aside: oldId, finished: done };
+    const { newId } = result;
+    started(newId);
+    return { before, files, newId, ...(await waited(newId, next.name)), current: newId, replaced: true, aside: oldId, finished: done };
   }
   // A replica left under the temporary name (berth stopped between the old one's removal and the
   // rename in `finished`) takes its own name back first: the new one needs the temporary one.
   if (before.Name === `/${next.name}-next`) await h.rename(oldId, next.name);
   let newId = '';
+  const nextName = `${next.name}-next`;
   try {
-    newId = await h.create(next, { name: `${next.name}-next`, aliases: false, prepared });
-    await h.start(newId, `${next.name}-next`);
+    newId = await h.create(next, { name: nextName, aliases: false, prepared });
+    await h.start(newId, nextName);
   } catch (err) {
-    if (newId) await h.remove(newId).catch(() => {});
     const reason = `the new container did not start, the old one serves on: ${(err as Error).message}`;
-    return { before, files, newId, readiness: { ok: false, reason }, current: oldId, replaced: false, finished: done };
+    const readiness: Readiness = { ok: false, reason, code: 'start-error' };
+    const evidence = await witness(h, w, newId, nextName, readiness, { error: err, env: next.create.Env });
+    if (newId) await h.remove(newId).catch(() => {});
+    return { before, files, newId, readiness, evidence, current: oldId, replaced: false, finished: done };
   }
-  const readiness = await wait(newId);
+  started(newId);
+  const { readiness, evidence } = await waited(newId, nextName);
   if (!readiness.ok) {
     await h.stopAndRemove(newId);
-    return { before, files, newId, readiness, current: oldId, replaced: false, finished: done };
+    return { before, files, newId, readiness, evidence, current: oldId, replaced: false, finished: done };
   }
   await h.joinService(newId, next);
   await h.drain(oldId);
   const finished = (async () => {
     await sleep(DRAIN_MS); // requests already sent to the old replica finish; no new one reaches it
     await h.stopAndRemove(oldId);
+    tell({ ...w, kind: 'replica.stopped', container: oldId, rollback });
     await h.rename(newId, next.name);
   })();
   finished.catch(() => {}); // awaited by the rollout; not an unhandled rejection meanwhile
@@ -592,8 +687,8 @@ async function stopFirst(
   h: HostOps,
   before: Dockerode.ContainerInspectInfo,
   next: ContainerSpec,
-  prepared: boolean,
-): Promise<{ newId: string } | { newId: string; restored: string }> {
+  { prepared, where: w, tell, rollback }: { prepared: boolean; where: Where; tell: Tell; rollback: boolean },
+): Promise<{ newId: string } | { newId: string; restored: string; evidence: Evidence }> {
   const oldId = before.Id;
   const name = slotName(before);
   const asideAs = asideName(name, oldId);
@@ -604,6 +699,7 @@ async function stopFirst(
     await restore(h, oldId, name, created.status === 'fulfilled' ? created.value : undefined).catch(() => {});
     throw stopped.reason as Error;
   }
+  tell({ ...w, kind: 'replica.stopped', container: oldId, rollback });
   const newId = created.status === 'fulfilled' ? created.value : '';
   try {
     if (created.status === 'rejected') throw created.reason;
@@ -611,10 +707,12 @@ async function stopFirst(
     return { newId };
   } catch (err) {
     const reason = (err as Error).message;
+    // read before the new container goes: how it ended (an exit code), what it said
+    const evidence = await witness(h, w, newId, next.name, { reason, code: 'start-error' }, { error: err, env: next.create.Env });
     await restore(h, oldId, name, newId || undefined).catch((restoreErr: unknown) => {
       throw new Error(`${reason}; and the old container ${oldId.slice(0, 12)} could not be put back: ${(restoreErr as Error).message}`, { cause: restoreErr });
     });
-    return { newId, restored: reason };
+    return { newId, restored: reason, evidence };
   }
 }
 
@@ -634,10 +732,41 @@ const slotName = (i: Dockerode.ContainerInspectInfo): string => replicaName({ na
 
 const where = (a: Where): Where => ({ host: a.host, service: a.service, slot: a.slot });
 
-const report = (onStep: Emit, w: Where, id: string, r: Readiness) =>
-  onStep({ ...w, kind: r.ok ? 'container.healthy' : 'container.unhealthy', containerAfter: id, reason: r.ok ? r.health : r.reason });
+/** A waited-for container's step: healthy, or unhealthy with why (the last lines of output of one that exited or restarted) and its evidence. */
+function report(onStep: Emit, w: Where, id: string, r: Readiness, evidence?: Evidence): void {
+  if (r.ok) return onStep({ ...w, kind: 'container.healthy', containerAfter: id, reason: r.health });
+  const output = evidence && (r.code === 'exited' || r.code === 'restarted') && evidence.logs.length ? evidence.logs.slice(-5) : [];
+  const reason = output.length ? `${r.reason}; last output: ${output.join(' | ')}` : r.reason;
+  onStep({ ...w, kind: 'container.unhealthy', containerAfter: id, reason, ...(evidence ? { evidence } : {}) });
+}
 
-const label = (w: Where) => `${w.service}#${w.slot}@${w.host}`;
+/** How replaceReplica's new container is placed and told of. */
+interface ReplaceContext {
+  where: Where;
+  tell: Tell;
+  /** a rollback's replacement: the old spec comes back */
+  rollback: boolean;
+  prepared?: boolean;
+  was?: Promise<Was>;
+}
+
+/**
+ * The evidence of a replica that failed (evidence.ts), read now, before it is removed or replaced:
+ * `id` the container ('' or undefined when none was created), `name` its name; `error`, the
+ * daemon's answer when it could not start, `env` the environment it was to have (masks that answer).
+ */
+function witness(
+  h: HostOps,
+  w: Where,
+  id: string | undefined,
+  name: string,
+  r: { reason: string; code: NotReadyCode },
+  more: Pick<FailedReplica, 'error' | 'env'> = {},
+): Promise<Evidence> {
+  return readEvidence(h, { ...w, id: id || undefined, name, code: r.code, reason: r.reason, ...more });
+}
+
+const label = (w: Where) => replicaLabel(w);
 
 /** The keys of the stack's networks that a start-first service joins (by its update or its rollback): those need a configured subnet (DockerHost.createNetwork). */
 export function startFirstNetworks(stack: RenderedStack | null): Set<string> {
@@ -647,11 +776,4 @@ export function startFirstNetworks(stack: RenderedStack | null): Set<string> {
     for (const n of s.networks) out.add(n.key);
   }
   return out;
-}
-
-/** Splits into batches of `size` (0: one batch of everything). */
-export function chunk<T>(items: T[], size: number): T[][] {
-  if (items.length === 0) return [];
-  const n = size <= 0 ? items.length : size;
-  return Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, i * n + n));
 }

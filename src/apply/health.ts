@@ -7,7 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import type { HostOps } from './host-ops.ts';
 
-export type Readiness = { ok: true; health: 'healthy' | 'running' } | { ok: false; reason: string };
+/**
+ * Why a container is not ready: it exited, restarted, turned unhealthy, was not ready in time,
+ * stopped being ready while monitored, or is gone. (A container that could not be started at all is
+ * `start-error`, said by the executor.)
+ */
+export type NotReadyCode = 'exited' | 'restarted' | 'unhealthy' | 'timeout' | 'unstable' | 'gone' | 'start-error';
+
+export type Readiness = { ok: true; health: 'healthy' | 'running' } | { ok: false; reason: string; code: NotReadyCode };
+
+type NotReady = Extract<Readiness, { ok: false }>;
 
 export interface ReadyOptions {
   /** wait for `healthy` when the container has a health check (default true) */
@@ -31,7 +40,11 @@ export function healthDeadlineMs(hc: Dockerode.HealthConfig | undefined): number
   return start + (interval + timeout) * (retries + 1) + 10_000;
 }
 
-/** Waits until the container is ready (or fails: exits, restarts, turns unhealthy, or times out). */
+/**
+ * Waits until the container is ready (or fails: exits, restarts, turns unhealthy, or times out).
+ * A failure says what the container's state shows; its output is the caller's to read (the
+ * evidence of a failed step, src/apply/evidence.ts), only then.
+ */
 export async function waitReady(host: HostOps, id: string, opts: ReadyOptions = {}): Promise<Readiness> {
   const poll = opts.pollMs ?? 200;
   const started = Date.now();
@@ -40,39 +53,37 @@ export async function waitReady(host: HostOps, id: string, opts: ReadyOptions = 
   let restarts: number | undefined;
   for (;;) {
     const info = await host.inspect(id);
-    if (!info) return { ok: false, reason: 'the container is gone' };
+    if (!info) return { ok: false, reason: 'the container is gone', code: 'gone' };
     deadline ??= Date.now() + healthDeadlineMs(info.Config.Healthcheck);
     restarts ??= info.RestartCount;
     const state = info.State;
     const checked = opts.health !== false && state.Health !== undefined && info.Config.Healthcheck?.Test?.[0] !== 'NONE';
-    const failure = await whyNotReady(host, id, info, restarts, checked);
-    if (failure) return { ok: false, reason: failure };
+    const failure = whyNotReady(host, info, restarts, checked);
+    if (failure) return failure;
     const ready = state.Running && (!checked || state.Health?.Status === 'healthy');
     if (ready) {
       readySince ??= Date.now();
       if (Date.now() - readySince >= (opts.monitorMs ?? 0)) return { ok: true, health: checked ? 'healthy' : 'running' };
     } else if (readySince !== undefined) {
-      return { ok: false, reason: `stopped being ${checked ? 'healthy' : 'running'} while monitored (${state.Status})` };
+      return { ok: false, reason: `stopped being ${checked ? 'healthy' : 'running'} while monitored (${state.Status})`, code: 'unstable' };
     }
     if (Date.now() > deadline) {
       const waited = Math.round((Date.now() - started) / 1000);
-      return { ok: false, reason: `not ${checked ? 'healthy' : 'running'} after ${waited} s (${state.Health?.Status ?? state.Status})` };
+      return { ok: false, reason: `not ${checked ? 'healthy' : 'running'} after ${waited} s (${state.Health?.Status ?? state.Status})`, code: 'timeout' };
     }
     await sleep(poll);
   }
 }
 
-async function whyNotReady(host: HostOps, id: string, info: Dockerode.ContainerInspectInfo, restarts: number, checked: boolean): Promise<string | undefined> {
+function whyNotReady(host: HostOps, info: Dockerode.ContainerInspectInfo, restarts: number, checked: boolean): NotReady | undefined {
   const state = info.State;
-  const tail = async () => {
-    const out = await host.tail(id, info.Config.Env ?? []);
-    return out ? `; last output: ${out.split('\n').slice(-5).join(' | ')}` : '';
-  };
-  if (info.RestartCount > restarts || state.Restarting) return `it restarted (exit code ${state.ExitCode})${await tail()}`;
-  if (!state.Running && ['exited', 'dead'].includes(state.Status)) return `it exited with code ${state.ExitCode}${await tail()}`;
+  if (info.RestartCount > restarts || state.Restarting) return { ok: false, reason: `it restarted (exit code ${state.ExitCode})`, code: 'restarted' };
+  if (!state.Running && ['exited', 'dead'].includes(state.Status)) return { ok: false, reason: `it exited with code ${state.ExitCode}`, code: 'exited' };
   if (checked && state.Health?.Status === 'unhealthy') {
     const last = state.Health.Log.at(-1);
-    return `unhealthy${last ? `: health check exit code ${last.ExitCode}${last.Output.trim() ? `, ${last.Output.trim().slice(0, 200)}` : ''}` : ''}`;
+    const output = last ? host.mask(info.Id, info.Config.Env ?? [], last.Output.trim()) : '';
+    const said = last ? `: health check exit code ${last.ExitCode}${output ? `, ${output.slice(0, 200)}` : ''}` : '';
+    return { ok: false, reason: `unhealthy${said}`, code: 'unhealthy' };
   }
   return undefined;
 }

@@ -34,6 +34,8 @@ export interface HostOps {
   readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]>;
   /** the last lines of a container's output, secrets masked (`env`: the container's, as inspected) */
   tail(id: string, env: readonly string[], lines?: number, since?: string): Promise<string>;
+  /** `text` (a container's output, its health check's) with the container's secrets masked, as `tail` masks them */
+  mask(id: string, env: readonly string[], text: string): string;
   stopAndRemove(id: string): Promise<void>;
   remove(id: string): Promise<void>;
 }

@@ -188,6 +188,21 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX notifications_queue ON notifications (outcome, target, id);
   CREATE INDEX notifications_target ON notifications (target, id);`,
+  // 10: the comment berth wrote with the plan of a pull request, per forge target, repo and pull
+  // request (src/audit/plan-comments.ts): a later plan of the same request edits it instead of adding one
+  `CREATE TABLE plan_comments (
+    target TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    pull INTEGER NOT NULL,
+    commentId TEXT NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (target, repo, pull)
+  ) STRICT;`,
+  // 11: the evidence of a failed step (src/apply/evidence.ts), as JSON: with the step's audit row (hashed
+  // with it), and with its sync; and the replica counts of a sync's rollout per service when it ended
+  `ALTER TABLE audit ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN evidence TEXT;
+  ALTER TABLE syncs ADD COLUMN progress TEXT;`,
 ];
 
 /**

@@ -6,7 +6,7 @@
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { readPage, withoutNulls, type Page } from './db.ts';
 
-/** accepted: a pass of the repo was queued (or joined); rejected: refused (401, 400, 413); ignored: nothing to do. */
+/** accepted: a pass of the repo was queued (or joined), or a pull request's plan is made; rejected: refused (401, 400, 413); ignored: nothing to do. */
 export type DeliveryOutcome = 'accepted' | 'rejected' | 'ignored';
 
 /** Why a delivery set no new pass going (or, for `coalesced`, joined one already queued). */
@@ -21,7 +21,13 @@ export type DeliveryReason =
   | 'not a push'
   | 'ping'
   | 'duplicate'
-  | 'coalesced';
+  | 'coalesced'
+  /** a pull request closed, merged, edited ...: berth plans one opened, reopened or whose head moved */
+  | 'action not planned'
+  /** a pull request that would merge into another branch than the repo's */
+  | 'base branch not watched'
+  /** no forge target of the pull request's forge takes the repo: the plan would reach nobody */
+  | 'no plan target';
 
 export interface DeliveryInput {
   /** github, gitlab, gitea, bitbucket, generic, registry */
@@ -32,8 +38,9 @@ export interface DeliveryInput {
   event?: string;
   /** the configured repo it matched */
   repo?: string;
+  /** the branch pushed; a pull request's base branch */
   branch?: string;
-  /** the branch's new head, as the payload says */
+  /** the branch's new head, as the payload says; a pull request's head */
   commitSha?: string;
   outcome: DeliveryOutcome;
   reason?: DeliveryReason;

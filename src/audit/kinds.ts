@@ -79,6 +79,8 @@ export const AUDIT_KINDS = [
   'audit.checkpoint',
   // a notification (a webhook, a chat message, a commit status) could not be delivered: refused, or every retry used (src/notify/deliver.ts)
   'notification.failed',
+  // the plan of a pull request was posted to a forge: its status and its comment (src/notify/deliver.ts)
+  'plan.posted',
 ] as const;
 
 export type AuditKind = (typeof AUDIT_KINDS)[number];

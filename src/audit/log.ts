@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
+import type { Evidence } from '../apply/evidence.ts';
 import type { CommitInfo } from '../model.ts';
 import { commitCondition, immediate, readPage, withoutNulls } from './db.ts';
 import type { Page } from './db.ts';
@@ -36,6 +37,8 @@ export interface AuditInput {
   outcome?: AuditOutcome;
   message?: string;
   syncId?: number;
+  /** what a failing container showed (src/apply/evidence.ts): bounded, secrets masked */
+  evidence?: Evidence;
 }
 
 /** One stored row; optional fields are absent when not recorded. */
@@ -60,6 +63,8 @@ export interface AuditRow {
   outcome: AuditOutcome;
   message?: string;
   syncId?: number;
+  /** what a failing container showed, with the step that failed (src/apply/evidence.ts) */
+  evidence?: Evidence;
   /** the previous row's hash (64 zeros for the first row) */
   prevHash: string;
   /** sha256 (hex) over this row's fields and prevHash, see rowHash() */
@@ -122,17 +127,24 @@ const HASHED_FIELDS = [
 
 /**
  * The hash of a row: sha256 (hex) over a JSON array of all its fields but `hash`, in a fixed
- * order, absent fields as null. prevHash is one of those fields, which chains the rows.
+ * order, absent fields as null. prevHash is one of those fields, which chains the rows. A row with
+ * evidence has it (as its JSON text) at the array's end; the rows without keep the array they
+ * always had, so their hashes hold.
  */
 export function rowHash(row: Omit<AuditRow, 'hash'>): string {
-  const canonical = JSON.stringify(HASHED_FIELDS.map((f) => row[f] ?? null));
-  return createHash('sha256').update(canonical).digest('hex');
+  const fields: unknown[] = HASHED_FIELDS.map((f) => row[f] ?? null);
+  if (row.evidence !== undefined) fields.push(JSON.stringify(row.evidence));
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
-const COLUMNS = [...HASHED_FIELDS, 'hash'] as const;
+const COLUMNS = [...HASHED_FIELDS, 'evidence', 'hash'] as const;
 const INSERT_SQL = `INSERT INTO audit (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`;
 
-const toAuditRow = (r: Record<string, SQLOutputValue>) => withoutNulls(r) as unknown as AuditRow;
+/** A stored row as AuditRow: the evidence's JSON parsed. */
+function toAuditRow(r: Record<string, SQLOutputValue>): AuditRow {
+  const row = withoutNulls(r) as unknown as AuditRow & { evidence?: string | Evidence };
+  return typeof row.evidence === 'string' ? { ...row, evidence: JSON.parse(row.evidence) as Evidence } : (row as AuditRow);
+}
 
 /** The audit log in a database opened with openDatabase(). Safe to use from several processes at once. */
 export class AuditLog {
@@ -200,11 +212,14 @@ export class AuditLog {
         outcome: input.outcome ?? 'ok',
         message: input.message,
         syncId: input.syncId,
+        ...(input.evidence !== undefined ? { evidence: input.evidence } : {}),
         prevHash: prev?.hash ?? GENESIS_HASH,
       };
       const row = { ...fields, hash: rowHash(fields) };
-      db.prepare(INSERT_SQL).run(...COLUMNS.map((c) => row[c] ?? null));
-      return toAuditRow(row as unknown as Record<string, SQLOutputValue>);
+      db.prepare(INSERT_SQL).run(
+        ...COLUMNS.map((c) => (c === 'evidence' ? (row.evidence === undefined ? null : JSON.stringify(row.evidence)) : (row[c] ?? null))),
+      );
+      return withoutNulls(row as unknown as Record<string, SQLOutputValue>) as unknown as AuditRow;
     });
   }
 

@@ -37,6 +37,7 @@ export function stepRow(e: StepEvent): AuditInput {
         containerAfter: e.containerAfter,
         outcome: e.kind === 'container.unhealthy' || e.kind === 'job.failed' || (e.kind === 'container.restored' && e.failed) ? 'error' : 'ok',
         message: `${e.service}#${e.slot}: ${e.reason}`,
+        ...('evidence' in e && e.evidence ? { evidence: e.evidence } : {}),
       };
   }
 }

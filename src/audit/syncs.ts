@@ -6,7 +6,21 @@ import { hostname } from 'node:os';
 import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { commitCondition, readPage, withoutNulls } from './db.ts';
 import type { Page } from './db.ts';
+import type { Evidence } from '../apply/evidence.ts';
 import type { Trigger } from './log.ts';
+
+/** A service's replicas in a sync's rollout: how many it changes, and how they fare (src/engine/progress.ts counts them). */
+export interface ServiceProgress {
+  service: string;
+  /** the replicas the rollout creates or replaces */
+  total: number;
+  /** those whose new container runs, and is healthy when it was waited for */
+  updated: number;
+  /** those that failed: exited, unhealthy, not ready in time, or could not start */
+  failed: number;
+  /** true once a rollback of the service began */
+  rollingBack?: boolean;
+}
 
 export type SyncOutcome = 'running' | 'succeeded' | 'failed';
 
@@ -31,6 +45,10 @@ export interface SyncRecord {
   owner?: string;
   /** how a failed sync ended: failed, paused or rolledback */
   result?: 'failed' | 'paused' | 'rolledback';
+  /** what the failing container showed, when a replica's failure ended it (src/apply/evidence.ts) */
+  evidence?: Evidence;
+  /** per service, the replicas its rollout changed and how they fared: when it ended, and while it runs (from the engine running it) */
+  progress?: ServiceProgress[];
 }
 
 export interface SyncStart {
@@ -52,6 +70,8 @@ export interface SyncFinish {
   plan?: unknown;
   /** replaces the diff recorded at start, when given */
   diff?: string;
+  evidence?: Evidence;
+  progress?: ServiceProgress[];
 }
 
 export interface SyncFilter {
@@ -65,8 +85,14 @@ export interface SyncFilter {
 }
 
 function toRecord(r: Record<string, SQLOutputValue>): SyncRecord {
-  const rec = withoutNulls(r) as unknown as SyncRecord & { plan?: string };
-  return rec.plan === undefined ? rec : { ...rec, plan: JSON.parse(rec.plan) };
+  const rec = withoutNulls(r) as unknown as Omit<SyncRecord, 'plan' | 'evidence' | 'progress'> & { plan?: string; evidence?: string; progress?: string };
+  const { plan, evidence, progress, ...rest } = rec;
+  return {
+    ...rest,
+    ...(plan !== undefined ? { plan: JSON.parse(plan) as unknown } : {}),
+    ...(evidence !== undefined ? { evidence: JSON.parse(evidence) as Evidence } : {}),
+    ...(progress !== undefined ? { progress: JSON.parse(progress) as ServiceProgress[] } : {}),
+  };
 }
 
 /** This process, as recorded in `owner`. */
@@ -110,10 +136,11 @@ export class SyncStore {
   finish(id: number, f: SyncFinish): void {
     const { changes } = this.#db
       .prepare(
-        `UPDATE syncs SET finishedAt = ?, outcome = ?, result = ?, error = ?, plan = coalesce(?, plan), diff = coalesce(?, diff)
+        `UPDATE syncs SET finishedAt = ?, outcome = ?, result = ?, error = ?, plan = coalesce(?, plan), diff = coalesce(?, diff),
+         evidence = ?, progress = ?
          WHERE id = ? AND outcome = 'running'`,
       )
-      .run(new Date().toISOString(), f.outcome, f.result ?? null, f.error ?? null, json(f.plan), f.diff ?? null, id);
+      .run(new Date().toISOString(), f.outcome, f.result ?? null, f.error ?? null, json(f.plan), f.diff ?? null, json(f.evidence), json(f.progress), id);
     if (changes === 0) {
       const found = this.get(id);
       throw new Error(found ? `sync ${id} has already finished (${found.outcome})` : `there is no sync ${id}`);

@@ -4,7 +4,7 @@
  * chain or a checkpoint that does not hold, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
  * the server or here: an unknown stack, nothing to resume or roll back, `init` with a key already there), 2 berth could not do its job (bad config, a key
  * file it cannot use, unreachable repo or server, a token refused, not an audit bundle; for `diff`, any error: an invalid stack, a host that does not answer).
- * sync, rollback, pause, resume, status, hosts, audit and logs are operations (src/engine/ops.ts): with
+ * sync, rollback, pause, resume, status, hosts, audit, plan and logs are operations (src/engine/ops.ts): with
  * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
  * process acting on the hosts and the database itself.
  */
@@ -30,14 +30,16 @@ import { CHECKPOINT_RULE } from '../audit/checkpoint.ts';
 import { readAnchorFile, verifyBundle, verifyLog, writeBundle, type Verification } from '../audit/proof.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
-import { LocalOps, type Operations, type SyncReport } from '../engine/ops.ts';
+import { LocalOps, type Operations, type StackStats, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { formatHostsTable } from './hosts.ts';
-import { formatReplicasTable, formatStatusTable } from './status.ts';
+import { formatReplicasTable, formatStatsTable, formatStatusTable } from './status.ts';
 import { invocation } from './invocation.ts';
 import { ApiError, apiFromEnv } from './client.ts';
 import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
+import { evidenceLines, followProgress } from './progress.ts';
+import { planText } from '../diff/report.ts';
 import { logPrinter, useColour } from './logs.ts';
 import { LOG_TAIL } from '../engine/log-lines.ts';
 import { repoNameOf, starterConfig } from './init.ts';
@@ -161,16 +163,46 @@ program
   .option('-s, --stack <name>', 'only this stack')
   .option(
     '--wait',
-    'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why); with BERTH_URL, without it, the server syncs in the background',
+    'end once every replica the sync changed runs and, with a health check, is healthy (or the rollout failed, saying why and what the failing container showed), printing each replica step as it goes; with BERTH_URL, without it, the server syncs in the background',
   )
-  .action(async (opts: { stack?: string; wait?: boolean }) => {
-    const reports = await withOps((ops) => ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait: Boolean(opts.wait) }), 'info');
-    for (const report of reports) printSync(report, opts.wait);
+  .option('--json', 'JSON lines on stdout: with --wait one object per replica step as it happens; then one object with the result')
+  .action(async (opts: { stack?: string; wait?: boolean; json?: boolean }) => {
+    const wait = Boolean(opts.wait);
+    const reports = await withOps(
+      (ops) =>
+        watched(ops, { wait, json: opts.json, stacks: opts.stack ? [opts.stack] : undefined }, () =>
+          ops.syncAll({ actor: CLI_ACTOR, stack: opts.stack, wait }),
+        ),
+      drawsProgress(wait, opts.json) ? 'warn' : 'info',
+    );
+    if (opts.json) console.log(JSON.stringify({ type: 'result', reports }));
+    else for (const report of reports) printSync(report, opts.wait);
     const broken = reports.filter((r) => r.error);
     // a repo that cannot be read: berth could not do its job (2); a broken berth.yaml: the thing synced failed (1)
     if (broken.length) throw new Exit(broken.map((r) => `repo ${r.repo}: ${r.error}`).join('\n'), broken.some((r) => !r.commit) ? 2 : 1);
     if (reports.some((r) => r.stacks.some((s) => BAD_OUTCOMES.has(s.status)))) throw new Exit('', 1);
   });
+
+program
+  .command('plan')
+  .description(
+    "what a branch, a ref (refs/pull/7/head) or a commit would do to the hosts, as a pull request's plan says it: per stack what is created, replaced and removed where, the rollout order, the diff; changes nothing, moves no branch (exit 0 it would apply, 1 it would not)",
+  )
+  .requiredOption('--ref <ref>', 'a branch, a ref (refs/pull/7/head, refs/merge-requests/7/head) or a commit SHA')
+  .option('--repo <name>', 'the repo, by its name in the engine config (default: the only one)')
+  .option('--json', 'the plan as JSON (as POST /api/v1/repos/:repo/plan answers it)')
+  .action(async (opts: { ref: string; repo?: string; json?: boolean }) => {
+    const plan = await withOps(async (ops) => ops.plan(opts.repo ?? (await onlyRepo(ops)), opts.ref), 'warn');
+    console.log(opts.json ? JSON.stringify(plan, null, 2) : printable(planText(plan)));
+    if (plan.verdict !== 'success') throw new Exit('', 1);
+  });
+
+/** The repo a command means when none is named: the only one (with BERTH_URL: the only one whose stacks the server lists). */
+async function onlyRepo(ops: Operations): Promise<string> {
+  const names = ops instanceof RemoteOps ? [...new Set((await ops.stacks()).map((s) => s.repo))] : (await loadConfig()).repos.map((r) => r.name);
+  if (names.length === 1) return names[0]!;
+  throw new Exit(`name the repo with --repo: ${names.length ? `one of ${names.join(', ')}` : 'no repo is known'}`, 2);
+}
 
 program
   .command('serve')
@@ -231,9 +263,18 @@ program
   .description('each stack: Synced/OutOfSync/Unknown, its health, the commit applied, how its last rollout ended, its replicas')
   .option('-s, --stack <name>', 'only this stack')
   .option('--json', 'JSON, with every replica')
-  .action(async (opts: { stack?: string; json?: boolean }) => {
-    const states = await withOps(async (ops) => (opts.stack ? [await ops.stack(opts.stack)] : ops.stacks()), 'warn');
-    if (opts.json) console.log(JSON.stringify(states, null, 2));
+  .option('--stats', "one sample of each replica's CPU, memory, network and block I/O, asked of the hosts now")
+  .action(async (opts: { stack?: string; json?: boolean; stats?: boolean }) => {
+    const { states, stats } = await withOps(async (ops) => {
+      const states = opts.stack ? [await ops.stack(opts.stack)] : await ops.stacks();
+      if (!opts.stats) return { states };
+      // one stack after the other: each asks every host of the stack, a replica per request
+      const stats: StackStats[] = [];
+      for (const s of states) stats.push(await ops.stats(s.name));
+      return { states, stats };
+    }, 'warn');
+    if (opts.json) console.log(JSON.stringify(stats ? states.map((s, i) => ({ ...s, stats: stats[i] })) : states, null, 2));
+    else if (stats) console.log([formatStatusTable(states), ...stats.map((s) => `\n${s.stack}:\n${formatStatsTable(s)}`)].join('\n'));
     else console.log([formatStatusTable(states), ...(opts.stack ? states.map((s) => `\n${formatReplicasTable(s)}`) : [])].join('\n'));
   });
 
@@ -242,10 +283,22 @@ program
   .description('apply STACK as it was at an earlier commit and hold it there (auto-sync paused) until `resume` or a new commit')
   .argument('<stack>')
   .option('--to <commit>', 'the commit (default: the one before the commit last applied)')
-  .action(async (stack: string, opts: { to?: string }) => {
-    const outcome = (await withOps((ops) => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true }), 'info'))!;
+  .option('--wait', 'print each replica step as the rollback goes (it ends, with or without, once the replicas it changed run and are healthy)')
+  .option('--json', 'JSON lines on stdout: with --wait one object per replica step as it happens; then one object with the result')
+  .action(async (stack: string, opts: { to?: string; wait?: boolean; json?: boolean }) => {
+    const wait = Boolean(opts.wait);
+    const outcome = (await withOps(
+      (ops) => watched(ops, { wait, json: opts.json, stacks: [stack] }, () => ops.rollback(stack, { to: opts.to, actor: CLI_ACTOR, wait: true })),
+      drawsProgress(wait, opts.json) ? 'warn' : 'info',
+    ))!;
+    if (opts.json) {
+      console.log(JSON.stringify({ type: 'result', outcome }));
+      if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
+      return;
+    }
     if (outcome.commit) console.log(printable(`${stack}: ${outcome.status} at ${outcome.commit.sha.slice(0, 7)} ${outcome.commit.message.split('\n')[0]}`));
     if (outcome.errors) console.log(indent(outcome.errors));
+    if (outcome.evidence) console.log(indent(evidenceLines(outcome.evidence)));
     if (outcome.status !== 'synced' && outcome.status !== 'unchanged') throw new Exit('', 1);
     console.log(`held there: automatic syncs leave ${stack} alone until a new commit, or: ${hint(['resume', stack])}`);
   });
@@ -341,6 +394,7 @@ function printSync(report: SyncReport, wait?: boolean): void {
     ].filter(Boolean);
     console.log(`  ${s.stack}: ${s.status}${details.length ? ` (${details.join(', ')})` : ''}`);
     if (s.errors) console.log(indent(s.errors, '    '));
+    if (s.evidence) console.log(indent(evidenceLines(s.evidence), '    '));
     if (s.hint) console.log(`    then: ${hint(s.hint)}`);
   }
 }
@@ -557,6 +611,27 @@ async function loadConfig(): Promise<BerthConfig> {
 function openAudit(config: BerthConfig): AuditLog {
   return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
 }
+
+/**
+ * Runs `action` (a sync or a rollback) with, when `wait`, its rollout printed as it goes on stdout
+ * (src/cli/progress.ts): text, or JSON lines with `json`.
+ */
+async function watched<T>(ops: Operations, opts: { wait: boolean; json?: boolean; stacks?: string[] }, action: () => Promise<T>): Promise<T> {
+  if (!opts.wait) return action();
+  const progress = await followProgress(ops, process.stdout, { json: opts.json, stacks: opts.stacks });
+  try {
+    return await action();
+  } finally {
+    await progress.end();
+  }
+}
+
+/**
+ * Whether the per-service progress lines are redrawn on the terminal: then the command logs
+ * warnings and errors only, unless asked for more (--verbose, BERTH_LOG_LEVEL), as the step lines
+ * say what the info lines would and a log line between would break the redrawing.
+ */
+const drawsProgress = (wait: boolean, json?: boolean) => wait && !json && process.stdout.isTTY === true;
 
 /** The operations: those of the berth at BERTH_URL, else of an engine in this process (closed after `fn`). */
 async function withOps<T>(fn: (ops: Operations) => Promise<T>, level: string): Promise<T> {

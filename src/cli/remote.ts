@@ -8,6 +8,7 @@ import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { SyncEvent } from '../engine/events.ts';
 import type {
   ActionOptions,
   ActionOutcome,
@@ -17,11 +18,13 @@ import type {
   LogQuery,
   LogStream,
   Operations,
+  StackStats,
   StackView,
   SyncReport,
   SyncView,
 } from '../engine/ops.ts';
 import { LineSplitter, type LogReplica } from '../engine/log-lines.ts';
+import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
 const at = (name: string) => encodeURIComponent(name);
@@ -44,6 +47,10 @@ export class RemoteOps implements Operations {
 
   stack(name: string): Promise<StackView> {
     return this.#api.get<StackView>(`/stacks/${at(name)}`);
+  }
+
+  stats(name: string): Promise<StackStats> {
+    return this.#api.get<StackStats>(`/stacks/${at(name)}/stats`);
   }
 
   async hosts(): Promise<HostSummary[]> {
@@ -111,6 +118,22 @@ export class RemoteOps implements Operations {
     await this.#api.post(`/stacks/${at(name)}/resume`);
   }
 
+  /** The server's event stream (GET /api/v1/events), its `sync` events only. */
+  follow(onEvent: (e: SyncEvent) => void): Promise<() => void> {
+    return this.#api.stream('/events', (m) => {
+      if (m.event !== 'sync') return;
+      try {
+        onEvent(JSON.parse(m.data) as SyncEvent);
+      } catch {
+        // not JSON: not an event this berth sends
+      }
+    });
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#api.post<RepoPlan>(`/repos/${at(repo)}/plan`, { ref });
+  }
+
   /** The answer's JSON lines (docs/api.md, "Logs"): the first one names the replicas, each other is a record. */
   async logs(name: string, q: LogQuery): Promise<LogStream> {
     const abort = new AbortController();
@@ -122,7 +145,7 @@ export class RemoteOps implements Operations {
       follow: q.follow ? 'true' : undefined,
       timestamps: q.timestamps ? 'true' : undefined,
     };
-    const body = await this.#api.stream(`/stacks/${at(name)}/logs`, query, 'application/x-ndjson', abort.signal);
+    const body = await this.#api.read(`/stacks/${at(name)}/logs`, query, 'application/x-ndjson', abort.signal);
     const splitter = new LineSplitter(4 << 20); // a record is one line of a line at most 64 KiB: more is no answer of berth
     let header: { resolve: (r: LogReplica[]) => void; reject: (e: Error) => void } | undefined;
     const replicas = new Promise<LogReplica[]>((resolve, reject) => (header = { resolve, reject }));

@@ -1,5 +1,7 @@
 /** `berth status` as a table: one row per stack, then why, for those that are not fine. */
+import type { StackStats } from '../engine/ops.ts';
 import type { StackState } from '../engine/status.ts';
+import { formatBytes } from './hosts.ts';
 import { digestIn, shortDigest, withoutDigest } from '../schedule/pin.ts';
 import { ago, table } from './table.ts';
 import { printable } from './text.ts';
@@ -42,4 +44,28 @@ export function formatReplicasTable(state: StackState): string {
 function imageOf(image: string | undefined): string {
   const digest = image && digestIn(image);
   return digest ? `${withoutDigest(image)}@${shortDigest(digest)}` : image || '-';
+}
+
+/**
+ * One sample of each replica's resource use (`berth status --stats`), as `docker stats` shows a
+ * container's: `SERVICE REPLICA HOST CPU % MEM USAGE / LIMIT MEM % NET I/O BLOCK I/O PIDS`; a
+ * replica without a sample says why in NOTE.
+ */
+export function formatStatsTable(stats: StackStats): string {
+  const rows = stats.replicas.map((r) => {
+    const where = [r.service, `#${r.slot}`, r.host];
+    if (!('sample' in r)) return [...where, '-', '-', '-', '-', '-', '-', printable(r.error)];
+    const s = r.sample;
+    return [
+      ...where,
+      `${s.cpuPercent.toFixed(2)}%`,
+      `${formatBytes(s.memoryBytes)} / ${formatBytes(s.memoryLimitBytes)}`,
+      `${s.memoryPercent.toFixed(2)}%`,
+      `${formatBytes(s.networkRxBytes)} / ${formatBytes(s.networkTxBytes)}`,
+      `${formatBytes(s.blockReadBytes)} / ${formatBytes(s.blockWriteBytes)}`,
+      s.pids === undefined ? '-' : String(s.pids),
+      '',
+    ];
+  });
+  return table(['SERVICE', 'REPLICA', 'HOST', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'NET I/O', 'BLOCK I/O', 'PIDS', 'NOTE'], rows);
 }

@@ -4,6 +4,7 @@
 import { api, listen, streamLines, token } from './api.js';
 import { add, badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, replace, section, short, table, time } from './dom.js';
 import { diffView } from './diff.js';
+import { evidenceBlock, progressList } from './evidence.js';
 // served by berth from src/audit/kinds.ts, not a file here: the audit page's kind filter offers what berth writes
 import { KINDS } from './kinds.js';
 
@@ -467,6 +468,53 @@ function servicesBlock(s) {
     );
 }
 
+/** 1536 -> "1.5 KiB" */
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+const STATS_COLUMNS = [
+  { label: 'Replica', cell: (r) => `${r.service}#${r.slot}` },
+  { label: 'Host', cell: (r) => r.host },
+  { label: 'CPU', cell: (r) => (r.sample ? `${r.sample.cpuPercent.toFixed(1)} %` : '') },
+  {
+    label: 'Memory',
+    cell: (r) => (r.sample ? `${bytes(r.sample.memoryBytes)} of ${bytes(r.sample.memoryLimitBytes)} (${r.sample.memoryPercent.toFixed(1)} %)` : ''),
+  },
+  { label: 'Network in / out', cell: (r) => (r.sample ? `${bytes(r.sample.networkRxBytes)} / ${bytes(r.sample.networkTxBytes)}` : '') },
+  { label: 'Block read / written', cell: (r) => (r.sample ? `${bytes(r.sample.blockReadBytes)} / ${bytes(r.sample.blockWriteBytes)}` : '') },
+  { label: 'Processes', cell: (r) => String(r.sample?.pids ?? '') },
+  { label: 'Note', class: 'wide', cell: (r) => (r.error ? h('span', { class: 'muted' }, r.error) : '') },
+];
+
+/** One sample of each replica's resource use, asked of the hosts when the button is pressed (nothing polls). */
+function statsBlock(name) {
+  const out = h('div', null, h('p', { class: 'muted small' }, 'CPU, memory, network and block I/O of each replica, one sample asked of its host.'));
+  const button = h('button', { type: 'button', class: 'stats-sample' }, 'Sample now');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const stats = await api(`/stacks/${enc(name)}/stats`);
+      replace(
+        out,
+        h('p', { class: 'muted small' }, 'Sampled ', time(stats.sampledAt)),
+        table(STATS_COLUMNS, stats.replicas, { key: (r) => `${r.service}#${r.slot}@${r.host}`, empty: 'No replicas.' }),
+      );
+    } catch (err) {
+      replace(out, notice('error', err.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('div', { class: 'stats' }, button, out);
+}
+
 /** Sync now, roll back to a chosen commit, pause / resume: only for operators and admins. */
 function actionBar(name, getState, syncs, messages, refresh) {
   const msg = h('div', { class: 'action-msg', 'aria-live': 'polite' });
@@ -668,6 +716,7 @@ async function stackView(q, name) {
       stackTabs(name, tab),
       actions?.node,
       section('Services', services),
+      section('Resource use', statsBlock(name)),
       section('Syncs', timeline.node, h('p', null, link('/syncs', { stack: name }, `All syncs of ${name} →`))),
     ),
     onEvent(type, data) {
@@ -888,7 +937,14 @@ const STEP_COLUMNS = [
   {
     label: 'Detail',
     class: 'wide',
-    cell: (r) => h('div', null, h('div', { class: 'reason' }, r.message ?? ''), r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null),
+    cell: (r) =>
+      h(
+        'div',
+        null,
+        h('div', { class: 'reason' }, r.message ?? ''),
+        r.evidence ? evidenceBlock(r.evidence) : null,
+        r.diff && r.kind !== 'sync.started' ? lazyDiff(r.diff) : null,
+      ),
   },
 ];
 
@@ -896,6 +952,11 @@ async function syncView(_q, id) {
   let sync = await api(`/syncs/${id}`);
   const steps = new Map(sync.steps.map((r) => [r.id, r]));
   const body = h('div');
+  // each service's replicas updated out of those the rollout changes: from the sync, then from its progress events
+  let progress = sync.progress ?? [];
+  const progressNode = h('div', { class: 'rollout-progress' });
+  const drawProgress = () => replace(progressNode, progress.length ? progressList(progress) : h('p', { class: 'muted' }, 'No replica is created or replaced.'));
+  drawProgress();
   const stepsTable = table(STEP_COLUMNS, [], { key: (r) => r.id, empty: 'No steps recorded.', rowClass: (r) => `outcome-${r.outcome}` });
   const drawSteps = () => stepsTable.fill([...steps.values()].sort((a, b) => a.id - b.id));
   const draw = () => {
@@ -924,6 +985,8 @@ async function syncView(_q, id) {
       s.error
         ? notice('error', h('strong', null, s.outcome === 'running' ? 'Error' : 'This sync failed'), h('pre', { class: 'sync-error-text' }, s.error))
         : null,
+      // what the replica whose failure ended it showed, open: the step it failed at has it too, folded
+      s.evidence ? evidenceBlock(s.evidence, { open: true }) : null,
       h(
         'dl',
         { class: 'facts' },
@@ -949,6 +1012,7 @@ async function syncView(_q, id) {
         (s.plan?.networks ?? []).map((n) => h('p', { class: 'small' }, `create network ${n.name} on ${n.host}`)),
         (s.plan?.volumes ?? []).map((v) => h('p', { class: 'small' }, `create volume ${v.name} on ${v.host}`)),
       ),
+      section('Replicas', progressNode),
       section('Steps', stepsTable),
       section('Diff', h('p', { class: 'muted small' }, 'What the plan changes: live (−) against desired at this commit (+).'), diffView(s.diff)),
     );
@@ -958,6 +1022,8 @@ async function syncView(_q, id) {
   const reload = debouncer(async () => {
     sync = await api(`/syncs/${id}`);
     for (const r of sync.steps) steps.set(r.id, r);
+    if (sync.progress) progress = sync.progress;
+    drawProgress();
     drawSteps();
     draw();
   });
@@ -978,6 +1044,10 @@ async function syncView(_q, id) {
       }
       if (type === 'sync' && data.id === sync.id) {
         if (data.step) addStep(data.step);
+        if (data.services) {
+          progress = data.services;
+          drawProgress();
+        }
         if (data.phase === 'finished') reload('sync');
       }
     },

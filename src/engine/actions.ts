@@ -75,9 +75,10 @@ export class Actions {
 
   /**
    * Applies `stack` as it was at commit `to` (default: the commit before the one last applied) and
-   * holds it there: automatic syncs leave it alone until `resume` or a new commit.
+   * holds it there: automatic syncs leave it alone until `resume` or a new commit. `waitHealthy`: it
+   * ends once every replica it changed runs and is healthy (as `berth sync --wait`).
    */
-  async rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
+  async rollback(stackName: string, opts: { to?: string; actor: string; waitHealthy?: boolean }): Promise<StackOutcome & { commit: CommitInfo }> {
     const { repo, source, head } = await this.#find(stackName);
     return this.#ctx.serialize(repo, async () => {
       const target = await this.#rollbackTarget(repo, source, stackName, opts.to);
@@ -95,7 +96,11 @@ export class Actions {
         message: `manual rollback of ${stackName} to ${target.sha.slice(0, 7)} (${target.message.split('\n')[0]}), asked by ${opts.actor}`,
       });
       this.#ctx.holds.set({ stack: stackName, repo, commitSha: target.sha, headSha: head.sha, reason: 'rollback', actor: opts.actor });
-      const pass = await this.#ctx.passAt(repo, { trigger: 'manual', actor: opts.actor, stack: stackName, ignoreHolds: true }, { commit: target, rendered });
+      const pass = await this.#ctx.passAt(
+        repo,
+        { trigger: 'manual', actor: opts.actor, stack: stackName, ignoreHolds: true, waitHealthy: opts.waitHealthy },
+        { commit: target, rendered },
+      );
       const outcome = pass.stacks.find((s) => s.stack === stackName) ?? { stack: stackName, status: 'failed' as const, errors: [pass.error ?? 'failed'] };
       const ok = outcome.status === 'synced' || outcome.status === 'unchanged';
       this.#ctx.audit.append({

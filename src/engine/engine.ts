@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig, RepoConfig } from '../config.ts';
 import { readSecretFile } from '../config.ts';
 import type { CommitInfo, RenderOptions, RenderResult } from '../model.ts';
-import { GitSource } from '../source/git.ts';
+import { GitSource, UnknownRefError } from '../source/git.ts';
 import { renderSnapshot } from '../render/index.ts';
 import { stepRow } from '../audit/steps.ts';
 import { openDatabase } from '../audit/db.ts';
@@ -24,7 +24,10 @@ import { HoldStore, type Hold } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
 import { StackMemory } from '../audit/memory.ts';
 import { NotificationStore, type NotificationRecord } from '../audit/notifications.ts';
+import { PlanCommentStore } from '../audit/plan-comments.ts';
 import { Notifier, type NotifyOptions } from '../notify/deliver.ts';
+import type { ForgeType } from '../notify/config.ts';
+import type { PullRequest } from '../server/forges.ts';
 import { imageKey } from '../apply/registries.ts';
 import { repoSecrets, type RepoSecrets } from './secrets.ts';
 import { stackState, type StackState } from './status.ts';
@@ -39,11 +42,13 @@ import { StatusBoard } from './board.ts';
 import { Fleet } from './fleet.ts';
 import { DriftWatcher, type DriftOptions } from './drift.ts';
 import { Recorder } from './record.ts';
+import type { ServiceProgress } from './progress.ts';
 import { Reconciler, type PassOptions } from './pass.ts';
 import { Actions } from './actions.ts';
+import { makePlan, type RepoPlan } from './plans.ts';
 
 export { EngineError };
-export type { PassOptions, RepoPass, StackOutcome, StackStatus };
+export type { PassOptions, RepoPass, RepoPlan, StackOutcome, StackStatus };
 
 /**
  * What Engine.events emits: 'audit' with every row appended to engine.audit (by the engine, the
@@ -88,10 +93,13 @@ export class Engine {
   readonly #reconciler: Reconciler;
   readonly #actions: Actions;
   readonly #board: StatusBoard;
+  readonly #recorder: Recorder;
   /** the scheduled jobs' triggers, once startSchedules() was called */
   #schedules?: JobScheduler;
   /** signs the audit log's checkpoints, with an auditKeyFile (src/audit/checkpoint.ts) */
   readonly #checkpoints?: Checkpointer;
+  /** per repo and pull request, the plan being made: the next waits for it, so that plans are posted in the order their deliveries came */
+  readonly #pulls = new Map<string, Promise<unknown>>();
 
   constructor(config: BerthConfig, log: Logger, opts: EngineOptions = {}) {
     this.config = config;
@@ -121,6 +129,7 @@ export class Engine {
         audit: this.audit,
         log: log.child({ component: 'notify' }),
         onChange: (record) => this.events.emit('notification', record),
+        comments: new PlanCommentStore(this.db),
       },
       opts.notify,
     );
@@ -143,6 +152,7 @@ export class Engine {
     this.world.onChange((scope) => this.following && this.#board.changed(scope));
     this.audit.onAppend((row) => this.following && this.#board.changed(row.repo ? { repo: row.repo, stack: row.stack } : undefined));
     const changed = () => this.#board.changed();
+    this.#recorder = new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e));
     this.#reconciler = new Reconciler({
       config,
       log,
@@ -153,7 +163,7 @@ export class Engine {
       memory: new StackMemory(this.db),
       fleet: this.fleet,
       drift: this.#drift,
-      recorder: new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e)),
+      recorder: this.#recorder,
       readHead: (repo, plog, moved) => this.#readHead(repo, plog, moved),
       schedules: () => this.#schedules,
       declaredStacks: (repo) => (this.world.head(repo)?.rendered.stacks ?? []).map((s) => s.def.name),
@@ -218,6 +228,62 @@ export class Engine {
     return opts.dryRun ? this.#reconciler.run(repo, opts) : this.#queue.request(repo, opts);
   }
 
+  /**
+   * The plan of `ref` (a branch, a ref such as refs/pull/7/head, a commit SHA) of `repo`: fetched
+   * without moving the branch berth tracks, rendered with the repo's policy, placed on the live
+   * hosts and diffed against what runs there, as a dry-run pass; nothing is changed, applied or
+   * recorded (src/engine/plans.ts). Refuses an unknown repo (unknown-repo) and a ref the remote
+   * does not have (unknown-ref).
+   */
+  async plan(repo: string, ref: string): Promise<RepoPlan> {
+    const source = this.#sources.get(repo);
+    if (!source) {
+      const names = this.config.repos.map((r) => r.name).join(', ') || 'none';
+      throw new EngineError(`there is no repo named ${repo} in the engine config (its repos: ${names})`, 'unknown-repo');
+    }
+    return makePlan(repo, ref, {
+      fetch: (r) =>
+        source.fetchRef(r).catch((err: unknown) => {
+          throw err instanceof UnknownRefError ? new EngineError(err.message, 'unknown-ref') : err;
+        }),
+      render: async (commit) => {
+        // the stacks whose inputs are those of the branch head's last render are taken from it (it is only read)
+        const last = this.#rendered.get(repo);
+        const same = last?.secrets === (this.#secrets.get(repo)?.fingerprint() ?? '');
+        return renderSnapshot(await source.snapshot(commit.sha), this.#renderOptions(repo), same ? last?.result : undefined);
+      },
+      dryRun: (head) => this.#reconciler.run(repo, { trigger: 'manual', dryRun: true }, head),
+    });
+  }
+
+  /**
+   * A pull request's plan, posted through the repo's forge targets of that forge (src/notify/plan.ts):
+   * its status and its comment are queued, and sent by the notifier. Never throws: a head that
+   * cannot be fetched or planned is posted as a failure saying why. Plans of one request are made one
+   * after the other.
+   */
+  planPull(repo: string, forge: ForgeType, pull: PullRequest): Promise<void> {
+    const key = `${repo}\0${forge}\0${pull.number}`;
+    const log = this.log.child({ repo, pull: pull.number });
+    const run = (this.#pulls.get(key) ?? Promise.resolve()).then(async () => {
+      let plan: RepoPlan;
+      try {
+        plan = await this.plan(repo, pull.headRef);
+      } catch (err) {
+        // the head cannot be fetched (or the hosts listed): the request is told so on its head commit
+        log.warn({ ref: pull.headRef, err: (err as Error).message }, 'cannot plan the pull request');
+        const error = `berth cannot plan ${pull.headRef}: ${(err as Error).message}`;
+        plan = { repo, ref: pull.headRef, commit: { sha: pull.headSha }, verdict: 'failure', error, stacks: [], unreachable: [], diff: '' };
+      }
+      const targets = this.notifier.enqueuePlan(forge, { repo, pull: pull.number, headSha: plan.commit.sha || pull.headSha, plan });
+      log.info({ commit: plan.commit.sha.slice(0, 7), verdict: plan.verdict, targets }, 'pull request planned');
+    });
+    const settled = run.catch((err: unknown) => log.error({ err: (err as Error).message }, 'cannot post the plan of the pull request'));
+    this.#pulls.set(key, settled);
+    void settled.then(() => this.#pulls.get(key) === settled && this.#pulls.delete(key));
+    return settled;
+  }
+
   /** Whether a pass of every stack of the repo is queued and not started yet: a webhook's or a poll's syncRepo() now joins it. */
   passQueued(repo: string): boolean {
     return this.#queue.queued(repo, { trigger: 'webhook' });
@@ -229,8 +295,13 @@ export class Engine {
   }
 
   /** Applies `stack` as it was at commit `to` (default: the one before the commit last applied) and holds it there (actions.ts). */
-  rollback(stackName: string, opts: { to?: string; actor: string }): Promise<StackOutcome & { commit: CommitInfo }> {
+  rollback(stackName: string, opts: { to?: string; actor: string; waitHealthy?: boolean }): Promise<StackOutcome & { commit: CommitInfo }> {
     return this.#actions.rollback(stackName, opts);
+  }
+
+  /** Per service, the replicas a sync running in this process changes and how they fare so far (undefined for any other sync). */
+  progressOf(syncId: number): ServiceProgress[] | undefined {
+    return this.#recorder.progressOf(syncId);
   }
 
   /** Pauses automatic syncs of the stack until `resume` or a new commit. */

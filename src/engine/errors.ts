@@ -21,6 +21,10 @@ export type EngineErrorCode =
   | 'too-many-followers'
   /** no sync run of that id */
   | 'unknown-sync'
+  /** no repo of that name in the engine config */
+  | 'unknown-repo'
+  /** a plan's ref (a branch, a ref, a commit SHA) that the repo's remote does not have */
+  | 'unknown-ref'
   /** a value of the request cannot be used (a time that is neither ISO nor how long ago) */
   | 'invalid-request'
   | RequestRefusalCode;

@@ -1,11 +1,12 @@
 /**
  * What people ask of berth, defined once: the stacks and hosts, the sync history, the audit log,
- * the webhook deliveries, a stack's logs, and the actions sync, rollback, pause and resume (docs/api.md). Two
+ * the webhook deliveries, the plan of a ref, a stack's logs, and the actions sync, rollback, pause and resume (docs/api.md). Two
  * implementations: LocalOps, over an Engine in this process (what the API's routes call, and the
  * CLI without BERTH_URL), and the CLI's HTTP one (src/cli/remote.ts), over a running berth's API.
  * A refusal is an EngineError with a stable code; the API answers it with the
  * HTTP status of that code.
  */
+import type { Evidence } from '../apply/evidence.ts';
 import type { AuditFilter, AuditRow } from '../audit/log.ts';
 import { DeliveryStore, type DeliveryFilter, type DeliveryRecord } from '../audit/deliveries.ts';
 import type { Page } from '../audit/db.ts';
@@ -13,11 +14,15 @@ import { parseSince } from '../audit/format.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
 import { countManagedContainers, explainError, type HostStatus } from '../observe/hosts.ts';
 import { observeHost, type LiveContainer } from '../observe/live.ts';
+import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
 import type { LogQuery } from './log-lines.ts';
 import { StackLogs, type LogStream } from './logs.ts';
+import type { SyncEvent } from './events.ts';
+import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
+import type { RepoPlan } from './plans.ts';
 import type { StackState } from './status.ts';
 
 /** A commit as views show it. */
@@ -39,8 +44,19 @@ export type HostContainer = Pick<LiveContainer, 'id' | 'name' | 'stack' | 'servi
 /** A host's status with its berth-managed containers (none when it does not answer). */
 export type HostView = HostStatus & { containers: HostContainer[]; observedAt?: string };
 
-/** A sync run with its steps (audit rows), oldest first. */
+/** A sync run with its steps (audit rows), oldest first; a running one's `progress` is as of now. */
 export type SyncView = SyncRecord & { steps: AuditRow[] };
+
+/** One replica's resource use (a sample), or why it has none: not running, or its host did not answer. */
+export type ReplicaStats = { service: string; slot: number; host: string; container?: string } & ({ sample: ResourceSample } | { error: string });
+
+/** A stack's resource use, one sample per replica (GET /api/v1/stacks/:stack/stats). */
+export interface StackStats {
+  stack: string;
+  /** when the samples were asked for, ISO 8601 */
+  sampledAt: string;
+  replicas: ReplicaStats[];
+}
 
 /** The audit log's filter as a client sends it: times as ISO or how long ago (30m, 2h, 7d). */
 export type AuditQuery = Omit<AuditFilter, 'since' | 'until' | 'syncId'> & { since?: string; until?: string };
@@ -50,6 +66,8 @@ export interface ActionOutcome {
   stack: string;
   status: StackOutcome['status'];
   errors?: string[];
+  /** what the failing container showed, when a replica's failure ended the sync (src/apply/evidence.ts) */
+  evidence?: Evidence;
   syncId?: number;
   /** a rollback's target */
   commit?: CommitView;
@@ -83,6 +101,8 @@ export interface Operations {
   stacks(): Promise<StackView[]>;
   /** throws unknown-stack */
   stack(name: string): Promise<StackView>;
+  /** One resource sample of each of the stack's replicas, asked of their hosts now. Throws unknown-stack. */
+  stats(name: string): Promise<StackStats>;
   hosts(): Promise<HostSummary[]>;
   /** throws unknown-host */
   host(name: string): Promise<HostView>;
@@ -100,6 +120,13 @@ export interface Operations {
   pause(name: string, actor: string): Promise<void>;
   /** throws not-held */
   resume(name: string, actor: string): Promise<void>;
+  /**
+   * Calls `onEvent` with every sync event (SyncEvent: a sync's start, steps, rollout progress and
+   * end) from now on, once listening (the promise resolves then); returns a function that stops it.
+   */
+  follow(onEvent: (e: SyncEvent) => void): Promise<() => void>;
+  /** What `ref` of `repo` would do to the hosts, changing nothing (src/engine/plans.ts). Throws unknown-repo, unknown-ref. */
+  plan(repo: string, ref: string): Promise<RepoPlan>;
   /**
    * The stack's logs (docs/api.md, "Logs"): its containers, then their lines; destroying `records`
    * stops the reading. Throws unknown-stack, unknown-service, unknown-host, invalid-request,
@@ -160,6 +187,29 @@ export class LocalOps implements Operations {
     return this.withCommitInfo(state);
   }
 
+  async stats(name: string): Promise<StackStats> {
+    const engine = this.#engine;
+    const { replicas } = await this.stack(name);
+    const sampledAt = new Date().toISOString();
+    // Docker takes two readings a second apart for the CPU figure: the host check's timeout on top
+    const timeoutMs = engine.config.hostCheck.timeoutMs + 2_000;
+    const sampled = await mapLimit(
+      replicas.filter((r) => !r.extra),
+      STATS_CONCURRENCY,
+      async (r): Promise<ReplicaStats> => {
+        const where = { service: r.service, slot: r.slot, host: r.host, ...(r.container ? { container: r.container } : {}) };
+        const docker = engine.hosts.get(r.host)?.docker;
+        if (!r.container || r.state !== 'running' || !docker) return { ...where, error: r.container ? `not running (${r.state})` : 'missing' };
+        try {
+          return { ...where, sample: await sampleContainer(docker, r.container, timeoutMs) };
+        } catch (err) {
+          return { ...where, error: `no stats from ${r.host}: ${explainError(err, timeoutMs)}` };
+        }
+      },
+    );
+    return { stack: name, sampledAt, replicas: sampled };
+  }
+
   async hosts(): Promise<HostSummary[]> {
     const engine = this.#engine;
     const statuses = await this.#engine.fleet.readStatuses();
@@ -207,7 +257,8 @@ export class LocalOps implements Operations {
       steps.push(...page.rows);
       cursor = page.nextCursor;
     } while (cursor !== undefined);
-    return { ...sync, steps: steps.reverse() };
+    const progress = sync.outcome === 'running' ? this.#engine.progressOf(sync.id) : undefined;
+    return { ...sync, ...(progress ? { progress } : {}), steps: steps.reverse() };
   }
 
   async audit({ since, until, ...rest }: AuditQuery): Promise<Page<AuditRow>> {
@@ -248,7 +299,10 @@ export class LocalOps implements Operations {
   async rollback(name: string, { to, actor, wait }: ActionOptions & { to?: string }): Promise<ActionOutcome | undefined> {
     const repo = await this.#repoOf(name);
     this.#hooks.asked?.({ repo, stack: name, actor, message: `rollback of ${name} to ${to ?? 'the commit before the one applied'}` });
-    const running = this.#engine.rollback(name, { to, actor }).then((o): ActionOutcome => ({ ...outcomeView(o), commit: commitView(o.commit) }));
+    // waiting, the rollback ends once the replicas it changed run and are healthy, as a sync does
+    const running = this.#engine
+      .rollback(name, { to, actor, waitHealthy: wait })
+      .then((o): ActionOutcome => ({ ...outcomeView(o), commit: commitView(o.commit) }));
     if (wait) return running;
     running.catch((err: unknown) => this.#hooks.failed?.({ stack: name, actor, what: `the rollback of ${name}`, err }));
     return undefined;
@@ -266,6 +320,16 @@ export class LocalOps implements Operations {
       this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so
     if (!hold || !(await this.#engine.resume(name, actor))) throw new EngineError(`${name} is not paused or held: there is nothing to resume`, 'not-held');
+  }
+
+  async follow(onEvent: (e: SyncEvent) => void): Promise<() => void> {
+    const listener = (e: SyncEvent) => onEvent(e);
+    this.#engine.events.on('sync', listener);
+    return () => this.#engine.events.off('sync', listener);
+  }
+
+  plan(repo: string, ref: string): Promise<RepoPlan> {
+    return this.#engine.plan(repo, ref);
   }
 
   logs(name: string, query: LogQuery): Promise<LogStream> {
@@ -299,6 +363,9 @@ export class LocalOps implements Operations {
   }
 }
 
+/** How many replicas' stats are asked for at once (each request holds a connection for about a second). */
+const STATS_CONCURRENCY = 16;
+
 const unknownStack = (name: string) => new EngineError(`no repo defines a stack named ${name}: GET /api/v1/stacks lists them`, 'unknown-stack');
 
 const commitView = (c: CommitView): CommitView => ({ sha: c.sha, author: c.author, message: c.message });
@@ -328,6 +395,7 @@ function outcomeView(o: StackOutcome): ActionOutcome {
     stack: o.stack,
     status: o.status,
     ...(o.errors ? { errors: o.errors } : {}),
+    ...(o.evidence ? { evidence: o.evidence } : {}),
     ...(o.syncId !== undefined ? { syncId: o.syncId } : {}),
     ...(o.hint ? { hint: o.hint } : {}),
   };

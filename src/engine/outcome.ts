@@ -1,4 +1,5 @@
 /** What a pass says of each stack and of the repo: the engine's answers, read by the CLI, the API and the status. */
+import type { Evidence } from '../apply/evidence.ts';
 import type { CommitInfo } from '../model.ts';
 import type { StackPlan } from '../diff/plan.ts';
 import type { CurrentReplica } from '../schedule/place.ts';
@@ -20,6 +21,8 @@ export interface StackOutcome {
   diff?: string;
   /** what went wrong, in words a person can act on */
   errors?: string[];
+  /** what the failing container showed, when a replica's failure ended the sync (src/apply/evidence.ts) */
+  evidence?: Evidence;
   syncId?: number;
   /** replicas placed on hosts that do not answer: nothing was done about them */
   unseen?: CurrentReplica[];

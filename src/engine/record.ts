@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { DockerHost } from '../apply/docker-host.ts';
-import { applyPlan, type StepEvent } from '../apply/execute.ts';
+import { applyPlan, type ProgressEvent, type StepEvent } from '../apply/execute.ts';
 import type { AuditInput, AuditLog } from '../audit/log.ts';
 import { stepRow, summarizePlan } from '../audit/steps.ts';
 import type { SyncStore } from '../audit/syncs.ts';
@@ -14,6 +14,7 @@ import type { RenderedStack, SourceError } from '../model.ts';
 import { formatError } from '../render/index.ts';
 import type { SyncEvent } from './events.ts';
 import type { StackOutcome } from './outcome.ts';
+import { RolloutProgress, type ReplicaStep, type ServiceProgress } from './progress.ts';
 
 /** What every audit row of a pass shares: the repo, the commit, the trigger, who asked. */
 export type PassRow = Omit<AuditInput, 'kind'>;
@@ -23,8 +24,10 @@ export class Recorder {
   readonly #syncs: SyncStore;
   readonly #hosts: Map<string, DockerHost>;
   readonly #emit: (e: SyncEvent) => void;
+  /** the rollouts of the syncs running in this process, by sync id */
+  readonly #running = new Map<number, RolloutProgress>();
 
-  /** `emit` is told of each sync's start and end. */
+  /** `emit` is told of each sync's start, progress and end. */
   constructor(audit: AuditLog, syncs: SyncStore, hosts: Map<string, DockerHost>, emit: (e: SyncEvent) => void) {
     this.#audit = audit;
     this.#syncs = syncs;
@@ -38,6 +41,11 @@ export class Recorder {
       .query({ kind: row.kind, commit: row.commit?.sha, stack: row.stack, limit: 1000 })
       .rows.some((r) => r.repo === row.repo && r.stack === row.stack && r.message === row.message);
     if (!seen) this.#audit.append(row);
+  }
+
+  /** Per service, the replicas a sync running in this process changes and how they fare so far; undefined for another. */
+  progressOf(syncId: number): ServiceProgress[] | undefined {
+    return this.#running.get(syncId)?.services();
   }
 
   invalid(base: PassRow, stack: string | undefined, errors: SourceError[]): void {
@@ -75,26 +83,49 @@ export class Recorder {
       diff,
     });
     const row = { ...base, syncId: sync.id };
-    this.#emit({ id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'started' });
+    const ids = { id: sync.id, repo: plan.repo, stack: plan.stack };
+    const rollout = new RolloutProgress(plan);
+    const counted = rollout.services().length > 0;
+    this.#running.set(sync.id, rollout);
+    this.#emit({ ...ids, phase: 'started' });
     if (drift) this.#drifted(plan, row, log);
     this.#audit.append({ ...row, kind: 'sync.started', diff, message: `${changes} container change(s)${stack ? '' : ', stack removed from Git'}` });
     log.info({ changes }, 'sync started');
-    const result = await applyPlan(plan, stack, this.#hosts, (e) => this.#step(plan, e, row, drift, log), { waitHealthy });
+    if (counted) this.#emit({ ...ids, phase: 'progress', services: rollout.services() });
+    const told = (replica: ReplicaStep | undefined) => {
+      if (!replica) return;
+      this.#emit({ ...ids, phase: 'progress', replica, services: rollout.services() });
+      log.debug({ host: replica.host, service: replica.service, slot: replica.slot, step: replica.step, spec: replica.spec }, 'rollout progress');
+    };
+    const onStep = (e: StepEvent) => {
+      this.#step(plan, e, row, drift, log);
+      told(rollout.step(e, Date.now()));
+    };
+    const onProgress = (e: ProgressEvent) => told(rollout.progress(e, Date.now()));
+    let result: Awaited<ReturnType<typeof applyPlan>>;
+    try {
+      result = await applyPlan(plan, stack, this.#hosts, onStep, { waitHealthy, onProgress });
+    } finally {
+      this.#running.delete(sync.id);
+    }
+    const progress = counted ? { progress: rollout.services() } : {};
+    const services = counted ? { services: rollout.services() } : {};
     if (result.outcome === 'synced') {
-      this.#syncs.finish(sync.id, { outcome: 'succeeded' });
+      this.#syncs.finish(sync.id, { outcome: 'succeeded', ...progress });
       this.#audit.append({ ...row, kind: 'sync.succeeded', message: `${changes} container change(s) applied` });
-      this.#emit({ id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'finished', outcome: 'succeeded' });
+      this.#emit({ ...ids, phase: 'finished', outcome: 'succeeded', ...services });
       log.info('sync succeeded');
       return { stack: plan.stack, status: changes || diff ? 'synced' : 'unchanged', plan, diff, syncId: sync.id };
     }
-    this.#syncs.finish(sync.id, { outcome: 'failed', result: result.outcome, error: result.error });
+    const evidence = result.evidence ? { evidence: result.evidence } : {};
+    this.#syncs.finish(sync.id, { outcome: 'failed', result: result.outcome, error: result.error, ...evidence, ...progress });
     this.#audit.append({ ...row, kind: 'sync.failed', outcome: 'error', service: result.service, message: result.error });
-    this.#emit({ id: sync.id, repo: plan.repo, stack: plan.stack, phase: 'finished', outcome: 'failed' });
-    log.error({ err: result.error, outcome: result.outcome }, 'sync failed');
+    this.#emit({ ...ids, phase: 'finished', outcome: 'failed', result: result.outcome, ...services });
+    log.error({ err: result.error, outcome: result.outcome, ...(result.evidence ? { evidence: result.evidence.summary } : {}) }, 'sync failed');
     const status = result.outcome === 'rolledback' ? 'rolledback' : result.outcome === 'paused' ? 'paused' : 'failed';
     // polls leave a paused or rolled-back commit alone: a new commit, or a sync by hand, tries again
     const hint = status === 'failed' ? undefined : ['sync', '--stack', plan.stack];
-    return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id, ...(hint ? { hint } : {}) };
+    return { stack: plan.stack, status, plan, diff, errors: [result.error ?? 'failed'], syncId: sync.id, ...evidence, ...(hint ? { hint } : {}) };
   }
 
   /** Each drifted container: what differs, live against desired, before anything is done about it. */

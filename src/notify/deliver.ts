@@ -11,10 +11,12 @@ import { readSecretFile, ConfigError } from '../config.ts';
 import type { AuditLog, AuditRow } from '../audit/log.ts';
 import type { NotificationFilter, NotificationRecord, NotificationStore, QueueLimits, QueuedNotification } from '../audit/notifications.ts';
 import type { Page } from '../audit/db.ts';
-import { httpUrl, isForge, type NotificationTarget } from './config.ts';
+import type { PlanCommentStore } from '../audit/plan-comments.ts';
+import { httpUrl, isForge, type ForgeTarget, type ForgeType, type NotificationTarget } from './config.ts';
 import { eventOf, EVENT_KINDS, type NotificationEvent, type SyncContext } from './events.ts';
 import { FORGE_CLIENTS } from './forges.ts';
-import { judge, RETRY_DELAYS_MS, send, type Verdict } from './http.ts';
+import { judge, RETRY_DELAYS_MS, send, type HttpAnswer, type Verdict } from './http.ts';
+import { commentIdOf, planComment, planStatus, PLAN_EVENT, type PlanDelivery } from './plan.ts';
 import { commitStatus, requestFor, type ResolvedTarget } from './targets.ts';
 
 export interface NotifyOptions {
@@ -39,6 +41,8 @@ export interface NotifierDeps {
   log: Logger;
   /** told of every change of a delivery: queued, attempted, delivered, failed, dropped */
   onChange?: (record: NotificationRecord) => void;
+  /** the comments berth wrote with pull requests' plans, so that the next plan edits its own (docs/notifications.md, "Plans on pull requests") */
+  comments?: PlanCommentStore;
 }
 
 export const DEFAULT_LIMITS: QueueLimits = { coalesceAbove: 100, maxPending: 1000 };
@@ -122,6 +126,59 @@ export class Notifier {
     this.#wake();
   }
 
+  /**
+   * The forge targets a pull request's plan goes to: those of the forge the request is on (a
+   * GitHub pull request's number means nothing to GitLab) whose `repos` take the repo.
+   */
+  planTargets(repo: string, forge: ForgeType): ForgeTarget[] {
+    return [...this.#targets.values()]
+      .map((t) => t.config)
+      .filter((t): t is ForgeTarget => isForge(t) && t.type === forge && (!t.repos || t.repos.includes(repo)));
+  }
+
+  /** Queues a pull request's plan (its status and its comment) for each of planTargets(); returns their names. */
+  enqueuePlan(forge: ForgeType, d: PlanDelivery): string[] {
+    const targets = this.planTargets(d.repo, forge);
+    for (const t of targets) {
+      const { record } = this.#deps.store.enqueue(
+        { target: t.name, type: t.type, event: PLAN_EVENT, repo: d.repo, commitSha: d.headSha, payload: JSON.stringify(d) },
+        { coalesce: false, limits: this.#limits, now: Date.now() },
+      );
+      this.#changed(record);
+    }
+    this.#wake();
+    return targets.map((t) => t.name);
+  }
+
+  /**
+   * Sends a plan: the status on its commit, then the comment, edited when berth wrote one on that
+   * request before (added anew when the forge no longer has it). The first answer that is not a
+   * 2xx is the attempt's; a retry sends the status again (it replaces itself) and the comment.
+   */
+  async #sendPlan(target: Target, d: PlanDelivery, opts: { timeoutMs: number; signal: AbortSignal; secrets: string[] }): Promise<HttpAnswer> {
+    if (!('client' in target)) return { error: 'a plan goes to a forge target only' };
+    const { client } = target;
+    const ok = (a: HttpAnswer) => a.status !== undefined && a.status >= 200 && a.status < 300;
+    const status = await send(client.statusRequest(planStatus(d, client.forge, this.#deps.publicUrl)), opts);
+    if (!ok(status)) return status;
+    const body = planComment(d, client.forge);
+    const key = { target: target.config.name, repo: d.repo, pull: d.pull };
+    const known = this.#deps.comments?.get(key);
+    if (known !== undefined) {
+      const edited = await send(client.commentRequest(d.pull, body, known), opts);
+      if (edited.status !== 404) return edited;
+      this.#deps.comments?.forget(key); // deleted on the forge: a new one is added
+    }
+    const { json, ...created } = await send(client.commentRequest(d.pull, body), { ...opts, json: true });
+    if (ok(created)) {
+      const id = commentIdOf(json);
+      if (id !== undefined) this.#deps.comments?.set(key, id);
+      else
+        this.#deps.log.warn({ target: target.label, repo: d.repo, pull: d.pull }, 'the forge answered the comment without its id: the next plan adds another');
+    }
+    return created;
+  }
+
   /** Deliveries matching the filter, newest first (GET /api/v1/notifications). */
   query(filter: NotificationFilter): Page<NotificationRecord> {
     return this.#deps.store.query(filter);
@@ -188,9 +245,15 @@ export class Notifier {
     this.#inFlight.set(target.config.name, { id: record.id, abort });
     const log = this.#deps.log.child({ target: target.label, id: record.id, event: record.event });
     try {
-      const ev = JSON.parse(head.payload) as NotificationEvent;
-      const req = requestFor(target, ev, { id: record.id, count: record.count, publicUrl: this.#deps.publicUrl });
-      const answer = req && (await send(req, { timeoutMs: this.#timeoutMs, signal: abort.signal, secrets: target.secrets }));
+      const opts = { timeoutMs: this.#timeoutMs, signal: abort.signal, secrets: target.secrets };
+      const plan = record.event === PLAN_EVENT ? (JSON.parse(head.payload) as PlanDelivery) : undefined;
+      let answer: HttpAnswer | undefined;
+      if (plan) answer = await this.#sendPlan(target, plan, opts);
+      else {
+        const ev = JSON.parse(head.payload) as NotificationEvent;
+        const req = requestFor(target, ev, { id: record.id, count: record.count, publicUrl: this.#deps.publicUrl });
+        answer = req && (await send(req, opts));
+      }
       if (abort.signal.aborted || !this.#running) return; // stopped meanwhile: released, pending for the next start
       this.#inFlight.delete(target.config.name);
       const attempt = record.attempts + 1;
@@ -206,8 +269,10 @@ export class Notifier {
         nextAt: verdict.next === 'retry' ? now + verdict.delayMs : undefined,
         now,
       });
-      if (verdict.next === 'delivered') log.debug({ attempt, status }, 'notification delivered');
-      else if (verdict.next === 'retry')
+      if (verdict.next === 'delivered') {
+        log.debug({ attempt, status }, 'notification delivered');
+        if (plan) this.#posted(plan, target);
+      } else if (verdict.next === 'retry')
         log.info({ attempt, status, err: error, retryInMs: verdict.delayMs }, 'notification not delivered yet: it is tried again');
       else {
         log.warn({ attempt, status, err: error }, 'notification failed');
@@ -227,6 +292,18 @@ export class Notifier {
     } finally {
       if (this.#running) this.#wake();
     }
+  }
+
+  /** A plan delivered: audited with its repo, pull request, commit and verdict, and the target by its label (no URL path, no token). */
+  #posted(d: PlanDelivery, target: Target): void {
+    const { commit, verdict, error } = d.plan;
+    this.#deps.audit.append({
+      kind: 'plan.posted',
+      repo: d.repo,
+      commit: { sha: d.headSha, author: commit.author ?? '', email: '', message: commit.message ?? '' },
+      outcome: 'info',
+      message: `the plan of pull request #${d.pull} at ${d.headSha.slice(0, 7)} (${verdict}${error ? `: ${error.split('\n')[0]}` : ''}) posted to ${target.label}`,
+    });
   }
 
   #changed(record: NotificationRecord): void {

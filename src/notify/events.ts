@@ -3,6 +3,7 @@
  * appended (docs/notifications.md, "Events"). A pure mapping: an audit row, and the sync record it
  * belongs to when it belongs to one, in; an event or nothing out.
  */
+import type { Evidence } from '../apply/evidence.ts';
 import type { AuditRow, Trigger } from '../audit/log.ts';
 import type { SyncRecord } from '../audit/syncs.ts';
 
@@ -57,6 +58,8 @@ export interface NotificationEvent {
   commit?: { sha: string; author?: string; message?: string };
   /** why, for a failure: the audit row's message */
   reason?: string;
+  /** what the failing container showed, when a replica's failure ended the sync (masked, bounded: src/apply/evidence.ts) */
+  evidence?: Evidence;
   /** the sync run it belongs to (GET /api/v1/syncs/:id, the dashboard's #/syncs/ID) */
   syncId?: number;
   trigger?: Trigger;
@@ -67,7 +70,7 @@ export interface NotificationEvent {
 }
 
 /** What eventOf reads of the sync record a row belongs to. */
-export type SyncContext = Pick<SyncRecord, 'commitSha' | 'result' | 'plan'>;
+export type SyncContext = Pick<SyncRecord, 'commitSha' | 'result' | 'plan' | 'evidence'>;
 
 /** Which audit rows may make an event: the caller looks up the sync record of these only. */
 export const EVENT_KINDS: ReadonlySet<AuditRow['kind']> = new Set([
@@ -103,7 +106,7 @@ export function eventOf(row: AuditRow, sync?: SyncContext): NotificationEvent | 
       const event = sync?.result === 'paused' ? 'rollout.paused' : sync?.result === 'rolledback' ? 'rollout.rolledback' : 'sync.failed';
       // a sync left running by a berth that stopped, settled by the next one: the row names no commit of its own
       const interrupted = event === 'sync.failed' && row.syncId !== undefined && row.commitSha === undefined && sync !== undefined;
-      return { ...base, event, outcome: interrupted ? 'error' : 'failure', ...reason(row) };
+      return { ...base, event, outcome: interrupted ? 'error' : 'failure', ...reason(row), ...(sync?.evidence ? { evidence: sync.evidence } : {}) };
     }
     case 'manifest.invalid':
       return { ...base, event: 'sync.failed', outcome: 'failure', ...reason(row) };

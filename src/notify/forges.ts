@@ -1,8 +1,13 @@
 /**
  * A small client per forge: the HTTP request that sets a commit status, as each forge's API
  * documents it (GitHub "Create a commit status", GitLab "Set the pipeline status of a commit",
- * Gitea/Forgejo "Create a commit status", Bitbucket Cloud "Create a build status for a commit").
- * Pure request builders: sending is src/notify/http.ts's. docs/notifications.md, "Commit statuses".
+ * Gitea/Forgejo "Create a commit status", Bitbucket Cloud "Create a build status for a commit"),
+ * and those that add berth's comment to a pull request and edit it later (GitHub "Create an issue
+ * comment" / "Update an issue comment", GitLab "Create new merge request note" / "Modify existing
+ * merge request note", Gitea "Create a comment to an issue" / "Edit a comment", Bitbucket Cloud
+ * "Create a comment on a pull request" / "Update a comment on a pull request"). Pure request
+ * builders: sending is src/notify/http.ts's. docs/notifications.md, "Commit statuses" and "Plans
+ * on pull requests".
  */
 import { createHash } from 'node:crypto';
 import type { ForgeType } from './config.ts';
@@ -35,6 +40,8 @@ export interface ForgeClient {
   readonly forge: ForgeType;
   /** The request that sets `status` on its commit. */
   statusRequest(status: CommitStatus): HttpRequest;
+  /** The request that adds `body` as a comment on pull request `pull` (GitLab: merge request iid), or with `commentId` edits that comment. */
+  commentRequest(pull: number, body: string, commentId?: string): HttpRequest;
 }
 
 const JSON_TYPE = { 'content-type': 'application/json', 'user-agent': 'berth' };
@@ -42,37 +49,46 @@ const JSON_TYPE = { 'content-type': 'application/json', 'user-agent': 'berth' };
 /** Each path segment encoded on its own: owner/repo stays two segments. */
 const segments = (repository: string) => repository.split('/').map(encodeURIComponent).join('/');
 
-const post = (url: string, headers: Record<string, string>, body: unknown): HttpRequest => ({
-  method: 'POST',
+const request = (method: HttpRequest['method'], url: string, headers: Record<string, string>, body: unknown): HttpRequest => ({
+  method,
   url,
   headers: { ...JSON_TYPE, ...headers },
   body: JSON.stringify(body),
 });
+const post = (url: string, headers: Record<string, string>, body: unknown) => request('POST', url, headers, body);
 
-/** GitHub: POST /repos/{owner}/{repo}/statuses/{sha}, a bearer token; states pending, success, failure, error. */
-export function githubClient(a: ForgeAccess): ForgeClient {
+/** A comment's id as a path segment. */
+const idSegment = (id: string) => encodeURIComponent(id);
+
+/**
+ * GitHub and Gitea/Forgejo (which follows GitHub's API here): POST /repos/{owner}/{repo}/statuses/{sha}
+ * with GitHub's states; a pull request's conversation is its issue's, so its comments are issue
+ * comments: POST /repos/{owner}/{repo}/issues/{n}/comments, PATCH /repos/{owner}/{repo}/issues/comments/{id}.
+ */
+function repoClient(forge: 'github' | 'gitea', a: ForgeAccess, auth: Record<string, string>): ForgeClient {
+  const repo = `${a.apiUrl}/repos/${segments(a.repository)}`;
   return {
-    forge: 'github',
+    forge,
     statusRequest: (s) =>
-      post(
-        `${a.apiUrl}/repos/${segments(a.repository)}/statuses/${s.sha}`,
-        { authorization: `Bearer ${a.token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' },
-        { state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
-      ),
+      post(`${repo}/statuses/${s.sha}`, auth, {
+        state: s.state,
+        context: s.context,
+        description: s.description,
+        ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
+      }),
+    commentRequest: (pull, body, id) =>
+      id === undefined ? post(`${repo}/issues/${pull}/comments`, auth, { body }) : request('PATCH', `${repo}/issues/comments/${idSegment(id)}`, auth, { body }),
   };
 }
 
-/** Gitea and Forgejo: POST /repos/{owner}/{repo}/statuses/{sha}, `Authorization: token X`; GitHub's states. */
+/** GitHub: a bearer token. */
+export function githubClient(a: ForgeAccess): ForgeClient {
+  return repoClient('github', a, { authorization: `Bearer ${a.token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28' });
+}
+
+/** Gitea and Forgejo: `Authorization: token X`. */
 export function giteaClient(a: ForgeAccess): ForgeClient {
-  return {
-    forge: 'gitea',
-    statusRequest: (s) =>
-      post(
-        `${a.apiUrl}/repos/${segments(a.repository)}/statuses/${s.sha}`,
-        { authorization: `token ${a.token}` },
-        { state: s.state, context: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
-      ),
-  };
+  return repoClient('gitea', a, { authorization: `token ${a.token}` });
 }
 
 /**
@@ -82,14 +98,21 @@ export function giteaClient(a: ForgeAccess): ForgeClient {
  */
 export function gitlabClient(a: ForgeAccess): ForgeClient {
   const STATE: Record<CommitState, string> = { pending: 'running', success: 'success', failure: 'failed', error: 'failed' };
+  const auth = { 'private-token': a.token };
+  const project = `${a.apiUrl}/projects/${encodeURIComponent(a.repository)}`;
   return {
     forge: 'gitlab',
     statusRequest: (s) =>
-      post(
-        `${a.apiUrl}/projects/${encodeURIComponent(a.repository)}/statuses/${s.sha}`,
-        { 'private-token': a.token },
-        { state: STATE[s.state], name: s.context, description: s.description, ...(s.targetUrl ? { target_url: s.targetUrl } : {}) },
-      ),
+      post(`${project}/statuses/${s.sha}`, auth, {
+        state: STATE[s.state],
+        name: s.context,
+        description: s.description,
+        ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
+      }),
+    commentRequest: (iid, body, id) =>
+      id === undefined
+        ? post(`${project}/merge_requests/${iid}/notes`, auth, { body })
+        : request('PUT', `${project}/merge_requests/${iid}/notes/${idSegment(id)}`, auth, { body }),
   };
 }
 
@@ -100,14 +123,22 @@ export function gitlabClient(a: ForgeAccess): ForgeClient {
  */
 export function bitbucketClient(a: ForgeAccess): ForgeClient {
   const STATE: Record<CommitState, string> = { pending: 'INPROGRESS', success: 'SUCCESSFUL', failure: 'FAILED', error: 'FAILED' };
+  const auth = { authorization: `Bearer ${a.token}` };
+  const repo = `${a.apiUrl}/repositories/${segments(a.repository)}`;
   return {
     forge: 'bitbucket',
     statusRequest: (s) =>
-      post(
-        `${a.apiUrl}/repositories/${segments(a.repository)}/commit/${s.sha}/statuses/build`,
-        { authorization: `Bearer ${a.token}` },
-        { key: bitbucketKey(s.context), state: STATE[s.state], name: s.context, description: s.description, url: s.targetUrl ?? '' },
-      ),
+      post(`${repo}/commit/${s.sha}/statuses/build`, auth, {
+        key: bitbucketKey(s.context),
+        state: STATE[s.state],
+        name: s.context,
+        description: s.description,
+        url: s.targetUrl ?? '',
+      }),
+    commentRequest: (pull, body, id) =>
+      id === undefined
+        ? post(`${repo}/pullrequests/${pull}/comments`, auth, { content: { raw: body } })
+        : request('PUT', `${repo}/pullrequests/${pull}/comments/${idSegment(id)}`, auth, { content: { raw: body } }),
   };
 }
 

@@ -7,7 +7,8 @@
 
 /** A request as the payload builders make it; `url` and the headers may hold secrets, and are never logged. */
 export interface HttpRequest {
-  method: 'POST';
+  /** POST, or (a comment berth edits) PATCH or PUT, as the forge's API documents it */
+  method: 'POST' | 'PATCH' | 'PUT';
   url: string;
   headers: Record<string, string>;
   body: string;
@@ -23,6 +24,8 @@ export interface HttpAnswer {
   body?: string;
   /** why there was no answer: timeout, connection refused ... */
   error?: string;
+  /** a 2xx answer's JSON body, when asked for (send's `json`): what a created comment's id is read from */
+  json?: unknown;
 }
 
 /** The default wait before each retry: 1 s, 5 s, 30 s, 2 min, 10 min; then the delivery has failed. */
@@ -76,7 +79,7 @@ function describe(a: HttpAnswer): string {
  */
 export async function send(
   req: HttpRequest,
-  { timeoutMs, signal, secrets = [] }: { timeoutMs: number; signal?: AbortSignal; secrets?: string[] },
+  { timeoutMs, signal, secrets = [], json = false }: { timeoutMs: number; signal?: AbortSignal; secrets?: string[]; json?: boolean },
 ): Promise<HttpAnswer> {
   const timeout = AbortSignal.timeout(timeoutMs);
   try {
@@ -88,6 +91,7 @@ export async function send(
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
     const ok = res.status >= 200 && res.status < 300;
+    if (ok && json) return { status: res.status, json: await jsonOf(res) };
     const text = ok ? (await res.body?.cancel(), '') : await res.text().catch(() => '');
     const body = scrub(oneLine(text), secrets);
     const retryAfter = res.headers.get('retry-after') ?? undefined;
@@ -97,6 +101,17 @@ export async function send(
     if (signal?.aborted) return { error: 'berth stopped before the answer' };
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     return { error: cause?.code ? `cannot connect (${cause.code})` : `the request failed (${(err as Error).name})` };
+  }
+}
+
+/** The answer's JSON, read up to 1 MiB (a forge's comment is far less); undefined when it is not JSON or longer. */
+async function jsonOf(res: Response): Promise<unknown> {
+  const text = await res.text().catch(() => '');
+  if (text.length > 1 << 20) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }
 

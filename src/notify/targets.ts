@@ -50,6 +50,8 @@ export interface WebhookBody {
   host?: string;
   commit?: { sha: string; author?: string; message?: string };
   reason?: string;
+  /** what the failing container showed (docs/notifications.md, "Evidence") */
+  evidence?: NotificationEvent['evidence'];
   syncId?: number;
   time: string;
   /** how many events of this kind this one stands for, when more than one (a full queue coalesces drift) */
@@ -71,6 +73,7 @@ export function webhookBody(ev: NotificationEvent, d: DeliveryContext): WebhookB
     ...(ev.host !== undefined ? { host: ev.host } : {}),
     ...(ev.commit ? { commit: ev.commit } : {}),
     ...(ev.reason !== undefined ? { reason: ev.reason } : {}),
+    ...(ev.evidence !== undefined ? { evidence: ev.evidence } : {}),
     ...(ev.syncId !== undefined ? { syncId: ev.syncId } : {}),
     time: ev.time,
     ...(d.count > 1 ? { count: d.count } : {}),
@@ -133,8 +136,15 @@ export function commitLine(commit: NonNullable<NotificationEvent['commit']>): st
   return `${short(commit.sha)}${message}${commit.author ? ` by ${commit.author}` : ''}`;
 }
 
-/** The reason as a chat message shows it: at most 1,500 characters. */
+/** The reason as a chat message shows it: at most 1,500 characters (a rollout's names the replica that failed and its telling line). */
 const reasonText = (ev: NotificationEvent) => (ev.reason === undefined ? undefined : clip(ev.reason.trim(), 1500));
+
+/**
+ * The one line that says why, after the headline: the failing container's summary (its first
+ * telling line: `web.1@h1 exited 137 (OOM-killed)`) when there is evidence, else the reason's first line.
+ */
+export const whyLine = (ev: NotificationEvent): string | undefined =>
+  ev.evidence?.summary ?? (ev.reason === undefined ? undefined : firstLine(ev.reason) || undefined);
 
 const failed = (ev: NotificationEvent) => ev.outcome === 'failure' || ev.outcome === 'error';
 
@@ -145,10 +155,11 @@ const slackEscape = (text: string) => text.replaceAll('&', '&amp;').replaceAll('
 export function slackMessage(ev: NotificationEvent, d: DeliveryContext) {
   const title = headline(ev, d.count);
   const reason = reasonText(ev);
+  const why = whyLine(ev);
   const url = dashboardUrl(ev, d.publicUrl);
   const context = [ev.repo ? `repo ${ev.repo}` : undefined, ev.commit ? commitLine(ev.commit) : undefined].filter((x) => x !== undefined);
   return {
-    text: slackEscape(`${title}${reason ? `: ${firstLine(reason)}` : ''}`),
+    text: slackEscape(`${title}${why ? `: ${why}` : ''}`),
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `*${slackEscape(title)}*${reason ? `\n${slackEscape(reason)}` : ''}` } },
       ...(context.length ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: slackEscape(context.join(' · ')) }] }] : []),
@@ -239,7 +250,8 @@ export function commitStatus(ev: NotificationEvent, publicUrl: string | undefine
   if (!COMMIT_EVENTS.includes(ev.event) || !ev.commit) return undefined;
   const targetUrl = dashboardUrl(ev, publicUrl);
   const where = ev.stack ?? 'the stacks';
-  const why = ev.reason ? `: ${firstLine(ev.reason)}` : '';
+  const line = whyLine(ev);
+  const why = line ? `: ${line}` : '';
   const descriptions: Partial<Record<NotificationEvent['event'], string>> = {
     'sync.started': `berth is applying this commit to ${where}`,
     'sync.succeeded': `Applied to ${where}`,

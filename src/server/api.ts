@@ -1,6 +1,7 @@
 /**
  * The HTTP API under /api/v1 (docs/api.md): the stacks and their status, the hosts, the
- * sync history, the audit log, the webhook deliveries, the notifications sent, the event stream; and the actions sync,
+ * sync history, the audit log, the webhook deliveries, the notifications sent, the event stream,
+ * the plan of a ref (which changes nothing); and the actions sync,
  * rollback, pause and resume, each the same operation the CLI runs (src/engine/ops.ts). JSON in
  * and out; every error is `{ error, code }`: a message a person can act on (a bad field is named)
  * and a stable code a program can branch on (docs/api.md, "Errors"). Reading needs a viewer
@@ -83,6 +84,8 @@ export const ERROR_STATUS: Record<ApiErrorCode, number> = {
   'unknown-host': 404,
   'unknown-service': 404,
   'unknown-sync': 404,
+  'unknown-repo': 404,
+  'unknown-ref': 404,
   'no-such-route': 404,
   'not-held': 409,
   'nothing-to-roll-back': 409,
@@ -237,6 +240,9 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   app.get<{ Params: { name: string } }>('/stacks/:name', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stack(req.params.name));
 
+  // one sample per replica, asked of the hosts now: the one read that calls Docker, and only when asked
+  app.get<{ Params: { name: string } }>('/stacks/:name/stats', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stats(req.params.name));
+
   app.get<{ Params: { name: string }; Querystring: LogQuery }>(
     '/stacks/:name/logs',
     {
@@ -367,6 +373,36 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
           ),
         );
     },
+  );
+
+  // A plan changes nothing: a viewer may ask for it (a POST for its body, not because it acts).
+  app.post<{ Params: { repo: string }; Body: { ref: string } }>(
+    '/repos/:repo/plan',
+    {
+      config: viewer,
+      bodyLimit: 64 * 1024,
+      schema: {
+        params: {
+          type: 'object',
+          required: ['repo'],
+          properties: { repo: { ...NAME, description: "a repo's name in the engine config" } },
+        },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['ref'],
+          properties: {
+            ref: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 250,
+              description: 'a branch, a ref (refs/pull/7/head) or a commit SHA (a prefix of 4 or more hex characters)',
+            },
+          },
+        },
+      },
+    },
+    async (req) => ops.plan(req.params.repo, req.body.ref),
   );
 
   // Actions: the stack must be one a repo defines; each is audited (api.action) before it is done (ops' asked hook).

@@ -1,6 +1,7 @@
 /**
  * The forges' webhooks as pure functions of (headers, raw body): what a delivery says (a push, a
- * ping or something else; the repo's URLs; the branches it moved) and whether its signature holds
+ * pull request opened or updated, a ping or something else; the repo's URLs; the branches it
+ * moved; the pull request's number, base and head) and whether its signature holds
  * against a secret. Also how a delivery's URLs are matched to the configured repos.
  * Nothing here does I/O; server/webhooks.ts does the HTTP, the bookkeeping and the syncs.
  */
@@ -16,10 +17,26 @@ export interface BranchPush {
   after?: string;
 }
 
+/** A pull request (GitLab: a merge request) a delivery is about. */
+export interface PullRequest {
+  /** GitHub's and Gitea's number, GitLab's iid, Bitbucket's id: what the forge's URLs and comment API name it by */
+  number: number;
+  /** the forge's action: opened, synchronize, reopened (GitHub); open, update, reopen (GitLab); opened, synchronized (Gitea); the event key (Bitbucket) */
+  action: string;
+  /** whether berth plans on that action: the request opened, reopened, or its head moved */
+  planned: boolean;
+  /** the branch it would merge into: the repo's `branch:` is what berth plans for */
+  baseBranch: string;
+  /** its head commit as the payload names it (Bitbucket: a 12-character prefix) */
+  headSha: string;
+  /** what berth fetches for the head: refs/pull/N/head (GitHub, Gitea), refs/merge-requests/N/head (GitLab), else the head SHA (Bitbucket, which has no such ref) */
+  headRef: string;
+}
+
 /** What a delivery says. */
 export interface Delivery {
-  kind: 'push' | 'ping' | 'other';
-  /** the forge's event name: push, Push Hook, repo:push, ping, issues ... */
+  kind: 'push' | 'pull' | 'ping' | 'other';
+  /** the forge's event name: push, Push Hook, repo:push, pull_request, Merge Request Hook, ping, issues ... */
   event: string;
   /** the forge's id of the delivery, the same when it redelivers */
   deliveryId?: string;
@@ -27,8 +44,10 @@ export interface Delivery {
   repoUrls: string[];
   /** the branches the push moved: tags and deleted branches left out; one for most forges, Bitbucket may send several */
   pushes: BranchPush[];
-  /** who pushed, as the forge names them */
+  /** who pushed (or opened or updated the pull request), as the forge names them */
   pusher?: string;
+  /** a pull request's: set when kind is 'pull' */
+  pull?: PullRequest;
 }
 
 /** Whether a delivery carries a valid signature (or token) for a secret. */
@@ -41,7 +60,7 @@ export interface Forge {
   signatureHeader: string;
   /** the delivery's id, from the headers (generic: else a hash of the body) */
   deliveryId(headers: Headers, body?: Buffer): string | undefined;
-  /** what the delivery says; throws PayloadError when a push or ping payload is not what the forge sends */
+  /** what the delivery says; throws PayloadError when a push, pull request or ping payload is not what the forge sends */
   parse(headers: Headers, body: Buffer): Delivery;
   /** checks the signature against the secret, in constant time */
   verify(secret: string, headers: Headers, body: Buffer): Verdict;
@@ -75,6 +94,38 @@ function need(o: unknown, path: string, what: string): string {
   const v = str(o, path);
   if (v === undefined) throw new PayloadError(`the ${what} payload has no ${path} (a string)`);
   return v;
+}
+
+/** A whole number of at least 1 at `path` (a pull request's number), else a PayloadError naming it. */
+function needNumber(o: unknown, path: string, what: string): number {
+  const v = get(o, path.split('.'));
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new PayloadError(`the ${what} payload has no ${path} (a whole number)`);
+  return v;
+}
+
+/** A pull request from its parts, the head SHA checked to be one (hex). */
+function pullRequest(what: string, p: Omit<PullRequest, 'planned'>, planned: readonly string[]): PullRequest {
+  if (!/^[0-9a-f]{7,64}$/i.test(p.headSha)) throw new PayloadError(`the ${what} payload's head commit is not a commit SHA (hex)`);
+  return { ...p, baseBranch: p.baseBranch.replace(/^refs\/heads\//, ''), planned: planned.includes(p.action) };
+}
+
+/**
+ * A `pull_request` payload as GitHub and Gitea send it (Gitea copies GitHub's shape): the number,
+ * the action, `pull_request.base.ref` and `head.sha`; the head fetched as `refs/pull/N/head`.
+ */
+function issuePull(p: unknown, planned: readonly string[]): PullRequest {
+  const number = needNumber(p, 'pull_request.number', 'pull_request');
+  return pullRequest(
+    'pull_request',
+    {
+      number,
+      action: need(p, 'action', 'pull_request'),
+      baseBranch: need(p, 'pull_request.base.ref', 'pull_request'),
+      headSha: need(p, 'pull_request.head.sha', 'pull_request'),
+      headRef: `refs/pull/${number}/head`,
+    },
+    planned,
+  );
 }
 
 /** The distinct strings at these paths. */
@@ -137,7 +188,7 @@ function define(def: Omit<Forge, 'parse'> & { read(headers: Headers, body: Buffe
     ...forge,
     parse(headers, body) {
       const d = read(headers, body);
-      // every push and ping must name its repo
+      // every push, pull request and ping must name its repo
       if (d.kind !== 'other' && d.repoUrls.length === 0) throw new PayloadError(`the ${d.event} payload names no repository URL`);
       return { ...d, deliveryId: forge.deliveryId(headers, body) };
     },
@@ -152,10 +203,13 @@ const github = define({
     const event = header(h, 'x-github-event');
     if (!event) throw new PayloadError('no X-GitHub-Event header: is this a GitHub webhook?');
     const base = { event, repoUrls: [], pushes: [] };
-    if (event !== 'push' && event !== 'ping') return { ...base, kind: 'other' };
+    if (event !== 'push' && event !== 'ping' && event !== 'pull_request') return { ...base, kind: 'other' };
     const p = jsonBody(h, body);
     const repoUrls = strings(p, ['repository.clone_url', 'repository.ssh_url', 'repository.html_url', 'repository.git_url']);
     if (event === 'ping') return { ...base, kind: 'ping', repoUrls };
+    if (event === 'pull_request') {
+      return { ...base, kind: 'pull', repoUrls, pull: issuePull(p, ['opened', 'synchronize', 'reopened']), pusher: str(p, 'sender.login') };
+    }
     const pushes = branchPush(need(p, 'ref', 'push'), need(p, 'after', 'push'));
     return { ...base, kind: 'push', repoUrls, pushes, pusher: str(p, 'pusher.name') };
   },
@@ -171,9 +225,27 @@ const gitlab = define({
     const event = header(h, 'x-gitlab-event');
     if (!event) throw new PayloadError('no X-Gitlab-Event header: is this a GitLab webhook?');
     const base = { event, repoUrls: [], pushes: [] };
-    if (event !== 'Push Hook' && event !== 'System Hook') return { ...base, kind: 'other' };
+    if (event !== 'Push Hook' && event !== 'System Hook' && event !== 'Merge Request Hook') return { ...base, kind: 'other' };
     const p = jsonBody(h, body);
-    if (str(p, 'object_kind') !== 'push') return { ...base, kind: 'other' };
+    const kind = str(p, 'object_kind');
+    if (kind === 'merge_request' || event === 'Merge Request Hook') {
+      if (kind !== 'merge_request') throw new PayloadError(`the ${event} payload's object_kind is not merge_request`);
+      const number = needNumber(p, 'object_attributes.iid', 'merge request');
+      const pull = pullRequest(
+        'merge request',
+        {
+          number,
+          action: need(p, 'object_attributes.action', 'merge request'),
+          baseBranch: need(p, 'object_attributes.target_branch', 'merge request'),
+          headSha: need(p, 'object_attributes.last_commit.id', 'merge request'),
+          headRef: `refs/merge-requests/${number}/head`,
+        },
+        ['open', 'update', 'reopen'],
+      );
+      const repoUrls = strings(p, ['project.git_http_url', 'project.git_ssh_url', 'project.web_url', 'object_attributes.target.git_http_url']);
+      return { ...base, kind: 'pull', repoUrls, pull, pusher: str(p, 'user.username') ?? str(p, 'user.name') };
+    }
+    if (kind !== 'push') return { ...base, kind: 'other' };
     const repoUrls = strings(p, [
       'project.git_http_url',
       'project.git_ssh_url',
@@ -197,9 +269,13 @@ const gitea = define({
     const event = header(h, 'x-gitea-event') ?? header(h, 'x-forgejo-event') ?? header(h, 'x-gogs-event');
     if (!event) throw new PayloadError('no X-Gitea-Event (or X-Forgejo-Event) header: is this a Gitea or Forgejo webhook?');
     const base = { event, repoUrls: [], pushes: [] };
-    if (event !== 'push') return { ...base, kind: 'other' };
+    if (event !== 'push' && event !== 'pull_request') return { ...base, kind: 'other' };
     const p = jsonBody(h, body);
     const repoUrls = strings(p, ['repository.clone_url', 'repository.ssh_url', 'repository.html_url']);
+    if (event === 'pull_request') {
+      const pull = issuePull(p, ['opened', 'synchronized', 'reopened']);
+      return { ...base, kind: 'pull', repoUrls, pull, pusher: str(p, 'sender.login') ?? str(p, 'sender.username') };
+    }
     const pushes = branchPush(need(p, 'ref', 'push'), need(p, 'after', 'push'));
     return { ...base, kind: 'push', repoUrls, pushes, pusher: str(p, 'pusher.login') ?? str(p, 'pusher.username') };
   },
@@ -217,8 +293,25 @@ const bitbucket = define({
     const event = header(h, 'x-event-key');
     if (!event) throw new PayloadError('no X-Event-Key header: is this a Bitbucket Cloud webhook?');
     const base = { event, repoUrls: [], pushes: [] };
-    if (event !== 'repo:push') return { ...base, kind: 'other' };
+    if (event !== 'repo:push' && !event.startsWith('pullrequest:')) return { ...base, kind: 'other' };
     const p = jsonBody(h, body);
+    if (event.startsWith('pullrequest:')) {
+      // Bitbucket has no ref of a pull request's head: its commit is fetched by the (12-character) hash
+      const headSha = need(p, 'pullrequest.source.commit.hash', event);
+      const pull = pullRequest(
+        event,
+        {
+          number: needNumber(p, 'pullrequest.id', event),
+          action: event,
+          baseBranch: need(p, 'pullrequest.destination.branch.name', event),
+          headSha,
+          headRef: headSha,
+        },
+        ['pullrequest:created', 'pullrequest:updated'],
+      );
+      const repoUrls = strings(p, ['repository.links.html.href']);
+      return { ...base, kind: 'pull', repoUrls, pull, pusher: str(p, 'actor.nickname') ?? str(p, 'actor.display_name') };
+    }
     const changes = get(p, ['push', 'changes']);
     if (!Array.isArray(changes)) throw new PayloadError('the repo:push payload has no push.changes (a list)');
     // `new` is null when the push deletes the branch; tags have type 'tag'

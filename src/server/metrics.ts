@@ -6,7 +6,8 @@
  * log (Engine.events 'audit'), the sync records those rows point at, and, at scrape time, the host
  * monitor's last statuses and the webhook deliveries table (deliveries that were ignored have no
  * audit row). Notifications are counted as the engine reports each delivery's end (Engine.events
- * 'notification'). Nothing here changes what is recorded or how.
+ * 'notification'), and the replicas of a running rollout as the engine reports its progress
+ * (Engine.events 'sync'). Nothing here changes what is recorded or how.
  */
 import type { EventEmitter } from 'node:events';
 import type { DatabaseSync } from 'node:sqlite';
@@ -17,6 +18,7 @@ import type { DeliveryOutcome } from '../audit/deliveries.ts';
 import type { NotificationRecord } from '../audit/notifications.ts';
 import type { SyncStore } from '../audit/syncs.ts';
 import type { EngineEvents } from '../engine/engine.ts';
+import type { SyncEvent } from '../engine/events.ts';
 import type { HostMonitor } from '../observe/hosts.ts';
 import { FORGES } from './forges.ts';
 
@@ -134,6 +136,38 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     if ((NOTIFICATION_ENDS as readonly string[]).includes(n.outcome)) notifications.inc({ target: n.target, outcome: n.outcome });
   };
 
+  const rolloutLabels = ['repo', 'stack', 'service'] as const;
+  const replicasUpdated = new Gauge({
+    name: 'berth_rollout_replicas_updated',
+    help: 'Replicas of the service that the running rollout updated so far (the new container runs, and is healthy when waited for); removed when the rollout ends',
+    labelNames: rolloutLabels,
+    registers,
+  });
+  const replicasPlanned = new Gauge({
+    name: 'berth_rollout_replicas_planned',
+    help: 'Replicas of the service that the running rollout creates or replaces in all; removed when the rollout ends',
+    labelNames: rolloutLabels,
+    registers,
+  });
+  /** the label sets each running sync set, by sync id: removed when it finishes */
+  const rollouts = new Map<number, Array<{ repo: string; stack: string; service: string }>>();
+  const progressed = (e: SyncEvent) => {
+    if (e.phase === 'progress' && e.services) {
+      const sets = e.services.map((p) => ({ repo: e.repo ?? '', stack: e.stack, service: p.service }));
+      e.services.forEach((p, i) => {
+        replicasUpdated.set(sets[i]!, p.updated);
+        replicasPlanned.set(sets[i]!, p.total);
+      });
+      rollouts.set(e.id, sets);
+    } else if (e.phase === 'finished') {
+      for (const labels of rollouts.get(e.id) ?? []) {
+        replicasUpdated.remove(labels);
+        replicasPlanned.remove(labels);
+      }
+      rollouts.delete(e.id);
+    }
+  };
+
   const open = new Map<number, OpenSync>();
   const observe = (row: AuditRow) => {
     auditRows.inc();
@@ -178,11 +212,21 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
   };
   src.events.on('audit', listener);
   src.events.on('notification', notified);
+  // runs inside the engine's work: never throws
+  const onSync = (e: SyncEvent) => {
+    try {
+      progressed(e);
+    } catch {
+      // a gauge not set is a gauge not set: the rollout goes on
+    }
+  };
+  src.events.on('sync', onSync);
   return {
     registry,
     stop: () => {
       src.events.off('audit', listener);
       src.events.off('notification', notified);
+      src.events.off('sync', onSync);
     },
   };
 }

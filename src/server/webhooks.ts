@@ -12,7 +12,8 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { ConfigError, readSecretFile, type RepoConfig } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { DeliveryStore, type DeliveryInput, type DeliveryRecord } from '../audit/deliveries.ts';
-import { FORGES, PayloadError, matchRepos, registryHook, type Delivery, type Forge, type RegistryDelivery, type Verdict } from './forges.ts';
+import type { ForgeType } from '../notify/config.ts';
+import { FORGES, PayloadError, matchRepos, registryHook, type Delivery, type Forge, type PullRequest, type RegistryDelivery, type Verdict } from './forges.ts';
 import { clip } from './browsers.ts';
 import { RejectionWindows, type Unaudited } from './rejections.ts';
 
@@ -235,7 +236,11 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
 
       if (d.kind === 'other') {
         return ignored([
-          { ...base, reason: 'not a push', detail: `${forge.title} sent a ${clip(d.event)} event: berth acts on pushes only (send it push events only)` },
+          {
+            ...base,
+            reason: 'not a push',
+            detail: `${forge.title} sent a ${clip(d.event)} event: berth acts on pushes and pull requests only (send it those events only)`,
+          },
         ]);
       }
       const candidates = matchRepos(engine.config.repos, d.repoUrls);
@@ -280,6 +285,8 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
         );
       }
 
+      if (d.kind === 'pull') return pulled(d, d.pull!, trusted);
+
       // A push: per trusted repo, the branch it watches must be one the push moved.
       const actor = d.pusher ? `${provider}:${d.pusher}` : provider;
       const decided = trusted.map((repo): Row & { sync?: boolean } => {
@@ -312,6 +319,63 @@ export const webhooks: FastifyPluginAsync<WebhookOptions> = async (app, { engine
       });
       const coalesced = rows.every((r) => r.outcome !== 'accepted' || r.reason === 'coalesced');
       return send(202, rows, coalesced ? { reason: 'coalesced' } : {});
+
+      /**
+       * A pull request opened, reopened or moved: per trusted repo, a plan of its head, when it would
+       * merge into the branch the repo watches and a forge target of this forge takes the repo. The
+       * plan is made and posted after the answer (docs/notifications.md, "Plans on pull requests").
+       */
+      function pulled(d: Delivery, pull: PullRequest, repos: RepoConfig[]) {
+        const forgeType = provider as ForgeType;
+        const what = `pull request #${pull.number} (${clip(pull.action)})`;
+        const decided = repos.map((repo): Row & { plan?: boolean } => {
+          const row = { ...base, repo: repo.name, branch: pull.baseBranch, commitSha: pull.headSha };
+          if (!pull.planned) {
+            return {
+              ...row,
+              reason: 'action not planned',
+              detail: `${what}: berth plans a pull request when it is opened, reopened or its head moves`,
+            };
+          }
+          if (pull.baseBranch !== repo.branch) {
+            return {
+              ...row,
+              reason: 'base branch not watched',
+              detail: `${what} would merge into ${clip(pull.baseBranch)}; repo ${repo.name} watches ${repo.branch}`,
+            };
+          }
+          const targets = engine.notifier.planTargets(repo.name, forgeType).map((t) => t.name);
+          if (targets.length === 0) {
+            return {
+              ...row,
+              reason: 'no plan target',
+              detail: `repo ${repo.name} has no ${forgeType} notification target to post the plan of ${what} through (docs/notifications.md, "Plans on pull requests")`,
+            };
+          }
+          if (d.deliveryId && store.wasAccepted(provider, d.deliveryId, repo.name)) {
+            return { ...row, reason: 'duplicate', detail: `delivery ${idOf(d.deliveryId)} was accepted before: a redelivery makes no second plan` };
+          }
+          return {
+            ...row,
+            outcome: 'accepted',
+            detail: `${what} at ${pull.headSha.slice(0, 12)}: its plan is made and posted through ${targets.join(', ')}`,
+            plan: true,
+          };
+        });
+        if (!decided.some((r) => r.plan)) return ignored(decided);
+        const rows = decided.map(({ plan, ...row }) => {
+          const kept = store.record({ ...row, status: 202 });
+          if (plan) {
+            log.info(
+              { provider, delivery: clip(d.deliveryId ?? ''), repo: kept.repo, pull: pull.number, commit: pull.headSha.slice(0, 7) },
+              'webhook accepted: a plan',
+            );
+            void engine.planPull(kept.repo!, forgeType, pull);
+          }
+          return kept;
+        });
+        return send(202, rows);
+      }
 
       function startSync(r: DeliveryRecord): void {
         const what = `${provider} delivery ${idOf(r.deliveryId)}: push of ${r.branch}${r.commitSha ? ` at ${r.commitSha}` : ''}${d.pusher ? ` by ${d.pusher}` : ''}`;

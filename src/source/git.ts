@@ -11,7 +11,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { deflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
-import type { AuthCallback, HttpClient, TreeEntry } from 'isomorphic-git';
+import type { AuthCallback, FetchResult, HttpClient, TreeEntry } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
 import { INPUT_LIMITS, type CommitInfo, type InputLimits, type Snapshot, type UnreadFile } from '../model.ts';
 import { PackObjectTooBig, PackWatch } from './packwatch.ts';
@@ -42,6 +42,17 @@ export class SourceError extends Error {
     if (limit) this.limit = limit;
   }
 }
+
+/**
+ * A ref or commit the remote (or the local repo) does not have: `berth plan --ref`, the plan API
+ * and a pull request's head answer it with the code `unknown-ref` (docs/api.md, "Errors").
+ */
+export class UnknownRefError extends SourceError {
+  override name = 'UnknownRefError';
+}
+
+/** What fetchRef takes: a full ref (refs/pull/7/head), a branch or tag name, or a commit SHA (a prefix of 4 or more hex characters). */
+const REF_FORM = /^(?!.*\.\.)(?!\/)[\w./@+-]{1,250}$/;
 
 /** The limits a source applies (docs/config.md, "Limits"). */
 export type SourceLimits = Pick<InputLimits, 'blobSize' | 'snapshotSize' | 'fetchSize'>;
@@ -217,26 +228,108 @@ export class GitSource {
     let oid: string;
     if (head && (await hasCommit(gitdir, head))) oid = head;
     else {
-      const packs = await packNames(gitdir);
-      this.#refusal = undefined;
-      const res = await this.#wrap(() =>
-        git.fetch({
-          fs,
-          http: this.#http,
-          gitdir,
-          url: this.repo.url,
-          ref: this.repo.branch,
-          singleBranch: true,
-          tags: false,
-          ...this.#auth(),
-        }),
-      );
+      const res = await this.#fetchOne(gitdir, this.repo.branch);
       if (!res.fetchHead) throw await this.#branchNotFound();
       oid = res.fetchHead; // the branch may have moved since the look-up: what was fetched wins
-      for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
     }
     await git.writeRef({ fs, gitdir, ref: `refs/heads/${this.repo.branch}`, value: oid, force: true });
     return this.commit(oid);
+  }
+
+  /**
+   * Fetches one ref (`refs/pull/7/head`, `refs/merge-requests/7/head`, a branch or tag name) or one
+   * commit (a SHA, or a prefix of one that an advertised ref points at) into the cache, and returns
+   * its commit, for snapshot() to read. The branch the repo tracks is left as it is: nothing writes
+   * `refs/heads/<branch>` here, so the next pass reads the branch head as before. What the remote
+   * (a local repo: the repo) does not have is an UnknownRefError.
+   */
+  fetchRef(ref: string): Promise<CommitInfo> {
+    const run = this.#updating.then(() => this.#fetchRef(ref.trim()));
+    this.#updating = run.catch(() => {});
+    return run;
+  }
+
+  async #fetchRef(ref: string): Promise<CommitInfo> {
+    if (!REF_FORM.test(ref)) throw this.#unknownRef(`"${ref.slice(0, 80)}" is neither a ref name nor a commit SHA`);
+    const sha = /^[0-9a-f]{4,40}$/i.test(ref) ? ref.toLowerCase() : undefined;
+    const names = ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`];
+    if (!this.#remote) return this.#localRef(ref, sha, names);
+    const gitdir = await this.#cache();
+    if (sha?.length === 40 && (await hasCommit(gitdir, sha))) return this.commit(sha);
+    const advertised = await this.#wrap(() =>
+      git.listServerRefs({ http: this.#http, url: this.repo.url, ...this.#auth(), protocolVersion: 1, peelTags: true }),
+    );
+    const target = (r: { oid: string; peeled?: string }) => r.peeled ?? r.oid;
+    // a SHA: fetched by a ref that points at it (a server need not serve commits by SHA); a name: that ref
+    const found = sha ? advertised.filter((r) => target(r).startsWith(sha)) : names.flatMap((n) => advertised.filter((r) => r.ref === n)).slice(0, 1);
+    const oids = new Set(found.map(target));
+    if (oids.size > 1) throw this.#unknownRef(`${ref} names more than one commit: give more of the SHA`);
+    const [hit] = found;
+    if (hit) {
+      if (!(await hasCommit(gitdir, target(hit)))) await this.#fetchOne(gitdir, hit.ref);
+      if (!(await hasCommit(gitdir, target(hit)))) throw this.#unknownRef(`the fetch of ${hit.ref} did not bring commit ${target(hit).slice(0, 12)}`);
+      return this.commit(target(hit));
+    }
+    if (sha?.length !== 40) throw this.#unknownRef(`no ref or commit ${ref} on the remote`);
+    // a commit no ref points at: asked for by its SHA, which GitHub and GitLab serve and a plain git server may refuse
+    try {
+      await this.#fetchOne(gitdir, sha, false);
+    } catch (err) {
+      if (this.#refusal) throw this.#refusal;
+      // the server unreachable or refusing the credentials is said as such; anything else is its refusal of the SHA
+      const code = (err as { code?: string }).code ?? '';
+      if (code === 'HttpError' || /^E[A-Z]+$/.test(code) || ['TimeoutError', 'AbortError'].includes((err as Error).name)) throw this.#translate(err);
+    }
+    if (!(await hasCommit(gitdir, sha))) throw this.#unknownRef(`no commit ${sha} on the remote (no ref points at it, and it cannot be fetched by its SHA)`);
+    return this.commit(sha);
+  }
+
+  /** fetchRef of a local repo: the ref or commit as the repo has it. */
+  async #localRef(ref: string, sha: string | undefined, names: string[]): Promise<CommitInfo> {
+    const gitdir = await this.#localGitdir();
+    let oid: string | undefined;
+    if (sha) oid = await git.expandOid({ fs, gitdir, oid: sha }).catch(() => undefined);
+    for (const name of oid ? [] : names) {
+      oid = await git.resolveRef({ fs, gitdir, ref: name }).catch(() => undefined);
+      if (oid) break;
+    }
+    if (!oid) throw this.#unknownRef(`no ref or commit ${ref} in the repo`);
+    // an annotated tag names its commit through the tag object
+    const tagged = await git.readTag({ fs, gitdir, oid }).then(
+      (t) => t.tag.object,
+      () => undefined,
+    );
+    return this.commit(tagged ?? oid);
+  }
+
+  /**
+   * Fetches one remote ref (the tracked branch, another ref, or a SHA) into the cache; a ref that is
+   * not a branch is written nowhere. Small packs are loosened. `translate: false` leaves
+   * isomorphic-git's error as it is.
+   */
+  async #fetchOne(gitdir: string, remoteRef: string, translate = true): Promise<FetchResult> {
+    const packs = await packNames(gitdir);
+    this.#refusal = undefined;
+    const fetch = () =>
+      git.fetch({
+        fs,
+        http: this.#http,
+        gitdir,
+        url: this.repo.url,
+        // the tracked branch's head (when fetched before) is what the cache has: the pack brings only the rest
+        ref: this.repo.branch,
+        remoteRef,
+        singleBranch: true,
+        tags: false,
+        ...this.#auth(),
+      });
+    const res = await (translate ? this.#wrap(fetch) : fetch());
+    for (const pack of await packNames(gitdir)) if (!packs.has(pack)) await loosen(gitdir, pack);
+    return res;
+  }
+
+  #unknownRef(problem: string): UnknownRefError {
+    return new UnknownRefError(`repo ${this.repo.name} (${stripCredentials(this.repo.url)}): ${problem}`);
   }
 
   /** The commit's metadata; `sha` may be abbreviated. */

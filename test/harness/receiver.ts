@@ -26,9 +26,10 @@ export interface Receiver {
   requests: ReceivedRequest[];
   /**
    * the next `n` requests are answered `status` (with these headers: { 'retry-after': '1' }); with
-   * `echo`, the answer's body repeats the request's path, headers and body (as a careless server might)
+   * `echo`, the answer's body repeats the request's path, headers and body (as a careless server
+   * might); with `match`, the next `n` of those it matches only
    */
-  fail(n: number, status: number, headers?: Record<string, string>, opts?: { echo?: boolean }): void;
+  fail(n: number, status: number, headers?: Record<string, string>, opts?: { echo?: boolean; match?: (r: ReceivedRequest) => boolean }): void;
   /** while on, requests are never answered: they are held until hold(false) answers them, or close() */
   hold(on: boolean): void;
   /** requests held now (arrived, not answered) */
@@ -42,10 +43,13 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-/** Starts a receiver; every request it does not fail or hold is answered `okStatus` (default 200) with `{}`. */
-export async function startReceiver(okStatus = 200): Promise<Receiver> {
+/**
+ * Starts a receiver; every request it does not fail or hold is answered `okStatus` (default 200)
+ * with `{}`, or with what `respond` makes of the request (a forge's created comment: `{ "id": 12 }`).
+ */
+export async function startReceiver(okStatus = 200, respond?: (r: ReceivedRequest) => unknown): Promise<Receiver> {
   const requests: ReceivedRequest[] = [];
-  const failures: Array<{ status: number; headers: Record<string, string>; echo: boolean }> = [];
+  const failures: Array<{ status: number; headers: Record<string, string>; echo: boolean; match?: (r: ReceivedRequest) => boolean }> = [];
   const held: Array<{ req: ReceivedRequest; res: ServerResponse; gone: boolean }> = [];
   let holdOn = false;
   let port = 0;
@@ -55,7 +59,7 @@ export async function startReceiver(okStatus = 200): Promise<Receiver> {
     const h = r.headers;
     const said = `${h.authorization ?? ''} ${h['private-token'] ?? ''} ${h['x-berth-signature'] ?? ''}`;
     const message = echo ? `you sent ${r.method} ${r.path} with ${said}: ${r.body}` : `the receiver was told to answer ${status}`;
-    res.end(status < 300 ? '{}' : JSON.stringify({ message }));
+    res.end(status < 300 ? JSON.stringify(respond?.(r) ?? {}) : JSON.stringify({ message }));
   };
   const handler = (req: import('node:http').IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -69,7 +73,8 @@ export async function startReceiver(okStatus = 200): Promise<Receiver> {
         held.push(h);
         return;
       }
-      const f = failures.shift();
+      const at = failures.findIndex((x) => !x.match || x.match(r));
+      const f = at < 0 ? undefined : failures.splice(at, 1)[0];
       if (f) answer(r, res, f.status, f.headers, f.echo);
       else answer(r, res, okStatus);
     });
@@ -87,7 +92,7 @@ export async function startReceiver(okStatus = 200): Promise<Receiver> {
     url: `http://127.0.0.1:${port}`,
     requests,
     fail: (n, status, headers = {}, opts = {}) => {
-      for (let i = 0; i < n; i++) failures.push({ status, headers, echo: opts.echo ?? false });
+      for (let i = 0; i < n; i++) failures.push({ status, headers, echo: opts.echo ?? false, match: opts.match });
     },
     hold: (on) => {
       holdOn = on;
