@@ -81,10 +81,11 @@ export interface BerthConfig {
   hostCheck: HostCheckConfig;
   /**
    * requests a minute one client address may make to /api/v1 and to /webhooks (each over 429), and
-   * how many event streams (GET /api/v1/events) it may hold open at once; and how much a commit
-   * may ask of the engine (InputLimits, docs/config.md "Limits")
+   * how many event streams (GET /api/v1/events) it may hold open at once; how many logs may be
+   * followed at once (all clients together) and how many bytes of lines one logs answer holds
+   * before it follows; and how much a commit may ask of the engine (InputLimits, docs/config.md "Limits")
    */
-  limits: { api: number; webhooks: number; eventStreams: number } & InputLimits;
+  limits: { api: number; webhooks: number; eventStreams: number; logFollowers: number; logBytes: number } & InputLimits;
   /** credentials for the registries images are pulled from (src/apply/registries.ts) */
   registries: RegistryConfig[];
   /** how often, at most, a followed image's tag (x-berth.watch-image) is resolved between its repo's passes (ms) */
@@ -140,6 +141,8 @@ const schema = {
         api: { type: 'integer', minimum: 1 },
         webhooks: { type: 'integer', minimum: 1 },
         eventStreams: { type: 'integer', minimum: 1 },
+        logFollowers: { type: 'integer', minimum: 1 },
+        logBytes: { type: 'integer', minimum: 1024 },
         replicas: { type: 'integer', minimum: 1 },
         stackContainers: { type: 'integer', minimum: 1 },
         repoContainers: { type: 'integer', minimum: 1 },
@@ -435,9 +438,10 @@ function registry(r: NonNullable<RawConfig['registries']>[number], rel: (p: stri
 
 /**
  * The defaults: 300 API requests and 60 webhook deliveries a minute, and 10 open event streams,
- * per client address; and what one commit may ask of the engine (INPUT_LIMITS).
+ * per client address; 10 logs followed at once and 10 MiB of lines per logs answer; and what one
+ * commit may ask of the engine (INPUT_LIMITS).
  */
-export const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60, eventStreams: 10, ...INPUT_LIMITS };
+export const LIMITS: BerthConfig['limits'] = { api: 300, webhooks: 60, eventStreams: 10, logFollowers: 10, logBytes: 10 * 1024 * 1024, ...INPUT_LIMITS };
 
 /** The defaults: a check every 10 s, bounded by 5 s; a host unreachable for 1 min is lost. */
 const HOST_CHECK: HostCheckConfig = { intervalMs: 10_000, graceMs: 60_000, timeoutMs: 5_000 };

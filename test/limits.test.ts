@@ -48,7 +48,16 @@ describe('the limits in the engine config', () => {
   it('takes each key given, the others at their defaults, and refuses what is not a limit', async () => {
     const file = join(tmp, 'berth.config.yaml');
     await writeFile(file, `dataDir: ${join(tmp, 'data')}\nlimits: { replicas: 5, blobSize: 1024, api: 10 }\n`);
-    expect(loadConfig(file).limits).toEqual({ ...INPUT_LIMITS, api: 10, webhooks: 60, eventStreams: 10, replicas: 5, blobSize: 1024 });
+    expect(loadConfig(file).limits).toEqual({
+      ...INPUT_LIMITS,
+      api: 10,
+      webhooks: 60,
+      eventStreams: 10,
+      logFollowers: 10,
+      logBytes: 10 * 1024 * 1024,
+      replicas: 5,
+      blobSize: 1024,
+    });
     await writeFile(file, 'limits: { blobSize: 0 }\n');
     expect(() => loadConfig(file)).toThrow(ConfigError);
     await writeFile(file, 'limits: { blobsize: 10 }\n');

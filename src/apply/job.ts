@@ -70,12 +70,41 @@ export function justAfter(time: string | undefined): string | undefined {
  * and credential URLs, and `contents` (what berth wrote into it: its secrets and configs).
  */
 export function redact(text: string, env: readonly string[], contents: readonly string[] = []): string {
-  const secrets = env
+  return masking([...envSecrets(env), ...contents])(text);
+}
+
+/** The values of a container's environment (`KEY=value` entries) that are secrets: a secret-looking name, or a URL with a password. */
+export function envSecrets(env: readonly string[]): string[] {
+  return env
     .map((e) => [e.slice(0, Math.max(0, e.indexOf('='))), e.slice(e.indexOf('=') + 1)])
     .filter(([k, v]) => k !== '' && (SECRET_KEY.test(k) || CREDENTIAL_URL.test(v)) && v.length >= 4)
     .map(([, v]) => v);
-  // the longest first, so that a secret holding another is masked whole
-  return [...secrets, ...contents].sort((a, b) => b.length - a.length).reduce((out, s) => out.split(s).join('<masked>'), text);
+}
+
+/**
+ * What masks each of `secrets` in a text, as `<masked>`: the longest first, so that a secret
+ * holding another is masked whole.
+ */
+export function masking(secrets: readonly string[]): (text: string) => string {
+  const sorted = [...new Set(secrets)].filter((s) => s !== '').sort((a, b) => b.length - a.length);
+  if (sorted.length === 0) return (text) => text;
+  return (text) => sorted.reduce((out, s) => (out.includes(s) ? out.split(s).join('<masked>') : out), text);
+}
+
+/**
+ * The strings to mask in output read line by line: each secret of at least `min` characters, trimmed,
+ * and each line of one that has several (a key file's lines are printed one at a time too). Shorter
+ * ones are left: they would mask ordinary words.
+ */
+export function secretPieces(secrets: readonly string[], min = 4): string[] {
+  const out = new Set<string>();
+  for (const s of secrets) {
+    const whole = s.trim();
+    if (whole.length >= min) out.add(whole);
+    if (!whole.includes('\n')) continue;
+    for (const line of whole.split('\n')) if (line.trim().length >= min) out.add(line.trim());
+  }
+  return [...out];
 }
 
 /** 600000 -> "10m", 90000 -> "1m30s", 1500 -> "1.5s" */

@@ -1,6 +1,6 @@
 /**
  * The CLI's way to a running berth: with BERTH_URL set, `sync`, `rollback`, `pause`,
- * `resume`, `status`, `hosts` and `audit` call its API (docs/api.md) with BERTH_TOKEN instead of
+ * `resume`, `status`, `hosts`, `audit` and `logs` call its API (docs/api.md) with BERTH_TOKEN instead of
  * acting on the hosts and the database themselves (src/cli/remote.ts).
  */
 import type { ApiErrorCode } from '../engine/ops.ts';
@@ -41,6 +41,8 @@ export interface ApiClient {
    * the returned function is called or the server ends it; resolves once the server answered.
    */
   stream(path: string, onMessage: (m: StreamMessage) => void): Promise<() => void>;
+  /** A GET whose answer is read as it comes (`accept` its type); `signal` aborts it, also while it is read. */
+  read(path: string, query: Query, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
 }
 
 /**
@@ -149,11 +151,38 @@ export function apiClient(url: string, token?: string): ApiClient {
     return () => aborted.abort();
   }
 
+  async function read(path: string, query: Query, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const target = new URL(`api/v1${path}`, base);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) target.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res: Response;
+    try {
+      res = await fetch(target, { headers, signal });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError(
+        `cannot reach berth at ${where}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is \`berth serve\` running there? BERTH_URL says where)`,
+        2,
+      );
+    }
+    if (res.ok && res.body) return res.body;
+    const text = await res.text().catch(() => '');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    throw refused(res, parsed);
+  }
+
   return {
     url: where,
     get: (path, query) => call('GET', path, query),
     post: (path, body = {}) => call('POST', path, {}, body),
     stream,
+    read,
   };
 }
 

@@ -4,10 +4,11 @@
  * chain or a checkpoint that does not hold, differences found by `diff`, a host that is not up for `hosts`, an action refused, by
  * the server or here: an unknown stack, nothing to resume or roll back, `init` with a key already there), 2 berth could not do its job (bad config, a key
  * file it cannot use, unreachable repo or server, a token refused, not an audit bundle; for `diff`, any error: an invalid stack, a host that does not answer).
- * sync, rollback, pause, resume, status, hosts, audit and plan are operations (src/engine/ops.ts): with
+ * sync, rollback, pause, resume, status, hosts, audit, plan and logs are operations (src/engine/ops.ts): with
  * BERTH_URL set, those of that running berth (its API, with BERTH_TOKEN), else of an engine in this
  * process acting on the hosts and the database itself.
  */
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -39,6 +40,8 @@ import { RemoteOps } from './remote.ts';
 import { printable } from './text.ts';
 import { evidenceLines, followProgress } from './progress.ts';
 import { planText } from '../diff/report.ts';
+import { logPrinter, useColour } from './logs.ts';
+import { LOG_TAIL } from '../engine/log-lines.ts';
 import { repoNameOf, starterConfig } from './init.ts';
 
 /** Who asked, in the audit log, when the CLI acts without a server: `cli:<user>` (or $BERTH_ACTOR). */
@@ -330,6 +333,49 @@ const audit = program
   .action(async (opts: { stack?: string; commit?: string; since?: string; limit: string; json?: boolean }) => {
     const { rows } = await withOps((ops) => ops.audit({ stack: opts.stack, commit: opts.commit, since: opts.since, limit: Number(opts.limit) }), 'warn');
     printAudit(rows, opts.json);
+  });
+
+program
+  .command('logs')
+  .description(
+    "the lines a stack's containers wrote (its replicas on every host, its jobs' and hooks' last runs), each prefixed service.replica@host, like docker compose logs (with BERTH_URL: through that berth)",
+  )
+  .argument('<stack>')
+  .argument('[service]', 'only this service, job or hook')
+  .option('--host <name>', 'only the containers on this host')
+  .option('-n, --tail <lines>', `the last lines of each container (0 to ${LOG_TAIL.max})`, String(LOG_TAIL.default))
+  .option('--since <time>', 'only lines since a time (RFC 3339, ISO) or that long ago (10m, 1h, 7d)')
+  .option('-f, --follow', 'keep printing the lines as they are written, until Ctrl-C (or every container stopped)')
+  .option('-t, --timestamps', 'each line with the time Docker stamped on it; the lines of all containers in time order')
+  .action(async (stack: string, service: string | undefined, opts: { host?: string; tail: string; since?: string; follow?: boolean; timestamps?: boolean }) => {
+    if (!/^\d+$/.test(opts.tail)) throw new EngineError(`--tail: '${opts.tail}' is not a whole number from 0 to ${LOG_TAIL.max}`, 'invalid-request');
+    const query = { service, host: opts.host, since: opts.since, tail: Number(opts.tail), follow: opts.follow, timestamps: opts.timestamps };
+    await withOps(async (ops) => {
+      const { replicas, records } = await ops.logs(stack, query);
+      const print = logPrinter(replicas, { colour: useColour(process.stdout.isTTY), terminal: Boolean(process.stdout.isTTY) });
+      let stopped = false;
+      const stop = () => {
+        stopped = true;
+        records.destroy();
+      };
+      // Ctrl-C ends a follow as it should end: the streams closed, exit 0; so does a reader that went (| head)
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      process.stdout.once('error', stop);
+      try {
+        for await (const record of records) {
+          const p = print(record);
+          if ('err' in p) process.stderr.write(p.err);
+          else if (!process.stdout.write(p.out)) await once(process.stdout, 'drain');
+        }
+      } catch (err) {
+        if (!stopped) throw err;
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        process.stdout.off('error', stop);
+      }
+    }, 'warn');
   });
 
 /** A sync's report: the repo and its commit, then a line per stack (what it changed, or why it failed, and what to run next). */

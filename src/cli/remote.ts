@@ -6,6 +6,8 @@ import type { Page } from '../audit/db.ts';
 import type { DeliveryFilter, DeliveryRecord } from '../audit/deliveries.ts';
 import type { AuditRow } from '../audit/log.ts';
 import type { SyncFilter, SyncRecord } from '../audit/syncs.ts';
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { SyncEvent } from '../engine/events.ts';
 import type {
   ActionOptions,
@@ -13,12 +15,15 @@ import type {
   AuditQuery,
   HostSummary,
   HostView,
+  LogQuery,
+  LogStream,
   Operations,
   StackStats,
   StackView,
   SyncReport,
   SyncView,
 } from '../engine/ops.ts';
+import { LineSplitter, type LogReplica } from '../engine/log-lines.ts';
 import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
 
@@ -127,5 +132,50 @@ export class RemoteOps implements Operations {
 
   plan(repo: string, ref: string): Promise<RepoPlan> {
     return this.#api.post<RepoPlan>(`/repos/${at(repo)}/plan`, { ref });
+  }
+
+  /** The answer's JSON lines (docs/api.md, "Logs"): the first one names the replicas, each other is a record. */
+  async logs(name: string, q: LogQuery): Promise<LogStream> {
+    const abort = new AbortController();
+    const query = {
+      service: q.service,
+      host: q.host,
+      since: q.since,
+      tail: q.tail,
+      follow: q.follow ? 'true' : undefined,
+      timestamps: q.timestamps ? 'true' : undefined,
+    };
+    const body = await this.#api.read(`/stacks/${at(name)}/logs`, query, 'application/x-ndjson', abort.signal);
+    const splitter = new LineSplitter(4 << 20); // a record is one line of a line at most 64 KiB: more is no answer of berth
+    let header: { resolve: (r: LogReplica[]) => void; reject: (e: Error) => void } | undefined;
+    const replicas = new Promise<LogReplica[]>((resolve, reject) => (header = { resolve, reject }));
+    const notBerth = (what: string) => new ApiError(`${this.#api.url} answered the logs of ${name} with ${what}: is it berth?`, 2);
+    const parse = new Transform({
+      readableObjectMode: true,
+      transform(chunk: Buffer, _enc, done) {
+        try {
+          for (const line of splitter.push(chunk)) {
+            if (!line) continue;
+            const value = JSON.parse(line) as unknown;
+            if (!header) this.push(value);
+            else if (Array.isArray((value as { replicas?: unknown }).replicas)) {
+              header.resolve((value as { replicas: LogReplica[] }).replicas);
+              header = undefined;
+            } else throw notBerth('no list of replicas first');
+          }
+          done();
+        } catch (err) {
+          done(err instanceof SyntaxError ? notBerth('a line that is not JSON') : (err as Error));
+        }
+      },
+      flush(done) {
+        done(header ? notBerth('nothing') : undefined);
+      },
+    });
+    const records = pipeline(Readable.fromWeb(body as WebReadableStream<Uint8Array>), parse, (err) => {
+      if (err && header) header.reject(err instanceof ApiError ? err : new ApiError(`the logs of ${name} from ${this.#api.url}: ${err.message}`, 2));
+    });
+    records.on('close', () => abort.abort());
+    return { replicas: await replicas, records };
   }
 }

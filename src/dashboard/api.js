@@ -1,5 +1,5 @@
 // Talking to berth's API: the token (kept in this browser), JSON requests, the event stream.
-/* global localStorage, location, fetch, EventSource, setTimeout, URL */
+/* global localStorage, location, fetch, EventSource, setTimeout, URL, TextDecoderStream */
 
 const TOKEN_KEY = 'berth.token';
 
@@ -83,4 +83,45 @@ export function listen(onEvent, onState) {
     stopped = true;
     es.close();
   };
+}
+
+/**
+ * Reads a JSON-lines answer of /api/v1{path} as it comes (GET /stacks/:name/logs), calling onRecord
+ * with each parsed line; resolves when the answer ends, rejects with ApiError when berth refuses.
+ * `signal` stops it (a page left, another service chosen): then it resolves.
+ */
+export async function streamLines(path, { params, signal, onRecord }) {
+  const url = new URL(`/api/v1${path}`, location.origin);
+  for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+  const headers = { accept: 'application/x-ndjson' };
+  if (token.get()) headers.authorization = `Bearer ${token.get()}`;
+  let res;
+  try {
+    res = await fetch(url, { headers, signal });
+  } catch {
+    if (signal?.aborted) return;
+    throw new ApiError(0, 'berth does not answer: is it running, and is this machine on its network?');
+  }
+  if (!res.ok) {
+    const data = await res.json().catch(() => undefined);
+    throw new ApiError(res.status, data?.error ?? `${res.status} ${res.statusText}`, data?.code);
+  }
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      pending += value;
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line) onRecord(JSON.parse(line));
+      }
+    }
+  } catch (err) {
+    if (signal?.aborted) return;
+    throw new ApiError(0, `the logs stopped: ${err.message}`);
+  }
 }

@@ -1,7 +1,7 @@
 // The berth dashboard: a hash router over a few views of the API, kept current by its event
 // stream. Vanilla JS, no build step; every string from the API goes through dom.js's h().
-/* global document, location, window, confirm, setTimeout, clearTimeout, console, FormData, URLSearchParams, CSS */
-import { api, listen, token } from './api.js';
+/* global document, location, window, confirm, setTimeout, clearTimeout, console, FormData, URLSearchParams, CSS, AbortController, requestAnimationFrame */
+import { api, listen, streamLines, token } from './api.js';
 import { add, badge, duration, firstLine, h, href, keepTimesCurrent, link, notice, plural, replace, section, short, table, time } from './dom.js';
 import { diffView } from './diff.js';
 import { evidenceBlock, progressList } from './evidence.js';
@@ -69,7 +69,9 @@ async function render() {
     if (err.status === 401) return askToken('berth refused the saved token (401): paste a valid one.');
     view = { title: 'Error', node: h('div', null, notice('error', err.message), h('p', null, link('/', {}, '← Overview'))) };
   }
-  if (mine !== renders) return;
+  if (mine !== renders) return view.dispose?.();
+  // a view that streams (a stack's logs) stops when another takes its place
+  current?.dispose?.();
   current = view;
   main.removeAttribute('aria-busy');
   replace(main, view.node);
@@ -96,6 +98,7 @@ function onLive(state, reopened) {
 function askToken(message) {
   stopEvents?.();
   stopEvents = null;
+  current?.dispose?.();
   current = null;
   me = null;
   who.textContent = '';
@@ -673,7 +676,16 @@ function syncTimeline(initial, messages, { stack, commit, live: addNew = true } 
   };
 }
 
-async function stackView(_q, name) {
+/** The stack page's tabs: its overview, its logs (`?tab=logs`). */
+function stackTabs(name, tab) {
+  const tabLink = (id, label) =>
+    h('a', { href: href(`/stacks/${enc(name)}`, { tab: id === 'overview' ? undefined : id }), 'aria-current': tab === id ? 'page' : undefined }, label);
+  return h('nav', { class: 'tabs', 'aria-label': 'Stack' }, tabLink('overview', 'Overview'), tabLink('logs', 'Logs'));
+}
+
+async function stackView(q, name) {
+  const tab = q.tab === 'logs' ? 'logs' : 'overview';
+  if (tab === 'logs') return stackLogsView(q, name);
   const [stack, { syncs }, messages] = await Promise.all([
     api(`/stacks/${enc(name)}`),
     api('/syncs', { params: { stack: name, limit: 20 } }),
@@ -701,6 +713,7 @@ async function stackView(_q, name) {
       null,
       h('p', { class: 'crumbs' }, link('/', {}, 'Overview'), ' / ', name),
       head,
+      stackTabs(name, tab),
       actions?.node,
       section('Services', services),
       section('Resource use', statsBlock(name)),
@@ -712,6 +725,160 @@ async function stackView(_q, name) {
         draw();
       }
       timeline.onEvent(type, data);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- a stack's logs
+
+/** The lines the page keeps: older ones are dropped as new ones come, so that it stays quick. */
+const LOG_LINES_KEPT = 5000;
+/** The choices of lines per container (the API's tail): its default first. */
+const LOG_TAILS = ['200', '1000', '5000', '10000'];
+
+/**
+ * The Logs tab: the lines of the stack's containers (GET /api/v1/stacks/:name/logs), one service's
+ * or all (?service=), the last 200 of each container or more (?tail=), and with ?follow=1 then
+ * the lines as they are written. Lines are added once per frame, and only the last LOG_LINES_KEPT
+ * stay on the page.
+ */
+async function stackLogsView(q, name) {
+  const state = await api(`/stacks/${enc(name)}`);
+  const head = h('div', null, stackHeader(state));
+  const follow = q.follow === '1';
+  const services = new Set([...state.replicas.map((r) => r.service), ...(q.service ? [q.service] : [])]);
+  const tail = LOG_TAILS.includes(q.tail) ? q.tail : LOG_TAILS[0];
+  const go = (change) =>
+    (location.hash = href(`/stacks/${enc(name)}`, { tab: 'logs', service: q.service, tail: q.tail, follow: follow ? '1' : undefined, ...change }));
+  const select = h(
+    'select',
+    { id: 'logs-service', name: 'service', onchange: (e) => go({ service: e.currentTarget.value || undefined }) },
+    h('option', { value: '' }, 'every service'),
+  );
+  const drawServices = () =>
+    replace(
+      select,
+      h('option', { value: '' }, 'every service'),
+      [...services].sort().map((s) => h('option', { value: s, selected: s === q.service }, s)),
+    );
+  drawServices();
+  const tailSelect = h(
+    'select',
+    { id: 'logs-tail', name: 'tail', onchange: (e) => go({ tail: e.currentTarget.value === LOG_TAILS[0] ? undefined : e.currentTarget.value }) },
+    LOG_TAILS.map((t) => h('option', { value: t, selected: t === tail }, `last ${Number(t).toLocaleString()}`)),
+  );
+  const followBox = h('input', {
+    type: 'checkbox',
+    id: 'logs-follow',
+    checked: follow,
+    onchange: (e) => go({ follow: e.currentTarget.checked ? '1' : undefined }),
+  });
+  const status = h('span', { class: 'muted small', id: 'logs-status', 'aria-live': 'polite' }, follow ? 'following…' : 'loading…');
+  const problem = h('div');
+  const out = h('div', { class: 'logs', id: 'logs', role: 'log', tabindex: '0', 'aria-label': `Logs of ${name}` });
+
+  const colours = new Map();
+  const colourOf = (prefix) => {
+    if (!colours.has(prefix)) colours.set(prefix, colours.size % 10);
+    return colours.get(prefix);
+  };
+  let width = 0;
+  let shown = 0;
+  let dropped = 0;
+  let queue = [];
+  let frame = 0;
+  const lineNode = (r) => {
+    if (r.notice) return h('div', { class: 'log-line log-notice' }, `berth: ${r.message}`);
+    const prefix = `${r.service}.${r.slot}@${r.host}`;
+    return h(
+      'div',
+      { class: `log-line${r.stream === 'stderr' ? ' log-stderr' : ''}` },
+      h('span', { class: `log-prefix c${colourOf(prefix)}` }, prefix.padEnd(width), ' | '),
+      r.time ? h('span', { class: 'log-time' }, `${r.time} `) : null,
+      r.text,
+    );
+  };
+  const drawStatus = (ended) => {
+    const kept = dropped ? ` (the last ${LOG_LINES_KEPT.toLocaleString()} kept)` : '';
+    status.textContent = `${shown.toLocaleString()} line(s)${kept}${follow ? (ended ? ' · ended: every container stopped' : ' · following') : ''}`;
+  };
+  // one DOM update per frame, whatever the number of lines that came meanwhile
+  const flush = () => {
+    frame = 0;
+    const batch = queue;
+    queue = [];
+    if (!batch.length) return;
+    const atBottom = out.scrollHeight - out.scrollTop - out.clientHeight < 40;
+    const fragment = document.createDocumentFragment();
+    for (const r of batch) fragment.append(lineNode(r));
+    out.append(fragment);
+    while (out.childElementCount > LOG_LINES_KEPT) {
+      out.firstElementChild.remove();
+      dropped++;
+    }
+    if (atBottom) out.scrollTop = out.scrollHeight;
+    drawStatus(false);
+  };
+  const onRecord = (r) => {
+    if (r.replicas) {
+      width = Math.max(0, ...r.replicas.map((x) => `${x.service}.${x.slot}@${x.host}`.length));
+      const before = services.size;
+      for (const x of r.replicas) services.add(x.service);
+      if (services.size !== before) drawServices();
+      return;
+    }
+    if (!r.notice) shown++;
+    queue.push(r);
+    // lines that would be dropped at once are not drawn at all
+    if (queue.length > LOG_LINES_KEPT) {
+      dropped += queue.length - LOG_LINES_KEPT;
+      queue = queue.slice(-LOG_LINES_KEPT);
+    }
+    if (!frame) frame = requestAnimationFrame(flush);
+  };
+  const abort = new AbortController();
+  streamLines(`/stacks/${enc(name)}/logs`, { params: { service: q.service, tail, follow: follow ? 'true' : undefined }, signal: abort.signal, onRecord })
+    .then(() => {
+      if (abort.signal.aborted) return;
+      flush();
+      drawStatus(true);
+      if (!shown && !out.firstElementChild) replace(out, h('p', { class: 'muted' }, 'No lines.'));
+    })
+    .catch((err) => {
+      if (abort.signal.aborted) return;
+      status.textContent = '';
+      replace(problem, notice('error', err.message));
+    });
+  return {
+    title: `${name} logs`,
+    node: h(
+      'div',
+      null,
+      h('p', { class: 'crumbs' }, link('/', {}, 'Overview'), ' / ', link(`/stacks/${enc(name)}`, {}, name), ' / logs'),
+      head,
+      stackTabs(name, 'logs'),
+      h(
+        'section',
+        { class: 'panel' },
+        h(
+          'div',
+          { class: 'logs-bar' },
+          h('label', { for: 'logs-service' }, 'Service'),
+          select,
+          h('label', { for: 'logs-tail' }, 'Lines per container'),
+          tailSelect,
+          h('label', { class: 'check' }, followBox, ' Follow'),
+          status,
+        ),
+        problem,
+        out,
+      ),
+    ),
+    onEvent(type, data) {
+      if (type === 'stack' && data.name === name) replace(head, stackHeader(data));
+    },
+    dispose() {
+      abort.abort();
     },
   };
 }

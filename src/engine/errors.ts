@@ -15,6 +15,10 @@ export type EngineErrorCode =
   | 'data-dir-owned'
   /** no host of that name in the engine config */
   | 'unknown-host'
+  /** the stack has no service (job, hook) of that name, in Git or on the hosts */
+  | 'unknown-service'
+  /** more followed logs open than limits.logFollowers */
+  | 'too-many-followers'
   /** no sync run of that id */
   | 'unknown-sync'
   /** no repo of that name in the engine config */

@@ -1,6 +1,6 @@
 /**
  * What people ask of berth, defined once: the stacks and hosts, the sync history, the audit log,
- * the webhook deliveries, the plan of a ref, and the actions sync, rollback, pause and resume (docs/api.md). Two
+ * the webhook deliveries, the plan of a ref, a stack's logs, and the actions sync, rollback, pause and resume (docs/api.md). Two
  * implementations: LocalOps, over an Engine in this process (what the API's routes call, and the
  * CLI without BERTH_URL), and the CLI's HTTP one (src/cli/remote.ts), over a running berth's API.
  * A refusal is an EngineError with a stable code; the API answers it with the
@@ -17,6 +17,8 @@ import { observeHost, type LiveContainer } from '../observe/live.ts';
 import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
+import type { LogQuery } from './log-lines.ts';
+import { StackLogs, type LogStream } from './logs.ts';
 import type { SyncEvent } from './events.ts';
 import { mapLimit } from './limit.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
@@ -125,7 +127,15 @@ export interface Operations {
   follow(onEvent: (e: SyncEvent) => void): Promise<() => void>;
   /** What `ref` of `repo` would do to the hosts, changing nothing (src/engine/plans.ts). Throws unknown-repo, unknown-ref. */
   plan(repo: string, ref: string): Promise<RepoPlan>;
+  /**
+   * The stack's logs (docs/api.md, "Logs"): its containers, then their lines; destroying `records`
+   * stops the reading. Throws unknown-stack, unknown-service, unknown-host, invalid-request,
+   * too-many-followers.
+   */
+  logs(name: string, query: LogQuery): Promise<LogStream>;
 }
+
+export type { LogQuery, LogStream };
 
 /** What the server adds to the local operations: who asked for an action is audited, and a failure nobody waited for is told. */
 export interface LocalHooks {
@@ -142,12 +152,14 @@ export class LocalOps implements Operations {
   /** commits are immutable: their author and message, once read from the audit log, by SHA (the newest 1,000) */
   readonly #commits = new Map<string, CommitView>();
   readonly #hooks: LocalHooks;
+  readonly #logs: StackLogs;
   #stacksJson?: { version: number; body: Buffer };
 
   constructor(engine: Engine, hooks: LocalHooks = {}) {
     this.#engine = engine;
     this.#deliveries = new DeliveryStore(engine.db);
     this.#hooks = hooks;
+    this.#logs = new StackLogs(engine);
   }
 
   /** Under berth serve, from what it last saw (docs/how-it-works.md, "Reads"); else a dry-run pass. */
@@ -318,6 +330,15 @@ export class LocalOps implements Operations {
 
   plan(repo: string, ref: string): Promise<RepoPlan> {
     return this.#engine.plan(repo, ref);
+  }
+
+  logs(name: string, query: LogQuery): Promise<LogStream> {
+    return this.#logs.open(name, query);
+  }
+
+  /** Ends the logs answers still open (followed ones): a server closing would otherwise wait for them. */
+  closeLogs(): void {
+    this.#logs.close();
   }
 
   /** The state with the applied commit's author and message, from the audit rows of that commit. */

@@ -8,7 +8,7 @@
  * token, acting an operator one (src/server/auth.ts); every action is audited as `api.action` with
  * the token's name. An action another site's page asks for, and a body that is not JSON, are
  * refused before the token is looked at (src/server/browsers.ts); one client address may hold
- * limits.eventStreams event streams open.
+ * limits.eventStreams event streams open, and all clients together limits.logFollowers followed logs.
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
@@ -17,11 +17,13 @@ import type { DeliveryFilter } from '../audit/deliveries.ts';
 import { NOTIFICATION_OUTCOMES, type NotificationFilter } from '../audit/notifications.ts';
 import type { SyncFilter } from '../audit/syncs.ts';
 import { EngineError, type Engine } from '../engine/engine.ts';
-import { LocalOps, type ApiErrorCode, type AuditQuery } from '../engine/ops.ts';
+import { LocalOps, type ApiErrorCode, type AuditQuery, type LogQuery } from '../engine/ops.ts';
+import { LOG_TAIL } from '../engine/log-lines.ts';
 import { SourceError } from '../source/git.ts';
 import { allows, bearerToken, LOCAL_ADMIN, Tokens, type Principal, type Role } from './auth.ts';
 import { clip, crossSite, hasBody, isJson } from './browsers.ts';
 import { EventStreams } from './events.ts';
+import { sendLogs, wantsNdjson } from './logs.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -38,7 +40,7 @@ declare module 'fastify' {
 
 export interface ApiOptions {
   engine: Engine;
-  /** how often the event stream sends a comment line (ms); default 15 s */
+  /** how often the event stream sends a comment line, and a followed logs answer in JSON lines an empty line (ms); default 15 s */
   heartbeatMs?: number;
 }
 
@@ -80,6 +82,7 @@ export const ERROR_STATUS: Record<ApiErrorCode, number> = {
   'host-not-allowed': 403,
   'unknown-stack': 404,
   'unknown-host': 404,
+  'unknown-service': 404,
   'unknown-sync': 404,
   'unknown-repo': 404,
   'unknown-ref': 404,
@@ -92,6 +95,7 @@ export const ERROR_STATUS: Record<ApiErrorCode, number> = {
   'unsupported-media-type': 415,
   'rate-limited': 429,
   'too-many-streams': 429,
+  'too-many-followers': 429,
   internal: 500,
   'repo-unreadable': 502,
 };
@@ -157,8 +161,11 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   app.setNotFoundHandler({ preHandler: app.rateLimit() }, (req, reply) =>
     reply.code(404).send(refusal(`no API route ${req.method} ${req.url.split('?')[0]}: docs/api.md lists them`, 'no-such-route')),
   );
-  // Open event streams would keep app.close() waiting: they end first.
-  app.addHook('preClose', async () => streams.close());
+  // Open event streams and followed logs would keep app.close() waiting: they end first.
+  app.addHook('preClose', async () => {
+    streams.close();
+    ops.closeLogs();
+  });
 
   // Before the token and the body: an action another site's page asks for is refused whoever's
   // browser sends it, and a body that is not JSON is not read (docs/api.md, "Browsers").
@@ -235,6 +242,44 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
 
   // one sample per replica, asked of the hosts now: the one read that calls Docker, and only when asked
   app.get<{ Params: { name: string } }>('/stacks/:name/stats', { config: viewer, schema: { params: STACK_PARAMS } }, async (req) => ops.stats(req.params.name));
+
+  app.get<{ Params: { name: string }; Querystring: LogQuery }>(
+    '/stacks/:name/logs',
+    {
+      config: viewer,
+      schema: {
+        params: STACK_PARAMS,
+        querystring: query({
+          service: { ...NAME, description: 'a service, job or hook of the stack, as its Compose file names it' },
+          host: { ...NAME, description: 'a host name, as GET /api/v1/hosts lists them' },
+          since: { ...TIME, description: 'an RFC 3339 or ISO time (2024-05-01T10:00:00Z) or how long ago (10m, 1h, 7d)' },
+          tail: {
+            type: 'integer',
+            minimum: 0,
+            maximum: LOG_TAIL.max,
+            description: `the last lines of each container, a whole number from 0 to ${LOG_TAIL.max} (default ${LOG_TAIL.default})`,
+          },
+          follow: { type: 'boolean', description: 'true: keep the answer open and send the lines as they are written' },
+          timestamps: { type: 'boolean', description: 'true: each line with the time Docker stamped on it' },
+        }),
+      },
+    },
+    async (req, reply) => {
+      let stream;
+      try {
+        stream = await ops.logs(req.params.name, req.query);
+      } catch (err) {
+        // a time that is neither ISO nor how long ago, a tail out of range: named as the query parameter it came in
+        if (err instanceof EngineError && err.code === 'invalid-request') throw new EngineError(`query parameter ${err.message}`, err.code);
+        throw err;
+      }
+      if (req.raw.socket.destroyed) {
+        stream.records.destroy(); // the client went while the containers were looked up
+        return reply;
+      }
+      sendLogs(reply, stream, { ndjson: wantsNdjson(req.headers.accept), log, keepAliveMs: heartbeatMs });
+    },
+  );
 
   app.get('/hosts', { config: viewer, schema: { querystring: query({}) } }, async () => ({ hosts: await ops.hosts() }));
 
