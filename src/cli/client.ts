@@ -118,42 +118,8 @@ export function apiClient(url: string, token?: string): ApiClient {
     return new ApiError(message, 1, res.status, code);
   }
 
-  async function stream(path: string, onMessage: (m: StreamMessage) => void): Promise<() => void> {
-    const headers: Record<string, string> = { accept: 'text/event-stream' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    const aborted = new AbortController();
-    let res: Response;
-    try {
-      res = await fetch(new URL(`api/v1${path}`, base), { headers, signal: aborted.signal });
-    } catch (err) {
-      throw new ApiError(`cannot reach berth at ${where}: ${(err as Error).message} (is \`berth serve\` running there? BERTH_URL says where)`, 2);
-    }
-    if (!res.ok || !res.body) {
-      const text = await res.text().catch(() => '');
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      throw refused(res, parsed);
-    }
-    const body = res.body;
-    void (async () => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of body) {
-        const { messages, rest } = parseEventStream(buffer + decoder.decode(chunk, { stream: true }));
-        buffer = rest;
-        for (const m of messages) onMessage(m);
-      }
-    })().catch(() => undefined); // ended by the caller (an abort) or by the server: nothing more comes
-    return () => aborted.abort();
-  }
-
-  async function read(path: string, query: Query, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-    const target = new URL(`api/v1${path}`, base);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) target.searchParams.set(k, String(v));
+  /** A GET whose answer is read as it comes: its body, or the server's refusal as an ApiError. */
+  async function open(target: URL, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const headers: Record<string, string> = { accept };
     if (token) headers.authorization = `Bearer ${token}`;
     let res: Response;
@@ -175,6 +141,27 @@ export function apiClient(url: string, token?: string): ApiClient {
       parsed = undefined;
     }
     throw refused(res, parsed);
+  }
+
+  async function stream(path: string, onMessage: (m: StreamMessage) => void): Promise<() => void> {
+    const aborted = new AbortController();
+    const body = await open(new URL(`api/v1${path}`, base), 'text/event-stream', aborted.signal);
+    void (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of body) {
+        const { messages, rest } = parseEventStream(buffer + decoder.decode(chunk, { stream: true }));
+        buffer = rest;
+        for (const m of messages) onMessage(m);
+      }
+    })().catch(() => undefined); // ended by the caller (an abort) or by the server: nothing more comes
+    return () => aborted.abort();
+  }
+
+  async function read(path: string, query: Query, accept: string, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const target = new URL(`api/v1${path}`, base);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) target.searchParams.set(k, String(v));
+    return open(target, accept, signal);
   }
 
   return {

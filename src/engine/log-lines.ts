@@ -171,7 +171,7 @@ const STAMP_MAX = 35;
  * that never writes a newline cannot make berth hold its whole output.
  */
 export class DockerLines {
-  readonly #max: number;
+  readonly #line: LineBuffer;
   #buf: Buffer = Buffer.alloc(0);
   /** a line has begun: its stamp was read */
   #inLine = false;
@@ -181,11 +181,9 @@ export class DockerLines {
   #at = 0;
   /** the bytes of the current message's text */
   #msgBytes = 0;
-  #content: Buffer[] = [];
-  #contentBytes = 0;
 
   constructor(maxBytes = MAX_LINE_BYTES) {
-    this.#max = maxBytes;
+    this.#line = new LineBuffer(maxBytes);
   }
 
   push(chunk: Buffer): Stamped[] {
@@ -246,23 +244,15 @@ export class DockerLines {
   }
 
   #add(part: Buffer, lines: Stamped[]): void {
-    while (this.#contentBytes + part.length > this.#max) {
-      const room = this.#max - this.#contentBytes;
-      this.#content.push(part.subarray(0, room));
-      this.#contentBytes += room;
-      lines.push(this.#take());
-      part = part.subarray(room);
-    }
-    if (part.length === 0) return;
-    this.#content.push(part);
-    this.#contentBytes += part.length;
+    for (const text of this.#line.add(part)) lines.push(this.#stamped(text));
   }
 
   #take(): Stamped {
-    const text = Buffer.concat(this.#content).toString('utf8');
-    this.#content = [];
-    this.#contentBytes = 0;
-    return { time: this.#stamp, at: this.#at, text: text.endsWith('\r') ? text.slice(0, -1) : text };
+    return this.#stamped(this.#line.take());
+  }
+
+  #stamped(text: string): Stamped {
+    return { time: this.#stamp, at: this.#at, text };
   }
 }
 
@@ -280,12 +270,10 @@ function stampTime(stamp: string): number | undefined {
  * writes a newline cannot make berth hold its whole output.
  */
 export class LineSplitter {
-  readonly #max: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  readonly #line: LineBuffer;
 
   constructor(maxBytes = MAX_LINE_BYTES) {
-    this.#max = maxBytes;
+    this.#line = new LineBuffer(maxBytes);
   }
 
   push(chunk: Buffer): string[] {
@@ -294,36 +282,59 @@ export class LineSplitter {
     for (;;) {
       const nl = chunk.indexOf(0x0a, from);
       if (nl < 0) break;
-      this.#add(chunk.subarray(from, nl), lines);
-      lines.push(this.#take());
+      lines.push(...this.#line.add(chunk.subarray(from, nl)), this.#line.take());
       from = nl + 1;
     }
-    if (from < chunk.length) this.#add(chunk.subarray(from), lines);
+    if (from < chunk.length) lines.push(...this.#line.add(chunk.subarray(from)));
     return lines;
   }
 
   /** The last line, when the stream ended without a newline. */
   end(): string[] {
-    return this.#pendingBytes > 0 ? [this.#take()] : [];
+    return this.#line.size > 0 ? [this.#line.take()] : [];
+  }
+}
+
+/**
+ * One line's bytes as they come (UTF-8, a carriage return at its end dropped), given out in pieces
+ * of at most `max` bytes once it grows past that: what a line may hold in memory is bounded.
+ */
+class LineBuffer {
+  readonly #max: number;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+
+  constructor(max: number) {
+    this.#max = max;
   }
 
-  #add(part: Buffer, lines: string[]): void {
-    while (this.#pendingBytes + part.length > this.#max) {
-      const room = this.#max - this.#pendingBytes;
-      this.#pending.push(part.subarray(0, room));
-      this.#pendingBytes += room;
-      lines.push(this.#take());
+  /** the bytes held */
+  get size(): number {
+    return this.#bytes;
+  }
+
+  /** Adds `part`; returns the full pieces it made. */
+  add(part: Buffer): string[] {
+    const full: string[] = [];
+    while (this.#bytes + part.length > this.#max) {
+      const room = this.#max - this.#bytes;
+      this.#parts.push(part.subarray(0, room));
+      this.#bytes += room;
+      full.push(this.take());
       part = part.subarray(room);
     }
-    if (part.length === 0) return;
-    this.#pending.push(part);
-    this.#pendingBytes += part.length;
+    if (part.length > 0) {
+      this.#parts.push(part);
+      this.#bytes += part.length;
+    }
+    return full;
   }
 
-  #take(): string {
-    const text = Buffer.concat(this.#pending).toString('utf8');
-    this.#pending = [];
-    this.#pendingBytes = 0;
+  /** The line held, as text; holds nothing after. */
+  take(): string {
+    const text = Buffer.concat(this.#parts).toString('utf8');
+    this.#parts = [];
+    this.#bytes = 0;
     return text.endsWith('\r') ? text.slice(0, -1) : text;
   }
 }
