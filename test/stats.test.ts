@@ -98,6 +98,11 @@ describe('resource use of a stack', () => {
       expect(cli.stdout).toMatch(/^SERVICE +REPLICA +HOST +CPU %/m);
       expect(cli.stdout).toMatch(/^busy +#1 +test +\d+\.\d\d% +[\d.]+\w+ \/ 64\.0MiB/m);
       expect(cli.stdout).toMatch(/^web +#2 +test( +-){6} +not running \(exited\)$/m);
+      // locally (no BERTH_URL): the replicas of the status just read, sampled on the host
+      const local = await runCli(['--config', cfg.file, 'status', '--stack', stack, '--stats']);
+      expect(local.code, local.stderr).toBe(0);
+      expect(local.stdout).toMatch(/^busy +#1 +test +\d+\.\d\d% +[\d.]+\w+ \/ 64\.0MiB/m);
+      expect(local.stdout).toMatch(/^web +#2 +test( +-){6} +not running \(exited\)$/m);
       const json = await runCli(['status', '--stack', stack, '--stats', '--json'], { env: { BERTH_URL: base } });
       expect((JSON.parse(json.stdout) as Array<{ stats: StackStats }>)[0].stats.replicas).toHaveLength(3);
 

@@ -270,7 +270,7 @@ program
       if (!opts.stats) return { states };
       // one stack after the other: each asks every host of the stack, a replica per request
       const stats: StackStats[] = [];
-      for (const s of states) stats.push(await ops.stats(s.name));
+      for (const s of states) stats.push(await ops.stats(s.name, s));
       return { states, stats };
     }, 'warn');
     if (opts.json) console.log(JSON.stringify(stats ? states.map((s, i) => ({ ...s, stats: stats[i] })) : states, null, 2));

@@ -101,8 +101,12 @@ export interface Operations {
   stacks(): Promise<StackView[]>;
   /** throws unknown-stack */
   stack(name: string): Promise<StackView>;
-  /** One resource sample of each of the stack's replicas, asked of their hosts now. Throws unknown-stack. */
-  stats(name: string): Promise<StackStats>;
+  /**
+   * One resource sample of each of the stack's replicas, asked of their hosts now. Throws
+   * unknown-stack. `known`: the stack's status as the caller has just read it, so that the replicas
+   * are not looked up a second time (locally, that look is a pass over the hosts).
+   */
+  stats(name: string, known?: StackView): Promise<StackStats>;
   hosts(): Promise<HostSummary[]>;
   /** throws unknown-host */
   host(name: string): Promise<HostView>;
@@ -187,9 +191,9 @@ export class LocalOps implements Operations {
     return this.withCommitInfo(state);
   }
 
-  async stats(name: string): Promise<StackStats> {
+  async stats(name: string, known?: StackView): Promise<StackStats> {
     const engine = this.#engine;
-    const { replicas } = await this.stack(name);
+    const { replicas } = known?.name === name ? known : await this.stack(name);
     const sampledAt = new Date().toISOString();
     // Docker takes two readings a second apart for the CPU figure: the host check's timeout on top
     const timeoutMs = engine.config.hostCheck.timeoutMs + 2_000;
