@@ -18,7 +18,7 @@ import {
   type CheckpointEntry,
 } from '../src/audit/anchor.ts';
 import { Checkpointer, checkpointDue, CHECKPOINT_RULE } from '../src/audit/checkpoint.ts';
-import { openDatabase } from '../src/audit/db.ts';
+import { openDatabase, type SqliteDb } from '../src/audit/db.ts';
 import { formatAuditTable } from '../src/audit/format.ts';
 import { AuditLog, GENESIS_HASH, rowHash, verifyChain, type AuditRow } from '../src/audit/log.ts';
 import { verifyBundle, verifyLog, type AuditBundle } from '../src/audit/proof.ts';
@@ -286,7 +286,7 @@ describe('verifyBundle (plain data)', () => {
 
 describe('Checkpointer', () => {
   let dir: string;
-  let db: DatabaseSync;
+  let db: SqliteDb;
   let log: AuditLog;
   let now: number;
   const signer = newSigner();

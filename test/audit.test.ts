@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { migrations, openDatabase } from '../src/audit/db.ts';
+import { migrations, openDatabase, type SqliteDb } from '../src/audit/db.ts';
 import { formatAuditTable, parseSince } from '../src/audit/format.ts';
 import { AuditLog, GENESIS_HASH, rowHash } from '../src/audit/log.ts';
 import type { AuditInput, AuditRow } from '../src/audit/log.ts';
@@ -20,10 +20,10 @@ const commit = (sha: string) => ({ sha, author: 'Ada', email: 'ada@example.com',
 
 let dir: string;
 let file: string;
-const opened: DatabaseSync[] = [];
+const opened: Array<DatabaseSync | SqliteDb> = [];
 
 /** Opens the test database (another connection each call), closed after the test. */
-function open(): DatabaseSync {
+function open(): SqliteDb {
   const db = openDatabase(file);
   opened.push(db);
   return db;

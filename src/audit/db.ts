@@ -1,12 +1,46 @@
 /**
- * berth's database: one SQLite file (node:sqlite) holding history and bookkeeping
- * (the audit log, sync runs), never a copy of the live state: every pass reads that from the hosts.
- * Several berth processes (a `serve` and a CLI `sync`) may open the same file.
+ * berth's database: history and bookkeeping (the audit log, sync runs), never a copy of the live
+ * state: every pass reads that from the hosts. By default one SQLite file (node:sqlite), which
+ * several berth processes (a `serve` and a CLI `sync`) may open; or PostgreSQL (src/audit/pg.ts),
+ * which several engines share (docs/how-it-works.md, "Running two engines").
+ *
+ * The stores (the audit log, syncs, holds, ...) are written once against `Db`, the part of
+ * node:sqlite's synchronous API they use, in SQL that both databases read the same way: `?`
+ * parameters, `INSERT ... ON CONFLICT ... DO UPDATE` (upsert()), `RETURNING`, and a commit prefix
+ * as a range (commitCondition()). The PostgreSQL side translates the rest (pg.ts, toPostgres()).
  */
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, SQLOutputValue } from 'node:sqlite';
+
+/** A value a statement takes or a row holds. */
+export type SqlValue = SQLOutputValue;
+export type SqlRow = Record<string, SqlValue>;
+
+/** A prepared statement: the calls the stores make. */
+export interface Statement {
+  get(...params: SQLInputValue[]): SqlRow | undefined;
+  all(...params: SQLInputValue[]): SqlRow[];
+  /** `changes`: how many rows the statement inserted, updated or deleted */
+  run(...params: SQLInputValue[]): { changes: number | bigint };
+}
+
+/** berth's database as the stores use it: SQLite's synchronous API, on SQLite or on PostgreSQL. */
+export interface Db {
+  readonly dialect: 'sqlite' | 'postgres';
+  prepare(sql: string): Statement;
+  /** runs SQL that returns nothing (one or more statements, no parameters) */
+  exec(sql: string): void;
+  /**
+   * Runs `fn` in a transaction that holds the database's one write lock from its start (taken up
+   * front, so that a read-then-write cannot race another process or engine), committing on return
+   * and rolling back on throw; inside a transaction already open it just runs `fn`.
+   */
+  write<T>(fn: () => T): T;
+  readonly isOpen: boolean;
+  close(): void;
+}
 
 /** How long a connection waits for another process's write lock before failing (ms). */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -210,26 +244,69 @@ export const migrations: readonly string[] = [
  * busy timeout so that several processes can share it, and brings its schema up to date. The file
  * is its owner's only (0600): the audit log holds diffs, commit messages and who did what.
  */
-export function openDatabase(file: string): DatabaseSync {
+export function openDatabase(file: string): SqliteDb {
   if (file !== ':memory:') {
     mkdirSync(dirname(file), { recursive: true });
     ownerOnly(file);
   }
-  let db: DatabaseSync;
+  let raw: DatabaseSync;
   try {
-    db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
+    raw = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     throw new Error(`cannot open the database ${file}: ${(err as Error).message}`, { cause: err });
   }
+  const db = new SqliteDb(raw);
   try {
-    db.exec('PRAGMA journal_mode = WAL');
-    db.exec('PRAGMA synchronous = NORMAL'); // safe with WAL: a power cut loses at most the last commits
+    raw.exec('PRAGMA journal_mode = WAL');
+    raw.exec('PRAGMA synchronous = NORMAL'); // safe with WAL: a power cut loses at most the last commits
     migrate(db, file);
   } catch (err) {
-    db.close();
+    raw.close();
     throw err;
   }
   return db;
+}
+
+/** A SQLite database (node:sqlite) as a Db. */
+export class SqliteDb implements Db {
+  readonly dialect = 'sqlite';
+  /** node:sqlite's own connection, for what only SQLite has (PRAGMAs, iterating a statement) */
+  readonly raw: DatabaseSync;
+
+  constructor(raw: DatabaseSync) {
+    this.raw = raw;
+  }
+
+  prepare(sql: string) {
+    return this.raw.prepare(sql);
+  }
+
+  exec(sql: string): void {
+    this.raw.exec(sql);
+  }
+
+  /** `BEGIN IMMEDIATE`: SQLite's write lock, taken up front. */
+  write<T>(fn: () => T): T {
+    const db = this.raw;
+    if (db.isTransaction) return fn();
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (db.isTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.raw.isOpen;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
 }
 
 /**
@@ -253,7 +330,7 @@ function ownerOnly(file: string): void {
   }
 }
 
-function migrate(db: DatabaseSync, file: string): void {
+function migrate(db: SqliteDb, file: string): void {
   const version = () => (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
   if (version() === migrations.length) return;
   // Re-read the version under the write lock: another process may have migrated meanwhile.
@@ -269,35 +346,37 @@ function migrate(db: DatabaseSync, file: string): void {
   });
 }
 
-/**
- * Runs `fn` inside a `BEGIN IMMEDIATE` transaction (taking the write lock up front, so that a
- * read-then-write cannot race another process), committing on return and rolling back on throw.
- * Inside an already open transaction it just runs `fn`.
- */
-export function immediate<T>(db: DatabaseSync, fn: () => T): T {
-  if (db.isTransaction) return fn();
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    const result = fn();
-    db.exec('COMMIT');
-    return result;
-  } catch (err) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
+/** Runs `fn` under the database's write lock (Db.write). */
+export function immediate<T>(db: Db, fn: () => T): T {
+  return db.write(fn);
 }
 
 /**
  * A SQL condition matching `column` against a full commit SHA or a prefix of at least 4 hex
  * characters; throws a clear Error for anything else.
  */
-export function commitCondition(column: string, commit: string): { sql: string; param: string } {
+export function commitCondition(column: string, commit: string): { sql: string; params: [string, string] } {
   const sha = commit.trim().toLowerCase();
   if (!/^[0-9a-f]{4,64}$/.test(sha)) {
     throw new Error(`invalid commit "${commit}": give a full SHA or a prefix of at least 4 hex characters`);
   }
-  // GLOB is case-sensitive and the prefix holds no wildcards (hex only), so this is an exact prefix match.
-  return { sql: `${column} GLOB ?`, param: `${sha}*` };
+  // Every string starting with the prefix sorts from it up to (not including) the prefix followed by
+  // 'g', the character after the hex digits: an exact prefix match both databases compare the same
+  // way (their byte order of ASCII) and answer from an index.
+  return { sql: `${column} >= ? AND ${column} < ?`, params: [sha, `${sha}g`] };
+}
+
+/**
+ * `INSERT INTO table (columns) VALUES (?, ...)` that replaces the row with the same `key` columns:
+ * the upsert both databases read the same way.
+ */
+export function upsert(table: string, columns: readonly string[], key: readonly string[]): string {
+  const q = (c: string) => `"${c}"`;
+  const rest = columns.filter((c) => !key.includes(c));
+  return (
+    `INSERT INTO ${table} (${columns.map(q).join(', ')}) VALUES (${columns.map(() => '?').join(', ')}) ` +
+    `ON CONFLICT (${key.map(q).join(', ')}) DO ${rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING'}`
+  );
 }
 
 /** A page of rows, newest first; `nextCursor` is set when older rows remain (pass it back as `cursor`). */
@@ -311,12 +390,12 @@ export interface Page<R> {
  * with id < `cursor`; `limit` defaults to 100 and is capped at 1000.
  */
 export function readPage<R>(
-  db: DatabaseSync,
+  db: Db,
   table: string,
   where: string[],
   params: SQLInputValue[],
   page: { limit?: number; cursor?: number },
-  toRow: (r: Record<string, SQLOutputValue>) => R,
+  toRow: (r: SqlRow) => R,
 ): Page<R> {
   const limit = page.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1) throw new Error(`invalid limit ${limit}: give a whole number from 1 to 1000`);
@@ -337,6 +416,6 @@ export function readPage<R>(
 }
 
 /** Copies a row, dropping NULL (and undefined) columns: absent optional fields. */
-export function withoutNulls(r: Record<string, SQLOutputValue>): Record<string, SQLOutputValue> {
+export function withoutNulls(r: SqlRow): SqlRow {
   return Object.fromEntries(Object.entries(r).filter(([, v]) => v != null));
 }

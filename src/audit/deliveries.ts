@@ -3,8 +3,7 @@
  * came of it and why, one row per delivery and matched repo. History only: the syncs a delivery set
  * going are in the audit log and the syncs table.
  */
-import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
-import { readPage, withoutNulls, type Page } from './db.ts';
+import { readPage, withoutNulls, type Db, type Page, type SqlRow } from './db.ts';
 
 /** accepted: a pass of the repo was queued (or joined), or a pull request's plan is made; rejected: refused (401, 400, 413); ignored: nothing to do. */
 export type DeliveryOutcome = 'accepted' | 'rejected' | 'ignored';
@@ -71,21 +70,21 @@ export interface DeliveryFilter {
 const COLUMNS = ['time', 'provider', 'deliveryId', 'event', 'repo', 'branch', 'commitSha', 'outcome', 'reason', 'detail', 'status'] as const;
 const INSERT_SQL = `INSERT INTO deliveries (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`;
 
-const toRecord = (r: Record<string, SQLOutputValue>) => withoutNulls(r) as unknown as DeliveryRecord;
+const toRecord = (r: SqlRow) => withoutNulls(r) as unknown as DeliveryRecord;
 
 /** The deliveries table of a database opened with openDatabase(). */
 export class DeliveryStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
   /** Records one delivery (for one repo) and returns the stored row. */
   record(input: DeliveryInput): DeliveryRecord {
     const row = { ...input, time: new Date().toISOString() };
-    const { lastInsertRowid } = this.#db.prepare(INSERT_SQL).run(...COLUMNS.map((c) => row[c] ?? null));
-    return { ...row, id: Number(lastInsertRowid) };
+    const { id } = this.#db.prepare(`${INSERT_SQL} RETURNING id`).get(...COLUMNS.map((c) => row[c] ?? null)) as { id: number };
+    return { ...row, id: Number(id) };
   }
 
   /** Whether this delivery of this provider was already accepted for the repo: a redelivery. */

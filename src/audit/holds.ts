@@ -4,8 +4,7 @@
  * by itself when the branch gets a new commit. Bookkeeping of a decision, not a copy of live state;
  * kept per (repo, stack), so that a hold one repo's stack left never applies to another repo's.
  */
-import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
-import { withoutNulls } from './db.ts';
+import { upsert, withoutNulls, type Db, type SqlRow } from './db.ts';
 
 export interface Hold {
   stack: string;
@@ -19,20 +18,20 @@ export interface Hold {
   since: string;
 }
 
-const toHold = (r: Record<string, SQLOutputValue>) => withoutNulls(r) as unknown as Hold;
+const SET_SQL = upsert('holds', ['repo', 'stack', 'commitSha', 'headSha', 'reason', 'actor', 'since'], ['repo', 'stack']);
+
+const toHold = (r: SqlRow) => withoutNulls(r) as unknown as Hold;
 
 export class HoldStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
   /** Holds the repo's stack (replacing a hold it already had). */
   set(h: Omit<Hold, 'since'>): Hold {
-    this.#db
-      .prepare(`INSERT OR REPLACE INTO holds (repo, stack, commitSha, headSha, reason, actor, since) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(h.repo, h.stack, h.commitSha ?? null, h.headSha, h.reason, h.actor, new Date().toISOString());
+    this.#db.prepare(SET_SQL).run(h.repo, h.stack, h.commitSha ?? null, h.headSha, h.reason, h.actor, new Date().toISOString());
     return this.get(h.repo, h.stack)!;
   }
 

@@ -4,11 +4,10 @@
  * Callers must never put secret values in any field.
  */
 import { createHash } from 'node:crypto';
-import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import type { Evidence } from '../apply/evidence.ts';
 import type { CommitInfo } from '../model.ts';
 import { commitCondition, immediate, readPage, withoutNulls } from './db.ts';
-import type { Page } from './db.ts';
+import type { Db, Page, SqlRow } from './db.ts';
 import type { AuditKind } from './kinds.ts';
 
 export type { AuditKind } from './kinds.ts';
@@ -141,17 +140,17 @@ const COLUMNS = [...HASHED_FIELDS, 'evidence', 'hash'] as const;
 const INSERT_SQL = `INSERT INTO audit (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`;
 
 /** A stored row as AuditRow: the evidence's JSON parsed. */
-function toAuditRow(r: Record<string, SQLOutputValue>): AuditRow {
+function toAuditRow(r: SqlRow): AuditRow {
   const row = withoutNulls(r) as unknown as AuditRow & { evidence?: string | Evidence };
   return typeof row.evidence === 'string' ? { ...row, evidence: JSON.parse(row.evidence) as Evidence } : (row as AuditRow);
 }
 
 /** The audit log in a database opened with openDatabase(). Safe to use from several processes at once. */
 export class AuditLog {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
   readonly #listeners = new Set<(row: AuditRow) => void>();
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
@@ -191,7 +190,9 @@ export class AuditLog {
       if (!input.kind) throw new Error('an audit event needs a kind');
       if (input.syncId !== undefined && !Number.isInteger(input.syncId)) throw new Error(`invalid syncId ${input.syncId}`);
       // AUTOINCREMENT's counter outlives deleted rows: deleting the newest rows leaves a gap that verify() sees.
-      const seq = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").get() as { seq: number } | undefined;
+      // (PostgreSQL's triggers refuse a delete outright: ids follow the newest row's.)
+      const seq =
+        db.dialect === 'sqlite' ? (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").get() as { seq: number } | undefined) : undefined;
       const fields: Omit<AuditRow, 'hash'> = {
         id: Math.max(prev?.id ?? 0, seq?.seq ?? 0) + 1,
         time: new Date().toISOString(),
@@ -219,7 +220,7 @@ export class AuditLog {
       db.prepare(INSERT_SQL).run(
         ...COLUMNS.map((c) => (c === 'evidence' ? (row.evidence === undefined ? null : JSON.stringify(row.evidence)) : (row[c] ?? null))),
       );
-      return withoutNulls(row as unknown as Record<string, SQLOutputValue>) as unknown as AuditRow;
+      return withoutNulls(row as unknown as SqlRow) as unknown as AuditRow;
     });
   }
 
@@ -242,7 +243,7 @@ export class AuditLog {
     if (f.commit !== undefined) {
       const c = commitCondition('commitSha', f.commit);
       where.push(c.sql);
-      params.push(c.param);
+      params.push(...c.params);
     }
     // ISO strings of one fixed format compare like the times they denote.
     if (f.since) {
@@ -256,9 +257,15 @@ export class AuditLog {
     return readPage(this.#db, 'audit', where, params, f, toAuditRow);
   }
 
-  /** Every row, oldest first, read as it is iterated (the whole log is never held in memory). */
+  /** Every row, oldest first, read a page at a time as it is iterated (the whole log is never held in memory). */
   *rows(): Generator<AuditRow> {
-    for (const r of this.#db.prepare('SELECT * FROM audit ORDER BY id').iterate()) yield toAuditRow(r);
+    const page = this.#db.prepare('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT 1000');
+    for (let after = 0; ;) {
+      const rows = page.all(after);
+      for (const r of rows) yield toAuditRow(r);
+      if (rows.length < 1000) return;
+      after = Number(rows.at(-1)!.id);
+    }
   }
 
   /** Checks the whole chain (verifyChain); `onRow` sees each row as it is checked. */

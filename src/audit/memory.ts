@@ -8,9 +8,8 @@
  *   not answer (not yet lost) wait for it rather than move at once.
  * Bookkeeping of decisions, not a copy of live state: every pass reads that from the hosts.
  */
-import type { DatabaseSync } from 'node:sqlite';
 import type { CurrentReplica } from '../schedule/place.ts';
-import { immediate } from './db.ts';
+import { immediate, upsert, type Db } from './db.ts';
 
 /** A stack's failed apply: which attempt (the commit, and the digests of followed images), how often in a row, and when automatic triggers may try again (ms since the epoch; Infinity: not by themselves). */
 export interface Backoff {
@@ -20,11 +19,11 @@ export interface Backoff {
 }
 
 export class StackMemory {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
   /** what this process last wrote or read of each stack's placement: a pass that places the same writes nothing */
   readonly #placed = new Map<string, CurrentReplica[]>();
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
@@ -46,7 +45,7 @@ export class StackMemory {
       return;
     }
     this.#db
-      .prepare('INSERT OR REPLACE INTO backoffs (repo, stack, attempt, failures, until, time) VALUES (?, ?, ?, ?, ?, ?)')
+      .prepare(upsert('backoffs', ['repo', 'stack', 'attempt', 'failures', 'until', 'time'], ['repo', 'stack']))
       .run(repo, stack, backoff.commit, backoff.failures, Number.isFinite(backoff.until) ? backoff.until : null, new Date().toISOString());
   }
 
@@ -66,7 +65,7 @@ export class StackMemory {
     const copy = placed.map((r) => ({ service: r.service, slot: r.slot, host: r.host }));
     immediate(this.#db, () => {
       this.#db.prepare('DELETE FROM placements WHERE repo = ? AND stack = ?').run(repo, stack);
-      const insert = this.#db.prepare('INSERT OR REPLACE INTO placements (repo, stack, service, slot, host) VALUES (?, ?, ?, ?, ?)');
+      const insert = this.#db.prepare(upsert('placements', ['repo', 'stack', 'service', 'slot', 'host'], ['repo', 'stack', 'service', 'slot', 'host']));
       for (const r of copy) insert.run(repo, stack, r.service, r.slot, r.host);
     });
     this.#placed.set(key, copy);

@@ -4,8 +4,7 @@
  * queue. The rows are the queue, so deliveries still pending when berth stops are sent by the next
  * start. A row names its target, never the target's URL or token.
  */
-import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
-import { immediate, readPage, withoutNulls, type Page } from './db.ts';
+import { immediate, readPage, withoutNulls, type Db, type Page, type SqlRow } from './db.ts';
 
 /** pending: to send (again); delivered: a 2xx; failed: given up (a 4xx, or every retry used); dropped: left out of a full queue. */
 export type NotificationOutcome = 'pending' | 'delivered' | 'failed' | 'dropped';
@@ -77,7 +76,7 @@ const INSERT_SQL = `INSERT INTO notifications (target, type, event, repo, stack,
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 'pending', 0, ?, ?)`;
 
 /** A row as the API shows it: without the payload, the lease and the raw next time. */
-function toRecord(r: Record<string, SQLOutputValue>): NotificationRecord {
+function toRecord(r: SqlRow): NotificationRecord {
   const { payload: _payload, lease: _lease, nextAt, ...rest } = withoutNulls(r);
   const rec = rest as unknown as NotificationRecord;
   return rec.outcome === 'pending' && typeof nextAt === 'number' ? { ...rec, nextAttemptAt: new Date(nextAt).toISOString() } : rec;
@@ -87,9 +86,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The notifications table of a database opened with openDatabase(). */
 export class NotificationStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
@@ -115,9 +114,9 @@ export class NotificationStore {
           return { record: this.get(same.id)!, coalesced: true, dropped: [] as NotificationRecord[] };
         }
       }
-      const { lastInsertRowid } = db
-        .prepare(INSERT_SQL)
-        .run(
+      const { id: inserted } = db
+        .prepare(`${INSERT_SQL} RETURNING id`)
+        .get(
           input.target,
           input.type,
           input.event,
@@ -129,7 +128,7 @@ export class NotificationStore {
           input.payload,
           iso(now),
           now,
-        );
+        ) as { id: number };
       const over = pending() - limits.maxPending;
       const dropped: NotificationRecord[] = [];
       if (over > 0) {
@@ -142,7 +141,7 @@ export class NotificationStore {
           dropped.push(this.get(id)!);
         }
       }
-      return { record: this.get(Number(lastInsertRowid))!, coalesced: false, dropped };
+      return { record: this.get(Number(inserted))!, coalesced: false, dropped };
     });
   }
 

@@ -4,7 +4,7 @@
  * restarted, create that spec's replicas from the same bits. A spec is the service as Git renders
  * it (its spec hash): a new commit that changes the service resolves its image again.
  */
-import type { DatabaseSync } from 'node:sqlite';
+import { upsert, type Db } from './db.ts';
 
 export interface Pin {
   repo: string;
@@ -22,23 +22,23 @@ export interface Pin {
 }
 
 export class PinStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
   /** Records the digest of a spec's image (replacing an earlier one of the same spec). */
   set(p: Omit<Pin, 'time'>): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO pins (repo, stack, service, specHash, image, digest, commitSha, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .prepare(upsert('pins', ['repo', 'stack', 'service', 'specHash', 'image', 'digest', 'commitSha', 'time'], ['repo', 'stack', 'service', 'specHash']))
       .run(p.repo, p.stack, p.service, p.specHash, p.image, p.digest, p.commitSha, new Date().toISOString());
   }
 
   /** A followed image's digest whose rollout failed: berth does not roll to it again by itself. */
   refuse(repo: string, stack: string, service: string, digest: string): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO refused_digests (repo, stack, service, digest, time) VALUES (?, ?, ?, ?, ?)')
+      .prepare(upsert('refused_digests', ['repo', 'stack', 'service', 'digest', 'time'], ['repo', 'stack', 'service', 'digest']))
       .run(repo, stack, service, digest, new Date().toISOString());
   }
 

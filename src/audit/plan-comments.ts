@@ -3,7 +3,7 @@
  * (docs/notifications.md, "Plans on pull requests"): the next plan of that request edits this
  * comment instead of adding another. Only the forge's id of the comment is kept, never its text.
  */
-import type { DatabaseSync } from 'node:sqlite';
+import { upsert, type Db } from './db.ts';
 
 /** Whose comment: the notification target it was posted through, the repo, the pull request's number. */
 export interface PlanCommentKey {
@@ -14,9 +14,9 @@ export interface PlanCommentKey {
 
 /** The plan_comments table of a database opened with openDatabase(). */
 export class PlanCommentStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
@@ -30,7 +30,7 @@ export class PlanCommentStore {
   /** Remembers the comment berth wrote. */
   set({ target, repo, pull }: PlanCommentKey, commentId: string): void {
     this.#db
-      .prepare('INSERT OR REPLACE INTO plan_comments (target, repo, pull, commentId, time) VALUES (?, ?, ?, ?, ?)')
+      .prepare(upsert('plan_comments', ['target', 'repo', 'pull', 'commentId', 'time'], ['target', 'repo', 'pull']))
       .run(target, repo, pull, commentId, new Date().toISOString());
   }
 

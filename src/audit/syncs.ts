@@ -3,9 +3,8 @@
  * live state: every pass reads that from the hosts.
  */
 import { hostname } from 'node:os';
-import type { DatabaseSync, SQLOutputValue } from 'node:sqlite';
 import { commitCondition, readPage, withoutNulls } from './db.ts';
-import type { Page } from './db.ts';
+import type { Db, Page, SqlRow } from './db.ts';
 import type { Evidence } from '../apply/evidence.ts';
 import type { Trigger } from './log.ts';
 
@@ -84,7 +83,7 @@ export interface SyncFilter {
   cursor?: number;
 }
 
-function toRecord(r: Record<string, SQLOutputValue>): SyncRecord {
+function toRecord(r: SqlRow): SyncRecord {
   const rec = withoutNulls(r) as unknown as Omit<SyncRecord, 'plan' | 'evidence' | 'progress'> & { plan?: string; evidence?: string; progress?: string };
   const { plan, evidence, progress, ...rest } = rec;
   return {
@@ -115,21 +114,21 @@ const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 /** Sync runs in a database opened with openDatabase(). */
 export class SyncStore {
-  readonly #db: DatabaseSync;
+  readonly #db: Db;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: Db) {
     this.#db = db;
   }
 
   /** Records a sync run as started (outcome 'running') and returns it. */
   start(s: SyncStart): SyncRecord {
-    const { lastInsertRowid } = this.#db
+    const { id } = this.#db
       .prepare(
         `INSERT INTO syncs (repo, stack, commitSha, "trigger", actor, startedAt, outcome, plan, diff, owner)
-         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id`,
       )
-      .run(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null, OWNER);
-    return this.get(Number(lastInsertRowid))!;
+      .get(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null, OWNER) as { id: number };
+    return this.get(Number(id))!;
   }
 
   /** Records how a running sync ended; throws if it is unknown or already finished. */
@@ -175,7 +174,7 @@ export class SyncStore {
     if (f.commit !== undefined) {
       const c = commitCondition('commitSha', f.commit);
       where.push(c.sql);
-      params.push(c.param);
+      params.push(...c.params);
     }
     return readPage(this.#db, 'syncs', where, params, f, toRecord);
   }

@@ -7,7 +7,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import type { DatabaseSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import type { BerthConfig, RepoConfig } from '../config.ts';
 import { readSecretFile } from '../config.ts';
@@ -15,7 +14,7 @@ import type { CommitInfo, RenderOptions, RenderResult } from '../model.ts';
 import { GitSource, UnknownRefError } from '../source/git.ts';
 import { renderSnapshot } from '../render/index.ts';
 import { stepRow } from '../audit/steps.ts';
-import { openDatabase } from '../audit/db.ts';
+import { openDatabase, type Db } from '../audit/db.ts';
 import { AuditLog, type AuditRow } from '../audit/log.ts';
 import { loadAuditSigner } from '../audit/anchor.ts';
 import { Checkpointer, checkAnchorFile } from '../audit/checkpoint.ts';
@@ -74,7 +73,7 @@ export class Engine {
   /** Listeners must not throw: they run inside the append. */
   readonly events = new EventEmitter<EngineEvents>();
   readonly log: Logger;
-  readonly db: DatabaseSync;
+  readonly db: Db;
   readonly audit: AuditLog;
   readonly syncs: SyncStore;
   readonly holds: HoldStore;

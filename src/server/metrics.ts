@@ -10,7 +10,6 @@
  * (Engine.events 'sync'). Nothing here changes what is recorded or how.
  */
 import type { EventEmitter } from 'node:events';
-import type { DatabaseSync } from 'node:sqlite';
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditRow } from '../audit/log.ts';
@@ -21,10 +20,11 @@ import type { EngineEvents } from '../engine/engine.ts';
 import type { SyncEvent } from '../engine/events.ts';
 import type { HostMonitor } from '../observe/hosts.ts';
 import { FORGES } from './forges.ts';
+import type { Db } from '../audit/db.ts';
 
 /** What the metrics read; an Engine fits. */
 export interface MetricsSource {
-  db: DatabaseSync;
+  db: Db;
   syncs: Pick<SyncStore, 'get'>;
   monitor: Pick<HostMonitor, 'status'>;
   events: EventEmitter<EngineEvents>;
