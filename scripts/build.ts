@@ -1,6 +1,6 @@
 /**
  * Bundles berth into dist/berth.mjs: src/cli/main.ts and the packages it imports, as one
- * JavaScript file with comments and blank space taken out (names kept, so stack traces still read).
+ * JavaScript file (and the PostgreSQL store's worker thread into dist/pg-worker.mjs) with comments and blank space taken out (names kept, so stack traces still read).
  * bin/berth.js runs that file when it is newer than every source it was made from, and runs this
  * script first when it is not (it runs the sources themselves when esbuild is not installed).
  *
@@ -27,6 +27,8 @@ import { LAZY_STUBS } from '../src/observe/lazy-deps.ts';
 export const BUNDLE = join(ROOT, 'dist', 'berth.mjs');
 /** The bundle's sources (paths under ROOT), which bin/berth.js compares with the bundle's time. */
 export const INPUTS = join(ROOT, 'dist', 'berth.inputs.json');
+/** The PostgreSQL store's worker (src/audit/pg-worker.ts), bundled beside berth.mjs. */
+export const WORKER = join(ROOT, 'dist', 'pg-worker.mjs');
 
 /** Required lazily inside a function by a bundled module: left a require of the installed file. */
 const LAZY_EXTERNAL = [{ specifier: './buildkit', parent: '/dockerode/lib/docker.js', external: 'dockerode/lib/buildkit.js' }];
@@ -75,8 +77,24 @@ export async function build(): Promise<{ bytes: number; inputs: number }> {
     throw new Error(
       `build: a bundled module uses ${local[0]} (near "${text.slice(Math.max(0, local.index - 120), local.index + 40)}"): leave its package out of the bundle (external)`,
     );
-  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith('node_modules/'));
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  // The PostgreSQL store's worker thread (src/audit/pg.ts) runs from a file of its own, beside the bundle.
+  const worker = await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: [join(ROOT, 'src', 'audit', 'pg-worker.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    outfile: WORKER,
+    external: ['pg'],
+    minifyWhitespace: true,
+    charset: 'ascii',
+    legalComments: 'none',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(worker.metafile.inputs)])].filter((p) => !p.startsWith('node_modules/'));
   // Written aside, then renamed: a berth starting meanwhile reads the old bundle or the new, whole.
   const tmp = `${BUNDLE}.${process.pid}.tmp`;
   writeFileSync(`${INPUTS}.${process.pid}.tmp`, JSON.stringify({ inputs: [...inputs, 'package-lock.json', 'scripts/build.ts'] }));

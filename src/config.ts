@@ -106,6 +106,23 @@ export interface BerthConfig {
   allowedHosts: string[];
   /** who is told what berth did: webhooks, chat services, forges' commit statuses (docs/notifications.md) */
   notifications: NotificationTarget[];
+  /** PostgreSQL instead of the SQLite file in dataDir: several engines share it, one leads (docs/how-it-works.md, "Running two engines") */
+  database?: DatabaseConfig;
+}
+
+/** `database:` (docs/config.md, "Database"). */
+export interface DatabaseConfig {
+  /** `postgres://user@host:port/name`, without a password */
+  url?: string;
+  /** a file holding the whole URL (with its password) instead of `url` */
+  urlFile?: string;
+  /** a file holding the password */
+  passwordFile?: string;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized: boolean };
+  /** how long one statement may keep the engine waiting */
+  timeoutMs: number;
+  /** how long a leader's lease lasts unrenewed: another engine takes over after it */
+  leaseMs: number;
 }
 
 export interface HostCheckConfig {
@@ -134,6 +151,32 @@ const schema = {
     // a host name, an IPv4 address or a bracketed IPv6 one, with a port or not: what a Host header holds
     allowedHosts: { type: 'array', items: { type: 'string', pattern: '^([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]+)?$' } },
     notifications: NOTIFICATIONS_SCHEMA,
+    database: {
+      anyOf: [
+        { type: 'string', pattern: '^postgres(ql)?://' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            url: { type: 'string', pattern: '^postgres(ql)?://' },
+            urlFile: { type: 'string', minLength: 1 },
+            passwordFile: { type: 'string', minLength: 1 },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                caFile: { type: 'string', minLength: 1 },
+                certFile: { type: 'string', minLength: 1 },
+                keyFile: { type: 'string', minLength: 1 },
+                rejectUnauthorized: { type: 'boolean' },
+              },
+            },
+            timeout: { type: 'string' },
+            lease: { type: 'string' },
+          },
+        },
+      ],
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -325,8 +368,12 @@ export function loadConfig(file: string): BerthConfig {
 }
 
 type RawConfig = Partial<
-  Omit<BerthConfig, 'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs' | 'allowedHosts' | 'notifications'>
+  Omit<
+    BerthConfig,
+    'source' | 'hosts' | 'repos' | 'hostCheck' | 'resyncMs' | 'limits' | 'registries' | 'imagePollMs' | 'allowedHosts' | 'notifications' | 'database'
+  >
 > & {
+  database?: string | RawDatabase;
   notifications?: RawTarget[];
   allowedHosts?: string[];
   imagePoll?: string;
@@ -391,6 +438,51 @@ function normalize(raw: RawConfig, base: string, source: string, locate: (path: 
     ...(publicUrlValue === undefined ? {} : { publicUrl: publicUrlValue }),
     allowedHosts: (raw.allowedHosts ?? []).map((h) => h.toLowerCase()),
     notifications: notifications.targets,
+    ...(raw.database !== undefined ? { database: database(raw.database, rel, `${source}: database`) } : {}),
+  };
+}
+
+type RawDatabase = {
+  url?: string;
+  urlFile?: string;
+  passwordFile?: string;
+  tls?: Partial<NonNullable<DatabaseConfig['tls']>>;
+  timeout?: string;
+  lease?: string;
+};
+
+/** `database:`, a URL or its long form, checked: one of url and urlFile, and no password written in the config. */
+function database(raw: string | RawDatabase, rel: (p: string) => string, where: string): DatabaseConfig {
+  const d = typeof raw === 'string' ? { url: raw } : raw;
+  if ((d.url === undefined) === (d.urlFile === undefined)) throw new ConfigError(`${where}: give url or urlFile (one of them)`);
+  if (d.url !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(d.url);
+    } catch {
+      throw new ConfigError(`${where}: '${d.url.replace(/:[^:@/]*@/, ':***@')}' is not a URL (postgres://user@host:5432/name)`);
+    }
+    if (u.password) throw new ConfigError(`${where}: the URL holds a password: put it in a file and name it with passwordFile (or the whole URL with urlFile)`);
+    if (!u.hostname || u.pathname.length < 2) throw new ConfigError(`${where}: ${d.url} names no host or no database (postgres://user@host:5432/name)`);
+  }
+  const leaseMs = parseDuration(d.lease ?? '10s', `${where}.lease`);
+  if (leaseMs < 2000) throw new ConfigError(`${where}.lease: ${d.lease} is too short: at least 2s (it is renewed every fifth of it)`);
+  return {
+    ...(d.url !== undefined ? { url: d.url } : {}),
+    ...(d.urlFile !== undefined ? { urlFile: rel(d.urlFile) } : {}),
+    ...(d.passwordFile !== undefined ? { passwordFile: rel(d.passwordFile) } : {}),
+    ...(d.tls
+      ? {
+          tls: {
+            ...(d.tls.caFile ? { caFile: rel(d.tls.caFile) } : {}),
+            ...(d.tls.certFile ? { certFile: rel(d.tls.certFile) } : {}),
+            ...(d.tls.keyFile ? { keyFile: rel(d.tls.keyFile) } : {}),
+            rejectUnauthorized: d.tls.rejectUnauthorized ?? true,
+          },
+        }
+      : {}),
+    timeoutMs: parseDuration(d.timeout ?? '5s', `${where}.timeout`),
+    leaseMs,
   };
 }
 

@@ -3,6 +3,7 @@
  * from the bundle (dist/berth.mjs, scripts/build.ts). Both this file and the bundle sit one folder
  * below that root, so the root is the parent of either; keep this file at the top of src/.
  */
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -15,3 +16,6 @@ export const EXAMPLES_DIR = join(ROOT, 'examples');
 
 /** A file of berth's sources, by its path under src/ (for files read at run time, not imported). */
 export const sourceFile = (path: string): string => join(ROOT, 'src', path);
+
+/** berth's version (package.json). */
+export const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;

@@ -87,12 +87,25 @@ export class DockerHost implements HostOps {
   /** names of containers berth is creating, and until when their create event is its own */
   private readonly creating = new Map<string, number>();
 
-  /** `registries`: the credentials pulls send (none: anonymous pulls). */
-  constructor(name: string, docker: Dockerode, log: Logger, registries: Registries = Registries.none()) {
+  /** throws when this engine may no longer change hosts (src/engine/cluster.ts, fencing) */
+  private readonly fence: (step: string, host: string) => void;
+
+  /**
+   * `registries`: the credentials pulls send (none: anonymous pulls). `fence`: called before each
+   * step that changes the host, to refuse it (by throwing) to an engine that no longer leads.
+   */
+  constructor(
+    name: string,
+    docker: Dockerode,
+    log: Logger,
+    registries: Registries = Registries.none(),
+    fence: (step: string, host: string) => void = () => undefined,
+  ) {
     this.name = name;
     this.docker = docker;
     this.log = log.child({ host: name });
     this.registries = registries;
+    this.fence = fence;
   }
 
   /**
@@ -261,6 +274,7 @@ export class DockerHost implements HostOps {
    * the log line by line; its error fails the build with the daemon's words.
    */
   async build(b: BuildRequest): Promise<void> {
+    this.fence(`build ${b.image}`, this.name);
     const log = this.log.child({ stack: b.stack, service: b.service });
     const started = Date.now();
     const names = [...new Set([b.image, ...b.spec.tags].filter((n) => n && n !== b.ref))];
@@ -330,6 +344,7 @@ export class DockerHost implements HostOps {
    * those needs no build; an older commit's is built again). An image a container still uses stays.
    */
   async pruneBuilds(stack: string, service: string): Promise<void> {
+    this.fence(`prune the builds of ${stack}/${service}`, this.name);
     const label = [`${LABEL.managed}=true`, `${LABEL.stack}=${stack}`, `${LABEL.service}=${service}`];
     const builds = (await this.docker.listImages({ filters: { label } })).sort((a, b) => b.Created - a.Created);
     for (const image of builds.slice(BUILDS_KEPT)) {
@@ -355,6 +370,7 @@ export class DockerHost implements HostOps {
    * no start-first service joins is made in one step, its subnet left to Docker.
    */
   async createNetwork(spec: NetworkSpec, repo: string, stack: string, { fixedSubnet = false }: { fixedSubnet?: boolean } = {}): Promise<string> {
+    this.fence(`create network ${spec.name}`, this.name);
     const driver = spec.driver ?? 'bridge';
     const config = networkConfig(spec);
     const options = {
@@ -380,6 +396,7 @@ export class DockerHost implements HostOps {
   }
 
   async createVolume(spec: VolumeSpec, repo: string, stack: string): Promise<void> {
+    this.fence(`create volume ${spec.name}`, this.name);
     try {
       await this.docker.createVolume({
         Name: spec.name,
@@ -392,6 +409,7 @@ export class DockerHost implements HostOps {
   }
 
   async removeNetwork(name: string): Promise<void> {
+    this.fence(`remove network ${name}`, this.name);
     try {
       await this.docker.getNetwork(name).remove();
     } catch (err) {
@@ -415,6 +433,7 @@ export class DockerHost implements HostOps {
    * scheduled job's, started on its schedule.
    */
   async create(spec: ContainerSpec, { name = spec.name, aliases = true, prepared = false }: CreateOptions = {}): Promise<string> {
+    this.fence(`create container ${name}`, this.name);
     if (!prepared) await this.prepare(spec);
     const [first, ...others] = spec.networks;
     const endpoint = (n: ContainerSpec['networks'][number]) => ({ Aliases: aliases ? n.aliases : [], ...endpointAddresses(n) });
@@ -449,6 +468,7 @@ export class DockerHost implements HostOps {
 
   /** Starts a container (again: a stopped one runs anew with the same config); `name` is for the error. */
   async start(id: string, name = id.slice(0, 12)): Promise<void> {
+    this.fence(`start container ${name}`, this.name);
     this.mark(id, ['start']);
     try {
       await this.docker.getContainer(id).start();
@@ -460,6 +480,7 @@ export class DockerHost implements HostOps {
 
   /** Stops a container (its stop signal, then SIGKILL after its stop timeout) and keeps it; one already stopped is fine. */
   async stop(id: string): Promise<void> {
+    this.fence(`stop container ${id.slice(0, 12)}`, this.name);
     this.mark(id, ['kill', 'die', 'stop']);
     try {
       await this.docker.getContainer(id).stop();
@@ -470,6 +491,7 @@ export class DockerHost implements HostOps {
 
   /** Gives a container started with `aliases: false` its service aliases (Docker adds aliases only on connect). */
   async joinService(id: string, spec: ContainerSpec): Promise<void> {
+    this.fence(`connect container ${spec.name}`, this.name);
     for (const n of spec.networks) await this.reconnect(id, n.network, n.aliases);
   }
 
@@ -479,6 +501,7 @@ export class DockerHost implements HostOps {
    * names of its own to give up.
    */
   async drain(id: string): Promise<void> {
+    this.fence(`drain container ${id.slice(0, 12)}`, this.name);
     const info = await this.inspect(id);
     const mode = info?.HostConfig.NetworkMode ?? '';
     if (['host', 'none', 'bridge', 'default'].includes(mode) || mode.startsWith('container:')) return;
@@ -513,6 +536,7 @@ export class DockerHost implements HostOps {
   }
 
   async rename(id: string, name: string): Promise<void> {
+    this.fence(`rename container ${id.slice(0, 12)} to ${name}`, this.name);
     this.mark(id, ['rename']);
     try {
       await this.docker.getContainer(id).rename({ name });
@@ -606,6 +630,7 @@ export class DockerHost implements HostOps {
 
   /** Stops (honouring the container's own stop timeout and signal) and removes; a container already gone is fine. */
   async stopAndRemove(id: string): Promise<void> {
+    this.fence(`remove container ${id.slice(0, 12)}`, this.name);
     this.mark(id, ['kill', 'die', 'stop']);
     try {
       await this.docker.getContainer(id).stop();
@@ -619,6 +644,7 @@ export class DockerHost implements HostOps {
 
   /** Removes a container (a running one is killed); one already gone, or being removed, is fine. */
   async remove(id: string): Promise<void> {
+    this.fence(`remove container ${id.slice(0, 12)}`, this.name);
     this.mark(id, ['kill', 'die', 'destroy']);
     try {
       await this.docker.getContainer(id).remove({ v: false, force: true });

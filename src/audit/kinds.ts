@@ -81,6 +81,10 @@ export const AUDIT_KINDS = [
   'notification.failed',
   // the plan of a pull request was posted to a forge: its status and its comment (src/notify/deliver.ts)
   'plan.posted',
+  // one of several engines on one database begins to lead (src/engine/cluster.ts): its id, its term and the engine it took over from
+  'engine.leader',
+  // an engine that no longer holds the lease was refused a step that would change a host (its id, its term, the leader's, the step)
+  'engine.fenced',
 ] as const;
 
 export type AuditKind = (typeof AUDIT_KINDS)[number];

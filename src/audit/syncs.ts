@@ -94,8 +94,8 @@ function toRecord(r: SqlRow): SyncRecord {
   };
 }
 
-/** This process, as recorded in `owner`. */
-const OWNER = `${hostname()}:${process.pid}`;
+/** This process, as recorded in `owner` (and the engine's id among several: src/engine/cluster.ts). */
+export const PROCESS_ID = `${hostname()}:${process.pid}`;
 
 /** False only when the owner is a process of this machine that no longer exists. */
 function ownerAlive(owner: string | undefined): boolean {
@@ -113,11 +113,22 @@ function ownerAlive(owner: string | undefined): boolean {
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 /** Sync runs in a database opened with openDatabase(). */
+export interface SyncStoreOptions {
+  /**
+   * Whether a sync left running by `owner` can no longer be running. By default: the owner is a
+   * process of this machine that is gone. The leader of several engines on one database, which alone
+   * runs syncs, passes "any owner but me" (src/engine/cluster.ts).
+   */
+  ownerGone?: (owner: string | undefined) => boolean;
+}
+
 export class SyncStore {
   readonly #db: Db;
+  readonly #ownerGone: (owner: string | undefined) => boolean;
 
-  constructor(db: Db) {
+  constructor(db: Db, opts: SyncStoreOptions = {}) {
     this.#db = db;
+    this.#ownerGone = opts.ownerGone ?? ((owner) => owner !== PROCESS_ID && !ownerAlive(owner));
   }
 
   /** Records a sync run as started (outcome 'running') and returns it. */
@@ -127,7 +138,7 @@ export class SyncStore {
         `INSERT INTO syncs (repo, stack, commitSha, "trigger", actor, startedAt, outcome, plan, diff, owner)
          VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id`,
       )
-      .get(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null, OWNER) as { id: number };
+      .get(s.repo, s.stack, s.commitSha, s.trigger, s.actor, new Date().toISOString(), json(s.plan), s.diff ?? null, PROCESS_ID) as { id: number };
     return this.get(Number(id))!;
   }
 
@@ -147,12 +158,12 @@ export class SyncStore {
   }
 
   /**
-   * Marks as failed the stack's syncs left 'running' by a berth process on this machine that is
-   * gone (killed mid-plan), and returns them. Syncs of live processes, or of other machines, stay.
+   * Marks as failed the stack's syncs left 'running' by a berth process that is gone (killed
+   * mid-plan: SyncStoreOptions.ownerGone), and returns them. Syncs of live processes stay.
    */
   settleOrphans(repo: string, stack: string): SyncRecord[] {
     const running = this.#db.prepare(`SELECT * FROM syncs WHERE repo = ? AND stack = ? AND outcome = 'running'`).all(repo, stack).map(toRecord);
-    const orphans = running.filter((r) => r.owner !== OWNER && !ownerAlive(r.owner));
+    const orphans = running.filter((r) => this.#ownerGone(r.owner));
     for (const r of orphans) this.finish(r.id, { outcome: 'failed', error: `interrupted: the berth process that ran it (${r.owner ?? 'unknown'}) stopped` });
     return orphans.map((r) => this.get(r.id)!);
   }

@@ -23,6 +23,9 @@ import { startPolling } from '../engine/poller.ts';
 import { seedExamplesRepo } from '../source/seed.ts';
 import { EXAMPLES_DIR, ROOT } from '../paths.ts';
 import { openDatabase } from '../audit/db.ts';
+import { openStore } from '../audit/store.ts';
+import { openPostgres, safeUrl } from '../audit/pg.ts';
+import { migrateStore, MigrateError } from '../audit/migrate.ts';
 import { AuditLog } from '../audit/log.ts';
 import { formatAuditTable } from '../audit/format.ts';
 import { generateAuditKey, loadAuditSigner, loadPublicKey, type TrustedKey } from '../audit/anchor.ts';
@@ -30,7 +33,7 @@ import { CHECKPOINT_RULE } from '../audit/checkpoint.ts';
 import { readAnchorFile, verifyBundle, verifyLog, writeBundle, type Verification } from '../audit/proof.ts';
 import { buildServer, parseListen } from '../server/server.ts';
 import { checkListen } from '../server/auth.ts';
-import { LocalOps, type Operations, type StackStats, type SyncReport } from '../engine/ops.ts';
+import { handoffRunner, LocalOps, type Operations, type StackStats, type SyncReport } from '../engine/ops.ts';
 import type { AuditRow } from '../audit/log.ts';
 import { formatHostsTable } from './hosts.ts';
 import { formatReplicasTable, formatStatsTable, formatStatusTable } from './status.ts';
@@ -232,7 +235,8 @@ program
     const stopWatching = engine.watchDrift({ resyncMs: config.resyncMs });
     const stopSchedules = engine.startSchedules();
     const stopImages = engine.watchImages(config.imagePollMs);
-    engine.startNotifications(); // stopped by engine.close()
+    // the notifications, and among several engines on PostgreSQL the election and the hand-overs (stopped after the last pass)
+    const stopCluster = engine.startCluster(handoffRunner(engine));
     const signalled = await Promise.race([engine.syncAll({ trigger: 'startup' }).then(() => undefined), stopSignal]);
     ready = true;
     const stop = signalled ? () => undefined : startPolling(config.repos, (repo) => engine.syncRepo(repo, { trigger: 'poll' }), log);
@@ -244,6 +248,7 @@ program
     stopImages();
     await app.close();
     await engine.drain();
+    stopCluster();
     engine.close();
   });
 
@@ -455,6 +460,41 @@ audit
     );
   });
 
+program
+  .command('migrate')
+  .description(
+    "move an engine's history (the audit log, syncs, holds, webhook deliveries, pins, back-offs, placements, notifications) from its SQLite file to an empty PostgreSQL database, the audit chain checked before and after; stop berth first, then point its config's database: at the target",
+  )
+  .requiredOption('--from <sqlite:file>', 'the SQLite database: sqlite:./data/berth.db')
+  .requiredOption('--to <url>', 'the PostgreSQL database: postgres://user@host:5432/name')
+  .option('--password-file <file>', "the PostgreSQL user's password (else $PGPASSWORD, or none)")
+  .action((opts: { from: string; to: string; passwordFile?: string }) => {
+    const file = opts.from.replace(/^sqlite:/, '');
+    if (!existsSync(file)) throw new Exit(`--from: ${file} does not exist (give the engine's database: sqlite:<dataDir>/berth.db)`, 2);
+    if (!/^postgres(ql)?:\/\//.test(opts.to)) throw new Exit(`--to: give a postgres:// URL, not ${safeUrl(opts.to)}`, 2);
+    let password = process.env.PGPASSWORD;
+    if (opts.passwordFile !== undefined) {
+      try {
+        password = readFileSync(opts.passwordFile, 'utf8').trim();
+      } catch (err) {
+        throw new Exit(`--password-file: cannot read ${opts.passwordFile}: ${(err as NodeJS.ErrnoException).code}`, 2);
+      }
+    }
+    const from = openDatabase(file);
+    const to = openPostgres({ url: opts.to, ...(password !== undefined ? { password } : {}), timeoutMs: 60_000 });
+    try {
+      const { copied, verified } = migrateStore(from, to, (table, rows) => console.log(`${table}: ${rows} row(s)`));
+      if (!verified.ok) throw new Exit(`copied, but the audit chain on ${safeUrl(opts.to)} does not hold: ${verified.reason}`, 1);
+      console.log(`moved ${Object.values(copied).reduce((a, b) => a + b, 0)} row(s) to ${safeUrl(opts.to)}; the audit chain holds (${verified.rows} row(s))`);
+    } catch (err) {
+      if (err instanceof MigrateError) throw new Exit(err.message, 1);
+      throw err;
+    } finally {
+      from.close();
+      to.close();
+    }
+  });
+
 /** commander's way of a repeatable option: each value appended to the list. */
 function collect(value: string, list: string[]): string[] {
   return [...list, value];
@@ -609,7 +649,7 @@ async function loadConfig(): Promise<BerthConfig> {
 }
 
 function openAudit(config: BerthConfig): AuditLog {
-  return new AuditLog(openDatabase(join(config.dataDir, 'berth.db')));
+  return new AuditLog(openStore(config));
 }
 
 /**

@@ -26,6 +26,7 @@ import type {
 import { LineSplitter, type LogReplica } from '../engine/log-lines.ts';
 import type { RepoPlan } from '../engine/plans.ts';
 import { ApiError, type ApiClient } from './client.ts';
+import type { ClusterView } from '../engine/cluster.ts';
 
 const at = (name: string) => encodeURIComponent(name);
 
@@ -51,6 +52,10 @@ export class RemoteOps implements Operations {
 
   stats(name: string): Promise<StackStats> {
     return this.#api.get<StackStats>(`/stacks/${at(name)}/stats`);
+  }
+
+  async cluster(): Promise<ClusterView> {
+    return this.#api.get<ClusterView>('/cluster');
   }
 
   async hosts(): Promise<HostSummary[]> {

@@ -14,11 +14,15 @@ import type { CommitInfo, RenderOptions, RenderResult } from '../model.ts';
 import { GitSource, UnknownRefError } from '../source/git.ts';
 import { renderSnapshot } from '../render/index.ts';
 import { stepRow } from '../audit/steps.ts';
-import { openDatabase, type Db } from '../audit/db.ts';
+import type { Db } from '../audit/db.ts';
+import { openStore } from '../audit/store.ts';
 import { AuditLog, type AuditRow } from '../audit/log.ts';
 import { loadAuditSigner } from '../audit/anchor.ts';
 import { Checkpointer, checkAnchorFile } from '../audit/checkpoint.ts';
-import { SyncStore } from '../audit/syncs.ts';
+import { PROCESS_ID, SyncStore } from '../audit/syncs.ts';
+import { VERSION } from '../paths.ts';
+import { Cluster } from './cluster.ts';
+import { Handoffs, serveHandoffs, type HandoffRequest } from './handoff.ts';
 import { HoldStore, type Hold } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
 import { StackMemory } from '../audit/memory.ts';
@@ -77,6 +81,10 @@ export class Engine {
   readonly audit: AuditLog;
   readonly syncs: SyncStore;
   readonly holds: HoldStore;
+  /** which engine acts, when several share a PostgreSQL database; alone on SQLite, this one (cluster.ts) */
+  readonly cluster: Cluster;
+  /** what followers hand to the leader (PostgreSQL only: handoff.ts) */
+  readonly handoffs: Handoffs | undefined;
   /** who is told what berth did (docs/notifications.md): events are queued as audit rows are appended; startNotifications() sends them */
   readonly notifier: Notifier;
   /** what berth last saw of the hosts and the repos: what reads are answered from */
@@ -107,8 +115,10 @@ export class Engine {
     const signer = config.auditKeyFile ? loadAuditSigner(config.auditKeyFile) : undefined;
     if (config.auditAnchorFile) checkAnchorFile(config.auditAnchorFile);
     claimDataDir(config);
-    this.db = openDatabase(join(config.dataDir, 'berth.db'));
+    this.db = openStore(config);
     this.audit = new AuditLog(this.db);
+    this.cluster = new Cluster(this.db, { id: PROCESS_ID, version: VERSION, leaseMs: config.database?.leaseMs ?? 10_000 }, log, this.audit);
+    this.handoffs = this.cluster.shared ? new Handoffs(this.db, PROCESS_ID) : undefined;
     if (signer) {
       this.#checkpoints = new Checkpointer(this.audit, signer, { anchorFile: config.auditAnchorFile, log: log.child({ component: 'audit' }) });
       this.#checkpoints.start();
@@ -117,7 +127,8 @@ export class Engine {
     this.audit.onAppend((row) => {
       if (row.syncId !== undefined && row.stack) this.events.emit('sync', { id: row.syncId, repo: row.repo, stack: row.stack, phase: 'step', step: row });
     });
-    this.syncs = new SyncStore(this.db);
+    // Among several engines only the leader runs syncs: one left running by any other engine was cut short.
+    this.syncs = new SyncStore(this.db, this.cluster.shared ? { ownerGone: (owner) => owner !== PROCESS_ID } : {});
     this.holds = new HoldStore(this.db);
     this.notifier = new Notifier(
       {
@@ -137,7 +148,7 @@ export class Engine {
       this.#sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name), { limits: config.limits }));
       this.#secrets.set(r.name, repoSecrets(r));
     }
-    this.fleet = new Fleet(config, this.audit, this.world, log);
+    this.fleet = new Fleet(config, this.audit, this.world, log, (step, host) => this.cluster.fence(step, { host }));
     const repos = new Set(this.#sources.keys());
     this.#drift = new DriftWatcher(this.fleet.hosts, repos, this.world, log, (repo) => void this.syncRepo(repo, { trigger: 'drift' }).catch(() => undefined));
     this.#board = new StatusBoard(
@@ -205,6 +216,7 @@ export class Engine {
 
   /** Stops the timers, signs a last checkpoint of the audit log (with an auditKeyFile) and closes the database; a second call does nothing. */
   close(): void {
+    this.cluster.stop();
     this.notifier.stop();
     this.#board.stop();
     this.#schedules?.stop();
@@ -224,7 +236,20 @@ export class Engine {
    * runs waits for it, and all requests that arrive meanwhile share the one pass that follows.
    */
   syncRepo(repo: string, opts: PassOptions): Promise<RepoPass> {
-    return opts.dryRun ? this.#reconciler.run(repo, opts) : this.#queue.request(repo, opts);
+    if (opts.dryRun) return this.#reconciler.run(repo, opts);
+    if (!this.cluster.leading) return this.#follow(repo, opts);
+    return this.#queue.request(repo, opts);
+  }
+
+  /**
+   * A pass asked of a follower: a webhook's is handed to the leader (handoff.ts); every pass here
+   * is a dry run, which keeps this engine's view of the repo and the hosts current for reads.
+   */
+  #follow(repo: string, opts: PassOptions): Promise<RepoPass> {
+    if (opts.trigger === 'webhook' && this.handoffs) {
+      this.handoffs.submit({ kind: 'pass', repo, opts: { trigger: opts.trigger, ...(opts.actor ? { actor: opts.actor } : {}) } });
+    }
+    return this.#reconciler.run(repo, { trigger: opts.trigger, dryRun: true, ...(opts.stack ? { stack: opts.stack } : {}) });
   }
 
   /**
@@ -377,6 +402,41 @@ export class Engine {
   }
 
   /**
+   * Among several engines on one PostgreSQL (docs/how-it-works.md, "Running two engines"): joins the
+   * election, and while this engine leads, carries out what followers hand over (`run`), sends the
+   * notifications, and starts with a pass of every repo, which finishes what a former leader left
+   * half done. Alone on SQLite, sends the notifications. Returns a function that stops it all and
+   * gives up the lead.
+   */
+  startCluster(run: (request: HandoffRequest) => Promise<unknown>): () => void {
+    const handoffs = this.handoffs;
+    if (!handoffs) return this.startNotifications();
+    const log = this.log.child({ component: 'cluster' });
+    const stopServing = serveHandoffs(handoffs, { leading: () => (this.cluster.leading ? this.cluster.term : 0), run, log });
+    const off = this.cluster.onRole((e) => {
+      if (e.role !== 'leader') {
+        this.notifier.stop();
+        return;
+      }
+      try {
+        const { requeued, lost } = handoffs.recover(e.term);
+        if (requeued + lost) log.info({ requeued, lost }, 'hand-overs a former leader left unanswered');
+      } catch (err) {
+        log.warn({ err }, 'could not read the hand-overs a former leader left');
+      }
+      this.startNotifications();
+      void this.syncAll({ trigger: 'startup' }).catch((err: unknown) => log.error({ err }, 'the first pass as leader failed'));
+    });
+    this.cluster.start();
+    return () => {
+      off();
+      stopServing();
+      this.cluster.stop();
+      this.notifier.stop();
+    };
+  }
+
+  /**
    * Sends the notifications (docs/notifications.md): what is pending in the database (an earlier
    * run's too), then each as it is queued. Returns a function that stops it (close() does too).
    */
@@ -391,6 +451,7 @@ export class Engine {
 
   /** One run of a scheduled job on the hosts that answer, each run audited. */
   #runScheduled(job: ScheduledJob): Promise<void> {
+    if (!this.cluster.leading) return Promise.resolve(); // the leader runs it
     const down = this.fleet.down();
     const hosts = [...this.fleet.hosts.values()].filter((h) => !down.has(h.name));
     const log = this.log.child({ repo: job.repo, stack: job.stack, service: job.service, trigger: 'schedule' });

@@ -27,6 +27,10 @@ export type EngineErrorCode =
   | 'unknown-ref'
   /** a value of the request cannot be used (a time that is neither ISO nor how long ago) */
   | 'invalid-request'
+  /** an action handed to the leader by a follower: that leader stopped before it answered (src/engine/handoff.ts) */
+  | 'leader-lost'
+  /** an action asked of a follower while no engine leads (several engines on PostgreSQL) */
+  | 'no-leader'
   | RequestRefusalCode;
 
 /**

@@ -30,7 +30,8 @@ export class Fleet {
   #monitoring = false;
   #onLostOrBack?: () => void;
 
-  constructor(config: BerthConfig, audit: AuditLog, world: World, log: Logger) {
+  /** `fence`: refuses a step that changes a host to an engine that no longer leads (src/engine/cluster.ts) */
+  constructor(config: BerthConfig, audit: AuditLog, world: World, log: Logger, fence?: (step: string, host: string) => void) {
     this.#config = config;
     this.#audit = audit;
     this.#world = world;
@@ -38,7 +39,7 @@ export class Fleet {
     this.monitor = new HostMonitor(this.hosts, { ...config.hostCheck, hosts: config.hosts }, (before, after) => this.#changed(before, after));
     // every file registries: names is read now: one that cannot be read stops berth here, naming it
     const registries = Registries.load(config.registries);
-    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log, registries));
+    for (const h of config.hosts) this.hosts.set(h.name, new DockerHost(h.name, connect(h), log, registries, fence));
   }
 
   /** Checks the hosts every `hostCheck.intervalMs`; `onLostOrBack` when one is lost or answers again (its replicas move). */

@@ -16,11 +16,13 @@ import { countManagedContainers, explainError, type HostStatus } from '../observ
 import { observeHost, type LiveContainer } from '../observe/live.ts';
 import { sampleContainer, type ResourceSample } from '../observe/stats.ts';
 import type { Engine } from './engine.ts';
+import type { ClusterView } from './cluster.ts';
 import { EngineError, type EngineErrorCode } from './errors.ts';
 import type { LogQuery } from './log-lines.ts';
 import { StackLogs, type LogStream } from './logs.ts';
 import type { SyncEvent } from './events.ts';
 import { mapLimit } from './limit.ts';
+import { awaitAnswer, type HandedAction, type HandoffRequest } from './handoff.ts';
 import type { RepoPass, StackOutcome } from './outcome.ts';
 import type { RepoPlan } from './plans.ts';
 import type { StackState } from './status.ts';
@@ -108,6 +110,8 @@ export interface Operations {
    */
   stats(name: string, known?: StackView): Promise<StackStats>;
   hosts(): Promise<HostSummary[]>;
+  /** the engines on this database and which leads (docs/how-it-works.md, "Running two engines") */
+  cluster(): Promise<ClusterView>;
   /** throws unknown-host */
   host(name: string): Promise<HostView>;
   syncs(filter: SyncFilter): Promise<Page<SyncRecord>>;
@@ -247,6 +251,10 @@ export class LocalOps implements Operations {
     }
   }
 
+  async cluster(): Promise<ClusterView> {
+    return this.#engine.cluster.view();
+  }
+
   async syncs(filter: SyncFilter): Promise<Page<SyncRecord>> {
     return this.#engine.syncs.list(filter);
   }
@@ -288,6 +296,7 @@ export class LocalOps implements Operations {
   async syncStack(name: string, { actor, wait }: ActionOptions): Promise<ActionOutcome | undefined> {
     const repo = await this.#repoOf(name);
     this.#hooks.asked?.({ repo, stack: name, actor, message: `sync of ${name}` });
+    if (this.#follower()) return this.#handOver('syncStack', [name, { actor, wait }]) as Promise<ActionOutcome | undefined>;
     // waiting, the sync ends once the replicas it changed run and are healthy: converged
     const running = this.#engine.syncRepo(repo, { trigger: 'manual', actor, stack: name, waitHealthy: wait }).then((pass) => outcomeOf(pass, name));
     if (wait) return running;
@@ -296,6 +305,7 @@ export class LocalOps implements Operations {
   }
 
   async syncAll({ actor, wait, stack }: ActionOptions & { stack?: string }): Promise<SyncReport[]> {
+    if (this.#follower()) return this.#handOver('syncAll', [{ actor, wait, ...(stack ? { stack } : {}) }]) as Promise<SyncReport[]>;
     const passes = await this.#engine.syncAll({ trigger: 'manual', actor, stack, waitHealthy: wait });
     return passes.map(reportOf);
   }
@@ -303,6 +313,7 @@ export class LocalOps implements Operations {
   async rollback(name: string, { to, actor, wait }: ActionOptions & { to?: string }): Promise<ActionOutcome | undefined> {
     const repo = await this.#repoOf(name);
     this.#hooks.asked?.({ repo, stack: name, actor, message: `rollback of ${name} to ${to ?? 'the commit before the one applied'}` });
+    if (this.#follower()) return this.#handOver('rollback', [name, { actor, wait, ...(to ? { to } : {}) }]) as Promise<ActionOutcome | undefined>;
     // waiting, the rollback ends once the replicas it changed run and are healthy, as a sync does
     const running = this.#engine
       .rollback(name, { to, actor, waitHealthy: wait })
@@ -315,6 +326,7 @@ export class LocalOps implements Operations {
   async pause(name: string, actor: string): Promise<void> {
     const repo = await this.#repoOf(name);
     this.#hooks.asked?.({ repo, stack: name, actor, message: `pause of ${name}` });
+    if (this.#follower()) return void (await this.#handOver('pause', [name, actor]));
     await this.#engine.pause(name, actor);
   }
 
@@ -323,7 +335,25 @@ export class LocalOps implements Operations {
     if (hold)
       this.#hooks.asked?.({ repo: hold.repo, stack: name, actor, message: `resume of ${name} (held since ${hold.since} by ${hold.actor}: ${hold.reason})` });
     else await this.#repoOf(name); // an unknown stack is said so
+    if (this.#follower()) return void (await this.#handOver('resume', [name, actor]));
     if (!hold || !(await this.#engine.resume(name, actor))) throw new EngineError(`${name} is not paused or held: there is nothing to resume`, 'not-held');
+  }
+
+  /** True on an engine that follows another (several engines on PostgreSQL): actions go to the leader. */
+  #follower(): boolean {
+    return this.#engine.handoffs !== undefined && !this.#engine.cluster.leading;
+  }
+
+  /** Hands an action to the leader and gives its answer as the leader gave it (src/engine/handoff.ts). */
+  async #handOver(action: HandedAction, args: unknown[]): Promise<unknown> {
+    const handoffs = this.#engine.handoffs!;
+    if (!this.#engine.cluster.view().leader) {
+      throw new EngineError(
+        `no berth engine leads on this database now: ${action} needs one (start berth serve, or wait for a follower to take over)`,
+        'no-leader',
+      );
+    }
+    return awaitAnswer(handoffs, handoffs.submit({ kind: 'action', action, args }));
   }
 
   async follow(onEvent: (e: SyncEvent) => void): Promise<() => void> {
@@ -420,4 +450,20 @@ function reportOf(pass: RepoPass): SyncReport {
     ...(pass.error ? { error: pass.error } : {}),
     stacks: pass.stacks.map((s) => ({ ...outcomeView(s), changes: s.plan?.actions.filter((a) => a.kind !== 'keep').length ?? 0 })),
   };
+}
+
+/** What the leader runs for a follower's hand-over: a webhook's pass, or one of the actions (with no API hooks: the follower audited the request). */
+export function handoffRunner(engine: Engine): (request: HandoffRequest) => Promise<unknown> {
+  const ops = new LocalOps(engine);
+  const actions: Record<HandedAction, (...args: never[]) => Promise<unknown>> = {
+    syncStack: (name: string, o: ActionOptions) => ops.syncStack(name, o),
+    syncAll: (o: ActionOptions & { stack?: string }) => ops.syncAll(o),
+    rollback: (name: string, o: ActionOptions & { to?: string }) => ops.rollback(name, o),
+    pause: (name: string, actor: string) => ops.pause(name, actor),
+    resume: (name: string, actor: string) => ops.resume(name, actor),
+  };
+  return (request) =>
+    request.kind === 'pass'
+      ? engine.syncRepo(request.repo, request.opts).then(() => null)
+      : (actions[request.action] as (...args: unknown[]) => Promise<unknown>)(...request.args);
 }

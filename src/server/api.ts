@@ -98,6 +98,8 @@ export const ERROR_STATUS: Record<ApiErrorCode, number> = {
   'too-many-followers': 429,
   internal: 500,
   'repo-unreadable': 502,
+  'leader-lost': 503,
+  'no-leader': 503,
 };
 
 /** The code of an HTTP error that no operation refused (validation, the token, limits). */
@@ -282,6 +284,8 @@ export const api: FastifyPluginAsync<ApiOptions> = async (app, { engine, heartbe
   );
 
   app.get('/hosts', { config: viewer, schema: { querystring: query({}) } }, async () => ({ hosts: await ops.hosts() }));
+
+  app.get('/cluster', { config: viewer, schema: { querystring: query({}) } }, async () => ops.cluster());
 
   app.get<{ Params: { name: string } }>('/hosts/:name', { config: viewer, schema: { params: HOST_PARAMS } }, async (req) => ops.host(req.params.name));
 

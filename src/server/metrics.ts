@@ -30,6 +30,8 @@ export interface MetricsSource {
   events: EventEmitter<EngineEvents>;
   /** the notification targets, each counted from 0 */
   config?: { notifications: ReadonlyArray<{ name: string }> };
+  /** whether this engine leads (always, alone on SQLite) */
+  cluster?: { readonly leading: boolean };
 }
 
 export interface BerthMetrics {
@@ -91,6 +93,14 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     registers,
   });
   const auditRows = new Counter({ name: 'berth_audit_rows_total', help: 'Audit rows this process appended since it started', registers });
+  new Gauge({
+    name: 'berth_leader',
+    help: 'Whether this engine leads (1: it changes hosts) or follows another on the same database (0)',
+    registers,
+    collect() {
+      this.set(src.cluster?.leading === false ? 0 : 1);
+    },
+  });
   new Gauge({
     name: 'berth_hosts_up',
     help: 'Hosts that answered their last check',

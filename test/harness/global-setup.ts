@@ -4,6 +4,7 @@ import Dockerode from 'dockerode';
 import type { TestProject } from 'vitest/node';
 import { cleanupLeftovers, startDaemon, type TestDaemon, type TestDockerInfo } from './daemon.ts';
 import { buildTestImages, IMAGES } from './images.ts';
+import { startPostgres, type TestPostgres, type TestPostgresInfo } from './postgres.ts';
 import { pushImage, registryInfo, startRegistry, type PushedImage, type TestRegistry, type TestRegistryInfo } from './registry.ts';
 import { build } from '../../scripts/build.ts';
 
@@ -24,12 +25,18 @@ declare module 'vitest' {
     dockers: TestDockerInfo[];
     /** The shared private registry (HTTPS that every daemon trusts, basic auth); read it with `inject('registry')`. */
     registry: SharedRegistry;
+    /** The shared PostgreSQL server (password logins); each test file makes databases of its own on it (createDatabase() in ./postgres.ts). */
+    postgres: TestPostgresInfo;
   }
 }
 
 /** Stops every daemon and the registry, even when stopping one of them fails; then reports the failures. */
-async function stopAll(daemons: TestDaemon[], registry: TestRegistry | undefined): Promise<void> {
-  const parts = [...daemons.map((d) => ({ name: d.name, stop: d.stop })), ...(registry ? [{ name: `registry ${registry.host}`, stop: registry.stop }] : [])];
+async function stopAll(daemons: TestDaemon[], registry: TestRegistry | undefined, postgres?: TestPostgres): Promise<void> {
+  const parts = [
+    ...daemons.map((d) => ({ name: d.name, stop: d.stop })),
+    ...(registry ? [{ name: `registry ${registry.host}`, stop: registry.stop }] : []),
+    ...(postgres ? [{ name: `postgres on port ${postgres.port}`, stop: postgres.stop }] : []),
+  ];
   const results = await Promise.allSettled(parts.map((p) => p.stop()));
   const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${parts[i].name}: ${(r.reason as Error).message}`] : []));
   if (failed.length > 0) throw new Error(`Could not stop ${failed.length} test daemon(s) or registry:\n${failed.join('\n')}`);
@@ -43,6 +50,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     (registry) => ({ registry, error: undefined }),
     (error: unknown) => ({ registry: undefined, error }),
   );
+  const postgresStarted = startPostgres().then(
+    (postgres) => ({ postgres, error: undefined }),
+    (error: unknown) => ({ postgres: undefined, error }),
+  );
   // berth's bundle, which the tests that start bin/berth.js run (it would otherwise be made by the
   // first of them, and by each that starts before the first is done)
   const built = await build().then(
@@ -52,12 +63,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = built ? [] : await Promise.allSettled(Array.from({ length: DAEMONS }, () => startDaemon({ startTimeoutMs: 180_000 })));
   const daemons = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const { registry, error: registryError } = await registryStarted;
+  const { postgres, error: postgresError } = await postgresStarted;
   let images: SharedRegistry['images'];
   try {
     if (built) throw built;
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     if (!registry) throw registryError;
+    if (!postgres) throw postgresError;
     // The first daemon pushes as soon as it has the images, while the others still build theirs.
     const [pushed] = await Promise.all([
       buildTestImages(new Dockerode(daemons[0].dockerOptions)).then(() =>
@@ -67,12 +80,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ]);
     images = { web1: pushed[0], web2: pushed[1] };
   } catch (err) {
-    await stopAll(daemons, registry).catch(() => undefined); // the start or build error is the one worth seeing
+    await stopAll(daemons, registry, postgres).catch(() => undefined); // the start or build error is the one worth seeing
     throw err;
   }
   const infos = daemons.map(({ socketPath, address, tcpPort }): TestDockerInfo => ({ socketPath, address, tcpPort }));
   project.provide('docker', infos[0]);
   project.provide('dockers', infos);
   project.provide('registry', { ...registryInfo(registry), images });
-  return () => stopAll(daemons, registry);
+  const { stop: _stop, ...postgresInfo } = postgres!;
+  project.provide('postgres', postgresInfo);
+  return () => stopAll(daemons, registry, postgres);
 }
