@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # What running berth on the local Docker engine needs (the demo), and what the tests add:
 # docker-compose and Swarm as peers, an sshd for ssh:// hosts, chromium for the dashboard, and a
 # private registry with basic auth over HTTPS (docker-registry, htpasswd from apache2-utils, openssl),
-# and mmdebstrap, which makes Debian's minimal system for the stand-in base of berth's own image
-# where Docker Hub cannot be reached (scripts/image.ts: `npm run image`, test/image.test.ts).
+# mmdebstrap, which makes Debian's minimal system for the stand-in base of berth's own image
+# where Docker Hub cannot be reached (scripts/image.ts: `npm run image`, test/image.test.ts), and
+# postgresql, whose server the tests of several engines on one database start (test/harness/postgres.ts).
 # (.ci/run repeats the whole list in its apt-get line for the CI checker.)
 DEMO_PACKAGES=(docker.io busybox-static git iproute2 iptables ca-certificates)
-TEST_PACKAGES=(docker-compose openssh-server chromium docker-registry apache2-utils openssl mmdebstrap)
+TEST_PACKAGES=(docker-compose openssh-server chromium docker-registry apache2-utils openssl mmdebstrap postgresql)
 PACKAGES=("${DEMO_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
 if [ "${1:-}" = "--demo" ]; then PACKAGES=("${DEMO_PACKAGES[@]}"); fi
 

@@ -87,7 +87,14 @@ export class PostgresDb implements Db {
       connectionTimeoutMillis: this.#timeoutMs,
     };
     const init: WorkerInit = { connection, port: calls.port2, events: events.port2, wake, lease };
-    this.#worker = new Worker(workerFile(), { workerData: init, transferList: [calls.port2, events.port2], name: 'berth-postgres' });
+    this.#worker = new Worker(workerFile(), {
+      workerData: init,
+      transferList: [calls.port2, events.port2],
+      name: 'berth-postgres',
+      // none of the process's Node options: a script given with -e would run instead of the worker's
+      // file, and V8's heap sizes (bin/berth.js sets them) are refused in a worker
+      execArgv: [],
+    });
     this.#worker.unref();
     this.#worker.on('error', () => undefined); // a call then finds no answer and says so
     this.#port = calls.port1;

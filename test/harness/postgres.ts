@@ -120,7 +120,9 @@ export async function createDatabase(
 
 /** Runs SQL on a database as the superuser (a tamperer, or a test's look behind berth). */
 export async function sql<R = Record<string, unknown>>(db: { url: string; password: string }, text: string, params: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ connectionString: db.url, password: db.password });
+  const url = new URL(db.url);
+  url.password = encodeURIComponent(db.password);
+  const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {
     return (await client.query(text, params)).rows as R[];
