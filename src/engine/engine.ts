@@ -148,7 +148,10 @@ export class Engine {
       this.#sources.set(r.name, new GitSource(repoRef(r), join(config.dataDir, 'git', r.name), { limits: config.limits }));
       this.#secrets.set(r.name, repoSecrets(r));
     }
-    this.fleet = new Fleet(config, this.audit, this.world, log, (step, host) => this.cluster.fence(step, { host }));
+    this.fleet = new Fleet(config, this.audit, this.world, log, {
+      fence: (step, host) => this.cluster.fence(step, { host }),
+      leading: () => this.cluster.leading,
+    });
     const repos = new Set(this.#sources.keys());
     this.#drift = new DriftWatcher(this.fleet.hosts, repos, this.world, log, (repo) => void this.syncRepo(repo, { trigger: 'drift' }).catch(() => undefined));
     this.#board = new StatusBoard(

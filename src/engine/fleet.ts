@@ -29,9 +29,21 @@ export class Fleet {
   readonly #log: Logger;
   #monitoring = false;
   #onLostOrBack?: () => void;
+  readonly #leading: () => boolean;
 
-  /** `fence`: refuses a step that changes a host to an engine that no longer leads (src/engine/cluster.ts) */
-  constructor(config: BerthConfig, audit: AuditLog, world: World, log: Logger, fence?: (step: string, host: string) => void) {
+  /**
+   * `fence`: refuses a step that changes a host to an engine that no longer leads; `leading`: whether
+   * this engine records what it sees of the hosts (among several engines, the leader does:
+   * src/engine/cluster.ts)
+   */
+  constructor(
+    config: BerthConfig,
+    audit: AuditLog,
+    world: World,
+    log: Logger,
+    { fence, leading = () => true }: { fence?: (step: string, host: string) => void; leading?: () => boolean } = {},
+  ) {
+    this.#leading = leading;
     this.#config = config;
     this.#audit = audit;
     this.#world = world;
@@ -108,14 +120,19 @@ export class Fleet {
     return { statuses, live: this.#world.hosts().filter((l) => up.has(l.host)) };
   }
 
+  /** An audit row of what the monitor saw, written by the engine that leads (one row however many engines watch). */
+  #record(input: Parameters<AuditLog['append']>[0]): void {
+    if (this.#leading()) this.#audit.append(input);
+  }
+
   #changed(before: HostStatus | undefined, after: HostStatus): void {
     const log = this.#log.child({ host: after.name });
     const graceS = this.#config.hostCheck.graceMs / 1000;
     if (after.state === 'up' && before && before.state !== 'up') {
-      this.#audit.append({ kind: 'host.up', host: after.name, message: `answers again (Docker ${after.version ?? '?'})` });
+      this.#record({ kind: 'host.up', host: after.name, message: `answers again (Docker ${after.version ?? '?'})` });
       log.info('host is up again');
     } else if (after.state === 'unreachable') {
-      this.#audit.append({
+      this.#record({
         kind: 'host.down',
         host: after.name,
         outcome: 'error',
@@ -123,7 +140,7 @@ export class Fleet {
       });
       log.warn({ err: after.error }, 'host does not answer');
     } else if (after.state === 'lost') {
-      this.#audit.append({
+      this.#record({
         kind: 'host.lost',
         host: after.name,
         outcome: 'error',

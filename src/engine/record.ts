@@ -63,13 +63,15 @@ export class Recorder {
   ): Promise<StackOutcome> {
     const changes = plan.actions.filter((a) => a.kind !== 'keep').length;
     for (const orphan of this.#syncs.settleOrphans(plan.repo, plan.stack)) {
+      const last = this.#audit.query({ syncId: orphan.id, limit: 1 }).rows[0];
+      const step = last ? `; its last step: ${last.kind}${last.service ? ` ${last.service}` : ''}${last.host ? ` on ${last.host}` : ''}` : '';
       this.#audit.append({
         ...base,
         commit: undefined,
         kind: 'sync.failed',
         syncId: orphan.id,
         outcome: 'error',
-        message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}`,
+        message: `sync ${orphan.id} of commit ${orphan.commitSha.slice(0, 7)}: ${orphan.error}${step}`,
       });
       log.warn({ syncId: orphan.id }, orphan.error ?? 'interrupted sync');
     }

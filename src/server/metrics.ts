@@ -128,7 +128,13 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
     labelNames: ['provider', 'outcome'] as const,
     registers,
     collect() {
-      for (const r of newDeliveries.all(seen) as Array<{ provider: string; outcome: string; n: number; last: number }>) {
+      let rows: Array<{ provider: string; outcome: string; n: number; last: number }>;
+      try {
+        rows = newDeliveries.all(seen) as typeof rows;
+      } catch {
+        return; // the database does not answer (PostgreSQL out of reach): counted at a later scrape, the rest answered now
+      }
+      for (const r of rows) {
         this.inc({ provider: r.provider, outcome: r.outcome }, r.n);
         seen = Math.max(seen, r.last);
       }

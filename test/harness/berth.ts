@@ -109,7 +109,10 @@ export interface CliResult {
 }
 
 /** Runs `berth ARGS` as a child process on the Node running the tests (24+). */
-export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> & { child: ReturnType<typeof spawn> } {
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> & { child: ReturnType<typeof spawn>; output: () => { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, [BERTH_BIN, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, BERTH_LOG_JSON: '1', ...opts.env },
@@ -120,7 +123,7 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<CliResult>((resolveDone) => child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })));
-  return Object.assign(done, { child });
+  return Object.assign(done, { child, output: () => ({ stdout, stderr }) });
 }
 
 /** A TCP port on loopback that nothing listens on now. */
