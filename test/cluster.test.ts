@@ -3,7 +3,8 @@
 // are asked to the leader; a leader cut off from the database stops acting before another takes over;
 // a leader killed in the middle of a rollout is replaced, and its successor finishes the rollout.
 import { createHmac } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, runCli, writeConfig } from './harness/berth.ts';
@@ -18,6 +19,7 @@ import type { AuditRow } from '../src/audit/log.ts';
 const server = inject('postgres');
 const docker = testDocker();
 const SECRET = 'cluster-hook-secret';
+const ARTIFACTS = join(import.meta.dirname, 'artifacts');
 let git: GitServer;
 beforeAll(async () => {
   git = await startGitServer();
@@ -139,6 +141,21 @@ describe('two engines on one database', () => {
       },
       { what: 'the follower to show the stack synced', timeoutMs: 30_000 },
     );
+    // the follower's dashboard shows the engines and which leads
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium' });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${follower!.url}/#/hosts`);
+      await page.locator('#leader', { hasText: `Engine ${leader.id} leads since` }).waitFor();
+      const rows = page.locator('#engines tbody tr');
+      await expect.poll(() => rows.count()).toBe(2);
+      expect(await page.locator('#engines tbody tr', { hasText: follower!.id }).textContent()).toMatch(/\(this one\).*follower/);
+      expect(await page.locator('#engines tbody tr', { hasText: leader.id }).textContent()).toContain('leader');
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'cluster.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
     const started = await auditRows(db, `WHERE stack = '${polledStack}' AND kind = 'sync.started'`);
     expect(started).toHaveLength(1);
     expect((await auditRows(db, `WHERE kind = 'engine.leader'`)).map((r) => r.message)).toEqual([

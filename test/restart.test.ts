@@ -61,6 +61,9 @@ it('a commit whose rollout rolled back is not tried again by an engine killed an
       what: 'the broken rollout to be rolled back',
       timeoutMs: 90_000,
     });
+    // the pass records its back-off once the stack's sync ended, a moment after the rollback's row
+    const backoff = () => openDatabase(join(cfg.dataDir, 'berth.db')).prepare('SELECT attempt FROM backoffs').get();
+    await waitFor(() => (backoff() as { attempt?: string } | undefined)?.attempt === broken, { what: 'the back-off to be recorded' });
     first.child.kill('SIGKILL');
     await first;
     const tries = () => rows().filter((r) => r.kind === 'sync.started' && r.commitSha === broken).length;

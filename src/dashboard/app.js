@@ -1331,15 +1331,49 @@ const HOST_LIST_COLUMNS = [
   { label: 'Error', class: 'wide', cell: (x) => (x.error ? h('span', { class: 'reason' }, x.error) : null) },
 ];
 
+/** The engines on berth's database (several share a PostgreSQL): which leads, and this one. */
+const ENGINE_COLUMNS = [
+  { label: 'Engine', cell: (e) => h('span', null, h('code', null, e.id), e.self ? h('span', { class: 'muted small' }, ' (this one)') : null) },
+  { label: 'Role', cell: (e) => badge(e.role) },
+  { label: 'Version', cell: (e) => e.version },
+  { label: 'Last seen', cell: (e) => time(e.lastSeen) },
+];
+
+function enginesOf(cluster) {
+  return cluster.engines.map((e) => ({ ...e, self: e.id === cluster.self.id }));
+}
+
 async function hostsView() {
-  const { hosts } = await api('/hosts');
+  const [{ hosts }, cluster] = await Promise.all([api('/hosts'), api('/cluster')]);
   const t = table(HOST_LIST_COLUMNS, hosts, { key: (x) => x.name, empty: 'No hosts configured.' });
+  const engines = table(ENGINE_COLUMNS, enginesOf(cluster), { key: (e) => e.id, empty: 'No engine.' });
+  engines.id = 'engines';
+  const leader = h('p', { class: 'muted', id: 'leader' });
+  const showLeader = (c) =>
+    leader.replaceChildren(
+      c.leader ? `${c.leader.id === c.self.id ? 'This engine' : `Engine ${c.leader.id}`} leads since ` : 'No engine leads now.',
+      c.leader ? time(c.leader.since) : '',
+    );
+  showLeader(cluster);
   const refresh = debouncer(async () => t.fill((await api('/hosts')).hosts));
+  const refreshEngines = debouncer(async () => {
+    const c = await api('/cluster');
+    engines.fill(enginesOf(c));
+    showLeader(c);
+  });
   return {
     title: 'Hosts',
-    node: h('div', null, h('h1', null, 'Hosts'), h('p', { class: 'muted' }, 'The Docker hosts berth deploys to. Open one for its facts and containers.'), t),
+    node: h(
+      'div',
+      null,
+      h('h1', null, 'Hosts'),
+      h('p', { class: 'muted' }, 'The Docker hosts berth deploys to. Open one for its facts and containers.'),
+      t,
+      section('Engines', h('div', null, leader, engines)),
+    ),
     onEvent(type, data) {
       if (type === 'audit' && String(data.kind).startsWith('host.')) refresh('hosts');
+      if (type === 'audit' && String(data.kind).startsWith('engine.')) refreshEngines('engines');
     },
   };
 }

@@ -52,7 +52,7 @@ export function href(path, params = {}) {
 }
 
 const TONES = {
-  good: ['synced', 'healthy', 'succeeded', 'ok', 'accepted', 'up', 'create', 'delivered'],
+  good: ['synced', 'healthy', 'succeeded', 'ok', 'accepted', 'up', 'create', 'delivered', 'leader'],
   warn: ['outofsync', 'progressing', 'running', 'paused', 'rolledback', 'unreachable', 'ignored', 'starting', 'replace', 'held', 'coalesced', 'pending'],
   bad: ['degraded', 'failed', 'error', 'rejected', 'lost', 'invalid', 'missing', 'unhealthy', 'exited', 'dead', 'remove', 'dropped'],
 };
