@@ -234,9 +234,13 @@ describe('two engines on one database', () => {
     const resumed = await runCli(['resume', hookedStack], { env: { BERTH_URL: follower.url } });
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await sql(db, `SELECT stack FROM holds`)).toEqual([]);
+    // a change synced through the follower: the leader's rollout steps stream back through it as they happen
+    await hooked.commit(stackFile(hookedStack, IMAGES.webV1), { message: 'back to v1' });
     const synced = await runCli(['sync', '--stack', hookedStack, '--wait'], { env: { BERTH_URL: follower.url } });
     expect(synced.code, synced.stderr).toBe(0);
-    expect(synced.stdout).toContain(hookedStack);
+    expect(synced.stdout).toMatch(new RegExp(`^  ${hookedStack}: web\\.1@test .*healthy`, 'm'));
+    const [running] = await docker.listContainers({ filters: { label: [`berth.stack=${hookedStack}`] } });
+    expect(running?.Image).toBe(IMAGES.webV1);
   });
 
   it('the audit chain that both engines appended to holds (`berth audit verify` on the database)', async () => {

@@ -224,6 +224,12 @@ export class AuditLog {
     });
   }
 
+  /** One row by id. */
+  get(id: number): AuditRow | undefined {
+    const r = this.#db.prepare('SELECT * FROM audit WHERE id = ?').get(id);
+    return r && toAuditRow(r);
+  }
+
   /** Rows matching every given filter, newest first, one page at a time. */
   query(f: AuditFilter = {}): Page<AuditRow> {
     const where: string[] = [];

@@ -31,10 +31,15 @@ export type Request =
   | { id: number; op: 'reset' }
   | { id: number; op: 'close' }
   | { id: number; op: 'lease'; engine: string; version: string; leaseMs: number; renewMs: number }
-  | { id: number; op: 'release' };
+  | { id: number; op: 'release' }
+  | { id: number; op: 'listen'; channel: string }
+  | { id: number; op: 'notify'; channel: string; payload: string };
 
 export type Answer =
   { id: number; rows: Record<string, unknown>[]; changes: number } | { id: number; error: { message: string; code?: string; unavailable: boolean } };
+
+/** What the worker tells the main thread unasked: a change of role, or a notification on the channel it listens to. */
+export type WorkerEvent = ({ type: 'role' } & RoleEvent) | { type: 'notify'; payload: string };
 
 /** A change of role, sent as it happens. */
 export interface RoleEvent {
@@ -124,6 +129,7 @@ function unavailable(err: unknown): boolean {
 
 const store = new Connection(init.connection);
 let lease: Lease | undefined;
+let listener: Listener | undefined;
 
 init.port.on('message', (req: Request) => {
   void handle(req).then(answer, (err: unknown) =>
@@ -149,9 +155,16 @@ async function handle(req: Request): Promise<Answer> {
     case 'release':
       await lease?.release();
       return { id: req.id, rows: [], changes: 0 };
+    case 'listen':
+      listener ??= new Listener(req.channel);
+      return { id: req.id, rows: [], changes: 0 };
+    case 'notify':
+      await store.query('SELECT pg_notify($1, $2)', [req.channel, req.payload]);
+      return { id: req.id, rows: [], changes: 0 };
     case 'close':
       await lease?.release().catch(() => undefined);
       lease?.stop();
+      listener?.stop();
       store.drop();
       return { id: req.id, rows: [], changes: 0 };
   }
@@ -257,7 +270,7 @@ class Lease {
   }
 
   #post(e: RoleEvent): void {
-    init.events.postMessage(e);
+    init.events.postMessage({ type: 'role', ...e } satisfies WorkerEvent);
   }
 
   /** Gives the lease up at once (a clean stop), so that another engine takes over without waiting for it to expire. */
@@ -276,5 +289,53 @@ class Lease {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#db.drop();
+  }
+}
+
+/**
+ * LISTEN on a connection of its own, passing each notification to the main thread; a connection
+ * that breaks is made again (and LISTENs again) a second later. What was notified meanwhile is lost:
+ * what listens for it (src/engine/cluster.ts, the relayed events) shows live progress, not history.
+ */
+class Listener {
+  readonly #channel: string;
+  #client: pg.Client | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(channel: string) {
+    this.#channel = channel;
+    void this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#stopped) return;
+    const client = new pg.Client({ ...init.connection, keepAlive: true });
+    this.#client = client;
+    const again = () => {
+      if (this.#client !== client) return;
+      this.#client = undefined;
+      void client.end().catch(() => undefined);
+      if (!this.#stopped) this.#timer = setTimeout(() => void this.#connect(), 1000);
+    };
+    client.on('error', again);
+    client.on('end', again);
+    client.on('notification', (n) => {
+      if (n.payload !== undefined) init.events.postMessage({ type: 'notify', payload: n.payload } satisfies WorkerEvent);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.#channel}`);
+    } catch {
+      again();
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const c = this.#client;
+    this.#client = undefined;
+    void c?.end().catch(() => undefined);
   }
 }

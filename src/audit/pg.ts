@@ -24,7 +24,7 @@ import type { SQLInputValue } from 'node:sqlite';
 import type { Db, SqlRow, Statement } from './db.ts';
 import { monotonicMs } from './lease.ts';
 import { pgMigrations } from './pg-schema.ts';
-import type { Answer, Request, RoleEvent, WorkerInit } from './pg-worker.ts';
+import type { Answer, Request, RoleEvent, WorkerEvent, WorkerInit } from './pg-worker.ts';
 
 /** How to reach the database (the engine config's `database:`). */
 export interface PostgresOptions {
@@ -63,6 +63,7 @@ export class PostgresDb implements Db {
   readonly #lease: Float64Array;
   readonly #timeoutMs: number;
   readonly #roleListeners = new Set<(e: RoleEvent) => void>();
+  readonly #notifyListeners = new Set<(payload: string) => void>();
   readonly #translated = new Map<string, string>();
   /** where the database is, without a password (for messages) */
   readonly where: string;
@@ -99,8 +100,9 @@ export class PostgresDb implements Db {
     this.#worker.on('error', () => undefined); // a call then finds no answer and says so
     this.#port = calls.port1;
     this.#port.unref();
-    events.port1.on('message', (e: RoleEvent) => {
-      for (const listener of this.#roleListeners) listener(e);
+    events.port1.on('message', (e: WorkerEvent) => {
+      if (e.type === 'notify') for (const listener of this.#notifyListeners) listener(e.payload);
+      else for (const listener of this.#roleListeners) listener(e);
     });
     events.port1.unref();
   }
@@ -183,6 +185,21 @@ export class PostgresDb implements Db {
     this.#roleListeners.add(onRole);
     this.#call({ op: 'lease', ...o });
     return () => this.#roleListeners.delete(onRole);
+  }
+
+  /**
+   * Hears every notification on `channel` (LISTEN, on a connection of the worker's own), as they
+   * come, from every engine on the database (this one's too). Returns a function that stops hearing.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): () => void {
+    this.#notifyListeners.add(onPayload);
+    this.#call({ op: 'listen', channel });
+    return () => this.#notifyListeners.delete(onPayload);
+  }
+
+  /** Notifies every engine listening on `channel` (NOTIFY: at most 8,000 bytes). */
+  notify(channel: string, payload: string): void {
+    this.#call({ op: 'notify', channel, payload });
   }
 
   /** Gives up the lease at once when this engine holds it (a clean stop). */

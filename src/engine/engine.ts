@@ -23,6 +23,8 @@ import { PROCESS_ID, SyncStore } from '../audit/syncs.ts';
 import { VERSION } from '../paths.ts';
 import { Cluster } from './cluster.ts';
 import { Handoffs, serveHandoffs, type HandoffRequest } from './handoff.ts';
+import { relayEvents } from './relay.ts';
+import { PostgresDb } from '../audit/pg.ts';
 import { HoldStore, type Hold } from '../audit/holds.ts';
 import { PinStore } from '../audit/pins.ts';
 import { StackMemory } from '../audit/memory.ts';
@@ -61,8 +63,10 @@ export type { PassOptions, RepoPass, RepoPlan, StackOutcome, StackStatus };
  * (queued, attempted, delivered, failed, dropped).
  */
 export interface EngineEvents {
-  audit: [row: AuditRow];
-  sync: [event: SyncEvent];
+  /** `from`: the engine that appended the row, when another one on the same database (relay.ts) */
+  audit: [row: AuditRow, from?: string];
+  /** `from`: the engine that runs the sync, when another one on the same database (relay.ts) */
+  sync: [event: SyncEvent, from?: string];
   stack: [state: StackState];
   notification: [record: NotificationRecord];
 }
@@ -164,6 +168,12 @@ export class Engine {
     // ends, and a status worked out in the middle of one would mix the new outcome with the hosts as they were.
     this.world.onChange((scope) => this.following && this.#board.changed(scope));
     this.audit.onAppend((row) => this.following && this.#board.changed(row.repo ? { repo: row.repo, stack: row.stack } : undefined));
+    // among several engines: what the others append and run, shown live here too
+    if (this.db instanceof PostgresDb) {
+      relayEvents(this.db, PROCESS_ID, this.audit, this.events, log.child({ component: 'cluster' }), (row) => {
+        if (this.following) this.#board.changed(row.repo ? { repo: row.repo, stack: row.stack } : undefined);
+      });
+    }
     const changed = () => this.#board.changed();
     this.#recorder = new Recorder(this.audit, this.syncs, this.fleet.hosts, (e) => this.events.emit('sync', e));
     this.#reconciler = new Reconciler({

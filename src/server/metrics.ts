@@ -219,7 +219,9 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
       else if (row.kind === 'rollout.batch') sync.services.set(row.service, { first: t, last: t });
     }
   };
-  const listener = (row: AuditRow) => {
+  // what this process appended and ran: another engine's rows and syncs (relayed) are that engine's to count
+  const listener = (row: AuditRow, from?: string) => {
+    if (from) return;
     try {
       observe(row);
     } catch (err) {
@@ -229,7 +231,8 @@ export function berthMetrics(src: MetricsSource, onError: (err: Error, row: Audi
   src.events.on('audit', listener);
   src.events.on('notification', notified);
   // runs inside the engine's work: never throws
-  const onSync = (e: SyncEvent) => {
+  const onSync = (e: SyncEvent, from?: string) => {
+    if (from) return;
     try {
       progressed(e);
     } catch {
