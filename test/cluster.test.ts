@@ -235,7 +235,7 @@ describe('two engines on one database', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await sql(db, `SELECT stack FROM holds`)).toEqual([]);
     // a change synced through the follower: the leader's rollout steps stream back through it as they happen
-    await hooked.commit(stackFile(hookedStack, IMAGES.webV1), { message: 'back to v1' });
+    await hooked.commit(stackFile(hookedStack, IMAGES.webV1, '    environment: { SYNCED_THROUGH: follower }\n'), { message: 'v1, with a mark' });
     const synced = await runCli(['sync', '--stack', hookedStack, '--wait'], { env: { BERTH_URL: follower.url } });
     expect(synced.code, synced.stderr).toBe(0);
     expect(synced.stdout).toMatch(new RegExp(`^  ${hookedStack}: web\\.1@test .*healthy`, 'm'));
