@@ -51,6 +51,8 @@ export class Cluster {
   #stopLease: (() => void) | undefined;
   /** when the last engine.fenced row was written: one a lease lost, not one per refused step */
   #fencedTerm = -1;
+  /** rows about the engine the database could not take when they happened (it was out of reach): written once it answers */
+  readonly #pending: Array<Parameters<AuditLog['append']>[0]> = [];
 
   constructor(db: Db, opts: ClusterOptions, log: Logger, audit: AuditLog) {
     this.#db = db;
@@ -103,6 +105,7 @@ export class Cluster {
   }
 
   #changed(e: RoleEvent): void {
+    this.#flush();
     const was = this.#role;
     this.#role = e.role;
     this.#term = e.term;
@@ -152,12 +155,29 @@ export class Cluster {
     throw new FencedError(message);
   }
 
-  /** An audit row about the engine itself; logged when the database cannot take it. */
+  /**
+   * An audit row about the engine itself. When the database cannot take it (an engine fenced out
+   * because it lost the database), it is logged, kept, and written at the next change of role
+   * (which the lease's connection reports once it reaches the database again).
+   */
   #record(make: () => Parameters<AuditLog['append']>[0]): void {
+    const row = make();
     try {
-      this.#audit.append(make());
+      this.#audit.append(row);
     } catch (err) {
-      this.#log.error({ err }, 'could not record a change of leader in the audit log');
+      this.#log.error({ err, kind: row.kind }, 'could not record this in the audit log now: it is written once the database answers');
+      if (this.#pending.length < 100) this.#pending.push({ ...row, message: `${row.message} (recorded late: the database did not answer at ${new Date().toISOString()})` });
+    }
+  }
+
+  #flush(): void {
+    while (this.#pending.length) {
+      try {
+        this.#audit.append(this.#pending[0]!);
+        this.#pending.shift();
+      } catch {
+        return;
+      }
     }
   }
 
