@@ -17,7 +17,11 @@ import { StackMemory } from '../src/audit/memory.ts';
 import { DeliveryStore } from '../src/audit/deliveries.ts';
 import { NotificationStore } from '../src/audit/notifications.ts';
 import { PlanCommentStore } from '../src/audit/plan-comments.ts';
-import { openPostgres, toPostgres, type PostgresDb } from '../src/audit/pg.ts';
+import { openPostgres, StoreError, toPostgres, type PostgresDb } from '../src/audit/pg.ts';
+import { openStore } from '../src/audit/store.ts';
+import { loadConfig } from '../src/config.ts';
+import { stringify } from 'yaml';
+import { makeCerts } from './harness/tls.ts';
 import { pgMigrations } from '../src/audit/pg-schema.ts';
 import { COPIED_TABLES } from '../src/audit/migrate.ts';
 import { createDatabase, sql } from './harness/postgres.ts';
@@ -210,6 +214,32 @@ describe('the PostgreSQL store', () => {
       child.kill();
       await front.stop();
     }
+  });
+});
+
+describe('TLS to the database', () => {
+  it("connects over TLS with database.tls's CA, and refuses a server certificate of another CA", async () => {
+    const d = await createDatabase(server);
+    writeFileSync(join(dir, 'db.password'), d.password);
+    const configFile = (caFile: string) => {
+      const file = join(dir, `tls-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(file, stringify({ dataDir: join(dir, 'data'), database: { url: d.url, passwordFile: 'db.password', tls: { caFile }, timeout: '3s' } }));
+      return loadConfig(file);
+    };
+    const db = openStore(configFile(server.caFile));
+    opened.push(db);
+    expect(db.prepare('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()').get()).toEqual({ ssl: true });
+    const other = await makeCerts(join(dir, 'other-ca'), { keyType: 'ec' });
+    let error: unknown;
+    try {
+      opened.push(openStore(configFile(other.ca)));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).code).toBe('store-unavailable');
+    expect((error as Error).message).toMatch(/certificate/);
+    expect((error as Error).message).not.toContain(d.password);
   });
 });
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { TEST_ROOT } from './daemon.ts';
+import { makeCerts } from './tls.ts';
 
 const run = promisify(execFile);
 const SETUP_HINT = 'run scripts/setup.sh (as root) to install postgresql';
@@ -24,6 +25,8 @@ export interface TestPostgresInfo {
   password: string;
   /** the folder of the server's unix socket (`.s.PGSQL.<port>`), for a front that can cut the connection */
   socketDir: string;
+  /** the CA (PEM file) of the server's certificate: it takes TLS too, for 127.0.0.1 */
+  caFile: string;
 }
 
 export interface TestPostgres extends TestPostgresInfo {
@@ -79,11 +82,16 @@ export async function startPostgres(): Promise<TestPostgres> {
       throw new Error(`there is no postgres user: ${SETUP_HINT}`);
     },
   );
+  // TLS for 127.0.0.1 (a connection may use it or not: initdb's `host` lines take both)
+  const certs = await makeCerts(join(dir, 'tls'), { keyType: 'ec' });
   await chown(dir, uid, gid);
   await chown(join(dir, 'pwfile'), uid, gid);
+  await chown(join(dir, 'tls'), uid, gid);
+  for (const f of [certs.serverCert, certs.serverKey]) await chown(f, uid, gid);
   await asPostgres(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${join(dir, 'pwfile')}`, '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_buffers=32MB`;
+  const tls = `-c ssl=on -c ssl_cert_file=${certs.serverCert} -c ssl_key_file=${certs.serverKey}`;
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c shared_buffers=32MB ${tls}`;
   try {
     await asPostgres(join(bin, 'pg_ctl'), ['start', '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', options]);
   } catch (err) {
@@ -96,6 +104,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     user: 'postgres',
     password,
     socketDir: dir,
+    caFile: certs.ca,
     stop: async () => {
       await asPostgres(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w', '-t', '30']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
