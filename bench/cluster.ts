@@ -15,13 +15,12 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createDatabase, startPostgres, type TestPostgres } from '../test/harness/postgres.ts';
-import { median, printTable, until, type Row } from './lib.ts';
+import { freePort, median, printTable, until, type Row } from './lib.ts';
 
 const run = promisify(execFile);
 const BERTH_BIN = resolve(import.meta.dirname, '../bin/berth.js');
@@ -44,14 +43,6 @@ async function appendRate(target: { sqlite: string } | { url: string; password: 
     db.close();`;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(target), String(rows), actor]);
   return Number(stdout.trim());
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
 }
 
 /** A `berth serve` on the database with no repo (a host that is not there: nothing to apply). */

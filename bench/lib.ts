@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config.ts';
 import { Engine, type RepoPass } from '../src/engine/engine.ts';
 import { buildServer } from '../src/server/server.ts';
 import { IMAGES } from '../test/harness/images.ts';
+import { createServer } from 'node:net';
 
 const execFileAsync = promisify(execFile);
 
@@ -38,6 +39,15 @@ export async function pushWebhook(port: number, secret: string, repoUrl: string,
 }
 
 /** The median of a non-empty list. */
+/** A free loopback TCP port. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
+}
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -9,27 +9,17 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { openDatabase } from '../src/audit/db.ts';
 import { AuditLog } from '../src/audit/log.ts';
-import { until, type Row } from './lib.ts';
+import { freePort, until, type Row } from './lib.ts';
 
 const BERTH_BIN = resolve(import.meta.dirname, '../bin/berth.js');
 /** How long `berth serve` runs once ready: polls every 2 s and full resyncs every 10 s in it. */
 const WINDOW_MS = 45_000;
-
-/** A free loopback TCP port. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((done) => server.close(() => done()));
-  return port;
-}
 
 /** VmHWM (peak resident set) and VmRSS of a process, in KiB, from /proc/PID/status. */
 function procMemory(pid: number): { hwm: number; rss: number } {

@@ -45,24 +45,29 @@ const lazyDeps: esbuild.Plugin = {
   },
 };
 
+/** What both bundles are: ESM for Node 24, blank space taken out, ASCII only, with the inputs listed. */
+const NODE_BUNDLE = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  minifyWhitespace: true,
+  charset: 'ascii',
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+} as const satisfies esbuild.BuildOptions;
+
 /** Builds the bundle; returns its size and how many files it was made from. */
 export async function build(): Promise<{ bytes: number; inputs: number }> {
   const result = await esbuild.build({
-    absWorkingDir: ROOT,
+    ...NODE_BUNDLE,
     entryPoints: [join(ROOT, 'src', 'cli', 'main.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
     write: false,
     outfile: BUNDLE,
     external: ['pino', 'pino-pretty', 'docker-modem', 'simple-get', 'ssh2', 'cpu-features', ...LAZY_STUBS.map((s) => s.real)],
-    minifyWhitespace: true,
     minifySyntax: true,
-    charset: 'ascii',
-    legalComments: 'none',
-    metafile: true,
-    logLevel: 'warning',
     // the CommonJS packages' require() of Node's modules and of the externals above
     banner: { js: "import { createRequire as __berthCreateRequire } from 'node:module'; const require = __berthCreateRequire(import.meta.url);" },
     plugins: [lazyDeps],
@@ -79,21 +84,7 @@ export async function build(): Promise<{ bytes: number; inputs: number }> {
     );
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
   // The PostgreSQL store's worker thread (src/audit/pg.ts) runs from a file of its own, beside the bundle.
-  const worker = await esbuild.build({
-    absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, 'src', 'audit', 'pg-worker.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    outfile: WORKER,
-    external: ['pg'],
-    minifyWhitespace: true,
-    charset: 'ascii',
-    legalComments: 'none',
-    metafile: true,
-    logLevel: 'warning',
-  });
+  const worker = await esbuild.build({ ...NODE_BUNDLE, entryPoints: [join(ROOT, 'src', 'audit', 'pg-worker.ts')], outfile: WORKER, external: ['pg'] });
   const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(worker.metafile.inputs)])].filter((p) => !p.startsWith('node_modules/'));
   // Written aside, then renamed: a berth starting meanwhile reads the old bundle or the new, whole.
   const tmp = `${BUNDLE}.${process.pid}.tmp`;
