@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { callTemplate, isMutating } from '../bench/sim/calls.ts';
+import { commandExit, healthFails, humanDuration } from '../bench/sim/host.ts';
 import { startSimFleet, type SimFleet } from '../bench/sim/server.ts';
 import type { Engine } from '../src/engine/engine.ts';
 import type { RepoPass } from '../src/engine/outcome.ts';
@@ -286,6 +287,38 @@ async function step(name: string, act: (side: Side) => Promise<unknown>): Promis
 }
 
 const sync = (s: Side) => s.engine.syncRepo(repo.name, { trigger: 'manual' });
+
+describe("the simulator's rules (bench/sim/README.md)", () => {
+  it('ends a command by the last statement of its script', () => {
+    expect(commandExit(['sh', '-c', 'exit 3'])).toEqual({ code: 3, afterMs: 0 });
+    expect(commandExit(['sh', '-c', 'echo migrating; sleep 2; exit 0'])).toEqual({ code: 0, afterMs: 2000 });
+    expect(commandExit(['false'])).toEqual({ code: 1, afterMs: 0 });
+    expect(commandExit(['/bin/sh', '-c', 'make && true'])).toEqual({ code: 0, afterMs: 0 });
+    // the test images' command, and a conditional exit: they run until stopped
+    expect(commandExit(['sh', '-c', "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"])).toBeUndefined();
+    expect(commandExit(['sh', '-c', 'serve || exit 1'])).toBeUndefined();
+    expect(commandExit(['nginx', '-g', 'daemon off;'])).toBeUndefined();
+  });
+
+  it('fails a health check whose last statement exits non-zero', () => {
+    expect(healthFails(['CMD-SHELL', 'exit 1'])).toBe(true);
+    expect(healthFails(['CMD', 'false'])).toBe(true);
+    expect(healthFails(['CMD-SHELL', 'wget -q -O- http://127.0.0.1/ || exit 1'])).toBe(false);
+    expect(healthFails(['CMD', 'wget', '-q', '-O-', 'http://127.0.0.1/'])).toBe(false);
+  });
+
+  it("says how long ago as Docker's container list does", () => {
+    expect([500, 1000, 42_000, 61_000, 300_000, 3_600_000, 30 * 3_600_000].map(humanDuration)).toEqual([
+      'Less than a second',
+      '1 second',
+      '42 seconds',
+      'About a minute',
+      '5 minutes',
+      'About an hour',
+      '30 hours',
+    ]);
+  });
+});
 
 describe('the Docker simulator', () => {
   it('has the test images as the test daemon built them', async () => {

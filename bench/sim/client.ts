@@ -17,6 +17,8 @@ export interface SimProcess {
   starts(): Promise<Record<string, StartRecord[]>>;
   usage(): Promise<{ cpu: NodeJS.CpuUsage; memory: NodeJS.MemoryUsage }>;
   reset(): Promise<void>;
+  /** health probes take `ms` from now on */
+  probeMs(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -60,6 +62,9 @@ export async function spawnSimFleet(dir: string, hosts: number, { cpus = 4, memo
     usage: () => ask(control, 'GET', '/usage'),
     reset: async () => {
       await ask(control, 'POST', '/reset');
+    },
+    probeMs: async (ms) => {
+      await ask(control, 'POST', `/probe-ms/${Math.round(ms)}`);
     },
     close: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');

@@ -29,6 +29,8 @@ export interface HostOptions {
   images?: SimImageSpec[];
   /** the first octet pair of the subnets given to networks, as the test daemons' pool (10.64.0.0/10 in /24s) */
   subnetBase?: [number, number];
+  /** how long a health check's probe takes (default 0: its result counts when it begins) */
+  probeMs?: number;
 }
 
 export interface SimImage {
@@ -51,6 +53,8 @@ interface Endpoint {
 
 interface HealthPlan {
   intervalMs: number;
+  /** how long each probe takes: its result counts this long after it began */
+  probeMs: number;
   startPeriodMs: number;
   retries: number;
   pass: boolean;
@@ -221,6 +225,8 @@ export class SimHost {
   readonly id: string;
   readonly cpus: number;
   readonly memoryBytes: number;
+  /** how long a health probe takes, for the containers started from now on */
+  probeMs: number;
   readonly containers = new Map<string, SimContainer>();
   readonly networks = new Map<string, SimNetwork>();
   readonly volumes = new Map<string, SimVolume>();
@@ -244,6 +250,7 @@ export class SimHost {
     this.id = Array.from({ length: 12 }, () => randomBytes(2).toString('hex').slice(0, 4).toUpperCase()).join(':');
     this.cpus = opts.cpus ?? 4;
     this.memoryBytes = opts.memoryBytes ?? 8 * 2 ** 30;
+    this.probeMs = opts.probeMs ?? 0;
     this.#subnetBase = opts.subnetBase ?? [10, 64];
     for (const spec of opts.images ?? CATALOGUE) this.addImage(spec);
     const builtin = (name: string, driver: string, subnet = '', gateway = '') =>
@@ -592,6 +599,7 @@ export class SimHost {
     if (hc?.Test?.length && hc.Test[0] !== 'NONE') {
       const plan: HealthPlan = {
         intervalMs: (hc.Interval || DEFAULT_INTERVAL_NS) / 1e6,
+        probeMs: this.probeMs,
         startPeriodMs: (hc.StartPeriod ?? 0) / 1e6,
         retries: hc.Retries || 3,
         pass: !healthFails(hc.Test),
@@ -775,7 +783,7 @@ export class SimHost {
     if (c.frozenHealth) return c.frozenHealth;
     if (!c.health || c.state !== 'running') return undefined;
     const p = c.health;
-    const probes = Math.floor((now - c.startedAt) / p.intervalMs);
+    const probes = Math.floor((now - c.startedAt - p.probeMs) / p.intervalMs);
     if (p.pass) return { Status: probes >= 1 ? 'healthy' : 'starting', FailingStreak: 0, Log: healthLog(c, now) };
     const counted = Math.max(0, probes - firstCounted(p) + 1);
     return { Status: counted >= p.retries ? 'unhealthy' : 'starting', FailingStreak: counted, Log: healthLog(c, now) };
@@ -1226,7 +1234,7 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 /** When a health plan changes the status from `starting`, ms after the start. */
 function healthChangeAt(p: HealthPlan): number {
-  return (p.pass ? 1 : firstCounted(p) + p.retries - 1) * p.intervalMs;
+  return (p.pass ? 1 : firstCounted(p) + p.retries - 1) * p.intervalMs + p.probeMs;
 }
 
 /** The first probe whose failure counts: Docker does not count failures inside the start period. */
@@ -1238,11 +1246,11 @@ function firstCounted(p: HealthPlan): number {
 function healthLog(c: SimContainer, now: number): Json[] {
   const p = c.health;
   if (!p || !c.startedAt) return [];
-  const probes = Math.floor((Math.min(now, c.finishedAt > c.startedAt ? c.finishedAt : now) - c.startedAt) / p.intervalMs);
+  const probes = Math.floor((Math.min(now, c.finishedAt > c.startedAt ? c.finishedAt : now) - c.startedAt - p.probeMs) / p.intervalMs);
   const out: Json[] = [];
   for (let k = Math.max(1, probes - 4); k <= probes; k++) {
     const start = c.startedAt + k * p.intervalMs;
-    out.push({ Start: iso(start), End: iso(start + 1), ExitCode: p.pass ? 0 : 1, Output: '' });
+    out.push({ Start: iso(start), End: iso(start + Math.max(1, p.probeMs)), ExitCode: p.pass ? 0 : 1, Output: '' });
   }
   return out;
 }

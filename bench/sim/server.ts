@@ -8,6 +8,7 @@
  * - `POST /reset`: counts and start records back to nothing
  * - `GET /starts`: per host, each container start since the reset and when it was ready
  * - `GET /usage`: the simulator process's CPU time and memory
+ * - `POST /probe-ms/N`: health probes take N ms on every host, for the containers started from then on
  */
 import { rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -27,6 +28,8 @@ export interface SimFleetOptions {
   images?: SimImageSpec[];
   /** serve DIR/control.sock */
   control?: boolean;
+  /** how long a health probe takes (default 0) */
+  probeMs?: number;
 }
 
 export interface SimEndpoint {
@@ -54,14 +57,18 @@ export const hostName = (i: number): string => `h${String(i + 1).padStart(3, '0'
 
 export async function startSimFleet(opts: SimFleetOptions): Promise<SimFleet> {
   const names = typeof opts.hosts === 'number' ? Array.from({ length: opts.hosts }, (_, i) => hostName(i)) : opts.hosts;
-  const hosts = names.map((name) => new SimHost({ name, cpus: opts.cpus, memoryBytes: opts.memoryBytes, images: opts.images }));
+  const hosts = names.map((name) => new SimHost({ name, cpus: opts.cpus, memoryBytes: opts.memoryBytes, images: opts.images, probeMs: opts.probeMs }));
   const servers: Server[] = [];
   const endpoints: SimEndpoint[] = [];
   const listen = async (server: Server, socketPath: string) => {
     rmSync(socketPath, { force: true });
+    // dockerd keeps an idle connection open as long as the client does (Go's server has no idle
+    // timeout): Node's 5 s default would close kept-alive sockets under berth's feet
+    server.keepAliveTimeout = 0;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => resolve());
+      // thousands of calls at once in a cold deploy: a longer queue of connections than Node's 511
+      server.listen({ path: socketPath, backlog: 4096 }, () => resolve());
     });
     servers.push(server);
   };
@@ -104,6 +111,11 @@ export async function startSimFleet(opts: SimFleetOptions): Promise<SimFleet> {
         if (req.method === 'GET' && req.url === '/calls') return reply(fleet.calls());
         if (req.method === 'GET' && req.url === '/starts') return reply(fleet.starts());
         if (req.method === 'GET' && req.url === '/usage') return reply({ cpu: process.cpuUsage(), memory: process.memoryUsage() });
+        const probe = /^\/probe-ms\/(\d+)$/.exec(req.url ?? '');
+        if (req.method === 'POST' && probe) {
+          hosts.forEach((h) => (h.probeMs = Number(probe[1])));
+          return reply({});
+        }
         if (req.method === 'POST' && req.url === '/reset') {
           fleet.reset();
           return reply({});
