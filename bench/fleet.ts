@@ -100,21 +100,25 @@ export function waitedMs(records: StartRecord[]): number {
  * Where berth's own time in a rollout goes, from the simulator's record of each new container's
  * start and health (the batches do not overlap: `size` starts each, in order): before the first
  * start (fetch, render, observe, plan, images, the old containers read), within each batch from its
- * first start to its last, between a batch's last healthy and the next batch's first start, and
- * after the last healthy (the old containers removed, the sync recorded).
+ * first start to its last, between a batch's last healthy and the next batch's first start (of
+ * which `lag`: until berth's inspects had seen all of the batch healthy), and after the last
+ * healthy (the old containers removed, the sync recorded).
  */
 export function phasesOf(records: StartRecord[], pass: { began: number; ended: number }, size: number) {
   const sorted = [...records].sort((a, b) => a.startedAt - b.startedAt);
   const batches: StartRecord[][] = [];
   for (let i = 0; i < sorted.length; i += size) batches.push(sorted.slice(i, i + size));
   const ready = (b: StartRecord[]) => Math.max(...b.map((r) => r.readyAt ?? r.startedAt));
+  const seen = (b: StartRecord[]) => Math.max(...b.map((r) => r.seenReadyAt ?? r.readyAt ?? r.startedAt));
   let gaps = 0;
   let spread = 0;
+  let lag = 0;
   batches.forEach((b, i) => {
     spread += b.at(-1)!.startedAt - b[0]!.startedAt;
+    lag += seen(b) - ready(b);
     if (i > 0) gaps += b[0]!.startedAt - ready(batches[i - 1]!);
   });
-  return { lead: sorted[0]!.startedAt - pass.began, spread, gaps, tail: pass.ended - ready(batches.at(-1)!) };
+  return { lead: sorted[0]!.startedAt - pass.began, spread, gaps, lag, tail: pass.ended - ready(batches.at(-1)!) };
 }
 
 const hostNames = Array.from({ length: HOSTS }, (_, i) => `h${String(i + 1).padStart(3, '0')}`);
@@ -205,11 +209,11 @@ async function worker(configFile: string): Promise<void> {
 
 /** Starts a worker on `configFile`; `ask` sends it one request and waits for its answer. */
 async function startWorker(configFile: string) {
-  // as bin/berth.js starts berth: its V8 heap flags and glibc's malloc settings
+  // as bin/berth.js starts berth: its V8 heap flags (BERTH_NODE_FLAGS replaces them, as there) and glibc's malloc settings
+  const flags = (process.env.BERTH_NODE_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=512').split(/\s+/).filter(Boolean);
   const child = fork(import.meta.filename, ['--worker', configFile], {
     execArgv: [
-      '--max-semi-space-size=1',
-      '--max-old-space-size=512',
+      ...flags,
       // BERTH_BENCH_PROFILE=DIR: each worker writes V8's CPU profile there (node --cpu-prof)
       ...(process.env.BERTH_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BERTH_BENCH_PROFILE}`] : []),
     ],
@@ -300,6 +304,7 @@ interface RolloutRun {
   lead: number;
   spread: number;
   gaps: number;
+  lag: number;
   tail: number;
 }
 
@@ -332,7 +337,7 @@ function rolloutRows(runs: RolloutRun[], probeMs: number): Row[] {
       against:
         `the wall less the time the hosts made it wait: ${ms(m((r) => r.waitedMs))}, the union of each new container's start-to-healthy; ` +
         `berth's share: ${ms(m((r) => r.lead))} from the pass's start to the first new container's, ${ms(m((r) => r.spread))} from each batch's first start to its last, ` +
-        `${ms(m((r) => r.gaps))} from each batch's last healthy to the next batch's first start, ${ms(m((r) => r.tail))} from the last healthy to the pass's end (medians; summed over the batches)`,
+        `${ms(m((r) => r.gaps))} from each batch's last healthy to the next batch's first start (of which ${ms(m((r) => r.lag))} until berth's inspects saw the batch healthy), ${ms(m((r) => r.tail))} from the last healthy to the pass's end (medians; summed over the batches)`,
       target: 'under 10% of the wall',
       met: share < 0.1,
     },
@@ -377,11 +382,14 @@ export async function fleet(runs = 3, parts: Part[] = PARTS): Promise<Row[]> {
       }
       const wall: number[] = [];
       const cpu: number[] = [];
+      const simCpu0 = (await sim.usage()).cpu;
       for (let r = 0; r < NOOP_PASSES; r++) {
         const pass = await first.pass('poll', `a no-op pass of ${label}`, unchanged);
         wall.push(pass.wallMs);
         cpu.push(pass.cpuMs);
       }
+      const simCpu1 = (await sim.usage()).cpu;
+      const simCpuMs = (simCpu1.user + simCpu1.system - simCpu0.user - simCpu0.system) / 1000 / NOOP_PASSES;
       const counted: number[] = [];
       let breakdown = '';
       for (let r = 0; r < 3; r++) {
@@ -402,7 +410,11 @@ export async function fleet(runs = 3, parts: Part[] = PARTS): Promise<Row[]> {
           target: style === 'serve' ? 'under 1 s' : undefined,
           met: median(wall) < 1000,
         },
-        { scenario: `${what}: CPU time`, value: ms(median(cpu)), against: `berth's process; ${(median(cpu) / median(wall)).toFixed(2)} CPU s per wall s` },
+        {
+          scenario: `${what}: CPU time`,
+          value: ms(median(cpu)),
+          against: `berth's process; ${(median(cpu) / median(wall)).toFixed(2)} CPU s per wall s; the simulator's ${ms(simCpuMs)} a pass (mean)`,
+        },
         {
           scenario: `${what}: Docker calls`,
           value: `${median(counted)} (${perHost} per host)`,
@@ -433,7 +445,7 @@ export async function fleet(runs = 3, parts: Part[] = PARTS): Promise<Row[]> {
           hwm = run.hwm;
           console.error(
             `bench: rollout ${r + 1} (probes of ${probeMs} ms): ${ms(run.wallMs)} wall, ${ms(run.waitedMs)} waiting for health, ${ms(run.wallMs - run.waitedMs)} berth's own: ` +
-              `${ms(run.lead)} before the first start, ${ms(run.spread)} starting each batch's 20 and ${ms(run.gaps)} between batches in all, ${ms(run.tail)} after the last was healthy`,
+              `${ms(run.lead)} before the first start, ${ms(run.spread)} starting each batch's 20 and ${ms(run.gaps)} between batches in all (${ms(run.lag)} until berth saw each batch healthy), ${ms(run.tail)} after the last was healthy`,
           );
         }
         rows.push(...rolloutRows(runsOf, probeMs));

@@ -96,6 +96,10 @@ export interface SimContainer {
   files: Map<string, { mode: number; uid: number; gid: number; content: Buffer; mtime: number }>;
   /** anonymous volumes made for it, removed with it when asked (`v`) */
   anonymous: string[];
+  /** its last start's record */
+  record?: StartRecord;
+  /** when its last start makes it ready (healthy, or running without a health check); undefined: never */
+  readyDue?: number;
   waiters: Set<() => void>;
 }
 
@@ -134,6 +138,8 @@ export interface StartRecord {
   startedAt: number;
   /** undefined until it is ready (it may never be) */
   readyAt?: number;
+  /** when an inspect first showed it ready: how long its caller took to see it */
+  seenReadyAt?: number;
 }
 
 interface Subscriber {
@@ -596,6 +602,7 @@ export class SimHost {
     const hc = c.config.Healthcheck as { Test?: string[]; Interval?: number; StartPeriod?: number; Retries?: number } | undefined;
     const record: StartRecord = { id: c.id, name: c.name, startedAt: c.startedAt };
     this.starts.push(record);
+    c.record = record;
     if (hc?.Test?.length && hc.Test[0] !== 'NONE') {
       const plan: HealthPlan = {
         intervalMs: (hc.Interval || DEFAULT_INTERVAL_NS) / 1e6,
@@ -606,15 +613,17 @@ export class SimHost {
       };
       c.health = plan;
       const at = healthChangeAt(plan);
+      c.readyDue = plan.pass ? c.startedAt + at : undefined;
       const started = c.startedAt;
       this.#later(c, at, () => {
         if (c.state !== 'running' || c.startedAt !== started) return;
-        if (plan.pass) record.readyAt = started + at;
+        if (plan.pass) record.readyAt ??= started + at;
         this.#containerEvent(c, `health_status: ${plan.pass ? 'healthy' : 'unhealthy'}`);
       });
     } else {
       c.health = undefined;
       record.readyAt = c.startedAt;
+      c.readyDue = c.startedAt;
     }
     this.#containerEvent(c, 'start');
     const argv = [...((c.config.Entrypoint as string[] | null) ?? []), ...((c.config.Cmd as string[] | null) ?? [])];
@@ -809,6 +818,11 @@ export class SimHost {
   }
 
   inspectJson(c: SimContainer, now = Date.now()): Json {
+    const r = c.record;
+    if (r && c.state === 'running' && r.seenReadyAt === undefined && c.readyDue !== undefined && c.readyDue <= now) {
+      r.readyAt ??= c.readyDue; // its timer may not have run yet
+      r.seenReadyAt = now;
+    }
     const argv = [...((c.config.Entrypoint as string[] | null) ?? []), ...((c.config.Cmd as string[] | null) ?? [])];
     const health = this.health(c, now);
     const running = c.state === 'running';
