@@ -100,9 +100,9 @@ export function waitedMs(records: StartRecord[]): number {
  * Where berth's own time in a rollout goes, from the simulator's record of each new container's
  * start and health (the batches do not overlap: `size` starts each, in order): before the first
  * start (fetch, render, observe, plan, images, the old containers read), within each batch from its
- * first start to its last, between a batch's last healthy and the next batch's first start (of
- * which `lag`: until berth's inspects had seen all of the batch healthy), and after the last
- * healthy (the old containers removed, the sync recorded).
+ * first start to its last, between a batch's last healthy and the next batch's first start, and
+ * after the last healthy (the old containers removed, the sync recorded); `lag`, in those two:
+ * from each batch's last healthy until berth's inspects had seen all of it healthy.
  */
 export function phasesOf(records: StartRecord[], pass: { began: number; ended: number }, size: number) {
   const sorted = [...records].sort((a, b) => a.startedAt - b.startedAt);
@@ -337,7 +337,7 @@ function rolloutRows(runs: RolloutRun[], probeMs: number): Row[] {
       against:
         `the wall less the time the hosts made it wait: ${ms(m((r) => r.waitedMs))}, the union of each new container's start-to-healthy; ` +
         `berth's share: ${ms(m((r) => r.lead))} from the pass's start to the first new container's, ${ms(m((r) => r.spread))} from each batch's first start to its last, ` +
-        `${ms(m((r) => r.gaps))} from each batch's last healthy to the next batch's first start (of which ${ms(m((r) => r.lag))} until berth's inspects saw the batch healthy), ${ms(m((r) => r.tail))} from the last healthy to the pass's end (medians; summed over the batches)`,
+        `${ms(m((r) => r.gaps))} from each batch's last healthy to the next batch's first start (and in the tail, ${ms(m((r) => r.lag))} in all until berth's inspects saw each batch healthy), ${ms(m((r) => r.tail))} from the last healthy to the pass's end (medians; summed over the batches)`,
       target: 'under 10% of the wall',
       met: share < 0.1,
     },

@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: every scenario (bench/README.md), one after another, each starting and stopping
- * its own daemons, then one table of berth against each peer with the figures, the ratios and which
- * target is met. The 1,000-container no-op resync and the peak RSS with them take the bench from
- * about 18 to 26 min on 2 cores (creating the containers): only with BERTH_BENCH_LARGE=1; with
- * 100 containers otherwise. Run as root.
+ * its own daemons (the fleet of 200 hosts: its simulator), then one table of berth against each
+ * peer with the figures, the ratios and which target is met. The 1,000-container no-op resync and
+ * the peak RSS with them take the bench from about 21 to 29 min on 2 cores (creating the
+ * containers): only with BERTH_BENCH_LARGE=1; with 100 containers otherwise. Run as root.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
