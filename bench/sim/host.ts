@@ -538,7 +538,7 @@ export class SimHost {
     const out: Json[] = [];
     const targets = new Set<string>();
     const volume = (name: string, target: string, rw: boolean, anonymous: boolean) => {
-      if (!this.volumes.has(name)) this.volumes.set(name, { name, driver: 'local', labels: anonymous ? null : null, options: null, created: Date.now() });
+      if (!this.volumes.has(name)) this.volumes.set(name, { name, driver: 'local', labels: null, options: null, created: Date.now() });
       if (anonymous) c.anonymous.push(name);
       targets.add(target);
       out.push({
@@ -1025,7 +1025,7 @@ export class SimHost {
     if (net.builtin) throw new ApiError(403, `${net.name} is a pre-defined network and cannot be removed`);
     const attached = [...this.containers.values()].some((c) => c.endpoints.get(net.name)?.ip);
     if (attached) throw new ApiError(403, `error while removing network: network ${net.name} id ${net.id} has active endpoints`);
-    for (const c of this.containers.values()) c.endpoints.delete(net.name);
+    // a stopped container keeps the network in its config, as with Docker: its next start fails
     this.networks.delete(net.name);
     this.#networkEvent(net, 'destroy');
   }
