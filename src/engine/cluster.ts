@@ -166,7 +166,8 @@ export class Cluster {
       this.#audit.append(row);
     } catch (err) {
       this.#log.error({ err, kind: row.kind }, 'could not record this in the audit log now: it is written once the database answers');
-      if (this.#pending.length < 100) this.#pending.push({ ...row, message: `${row.message} (recorded late: the database did not answer at ${new Date().toISOString()})` });
+      if (this.#pending.length < 100)
+        this.#pending.push({ ...row, message: `${row.message} (recorded late: the database did not answer at ${new Date().toISOString()})` });
     }
   }
 

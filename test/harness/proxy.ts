@@ -86,3 +86,76 @@ export async function countingProxy(upstreamSocket: string, socketPath: string) 
     },
   };
 }
+
+/** One request a recordingProxy passed on. */
+export interface RecordedCall {
+  method: string;
+  /** the path as sent, with its query, the API version prefix dropped */
+  url: string;
+  status: number;
+  /** the request's JSON body, when it had one */
+  body?: unknown;
+  /** the answer's JSON body, when it was JSON and not streamed (events, logs and pulls are not kept) */
+  answer?: unknown;
+}
+
+/**
+ * An HTTP proxy on a unix socket in front of a Docker API's unix socket (a daemon's, or a
+ * simulated host's) that records every request in order, with its JSON body and answer: what
+ * berth asked of the host, to be compared between two hosts.
+ */
+export async function recordingProxy(upstreamSocket: string, socketPath: string) {
+  const calls: RecordedCall[] = [];
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const server: HttpServer = createHttpServer((req, res) => {
+    const url = (req.url ?? '/').replace(/^\/v[\d.]+\//, '/');
+    const call: RecordedCall = { method: req.method ?? 'GET', url, status: 0 };
+    calls.push(call);
+    const sent: Buffer[] = [];
+    req.on('data', (c: Buffer) => sent.push(c));
+    req.on('end', () => {
+      if (sent.length && /json/.test(String(req.headers['content-type']))) {
+        try {
+          call.body = JSON.parse(Buffer.concat(sent).toString());
+        } catch {
+          // not JSON after all: only its being there matters
+        }
+      }
+    });
+    const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
+      call.status = upRes.statusCode ?? 0;
+      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const streamed = /^\/(events|containers\/[^/]+\/(logs|attach|stats)|images\/create)\b/.test(url);
+      const json = /json/.test(String(upRes.headers['content-type']));
+      if (json && !streamed) {
+        const got: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => got.push(c));
+        upRes.on('end', () => {
+          try {
+            call.answer = JSON.parse(Buffer.concat(got).toString());
+          } catch {
+            // an empty or cut answer: nothing to keep
+          }
+        });
+      }
+      upRes.pipe(res);
+    });
+    up.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end(String(err));
+    });
+    req.pipe(up);
+  });
+  rmSync(socketPath, { force: true });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  return {
+    socketPath,
+    calls,
+    reset: () => calls.splice(0),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      agent.destroy();
+    },
+  };
+}
