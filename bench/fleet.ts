@@ -18,6 +18,8 @@
  *   stops, creates and every other call answer at once), with where the rest goes. Twice: with
  *   health probes that take no time (the simulator's default: a container is healthy exactly one
  *   interval after its start), then taking 60 ms, as the test daemon's probe of that image did.
+ *   As under `berth serve`: the monitor checks the hosts, and their events are followed (a replica's
+ *   readiness is looked at again when its `health_status` event comes, src/apply/health.ts).
  * - (c) The peak RSS of a `berth serve` process managing the 5,000 containers (bench/memory.ts
  *   serveRss: its startup pass, 45 s of polls every 2 s, full resyncs every 10 s that inspect
  *   every container, reads of the API).
@@ -155,7 +157,7 @@ interface PassReport {
   rss: number;
 }
 
-type WorkerAsk = { type: 'pass'; trigger: 'manual' | 'poll' | 'webhook' } | { type: 'monitor' };
+type WorkerAsk = { type: 'pass'; trigger: 'manual' | 'poll' | 'webhook' } | { type: 'monitor' } | { type: 'follow' };
 
 /**
  * berth in a child process of its own (this file, `--worker CONFIG`): the passes it is asked for,
@@ -169,6 +171,10 @@ async function worker(configFile: string): Promise<void> {
     void (async () => {
       if (ask.type === 'monitor') {
         engine.startMonitor();
+        return send({});
+      }
+      if (ask.type === 'follow') {
+        engine.watchDrift({ resyncMs: 3_600_000 }); // the hosts' events, as berth serve follows them (no full resync meanwhile)
         return send({});
       }
       const cpu0 = process.cpuUsage();
@@ -432,6 +438,7 @@ export async function fleet(runs = 3, parts: Part[] = PARTS): Promise<Row[]> {
       const roller = await startWorker(configFile);
       workers.push(roller);
       await roller.ask({ type: 'monitor' }); // as under berth serve: the passes do not check the hosts
+      await roller.ask({ type: 'follow' }); // and the hosts' events are followed: a readiness wait wakes on a health_status event
       const warm = await roller.pass('poll', 'the warm-up pass', unchanged);
       let hwm = 0;
       for (const probeMs of [0, REAL_PROBE_MS]) {

@@ -86,6 +86,8 @@ export class DockerHost implements HostOps {
   private readonly own = new Map<string, { until: number; actions: Set<string> }>();
   /** names of containers berth is creating, and until when their create event is its own */
   private readonly creating = new Map<string, number>();
+  /** what waits for a container's next event (changed()), by container id */
+  private readonly waiters = new Map<string, Set<() => void>>();
 
   /** throws when this engine may no longer change hosts (src/engine/cluster.ts, fencing) */
   private readonly fence: (step: string, host: string) => void;
@@ -125,6 +127,38 @@ export class DockerHost implements HostOps {
       return false;
     }
     return mine.actions.has(action);
+  }
+
+  /**
+   * A container's event, as the host's event stream told it (when berth follows the hosts' events:
+   * src/engine/drift.ts): ends every changed() wait on that container at once.
+   */
+  noteEvent(id: string): void {
+    const waiting = this.waiters.get(id);
+    if (!waiting) return;
+    this.waiters.delete(id);
+    for (const wake of waiting) wake();
+  }
+
+  /**
+   * Resolves on the container's next event (noteEvent), or after `ms`, whichever comes first: a
+   * readiness wait (src/apply/health.ts) sees a health check's verdict as Docker announces it,
+   * with its poll as the fallback when no event comes (berth not following the events).
+   */
+  changed(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiting = this.waiters.get(id);
+      if (!waiting) this.waiters.set(id, (waiting = new Set()));
+      const set = waiting;
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
   }
 
   /** Notes the events berth's next call on a container causes, so that they are not taken for drift. */

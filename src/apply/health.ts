@@ -1,7 +1,7 @@
 /**
  * When a replica counts as up (docs/how-it-works.md, "Rollouts"): it runs, and where it has a
  * health check it is `healthy`, and it stays so for `monitor`. Read by polling the container's
- * state.
+ * state, again as soon as the host's events say it changed (when berth follows them).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
@@ -71,7 +71,8 @@ export async function waitReady(host: HostOps, id: string, opts: ReadyOptions = 
       const waited = Math.round((Date.now() - started) / 1000);
       return { ok: false, reason: `not ${checked ? 'healthy' : 'running'} after ${waited} s (${state.Health?.Status ?? state.Status})`, code: 'timeout' };
     }
-    await sleep(poll);
+    // the next look when the host says the container changed (its health check's verdict, its exit), else after the poll's interval
+    await (host.changed ? host.changed(id, poll) : sleep(poll));
   }
 }
 

@@ -30,6 +30,8 @@ export interface HostOps {
   rename(id: string, name: string): Promise<void>;
   /** undefined when the container is gone */
   inspect(id: string): Promise<Dockerode.ContainerInspectInfo | undefined>;
+  /** resolves on the container's next event from the host, or after `ms` (a host that tells no events: after `ms`) */
+  changed?(id: string, ms: number): Promise<void>;
   /** the files berth wrote into the container, read back from it */
   readFiles(info: Dockerode.ContainerInspectInfo): Promise<FileDelivery[]>;
   /** the last lines of a container's output, secrets masked (`env`: the container's, as inspected) */

@@ -69,6 +69,7 @@ export class DriftWatcher {
         h.docker,
         (e) => {
           this.#world.apply(e);
+          h.noteEvent(e.id); // a readiness wait on it looks again now
           this.#onEvent(e, restartGraceMs, debounceMs);
         },
         this.#log.child({ host: h.name }),
