@@ -1,6 +1,6 @@
 // Fronts for a test daemon's unix socket: one that can be made to stop answering, one that counts requests.
 import { rmSync } from 'node:fs';
-import { Agent, createServer as createHttpServer, request, type Server as HttpServer } from 'node:http';
+import { Agent, createServer as createHttpServer, request, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 
 /**
@@ -54,15 +54,34 @@ export async function proxyTo(socketPath: string) {
  */
 export async function countingProxy(upstreamSocket: string, socketPath: string) {
   const counts = new Map<string, number>();
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const server: HttpServer = createHttpServer((req, res) => {
+  const front = await httpFront(upstreamSocket, socketPath, (req) => {
     const path = (req.url ?? '/')
       .split('?')[0]
       .replace(/^\/v[\d.]+/, '')
       .replace(/\/[0-9a-f]{64}\b/g, '/{id}');
     const key = `${req.method} ${path}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
+  });
+  return {
+    socketPath,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    reset: () => counts.clear(),
+    close: front.close,
+  };
+}
+
+/**
+ * An HTTP front on a unix socket that passes every request on to `upstreamSocket` as it is:
+ * `onRequest` sees each request first, and may return what sees the upstream's answer before it is
+ * passed back.
+ */
+async function httpFront(upstreamSocket: string, socketPath: string, onRequest: (req: IncomingMessage) => ((upRes: IncomingMessage) => void) | void) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const server: HttpServer = createHttpServer((req, res) => {
+    const onAnswer = onRequest(req);
     const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
+      onAnswer?.(upRes);
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       upRes.pipe(res);
     });
@@ -75,10 +94,6 @@ export async function countingProxy(upstreamSocket: string, socketPath: string) 
   rmSync(socketPath, { force: true });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return {
-    socketPath,
-    counts,
-    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    reset: () => counts.clear(),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -106,8 +121,7 @@ export interface RecordedCall {
  */
 export async function recordingProxy(upstreamSocket: string, socketPath: string) {
   const calls: RecordedCall[] = [];
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const server: HttpServer = createHttpServer((req, res) => {
+  const front = await httpFront(upstreamSocket, socketPath, (req) => {
     const url = (req.url ?? '/').replace(/^\/v[\d.]+\//, '/');
     const call: RecordedCall = { method: req.method ?? 'GET', url, status: 0 };
     calls.push(call);
@@ -122,9 +136,8 @@ export async function recordingProxy(upstreamSocket: string, socketPath: string)
         }
       }
     });
-    const up = request({ socketPath: upstreamSocket, path: req.url, method: req.method, headers: req.headers, agent }, (upRes) => {
+    return (upRes) => {
       call.status = upRes.statusCode ?? 0;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       const streamed = /^\/(events|containers\/[^/]+\/(logs|attach|stats)|images\/create)\b/.test(url);
       const json = /json/.test(String(upRes.headers['content-type']));
       if (json && !streamed) {
@@ -138,24 +151,7 @@ export async function recordingProxy(upstreamSocket: string, socketPath: string)
           }
         });
       }
-      upRes.pipe(res);
-    });
-    up.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end(String(err));
-    });
-    req.pipe(up);
+    };
   });
-  rmSync(socketPath, { force: true });
-  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-  return {
-    socketPath,
-    calls,
-    reset: () => calls.splice(0),
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
-    },
-  };
+  return { socketPath, calls, reset: () => calls.splice(0), close: front.close };
 }
