@@ -51,6 +51,12 @@ export interface RoleEvent {
   previous?: string;
   /** why this engine stopped leading */
   reason?: 'lease-lost' | 'released';
+  /**
+   * when it stopped leading, on this machine's wall clock (ISO 8601): the moment its fence began
+   * refusing steps, which is before its lease could lapse in the database. It is reported later
+   * than that when the renewal that finds it out waits on a database that does not answer.
+   */
+  stoppedAt?: string;
 }
 
 // bigint (ids, counts, times in ms) as numbers: none comes near 2^53
@@ -263,10 +269,12 @@ class Lease {
   }
 
   #lost(reason: 'lease-lost' | 'released'): void {
+    // the wall-clock time of the deadline the fence went by (now, when that is still ahead)
+    const stoppedAt = new Date(Date.now() - Math.max(0, monotonicMs() - leaseState[1]!)).toISOString();
     leaseState[0] = 0;
     leaseState[1] = 0;
     this.#role = 'follower';
-    this.#post({ role: 'follower', term: this.#term, reason });
+    this.#post({ role: 'follower', term: this.#term, reason, stoppedAt });
   }
 
   #post(e: RoleEvent): void {

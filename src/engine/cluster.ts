@@ -119,8 +119,8 @@ export class Cluster {
       }));
     } else if (e.role === 'follower' && was === 'leader') {
       this.#log.warn(
-        { term: e.term, reason: e.reason },
-        e.reason === 'released' ? 'this engine gave up the lead' : 'this engine lost its lease: it stops acting',
+        { term: e.term, reason: e.reason, stoppedAt: e.stoppedAt },
+        e.reason === 'released' ? 'this engine gave up the lead' : 'this engine lost its lease: it stopped acting',
       );
     }
     for (const listener of this.#listeners) listener(e);
