@@ -353,11 +353,20 @@ async function rollService(
   needsHealthy: boolean,
 ): Promise<ApplyResult> {
   // Images first, on every host that needs them (pulled or built): a failing build or pull leaves the old replicas alone.
-  // Meanwhile what each changed replica was (for a rollback) is read, so that no replacement waits for it.
+  // Meanwhile what the first batch's replicas were (for a rollback) is read, so that no replacement waits
+  // for it; the later batches' once the images are ready, while the first batch goes.
   const starts = actions.filter((a) => a.kind === 'create' || a.kind === 'replace');
   const replaces = actions.filter((a) => a.kind === 'replace');
-  const was = new Map(replaces.map((a) => [a.live.id, readWas(host(a.host), a.live.id)]));
-  for (const w of was.values()) w.catch(() => {}); // awaited by its replacement; not an unhandled rejection meanwhile
+  const was = new Map<string, Promise<Was>>();
+  const readAhead = (batch: Replace[]) => {
+    for (const a of batch) {
+      const w = readWas(host(a.host), a.live.id);
+      w.catch(() => {}); // awaited by its replacement; not an unhandled rejection meanwhile
+      was.set(a.live.id, w);
+    }
+  };
+  const [first = [], ...later] = chunk(replaces, svc.update.parallelism);
+  readAhead(first);
   const images = new Map(starts.map((a) => [`${a.host} ${a.desired.create.Image}`, a]));
   await Promise.all(
     [...images.values()].map((a) =>
@@ -366,6 +375,8 @@ async function rollService(
       }),
     ),
   );
+
+  readAhead(later.flat());
 
   // New replicas start together; they wait for health when another service depends on it.
   const creates = actions.filter((a) => a.kind === 'create');

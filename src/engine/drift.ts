@@ -73,6 +73,7 @@ export class DriftWatcher {
           this.#onEvent(e, restartGraceMs, debounceMs);
         },
         this.#log.child({ host: h.name }),
+        (up) => this.#world.following(h.name, up),
       ),
     );
     this.#following = true;

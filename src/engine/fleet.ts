@@ -10,9 +10,12 @@ import { Registries } from '../apply/registries.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { connect } from '../observe/docker.ts';
 import { HostMonitor, type HostStatus } from '../observe/hosts.ts';
-import { observeHost, type LiveHost } from '../observe/live.ts';
+import { observeHost, observeObjects, observeStack, type LiveHost } from '../observe/live.ts';
 import { mapLimit } from './limit.ts';
 import type { World } from './world.ts';
+
+/** A host where a pass changed more stacks than this is listed whole again (Fleet.relist). */
+const RELIST_STACKS = 3;
 
 export interface Observed {
   statuses: HostStatus[];
@@ -91,8 +94,14 @@ export class Fleet {
     );
   }
 
-  /** The hosts' states, and the containers of those that answer, listed now; the others are left alone (berth never acts on a host it cannot see). */
-  async observe(log: Logger): Promise<Observed> {
+  /**
+   * The hosts' states, and the containers of those that answer, listed now; the others are left
+   * alone (berth never acts on a host it cannot see). With `fromEvents`, a host whose events have
+   * come through without a break since its last full list has its containers taken as those events
+   * keep them (World.currentContainers) and only its networks and volumes listed: what the list
+   * would answer, without its cost (docs/how-it-works.md, "Reads").
+   */
+  async observe(log: Logger, { fromEvents = false }: { fromEvents?: boolean } = {}): Promise<Observed> {
     const statuses = await this.statuses();
     const observed = await mapLimit(statuses, this.#config.hostConcurrency, async (st) => {
       const h = this.hosts.get(st.name);
@@ -101,8 +110,15 @@ export class Fleet {
         return undefined;
       }
       try {
+        const known = fromEvents ? this.#world.currentContainers(h.name) : undefined;
+        if (known) {
+          const objects = await observeObjects(h.name, h.docker);
+          this.#world.setObjects(objects);
+          return { ...objects, containers: known };
+        }
+        const asked = Date.now();
         const live = await observeHost(h.name, h.docker);
-        this.#world.setHost(live);
+        this.#world.setHost(live, asked);
         return live;
       } catch (err) {
         log.warn({ host: st.name, err: (err as Error).message }, 'cannot list containers: the host is left alone this pass');
@@ -111,6 +127,27 @@ export class Fleet {
       }
     });
     return { statuses, live: observed.filter((l): l is LiveHost => l !== undefined) };
+  }
+
+  /**
+   * Lists again what a pass changed: on each host, the stacks it changed there (`changed`: host ->
+   * stack -> whether its networks or volumes changed too), so that reads see them as the pass left
+   * them; the rest of the World is as it was. A host where more than RELIST_STACKS stacks changed is
+   * listed whole (one answer rather than many). A host that does not answer is left as last seen:
+   * the next pass lists it.
+   */
+  async relist(changed: ReadonlyMap<string, ReadonlyMap<string, boolean>>, log: Logger): Promise<void> {
+    await mapLimit([...changed], this.#config.hostConcurrency, async ([name, stacks]) => {
+      const h = this.hosts.get(name);
+      if (!h) return;
+      try {
+        const asked = Date.now();
+        if (stacks.size > RELIST_STACKS) return this.#world.setHost(await observeHost(name, h.docker), asked);
+        await Promise.all([...stacks].map(async ([stack, objects]) => this.#world.setStack(await observeStack(name, h.docker, stack, { objects }), stack)));
+      } catch (err) {
+        log.warn({ host: name, err: (err as Error).message }, 'cannot list what the pass changed: the host is shown as last seen');
+      }
+    });
   }
 
   /** The hosts' states and their containers as berth last saw them: no call to a host once the monitor has checked them. */

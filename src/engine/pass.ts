@@ -5,6 +5,7 @@
  * everything it needs from the hosts and from Git. What it does with each stack's plan is decided
  * by decide.ts (pure); applying and recording it is record.ts's.
  */
+import { setImmediate as turn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../config.ts';
 import type { HoldStore } from '../audit/holds.ts';
@@ -97,10 +98,13 @@ export class Reconciler {
     const ctx = this.#ctx;
     if (!ctx.config.repos.some((r) => r.name === repo)) throw new Error(`unknown repo ${repo}`);
     const log = ctx.log.child({ repo });
+    log.debug({ trigger: opts.trigger, dryRun: opts.dryRun ?? false }, 'pass started');
     // Containers whose events suggest a hand-made change, taken as the hosts are observed: inspected against Git in this pass.
     const suspects = ctx.drift.suspects(repo, !opts.dryRun);
     // The hosts are observed while the branch is looked up (a round trip to the forge): neither waits for the other.
-    const observing = fromWorld ? ctx.fleet.seen() : ctx.fleet.observe(log);
+    // A host whose events are followed is not listed again, but for the full resync (every container
+    // suspect): that lists everything, whatever the events said.
+    const observing = fromWorld ? ctx.fleet.seen() : ctx.fleet.observe(log, { fromEvents: suspects !== 'all' });
     observing.catch(() => undefined); // awaited below on every path; until then its failure is not unhandled
     let head: Head;
     try {
@@ -134,13 +138,23 @@ export class Reconciler {
     const pinning: Pinning = { digests: new Map(), pins: () => (pins ??= ctx.pins.forRepo(repo)) };
     // per stack: the attempt whose apply failed, how often in a row, and when automatic triggers may try again (decide.ts nextBackoff)
     const backoffs = ctx.memory.backoffs(repo);
-    const one = (w: Work) => this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld, pinning, backoffs);
+    // Each stack first lets what the hosts answered in (a macrotask turn): planning the next stacks is
+    // synchronous work, and would otherwise hold back the answer a changing stack awaits (its image's
+    // digest, its images readied) until every other stack is planned.
+    const one = async (w: Work) => {
+      await turn();
+      return this.#stack(repo, w, head, opts, hosts, suspects, base, clog.child({ stack: w.name }), fromWorld, pinning, backoffs);
+    };
     outcomes.push(...(await mapLimit(work, ctx.config.hostConcurrency, one)));
     if (!opts.dryRun && !opts.ignoreHolds) ctx.schedules()?.install(repo, commit, rendered);
     const unreachable = observed.statuses.filter((st) => !hosts.reachable.has(st.name)).map((st) => st.name);
     // What the pass changed is listed again, so that reads (and the event stream) see the hosts as the
-    // pass left them, not as events report them one by one; only where something reads the world.
-    if (outcomes.some((o) => o.syncId !== undefined) && ctx.watched()) await ctx.fleet.observe(clog).catch(() => undefined);
+    // pass left them, not as events report them one by one; only where something reads the world,
+    // and only the stacks it changed on the hosts it changed them on.
+    if (outcomes.some((o) => o.syncId !== undefined) && ctx.watched()) {
+      const changed = changedOn(outcomes);
+      await (changed ? ctx.fleet.relist(changed, clog) : ctx.fleet.observe(clog)).catch(() => undefined);
+    }
     if (!opts.dryRun) ctx.changed(); // its syncs, holds released, back-offs
     return { repo, commit, stacks: outcomes, unreachable };
   }
@@ -468,4 +482,27 @@ function hostsOf({ statuses, live }: Observed): Hosts {
     })),
     index: new LiveIndex(live),
   };
+}
+
+/**
+ * Per host, the stacks a pass's syncs changed there, each with whether its networks or volumes
+ * changed there too: every host a synced stack's plan names (its containers, kept or not, its
+ * networks, volumes and hooks). Undefined when a sync has no plan to say it: then every host is
+ * listed again.
+ */
+export function changedOn(outcomes: readonly StackOutcome[]): Map<string, Map<string, boolean>> | undefined {
+  const on = new Map<string, Map<string, boolean>>();
+  const note = (host: string, stack: string, objects: boolean) => {
+    const stacks = on.get(host) ?? on.set(host, new Map()).get(host)!;
+    stacks.set(stack, objects || (stacks.get(stack) ?? false));
+  };
+  for (const o of outcomes) {
+    if (o.syncId === undefined) continue;
+    const plan = o.plan;
+    if (!plan) return undefined;
+    for (const a of plan.actions) note(a.host, plan.stack, false);
+    for (const h of plan.hooks) for (const host of [h.desired.host, ...h.live.map((l) => l.host)]) note(host, plan.stack, false);
+    for (const x of [...plan.networks, ...plan.volumes, ...plan.removeNetworks, ...(plan.recreateNetworks ?? [])]) note(x.host, plan.stack, true);
+  }
+  return on;
 }

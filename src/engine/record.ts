@@ -1,6 +1,6 @@
 /**
- * Applying a stack's plan as a recorded sync: the sync row, an audit row per step (with the
- * service's diff), the drift found and corrected, the outcome; and the rows a pass writes once per
+ * Applying a stack's plan as a recorded sync: the sync row, an audit row per step (with its
+ * replica's diff), the drift found and corrected, the outcome; and the rows a pass writes once per
  * commit however often it is polled (an invalid manifest, a stack that cannot be placed).
  */
 import type { Logger } from 'pino';
@@ -147,21 +147,24 @@ export class Recorder {
     }
   }
 
-  /** One step of the rollout: its audit row (with the service's diff when a container changed), and the drift it corrected. */
+  /** One step of the rollout: its audit row (with its replica's diff when a container changed), and the drift it corrected. */
   #step(plan: StackPlan, e: StepEvent, row: PassRow, drift: boolean, log: Logger): void {
     const entry = stepRow(e);
     const withDiff = e.kind === 'container.created' || e.kind === 'container.replaced' || e.kind === 'container.removed';
     this.#audit.append({
       ...row,
       ...entry,
-      diff: withDiff
-        ? planDiff(
-            only(
-              plan,
-              plan.actions.filter((a) => a.service === entry.service),
-            ),
-          )
-        : undefined,
+      // its own replica's line and patch: the service's whole diff is the sync.started row's, once
+      // (on every step it would grow the log with the square of the service's replicas)
+      diff:
+        withDiff && 'slot' in e
+          ? planDiff(
+              only(
+                plan,
+                plan.actions.filter((a) => a.service === e.service && a.host === e.host && a.slot === e.slot),
+              ),
+            )
+          : undefined,
     });
     const rerun = entry.containerBefore !== undefined && plan.actions.some((a) => isRerun(a) && a.live.id === entry.containerBefore);
     if (drift && withDiff && !rerun) {

@@ -9,13 +9,15 @@
  * Pure bookkeeping: no Docker or git call is made here.
  */
 import type { CommitInfo, RenderResult } from '../model.ts';
-import { liveFromLabels, type LiveHost } from '../observe/live.ts';
+import { liveFromLabels, type LiveContainer, type LiveHost, type StackOnHost } from '../observe/live.ts';
 import type { ContainerEvent } from '../observe/events.ts';
 
 interface HostEntry {
   live: LiveHost;
   /** when the host was last listed, or an event of it seen (ms since the epoch) */
   seenAt: number;
+  /** when its containers were last listed whole: when that list was asked for (ms since the epoch) */
+  listedAt: number;
 }
 
 export interface Head {
@@ -41,9 +43,56 @@ export class World {
     return () => this.#changed.delete(fn);
   }
 
-  /** A host as a pass just listed it. */
+  /** since when each host's events have come through without a break (ms since the epoch); absent: not followed now */
+  readonly #followedSince = new Map<string, number>();
+
+  /** A host as a pass just listed it; `at`: when the list was asked for. */
   setHost(live: LiveHost, at = Date.now()): void {
-    this.#hosts.set(live.host, { live, seenAt: at });
+    this.#hosts.set(live.host, { live, seenAt: at, listedAt: at });
+    this.#changedNow();
+  }
+
+  /** The host's event stream is up (every later event comes through it) or down. */
+  following(host: string, up: boolean): void {
+    if (!up) this.#followedSince.delete(host);
+    else if (!this.#followedSince.has(host)) this.#followedSince.set(host, Date.now());
+  }
+
+  /**
+   * The host's containers as its events have kept them since its last full list, when they have come
+   * through without a break since before that list was asked for: then nothing it ran since is
+   * unknown here. Copies, for a pass to work on; undefined when the list would have to be made again.
+   */
+  currentContainers(host: string): LiveContainer[] | undefined {
+    const entry = this.#hosts.get(host);
+    const since = this.#followedSince.get(host);
+    if (!entry || since === undefined || entry.listedAt <= since) return undefined;
+    return entry.live.containers.map((c) => ({ ...c }));
+  }
+
+  /** A host's networks and volumes as just listed, its containers left as its events keep them. */
+  setObjects(live: Pick<LiveHost, 'host' | 'networks' | 'volumes'>): void {
+    const entry = this.#hosts.get(live.host);
+    if (!entry) return;
+    entry.live = { ...entry.live, networks: live.networks, volumes: live.volumes };
+    this.#changedNow();
+  }
+
+  /**
+   * One stack of a host as a pass just listed it again: what the World had of it there is replaced
+   * (its networks and volumes only when they were listed), the host's other stacks are kept as they
+   * were. A host not listed before is left for the next pass to list whole.
+   */
+  setStack(live: StackOnHost, stack: string): void {
+    const entry = this.#hosts.get(live.host);
+    if (!entry) return;
+    const theirs = <T extends { stack: string }>(xs: T[], fresh: T[] | undefined) => (fresh ? [...xs.filter((x) => x.stack !== stack), ...fresh] : xs);
+    entry.live = {
+      host: live.host,
+      containers: theirs(entry.live.containers, live.containers),
+      networks: theirs(entry.live.networks, live.networks),
+      volumes: theirs(entry.live.volumes, live.volumes),
+    };
     this.#changedNow();
   }
 

@@ -33,8 +33,18 @@ const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 
 /** Docker's event attributes that are not labels. */
 const NOT_LABELS = new Set(['name', 'image', 'exitCode', 'oldName', 'signal', 'execDuration']);
 
-/** Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a function that stops it. */
-export function watchEvents(host: string, docker: Dockerode, onEvent: (e: ContainerEvent) => void, log: Logger): () => void {
+/**
+ * Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a
+ * function that stops it. `onFollowing` hears when the stream is up (the daemon has the
+ * subscription: every later event comes through it) and when it is down.
+ */
+export function watchEvents(
+  host: string,
+  docker: Dockerode,
+  onEvent: (e: ContainerEvent) => void,
+  log: Logger,
+  onFollowing: (up: boolean) => void = () => {},
+): () => void {
   let stopped = false;
   let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
   let since = Math.floor(Date.now() / 1000);
@@ -59,6 +69,8 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
       return;
     }
     delay = 1000;
+    if (stopped) return void stream.destroy?.();
+    onFollowing(true);
     let buffer = '';
     stream.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -79,6 +91,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
       if (done) return;
       done = true;
       if (stream === current) stream = undefined;
+      onFollowing(false);
       if (!stopped) log.warn("the host's event stream ended; subscribing again");
       again();
     };
@@ -95,6 +108,7 @@ export function watchEvents(host: string, docker: Dockerode, onEvent: (e: Contai
     stopped = true;
     clearTimeout(timer);
     stream?.destroy?.();
+    onFollowing(false);
   };
 }
 

@@ -59,11 +59,35 @@ export interface LiveObject {
 const managed = { label: [`${LABEL.managed}=true`] };
 
 /** Lists everything berth manages on one host (three list calls, whatever the number of containers). */
-export async function observeHost(host: string, docker: Dockerode, { abortSignal }: { abortSignal?: AbortSignal } = {}): Promise<LiveHost> {
+export function observeHost(host: string, docker: Dockerode, { abortSignal }: { abortSignal?: AbortSignal } = {}): Promise<LiveHost> {
+  return list(host, docker, managed, abortSignal);
+}
+
+/**
+ * Lists one stack's containers on a host, and with `objects` its networks and volumes (one or three
+ * list calls, each answer the size of that stack, not of the host): what a pass changed, seen again
+ * without the rest.
+ */
+export async function observeStack(host: string, docker: Dockerode, stack: string, { objects }: { objects: boolean }): Promise<StackOnHost> {
+  const filters = { label: [...managed.label, `${LABEL.stack}=${stack}`] };
+  if (objects) return list(host, docker, filters);
+  return { host, containers: (await docker.listContainers({ all: true, filters })).map((c) => toLive(host, c)) };
+}
+
+/** Lists a host's managed networks and volumes only (two calls): its containers are known otherwise. */
+export async function observeObjects(host: string, docker: Dockerode): Promise<Pick<LiveHost, 'host' | 'networks' | 'volumes'>> {
+  const [networks, volumes] = await Promise.all([docker.listNetworks({ filters: managed }), docker.listVolumes({ filters: managed })]);
+  return { host, networks: networks.map((n) => liveObject(n.Name, n.Labels)), volumes: (volumes.Volumes ?? []).map((v) => liveObject(v.Name, v.Labels)) };
+}
+
+/** One stack's share of a host as listed: its networks and volumes only when they were listed too. */
+export type StackOnHost = Pick<LiveHost, 'host' | 'containers'> & Partial<Pick<LiveHost, 'networks' | 'volumes'>>;
+
+async function list(host: string, docker: Dockerode, filters: { label: string[] }, abortSignal?: AbortSignal): Promise<LiveHost> {
   const [containers, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true, filters: managed, abortSignal }),
-    docker.listNetworks({ filters: managed, abortSignal }),
-    docker.listVolumes({ filters: managed, abortSignal }),
+    docker.listContainers({ all: true, filters, abortSignal }),
+    docker.listNetworks({ filters, abortSignal }),
+    docker.listVolumes({ filters, abortSignal }),
   ]);
   return {
     host,
