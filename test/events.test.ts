@@ -2,7 +2,7 @@
 import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { expect, inject, it } from 'vitest';
-import { watchEvents, type ContainerEvent } from '../src/observe/events.ts';
+import { watchEvents, watchObjects, type ContainerEvent } from '../src/observe/events.ts';
 import { removeContainers, uniqueName, waitFor } from './harness/docker.ts';
 import { IMAGES } from './harness/images.ts';
 import { proxyTo } from './harness/proxy.ts';
@@ -38,5 +38,50 @@ it("delivers managed containers' events, and after the stream drops, subscribes 
     stop();
     await proxy.stop();
     await removeContainers(direct, { 'berth.stack': stack });
+  }
+});
+
+it("tells of networks and volumes made and removed (Docker's events of them carry no labels), and when its stream is up", async () => {
+  const socketPath = inject('docker').socketPath;
+  const direct = new Dockerode({ socketPath });
+  const proxy = await proxyTo(socketPath);
+  const name = uniqueName('evnet');
+  const states: boolean[] = [];
+  let changes = 0;
+  const stop = watchObjects(
+    'p',
+    new Dockerode({ host: '127.0.0.1', port: proxy.port }),
+    () => changes++,
+    pino({ level: 'silent' }),
+    (up) => states.push(up),
+  );
+  try {
+    await waitFor(() => states.at(-1) === true, { what: 'the stream to be up' });
+    const before = changes;
+    const network = await direct.createNetwork({ Name: name });
+    await waitFor(() => changes > before, { what: 'the network create event' });
+    const created = changes;
+    await direct.createVolume({ Name: name });
+    await waitFor(() => changes > created, { what: 'the volume create event' });
+    const made = changes;
+    await network.remove();
+    await direct.getVolume(name).remove();
+    await waitFor(() => changes >= made + 2, { what: 'the destroy events' });
+    // the stream drops: said at once, and said again once it is up
+    await proxy.stop();
+    await waitFor(() => states.at(-1) === false, { what: 'the stream to be down' });
+    await proxy.resume();
+    await waitFor(() => states.at(-1) === true, { what: 'the stream to be up again', timeoutMs: 30_000 });
+  } finally {
+    stop();
+    await proxy.stop();
+    await direct
+      .getNetwork(name)
+      .remove()
+      .catch(() => undefined);
+    await direct
+      .getVolume(name)
+      .remove()
+      .catch(() => undefined);
   }
 });

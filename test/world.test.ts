@@ -147,3 +147,50 @@ describe("World.currentContainers: a host's containers without listing them agai
     expect(world.currentContainers('a')).toHaveLength(1);
   });
 });
+
+describe('a list asked for before an event came', () => {
+  afterEach(() => vi.useRealTimers());
+  const ev = (action: string, id: string, stack = 'shop') => ({ host: 'a', id, action, time: Date.now() / 1000, repo: 'r', stack, labels: {} }) as never;
+
+  it('gets the events that came since it was asked for applied again: a container removed meanwhile is not brought back', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const world = new World();
+    world.setHost(hostWith('a', ['shop', 'blog']));
+    vi.advanceTimersByTime(10);
+    const asked = Date.now(); // a list is asked for; it answers with the host as it was then
+    vi.advanceTimersByTime(10);
+    world.apply(ev('destroy', 'a-shop-old')); // removed by hand while the list was under way
+    world.apply(ev('die', 'a-blog-old', 'blog'));
+    vi.advanceTimersByTime(10);
+    world.setHost(hostWith('a', ['shop', 'blog']), asked);
+    expect(world.host('a')!.containers.map((x) => [x.id, x.state])).toEqual([['a-blog-old', 'exited']]);
+    // so too a stack listed again: only its own events are applied again
+    vi.advanceTimersByTime(10);
+    const again = Date.now();
+    world.apply(ev('start', 'a-blog-old', 'blog'));
+    world.setStack({ host: 'a', containers: [c('a', 'blog', 'a-blog-old', 'exited')] }, 'blog', again);
+    expect(world.host('a')!.containers.map((x) => [x.id, x.state])).toEqual([['a-blog-old', 'running']]);
+  });
+
+  it('of networks and volumes is not taken as current when one was made or removed after it was asked for', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const world = new World();
+    world.following('a', true, { objects: true });
+    vi.advanceTimersByTime(10);
+    world.setHost(hostWith('a', ['shop']));
+    expect(world.currentObjects('a')).toEqual({ networks: [obj('shop_default', 'shop')], volumes: [obj('shop_data', 'shop')] });
+    vi.advanceTimersByTime(10);
+    world.objectsChanged('a'); // a network removed by hand
+    expect(world.currentObjects('a')).toBeUndefined();
+    const asked = Date.now();
+    vi.advanceTimersByTime(10);
+    world.objectsChanged('a'); // another, while the list was under way
+    world.setObjects({ host: 'a', networks: [], volumes: [] }, asked);
+    expect(world.currentObjects('a')).toBeUndefined();
+    vi.advanceTimersByTime(10);
+    world.setObjects({ host: 'a', networks: [], volumes: [] }, Date.now());
+    expect(world.currentObjects('a')).toEqual({ networks: [], volumes: [] });
+    world.following('a', false, { objects: true });
+    expect(world.currentObjects('a')).toBeUndefined();
+  });
+});

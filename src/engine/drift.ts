@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { DockerHost } from '../apply/docker-host.ts';
 import { handChanges } from '../diff/drift.ts';
-import { watchEvents, type ContainerEvent } from '../observe/events.ts';
+import { watchEvents, watchObjects, type ContainerEvent } from '../observe/events.ts';
 import type { LiveHost } from '../observe/live.ts';
 import type { DesiredContainer } from '../schedule/container.ts';
 import { mapLimit } from './limit.ts';
@@ -63,6 +63,16 @@ export class DriftWatcher {
    * every container.
    */
   watch({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: DriftOptions): () => void {
+    // the hosts' networks and volumes: a pass lists them again only where one was made or removed
+    const objects = [...this.#hosts.values()].map((h) =>
+      watchObjects(
+        h.name,
+        h.docker,
+        () => this.#world.objectsChanged(h.name),
+        this.#log.child({ host: h.name }),
+        (up) => this.#world.following(h.name, up, { objects: true }),
+      ),
+    );
     const stops = [...this.#hosts.values()].map((h) =>
       watchEvents(
         h.name,
@@ -86,7 +96,7 @@ export class DriftWatcher {
     resync.unref();
     return () => {
       this.#following = false;
-      stops.forEach((stop) => stop());
+      [...stops, ...objects].forEach((stop) => stop());
       clearInterval(resync);
       for (const t of this.#timers.values()) clearTimeout(t.timer);
       this.#timers.clear();

@@ -112,8 +112,11 @@ export class Fleet {
       try {
         const known = fromEvents ? this.#world.currentContainers(h.name) : undefined;
         if (known) {
+          const knownObjects = this.#world.currentObjects(h.name);
+          if (knownObjects) return { host: h.name, containers: known, ...knownObjects };
+          const asked = Date.now();
           const objects = await observeObjects(h.name, h.docker);
-          this.#world.setObjects(objects);
+          this.#world.setObjects(objects, asked);
           return { ...objects, containers: known };
         }
         const asked = Date.now();
@@ -143,7 +146,9 @@ export class Fleet {
       try {
         const asked = Date.now();
         if (stacks.size > RELIST_STACKS) return this.#world.setHost(await observeHost(name, h.docker), asked);
-        await Promise.all([...stacks].map(async ([stack, objects]) => this.#world.setStack(await observeStack(name, h.docker, stack, { objects }), stack)));
+        await Promise.all(
+          [...stacks].map(async ([stack, objects]) => this.#world.setStack(await observeStack(name, h.docker, stack, { objects }), stack, asked)),
+        );
       } catch (err) {
         log.warn({ host: name, err: (err as Error).message }, 'cannot list what the pass changed: the host is shown as last seen');
       }

@@ -18,6 +18,8 @@ interface HostEntry {
   seenAt: number;
   /** when its containers were last listed whole: when that list was asked for (ms since the epoch) */
   listedAt: number;
+  /** when its networks and volumes were last listed (ms since the epoch) */
+  objectsListedAt: number;
 }
 
 export interface Head {
@@ -31,6 +33,9 @@ export interface Scope {
   stack?: string;
 }
 
+/** How long a host's container events are kept to be applied again to a list asked for before they came. */
+const EVENTS_KEPT_MS = 120_000;
+
 export class World {
   readonly #hosts = new Map<string, HostEntry>();
   readonly #heads = new Map<string, Head>();
@@ -43,19 +48,44 @@ export class World {
     return () => this.#changed.delete(fn);
   }
 
-  /** since when each host's events have come through without a break (ms since the epoch); absent: not followed now */
+  /** since when each host's container events have come through without a break (ms since the epoch); absent: not followed now */
   readonly #followedSince = new Map<string, number>();
+  /** the same for its networks' and volumes' events */
+  readonly #objectsFollowedSince = new Map<string, number>();
+  /** when a network or volume of each host was last made or removed, as its events told (ms since the epoch) */
+  readonly #objectsChangedAt = new Map<string, number>();
+  /** each host's container events of the last EVENTS_KEPT_MS, with when they came */
+  readonly #recent = new Map<string, Array<{ at: number; e: ContainerEvent }>>();
 
   /** A host as a pass just listed it; `at`: when the list was asked for. */
   setHost(live: LiveHost, at = Date.now()): void {
-    this.#hosts.set(live.host, { live, seenAt: at, listedAt: at });
+    this.#hosts.set(live.host, { live, seenAt: at, listedAt: at, objectsListedAt: at });
+    this.#replay(live.host, at);
     this.#changedNow();
   }
 
-  /** The host's event stream is up (every later event comes through it) or down. */
-  following(host: string, up: boolean): void {
-    if (!up) this.#followedSince.delete(host);
-    else if (!this.#followedSince.has(host)) this.#followedSince.set(host, Date.now());
+  /** The host's event stream of containers (`objects`: of networks and volumes) is up (every later event comes through it) or down. */
+  following(host: string, up: boolean, { objects = false }: { objects?: boolean } = {}): void {
+    const since = objects ? this.#objectsFollowedSince : this.#followedSince;
+    if (!up) since.delete(host);
+    else if (!since.has(host)) since.set(host, Date.now());
+  }
+
+  /** A network or volume was made or removed on the host: its list is to be made again (a list asked for before now may not show it). */
+  objectsChanged(host: string): void {
+    this.#objectsChangedAt.set(host, Date.now());
+  }
+
+  /**
+   * The host's networks and volumes as last listed, when none has been made or removed since and
+   * their events have come through without a break since before that list was asked for. Copies;
+   * undefined when the list would have to be made again.
+   */
+  currentObjects(host: string): Pick<LiveHost, 'networks' | 'volumes'> | undefined {
+    const entry = this.#hosts.get(host);
+    const since = this.#objectsFollowedSince.get(host);
+    if (!entry || since === undefined || entry.objectsListedAt <= Math.max(since, this.#objectsChangedAt.get(host) ?? 0)) return undefined;
+    return { networks: entry.live.networks.map((n) => ({ ...n })), volumes: entry.live.volumes.map((v) => ({ ...v })) };
   }
 
   /**
@@ -70,11 +100,12 @@ export class World {
     return entry.live.containers.map((c) => ({ ...c }));
   }
 
-  /** A host's networks and volumes as just listed, its containers left as its events keep them. */
-  setObjects(live: Pick<LiveHost, 'host' | 'networks' | 'volumes'>): void {
+  /** A host's networks and volumes as just listed (`at`: when that list was asked for), its containers left as its events keep them. */
+  setObjects(live: Pick<LiveHost, 'host' | 'networks' | 'volumes'>, at = Date.now()): void {
     const entry = this.#hosts.get(live.host);
     if (!entry) return;
     entry.live = { ...entry.live, networks: live.networks, volumes: live.volumes };
+    entry.objectsListedAt = at;
     this.#changedNow();
   }
 
@@ -83,7 +114,7 @@ export class World {
    * (its networks and volumes only when they were listed), the host's other stacks are kept as they
    * were. A host not listed before is left for the next pass to list whole.
    */
-  setStack(live: StackOnHost, stack: string): void {
+  setStack(live: StackOnHost, stack: string, at = Date.now()): void {
     const entry = this.#hosts.get(live.host);
     if (!entry) return;
     const theirs = <T extends { stack: string }>(xs: T[], fresh: T[] | undefined) => (fresh ? [...xs.filter((x) => x.stack !== stack), ...fresh] : xs);
@@ -93,6 +124,7 @@ export class World {
       networks: theirs(entry.live.networks, live.networks),
       volumes: theirs(entry.live.volumes, live.volumes),
     };
+    this.#replay(live.host, at, stack);
     this.#changedNow();
   }
 
@@ -129,11 +161,27 @@ export class World {
 
   /**
    * Applies one of a host's container events to what is known of it. An event of a host not yet
-   * listed is dropped: the first list brings everything.
+   * listed is kept only to be applied again: a list asked for before it came may not show it (the
+   * list and the events are two connections), so each list that replaces what is known gets the
+   * events that came since it was asked for applied again (EVENTS_KEPT_MS of them).
    */
   apply(e: ContainerEvent): void {
+    const now = Date.now();
+    const recent = this.#recent.get(e.host) ?? this.#recent.set(e.host, []).get(e.host)!;
+    recent.push({ at: now, e });
+    while (recent[0]!.at < now - EVENTS_KEPT_MS) recent.shift();
+    if (this.#applyEvent(e)) this.#changedNow({ repo: e.repo, stack: e.stack });
+  }
+
+  /** The events of the host that came at `at` or after (of `stack` only, when given), applied again to what was just listed. */
+  #replay(host: string, at: number, stack?: string): void {
+    for (const r of this.#recent.get(host) ?? []) if (r.at >= at && (stack === undefined || r.e.stack === stack)) this.#applyEvent(r.e);
+  }
+
+  /** Applies the event to what is known of its host; false when it changed nothing that is kept. */
+  #applyEvent(e: ContainerEvent): boolean {
     const entry = this.#hosts.get(e.host);
-    if (!entry) return;
+    if (!entry) return false;
     const at = Math.round(e.time * 1000);
     entry.seenAt = Math.max(entry.seenAt, at);
     const list = entry.live.containers;
@@ -170,9 +218,9 @@ export class World {
         if (c && e.health) c.health = e.health;
         break;
       default:
-        return; // kill, stop, oom, update: the state follows in another event
+        return false; // kill, stop, oom, update: the state follows in another event
     }
-    this.#changedNow({ repo: e.repo, stack: e.stack });
+    return true;
   }
 
   /** Whether the container has a health check, as far as its health statuses tell. */

@@ -34,9 +34,9 @@ const ACTIONS = ['create', 'start', 'die', 'stop', 'kill', 'destroy', 'rename', 
 const NOT_LABELS = new Set(['name', 'image', 'exitCode', 'oldName', 'signal', 'execDuration']);
 
 /**
- * Starts following `docker`'s events (`log`: the host's logger, with `host` bound); returns a
- * function that stops it. `onFollowing` hears when the stream is up (the daemon has the
- * subscription: every later event comes through it) and when it is down.
+ * Starts following `docker`'s events of berth-managed containers (`log`: the host's logger, with
+ * `host` bound); returns a function that stops it. `onFollowing` hears when the stream is up (the
+ * daemon has the subscription: every later event comes through it) and when it is down.
  */
 export function watchEvents(
   host: string,
@@ -44,6 +44,37 @@ export function watchEvents(
   onEvent: (e: ContainerEvent) => void,
   log: Logger,
   onFollowing: (up: boolean) => void = () => {},
+): () => void {
+  const filters = { type: ['container'], label: [`${LABEL.managed}=true`], event: ACTIONS };
+  return follow(docker, filters, log, onFollowing, (line) => {
+    const e = parse(host, line);
+    if (e) onEvent(e);
+    return e?.time;
+  });
+}
+
+/**
+ * Starts following the creation and removal of the host's networks and volumes, berth's or not
+ * (Docker's events of them carry no labels to tell), as a second stream; `onChange` hears each.
+ */
+export function watchObjects(host: string, docker: Dockerode, onChange: () => void, log: Logger, onFollowing: (up: boolean) => void): () => void {
+  const filters = { type: ['network', 'volume'], event: ['create', 'destroy', 'prune'] };
+  return follow(docker, filters, log.child({ stream: 'networks and volumes' }), onFollowing, (line) => {
+    onChange();
+    return timeOf(line);
+  });
+}
+
+/**
+ * One event stream, subscribed again when it or the host drops, from the time of the last event
+ * seen; `onLine` takes each line and says that event's time (seconds) when it has one.
+ */
+function follow(
+  docker: Dockerode,
+  filters: Record<string, string[]>,
+  log: Logger,
+  onFollowing: (up: boolean) => void,
+  onLine: (line: string) => number | undefined,
 ): () => void {
   let stopped = false;
   let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
@@ -59,10 +90,9 @@ export function watchEvents(
   const subscribe = async () => {
     if (stopped) return;
     try {
-      stream = (await docker.getEvents({
-        since,
-        filters: { type: ['container'], label: [`${LABEL.managed}=true`], event: ACTIONS },
-      } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void };
+      stream = (await docker.getEvents({ since, filters } as unknown as Parameters<Dockerode['getEvents']>[0])) as NodeJS.ReadableStream & {
+        destroy?: () => void;
+      };
     } catch (err) {
       log.warn({ err: (err as Error).message }, "cannot follow the host's events; trying again");
       again();
@@ -79,10 +109,8 @@ export function watchEvents(
         const line = buffer.slice(0, nl).trim();
         buffer = buffer.slice(nl + 1);
         if (!line) continue;
-        const e = parse(host, line);
-        if (!e) continue;
-        since = Math.floor(e.time);
-        onEvent(e);
+        const time = onLine(line);
+        if (time !== undefined) since = Math.floor(time);
       }
     });
     const current = stream;
@@ -138,6 +166,16 @@ function parse(host: string, line: string): ContainerEvent | undefined {
       exitCode: attrs.exitCode !== undefined ? Number(attrs.exitCode) : undefined,
       ...(attrs[LABEL.job] ? { job: attrs[LABEL.job] } : {}),
     };
+  } catch {
+    return undefined;
+  }
+}
+
+/** An event's time in seconds (with nanoseconds), when its line has one. */
+function timeOf(line: string): number | undefined {
+  try {
+    const raw = JSON.parse(line) as { timeNano?: number; time?: number };
+    return raw.timeNano ? raw.timeNano / 1e9 : raw.time;
   } catch {
     return undefined;
   }
