@@ -336,10 +336,13 @@ describe('a leader killed in the middle of a rollout', () => {
         timeoutMs: 30_000,
       });
       console.log(`failover: the other engine led ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the leader was killed`);
+      // finished: every replica on v2 and the sync recorded (the last old container goes a moment
+      // before the sync's row: a replica's temporary name is given back, then the row written)
       await waitFor(
         async () => {
           const cs = await list();
-          return cs.length === 3 && cs.every((c) => c.Image === IMAGES.webV2 && c.State === 'running');
+          const done = await auditRows(db, `WHERE stack = '${stack}' AND kind = 'sync.succeeded' AND "commitSha" = '${v2}'`);
+          return cs.length === 3 && cs.every((c) => c.Image === IMAGES.webV2 && c.State === 'running') && done.length > 0;
         },
         { what: 'the rollout to be finished by the new leader', timeoutMs: 90_000 },
       );
