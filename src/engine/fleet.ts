@@ -98,8 +98,9 @@ export class Fleet {
    * The hosts' states, and the containers of those that answer, listed now; the others are left
    * alone (berth never acts on a host it cannot see). With `fromEvents`, a host whose events have
    * come through without a break since its last full list has its containers taken as those events
-   * keep them (World.currentContainers) and only its networks and volumes listed: what the list
-   * would answer, without its cost (docs/how-it-works.md, "Reads").
+   * keep them (World.currentContainers), and its networks and volumes as last listed unless one was
+   * made or removed since (World.currentObjects; else they are listed): what the lists would
+   * answer, without their cost (docs/how-it-works.md, "Reads").
    */
   async observe(log: Logger, { fromEvents = false }: { fromEvents?: boolean } = {}): Promise<Observed> {
     const statuses = await this.statuses();
