@@ -63,29 +63,26 @@ export class DriftWatcher {
    * every container.
    */
   watch({ resyncMs, restartGraceMs = 10_000, debounceMs = 250 }: DriftOptions): () => void {
-    // the hosts' networks and volumes: a pass lists them again only where one was made or removed
-    const objects = [...this.#hosts.values()].map((h) =>
-      watchObjects(
-        h.name,
-        h.docker,
-        () => this.#world.objectsChanged(h.name),
-        this.#log.child({ host: h.name }),
-        (up) => this.#world.following(h.name, up, { objects: true }),
-      ),
-    );
-    const stops = [...this.#hosts.values()].map((h) =>
-      watchEvents(
-        h.name,
-        h.docker,
-        (e) => {
-          this.#world.apply(e);
-          h.noteEvent(e.id); // a readiness wait on it looks again now
-          this.#onEvent(e, restartGraceMs, debounceMs);
-        },
-        this.#log.child({ host: h.name }),
-        (up) => this.#world.following(h.name, up),
-      ),
-    );
+    // per host, its containers' events and (a second stream) its networks' and volumes': a pass
+    // lists those again only where one was made or removed
+    const stops = [...this.#hosts.values()].flatMap((h) => {
+      const log = this.#log.child({ host: h.name });
+      const onEvent = (e: ContainerEvent) => {
+        this.#world.apply(e);
+        h.noteEvent(e.id); // a readiness wait on it looks again now
+        this.#onEvent(e, restartGraceMs, debounceMs);
+      };
+      return [
+        watchEvents(h.name, h.docker, onEvent, log, (up) => this.#world.following(h.name, up)),
+        watchObjects(
+          h.name,
+          h.docker,
+          () => this.#world.objectsChanged(h.name),
+          log,
+          (up) => this.#world.following(h.name, up, { objects: true }),
+        ),
+      ];
+    });
     this.#following = true;
     const resync = setInterval(() => {
       for (const repo of this.#repos) {
@@ -96,7 +93,7 @@ export class DriftWatcher {
     resync.unref();
     return () => {
       this.#following = false;
-      [...stops, ...objects].forEach((stop) => stop());
+      stops.forEach((stop) => stop());
       clearInterval(resync);
       for (const t of this.#timers.values()) clearTimeout(t.timer);
       this.#timers.clear();

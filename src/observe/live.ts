@@ -58,9 +58,12 @@ export interface LiveObject {
 
 const managed = { label: [`${LABEL.managed}=true`] };
 
+type Filters = { label: string[] };
+
 /** Lists everything berth manages on one host (three list calls, whatever the number of containers). */
-export function observeHost(host: string, docker: Dockerode, { abortSignal }: { abortSignal?: AbortSignal } = {}): Promise<LiveHost> {
-  return list(host, docker, managed, abortSignal);
+export async function observeHost(host: string, docker: Dockerode, { abortSignal }: { abortSignal?: AbortSignal } = {}): Promise<LiveHost> {
+  const [containers, objects] = await Promise.all([listContainers(host, docker, managed, abortSignal), listObjects(host, docker, managed, abortSignal)]);
+  return { containers, ...objects };
 }
 
 /**
@@ -70,31 +73,30 @@ export function observeHost(host: string, docker: Dockerode, { abortSignal }: { 
  */
 export async function observeStack(host: string, docker: Dockerode, stack: string, { objects }: { objects: boolean }): Promise<StackOnHost> {
   const filters = { label: [...managed.label, `${LABEL.stack}=${stack}`] };
-  if (objects) return list(host, docker, filters);
-  return { host, containers: (await docker.listContainers({ all: true, filters })).map((c) => toLive(host, c)) };
+  const [containers, listed] = await Promise.all([listContainers(host, docker, filters), objects ? listObjects(host, docker, filters) : undefined]);
+  return { containers, ...(listed ?? { host }) };
 }
 
 /** Lists a host's managed networks and volumes only (two calls): its containers are known otherwise. */
-export async function observeObjects(host: string, docker: Dockerode): Promise<Pick<LiveHost, 'host' | 'networks' | 'volumes'>> {
-  const [networks, volumes] = await Promise.all([docker.listNetworks({ filters: managed }), docker.listVolumes({ filters: managed })]);
-  return { host, networks: networks.map((n) => liveObject(n.Name, n.Labels)), volumes: (volumes.Volumes ?? []).map((v) => liveObject(v.Name, v.Labels)) };
+export function observeObjects(host: string, docker: Dockerode): Promise<Pick<LiveHost, 'host' | 'networks' | 'volumes'>> {
+  return listObjects(host, docker, managed);
 }
 
 /** One stack's share of a host as listed: its networks and volumes only when they were listed too. */
 export type StackOnHost = Pick<LiveHost, 'host' | 'containers'> & Partial<Pick<LiveHost, 'networks' | 'volumes'>>;
 
-async function list(host: string, docker: Dockerode, filters: { label: string[] }, abortSignal?: AbortSignal): Promise<LiveHost> {
-  const [containers, networks, volumes] = await Promise.all([
-    docker.listContainers({ all: true, filters, abortSignal }),
-    docker.listNetworks({ filters, abortSignal }),
-    docker.listVolumes({ filters, abortSignal }),
-  ]);
-  return {
-    host,
-    containers: containers.map((c) => toLive(host, c)),
-    networks: networks.map((n) => liveObject(n.Name, n.Labels)),
-    volumes: (volumes.Volumes ?? []).map((v) => liveObject(v.Name, v.Labels)),
-  };
+async function listContainers(host: string, docker: Dockerode, filters: Filters, abortSignal?: AbortSignal): Promise<LiveContainer[]> {
+  return (await docker.listContainers({ all: true, filters, abortSignal })).map((c) => toLive(host, c));
+}
+
+async function listObjects(
+  host: string,
+  docker: Dockerode,
+  filters: Filters,
+  abortSignal?: AbortSignal,
+): Promise<Pick<LiveHost, 'host' | 'networks' | 'volumes'>> {
+  const [networks, volumes] = await Promise.all([docker.listNetworks({ filters, abortSignal }), docker.listVolumes({ filters, abortSignal })]);
+  return { host, networks: networks.map((n) => liveObject(n.Name, n.Labels)), volumes: (volumes.Volumes ?? []).map((v) => liveObject(v.Name, v.Labels)) };
 }
 
 function liveObject(name: string, labels: Record<string, string> | null | undefined): LiveObject {
